@@ -1,0 +1,154 @@
+// Package apperr is the one error type of docstream: a machine code, a message
+// safe to show a client, and per-field details. Every layer returns these; the
+// HTTP and gRPC edges map Code to a status in exactly one place each
+// (HTTPStatus, GRPCCode). Anything that is not an *Error is internal.
+package apperr
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+)
+
+// Code is a machine-readable error class.
+type Code string
+
+const (
+	Invalid            Code = "invalid"             // malformed request (bad JSON, bad id)
+	Validation         Code = "validation"          // well-formed but a field is wrong
+	NotFound           Code = "not_found"           // no such resource
+	Conflict           Code = "conflict"            // state forbids it (illegal transition)
+	PreconditionFailed Code = "precondition_failed" // If-Match did not match
+	TooLarge           Code = "too_large"           // body over the limit
+	RateLimited        Code = "rate_limited"        // too many requests
+	Unauthenticated    Code = "unauthenticated"     // missing or bad credentials
+	Unavailable        Code = "unavailable"         // a dependency is down; retry later
+	Internal           Code = "internal"            // a bug or an unexpected failure
+)
+
+// FieldError names one offending field.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Error is an application error.
+type Error struct {
+	Code    Code
+	Message string
+	Details []FieldError
+	// Err is the underlying cause, logged but never shown to a client.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// E builds an *Error with a formatted message.
+func E(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap builds an *Error that keeps err as its hidden cause.
+func Wrap(code Code, err error, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// Fields builds a validation error from field errors; nil when there are none.
+func Fields(fields ...FieldError) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	msg := fields[0].Field + ": " + fields[0].Message
+	if len(fields) > 1 {
+		msg = fmt.Sprintf("%s (and %d more)", msg, len(fields)-1)
+	}
+	return &Error{Code: Validation, Message: msg, Details: fields}
+}
+
+// As returns err as an *Error, turning anything else into an internal error
+// whose message hides the cause.
+func As(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: Internal, Message: "internal error", Err: err}
+}
+
+// CodeOf returns the Code of err (Internal for foreign errors).
+func CodeOf(err error) Code { return As(err).Code }
+
+// HTTPStatus maps a Code to its HTTP status. This is the only such mapping.
+func HTTPStatus(c Code) int {
+	switch c {
+	case Invalid:
+		return http.StatusBadRequest
+	case Validation:
+		return http.StatusUnprocessableEntity
+	case NotFound:
+		return http.StatusNotFound
+	case Conflict:
+		return http.StatusConflict
+	case PreconditionFailed:
+		return http.StatusPreconditionFailed
+	case TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case RateLimited:
+		return http.StatusTooManyRequests
+	case Unauthenticated:
+		return http.StatusUnauthorized
+	case Unavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// GRPCCode maps a Code to its gRPC status code. This is the only such mapping.
+func GRPCCode(c Code) codes.Code {
+	switch c {
+	case Invalid, Validation:
+		return codes.InvalidArgument
+	case NotFound:
+		return codes.NotFound
+	case Conflict, PreconditionFailed:
+		return codes.FailedPrecondition
+	case TooLarge:
+		return codes.ResourceExhausted
+	case RateLimited:
+		return codes.ResourceExhausted
+	case Unauthenticated:
+		return codes.Unauthenticated
+	case Unavailable:
+		return codes.Unavailable
+	default:
+		return codes.Internal
+	}
+}
+
+// FromGRPC maps a gRPC status code back to a Code (for clients of our gRPC API).
+func FromGRPC(c codes.Code) Code {
+	switch c {
+	case codes.InvalidArgument:
+		return Invalid
+	case codes.NotFound:
+		return NotFound
+	case codes.FailedPrecondition:
+		return Conflict
+	case codes.Unauthenticated:
+		return Unauthenticated
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return Unavailable
+	default:
+		return Internal
+	}
+}

@@ -1,0 +1,113 @@
+// Package httpx holds the HTTP plumbing every docstream service shares: JSON
+// decode/encode with the one error shape, middleware (request ID, metrics,
+// access log, panic recovery), health endpoints and a graceful server runner.
+// It knows nothing about any one service.
+package httpx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/docstream/docstream/internal/apperr"
+)
+
+// Decode reads one JSON value of type T from r's body, at most limit bytes.
+// Unknown fields are refused. Errors are *apperr.Error: Invalid for malformed
+// JSON, Validation (field named) for wrong types or unknown fields, TooLarge
+// over the limit.
+func Decode[T any](w http.ResponseWriter, r *http.Request, limit int64) (T, error) {
+	var v T
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return v, apperr.E(apperr.Invalid, "Content-Type must be application/json, got %q", ct)
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, decodeError(err, limit)
+	}
+	if dec.More() {
+		return v, apperr.E(apperr.Invalid, "malformed JSON: unexpected data after the JSON value")
+	}
+	return v, nil
+}
+
+func decodeError(err error, limit int64) error {
+	var (
+		syntax   *json.SyntaxError
+		typ      *json.UnmarshalTypeError
+		tooLarge *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return apperr.E(apperr.TooLarge, "request body is larger than %d bytes", limit)
+	case errors.Is(err, io.EOF):
+		return apperr.E(apperr.Invalid, "request body is empty; a JSON object is required")
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return apperr.E(apperr.Invalid, "malformed JSON: %v", err)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return apperr.E(apperr.Invalid, "request body must be a JSON object")
+		}
+		return apperr.Fields(apperr.FieldError{Field: field, Message: fmt.Sprintf("must be a %s", jsonType(typ.Type.Kind().String()))})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return apperr.Fields(apperr.FieldError{Field: field, Message: "unknown field"})
+	default:
+		return apperr.E(apperr.Invalid, "malformed JSON: %v", err)
+	}
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "int", "int32", "int64", "uint", "uint32", "uint64", "float32", "float64":
+		return "number"
+	case "slice", "array":
+		return "array"
+	default:
+		return "object"
+	}
+}
+
+// Respond writes v as JSON with the given status.
+func Respond(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if v != nil {
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    apperr.Code         `json:"code"`
+	Message string              `json:"message"`
+	Details []apperr.FieldError `json:"details"`
+}
+
+// RespondErr writes err in the one error shape. Internal errors are logged
+// with their cause and shown to the client only as "internal error".
+func RespondErr(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	e := apperr.As(err)
+	status := apperr.HTTPStatus(e.Code)
+	if status >= 500 {
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
+	}
+	details := e.Details
+	if details == nil {
+		details = []apperr.FieldError{}
+	}
+	Respond(w, status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Details: details}})
+}

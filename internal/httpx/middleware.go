@@ -1,0 +1,173 @@
+package httpx
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/internal/logging"
+)
+
+// RequestIDHeader is passed through from the client (or the gateway) or created.
+const RequestIDHeader = "X-Request-ID"
+
+var (
+	requests = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "docstream_http_requests_total",
+		Help: "HTTP requests handled, by service, method, route and status code.",
+	}, []string{"service", "method", "route", "code"})
+	latency = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "docstream_http_request_duration_seconds",
+		Help:    "HTTP request latency, by service, method and route.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"service", "method", "route"})
+	inflight = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "docstream_http_requests_in_flight",
+		Help: "HTTP requests being served, by service.",
+	}, []string{"service"})
+)
+
+// Wrap applies the middleware every service uses, outermost first: request
+// ID, panic recovery, metrics and access log.
+func Wrap(service string, log *slog.Logger, h http.Handler) http.Handler {
+	g := inflight.WithLabelValues(service)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(RequestIDHeader)
+		if id == "" || len(id) > 128 {
+			id = NewRequestID()
+			r.Header.Set(RequestIDHeader, id)
+		}
+		w.Header().Set(RequestIDHeader, id)
+		r = r.WithContext(logging.WithRequestID(r.Context(), id))
+
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		g.Inc()
+		defer func() {
+			g.Dec()
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.ErrorContext(r.Context(), "panic serving request", "panic", p, "path", r.URL.Path)
+				if !sw.wrote {
+					RespondErr(sw, r, log, apperr.E(apperr.Internal, "internal error"))
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			d := time.Since(start)
+			requests.WithLabelValues(service, r.Method, route, strconv.Itoa(sw.status)).Inc()
+			latency.WithLabelValues(service, r.Method, route).Observe(d.Seconds())
+			if !strings.HasPrefix(r.URL.Path, "/health/") && r.URL.Path != "/metrics" {
+				log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
+					"status", sw.status, "duration_ms", float64(d.Microseconds())/1000)
+			}
+		}()
+		h.ServeHTTP(sw, r)
+	})
+}
+
+// NewRequestID returns a random 16-byte hex ID.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusWriter records the status code. It forwards Flush and Unwrap so that
+// streaming responses and WebSocket hijacking keep working through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// ClientIP returns the address of the client: the left-most X-Forwarded-For
+// entry when the direct peer is one of the trusted proxies, else the peer.
+func ClientIP(r *http.Request, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	xff := r.Header.Get("X-Forwarded-For")
+	if xff == "" || !trustedPeer(peer, trusted) {
+		return peer.String()
+	}
+	first, _, _ := strings.Cut(xff, ",")
+	if a, err := netip.ParseAddr(strings.TrimSpace(first)); err == nil {
+		return a.Unmap().String()
+	}
+	return peer.String()
+}
+
+func trustedPeer(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParsePrefixes parses a comma-separated list of CIDRs or addresses.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") {
+			a, err := netip.ParseAddr(part)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
