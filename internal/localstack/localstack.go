@@ -256,7 +256,8 @@ type Stack struct {
 	stops []func()
 }
 
-func (s *Stack) add(stop func()) {
+// Add registers a stop function.
+func (s *Stack) Add(stop func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stops = append(s.stops, stop)

@@ -1,0 +1,36 @@
+# docstream: `make run` starts the whole system, `make test` runs every test.
+GO      ?= go
+BIN     := bin/docstream
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+.PHONY: run test build bench proto bootstrap lint clean
+
+run: bootstrap build
+	./$(BIN) dev
+
+test: bootstrap
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) test -count=1 -timeout 20m ./...
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/docstream
+
+# Benchmarks need the real servers the test harness starts; see docs/benchmarks.md.
+bench: bootstrap
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 3s -timeout 30m ./...
+
+# Regenerates proto/documentpb from proto/document.proto.
+proto:
+	GOBIN=$(CURDIR)/.tools/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	GOBIN=$(CURDIR)/.tools/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+	command -v protoc >/dev/null || apt-get install -y -qq protobuf-compiler
+	protoc -I proto --go_out=proto/documentpb --go_opt=paths=source_relative \
+		--go-grpc_out=proto/documentpb --go-grpc_opt=paths=source_relative proto/document.proto
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,83 @@
+// Package blob opens object storage buckets through gocloud.dev/blob:
+// file:// (default, a directory per bucket) or s3:// (S3, MinIO, versitygw).
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/s3blob" // registers s3://
+)
+
+// Open opens bucket name under base. For file:///path, the bucket is the
+// directory /path/<name>, created if missing. For s3://?endpoint=…, the host
+// part is replaced by name, and the bucket is created if missing. Query
+// parameters (endpoint, region, use_path_style, …) are gocloud's; credentials
+// come from the usual AWS environment variables.
+func Open(ctx context.Context, base, name string) (*blob.Bucket, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("blob url %q: %w", base, err)
+	}
+	switch u.Scheme {
+	case "file":
+		dir := filepath.Join(filepath.FromSlash(u.Path), name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		// Metadata (content type) goes in sidecar files; no_tmp_dir keeps the
+		// temporary file beside the target, so the final rename is atomic.
+		return fileblob.OpenBucket(dir, &fileblob.Options{NoTempDir: true})
+	case "s3":
+		u.Host = name
+		b, err := blob.OpenBucket(ctx, u.String())
+		if err != nil {
+			return nil, fmt.Errorf("open bucket %s: %w", name, err)
+		}
+		if err := ensureS3Bucket(ctx, b, name); err != nil {
+			b.Close()
+			return nil, err
+		}
+		return b, nil
+	default:
+		return nil, fmt.Errorf("blob url %q: scheme must be file:// or s3://", base)
+	}
+}
+
+func ensureS3Bucket(ctx context.Context, b *blob.Bucket, name string) error {
+	var client *s3.Client
+	if !b.As(&client) {
+		return errors.New("s3 bucket without an s3 client")
+	}
+	_, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name)})
+	if err == nil {
+		return nil
+	}
+	_, err = client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+	var owned *s3types.BucketAlreadyOwnedByYou
+	var exists *s3types.BucketAlreadyExists
+	if err != nil && !errors.As(err, &owned) && !errors.As(err, &exists) {
+		return fmt.Errorf("create bucket %s: %w", name, err)
+	}
+	return nil
+}
+
+// Ping checks that the bucket answers (readiness).
+func Ping(b *blob.Bucket) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ok, err := b.IsAccessible(ctx)
+		if err == nil && !ok {
+			err = errors.New("bucket is not accessible")
+		}
+		return err
+	}
+}

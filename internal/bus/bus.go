@@ -1,0 +1,83 @@
+// Package bus is the one publish/subscribe interface every producer and
+// consumer of change events uses. Backends: NATS JetStream (nats/, default,
+// embedded or external) and Apache Kafka (kafka/). Pick one with Open by URL
+// scheme.
+package bus
+
+import (
+	"context"
+	"time"
+)
+
+// Topics of the system. Change events go to one topic per table, as the
+// reference's Debezium topic routing did.
+const (
+	TopicDocuments  = "cdc.documents"
+	TopicSignatures = "cdc.signatures"
+	// TopicWatermarks carries the WAL position the CDC engine has fully
+	// published (see change.Watermark), including idle periods.
+	TopicWatermarks = "cdc.watermarks"
+)
+
+// Header names set by the CDC engine on every change event.
+const (
+	HeaderLSN = "lsn" // decimal LSN of the change
+	HeaderOp  = "op"  // c, u, d, r
+)
+
+// Message is one event.
+type Message struct {
+	Topic   string
+	Key     []byte
+	Value   []byte
+	Headers map[string]string
+	// Set on delivery: the backend's position of the message in its topic
+	// (JetStream stream sequence; Kafka offset) and when it was stored.
+	Position uint64
+	Time     time.Time
+}
+
+// Handler processes a batch. Returning nil acknowledges every message in it;
+// returning an error leaves them all to be delivered again (at-least-once).
+type Handler func(ctx context.Context, msgs []Message) error
+
+// StartKind says where a broadcast subscription begins.
+type StartKind int
+
+const (
+	StartNew       StartKind = iota // only messages published from now on
+	StartBeginning                  // everything the bus still retains
+	StartPosition                   // from Start.Position (inclusive)
+	StartAfterLSN                   // the first message whose lsn header is > Start.LSN
+)
+
+// Start is the starting point of a broadcast subscription.
+type Start struct {
+	Kind     StartKind
+	Position uint64
+	LSN      uint64
+}
+
+// GroupOptions tune a durable group consumer.
+type GroupOptions struct {
+	MaxBatch int           // most messages handed to the handler at once (default 500)
+	MaxWait  time.Duration // longest a partial batch waits for more (default 200ms)
+}
+
+// Bus is implemented by every backend.
+type Bus interface {
+	// Publish stores msgs durably and returns only when the bus has
+	// acknowledged all of them. Messages with the same key keep their order.
+	Publish(ctx context.Context, msgs ...Message) error
+	// Group consumes topic as a member of the named durable group: each
+	// message goes to one member, at least once, and the group resumes where
+	// it left off. Blocks until ctx is done or a fatal error.
+	Group(ctx context.Context, topic, group string, opts GroupOptions, h Handler) error
+	// Broadcast delivers every message of topic from start to h in order,
+	// for this subscriber alone, keeping no state on the bus. Blocks until
+	// ctx is done or a fatal error.
+	Broadcast(ctx context.Context, topic string, start Start, h Handler) error
+	// Ping checks the connection (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
