@@ -2,17 +2,65 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/docstream/docstream/internal/bus"
+	busnats "github.com/docstream/docstream/internal/bus/nats"
 )
 
-// openBus opens the bus named by cfg.BusURL. (The bus backends are wired in
-// by the CDC/bus work; until then no target that needs the bus can start.)
+// openBus opens the bus named by cfg.BusURL: empty → NATS JetStream embedded
+// in <data-dir>/nats (also listening on --bus-listen), nats:// → an external
+// NATS server or cluster, kafka:// → Apache Kafka.
 func openBus(ctx context.Context, cfg *sharedConfig, log *slog.Logger) (bus.Bus, error) {
-	return nil, errors.New("event bus not available in this build")
+	opts := busnats.Options{MaxAge: cfg.BusMaxAge, Log: log}
+	switch u := cfg.BusURL; {
+	case u == "":
+		eo := busnats.EmbeddedOptions{Dir: filepath.Join(cfg.DataDir, "nats"), Options: opts, NoListen: cfg.BusListen == ""}
+		if !eo.NoListen {
+			host, port, err := net.SplitHostPort(cfg.BusListen)
+			if err != nil {
+				return nil, fmt.Errorf("--bus-listen %q: %w", cfg.BusListen, err)
+			}
+			if eo.Port, err = strconv.Atoi(port); err != nil {
+				return nil, fmt.Errorf("--bus-listen %q: bad port", cfg.BusListen)
+			}
+			if eo.Port == 0 {
+				eo.Port = -1 // any free port
+			}
+			eo.Host = host
+		}
+		b, err := busnats.StartEmbedded(ctx, eo)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("embedded NATS JetStream started", "dir", eo.Dir, "url", b.URL())
+		return b, nil
+	case strings.HasPrefix(u, "nats://") || strings.HasPrefix(u, "tls://"):
+		return busnats.Connect(ctx, u, opts)
+	case strings.HasPrefix(u, "kafka://"):
+		return openKafka(ctx, u, cfg, log)
+	default:
+		return nil, fmt.Errorf("--bus-url %q: want nats://…, kafka://… or empty for the embedded NATS", u)
+	}
 }
 
-// busURL is the URL other processes use to attach to this system's bus.
-func (s *system) busURL() string { return s.cfg.BusURL }
+// busURL is the URL other processes use to attach to this system's bus:
+// the embedded server's loopback address when it runs, else --bus-url.
+func (s *system) busURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if nb, ok := s.bus.(*busnats.Bus); ok && s.cfg.BusURL == "" {
+		return nb.URL()
+	}
+	return s.cfg.BusURL
+}
+
+// openKafka connects to Kafka brokers (kafka://host:port,host:port).
+func openKafka(_ context.Context, _ string, _ *sharedConfig, _ *slog.Logger) (bus.Bus, error) {
+	return nil, fmt.Errorf("kafka bus: not in this build yet")
+}

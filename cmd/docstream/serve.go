@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -60,6 +61,8 @@ type sharedConfig struct {
 	RedisURL          string
 	BlobURL           string
 	BusURL            string
+	BusListen         string        // embedded NATS: loopback address other processes attach to
+	BusMaxAge         time.Duration // retention of the bus's streams/topics
 	SearchURL         string
 	LogLevel          string
 	Dev               bool
@@ -74,6 +77,8 @@ func (c *sharedConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (cache and view analytics); empty: no cache, no analytics")
 	fs.StringVar(&c.BlobURL, "blob-url", "", "object storage: file:///dir or s3://?endpoint=…&use_path_style=true; default: file://<data-dir>/blobs")
 	fs.StringVar(&c.BusURL, "bus-url", "", "event bus: nats://host:port, kafka://host:port,…; default: NATS JetStream embedded in <data-dir>/nats")
+	fs.StringVar(&c.BusListen, "bus-listen", "127.0.0.1:4250", "embedded NATS: address it also listens on so the CLI and other processes can attach (not 4222, to leave a standard NATS alone); empty: in-process only")
+	fs.DurationVar(&c.BusMaxAge, "bus-max-age", 7*24*time.Hour, "how long the bus keeps events (JetStream stream max age)")
 	fs.StringVar(&c.SearchURL, "search-url", "", "search index: http(s):// for Elasticsearch/OpenSearch; default: Bleve in <data-dir>/index")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending schema migrations at start")

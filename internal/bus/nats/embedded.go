@@ -1,0 +1,101 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
+)
+
+// DefaultEmbeddedPort is where the embedded server listens on loopback in
+// dev: not 4222, so it never clashes with a standard NATS server already
+// running on the machine.
+const DefaultEmbeddedPort = 4250
+
+// EmbeddedOptions configure the in-process server.
+type EmbeddedOptions struct {
+	// Dir holds the JetStream file store (required).
+	Dir string
+	// Host and Port are where other processes can attach (default
+	// 127.0.0.1). Port 0 means DefaultEmbeddedPort; -1 picks a free port;
+	// NoListen keeps the server reachable only from this process.
+	Host     string
+	Port     int
+	NoListen bool
+	Options
+}
+
+// StartEmbedded starts a NATS server with JetStream inside this process and
+// returns a Bus connected to it in-process (no TCP on the hot path). Close
+// shuts the server down.
+func StartEmbedded(ctx context.Context, eo EmbeddedOptions) (*Bus, error) {
+	if eo.Dir == "" {
+		return nil, errors.New("nats: embedded server needs a store directory")
+	}
+	if err := os.MkdirAll(eo.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	if eo.Host == "" {
+		eo.Host = "127.0.0.1"
+	}
+	if eo.Port == 0 {
+		eo.Port = DefaultEmbeddedPort
+	}
+	sopts := &server.Options{
+		ServerName: "docstream-embedded",
+		Host:       eo.Host,
+		Port:       eo.Port,
+		DontListen: eo.NoListen,
+		JetStream:  true,
+		StoreDir:   eo.Dir,
+		NoSigs:     true,
+		NoLog:      true,
+		// The embedded store is for one machine's dev data; no other limits.
+		JetStreamMaxStore: -1,
+	}
+	ns, err := server.NewServer(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("nats: embedded server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("nats: embedded server not ready (is %s:%d free?)", eo.Host, eo.Port)
+	}
+	// JetStream recovers its store asynchronously after Start.
+	nc, err := natsgo.Connect("", natsgo.InProcessServer(ns), natsgo.Name("docstream"), natsgo.MaxReconnects(-1))
+	if err != nil {
+		ns.Shutdown()
+		return nil, fmt.Errorf("nats: connect embedded: %w", err)
+	}
+	eo.Options.defaults()
+	var b *Bus
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		b, err = newBus(ctx, nc, eo.Options)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		nc.Close()
+		ns.Shutdown()
+		return nil, err
+	}
+	if !eo.NoListen {
+		if addr, ok := ns.Addr().(*net.TCPAddr); ok {
+			b.url = "nats://" + net.JoinHostPort(eo.Host, strconv.Itoa(addr.Port))
+		}
+	}
+	b.shutdown = func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}
+	return b, nil
+}

@@ -1,0 +1,497 @@
+// Package nats is the NATS JetStream backend of bus.Bus: embedded in-process
+// (StartEmbedded, the dev/all default) or an external server or cluster
+// (Connect with a nats:// URL).
+//
+// Layout on JetStream: one stream per topic family, named after the first
+// token of the topic upper-cased (topics cdc.* live in stream "CDC" with
+// subjects "cdc.>"). A topic is a subject, so per-subject order is the
+// per-topic order. The message key travels in the "key" header (JetStream
+// has no key), and a message carrying an lsn header is published with the
+// JetStream message ID topic|lsn|key, so a change re-published after a CDC
+// crash is dropped by the stream's duplicate window.
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/docstream/docstream/internal/bus"
+)
+
+// HeaderKey carries bus.Message.Key.
+const HeaderKey = "key"
+
+// Options tune the streams this client creates. The zero value is usable.
+type Options struct {
+	// MaxAge is how long a stream keeps messages (default 7 days). Applied
+	// when this client creates or updates the stream of a topic family.
+	MaxAge time.Duration
+	// Duplicates is the JetStream dedup window (default 2 minutes): a
+	// re-published change with the same topic, LSN and key inside it is
+	// dropped.
+	Duplicates time.Duration
+	// Replicas of each stream (default 1; use 3 on a cluster).
+	Replicas int
+	Log      *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.MaxAge <= 0 {
+		o.MaxAge = 7 * 24 * time.Hour
+	}
+	if o.Duplicates <= 0 {
+		o.Duplicates = 2 * time.Minute
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Bus is a bus.Bus on JetStream.
+type Bus struct {
+	nc   *natsgo.Conn
+	js   jetstream.JetStream
+	opts Options
+	url  string
+
+	mu      sync.Mutex
+	streams map[string]jetstream.Stream // by family
+
+	// shutdown stops what Close must stop besides the connection (the
+	// embedded server).
+	shutdown func()
+}
+
+var _ bus.Bus = (*Bus)(nil)
+
+// Connect attaches to an external NATS server or cluster (nats://host:port,
+// comma-separated for several seeds).
+func Connect(ctx context.Context, url string, opts Options) (*Bus, error) {
+	opts.defaults()
+	nc, err := natsgo.Connect(url,
+		natsgo.Name("docstream"),
+		natsgo.MaxReconnects(-1),
+		natsgo.RetryOnFailedConnect(false),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("nats: connect %s: %w", url, err)
+	}
+	b, err := newBus(ctx, nc, opts)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	b.url = url
+	return b, nil
+}
+
+func newBus(ctx context.Context, nc *natsgo.Conn, opts Options) (*Bus, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, fmt.Errorf("nats: jetstream: %w", err)
+	}
+	b := &Bus{nc: nc, js: js, opts: opts, streams: map[string]jetstream.Stream{}}
+	// Fail now, not on first publish, when JetStream is off on the server.
+	if _, err := js.AccountInfo(ctx); err != nil {
+		return nil, fmt.Errorf("nats: jetstream not available: %w", err)
+	}
+	return b, nil
+}
+
+// URL is the nats:// URL other processes can use to reach the same server
+// ("" for an embedded server that does not listen).
+func (b *Bus) URL() string { return b.url }
+
+// family is the stream name and subject wildcard of topic's family.
+func family(topic string) (name, subjects string, err error) {
+	first, _, _ := strings.Cut(topic, ".")
+	if first == "" || strings.ContainsAny(topic, " *>") {
+		return "", "", fmt.Errorf("nats: invalid topic %q", topic)
+	}
+	return strings.ToUpper(first), first + ".>", nil
+}
+
+// stream returns (creating or updating once per process) the stream holding topic.
+func (b *Bus) stream(ctx context.Context, topic string) (jetstream.Stream, error) {
+	name, subjects, err := family(topic)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s, ok := b.streams[name]; ok {
+		return s, nil
+	}
+	s, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        name,
+		Subjects:    []string{subjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      b.opts.MaxAge,
+		Duplicates:  b.opts.Duplicates,
+		Replicas:    b.opts.Replicas,
+		AllowDirect: true, // cheap GetMsg for StartAfterLSN's search
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats: stream %s: %w", name, err)
+	}
+	b.streams[name] = s
+	return s, nil
+}
+
+// MsgID is the JetStream message ID of m: topic|lsn|key when m carries an
+// lsn header (a CDC change), else "" (no dedup).
+func MsgID(m bus.Message) string {
+	lsn := m.Headers[bus.HeaderLSN]
+	if lsn == "" {
+		return ""
+	}
+	return m.Topic + "|" + lsn + "|" + string(m.Key)
+}
+
+// Publish sends msgs pipelined on one connection (so per-topic order is
+// kept) and returns once JetStream has stored every one of them. A duplicate
+// (already stored inside the dedup window) counts as stored.
+func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, m := range msgs {
+		if _, err := b.stream(ctx, m.Topic); err != nil {
+			return err
+		}
+		nm := natsgo.NewMsg(m.Topic)
+		nm.Data = m.Value
+		for k, v := range m.Headers {
+			nm.Header.Set(k, v)
+		}
+		if len(m.Key) > 0 {
+			nm.Header.Set(HeaderKey, string(m.Key))
+		}
+		var popts []jetstream.PublishOpt
+		if id := MsgID(m); id != "" {
+			popts = append(popts, jetstream.WithMsgID(id))
+		}
+		f, err := b.js.PublishMsgAsync(nm, popts...)
+		if err != nil {
+			return fmt.Errorf("nats: publish %s: %w", m.Topic, err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("nats: publish %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// consumerName makes a durable name from group and topic (names may not
+// hold dots): one durable per (group, topic).
+func consumerName(group, topic string) string {
+	r := strings.NewReplacer(".", "_", "*", "_", ">", "_", " ", "_")
+	return r.Replace(group + "__" + topic)
+}
+
+// Group consumes topic with the durable pull consumer named after group
+// and topic, explicit ack. A new group starts at the oldest retained
+// message. Handler success acks the batch; an error naks it with a delay
+// so it comes back. Returns nil once ctx is done.
+func (b *Bus) Group(ctx context.Context, topic, group string, opts bus.GroupOptions, h bus.Handler) error {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 500
+	}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = 200 * time.Millisecond
+	}
+	s, err := b.stream(ctx, topic)
+	if err != nil {
+		return err
+	}
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       consumerName(group, topic),
+		FilterSubject: topic,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       time.Minute,
+		// Enough in flight for a full batch plus the client's prefetch.
+		MaxAckPending: 4 * opts.MaxBatch,
+	})
+	if err != nil {
+		return fmt.Errorf("nats: consumer %s: %w", group, err)
+	}
+	return b.consume(ctx, cons, opts.MaxBatch, opts.MaxWait, bus.Start{}, func(ctx context.Context, batch []jetstream.Msg, msgs []bus.Message) {
+		if err := h(ctx, msgs); err != nil {
+			if ctx.Err() == nil {
+				b.opts.Log.Warn("bus handler failed; batch will be redelivered", "topic", topic, "group", group, "err", err)
+			}
+			for _, m := range batch {
+				_ = m.NakWithDelay(time.Second)
+			}
+			return
+		}
+		for _, m := range batch {
+			_ = m.Ack()
+		}
+	})
+}
+
+// Broadcast reads topic with an ordered (ephemeral, unacked) consumer from
+// start. A handler error retries the same batch after a pause, so the
+// subscriber still sees every message in order. Returns nil once ctx is done.
+func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bus.Handler) error {
+	s, err := b.stream(ctx, topic)
+	if err != nil {
+		return err
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{topic}}
+	switch start.Kind {
+	case bus.StartNew:
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	case bus.StartBeginning:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	case bus.StartPosition:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = max(start.Position, 1)
+	case bus.StartAfterLSN:
+		seq, err := b.seekLSN(ctx, s, topic, start.LSN)
+		if err != nil {
+			return err
+		}
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = seq
+	default:
+		return fmt.Errorf("nats: unknown start kind %d", start.Kind)
+	}
+	cons, err := s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("nats: ordered consumer on %s: %w", topic, err)
+	}
+	return b.consume(ctx, cons, 500, 0, start, func(ctx context.Context, _ []jetstream.Msg, msgs []bus.Message) {
+		for ctx.Err() == nil {
+			err := h(ctx, msgs)
+			if err == nil {
+				return
+			}
+			b.opts.Log.Warn("bus broadcast handler failed; retrying batch", "topic", topic, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	})
+}
+
+// seekLSN returns the stream sequence to start from to get the first
+// message of topic whose lsn header is greater than lsn. The CDC engine
+// publishes in LSN order, so along the stream the LSN of "the next message
+// on topic at or after sequence s" never decreases as s grows: a binary
+// search over sequences finds the point in O(log n) direct gets. (Messages
+// re-published after a crash outside the dedup window can break the order
+// locally; consume skips anything at or below lsn for that reason.)
+func (b *Bus) seekLSN(ctx context.Context, s jetstream.Stream, topic string, lsn uint64) (uint64, error) {
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("nats: stream info: %w", err)
+	}
+	lo, hi := info.State.FirstSeq, info.State.LastSeq+1
+	if info.State.Msgs == 0 {
+		return hi, nil
+	}
+	// Invariant: every sequence < lo leads to an LSN <= lsn; hi leads to > lsn (or the end).
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		m, err := s.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(topic))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			hi = mid // nothing on topic from mid on
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("nats: seek lsn: %w", err)
+		}
+		got, _ := strconv.ParseUint(m.Header.Get(bus.HeaderLSN), 10, 64)
+		if got > lsn {
+			hi = mid
+		} else {
+			lo = m.Sequence + 1
+		}
+	}
+	return lo, nil
+}
+
+// consume pulls from cons and hands batches to deliver: it waits for a
+// first message, then gathers more for up to maxWait (0: only what is
+// already buffered) until maxBatch.
+func (b *Bus) consume(ctx context.Context, cons jetstream.Consumer, maxBatch int, maxWait time.Duration, start bus.Start,
+	deliver func(ctx context.Context, raw []jetstream.Msg, msgs []bus.Message)) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * maxBatch))
+	if err != nil {
+		return fmt.Errorf("nats: consume: %w", err)
+	}
+	// Messages' Next blocks without a context: Stop unblocks it.
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+
+	// A reader goroutine feeds a channel so the batching below can wait with
+	// a timer; it is owned by this function and ends when it.Stop is called.
+	ch := make(chan jetstream.Msg, maxBatch)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(ch)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					errc <- err
+				}
+				return
+			}
+			select {
+			case ch <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+	defer it.Stop()
+
+	for {
+		var raw []jetstream.Msg
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-ch:
+			if !ok {
+				select {
+				case err := <-errc:
+					if ctx.Err() == nil {
+						return fmt.Errorf("nats: consume: %w", err)
+					}
+				default:
+				}
+				return nil
+			}
+			raw = append(raw, m)
+		}
+		var timer <-chan time.Time
+		var t *time.Timer
+		if maxWait > 0 {
+			t = time.NewTimer(maxWait)
+			timer = t.C
+		}
+	gather:
+		for len(raw) < maxBatch {
+			select {
+			case m, ok := <-ch:
+				if !ok {
+					break gather
+				}
+				raw = append(raw, m)
+				continue
+			default:
+			}
+			if timer == nil {
+				break
+			}
+			select {
+			case m, ok := <-ch:
+				if !ok {
+					break gather
+				}
+				raw = append(raw, m)
+			case <-timer:
+				break gather
+			case <-ctx.Done():
+				break gather
+			}
+		}
+		if t != nil {
+			t.Stop()
+		}
+		msgs := make([]bus.Message, 0, len(raw))
+		keep := raw[:0:0]
+		for _, m := range raw {
+			bm := toMessage(m)
+			if start.Kind == bus.StartAfterLSN {
+				if lsn, err := strconv.ParseUint(bm.Headers[bus.HeaderLSN], 10, 64); err == nil && lsn <= start.LSN {
+					_ = m.Ack()
+					continue
+				}
+			}
+			msgs = append(msgs, bm)
+			keep = append(keep, m)
+		}
+		if len(msgs) > 0 {
+			deliver(ctx, keep, msgs)
+		}
+	}
+}
+
+func toMessage(m jetstream.Msg) bus.Message {
+	bm := bus.Message{Topic: m.Subject(), Value: m.Data(), Headers: map[string]string{}}
+	for k, v := range m.Headers() {
+		if len(v) == 0 {
+			continue
+		}
+		if k == HeaderKey {
+			bm.Key = []byte(v[0])
+			continue
+		}
+		if strings.HasPrefix(k, "Nats-") {
+			continue
+		}
+		bm.Headers[k] = v[0]
+	}
+	if md, err := m.Metadata(); err == nil {
+		bm.Position = md.Sequence.Stream
+		bm.Time = md.Timestamp
+	}
+	return bm
+}
+
+// Ping checks the connection and JetStream with a round trip.
+func (b *Bus) Ping(ctx context.Context) error {
+	if !b.nc.IsConnected() {
+		return errors.New("nats: not connected")
+	}
+	if _, err := b.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	return nil
+}
+
+// Close flushes and closes the connection and stops an embedded server.
+func (b *Bus) Close() error {
+	err := b.nc.Drain()
+	// Drain is asynchronous; Close after it returns, for a clean shutdown.
+	for i := 0; i < 100 && !b.nc.IsClosed(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.nc.Close()
+	if b.shutdown != nil {
+		b.shutdown()
+	}
+	if errors.Is(err, natsgo.ErrConnectionClosed) {
+		err = nil
+	}
+	return err
+}
