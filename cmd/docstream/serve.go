@@ -139,6 +139,10 @@ func (s *system) Redis() (*redis.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis url: %w", err)
 	}
+	// The cache is optional: fail fast and serve from PostgreSQL rather than
+	// hold requests on a slow or dead Redis.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond
+	opts.MaxRetries = 1
 	s.redis = redis.NewClient(opts)
 	s.closers = append(s.closers, s.redis.Close)
 	return s.redis, nil

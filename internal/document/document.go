@@ -1,0 +1,215 @@
+// Package document is the document service: documents stored in PostgreSQL
+// with their content in object storage, a Redis cache and view analytics,
+// served over REST (port 8005) and gRPC (port 50051).
+package document
+
+import (
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/docstream/docstream/internal/apperr"
+)
+
+// Status is a document's lifecycle state.
+type Status string
+
+const (
+	StatusCreated   Status = "created"
+	StatusSent      Status = "sent"
+	StatusViewed    Status = "viewed"
+	StatusPending   Status = "pending"
+	StatusApproved  Status = "approved"
+	StatusSigned    Status = "signed"
+	StatusCompleted Status = "completed"
+	StatusCancelled Status = "cancelled"
+	StatusArchived  Status = "archived"
+)
+
+// transitions is the state machine: the statuses each status may move to.
+// Setting the current status again is always allowed and changes nothing
+// (so retried updates are idempotent). cancelled and archived are terminal;
+// nothing returns to created; once signed, only completion or archiving.
+var transitions = map[Status][]Status{
+	StatusCreated:   {StatusSent, StatusViewed, StatusPending, StatusApproved, StatusSigned, StatusCancelled, StatusArchived},
+	StatusSent:      {StatusViewed, StatusPending, StatusApproved, StatusSigned, StatusCancelled, StatusArchived},
+	StatusViewed:    {StatusSent, StatusPending, StatusApproved, StatusSigned, StatusCancelled, StatusArchived},
+	StatusPending:   {StatusSent, StatusViewed, StatusApproved, StatusSigned, StatusCancelled, StatusArchived},
+	StatusApproved:  {StatusSigned, StatusCancelled, StatusArchived},
+	StatusSigned:    {StatusCompleted, StatusArchived},
+	StatusCompleted: {StatusArchived},
+	StatusCancelled: nil,
+	StatusArchived:  nil,
+}
+
+// ParseStatus validates s.
+func ParseStatus(s string) (Status, bool) {
+	_, ok := transitions[Status(s)]
+	return Status(s), ok
+}
+
+// Statuses lists every status, for error messages.
+func Statuses() string {
+	return "created, sent, viewed, pending, approved, signed, completed, cancelled, archived"
+}
+
+// CanTransition reports whether from → to is legal (from == to is).
+func CanTransition(from, to Status) bool {
+	if from == to {
+		return true
+	}
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Terminal reports whether no status change is possible from s.
+func (s Status) Terminal() bool { return len(transitions[s]) == 0 }
+
+func transitionError(from, to Status) error {
+	return apperr.E(apperr.Conflict, "illegal status transition from %s to %s", from, to)
+}
+
+// Document is a document's metadata, as the API returns it.
+type Document struct {
+	ID            string `json:"id"`
+	Title         string `json:"title"`
+	ContentType   string `json:"content_type"`
+	ContentSize   int64  `json:"content_size"`
+	S3Key         string `json:"s3_key"`
+	Status        Status `json:"status"`
+	CreatedBy     string `json:"created_by"`
+	CreatedAt     Time   `json:"created_at"`
+	UpdatedAt     Time   `json:"updated_at"`
+	Version       int32  `json:"version"`
+	ContentSHA256 string `json:"content_sha256"`
+}
+
+// Time renders as ISO-8601 UTC with microseconds, like the CDC events.
+type Time struct{ time.Time }
+
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+func (t Time) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + t.UTC().Format(timeLayout) + `"`), nil
+}
+
+func (t *Time) UnmarshalJSON(b []byte) error {
+	v, err := time.Parse(`"`+time.RFC3339Nano+`"`, string(b))
+	t.Time = v
+	return err
+}
+
+func (t Time) String() string { return t.UTC().Format(timeLayout) }
+
+// Limits.
+const (
+	MaxTitle       = 255
+	MaxEmail       = 255
+	MaxContentType = 100
+	MaxJSONContent = 10 << 20 // content inline in a JSON create
+)
+
+// CreateInput is what a new document is made from. Content is streamed.
+type CreateInput struct {
+	Title       string
+	ContentType string // empty: detected
+	CreatedBy   string
+}
+
+// Validate checks the fields, naming every offending one.
+func (in CreateInput) Validate() error {
+	var errs []apperr.FieldError
+	errs = appendTitle(errs, in.Title, true)
+	if msg := checkEmail(in.CreatedBy); msg != "" {
+		errs = append(errs, apperr.FieldError{Field: "created_by", Message: msg})
+	}
+	if len(in.ContentType) > MaxContentType {
+		errs = append(errs, apperr.FieldError{Field: "content_type", Message: fmt.Sprintf("must be at most %d characters", MaxContentType)})
+	} else if in.ContentType != "" && !strings.Contains(in.ContentType, "/") {
+		errs = append(errs, apperr.FieldError{Field: "content_type", Message: "must be a media type such as text/plain"})
+	}
+	return apperr.Fields(errs...)
+}
+
+func appendTitle(errs []apperr.FieldError, title string, required bool) []apperr.FieldError {
+	n := utf8.RuneCountInString(title)
+	switch {
+	case strings.TrimSpace(title) == "" && required:
+		return append(errs, apperr.FieldError{Field: "title", Message: "is required"})
+	case strings.TrimSpace(title) == "":
+		return append(errs, apperr.FieldError{Field: "title", Message: "must not be blank"})
+	case n > MaxTitle:
+		return append(errs, apperr.FieldError{Field: "title", Message: fmt.Sprintf("must be at most %d characters, got %d", MaxTitle, n)})
+	case !utf8.ValidString(title) || strings.ContainsRune(title, 0):
+		return append(errs, apperr.FieldError{Field: "title", Message: "must be valid text"})
+	}
+	return errs
+}
+
+func checkEmail(s string) string {
+	switch {
+	case s == "":
+		return "is required"
+	case len(s) > MaxEmail:
+		return fmt.Sprintf("must be at most %d characters", MaxEmail)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || !strings.Contains(s[strings.IndexByte(s, '@'):], ".") {
+		return "must be a valid email address"
+	}
+	return ""
+}
+
+// UpdateInput is a partial update; nil fields are left alone.
+type UpdateInput struct {
+	Title   *string
+	Status  *string
+	IfMatch *int32 // expected current version (If-Match)
+}
+
+// Validate checks the fields.
+func (in UpdateInput) Validate() error {
+	var errs []apperr.FieldError
+	if in.Title == nil && in.Status == nil {
+		return apperr.Fields(apperr.FieldError{Field: "title", Message: "nothing to update: give title and/or status"})
+	}
+	if in.Title != nil {
+		errs = appendTitle(errs, *in.Title, false)
+	}
+	if in.Status != nil {
+		if _, ok := ParseStatus(*in.Status); !ok {
+			errs = append(errs, apperr.FieldError{Field: "status", Message: "must be one of " + Statuses()})
+		}
+	}
+	return apperr.Fields(errs...)
+}
+
+// ParseID checks that s is a UUID; anything else is a client error (400).
+func ParseID(s string) (string, error) {
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		return "", apperr.E(apperr.Invalid, "document id %q is not a UUID", s)
+	}
+	return id.String(), nil
+}
+
+// Stats are a document's view analytics.
+type Stats struct {
+	DocumentID  string `json:"document_id"`
+	TotalViews  int64  `json:"total_views"`
+	UniqueViews int64  `json:"unique_views"`
+}
+
+// ContentKey is the object key of a document's content in bucket "documents".
+func ContentKey(id string) string { return id + "/content" }
+
+// Bucket is where document content lives.
+const Bucket = "documents"

@@ -1,0 +1,102 @@
+package document
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/docstream/docstream/internal/apperr"
+	pb "github.com/docstream/docstream/proto/documentpb"
+)
+
+// GRPCServer is document.DocumentService on port 50051, wire-compatible
+// with the reference proto.
+type GRPCServer struct {
+	pb.UnimplementedDocumentServiceServer
+	docs *Service
+	log  *slog.Logger
+}
+
+// NewGRPCServer returns a grpc.Server with DocumentService, the standard
+// health service and server reflection registered.
+func NewGRPCServer(docs *Service, log *slog.Logger) (*grpc.Server, *health.Server) {
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(errorInterceptor(log)))
+	pb.RegisterDocumentServiceServer(srv, &GRPCServer{docs: docs, log: log})
+	hs := health.NewServer()
+	hs.SetServingStatus(pb.DocumentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+	return srv, hs
+}
+
+// errorInterceptor maps *apperr.Error to a gRPC status in one place and
+// logs internal failures with their cause.
+func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		e := apperr.As(err)
+		if e.Code == apperr.Internal {
+			log.ErrorContext(ctx, "grpc call failed", "method", info.FullMethod, "err", err)
+		}
+		return nil, status.Error(apperr.GRPCCode(e.Code), e.Message)
+	}
+}
+
+func (g *GRPCServer) UpdateDocumentStatus(ctx context.Context, req *pb.UpdateDocumentStatusRequest) (*pb.DocumentResponse, error) {
+	id, err := ParseID(req.GetDocumentId())
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ParseStatus(req.GetStatus()); !ok {
+		return nil, apperr.E(apperr.Invalid, "status %q is not one of %s", req.GetStatus(), Statuses())
+	}
+	d, err := g.docs.SetStatus(ctx, id, req.GetStatus())
+	if err != nil {
+		return nil, err
+	}
+	return toProto(d), nil
+}
+
+func (g *GRPCServer) GetDocument(ctx context.Context, req *pb.GetDocumentRequest) (*pb.DocumentResponse, error) {
+	id, err := ParseID(req.GetDocumentId())
+	if err != nil {
+		return nil, err
+	}
+	d, err := g.docs.Lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return toProto(d), nil
+}
+
+// DocumentExists answers exists=false for an unknown id (not an error).
+func (g *GRPCServer) DocumentExists(ctx context.Context, req *pb.DocumentExistsRequest) (*pb.DocumentExistsResponse, error) {
+	id, err := ParseID(req.GetDocumentId())
+	if err != nil {
+		return nil, err
+	}
+	d, err := g.docs.Lookup(ctx, id)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return &pb.DocumentExistsResponse{Exists: false}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pb.DocumentExistsResponse{Exists: true, Status: string(d.Status)}, nil
+}
+
+func toProto(d *Document) *pb.DocumentResponse {
+	return &pb.DocumentResponse{
+		Id: d.ID, Title: d.Title, Status: string(d.Status), CreatedBy: d.CreatedBy,
+		ContentType: d.ContentType, ContentSize: d.ContentSize, S3Key: d.S3Key,
+		CreatedAt: d.CreatedAt.String(), UpdatedAt: d.UpdatedAt.String(), Version: d.Version,
+	}
+}

@@ -1,0 +1,370 @@
+package document
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/internal/httpx"
+)
+
+// HTTPConfig tunes the REST API.
+type HTTPConfig struct {
+	MaxUpload      int64          // largest multipart upload, bytes
+	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For is believed
+}
+
+// Server is the REST API on port 8005.
+type Server struct {
+	docs *Service
+	cfg  HTTPConfig
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// NewServer builds the handler with every route, health and metrics.
+func NewServer(docs *Service, cfg HTTPConfig, log *slog.Logger) http.Handler {
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = 100 << 20
+	}
+	s := &Server{docs: docs, cfg: cfg, log: log, mux: http.NewServeMux()}
+	s.routes()
+	return httpx.Wrap("document", log, s.mux)
+}
+
+func (s *Server) routes() {
+	db, cache, blobs := s.docs.Ready()
+	httpx.Routes(s.mux,
+		httpx.Check{Name: "postgres", Critical: true, Probe: db},
+		httpx.Check{Name: "blob", Critical: true, Probe: blobs},
+		httpx.Check{Name: "redis", Critical: false, Probe: cache},
+	)
+	s.mux.Handle("POST /documents", s.handleCreate())
+	s.mux.Handle("GET /documents", s.handleList())
+	s.mux.Handle("GET /documents/{id}", s.handleGet())
+	s.mux.Handle("PATCH /documents/{id}", s.handleUpdate())
+	s.mux.Handle("DELETE /documents/{id}", s.handleDelete())
+	s.mux.Handle("GET /documents/{id}/content", s.handleContent())
+	s.mux.Handle("GET /documents/{id}/stats", s.handleStats())
+}
+
+func (s *Server) respondErr(w http.ResponseWriter, r *http.Request, err error) {
+	httpx.RespondErr(w, r, s.log, err)
+}
+
+// createRequest is the reference's JSON body.
+type createRequest struct {
+	Title       *string `json:"title"`
+	Content     *string `json:"content"`
+	ContentType *string `json:"content_type"`
+	CreatedBy   *string `json:"created_by"`
+}
+
+// maxCreateBody leaves room for JSON escaping of MaxJSONContent bytes.
+const maxCreateBody = 2*MaxJSONContent + 64<<10
+
+func (s *Server) handleCreate() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		var (
+			doc *Created
+			err error
+		)
+		if mt == "multipart/form-data" {
+			doc, err = s.createMultipart(w, r)
+		} else {
+			doc, err = s.createJSON(w, r)
+		}
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		w.Header().Set("Location", "/documents/"+doc.ID)
+		setVersionHeaders(w, doc)
+		httpx.Respond(w, http.StatusCreated, doc.Document)
+	})
+}
+
+func (s *Server) createJSON(w http.ResponseWriter, r *http.Request) (*Created, error) {
+	req, err := httpx.Decode[createRequest](w, r, maxCreateBody)
+	if err != nil {
+		return nil, err
+	}
+	in := CreateInput{Title: deref(req.Title), CreatedBy: deref(req.CreatedBy), ContentType: normalizeContentType(deref(req.ContentType))}
+	var fields []apperr.FieldError
+	if req.Content == nil {
+		fields = append(fields, apperr.FieldError{Field: "content", Message: "is required"})
+	} else if len(*req.Content) > MaxJSONContent {
+		return nil, apperr.E(apperr.TooLarge, "content is %d bytes; at most %d bytes may be sent inline (upload larger files as multipart/form-data)", len(*req.Content), MaxJSONContent)
+	}
+	if err := in.Validate(); err != nil {
+		fields = append(apperr.As(err).Details, fields...)
+	}
+	if err := apperr.Fields(fields...); err != nil {
+		return nil, err
+	}
+	if in.ContentType == "" {
+		in.ContentType = "text/plain" // the reference's default for inline content
+	}
+	return s.docs.Create(r.Context(), in, strings.NewReader(*req.Content), MaxJSONContent)
+}
+
+// createMultipart streams the "file" part straight to object storage, never
+// holding the whole file in memory. Form fields may come before or after the
+// file: the row is inserted, and the fields validated, once the form ends;
+// if that fails the stored content is removed again.
+func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request) (*Created, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload+1<<20)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, apperr.E(apperr.Invalid, "malformed multipart body: %v", err)
+	}
+	var in CreateInput
+	var up *Upload
+	discard := func() {
+		if up != nil {
+			s.docs.Discard(r.Context(), up)
+		}
+	}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			discard()
+			return nil, multipartError(err, s.cfg.MaxUpload)
+		}
+		switch name := part.FormName(); name {
+		case "title", "created_by", "content_type":
+			v, err := io.ReadAll(io.LimitReader(part, 4<<10))
+			if err != nil {
+				discard()
+				return nil, multipartError(err, s.cfg.MaxUpload)
+			}
+			set(&in, name, string(v))
+		case "file":
+			if up != nil {
+				discard()
+				return nil, apperr.Fields(apperr.FieldError{Field: "file", Message: "only one file may be uploaded"})
+			}
+			ct := in.ContentType
+			if pct := part.Header.Get("Content-Type"); ct == "" && pct != "" && pct != "application/octet-stream" {
+				ct = normalizeContentType(pct)
+			}
+			if up, err = s.docs.Upload(r.Context(), ct, part, s.cfg.MaxUpload); err != nil {
+				return nil, multipartError(err, s.cfg.MaxUpload)
+			}
+		default:
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				discard()
+				return nil, multipartError(err, s.cfg.MaxUpload)
+			}
+		}
+	}
+	if up == nil {
+		in.ContentType = "" // checked against the upload only
+		fields := []apperr.FieldError{{Field: "file", Message: "is required"}}
+		if err := in.Validate(); err != nil {
+			fields = append(apperr.As(err).Details, fields...)
+		}
+		return nil, apperr.Fields(fields...)
+	}
+	in.ContentType = up.ContentType
+	return s.docs.Commit(r.Context(), up, in)
+}
+
+func set(in *CreateInput, field, v string) {
+	switch field {
+	case "title":
+		in.Title = v
+	case "created_by":
+		in.CreatedBy = v
+	case "content_type":
+		in.ContentType = normalizeContentType(v)
+	}
+}
+
+func multipartError(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	var ae *apperr.Error
+	switch {
+	case errors.As(err, &ae):
+		return err
+	case errors.As(err, &mbe):
+		return apperr.E(apperr.TooLarge, "upload is larger than %d bytes", limit)
+	default:
+		return apperr.Wrap(apperr.Invalid, err, "malformed multipart body: %v", err)
+	}
+}
+
+func (s *Server) handleList() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		skip, err1 := intParam(r, "skip", 0, 0, 1<<31-1)
+		limit, err2 := intParam(r, "limit", 100, 1, 100)
+		if err := apperr.Fields(append(err1, err2...)...); err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		docs, err := s.docs.List(r.Context(), skip, limit)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, docs)
+	})
+}
+
+func (s *Server) handleGet() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := ParseID(r.PathValue("id"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		d, err := s.docs.Get(r.Context(), id, httpx.ClientIP(r, s.cfg.TrustedProxies))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		w.Header().Set("ETag", etag(d.Version))
+		httpx.Respond(w, http.StatusOK, d)
+	})
+}
+
+type updateRequest struct {
+	Title  *string `json:"title"`
+	Status *string `json:"status"`
+}
+
+func (s *Server) handleUpdate() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := ParseID(r.PathValue("id"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		req, err := httpx.Decode[updateRequest](w, r, 64<<10)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		in := UpdateInput{Title: req.Title, Status: req.Status}
+		if m := r.Header.Get("If-Match"); m != "" {
+			v, err := parseETag(m)
+			if err != nil {
+				s.respondErr(w, r, err)
+				return
+			}
+			in.IfMatch = &v
+		}
+		d, err := s.docs.Update(r.Context(), id, in)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		setVersionHeaders(w, d)
+		httpx.Respond(w, http.StatusOK, d.Document)
+	})
+}
+
+func (s *Server) handleDelete() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := ParseID(r.PathValue("id"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		if err := s.docs.Delete(r.Context(), id); err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+func (s *Server) handleContent() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := ParseID(r.PathValue("id"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		d, body, err := s.docs.Content(r.Context(), id)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		defer body.Close()
+		w.Header().Set("Content-Type", d.ContentType)
+		if d.ContentSHA256 != "" {
+			w.Header().Set("ETag", `"`+d.ContentSHA256+`"`)
+		}
+		// ServeContent handles Range, If-Range, If-None-Match and Content-Length.
+		http.ServeContent(w, r, "", d.UpdatedAt.Time, body)
+	})
+}
+
+func (s *Server) handleStats() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := ParseID(r.PathValue("id"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		st, err := s.docs.Stats(r.Context(), id)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, st)
+	})
+}
+
+// CommitLSNHeader carries the WAL position after a write's commit; search
+// accepts it as min_lsn for read-your-writes.
+const CommitLSNHeader = "X-Commit-LSN"
+
+func setVersionHeaders(w http.ResponseWriter, d *Created) {
+	w.Header().Set("ETag", etag(d.Version))
+	if d.LSN != 0 {
+		w.Header().Set(CommitLSNHeader, strconv.FormatUint(d.LSN, 10))
+	}
+}
+
+func etag(v int32) string { return fmt.Sprintf(`"%d"`, v) }
+
+func parseETag(s string) (int32, error) {
+	s = strings.TrimPrefix(strings.TrimSpace(s), "W/")
+	v, err := strconv.ParseInt(strings.Trim(s, `"`), 10, 32)
+	if err != nil {
+		return 0, apperr.E(apperr.Invalid, "If-Match must be a document version ETag such as \"3\", got %q", s)
+	}
+	return int32(v), nil
+}
+
+func intParam(r *http.Request, name string, def, min, max int) (int, []apperr.FieldError) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < min || v > max {
+		return 0, []apperr.FieldError{{Field: name, Message: fmt.Sprintf("must be an integer from %d to %d", min, max)}}
+	}
+	return v, nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

@@ -1,0 +1,179 @@
+package document
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/docstream/docstream/internal/apperr"
+)
+
+// Store is the PostgreSQL side of documents: queries and nothing else.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// NewStore returns a store over pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+const columns = `id, title, coalesce(content_type, ''), coalesce(content_size, 0), coalesce(s3_key, ''), status,
+	created_by, created_at, updated_at, coalesce(version, 1), coalesce(content_sha256, '')`
+
+func scan(row pgx.Row) (*Document, error) {
+	var d Document
+	err := row.Scan(&d.ID, &d.Title, &d.ContentType, &d.ContentSize, &d.S3Key, &d.Status,
+		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Insert stores a new row in one statement (one transaction, one CDC event)
+// and returns it with the WAL insert position after its commit.
+func (s *Store) Insert(ctx context.Context, d *Document) (*Document, uint64, error) {
+	row := s.pool.QueryRow(ctx, `INSERT INTO documents.documents
+		(id, title, content_type, content_size, s3_key, status, created_by, content_sha256)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+columns,
+		d.ID, d.Title, d.ContentType, d.ContentSize, d.S3Key, d.Status, d.CreatedBy, d.ContentSHA256)
+	out, err := scan(row)
+	if err != nil {
+		return nil, 0, dbError(err, "insert document")
+	}
+	return out, s.walPosition(ctx), nil
+}
+
+// walPosition returns the current WAL insert LSN: after our commit returned,
+// it is at or beyond our commit record, so "applied up to it" implies our
+// change is applied. 0 if it cannot be read (read-your-writes then just
+// does not wait).
+func (s *Store) walPosition(ctx context.Context) uint64 {
+	var lsn string
+	if err := s.pool.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
+		return 0
+	}
+	return parseLSN(lsn)
+}
+
+// parseLSN turns "16/B374D848" into its 64-bit value.
+func parseLSN(s string) uint64 {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0
+	}
+	var h, l uint64
+	if _, err := fmt.Sscanf(hi+" "+lo, "%x %x", &h, &l); err != nil {
+		return 0
+	}
+	return h<<32 | l
+}
+
+// Get returns the row or a not_found error.
+func (s *Store) Get(ctx context.Context, id string) (*Document, error) {
+	d, err := scan(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM documents.documents WHERE id = $1`, id))
+	if err != nil {
+		return nil, dbError(err, "document "+id)
+	}
+	return d, nil
+}
+
+// List returns a page, newest first.
+func (s *Store) List(ctx context.Context, skip, limit int) ([]*Document, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM documents.documents
+		ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT $2`, skip, limit)
+	if err != nil {
+		return nil, dbError(err, "list documents")
+	}
+	defer rows.Close()
+	out := []*Document{}
+	for rows.Next() {
+		d, err := scan(rows)
+		if err != nil {
+			return nil, dbError(err, "list documents")
+		}
+		out = append(out, d)
+	}
+	return out, dbError(rows.Err(), "list documents")
+}
+
+// Update applies in under a row lock: checks If-Match and the transition,
+// bumps the version, and returns the new row. A change that changes nothing
+// returns the row as it is, without a new version (and without a CDC event).
+func (s *Store) Update(ctx context.Context, id string, in UpdateInput) (doc *Document, lsn uint64, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err := scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM documents.documents WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return dbError(err, "document "+id)
+		}
+		if in.IfMatch != nil && *in.IfMatch != cur.Version {
+			return apperr.E(apperr.PreconditionFailed, "document %s is at version %d, not %d", id, cur.Version, *in.IfMatch)
+		}
+		title, status := cur.Title, cur.Status
+		if in.Title != nil {
+			title = *in.Title
+		}
+		if in.Status != nil {
+			status = Status(*in.Status)
+			if !CanTransition(cur.Status, status) {
+				return transitionError(cur.Status, status)
+			}
+		}
+		if title == cur.Title && status == cur.Status {
+			doc = cur
+			return nil
+		}
+		doc, err = scan(tx.QueryRow(ctx, `UPDATE documents.documents
+			SET title = $2, status = $3, version = coalesce(version, 1) + 1
+			WHERE id = $1 RETURNING `+columns, id, title, status))
+		return dbError(err, "update document "+id)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return doc, s.walPosition(ctx), nil
+}
+
+// Delete removes the row (signatures cascade) and returns what it was.
+func (s *Store) Delete(ctx context.Context, id string) (*Document, error) {
+	d, err := scan(s.pool.QueryRow(ctx, `DELETE FROM documents.documents WHERE id = $1 RETURNING `+columns, id))
+	if err != nil {
+		return nil, dbError(err, "document "+id)
+	}
+	return d, nil
+}
+
+// Ping checks the database (readiness).
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// dbError maps driver errors to application errors; what is not a known
+// client mistake stays internal (and is logged by the edge).
+func dbError(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return apperr.E(apperr.NotFound, "%s not found", what)
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch pg.Code {
+		case "23505":
+			return apperr.Wrap(apperr.Conflict, err, "%s already exists", what)
+		case "23514", "22001":
+			return apperr.Wrap(apperr.Validation, err, "%s: %s", what, pg.Message)
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return apperr.Wrap(apperr.Unavailable, err, "%s: timed out", what)
+	}
+	return apperr.Wrap(apperr.Internal, err, "internal error")
+}
