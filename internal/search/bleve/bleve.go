@@ -1,0 +1,432 @@
+// Package bleve is the embedded search backend: a Bleve (scorch) index in a
+// local directory, used by default (`<data-dir>/index`).
+//
+// Bleve has no document versions, so this package keeps them itself, in the
+// index's internal key/value store (Batch.SetInternal), written in the same
+// atomic batch as the documents: key "v\x00<id>" holds the LSN of the last
+// applied operation for that id, an upsert's or a delete's. A delete leaves
+// its version behind as a tombstone, so a late upsert for a deleted document
+// (a redelivery from before the delete) is refused. Tombstones are never
+// collected: 8 bytes plus the id per deleted document is a price worth paying
+// for an index that provably equals the table after any replay.
+//
+// Bleve allows one opener per directory: open the index once per process and
+// share it between the indexer and the search service.
+package bleve
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/standard"
+	"github.com/blevesearch/bleve/v2/analysis/lang/en"
+	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
+	"github.com/blevesearch/bleve/v2/analysis/tokenizer/single"
+	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/search/query"
+
+	"github.com/docstream/docstream/internal/search"
+)
+
+// Field names in the index. title_prefix and created_by_text are derived:
+// a lower-cased whole title for prefix suggestions, and created_by analysed
+// as text for the multi-field match (created_by itself is an exact keyword).
+const (
+	fID            = "id"
+	fTitle         = "title"
+	fTitlePrefix   = "title_prefix"
+	fContent       = "content"
+	fContentType   = "content_type"
+	fContentSize   = "content_size"
+	fS3Key         = "s3_key"
+	fStatus        = "status"
+	fCreatedBy     = "created_by"
+	fCreatedByText = "created_by_text"
+	fCreatedAt     = "created_at"
+	fUpdatedAt     = "updated_at"
+	fVersion       = "version"
+
+	lowerKeyword = "lower_keyword"
+)
+
+// storedFields are returned with every hit.
+var storedFields = []string{fID, fTitle, fContentType, fContentSize, fS3Key, fStatus, fCreatedBy, fCreatedAt, fUpdatedAt, fVersion}
+
+var (
+	appliedLSNKey = []byte("applied_lsn")
+	versionPrefix = "v\x00"
+)
+
+// Index is a search.Index over a Bleve index.
+type Index struct {
+	idx bleve.Index
+	// mu serialises Apply and SetAppliedLSN: the version check and the
+	// write must not interleave with another writer's.
+	mu sync.Mutex
+}
+
+var _ search.Index = (*Index)(nil)
+
+// Open opens the index in dir, creating it (and dir) if missing.
+func Open(dir string) (*Index, error) {
+	idx, err := bleve.Open(dir)
+	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		// bleve.New wants to create the directory itself.
+		if err := os.Remove(dir); err != nil {
+			return nil, err
+		}
+		idx, err = bleve.New(dir, newMapping())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open bleve index %s: %w", dir, err)
+	}
+	return &Index{idx: idx}, nil
+}
+
+// OpenMem opens an index held in memory only (tests, benchmarks).
+func OpenMem() (*Index, error) {
+	idx, err := bleve.NewMemOnly(newMapping())
+	if err != nil {
+		return nil, err
+	}
+	return &Index{idx: idx}, nil
+}
+
+func newMapping() mapping.IndexMapping {
+	m := bleve.NewIndexMapping()
+	if err := m.AddCustomAnalyzer(lowerKeyword, map[string]any{
+		"type":          custom.Name,
+		"tokenizer":     single.Name,
+		"token_filters": []string{lowercase.Name},
+	}); err != nil {
+		// The definition is a constant; failing here is a programming error.
+		panic(err)
+	}
+
+	text := func(analyzer string, store bool) *mapping.FieldMapping {
+		f := bleve.NewTextFieldMapping()
+		f.Analyzer = analyzer
+		f.Store = store
+		f.IncludeTermVectors = store // highlights need stored text + vectors
+		f.IncludeInAll = false
+		return f
+	}
+	kw := func(store bool) *mapping.FieldMapping {
+		f := bleve.NewKeywordFieldMapping()
+		f.Analyzer = keyword.Name
+		f.Store = store
+		f.IncludeTermVectors = false
+		f.IncludeInAll = false
+		return f
+	}
+	num := func() *mapping.FieldMapping {
+		f := bleve.NewNumericFieldMapping()
+		f.IncludeInAll = false
+		return f
+	}
+	date := func() *mapping.FieldMapping {
+		f := bleve.NewDateTimeFieldMapping()
+		f.IncludeInAll = false
+		return f
+	}
+	stored := func() *mapping.FieldMapping {
+		f := bleve.NewTextFieldMapping()
+		f.Index = false
+		f.Store = true
+		f.IncludeInAll = false
+		f.IncludeTermVectors = false
+		return f
+	}
+
+	doc := bleve.NewDocumentStaticMapping()
+	doc.AddFieldMappingsAt(fID, kw(true))
+	doc.AddFieldMappingsAt(fTitle, text(en.AnalyzerName, true))
+	doc.AddFieldMappingsAt(fTitlePrefix, text(lowerKeyword, false))
+	doc.AddFieldMappingsAt(fContent, text(en.AnalyzerName, true))
+	doc.AddFieldMappingsAt(fContentType, kw(true))
+	doc.AddFieldMappingsAt(fContentSize, num())
+	doc.AddFieldMappingsAt(fS3Key, stored())
+	doc.AddFieldMappingsAt(fStatus, kw(true))
+	doc.AddFieldMappingsAt(fCreatedBy, kw(true))
+	doc.AddFieldMappingsAt(fCreatedByText, text(standard.Name, false))
+	doc.AddFieldMappingsAt(fCreatedAt, date())
+	doc.AddFieldMappingsAt(fUpdatedAt, date())
+	doc.AddFieldMappingsAt(fVersion, num())
+	m.DefaultMapping = doc
+	m.DefaultAnalyzer = standard.Name
+	m.StoreDynamic = false
+	m.IndexDynamic = false
+	return m
+}
+
+func toFields(d search.Document) map[string]any {
+	f := map[string]any{
+		fID:            d.ID,
+		fTitle:         d.Title,
+		fTitlePrefix:   d.Title,
+		fContentType:   d.ContentType,
+		fContentSize:   float64(d.ContentSize),
+		fS3Key:         d.S3Key,
+		fStatus:        d.Status,
+		fCreatedBy:     d.CreatedBy,
+		fCreatedByText: d.CreatedBy,
+		fVersion:       float64(d.Version),
+	}
+	if d.Content != "" {
+		f[fContent] = d.Content
+	}
+	if d.CreatedAt != nil {
+		f[fCreatedAt] = d.CreatedAt.UTC()
+	}
+	if d.UpdatedAt != nil {
+		f[fUpdatedAt] = d.UpdatedAt.UTC()
+	}
+	return f
+}
+
+func versionKey(id string) []byte { return []byte(versionPrefix + id) }
+
+func decodeUint(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func encodeUint(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, v)
+}
+
+// Apply implements search.Index. The batch is persisted (scorch's default,
+// safe batches wait for the segment to reach disk) before Apply returns.
+func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, error) {
+	var res search.BulkResult
+	if len(ops) == 0 {
+		return res, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+
+	b := x.idx.NewBatch()
+	held := make(map[string]uint64, len(ops)) // versions written earlier in this batch
+	for _, op := range ops {
+		cur, ok := held[op.ID]
+		if !ok {
+			v, err := x.idx.GetInternal(versionKey(op.ID))
+			if err != nil {
+				return res, fmt.Errorf("read version of %s: %w", op.ID, err)
+			}
+			cur = decodeUint(v)
+		}
+		if op.Version <= cur {
+			res.Stale++
+			continue
+		}
+		if op.Delete {
+			b.Delete(op.ID)
+		} else if err := b.Index(op.ID, toFields(op.Doc)); err != nil {
+			return res, fmt.Errorf("index %s: %w", op.ID, err)
+		}
+		b.SetInternal(versionKey(op.ID), encodeUint(op.Version))
+		held[op.ID] = op.Version
+		res.Applied++
+	}
+	if res.Applied == 0 {
+		return res, nil
+	}
+	if err := x.idx.Batch(b); err != nil {
+		return search.BulkResult{}, fmt.Errorf("bleve batch: %w", err)
+	}
+	return res, nil
+}
+
+// SetAppliedLSN implements search.Index.
+func (x *Index) SetAppliedLSN(ctx context.Context, lsn uint64) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	cur, err := x.idx.GetInternal(appliedLSNKey)
+	if err != nil {
+		return err
+	}
+	if lsn <= decodeUint(cur) {
+		return nil
+	}
+	return x.idx.SetInternal(appliedLSNKey, encodeUint(lsn))
+}
+
+// AppliedLSN implements search.Index.
+func (x *Index) AppliedLSN(ctx context.Context) (uint64, error) {
+	v, err := x.idx.GetInternal(appliedLSNKey)
+	return decodeUint(v), err
+}
+
+// textQuery is the multi-field match: title (boost 2), created_by and
+// content, each fuzzy with Elasticsearch's AUTO edit distance.
+func textQuery(text string) query.Query {
+	match := func(field string, boost float64) query.Query {
+		q := bleve.NewMatchQuery(text)
+		q.SetField(field)
+		q.SetAutoFuzziness(true)
+		q.SetBoost(boost)
+		return q
+	}
+	return bleve.NewDisjunctionQuery(
+		match(fTitle, 2),
+		match(fCreatedByText, 1),
+		match(fContent, 1),
+	)
+}
+
+func term(field, value string) query.Query {
+	q := bleve.NewTermQuery(value)
+	q.SetField(field)
+	return q
+}
+
+// Search implements search.Index.
+func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
+	must := []query.Query{textQuery(q.Text)}
+	if q.Status != "" {
+		must = append(must, term(fStatus, q.Status))
+	}
+	if q.CreatedBy != "" {
+		must = append(must, term(fCreatedBy, q.CreatedBy))
+	}
+	req := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(must...), q.Size, q.From, false)
+	req.Fields = storedFields
+	req.SortBy([]string{"-_score", "-" + fCreatedAt})
+	req.Highlight = bleve.NewHighlight()
+	req.Highlight.AddField(fTitle)
+	req.Highlight.AddField(fContent)
+	res, err := x.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return search.Result{}, fmt.Errorf("bleve search: %w", err)
+	}
+	out := search.Result{Total: int64(res.Total), Hits: make([]search.Hit, 0, len(res.Hits))}
+	for _, h := range res.Hits {
+		hl := map[string][]string{}
+		for f, frags := range h.Fragments {
+			hl[f] = frags
+		}
+		out.Hits = append(out.Hits, search.Hit{Document: fromFields(h.ID, h.Fields), Score: h.Score, Highlights: hl})
+	}
+	return out, nil
+}
+
+func fromFields(id string, f map[string]any) search.Document {
+	str := func(k string) string { s, _ := f[k].(string); return s }
+	num := func(k string) float64 { n, _ := f[k].(float64); return n }
+	date := func(k string) *time.Time {
+		s, ok := f[k].(string)
+		if !ok {
+			return nil
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil
+		}
+		t = t.UTC()
+		return &t
+	}
+	return search.Document{
+		ID:          id,
+		Title:       str(fTitle),
+		ContentType: str(fContentType),
+		ContentSize: int64(num(fContentSize)),
+		S3Key:       str(fS3Key),
+		Status:      str(fStatus),
+		CreatedBy:   str(fCreatedBy),
+		CreatedAt:   date(fCreatedAt),
+		UpdatedAt:   date(fUpdatedAt),
+		Version:     int32(num(fVersion)),
+	}
+}
+
+// Suggest implements search.Index: a prefix query on the lower-cased whole
+// title; titles are de-duplicated case-insensitively and sorted.
+func (x *Index) Suggest(ctx context.Context, prefix string, size int) ([]string, error) {
+	q := bleve.NewPrefixQuery(strings.ToLower(prefix))
+	q.SetField(fTitlePrefix)
+	// Fetch extra hits so duplicates of a popular title do not crowd out
+	// the others.
+	req := bleve.NewSearchRequestOptions(q, min(size*5, 500), 0, false)
+	req.Fields = []string{fTitle}
+	req.SortBy([]string{fTitlePrefix})
+	res, err := x.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("bleve suggest: %w", err)
+	}
+	seen := map[string]bool{}
+	out := []string{}
+	for _, h := range res.Hits {
+		t, _ := h.Fields[fTitle].(string)
+		if t == "" || seen[strings.ToLower(t)] {
+			continue
+		}
+		seen[strings.ToLower(t)] = true
+		out = append(out, t)
+		if len(out) == size {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Terms implements search.Index.
+func (x *Index) Terms(ctx context.Context, field, text string, size int) ([]search.Bucket, error) {
+	var q query.Query = bleve.NewMatchAllQuery()
+	if text != "" {
+		q = textQuery(text)
+	}
+	req := bleve.NewSearchRequestOptions(q, 0, 0, false)
+	req.AddFacet(field, bleve.NewFacetRequest(field, size))
+	res, err := x.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("bleve terms: %w", err)
+	}
+	out := []search.Bucket{}
+	if fr, ok := res.Facets[field]; ok && fr.Terms != nil {
+		for _, t := range fr.Terms.Terms() {
+			out = append(out, search.Bucket{Key: t.Term, Count: int64(t.Count)})
+		}
+	}
+	// Count descending, then key, like Elasticsearch's terms aggregation.
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out, nil
+}
+
+// Count implements search.Index.
+func (x *Index) Count(ctx context.Context) (int64, error) {
+	n, err := x.idx.DocCount()
+	return int64(n), err
+}
+
+// Ping implements search.Index: the index answers a count.
+func (x *Index) Ping(ctx context.Context) error {
+	_, err := x.idx.DocCount()
+	return err
+}
+
+// Close implements search.Index.
+func (x *Index) Close() error { return x.idx.Close() }

@@ -1,0 +1,115 @@
+// Package search is the full-text search of docstream: the Index interface
+// both backends implement (bleve/ embedded, elastic/ for Elasticsearch 8 and
+// OpenSearch), the query parameters and their validation, and the HTTP
+// service on port 8003 (http.go).
+//
+// Versioning contract shared by every backend: each write carries an
+// external version, the LSN of the change event it comes from. A backend
+// applies an operation only when its version is strictly greater than the
+// version it already holds for that document id — including the version of
+// a delete (a tombstone) — so redelivered, repeated or out-of-order events
+// never move a document backwards, and replaying the whole stream converges
+// to the table.
+package search
+
+import (
+	"context"
+	"time"
+)
+
+// Document is what the index holds for one documents.documents row: the
+// reference's fields plus the text content read from object storage.
+type Document struct {
+	ID          string     `json:"id"`
+	Title       string     `json:"title"`
+	ContentType string     `json:"content_type"`
+	ContentSize int64      `json:"content_size"`
+	S3Key       string     `json:"s3_key"`
+	Status      string     `json:"status"`
+	CreatedBy   string     `json:"created_by"`
+	CreatedAt   *time.Time `json:"created_at"`
+	UpdatedAt   *time.Time `json:"updated_at"`
+	Version     int32      `json:"version"`
+	// Content is indexed (and kept for highlights) but never returned in
+	// search results: it may be up to the indexer's cap (1 MiB by default).
+	Content string `json:"-"`
+}
+
+// Op is one bulk operation: an upsert of Doc, or a delete of ID when Delete
+// is set. Version is the external version (the change's LSN).
+type Op struct {
+	ID      string
+	Version uint64
+	Delete  bool
+	Doc     Document
+}
+
+// BulkResult reports what Apply did. Stale operations (version not newer
+// than the one held) are skipped on purpose and are not errors.
+type BulkResult struct {
+	Applied int
+	Stale   int
+}
+
+// Query is a validated search request.
+type Query struct {
+	Text      string
+	Status    string // exact filter; empty: any
+	CreatedBy string // exact filter; empty: any
+	From      int
+	Size      int
+}
+
+// Hit is one matching document.
+type Hit struct {
+	Document
+	Score      float64
+	Highlights map[string][]string
+}
+
+// Result is one page of hits.
+type Result struct {
+	Total int64
+	Hits  []Hit
+}
+
+// Bucket is one value of a terms aggregation.
+type Bucket struct {
+	Key   string `json:"key"`
+	Count int64  `json:"count"`
+}
+
+// AggregationFields are the fields a terms aggregation may group by.
+var AggregationFields = []string{"status", "content_type", "created_by"}
+
+// Index is implemented by every backend. All methods are safe for
+// concurrent use.
+type Index interface {
+	// Apply writes ops in order, as one durable batch: when it returns nil,
+	// every applied operation survives a crash and is visible to Search.
+	// Operations whose version is not newer than the one held for their id
+	// (a document or a delete tombstone) are skipped and counted as stale.
+	Apply(ctx context.Context, ops []Op) (BulkResult, error)
+	// Search runs a multi-field match (title boosted ×2, created_by,
+	// content; fuzzy) with exact filters, highlights for title and content,
+	// sorted by score then created_at descending.
+	Search(ctx context.Context, q Query) (Result, error)
+	// Suggest returns up to size distinct titles starting with prefix,
+	// case-insensitively.
+	Suggest(ctx context.Context, prefix string, size int) ([]string, error)
+	// Terms counts documents per value of field (one of AggregationFields),
+	// among the documents matching text (all documents when text is empty).
+	Terms(ctx context.Context, field, text string, size int) ([]Bucket, error)
+	// SetAppliedLSN records that every change up to lsn is applied and
+	// searchable. The value never decreases, whatever the call order, so
+	// several writers may call it. It is stored in the index itself, which
+	// is how a search service in another process learns it.
+	SetAppliedLSN(ctx context.Context, lsn uint64) error
+	// AppliedLSN returns the value recorded by SetAppliedLSN (0 if none).
+	AppliedLSN(ctx context.Context) (uint64, error)
+	// Count returns the number of live documents (for tests and metrics).
+	Count(ctx context.Context) (int64, error)
+	// Ping checks the backend (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
