@@ -1,0 +1,142 @@
+package signature
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+
+	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/internal/httpx"
+)
+
+// List paging limits.
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+// Server is the signature service's HTTP API.
+type Server struct {
+	svc     *Service
+	log     *slog.Logger
+	trusted []netip.Prefix // proxies whose X-Forwarded-For is believed
+	checks  []httpx.Check
+}
+
+// NewServer returns the HTTP API over svc. X-Forwarded-For is trusted only
+// from peers in trusted (the gateway); checks feed /health/ready.
+func NewServer(svc *Service, log *slog.Logger, trusted []netip.Prefix, checks ...httpx.Check) *Server {
+	return &Server{svc: svc, log: log, trusted: trusted, checks: checks}
+}
+
+// Handler returns the API with the shared middleware.
+func (s *Server) Handler() http.Handler {
+	return httpx.Wrap("signature", s.log, s.routes())
+}
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("POST /signatures", s.handleCreate())
+	mux.Handle("GET /signatures", s.handleList())
+	mux.Handle("GET /signatures/{id}", s.handleGet())
+	mux.Handle("GET /documents/{id}/signatures", s.handleListByDocument())
+	httpx.Routes(mux, s.checks...)
+	return mux
+}
+
+func (s *Server) handleCreate() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := httpx.Decode[CreateRequest](w, r, maxBody)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		in, err := req.Validate()
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		if in.IPAddress == "" {
+			in.IPAddress = httpx.ClientIP(r, s.trusted)
+		}
+		sig, err := s.svc.Create(r.Context(), in)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusCreated, sig)
+	})
+}
+
+func (s *Server) handleList() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		skip, limit, err := paging(r)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		sigs, err := s.svc.List(r.Context(), skip, limit)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, sigs)
+	})
+}
+
+func (s *Server) handleGet() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := ParseID("signature", r.PathValue("id"))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		sig, err := s.svc.Get(r.Context(), id)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, sig)
+	})
+}
+
+func (s *Server) handleListByDocument() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := ParseID("document", r.PathValue("id"))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		sigs, err := s.svc.ListByDocument(r.Context(), id)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, sigs)
+	})
+}
+
+// paging reads skip (≥ 0, default 0) and limit (1–1000, default 100).
+func paging(r *http.Request) (skip, limit int, err error) {
+	var errs []apperr.FieldError
+	num := func(name string, def, lo, hi int) int {
+		v := r.URL.Query().Get(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			msg := fmt.Sprintf("must be an integer from %d to %d", lo, hi)
+			if hi == int(^uint(0)>>1) {
+				msg = fmt.Sprintf("must be an integer ≥ %d", lo)
+			}
+			errs = append(errs, apperr.FieldError{Field: name, Message: msg})
+		}
+		return n
+	}
+	skip = num("skip", 0, 0, int(^uint(0)>>1))
+	limit = num("limit", defaultLimit, 1, maxLimit)
+	return skip, limit, apperr.Fields(errs...)
+}

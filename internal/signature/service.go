@@ -1,0 +1,296 @@
+package signature
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/sethvargo/go-retry"
+	gcblob "gocloud.dev/blob"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/proto/documentpb"
+)
+
+var statusUpdates = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "docstream_signature_status_updates_total",
+	Help: "Attempts to set a signed document's status over gRPC, by where they ran (inline, reconciler) and result (applied, retry, failed).",
+}, []string{"path", "result"})
+
+// Blobs is the object storage the service writes signature data to
+// (a *gocloud.dev/blob.Bucket).
+type Blobs interface {
+	WriteAll(ctx context.Context, key string, p []byte, opts *gcblob.WriterOptions) error
+	Delete(ctx context.Context, key string) error
+}
+
+// Options tune how the service talks to the document service.
+type Options struct {
+	// CallTimeout is the deadline of one gRPC call.
+	CallTimeout time.Duration
+	// Retries is how many times a failed call made while serving a request
+	// is retried, with exponential backoff from RetryBackoff.
+	Retries      uint64
+	RetryBackoff time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 2 * time.Second
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = 50 * time.Millisecond
+	}
+}
+
+// Service holds the signature use cases. Its fields are the only things it
+// talks to.
+type Service struct {
+	store *Store
+	docs  documentpb.DocumentServiceClient // the document service, over gRPC
+	blobs Blobs                            // bucket "signatures"
+	opts  Options
+	log   *slog.Logger
+}
+
+// NewService returns the service.
+func NewService(store *Store, docs documentpb.DocumentServiceClient, blobs Blobs, opts Options, log *slog.Logger) *Service {
+	opts.defaults()
+	return &Service{store: store, docs: docs, blobs: blobs, opts: opts, log: log}
+}
+
+// Dial returns a gRPC client connection to the document service at addr.
+// Connecting is lazy. Reconnection backoff is capped at a second, so that
+// once the document service is back the next call or reconciler poll finds
+// it, instead of waiting out gRPC's default backoff of up to two minutes.
+func Dial(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}))
+}
+
+// Create records a signature: it checks the document may be signed, stores
+// signature_data as an object, writes the row together with its pending
+// status update, then asks the document service to set the document to
+// signed. If the document service cannot be reached the signature is still
+// created and reported with DocumentStatusUpdate "pending"; the Reconciler
+// applies it later. in.IPAddress must be filled in by the caller.
+func (s *Service) Create(ctx context.Context, in CreateInput) (*Signature, error) {
+	docReachable, err := s.checkDocument(ctx, in.DocumentID)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, apperr.Wrap(apperr.Internal, err, "internal error")
+	}
+	row := newRow{ID: id.String(), DocumentID: in.DocumentID, SignerEmail: in.SignerEmail, SignerName: in.SignerName}
+	if in.IPAddress != "" {
+		row.IPAddress = &in.IPAddress
+	}
+	if in.SignatureData != nil {
+		obj := decodeSignatureData(*in.SignatureData)
+		key, size := row.ID, int64(len(obj.body))
+		// The object is written before the row: a row never points at a
+		// missing object, and an object whose row failed is deleted below.
+		if err := s.blobs.WriteAll(ctx, key, obj.body, &gcblob.WriterOptions{ContentType: obj.contentType}); err != nil {
+			return nil, apperr.Wrap(apperr.Unavailable, err, "object storage unavailable: could not store signature_data")
+		}
+		row.SignatureData, row.Key, row.ContentType, row.Size = in.SignatureData, &key, &obj.contentType, &size
+	}
+
+	// While we try the update ourselves the outbox row is not due, so the
+	// reconciler does not race us; if the document service is known to be
+	// down, it is due at once.
+	firstAttempt := time.Duration(0)
+	if docReachable {
+		firstAttempt = s.inlineBudget() + 5*time.Second
+	}
+	sig, err := s.store.Insert(ctx, row, firstAttempt)
+	if err != nil {
+		if row.Key != nil {
+			if derr := s.blobs.Delete(context.WithoutCancel(ctx), *row.Key); derr != nil {
+				s.log.WarnContext(ctx, "delete orphaned signature object", "key", *row.Key, "err", derr)
+			}
+		}
+		return nil, err
+	}
+	if !docReachable {
+		statusUpdates.WithLabelValues("inline", "retry").Inc()
+		return sig, nil
+	}
+	// The update outlives a client that hangs up: it is bounded by the retry
+	// budget, not by the request.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.inlineBudget())
+	defer cancel()
+	sig.DocumentStatusUpdate, sig.DocumentStatusError = s.apply(uctx, "inline",
+		pendingUpdate{SignatureID: sig.ID, DocumentID: sig.DocumentID, Status: string(document.StatusSigned)},
+		s.backoff(), time.Second)
+	return sig, nil
+}
+
+// checkDocument asks the document service whether the document exists and
+// may be signed: NotFound naming the id, Conflict if its status forbids
+// signing. When the document service cannot be reached it answers from the
+// shared database instead and reports reachable=false.
+func (s *Service) checkDocument(ctx context.Context, id string) (reachable bool, err error) {
+	resp, err := retry.DoValue(ctx, s.backoff(), func(ctx context.Context) (*documentpb.DocumentExistsResponse, error) {
+		cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+		defer cancel()
+		resp, err := s.docs.DocumentExists(cctx, &documentpb.DocumentExistsRequest{DocumentId: id})
+		if transient(err) {
+			return nil, retry.RetryableError(err)
+		}
+		return resp, err
+	})
+	var docStatus string
+	switch {
+	case err == nil:
+		if !resp.GetExists() {
+			return true, apperr.E(apperr.NotFound, "document %s not found", id)
+		}
+		docStatus, reachable = resp.GetStatus(), true
+	case transient(err):
+		s.log.WarnContext(ctx, "document service unreachable; checking the document in the database", "document_id", id, "err", err)
+		st, found, derr := s.store.DocumentStatus(ctx, id)
+		if derr != nil {
+			return false, derr
+		}
+		if !found {
+			return false, apperr.E(apperr.NotFound, "document %s not found", id)
+		}
+		docStatus = st
+	default:
+		return false, grpcError(err, "check document")
+	}
+	if !signable(docStatus) {
+		return reachable, apperr.E(apperr.Conflict, "document %s is %s and cannot be signed", id, docStatus)
+	}
+	return reachable, nil
+}
+
+// apply sends one status update to the document service, retrying transient
+// failures with b, and records the outcome in the outbox: deleted when
+// applied, due again after retryAfter when the service is unreachable,
+// parked as failed when it refuses. It returns the resulting state.
+func (s *Service) apply(ctx context.Context, path string, u pendingUpdate, b retry.Backoff, retryAfter time.Duration) (UpdateState, string) {
+	err := retry.Do(ctx, b, func(ctx context.Context) error {
+		cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+		defer cancel()
+		_, err := s.docs.UpdateDocumentStatus(cctx, &documentpb.UpdateDocumentStatusRequest{DocumentId: u.DocumentID, Status: u.Status})
+		if transient(err) {
+			return retry.RetryableError(err)
+		}
+		return err
+	})
+	// The outbox is written with a context of its own: an update the
+	// document service applied must be recorded even if ctx just ended.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	log := s.log.With("signature_id", u.SignatureID, "document_id", u.DocumentID, "path", path)
+	switch {
+	case err == nil:
+		statusUpdates.WithLabelValues(path, "applied").Inc()
+		if derr := s.store.Applied(dctx, u.SignatureID); derr != nil {
+			// Harmless: the row is applied again later, and the update is idempotent.
+			log.WarnContext(ctx, "status update applied but not recorded", "err", derr)
+		}
+		return UpdateApplied, ""
+	case transient(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		statusUpdates.WithLabelValues(path, "retry").Inc()
+		log.WarnContext(ctx, "document service unreachable; status update stays pending", "attempts", u.Attempts, "err", err)
+		if derr := s.store.Retry(dctx, u.SignatureID, retryAfter, err.Error()); derr != nil {
+			log.WarnContext(ctx, "reschedule status update", "err", derr)
+		}
+		return UpdatePending, ""
+	default:
+		statusUpdates.WithLabelValues(path, "failed").Inc()
+		reason := status.Convert(err).Message()
+		log.ErrorContext(ctx, "document service refused the status update", "err", err)
+		if derr := s.store.Failed(dctx, u.SignatureID, reason); derr != nil {
+			log.WarnContext(ctx, "mark status update failed", "err", derr)
+		}
+		return UpdateFailed, reason
+	}
+}
+
+func (s *Service) backoff() retry.Backoff {
+	return retry.WithMaxRetries(s.opts.Retries, retry.WithJitterPercent(20, retry.NewExponential(s.opts.RetryBackoff)))
+}
+
+// inlineBudget bounds how long a request spends on one gRPC call with its
+// retries: every attempt's deadline plus the backoff between them.
+func (s *Service) inlineBudget() time.Duration {
+	d := time.Duration(s.opts.Retries+1) * s.opts.CallTimeout
+	for i := uint64(0); i < s.opts.Retries; i++ {
+		d += s.opts.RetryBackoff << i * 12 / 10
+	}
+	return d
+}
+
+// transient reports whether a gRPC error may go away on retry (the document
+// service is down, overloaded, restarting or slow). Refusals (NotFound,
+// FailedPrecondition, InvalidArgument, …) are not.
+func transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted,
+		codes.Internal, codes.Unknown, codes.Canceled:
+		return true
+	}
+	return false
+}
+
+// grpcError maps a non-transient gRPC error from the document service to
+// an application error.
+func grpcError(err error, what string) error {
+	st := status.Convert(err)
+	code := apperr.FromGRPC(st.Code())
+	if code == apperr.Internal {
+		return apperr.Wrap(apperr.Internal, err, "internal error")
+	}
+	return apperr.Wrap(code, err, "%s", st.Message())
+}
+
+// Get returns one signature.
+func (s *Service) Get(ctx context.Context, id string) (*Signature, error) {
+	return s.store.Get(ctx, id)
+}
+
+// List returns signatures newest first.
+func (s *Service) List(ctx context.Context, skip, limit int) ([]*Signature, error) {
+	return s.store.List(ctx, skip, limit)
+}
+
+// ListByDocument returns a document's signatures, [] when there are none
+// (the reference answers 404 there; an empty list is what a client of a
+// collection expects).
+func (s *Service) ListByDocument(ctx context.Context, documentID string) ([]*Signature, error) {
+	return s.store.ListByDocument(ctx, documentID)
+}
+
+// PingDocuments is a readiness probe of the document service: any answer
+// from DocumentExists means it is serving.
+func (s *Service) PingDocuments(ctx context.Context) error {
+	_, err := s.docs.DocumentExists(ctx, &documentpb.DocumentExistsRequest{DocumentId: uuid.Nil.String()})
+	if transient(err) {
+		return fmt.Errorf("document service: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,234 @@
+// Package signature is the signature service (port 8002): it records who
+// signed which document, stores the signature image in object storage, and
+// tells the document service over gRPC that the document is now signed. That
+// status update is never lost: it is written to a PostgreSQL outbox in the
+// same transaction as the signature and applied, with retries, either at once
+// or later by the Reconciler.
+package signature
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/internal/document"
+)
+
+// Bucket is the object storage bucket holding signature data, one object per
+// signature keyed by the signature id.
+const Bucket = "signatures"
+
+// Limits.
+const (
+	MaxSignatureData = 1 << 20 // bytes of signature_data as sent
+	MaxName          = 255
+	MaxEmail         = 255
+	// maxBody leaves room for JSON escaping of a signature_data at the limit
+	// (a base64 image needs none; "\u00e9"-style escapes need up to 6×, but a
+	// body that large is refused with 413 before it is parsed).
+	maxBody = 2*MaxSignatureData + 64<<10
+)
+
+// UpdateState says where the "document is signed" status update stands.
+type UpdateState string
+
+const (
+	// UpdateApplied: the document service accepted the update.
+	UpdateApplied UpdateState = "applied"
+	// UpdatePending: the document service was unreachable; the reconciler
+	// keeps retrying from the PostgreSQL outbox.
+	UpdatePending UpdateState = "pending"
+	// UpdateFailed: the document service refused the update for good (for
+	// example the document was cancelled after the signature was checked).
+	UpdateFailed UpdateState = "failed"
+)
+
+// Signature is a signature as the API returns it. The first seven fields are
+// the reference's response; the rest are additive.
+type Signature struct {
+	ID            string    `json:"id"`
+	DocumentID    string    `json:"document_id"`
+	SignerEmail   string    `json:"signer_email"`
+	SignerName    string    `json:"signer_name"`
+	SignedAt      time.Time `json:"signed_at"`
+	SignatureData *string   `json:"signature_data"`
+	IPAddress     *string   `json:"ip_address"`
+
+	// What was signed: the document's version and content hash when the
+	// signature was recorded (null if the document has no hash).
+	DocumentVersion *int32  `json:"document_version"`
+	ContentSHA256   *string `json:"content_sha256"`
+	// Where signature_data is stored, in bucket "signatures".
+	SignatureKey         *string `json:"signature_key"`
+	SignatureContentType *string `json:"signature_content_type"`
+	SignatureSize        *int64  `json:"signature_size"`
+	// DocumentStatusUpdate is applied, pending or failed.
+	DocumentStatusUpdate UpdateState `json:"document_status_update"`
+	// DocumentStatusError is why a failed update was refused.
+	DocumentStatusError string `json:"document_status_error,omitempty"`
+}
+
+// CreateRequest is the body of POST /signatures. Pointers tell "absent" from
+// "empty" so that each field gets the right message.
+type CreateRequest struct {
+	DocumentID    *string `json:"document_id"`
+	SignerEmail   *string `json:"signer_email"`
+	SignerName    *string `json:"signer_name"`
+	SignatureData *string `json:"signature_data"`
+	IPAddress     *string `json:"ip_address"`
+	// DocumentStatus is accepted for compatibility with the reference's
+	// payload and validated as a status; it does not change what happens:
+	// a signed document reads "signed".
+	DocumentStatus *string `json:"document_status"`
+}
+
+// CreateInput is a validated CreateRequest.
+type CreateInput struct {
+	DocumentID    string
+	SignerEmail   string
+	SignerName    string
+	SignatureData *string
+	IPAddress     string // empty: the caller fills in the client address
+}
+
+// Validate checks every field, naming each offending one.
+func (r CreateRequest) Validate() (CreateInput, error) {
+	var in CreateInput
+	var errs []apperr.FieldError
+	bad := func(field, msg string) { errs = append(errs, apperr.FieldError{Field: field, Message: msg}) }
+
+	switch {
+	case r.DocumentID == nil || *r.DocumentID == "":
+		bad("document_id", "is required")
+	default:
+		id, err := uuid.Parse(*r.DocumentID)
+		if err != nil || len(*r.DocumentID) != 36 {
+			bad("document_id", "must be a UUID")
+		} else {
+			in.DocumentID = id.String()
+		}
+	}
+
+	switch {
+	case r.SignerEmail == nil || *r.SignerEmail == "":
+		bad("signer_email", "is required")
+	case len(*r.SignerEmail) > MaxEmail:
+		bad("signer_email", fmt.Sprintf("must be at most %d characters", MaxEmail))
+	case !validEmail(*r.SignerEmail):
+		bad("signer_email", "must be a valid email address")
+	default:
+		in.SignerEmail = *r.SignerEmail
+	}
+
+	switch {
+	case r.SignerName == nil || *r.SignerName == "":
+		bad("signer_name", "is required")
+	case strings.TrimSpace(*r.SignerName) == "":
+		bad("signer_name", "must not be blank")
+	case utf8.RuneCountInString(*r.SignerName) > MaxName:
+		bad("signer_name", fmt.Sprintf("must be at most %d characters, got %d", MaxName, utf8.RuneCountInString(*r.SignerName)))
+	case !validText(*r.SignerName):
+		bad("signer_name", "must be valid text without NUL characters")
+	default:
+		in.SignerName = *r.SignerName
+	}
+
+	if r.SignatureData != nil {
+		switch {
+		case len(*r.SignatureData) > MaxSignatureData:
+			bad("signature_data", fmt.Sprintf("must be at most %d bytes, got %d", MaxSignatureData, len(*r.SignatureData)))
+		case !validText(*r.SignatureData):
+			// PostgreSQL text cannot hold NUL; binary data must be base64.
+			bad("signature_data", "must be text without NUL characters (send binary data base64-encoded)")
+		case *r.SignatureData != "":
+			in.SignatureData = r.SignatureData
+		}
+	}
+
+	if r.IPAddress != nil && *r.IPAddress != "" {
+		a, err := netip.ParseAddr(*r.IPAddress)
+		if err != nil || a.Zone() != "" {
+			bad("ip_address", "must be an IPv4 or IPv6 address")
+		} else {
+			in.IPAddress = a.Unmap().String()
+		}
+	}
+
+	if r.DocumentStatus != nil {
+		if _, ok := document.ParseStatus(*r.DocumentStatus); !ok {
+			bad("document_status", "must be one of "+document.Statuses())
+		}
+	}
+	return in, apperr.Fields(errs...)
+}
+
+func validEmail(s string) bool {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s {
+		return false
+	}
+	at := strings.LastIndexByte(s, '@')
+	return at > 0 && strings.Contains(s[at:], ".")
+}
+
+func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// ParseID checks that s is a UUID; anything else is a client error (400).
+func ParseID(what, s string) (string, error) {
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		return "", apperr.E(apperr.Invalid, "%s id %q is not a UUID", what, s)
+	}
+	return id.String(), nil
+}
+
+// signable reports whether a document in status s may be signed: exactly
+// when the document service's state machine allows s → signed (signing an
+// already signed document again is allowed and leaves it signed).
+func signable(s string) bool {
+	st, ok := document.ParseStatus(s)
+	return ok && document.CanTransition(st, document.StatusSigned)
+}
+
+// object is signature data as stored in object storage.
+type object struct {
+	body        []byte
+	contentType string
+}
+
+// decodeSignatureData turns signature_data into the object to store. Valid
+// base64 (optionally as a data: URL) of an image is stored decoded, with the
+// image's detected type; anything else is stored as given, as text.
+func decodeSignatureData(s string) object {
+	payload := s
+	if rest, ok := strings.CutPrefix(s, "data:"); ok {
+		if meta, data, ok := strings.Cut(rest, ","); ok && strings.HasSuffix(meta, ";base64") {
+			payload = data
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		b, err := enc.DecodeString(payload)
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		if ct := http.DetectContentType(b); strings.HasPrefix(ct, "image/") {
+			return object{body: b, contentType: ct}
+		}
+		// Not an image: only SVG is worth a second look, since sniffing
+		// reports it as text.
+		if bytes.Contains(b[:min(len(b), 512)], []byte("<svg")) {
+			return object{body: b, contentType: "image/svg+xml"}
+		}
+		break
+	}
+	return object{body: []byte(s), contentType: "text/plain; charset=utf-8"}
+}

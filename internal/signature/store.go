@@ -1,0 +1,239 @@
+package signature
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/docstream/docstream/internal/apperr"
+)
+
+// Store is the PostgreSQL side of signatures: queries and nothing else.
+// Every method is one statement (one implicit transaction), so the store
+// works unchanged through PgBouncer in transaction mode.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// NewStore returns a store over pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Ping is a readiness probe.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// newRow is a signature to insert.
+type newRow struct {
+	ID            string
+	DocumentID    string
+	SignerEmail   string
+	SignerName    string
+	SignatureData *string
+	IPAddress     *string
+	Key           *string
+	ContentType   *string
+	Size          *int64
+}
+
+const selectColumns = `s.id::text, s.document_id::text, s.signer_email, s.signer_name, s.signed_at,
+	s.signature_data, s.ip_address, s.document_version, s.content_sha256,
+	s.signature_key, s.signature_content_type, s.signature_size,
+	coalesce(u.state, 'applied'), coalesce(u.last_error, '')`
+
+func scanSignature(row pgx.Row) (*Signature, error) {
+	var sig Signature
+	var state string
+	err := row.Scan(&sig.ID, &sig.DocumentID, &sig.SignerEmail, &sig.SignerName, &sig.SignedAt,
+		&sig.SignatureData, &sig.IPAddress, &sig.DocumentVersion, &sig.ContentSHA256,
+		&sig.SignatureKey, &sig.SignatureContentType, &sig.SignatureSize,
+		&state, &sig.DocumentStatusError)
+	if err != nil {
+		return nil, err
+	}
+	sig.SignedAt = sig.SignedAt.UTC()
+	sig.DocumentStatusUpdate = UpdateState(state)
+	return &sig, nil
+}
+
+// Insert writes the signature and its pending status update in one
+// statement, so neither exists without the other. The document's version
+// and content hash are read by the same statement, so they describe the
+// document as it was when the signature was committed. The outbox row
+// becomes due for the reconciler after firstAttempt (the time the caller
+// gives itself to apply the update directly). Returns a NotFound error if the
+// document does not exist (any more).
+func (s *Store) Insert(ctx context.Context, r newRow, firstAttempt time.Duration) (*Signature, error) {
+	row := s.pool.QueryRow(ctx, `
+WITH doc AS (
+	SELECT id, version, content_sha256 FROM documents.documents WHERE id = $2::uuid
+), s AS (
+	INSERT INTO signatures.signatures (id, document_id, signer_email, signer_name, signed_at,
+		signature_data, ip_address, document_version, content_sha256,
+		signature_key, signature_content_type, signature_size)
+	SELECT $1::uuid, doc.id, $3, $4, now(), $5, $6, doc.version, doc.content_sha256, $7, $8, $9
+	FROM doc
+	RETURNING *
+), u AS (
+	INSERT INTO signatures.status_updates (signature_id, document_id, status, next_attempt_at)
+	SELECT s.id, s.document_id, 'signed', now() + make_interval(secs => $10::float8) FROM s
+	RETURNING signature_id, state, last_error
+)
+SELECT `+selectColumns+` FROM s LEFT JOIN u ON u.signature_id = s.id`,
+		r.ID, r.DocumentID, r.SignerEmail, r.SignerName, r.SignatureData, r.IPAddress,
+		r.Key, r.ContentType, r.Size, firstAttempt.Seconds())
+	sig, err := scanSignature(row)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, apperr.E(apperr.NotFound, "document %s not found", r.DocumentID)
+	case errors.As(err, &pgErr) && pgErr.Code == "23503": // FK: deleted between read and insert
+		return nil, apperr.E(apperr.NotFound, "document %s not found", r.DocumentID)
+	case err != nil:
+		return nil, dbError(err, "insert signature")
+	}
+	return sig, nil
+}
+
+// Get returns one signature, or a NotFound error.
+func (s *Store) Get(ctx context.Context, id string) (*Signature, error) {
+	row := s.pool.QueryRow(ctx, `SELECT `+selectColumns+`
+		FROM signatures.signatures s LEFT JOIN signatures.status_updates u ON u.signature_id = s.id
+		WHERE s.id = $1::uuid`, id)
+	sig, err := scanSignature(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, apperr.E(apperr.NotFound, "signature %s not found", id)
+	}
+	if err != nil {
+		return nil, dbError(err, "get signature")
+	}
+	return sig, nil
+}
+
+// List returns signatures newest first, skipping skip and returning at most
+// limit.
+func (s *Store) List(ctx context.Context, skip, limit int) ([]*Signature, error) {
+	return s.list(ctx, `SELECT `+selectColumns+`
+		FROM signatures.signatures s LEFT JOIN signatures.status_updates u ON u.signature_id = s.id
+		ORDER BY s.signed_at DESC, s.id DESC OFFSET $1 LIMIT $2`, skip, limit)
+}
+
+// ListByDocument returns a document's signatures in signing order (an empty
+// slice when there are none).
+func (s *Store) ListByDocument(ctx context.Context, documentID string) ([]*Signature, error) {
+	return s.list(ctx, `SELECT `+selectColumns+`
+		FROM signatures.signatures s LEFT JOIN signatures.status_updates u ON u.signature_id = s.id
+		WHERE s.document_id = $1::uuid ORDER BY s.signed_at, s.id`, documentID)
+}
+
+func (s *Store) list(ctx context.Context, sql string, args ...any) ([]*Signature, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, dbError(err, "list signatures")
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Signature, error) { return scanSignature(row) })
+	if err != nil {
+		return nil, dbError(err, "list signatures")
+	}
+	if out == nil {
+		out = []*Signature{}
+	}
+	return out, nil
+}
+
+// DocumentStatus reads a document's status straight from the shared system
+// of record. It is the fallback for the existence check when the document
+// service cannot be reached; found is false when there is no such document.
+func (s *Store) DocumentStatus(ctx context.Context, documentID string) (status string, found bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT status FROM documents.documents WHERE id = $1::uuid`, documentID).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, dbError(err, "read document status")
+	}
+	return status, true, nil
+}
+
+// pendingUpdate is one outbox row claimed for an attempt.
+type pendingUpdate struct {
+	SignatureID string
+	DocumentID  string
+	Status      string
+	Attempts    int
+}
+
+// Claim leases up to n due pending updates for lease: they are not due again
+// until the lease ends, so other reconcilers (SKIP LOCKED) and later polls
+// leave them alone while this one works on them, and a reconciler that dies
+// mid-attempt only delays them by the lease.
+func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]pendingUpdate, error) {
+	rows, err := s.pool.Query(ctx, `
+UPDATE signatures.status_updates u
+SET attempts = u.attempts + 1,
+	next_attempt_at = now() + make_interval(secs => $2::float8),
+	updated_at = now()
+WHERE u.signature_id IN (
+	SELECT signature_id FROM signatures.status_updates
+	WHERE state = 'pending' AND next_attempt_at <= now()
+	ORDER BY next_attempt_at
+	LIMIT $1
+	FOR UPDATE SKIP LOCKED)
+RETURNING u.signature_id::text, u.document_id::text, u.status, u.attempts`, n, lease.Seconds())
+	if err != nil {
+		return nil, dbError(err, "claim status updates")
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[pendingUpdate])
+	if err != nil {
+		return nil, dbError(err, "claim status updates")
+	}
+	return out, nil
+}
+
+// Applied removes a status update the document service accepted.
+func (s *Store) Applied(ctx context.Context, signatureID string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM signatures.status_updates WHERE signature_id = $1::uuid`, signatureID)
+	return dbError(err, "mark status update applied")
+}
+
+// Retry makes a pending status update due again after delay, recording why
+// the last attempt failed.
+func (s *Store) Retry(ctx context.Context, signatureID string, delay time.Duration, reason string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE signatures.status_updates
+		SET next_attempt_at = now() + make_interval(secs => $2::float8), last_error = $3, updated_at = now()
+		WHERE signature_id = $1::uuid AND state = 'pending'`, signatureID, delay.Seconds(), reason)
+	return dbError(err, "reschedule status update")
+}
+
+// Failed parks a status update the document service refused for good.
+func (s *Store) Failed(ctx context.Context, signatureID, reason string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE signatures.status_updates
+		SET state = 'failed', last_error = $2, updated_at = now()
+		WHERE signature_id = $1::uuid`, signatureID, reason)
+	return dbError(err, "mark status update failed")
+}
+
+// Pending counts status updates still to apply (for the metrics gauge).
+func (s *Store) Pending(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM signatures.status_updates WHERE state = 'pending'`).Scan(&n)
+	return n, dbError(err, "count pending status updates")
+}
+
+// dbError wraps a database failure: unavailable when PostgreSQL cannot be
+// reached (retry later), internal otherwise. nil stays nil.
+func dbError(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || errors.Is(err, context.Canceled) {
+		return apperr.Wrap(apperr.Internal, err, "internal error")
+	}
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return apperr.Wrap(apperr.Unavailable, err, "database unavailable")
+	}
+	return apperr.Wrap(apperr.Internal, err, "internal error")
+}
