@@ -1,0 +1,143 @@
+package document
+
+import (
+	"net/netip"
+
+	"bytes"
+	"context"
+	"encoding/json"
+	"github.com/docstream/docstream/internal/httpx"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"gocloud.dev/blob"
+
+	blobstore "github.com/docstream/docstream/internal/blob"
+	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/postgres"
+	"github.com/docstream/docstream/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// env is one document service over a fresh database, the package's Redis
+// and a file bucket in a temp dir.
+type env struct {
+	srv    *httptest.Server
+	svc    *Service
+	pool   *pgxpool.Pool
+	rdb    *redis.Client
+	bucket *blob.Bucket
+}
+
+func newEnv(t *testing.T) *env {
+	return newEnvWith(t, testenv.Database(t), HTTPConfig{})
+}
+
+func newEnvWith(t *testing.T, dbURL string, cfg HTTPConfig) *env {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, dbURL, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis().Addr(), DialTimeout: 250 * time.Millisecond,
+		ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond, MaxRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	bucket, err := blobstore.Open(ctx, "file://"+filepath.ToSlash(t.TempDir()), Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
+	log := logging.Discard()
+	if os.Getenv("TEST_LOG") != "" {
+		log = logging.New(os.Stderr, "debug")
+	}
+	svc := NewService(NewStore(pool), bucket, NewCache(rdb, time.Minute, log), log)
+	srv := httptest.NewServer(NewServer(svc, cfg, log))
+	t.Cleanup(srv.Close)
+	return &env{srv: srv, svc: svc, pool: pool, rdb: rdb, bucket: bucket}
+}
+
+// do sends a request with a JSON (or raw string/bytes) body and decodes the
+// JSON response into out when out is not nil.
+func (e *env) do(t *testing.T, method, path string, body any, out any, header ...string) *http.Response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d: decode %q: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return resp
+}
+
+func (e *env) create(t *testing.T, title, content string) Document {
+	t.Helper()
+	var d Document
+	resp := e.do(t, "POST", "/documents", map[string]any{"title": title, "content": content, "created_by": "john.doe@company.com"}, &d)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: status %d", resp.StatusCode)
+	}
+	return d
+}
+
+type errResp struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Details []struct {
+			Field   string `json:"field"`
+			Message string `json:"message"`
+		} `json:"details"`
+	} `json:"error"`
+}
+
+func testDB(t *testing.T) string { return testenv.Database(t) }
+
+func mustPrefixes(t *testing.T, s string) []netip.Prefix {
+	t.Helper()
+	p, err := httpx.ParsePrefixes(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
