@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,7 +34,18 @@ type Cache struct {
 	ttl       time.Duration
 	log       *slog.Logger
 	downUntil atomic.Int64 // unix nanos; skip Redis until then after a failure
+
+	// Invalidations that could not reach Redis are remembered and replayed
+	// when it answers again, so an entry cached before an outage is not
+	// served after a change made during it. Past maxPending ids, every
+	// document entry is dropped on recovery instead.
+	mu       sync.Mutex
+	down     bool
+	pending  map[string]struct{}
+	overflow bool
 }
+
+const maxPending = 100_000
 
 // tombstone marks a just-changed document for a few seconds so that a reader
 // that loaded the old row before the change cannot put it back (readers
@@ -63,10 +75,73 @@ func (c *Cache) failed(ctx context.Context, op string, err error) {
 	if c.downUntil.Swap(time.Now().Add(backoff).UnixNano()) < time.Now().UnixNano() {
 		c.log.WarnContext(ctx, "redis unavailable; serving without cache and analytics", "op", op, "err", err)
 	}
+	c.mu.Lock()
+	c.down = true
+	c.mu.Unlock()
 	redisUp.Set(0)
 }
 
-func (c *Cache) ok() { redisUp.Set(1) }
+// remember records an invalidation Redis did not get.
+func (c *Cache) remember(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending == nil {
+		c.pending = map[string]struct{}{}
+	}
+	if len(c.pending) >= maxPending {
+		c.overflow = true
+		return
+	}
+	c.pending[id] = struct{}{}
+}
+
+// ok is called after Redis answered. After an outage it replays the missed
+// invalidations first and reports whether id was among them (so the caller
+// does not trust what it just read for id).
+func (c *Cache) ok(ctx context.Context, id string) (stale bool) {
+	c.mu.Lock()
+	if !c.down {
+		c.mu.Unlock()
+		return false
+	}
+	pending, overflow := c.pending, c.overflow
+	c.pending, c.overflow, c.down = nil, false, false
+	c.mu.Unlock()
+	redisUp.Set(1)
+	c.log.InfoContext(ctx, "redis is back; replaying missed cache invalidations", "count", len(pending), "overflow", overflow)
+	_, stale = pending[id]
+	var err error
+	if overflow {
+		err = c.dropAll(ctx)
+		stale = true
+	} else if len(pending) > 0 {
+		_, err = c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for pid := range pending {
+				p.Set(ctx, docKey(pid), tombstone, tombstoneTTL)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		for pid := range pending {
+			c.remember(pid)
+		}
+		c.failed(ctx, "replay", err)
+		return true
+	}
+	return stale
+}
+
+// dropAll removes every cached document entry (not the analytics).
+func (c *Cache) dropAll(ctx context.Context) error {
+	iter := c.rdb.Scan(ctx, 0, "document:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if err := c.rdb.Del(ctx, iter.Val()).Err(); err != nil {
+			return err
+		}
+	}
+	return iter.Err()
+}
 
 func docKey(id string) string    { return "document:" + id }
 func viewsKey(id string) string  { return "views:" + id }
@@ -92,9 +167,9 @@ func (c *Cache) GetAndCountView(ctx context.Context, id, clientIP string) *Docum
 		cacheResults.WithLabelValues("skipped").Inc()
 		return nil
 	}
-	c.ok()
+	stale := c.ok(ctx, id)
 	b, err := get.Bytes()
-	if err != nil || string(b) == tombstone {
+	if err != nil || string(b) == tombstone || stale {
 		cacheResults.WithLabelValues("miss").Inc()
 		return nil
 	}
@@ -121,16 +196,29 @@ func (c *Cache) Put(ctx context.Context, d *Document) {
 
 // Invalidate replaces the entry with a short-lived tombstone after a change.
 func (c *Cache) Invalidate(ctx context.Context, id string) {
-	if !c.usable() {
+	if c.rdb == nil {
 		return
 	}
-	c.failed(ctx, "invalidate", c.rdb.Set(ctx, docKey(id), tombstone, tombstoneTTL).Err())
+	if !c.usable() {
+		c.remember(id)
+		return
+	}
+	if err := c.rdb.Set(ctx, docKey(id), tombstone, tombstoneTTL).Err(); err != nil {
+		c.remember(id)
+		c.failed(ctx, "invalidate", err)
+		return
+	}
+	c.ok(ctx, id)
 }
 
 // Forget removes everything about a deleted document, analytics included.
 // A view recorded for an id that turned out not to exist is forgotten too.
 func (c *Cache) Forget(ctx context.Context, id string) {
+	if c.rdb == nil {
+		return
+	}
 	if !c.usable() {
+		c.remember(id)
 		return
 	}
 	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -138,6 +226,9 @@ func (c *Cache) Forget(ctx context.Context, id string) {
 		p.Del(ctx, viewsKey(id), uniqueKey(id))
 		return nil
 	})
+	if err != nil {
+		c.remember(id)
+	}
 	c.failed(ctx, "forget", err)
 }
 
@@ -169,7 +260,7 @@ func (c *Cache) Ping(ctx context.Context) error {
 	err := c.rdb.Ping(ctx).Err()
 	if err == nil {
 		c.downUntil.Store(0)
-		c.ok()
+		c.ok(ctx, "")
 	}
 	return err
 }

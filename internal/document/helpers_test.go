@@ -141,3 +141,5 @@ func mustPrefixes(t *testing.T, s string) []netip.Prefix {
 	}
 	return p
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
