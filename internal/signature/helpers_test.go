@@ -1,0 +1,334 @@
+package signature
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	gcblob "gocloud.dev/blob"
+	"google.golang.org/grpc"
+
+	blobstore "github.com/docstream/docstream/internal/blob"
+	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/httpx"
+	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/postgres"
+	"github.com/docstream/docstream/internal/testenv"
+	"github.com/docstream/docstream/proto/documentpb"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func testLog() *slog.Logger {
+	if os.Getenv("TEST_LOG") != "" {
+		return logging.New(os.Stderr, "debug")
+	}
+	return logging.Discard()
+}
+
+// env is the real document service (REST on an httptest server, gRPC on a
+// loopback address it can stop and restart) and the signature bucket, over
+// one fresh database.
+type env struct {
+	dbURL   string
+	pool    *pgxpool.Pool
+	blobDir string
+	sigs    *gcblob.Bucket
+	doc     *docService
+}
+
+func newEnv(t testing.TB) *env {
+	return newEnvWith(t, testenv.Database(t))
+}
+
+func newEnvWith(t testing.TB, dbURL string) *env {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, dbURL, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	dir := filepath.ToSlash(t.TempDir())
+	docBucket, err := blobstore.Open(ctx, "file://"+dir, document.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { docBucket.Close() })
+	sigs, err := blobstore.Open(ctx, "file://"+dir, Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sigs.Close() })
+	log := testLog()
+	dsvc := document.NewService(document.NewStore(pool), docBucket, document.NewCache(nil, time.Minute, log), log)
+	d := &docService{svc: dsvc, log: log, http: httptest.NewServer(document.NewServer(dsvc, document.HTTPConfig{}, log))}
+	t.Cleanup(d.http.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.addr = ln.Addr().String()
+	d.serve(ln)
+	t.Cleanup(d.stopGRPC)
+	return &env{dbURL: dbURL, pool: pool, blobDir: dir, sigs: sigs, doc: d}
+}
+
+// docService is the document service of internal/document, its gRPC server
+// stoppable and restartable on the same address (the fault tests).
+type docService struct {
+	svc  *document.Service
+	log  *slog.Logger
+	http *httptest.Server
+	addr string
+
+	mu sync.Mutex
+	gs *grpc.Server
+}
+
+func (d *docService) serve(ln net.Listener) {
+	gs, _ := document.NewGRPCServer(d.svc, d.log)
+	d.mu.Lock()
+	d.gs = gs
+	d.mu.Unlock()
+	go gs.Serve(ln) //nolint:errcheck // returns when stopped
+}
+
+// stopGRPC stops the gRPC server at once, closing its connections, as a
+// crash would.
+func (d *docService) stopGRPC() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.gs != nil {
+		d.gs.Stop()
+		d.gs = nil
+	}
+}
+
+// startGRPC serves gRPC again on the same address.
+func (d *docService) startGRPC(t testing.TB) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 { // the port was ours a moment ago; wait for the kernel to free it
+		if ln, err = net.Listen("tcp", d.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("restart document gRPC on %s: %v", d.addr, err)
+	}
+	d.serve(ln)
+}
+
+// createDocument creates a document through the document REST API.
+func (e *env) createDocument(t testing.TB, title, content string) documentJSON {
+	t.Helper()
+	var d documentJSON
+	resp := do(t, e.doc.http.URL, "POST", "/documents",
+		map[string]any{"title": title, "content": content, "created_by": "ebemad@company.com"}, &d)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create document: status %d", resp.StatusCode)
+	}
+	return d
+}
+
+// setStatus changes a document's status through the document REST API.
+func (e *env) setStatus(t testing.TB, id, status string) {
+	t.Helper()
+	resp := do(t, e.doc.http.URL, "PATCH", "/documents/"+id, map[string]any{"status": status}, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("set status %s: status %d", status, resp.StatusCode)
+	}
+}
+
+// documentStatus reads a document through the document REST API.
+func (e *env) documentStatus(t testing.TB, id string) string {
+	t.Helper()
+	var d documentJSON
+	if resp := do(t, e.doc.http.URL, "GET", "/documents/"+id, nil, &d); resp.StatusCode != http.StatusOK {
+		t.Fatalf("get document: status %d", resp.StatusCode)
+	}
+	return d.Status
+}
+
+// waitStatus waits up to within for the document to read want.
+func (e *env) waitStatus(t testing.TB, id, want string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := e.documentStatus(t, id)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("document %s: status %q after %s, want %q", id, got, within, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type documentJSON struct {
+	ID            string `json:"id"`
+	Status        string `json:"status"`
+	Version       int32  `json:"version"`
+	ContentSHA256 string `json:"content_sha256"`
+}
+
+// sigService is one signature service instance: its HTTP API on an
+// httptest server and its reconciler, with its own gRPC connection, as a
+// process would have.
+type sigService struct {
+	url    string
+	svc    *Service
+	stopFn func()
+}
+
+type testOptions struct {
+	trusted    string
+	noRecon    bool
+	reconciler ReconcilerOptions
+}
+
+func (e *env) startSignature(t testing.TB, o testOptions) *sigService {
+	t.Helper()
+	if o.trusted == "" {
+		o.trusted = "127.0.0.1,::1"
+	}
+	trusted := mustPrefixes(t, o.trusted)
+	conn, err := Dial(e.doc.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := testLog()
+	svc := NewService(NewStore(e.pool), documentpb.NewDocumentServiceClient(conn), e.sigs,
+		Options{CallTimeout: time.Second, Retries: 2, RetryBackoff: 20 * time.Millisecond}, log)
+	srv := httptest.NewServer(NewServer(svc, log, trusted).Handler())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	if o.noRecon {
+		close(done)
+	} else {
+		if o.reconciler.Interval == 0 {
+			o.reconciler = ReconcilerOptions{Interval: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
+		}
+		rec := NewReconciler(svc, o.reconciler)
+		go func() { defer close(done); _ = rec.Run(ctx) }()
+	}
+	var once sync.Once
+	s := &sigService{url: srv.URL, svc: svc, stopFn: func() {
+		once.Do(func() {
+			srv.Close()
+			cancel()
+			<-done
+			conn.Close()
+		})
+	}}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// stop shuts the instance down as a process exit would: nothing of it is
+// left running.
+func (s *sigService) stop() { s.stopFn() }
+
+// sign posts a signature and decodes the response.
+func (s *sigService) sign(t testing.TB, body any) (*http.Response, signatureJSON) {
+	t.Helper()
+	var out signatureJSON
+	resp := do(t, s.url, "POST", "/signatures", body, &out)
+	return resp, out
+}
+
+type signatureJSON struct {
+	ID                   string  `json:"id"`
+	DocumentID           string  `json:"document_id"`
+	SignerEmail          string  `json:"signer_email"`
+	SignerName           string  `json:"signer_name"`
+	SignedAt             string  `json:"signed_at"`
+	SignatureData        *string `json:"signature_data"`
+	IPAddress            *string `json:"ip_address"`
+	DocumentVersion      *int32  `json:"document_version"`
+	ContentSHA256        *string `json:"content_sha256"`
+	SignatureKey         *string `json:"signature_key"`
+	SignatureContentType *string `json:"signature_content_type"`
+	SignatureSize        *int64  `json:"signature_size"`
+	DocumentStatusUpdate string  `json:"document_status_update"`
+	DocumentStatusError  string  `json:"document_status_error"`
+}
+
+type errResp struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Details []struct {
+			Field   string `json:"field"`
+			Message string `json:"message"`
+		} `json:"details"`
+	} `json:"error"`
+}
+
+// do sends a request (a JSON value, or a raw string body) to base+path and
+// decodes a JSON response into out when out is not nil.
+func do(t testing.TB, base, method, path string, body any, out any, header ...string) *http.Response {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d: decode %q: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return resp
+}
+
+func mustPrefixes(t testing.TB, s string) []netip.Prefix {
+	t.Helper()
+	p, err := httpx.ParsePrefixes(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
