@@ -1,0 +1,267 @@
+// Package gateway is docstream's edge: one reverse proxy (port 8000) that
+// routes by path to the services, balances over several upstreams of each
+// with active and passive health checks, proxies WebSockets, and applies
+// CORS, per-client rate limiting, a body limit and request IDs; plus a
+// read-only admin API (port 8001). It plays the part Kong played in the
+// reference system and is configured the same declarative way (YAML).
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/go-chi/httprate"
+	"github.com/rs/cors"
+
+	"github.com/docstream/docstream/internal/httpx"
+)
+
+// Gateway is the proxy with its routing table and upstream pools.
+type Gateway struct {
+	cfg     *Config
+	log     *slog.Logger
+	pools   map[string]*pool
+	order   []string // service names in config order
+	trusted []netip.Prefix
+	handler http.Handler
+	started time.Time
+
+	// life ends when Run returns; upgraded (WebSocket) connections, which
+	// http.Server.Shutdown does not track, are closed then.
+	life context.Context
+	stop context.CancelFunc
+}
+
+// New builds a gateway from a configuration, validating it first.
+func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	trusted, err := httpx.ParsePrefixes(strings.Join(cfg.TrustedProxies, ","))
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: log, pools: map[string]*pool{}, trusted: trusted, started: time.Now()}
+	g.life, g.stop = context.WithCancel(context.Background())
+	transport := &http.Transport{
+		Proxy:                 nil, // upstreams are direct; never an environment proxy
+		DialContext:           (&net.Dialer{Timeout: cfg.Timeouts.Connect, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   128,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: cfg.Timeouts.ResponseHeader,
+		ExpectContinueTimeout: time.Second,
+	}
+	proxies := map[string]http.Handler{}
+	for _, s := range cfg.Services {
+		p := newPool(s, transport)
+		g.pools[s.Name] = p
+		g.order = append(g.order, s.Name)
+		proxies[s.Name] = g.proxy(p)
+	}
+	mux, err := buildMux(cfg, func(service string) http.Handler { return proxies[service] })
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("GET /health/live", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.Respond(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	mux.Handle("GET /health/ready", g.readyHandler())
+
+	var h http.Handler = mux
+	if cfg.MaxBodyBytes > 0 {
+		h = limitBody(cfg.MaxBodyBytes, h)
+	}
+	if cfg.RateLimit.Requests > 0 {
+		h = httprate.LimitBy(cfg.RateLimit.Requests, cfg.RateLimit.Window,
+			func(r *http.Request) (string, error) {
+				return httprate.CanonicalizeIP(httpx.ClientIP(r, g.trusted)), nil
+			},
+			httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
+				respondError(w, http.StatusTooManyRequests, "rate_limited",
+					fmt.Sprintf("rate limit of %d requests per %v exceeded; retry later", cfg.RateLimit.Requests, cfg.RateLimit.Window))
+			}),
+		)(h)
+	}
+	if cfg.CORS.enabled() {
+		h = corsHandler(cfg.CORS).Handler(h)
+	}
+	g.handler = httpx.Wrap("gateway", log, h)
+	return g, nil
+}
+
+// Handler is the proxy (port 8000).
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Run probes upstream health until ctx is done, then closes upgraded
+// connections still open.
+func (g *Gateway) Run(ctx context.Context) error {
+	defer g.stop()
+	done := make(chan struct{}, len(g.pools))
+	for _, p := range g.pools {
+		go func() {
+			p.runChecks(ctx)
+			done <- struct{}{}
+		}()
+	}
+	for range g.pools {
+		<-done
+	}
+	return nil
+}
+
+func (g *Gateway) proxy(p *pool) http.Handler {
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// Keep the chain only from a proxy we trust; otherwise the
+			// client could forge it.
+			if xff := pr.In.Header["X-Forwarded-For"]; xff != nil && g.trustedPeer(pr.In) {
+				pr.Out.Header["X-Forwarded-For"] = xff
+			}
+			pr.SetXForwarded()
+			// The upstream is chosen by the pool's RoundTrip.
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", p.svc.Name
+		},
+		Transport:     p,
+		FlushInterval: -1, // stream responses (event streams, large downloads) as they come
+		ModifyResponse: func(resp *http.Response) error {
+			// The gateway already set X-Request-ID (the same value) on the
+			// response; without this the client would see it twice.
+			resp.Header.Del(httpx.RequestIDHeader)
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			g.proxyError(w, r, p, err)
+		},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" {
+			// An upgraded connection outlives the server's graceful drain;
+			// tie it to the gateway's life so stopping closes it both ways.
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			stop := context.AfterFunc(g.life, cancel)
+			defer stop()
+			r = r.WithContext(ctx)
+		}
+		rp.ServeHTTP(w, r)
+	})
+}
+
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, p *pool, err error) {
+	var nerr net.Error
+	switch {
+	case isBodyTooLarge(err):
+		respondError(w, http.StatusRequestEntityTooLarge, "too_large",
+			fmt.Sprintf("request body is larger than %d bytes", g.cfg.MaxBodyBytes))
+	case r.Context().Err() != nil:
+		// The client is gone; nobody reads this. 499 is what nginx logs.
+		w.WriteHeader(499)
+	case errors.Is(err, errNoUpstream):
+		g.log.WarnContext(r.Context(), "no upstream available", "service", p.svc.Name, "path", r.URL.Path)
+		respondError(w, http.StatusServiceUnavailable, "unavailable",
+			fmt.Sprintf("service %s has no healthy upstream", p.svc.Name))
+	case errors.As(err, &nerr) && nerr.Timeout():
+		g.log.WarnContext(r.Context(), "upstream timeout", "service", p.svc.Name, "path", r.URL.Path, "err", err)
+		respondError(w, http.StatusGatewayTimeout, "unavailable",
+			fmt.Sprintf("service %s did not answer in time", p.svc.Name))
+	default:
+		g.log.WarnContext(r.Context(), "upstream error", "service", p.svc.Name, "path", r.URL.Path, "err", err)
+		respondError(w, http.StatusBadGateway, "unavailable",
+			fmt.Sprintf("service %s could not be reached", p.svc.Name))
+	}
+}
+
+func (g *Gateway) trustedPeer(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range g.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// readyHandler reports each service's availability (at least one upstream
+// healthy and not ejected). A service with none is "degraded", not "not
+// ready": the gateway still serves every other route, and taking it out of
+// its own load balancer would not bring that service back.
+func (g *Gateway) readyHandler() http.Handler {
+	checks := make([]httpx.Check, 0, len(g.order))
+	for _, name := range g.order {
+		p := g.pools[name]
+		checks = append(checks, httpx.Check{Name: name, Probe: func(context.Context) error {
+			now := p.now()
+			for _, u := range p.ups {
+				if u.available(now) {
+					return nil
+				}
+			}
+			return errNoUpstream
+		}})
+	}
+	mux := http.NewServeMux()
+	httpx.Routes(mux, checks...)
+	return mux
+}
+
+// limitBody refuses bodies over limit: at once when Content-Length says so,
+// else when the proxy reads past it (the proxy error handler answers 413).
+func limitBody(limit int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			respondError(w, http.StatusRequestEntityTooLarge, "too_large",
+				fmt.Sprintf("request body is larger than %d bytes", limit))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func corsHandler(c CORS) *cors.Cors {
+	opts := cors.Options{
+		AllowedOrigins:   c.Origins,
+		AllowedMethods:   c.Methods,
+		AllowedHeaders:   c.Headers,
+		ExposedHeaders:   c.ExposedHeaders,
+		AllowCredentials: c.Credentials,
+		MaxAge:           c.MaxAge,
+	}
+	for _, o := range c.Origins {
+		if o == "*" && c.Credentials {
+			// Browsers refuse "Access-Control-Allow-Origin: *" on
+			// credentialed requests; echo the origin instead, as Kong does.
+			opts.AllowedOrigins = nil
+			opts.AllowOriginFunc = func(string) bool { return true }
+		}
+	}
+	return cors.New(opts)
+}
+
+// respondError writes the one error shape of every docstream service.
+func respondError(w http.ResponseWriter, status int, code, message string) {
+	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
+	httpx.Respond(w, status, map[string]any{"error": map[string]any{
+		"code": code, "message": message, "details": []any{},
+	}})
+}
+
