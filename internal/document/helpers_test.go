@@ -2,6 +2,7 @@ package document
 
 import (
 	"net/netip"
+	"strings"
 
 	"bytes"
 	"context"
@@ -143,3 +144,30 @@ func mustPrefixes(t *testing.T, s string) []netip.Prefix {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// tryCreate and tryStatus are goroutine-safe (no t.Fatal) request helpers.
+func (e *env) tryCreate(title string) (Document, int) {
+	var d Document
+	body, _ := json.Marshal(map[string]string{"title": title, "content": "pooled content", "created_by": "pool@company.com"})
+	resp, err := http.Post(e.srv.URL+"/documents", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return d, 0
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(&d)
+	return d, resp.StatusCode
+}
+
+func (e *env) tryStatus(method, path, body string) int {
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}

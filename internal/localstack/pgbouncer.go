@@ -15,14 +15,20 @@ import (
 // reference's settings: transaction pooling, scram-sha-256, pool size 50,
 // 1000 client connections.
 type PgBouncer struct {
-	Dir  string
-	Port int
-	pg   *Postgres
-	proc *proc
+	Dir      string
+	Port     int
+	pg       *Postgres
+	database string
+	proc     *proc
 }
 
 // StartPgBouncer starts pgbouncer for pg's database, its files in dir.
 func StartPgBouncer(ctx context.Context, dir string, pg *Postgres) (*PgBouncer, error) {
+	return StartPgBouncerFor(ctx, dir, pg, pg.Database)
+}
+
+// StartPgBouncerFor starts pgbouncer in front of one database of pg.
+func StartPgBouncerFor(ctx context.Context, dir string, pg *Postgres, database string) (*PgBouncer, error) {
 	bin, err := findBinary("pgbouncer", "/usr/sbin")
 	if err != nil {
 		return nil, err
@@ -68,7 +74,7 @@ max_db_connections = 100
 ignore_startup_parameters = extra_float_digits,application_name
 logfile = %[4]s/pgbouncer.log
 pidfile = %[4]s/pgbouncer.pid
-`, pg.Database, pg.Port, port, dir)
+`, database, pg.Port, port, dir)
 	files := map[string]string{
 		"pgbouncer.ini": ini,
 		"userlist.txt":  fmt.Sprintf("%q %q\n", "postgres", secret),
@@ -81,7 +87,7 @@ pidfile = %[4]s/pgbouncer.pid
 	if err := chownTree(dir, u); err != nil {
 		return nil, err
 	}
-	b := &PgBouncer{Dir: dir, Port: port, pg: pg}
+	b := &PgBouncer{Dir: dir, Port: port, pg: pg, database: database}
 	b.proc, err = startProc("pgbouncer", bin, []string{filepath.Join(dir, "pgbouncer.ini")}, filepath.Join(dir, "stdout.log"), u)
 	if err != nil {
 		return nil, err
@@ -98,9 +104,8 @@ pidfile = %[4]s/pgbouncer.pid
 
 // URL connects to the database through PgBouncer.
 func (b *PgBouncer) URL() string {
-	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/%s?sslmode=disable", b.pg.Password, b.Port, b.pg.Database)
+	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/%s?sslmode=disable", b.pg.Password, b.Port, b.database)
 }
 
 // Stop shuts pgbouncer down.
 func (b *PgBouncer) Stop() { b.proc.stop(syscall.SIGINT, 10*time.Second) }
-

@@ -1,0 +1,109 @@
+package document
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/docstream/docstream/internal/logging"
+	pb "github.com/docstream/docstream/proto/documentpb"
+)
+
+func grpcClient(t *testing.T, e *env) *grpc.ClientConn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, _ := NewGRPCServer(e.svc, logging.Discard())
+	go gs.Serve(ln)
+	t.Cleanup(gs.Stop)
+	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+func TestGRPCDocumentServiceWithAGeneratedClient(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cc := grpcClient(t, e)
+	c := pb.NewDocumentServiceClient(cc)
+	d := e.create(t, "Over gRPC", "hello")
+
+	got, err := c.GetDocument(ctx, &pb.GetDocumentRequest{DocumentId: d.ID})
+	if err != nil || got.Id != d.ID || got.Title != "Over gRPC" || got.Status != "created" || got.Version != 1 ||
+		got.ContentSize != 5 || got.S3Key != d.S3Key || got.CreatedAt != d.CreatedAt.String() {
+		t.Fatalf("GetDocument: %v %v", got, err)
+	}
+	ex, err := c.DocumentExists(ctx, &pb.DocumentExistsRequest{DocumentId: d.ID})
+	if err != nil || !ex.Exists || ex.Status != "created" {
+		t.Fatalf("DocumentExists: %v %v", ex, err)
+	}
+	ex, err = c.DocumentExists(ctx, &pb.DocumentExistsRequest{DocumentId: "0691e72f-799b-7efd-8000-e5c4e1cb7813"})
+	if err != nil || ex.Exists {
+		t.Fatalf("DocumentExists(unknown): %v %v", ex, err)
+	}
+	up, err := c.UpdateDocumentStatus(ctx, &pb.UpdateDocumentStatusRequest{DocumentId: d.ID, Status: "signed"})
+	if err != nil || up.Status != "signed" || up.Version != 2 {
+		t.Fatalf("UpdateDocumentStatus: %v %v", up, err)
+	}
+	// Idempotent: signing again changes nothing.
+	up, err = c.UpdateDocumentStatus(ctx, &pb.UpdateDocumentStatusRequest{DocumentId: d.ID, Status: "signed"})
+	if err != nil || up.Version != 2 {
+		t.Fatalf("repeated UpdateDocumentStatus: %v %v", up, err)
+	}
+	// The REST view sees the gRPC change (cache invalidated).
+	var rest Document
+	e.do(t, "GET", "/documents/"+d.ID, nil, &rest)
+	if rest.Status != StatusSigned {
+		t.Fatalf("REST after gRPC update: %s", rest.Status)
+	}
+
+	cases := []struct {
+		name string
+		call func() error
+		want codes.Code
+	}{
+		{"a bad id is INVALID_ARGUMENT", func() error {
+			_, err := c.GetDocument(ctx, &pb.GetDocumentRequest{DocumentId: "nope"})
+			return err
+		}, codes.InvalidArgument},
+		{"an unknown id is NOT_FOUND", func() error {
+			_, err := c.GetDocument(ctx, &pb.GetDocumentRequest{DocumentId: "0691e72f-799b-7efd-8000-e5c4e1cb7813"})
+			return err
+		}, codes.NotFound},
+		{"an unknown status is INVALID_ARGUMENT", func() error {
+			_, err := c.UpdateDocumentStatus(ctx, &pb.UpdateDocumentStatusRequest{DocumentId: d.ID, Status: "shredded"})
+			return err
+		}, codes.InvalidArgument},
+		{"an illegal transition is FAILED_PRECONDITION", func() error {
+			_, err := c.UpdateDocumentStatus(ctx, &pb.UpdateDocumentStatusRequest{DocumentId: d.ID, Status: "created"})
+			return err
+		}, codes.FailedPrecondition},
+		{"updating an unknown id is NOT_FOUND", func() error {
+			_, err := c.UpdateDocumentStatus(ctx, &pb.UpdateDocumentStatusRequest{DocumentId: "0691e72f-799b-7efd-8000-e5c4e1cb7813", Status: "signed"})
+			return err
+		}, codes.NotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := status.Code(tc.call()); got != tc.want {
+				t.Fatalf("code %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: "document.DocumentService"})
+	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", h, err)
+	}
+}
