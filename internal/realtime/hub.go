@@ -1,0 +1,259 @@
+// Package realtime is the WebSocket service: clients subscribe to one
+// document at /ws/{document_id} and receive its change events, mapped from
+// the CDC topics to the reference's messages.
+//
+// Every instance is a broadcast consumer of cdc.documents and
+// cdc.signatures (no shared group), so every instance sees every event and
+// clients may connect to any of them. A client that reconnects with
+// ?since=<lsn> first gets the events it missed, replayed from the bus, then
+// the live ones, with neither gap nor duplicate (see replay.go).
+//
+// Each connection has a bounded send queue. Fan-out never blocks: a client
+// whose queue is full is closed with 1013 (try again later) while the others
+// keep receiving.
+package realtime
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/docstream/docstream/internal/bus"
+)
+
+var (
+	connectionsGauge = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "docstream_realtime_connections",
+		Help: "Open WebSocket connections.",
+	})
+	documentsGauge = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "docstream_realtime_documents",
+		Help: "Documents with at least one subscriber.",
+	})
+	queueDrops = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "docstream_realtime_queue_drops_total",
+		Help: "Connections closed with 1013 because their send queue was full.",
+	})
+	reaped = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "docstream_realtime_reaped_total",
+		Help: "Connections dropped because a ping got no pong in time or a write timed out.",
+	})
+	messagesSent = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "docstream_realtime_messages_sent_total",
+		Help: "Messages written to WebSocket clients.",
+	})
+	eventsConsumed = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "docstream_realtime_events_total",
+		Help: "Change events consumed from the bus, by topic.",
+	}, []string{"topic"})
+)
+
+// topics are what the hub consumes, in a fixed order (index = topicIndex).
+var topics = [...]string{bus.TopicDocuments, bus.TopicSignatures}
+
+func topicIndex(topic string) int {
+	for i, t := range topics {
+		if t == topic {
+			return i
+		}
+	}
+	return -1
+}
+
+// Options tune a Hub. Zero values take the defaults.
+type Options struct {
+	// Bus is consumed by Consume and read by replays (?since=). Without it
+	// the hub only fans out what Dispatch is given, and ?since= is refused.
+	Bus bus.Bus
+	// QueueSize is how many messages may wait for one connection before it
+	// is closed with 1013 (default 256).
+	QueueSize int
+	// WriteTimeout bounds one write to a client (default 10s); a client
+	// that does not take a message in that time is dropped.
+	WriteTimeout time.Duration
+	// PingInterval is how often the server pings each client (default 30s)
+	// and PongTimeout how long it waits for the pong before dropping the
+	// connection as dead (default 10s).
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// ReadLimit is the largest message a client may send (default 4 KiB).
+	ReadLimit int64
+	Log       *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.QueueSize <= 0 {
+		o.QueueSize = 256
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 30 * time.Second
+	}
+	if o.PongTimeout <= 0 {
+		o.PongTimeout = 10 * time.Second
+	}
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = 4096
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Hub keeps the subscriptions and fans events out to them.
+type Hub struct {
+	opts Options
+	log  *slog.Logger
+
+	// mu guards docs, replaying and every client's inReplay. Dispatch holds
+	// it shared; (un)subscribing and ending a replay hold it exclusively, so
+	// a client is handled exactly once per event.
+	mu        sync.RWMutex
+	docs      map[string]map[*client]struct{}
+	replaying map[*client]struct{}
+
+	total     atomic.Int64
+	clients   sync.WaitGroup
+	consumers [len(topics)]consumerState
+}
+
+// NewHub returns a hub; start Consume to feed it from the bus.
+func NewHub(opts Options) *Hub {
+	opts.defaults()
+	return &Hub{
+		opts:      opts,
+		log:       opts.Log,
+		docs:      map[string]map[*client]struct{}{},
+		replaying: map[*client]struct{}{},
+	}
+}
+
+// Dispatch fans ev out to the subscribers of its document without blocking:
+// a subscriber whose queue is full is closed with 1013. Events of one topic
+// must be dispatched in bus order.
+func (h *Hub) Dispatch(ev Event) {
+	i := topicIndex(ev.Topic)
+	if i < 0 {
+		return
+	}
+	h.consumers[i].observe(ev)
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	// Clients still replaying see every event of the topic (to learn where
+	// live delivery begins) and buffer their document's; see replay.go.
+	for c := range h.replaying {
+		c.noteLive(i, ev)
+	}
+	if len(ev.Frames) == 0 {
+		return
+	}
+	for c := range h.docs[ev.DocumentID] {
+		if c.inReplay {
+			continue
+		}
+		c.deliver(i, ev)
+	}
+}
+
+// subscribe adds c to its document; a client with a replay to do is also
+// put in the replaying set, in the same critical section, so it sees every
+// live event from now on.
+func (h *Hub) subscribe(c *client, replay bool) {
+	h.mu.Lock()
+	subs := h.docs[c.doc]
+	if subs == nil {
+		subs = map[*client]struct{}{}
+		h.docs[c.doc] = subs
+		documentsGauge.Inc()
+	}
+	subs[c] = struct{}{}
+	if replay {
+		c.inReplay = true
+		h.replaying[c] = struct{}{}
+	}
+	h.mu.Unlock()
+	h.total.Add(1)
+	connectionsGauge.Inc()
+}
+
+func (h *Hub) unsubscribe(c *client) {
+	h.mu.Lock()
+	if subs := h.docs[c.doc]; subs != nil {
+		if _, ok := subs[c]; ok {
+			delete(subs, c)
+			h.total.Add(-1)
+			connectionsGauge.Dec()
+		}
+		if len(subs) == 0 {
+			delete(h.docs, c.doc)
+			documentsGauge.Dec()
+		}
+	}
+	delete(h.replaying, c)
+	c.inReplay = false
+	h.mu.Unlock()
+}
+
+// Connections is the number of open connections.
+func (h *Hub) Connections() int { return int(h.total.Load()) }
+
+// Wait blocks until every connection has finished (after the hub's context
+// passed to Serve is done, each one is closed with 1001).
+func (h *Hub) Wait() { h.clients.Wait() }
+
+// Stats is what GET /stats reports.
+type Stats struct {
+	TotalConnections         int                      `json:"total_connections"`
+	DocumentsWithSubscribers int                      `json:"documents_with_subscribers"`
+	Replaying                int                      `json:"replaying"`
+	Documents                map[string]int           `json:"documents,omitempty"`
+	Consumers                map[string]ConsumerStats `json:"consumers"`
+}
+
+// Stats snapshots the hub. Per-document counts are included up to
+// maxDocs documents (the busiest are not picked: it is a sample).
+func (h *Hub) Stats(maxDocs int) Stats {
+	h.mu.RLock()
+	s := Stats{
+		TotalConnections:         int(h.total.Load()),
+		DocumentsWithSubscribers: len(h.docs),
+		Replaying:                len(h.replaying),
+		Consumers:                map[string]ConsumerStats{},
+	}
+	if maxDocs > 0 {
+		s.Documents = map[string]int{}
+		for id, subs := range h.docs {
+			if len(s.Documents) >= maxDocs {
+				break
+			}
+			s.Documents[id] = len(subs)
+		}
+	}
+	h.mu.RUnlock()
+	for i, t := range topics {
+		s.Consumers[t] = h.consumers[i].snapshot()
+	}
+	return s
+}
+
+// closeCode is why a connection is being closed.
+type closeCode struct {
+	code   websocket.StatusCode
+	reason string
+	now    bool // no close handshake: the peer is gone or stuck
+}
+
+var (
+	closeSlow     = closeCode{code: websocket.StatusTryAgainLater, reason: "slow consumer: send queue full"}
+	closeExpired  = closeCode{code: websocket.StatusPolicyViolation, reason: "token expired"}
+	closeShutdown = closeCode{code: websocket.StatusGoingAway, reason: "server shutting down"}
+	closeDead     = closeCode{code: websocket.StatusGoingAway, reason: "no pong", now: true}
+	closeNormal   = closeCode{code: websocket.StatusNormalClosure}
+)

@@ -1,0 +1,257 @@
+package realtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/docstream/docstream/internal/bus"
+	"github.com/docstream/docstream/internal/change"
+)
+
+// Message types sent to clients: the reference's names.
+const (
+	TypeDocumentCreated       = "document.created"
+	TypeDocumentStatusChanged = "document.status_changed"
+	TypeDocumentSigned        = "document.signed"
+	TypeDocumentViewed        = "document.viewed"
+	TypeDocumentSent          = "document.sent"
+	TypeDocumentUpdated       = "document.updated"
+	TypeDocumentDeleted       = "document.deleted"
+	TypeSignatureAdded        = "signature.added"
+)
+
+// statusTypes are the statuses whose change has a type of its own; any
+// other status change is document.status_changed.
+var statusTypes = map[string]string{
+	"signed": TypeDocumentSigned,
+	"viewed": TypeDocumentViewed,
+	"sent":   TypeDocumentSent,
+}
+
+// Message is one server-to-client message. LSN is the cursor of the change
+// it comes from: a client that reconnects with ?since=<lsn> of the last
+// message it handled gets everything after it.
+type Message struct {
+	Type      string `json:"type"`
+	Data      any    `json:"data"`
+	Timestamp string `json:"timestamp"`
+	LSN       uint64 `json:"lsn"`
+}
+
+// DocumentData is the data of document.created and document.deleted.
+type DocumentData struct {
+	DocumentID  string  `json:"document_id"`
+	Title       string  `json:"title"`
+	Status      string  `json:"status"`
+	CreatedBy   string  `json:"created_by"`
+	ContentType *string `json:"content_type"`
+	ContentSize *int64  `json:"content_size"`
+	Version     *int32  `json:"version"`
+	CreatedAt   *string `json:"created_at"`
+	UpdatedAt   *string `json:"updated_at"`
+}
+
+// StatusData is the data of a status change (document.status_changed and
+// the status-specific types).
+type StatusData struct {
+	DocumentID string  `json:"document_id"`
+	Title      string  `json:"title"`
+	OldStatus  string  `json:"old_status"`
+	NewStatus  string  `json:"new_status"`
+	Version    *int32  `json:"version"`
+	UpdatedAt  *string `json:"updated_at"`
+}
+
+// UpdatedData is the data of document.updated.
+type UpdatedData struct {
+	DocumentID string  `json:"document_id"`
+	Title      string  `json:"title"`
+	OldTitle   string  `json:"old_title"`
+	Version    *int32  `json:"version"`
+	UpdatedAt  *string `json:"updated_at"`
+	// Changed names the columns that changed besides status, version and
+	// updated_at (e.g. ["title"], ["content_size","s3_key"]).
+	Changed []string `json:"changed"`
+}
+
+// SignatureData is the data of signature.added.
+type SignatureData struct {
+	SignatureID string  `json:"signature_id"`
+	DocumentID  string  `json:"document_id"`
+	SignerName  string  `json:"signer_name"`
+	SignerEmail string  `json:"signer_email"`
+	SignedAt    *string `json:"signed_at"`
+}
+
+// Event is one change event turned into client messages, encoded once and
+// shared by every subscriber.
+type Event struct {
+	Topic      string
+	DocumentID string
+	Position   uint64 // bus position: orders the topic
+	LSN        uint64
+	Frames     [][]byte // encoded Messages, in order; may be empty
+}
+
+// Decode turns a bus message into an Event. A change that clients are not
+// told about (snapshot reads, signature updates) yields an Event with no
+// frames, which still moves the cursor. A message that is not a change event
+// is an error.
+func Decode(m bus.Message) (Event, error) {
+	// On error the Event still names its topic and position, so a consumer
+	// can skip it and keep its cursor.
+	ev := Event{Topic: m.Topic, Position: m.Position}
+	env, err := change.Decode(m.Value)
+	if err != nil {
+		return ev, fmt.Errorf("realtime: decode %s@%d: %w", m.Topic, m.Position, err)
+	}
+	lsn := env.Source.LSN
+	if h, ok := m.Headers[bus.HeaderLSN]; ok {
+		if v, err := strconv.ParseUint(h, 10, 64); err == nil {
+			lsn = v
+		}
+	}
+	ev.LSN = lsn
+	docID, msgs, err := Map(m.Topic, env)
+	if err != nil {
+		return ev, fmt.Errorf("realtime: map %s@%d: %w", m.Topic, m.Position, err)
+	}
+	ev.DocumentID = docID
+	for _, msg := range msgs {
+		msg.LSN = lsn
+		b, err := json.Marshal(msg)
+		if err != nil {
+			return Event{Topic: m.Topic, Position: m.Position}, err
+		}
+		ev.Frames = append(ev.Frames, b)
+	}
+	return ev, nil
+}
+
+// Map turns a change envelope into the messages clients see and the
+// document they are about:
+//
+//   - documents insert → document.created
+//   - documents update with a new status → document.signed, .viewed or .sent
+//     for those statuses, else document.status_changed (old_status,
+//     new_status, version)
+//   - documents update changing any other column (the title, the content)
+//     → document.updated; an update changing both status and title yields
+//     both messages, status first
+//   - documents delete → document.deleted
+//   - signatures insert → signature.added
+//
+// Snapshot reads (op r) are not changes and yield nothing, as do signature
+// updates and deletes.
+func Map(topic string, env change.Envelope) (string, []Message, error) {
+	ts := change.FormatTime(time.UnixMilli(env.Source.TsMs))
+	switch topic {
+	case bus.TopicDocuments:
+		var before, after change.Document
+		hasBefore, err := change.Row(env.Before, &before)
+		if err != nil {
+			return "", nil, err
+		}
+		hasAfter, err := change.Row(env.After, &after)
+		if err != nil {
+			return "", nil, err
+		}
+		switch env.Op {
+		case change.OpCreate:
+			if !hasAfter {
+				return "", nil, fmt.Errorf("insert without after")
+			}
+			return after.ID, []Message{{Type: TypeDocumentCreated, Data: documentData(after), Timestamp: ts}}, nil
+		case change.OpDelete:
+			if !hasBefore {
+				return "", nil, fmt.Errorf("delete without before")
+			}
+			return before.ID, []Message{{Type: TypeDocumentDeleted, Data: documentData(before), Timestamp: ts}}, nil
+		case change.OpUpdate:
+			if !hasAfter {
+				return "", nil, fmt.Errorf("update without after")
+			}
+			var out []Message
+			if hasBefore && before.Status != after.Status {
+				typ, ok := statusTypes[after.Status]
+				if !ok {
+					typ = TypeDocumentStatusChanged
+				}
+				out = append(out, Message{Type: typ, Timestamp: ts, Data: StatusData{
+					DocumentID: after.ID, Title: after.Title, OldStatus: before.Status, NewStatus: after.Status,
+					Version: after.Version, UpdatedAt: after.UpdatedAt,
+				}})
+			}
+			changed := changedColumns(env.Before, env.After)
+			if !hasBefore || len(changed) > 0 {
+				old := after.Title
+				if hasBefore {
+					old = before.Title
+				}
+				out = append(out, Message{Type: TypeDocumentUpdated, Timestamp: ts, Data: UpdatedData{
+					DocumentID: after.ID, Title: after.Title, OldTitle: old,
+					Version: after.Version, UpdatedAt: after.UpdatedAt, Changed: changed,
+				}})
+			}
+			return after.ID, out, nil
+		default:
+			id := after.ID
+			if id == "" {
+				id = before.ID
+			}
+			return id, nil, nil
+		}
+	case bus.TopicSignatures:
+		var s change.Signature
+		row := env.After
+		if env.Op == change.OpDelete {
+			row = env.Before
+		}
+		if _, err := change.Row(row, &s); err != nil {
+			return "", nil, err
+		}
+		if env.Op != change.OpCreate {
+			return s.DocumentID, nil, nil
+		}
+		return s.DocumentID, []Message{{Type: TypeSignatureAdded, Timestamp: ts, Data: SignatureData{
+			SignatureID: s.ID, DocumentID: s.DocumentID, SignerName: s.SignerName,
+			SignerEmail: s.SignerEmail, SignedAt: s.SignedAt,
+		}}}, nil
+	default:
+		return "", nil, fmt.Errorf("unexpected topic %q", topic)
+	}
+}
+
+func documentData(d change.Document) DocumentData {
+	return DocumentData{
+		DocumentID: d.ID, Title: d.Title, Status: d.Status, CreatedBy: d.CreatedBy,
+		ContentType: d.ContentType, ContentSize: d.ContentSize, Version: d.Version,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+	}
+}
+
+// ignoredColumns change on every update and say nothing by themselves.
+var ignoredColumns = map[string]bool{"status": true, "version": true, "updated_at": true}
+
+// changedColumns lists the columns (other than ignoredColumns) whose JSON
+// value differs between two rows, sorted, so new columns count too.
+func changedColumns(before, after json.RawMessage) []string {
+	var b, a map[string]json.RawMessage
+	if json.Unmarshal(before, &b) != nil || json.Unmarshal(after, &a) != nil || b == nil {
+		return nil
+	}
+	changed := []string{}
+	for k, av := range a {
+		if ignoredColumns[k] {
+			continue
+		}
+		if bv, ok := b[k]; !ok || string(bv) != string(av) {
+			changed = append(changed, k)
+		}
+	}
+	slices.Sort(changed)
+	return changed
+}

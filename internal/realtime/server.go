@@ -1,0 +1,164 @@
+package realtime
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+
+	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/internal/httpx"
+)
+
+// ServerConfig configures the HTTP side.
+type ServerConfig struct {
+	// Dev enables GET /auth/token (404 otherwise).
+	Dev bool
+	// OriginPatterns are the browser origins allowed to open a WebSocket
+	// (coder/websocket's patterns). Empty: any origin — tokens travel in
+	// the URL, a header or the subprotocol, never in cookies, so another
+	// origin cannot ride on a user's session (no cross-site hijacking).
+	OriginPatterns []string
+	Log            *slog.Logger
+}
+
+// Server is the realtime HTTP service: WS /ws/{document_id}, GET /stats,
+// GET /auth/token (development), health and metrics.
+type Server struct {
+	hub  *Hub
+	auth *Authenticator
+	cfg  ServerConfig
+	log  *slog.Logger
+	// ctx ends every connection (1001) when done; set by Handler.
+	ctx context.Context
+}
+
+// NewServer returns the service over hub and auth.
+func NewServer(hub *Hub, auth *Authenticator, cfg ServerConfig) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{hub: hub, auth: auth, cfg: cfg, log: cfg.Log}
+}
+
+// Handler returns the routes. Connections live until they end or ctx is
+// done (then they are closed with 1001 going away; Hub.Wait waits for them).
+func (s *Server) Handler(ctx context.Context, checks ...httpx.Check) http.Handler {
+	s.ctx = ctx
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws/{document_id}", s.handleWebSocket())
+	mux.Handle("GET /stats", s.handleStats())
+	mux.Handle("GET /auth/token", s.handleToken())
+	httpx.Routes(mux, checks...)
+	return httpx.Wrap("realtime", s.log, mux)
+}
+
+// handleWebSocket upgrades after checking, in this order, the document id
+// (400), since (400) and the token (401): a refused handshake says nothing
+// about the document.
+func (s *Server) handleWebSocket() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		docID, err := uuid.Parse(r.PathValue("document_id"))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, apperr.E(apperr.Invalid, "document_id must be a UUID"))
+			return
+		}
+		var since *uint64
+		if v := r.URL.Query().Get("since"); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				httpx.RespondErr(w, r, s.log, apperr.E(apperr.Invalid, "since must be an LSN (a non-negative integer)"))
+				return
+			}
+			since = &n
+		}
+		id, proto, err := s.auth.Authenticate(r)
+		if err != nil {
+			s.log.DebugContext(r.Context(), "websocket refused", "err", err)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="docstream"`)
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		if since != nil && s.hub.opts.Bus == nil {
+			httpx.RespondErr(w, r, s.log, apperr.E(apperr.Unavailable, "replay (since) needs the event bus"))
+			return
+		}
+		opts := &websocket.AcceptOptions{
+			OriginPatterns:     s.cfg.OriginPatterns,
+			InsecureSkipVerify: len(s.cfg.OriginPatterns) == 0,
+		}
+		if proto != "" {
+			opts.Subprotocols = []string{proto}
+		}
+		ws, err := websocket.Accept(w, r, opts)
+		if err != nil {
+			// Accept has already answered (400/403/426).
+			s.log.DebugContext(r.Context(), "websocket accept failed", "err", err)
+			return
+		}
+		s.hub.clients.Add(1)
+		defer s.hub.clients.Done()
+		c := newClient(s.hub, ws, docID.String(), id.ExpiresAt)
+		s.hub.subscribe(c, since != nil)
+		s.log.DebugContext(r.Context(), "websocket connected", "document_id", c.doc, "user_id", id.UserID, "since", since)
+		ctx := s.ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		c.run(ctx, since)
+	})
+}
+
+func (s *Server) handleStats() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.Respond(w, http.StatusOK, s.hub.Stats(100))
+	})
+}
+
+type tokenResponse struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	UserID      string    `json:"user_id"`
+	Email       string    `json:"email"`
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// handleToken issues a token for anyone who asks: development only.
+func (s *Server) handleToken() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.Dev {
+			httpx.RespondErr(w, r, s.log, apperr.E(apperr.NotFound, "not found"))
+			return
+		}
+		q := r.URL.Query()
+		userID, email := q.Get("user_id"), q.Get("email")
+		var fields []apperr.FieldError
+		if userID == "" {
+			fields = append(fields, apperr.FieldError{Field: "user_id", Message: "is required"})
+		} else if len(userID) > 255 {
+			fields = append(fields, apperr.FieldError{Field: "user_id", Message: "must be at most 255 characters"})
+		}
+		if email != "" {
+			if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
+				fields = append(fields, apperr.FieldError{Field: "email", Message: "must be an email address"})
+			}
+		}
+		if err := apperr.Fields(fields...); err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		tok, exp, err := s.auth.IssueToken(userID, email, time.Now())
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, tokenResponse{
+			AccessToken: tok, TokenType: "bearer", UserID: userID, Email: email, ExpiresAt: exp,
+		})
+	})
+}
