@@ -92,3 +92,13 @@ func TestLoadNamesTheFile(t *testing.T) {
 		t.Fatal("a missing file loaded")
 	}
 }
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := Load("gateway.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Services[0].Upstreams) != 2 || c.CORS.MaxAge != 3600 || len(c.Routes) != 4 {
+		t.Fatalf("example config: %+v", c)
+	}
+}
