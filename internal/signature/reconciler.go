@@ -84,10 +84,13 @@ func (r *Reconciler) Poll(ctx context.Context) (int, error) {
 	}
 	for _, u := range due {
 		// One attempt per poll; the outbox row carries the backoff.
-		r.svc.apply(ctx, "reconciler", u, retry.WithMaxRetries(0, retry.NewConstant(0)), r.backoff(u.Attempts))
+		r.svc.apply(ctx, "reconciler", u, noRetry, r.backoff(u.Attempts))
 	}
 	return len(due), nil
 }
+
+// noRetry makes apply attempt once.
+var noRetry = retry.BackoffFunc(func() (time.Duration, bool) { return 0, true })
 
 // backoff is the delay after the attempts-th failed attempt: Interval
 // doubling, capped at MaxBackoff.
