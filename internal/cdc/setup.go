@@ -1,0 +1,278 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/docstream/docstream/internal/bus"
+	"github.com/docstream/docstream/internal/change"
+)
+
+// capture ensures the publication and slot exist, snapshots if the slot is
+// new, and streams until ctx is done or an error.
+func (e *Engine) capture(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+	if err := e.ensurePublication(ctx, pool); err != nil {
+		return err
+	}
+	rcfg, err := pgconn.ParseConfig(e.cfg.DatabaseURL)
+	if err != nil {
+		return &fatalError{fmt.Errorf("cdc: database url: %w", err)}
+	}
+	rcfg.RuntimeParams["replication"] = "database"
+	rcfg.RuntimeParams["application_name"] = "docstream-cdc"
+	// pgoutput writes timestamptz in the walsender's time zone.
+	rcfg.RuntimeParams["TimeZone"] = "UTC"
+	repl, err := pgconn.ConnectConfig(ctx, rcfg)
+	if err != nil {
+		return fmt.Errorf("cdc: replication connection: %w", err)
+	}
+	defer repl.Close(context.Background())
+
+	var done, exists bool
+	var slotRowExists bool
+	err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()),
+		coalesce((SELECT snapshot_done_at IS NOT NULL FROM cdc.slots WHERE slot_name = $1), false),
+		EXISTS (SELECT 1 FROM cdc.slots WHERE slot_name = $1)`, e.cfg.Slot).Scan(&exists, &done, &slotRowExists)
+	if err != nil {
+		return fmt.Errorf("cdc: read slot state (is migration 00003 applied?): %w", err)
+	}
+	if exists && slotRowExists && !done {
+		// An engine died during the snapshot: PostgreSQL cannot tell how
+		// far it got, so start over with a new slot and snapshot.
+		log.Warn("slot left by an unfinished snapshot; recreating it")
+		if err := pglogrepl.DropReplicationSlot(ctx, repl, e.cfg.Slot, pglogrepl.DropReplicationSlotOptions{Wait: true}); err != nil {
+			return fmt.Errorf("cdc: drop unfinished slot: %w", err)
+		}
+		exists = false
+	}
+	if !exists {
+		if err := e.createSlot(ctx, pool, repl, log); err != nil {
+			return err
+		}
+	}
+	return e.stream(ctx, pool, repl, log)
+}
+
+func (e *Engine) ensurePublication(ctx context.Context, pool *pgxpool.Pool) error {
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", e.cfg.Publication).Scan(&exists); err != nil {
+		return fmt.Errorf("cdc: publication: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	// Names were checked against identRe in Config.defaults.
+	_, err := pool.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s", e.cfg.Publication, strings.Join(e.cfg.Tables, ", ")))
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42710" { // created concurrently
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cdc: create publication: %w", err)
+	}
+	return nil
+}
+
+// createSlot creates the slot and, in initial mode, publishes the rows that
+// exist at its consistent point as op "r", reading them inside the
+// snapshot the slot exported: streaming then starts exactly after it, so
+// no row is missed or doubled whatever is written meanwhile.
+func (e *Engine) createSlot(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.PgConn, log *slog.Logger) error {
+	action := "NOEXPORT_SNAPSHOT"
+	if e.cfg.Snapshot == SnapshotInitial {
+		action = "EXPORT_SNAPSHOT"
+	}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, e.cfg.Slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: action})
+	if err != nil {
+		return fmt.Errorf("cdc: create slot %s: %w", e.cfg.Slot, err)
+	}
+	point, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return err
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO cdc.slots (slot_name, consistent_lsn, snapshot_mode) VALUES ($1, $2, $3)
+		ON CONFLICT (slot_name) DO UPDATE SET consistent_lsn = $2, snapshot_mode = $3, created_at = now(), snapshot_done_at = NULL`,
+		e.cfg.Slot, res.ConsistentPoint, e.cfg.Snapshot); err != nil {
+		return fmt.Errorf("cdc: record slot: %w", err)
+	}
+	log.Info("replication slot created", "consistent_point", res.ConsistentPoint, "snapshot", e.cfg.Snapshot)
+	if e.cfg.Snapshot == SnapshotInitial {
+		start := time.Now()
+		n, err := e.snapshot(ctx, pool, res.SnapshotName, uint64(point))
+		if err != nil {
+			return err
+		}
+		log.Info("initial snapshot published", "rows", n, "took", time.Since(start))
+	}
+	if _, err := pool.Exec(ctx, "UPDATE cdc.slots SET snapshot_done_at = now() WHERE slot_name = $1", e.cfg.Slot); err != nil {
+		return fmt.Errorf("cdc: record snapshot: %w", err)
+	}
+	return nil
+}
+
+// snapshot publishes every row of the captured tables as seen by the
+// exported snapshot. The exported snapshot lives until the replication
+// connection runs its next command, which is START_REPLICATION after this.
+func (e *Engine) snapshot(ctx context.Context, pool *pgxpool.Pool, snapName string, point uint64) (int, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+snapName+"'"); err != nil {
+		return 0, fmt.Errorf("cdc: import snapshot: %w", err)
+	}
+	var xmin int64
+	if err := tx.QueryRow(ctx, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").Scan(&xmin); err != nil {
+		return 0, err
+	}
+	srcTs := time.Now().UnixMilli()
+
+	// One event is held back so the last one of the whole snapshot can be
+	// marked snapshot:"last".
+	var (
+		held    *bus.Message
+		heldEnv *envelope
+		heldTab *table
+		batch   []bus.Message
+		total   int
+	)
+	flush := func(force bool) error {
+		if len(batch) >= e.cfg.MaxBatch || (force && len(batch) > 0) {
+			start := time.Now()
+			if err := e.bus.Publish(ctx, batch...); err != nil {
+				return fmt.Errorf("cdc: publish snapshot: %w", err)
+			}
+			observePublish(batch, time.Since(start))
+			batch = batch[:0]
+		}
+		return nil
+	}
+	emitHeld := func(last bool) error {
+		if held == nil {
+			return nil
+		}
+		if last {
+			heldEnv.source.Snapshot = "last"
+		}
+		held.Value = appendEnvelope(nil, heldTab, heldEnv)
+		batch = append(batch, *held)
+		held = nil
+		total++
+		return flush(false)
+	}
+	for _, name := range e.cfg.Tables {
+		t, err := catalogTable(ctx, tx, name, e.cfg.TopicPrefix)
+		if err != nil {
+			return 0, err
+		}
+		cols := make([]string, len(t.cols))
+		for i, c := range t.cols {
+			cols[i] = pgx.Identifier{c.name}.Sanitize() + "::text"
+		}
+		rows, err := tx.Query(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+name, pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			return 0, fmt.Errorf("cdc: snapshot %s: %w", name, err)
+		}
+		for rows.Next() {
+			raw := rows.RawValues()
+			vals := make([]value, len(raw))
+			for i, r := range raw {
+				if r == nil {
+					vals[i] = value{null: true}
+				} else {
+					vals[i] = value{text: append([]byte(nil), r...)}
+				}
+			}
+			if err := emitHeld(false); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			heldTab = t
+			heldEnv = &envelope{op: change.OpRead, after: vals, producedMs: time.Now().UnixMilli(), source: change.Source{
+				Version: e.cfg.Version, Connector: "postgresql", Name: e.cfg.Name, TsMs: srcTs, Snapshot: "true",
+				DB: conn.Conn().Config().Database, Sequence: sequence(0, point), Schema: t.schema, Table: t.name,
+				TxID: xmin, LSN: point,
+			}}
+			held = &bus.Message{Topic: t.topic, Key: appendKey(nil, t, vals), Headers: map[string]string{
+				bus.HeaderLSN: strconv.FormatUint(point, 10), bus.HeaderOp: change.OpRead}}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, fmt.Errorf("cdc: snapshot %s: %w", name, err)
+		}
+	}
+	if err := emitHeld(true); err != nil {
+		return 0, err
+	}
+	return total, flush(true)
+}
+
+// catalogTable reads a table's columns (table order) and primary key.
+func catalogTable(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, name, prefix string) (*table, error) {
+	schema, rel, _ := strings.Cut(name, ".")
+	rows, err := q.Query(ctx, `SELECT a.attname, a.atttypid::int8, coalesce(a.attnum = ANY (i.indkey::int2[]), false)
+		FROM pg_attribute a
+		JOIN pg_class c ON c.oid = a.attrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+		WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`, schema, rel)
+	if err != nil {
+		return nil, fmt.Errorf("cdc: columns of %s: %w", name, err)
+	}
+	t := &table{schema: schema, name: rel, topic: prefix + "." + rel}
+	for rows.Next() {
+		var c column
+		var oid int64
+		if err := rows.Scan(&c.name, &oid, &c.key); err != nil {
+			return nil, err
+		}
+		c.oid = uint32(oid)
+		t.cols = append(t.cols, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(t.cols) == 0 {
+		return nil, fmt.Errorf("cdc: table %s not found", name)
+	}
+	return t, nil
+}
+
+// primaryKey reads the primary key column names of the relation with oid.
+func primaryKey(ctx context.Context, pool *pgxpool.Pool, relID uint32) (map[string]bool, error) {
+	rows, err := pool.Query(ctx, `SELECT a.attname FROM pg_index i
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[])
+		WHERE i.indrelid = $1::oid AND i.indisprimary`, int64(relID))
+	if err != nil {
+		return nil, fmt.Errorf("cdc: primary key: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("cdc: primary key: %w", err)
+	}
+	keys := map[string]bool{}
+	for _, n := range names {
+		keys[n] = true
+	}
+	return keys, nil
+}

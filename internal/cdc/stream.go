@@ -1,0 +1,428 @@
+package cdc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/docstream/docstream/internal/bus"
+	"github.com/docstream/docstream/internal/change"
+)
+
+// batch is a unit handed from the reader to the publisher: events in WAL
+// order and, when the batch ends at least one transaction, the LSN that may
+// be confirmed once they are all acked (the end of the last complete
+// transaction, or an idle server position). A batch with no events carries
+// only a watermark.
+type batch struct {
+	events  []bus.Message
+	confirm uint64
+}
+
+// stream runs START_REPLICATION from the slot's confirmed position and
+// turns pgoutput messages into events until ctx is done.
+func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.PgConn, log *slog.Logger) error {
+	err := pglogrepl.StartReplication(ctx, repl, e.cfg.Slot, 0, pglogrepl.StartReplicationOptions{
+		Mode: pglogrepl.LogicalReplication,
+		PluginArgs: []string{
+			"proto_version '1'",
+			"publication_names '" + e.cfg.Publication + "'",
+			"messages 'true'", // heartbeats arrive as logical decoding messages
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("cdc: start replication: %w", err)
+	}
+	// Replication resumes after the slot's confirmed position: that is what
+	// is acked so far.
+	var s string
+	if err := pool.QueryRow(ctx, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", e.cfg.Slot).Scan(&s); err != nil {
+		return fmt.Errorf("cdc: read slot position: %w", err)
+	}
+	l, err := pglogrepl.ParseLSN(s)
+	if err != nil {
+		return fmt.Errorf("cdc: slot position %q: %w", s, err)
+	}
+	confirmed := uint64(l)
+	e.acked.Store(confirmed)
+	e.setStatus(func(s *Status) { s.Streaming, s.LastError = true, "" })
+	log.Info("streaming changes", "from", LSN(confirmed))
+
+	// The publisher owns the bus round trips; it runs beside the reader so
+	// decoding continues while a batch is in flight.
+	work := make(chan batch, 4)
+	pubErr := make(chan error, 1)
+	var inflight atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.publisher(work, pubErr, &inflight)
+	}()
+	// On every way out: let the publisher finish what it has (so the last
+	// acked position is reported), then send the final status.
+	defer func() {
+		close(work)
+		wg.Wait()
+		_ = pglogrepl.SendStandbyStatusUpdate(context.Background(), repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(e.acked.Load())})
+	}()
+
+	if e.cfg.HeartbeatInterval > 0 {
+		hbCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go e.heartbeat(hbCtx, pool, log)
+	}
+
+	r := &reader{e: e, pool: pool, rels: map[uint32]*table{}, topics: map[string]bool{}}
+	for _, t := range e.cfg.Tables {
+		r.topics[t] = true
+	}
+	var (
+		pending      batch
+		pendingSince time.Time
+		handed       uint64 // confirm position of the last batch handed over
+		nextStatus   = time.Now().Add(e.cfg.StatusInterval)
+		nextMark     = time.Now().Add(e.cfg.WatermarkInterval)
+		lastSent     uint64
+	)
+	hand := func() error {
+		if len(pending.events) == 0 && pending.confirm == 0 {
+			return nil
+		}
+		inflight.Add(1)
+		// No ctx case: the publisher consumes until work is closed, and what
+		// was read before a stop is still worth publishing and confirming.
+		select {
+		case work <- pending:
+		case err := <-pubErr:
+			return err
+		}
+		if pending.confirm > handed {
+			handed = pending.confirm
+		}
+		pending = batch{}
+		return nil
+	}
+	sendStatus := func(reply bool) error {
+		pos := e.acked.Load()
+		lastSent = pos
+		nextStatus = time.Now().Add(e.cfg.StatusInterval)
+		err := pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(pos), ReplyRequested: reply})
+		if err != nil {
+			return fmt.Errorf("cdc: status update: %w", err)
+		}
+		confirmedLSN.WithLabelValues(e.cfg.Slot).Set(float64(pos))
+		return nil
+	}
+	idle := func() bool { return !r.inTx && len(pending.events) == 0 && inflight.Load() == 0 }
+
+	for {
+		select {
+		case err := <-pubErr:
+			return err
+		default:
+		}
+		if ctx.Err() != nil {
+			return hand()
+		}
+		now := time.Now()
+		if now.After(nextStatus) {
+			if err := sendStatus(false); err != nil {
+				return err
+			}
+		}
+		if now.After(nextMark) {
+			nextMark = now.Add(e.cfg.WatermarkInterval)
+			if idle() {
+				// The server answers with a keepalive carrying how far it has
+				// decoded; see the keepalive case.
+				if err := sendStatus(true); err != nil {
+					return err
+				}
+			}
+		}
+		// Hand the pending events over when the bus is free (low latency
+		// when quiet), when the batch is full, or when it has waited long
+		// enough behind a busy bus (batching under load).
+		if n := len(pending.events); n > 0 && !r.inTx && inflight.Load() == 0 ||
+			n >= e.cfg.MaxBatch || n > 0 && now.Sub(pendingSince) >= e.cfg.FlushInterval {
+			if err := hand(); err != nil {
+				return err
+			}
+		}
+
+		deadline := nextStatus
+		if nextMark.Before(deadline) {
+			deadline = nextMark
+		}
+		if len(pending.events) > 0 {
+			if d := pendingSince.Add(e.cfg.FlushInterval); d.Before(deadline) {
+				deadline = d
+			}
+			// Wake soon to see whether the publisher became free.
+			if d := now.Add(time.Millisecond); d.Before(deadline) {
+				deadline = d
+			}
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		raw, err := repl.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if pgconn.Timeout(err) || ctx.Err() != nil {
+				continue
+			}
+			return fmt.Errorf("cdc: receive: %w", err)
+		}
+		switch msg := raw.(type) {
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("cdc: replication error: %w", pgconn.ErrorResponseToPgError(msg))
+		case *pgproto3.CopyData:
+			switch msg.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("cdc: keepalive: %w", err)
+				}
+				// Idle and everything handed is acked: every transaction the
+				// server decoded before ServerWALEnd has reached us and the
+				// bus, so that position is fully published.
+				if idle() && uint64(ka.ServerWALEnd) > e.acked.Load() && uint64(ka.ServerWALEnd) > handed {
+					pending.confirm = uint64(ka.ServerWALEnd)
+					if err := hand(); err != nil {
+						return err
+					}
+				}
+				if ka.ReplyRequested || e.acked.Load() != lastSent && ka.ServerWALEnd > 0 {
+					if err := sendStatus(false); err != nil {
+						return err
+					}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("cdc: xlogdata: %w", err)
+				}
+				before := len(pending.events)
+				confirm, err := r.handle(ctx, xld, &pending.events)
+				if err != nil {
+					return err
+				}
+				if before == 0 && len(pending.events) > 0 {
+					pendingSince = time.Now()
+				}
+				if confirm > pending.confirm {
+					pending.confirm = confirm
+				}
+				if confirm > 0 && len(pending.events) == 0 && idle() {
+					// A transaction of no interest (or a heartbeat) ended:
+					// its position can be confirmed right away.
+					if err := hand(); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+}
+
+// publisher publishes batches in order. After a batch is acked it advances
+// the acked position and publishes a watermark. On failure it reports the
+// error and drops the rest: the engine restarts from the slot.
+func (e *Engine) publisher(work <-chan batch, errc chan<- error, inflight *atomic.Int64) {
+	// Batches already handed over are still published when the engine stops,
+	// so a clean shutdown confirms all it read; a bounded wait keeps a dead
+	// bus from blocking shutdown for ever.
+	failed := false
+	for b := range work {
+		if failed {
+			inflight.Add(-1)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := e.publishBatch(ctx, b)
+		cancel()
+		inflight.Add(-1)
+		if err != nil {
+			failed = true
+			select {
+			case errc <- err:
+			default:
+			}
+		}
+	}
+}
+
+func (e *Engine) publishBatch(ctx context.Context, b batch) error {
+	if len(b.events) > 0 {
+		start := time.Now()
+		if err := e.bus.Publish(ctx, b.events...); err != nil {
+			return fmt.Errorf("cdc: publish: %w", err)
+		}
+		observePublish(b.events, time.Since(start))
+	}
+	if b.confirm == 0 || b.confirm <= e.acked.Load() {
+		return nil
+	}
+	e.acked.Store(b.confirm)
+	wm, _ := json.Marshal(change.Watermark{LSN: b.confirm, TsMs: time.Now().UnixMilli()})
+	lsn := strconv.FormatUint(b.confirm, 10)
+	if err := e.bus.Publish(ctx, bus.Message{Topic: bus.TopicWatermarks, Key: []byte(e.cfg.Slot), Value: wm,
+		Headers: map[string]string{bus.HeaderLSN: lsn}}); err != nil {
+		return fmt.Errorf("cdc: publish watermark: %w", err)
+	}
+	return nil
+}
+
+// heartbeat runs the heartbeat action so the slot keeps advancing while the
+// captured tables are idle.
+func (e *Engine) heartbeat(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) {
+	t := time.NewTicker(e.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := pool.Exec(ctx, e.cfg.HeartbeatSQL); err != nil && ctx.Err() == nil {
+				log.Warn("cdc heartbeat failed", "err", err)
+			}
+		}
+	}
+}
+
+// reader turns pgoutput messages into events.
+type reader struct {
+	e      *Engine
+	pool   *pgxpool.Pool
+	rels   map[uint32]*table
+	topics map[string]bool
+
+	inTx       bool
+	xid        uint32
+	commitTime time.Time
+	lastCommit uint64
+}
+
+// handle decodes one XLogData. It appends events to out and returns the LSN
+// that becomes confirmable once out is acked (non-zero at a commit or a
+// non-transactional message).
+func (r *reader) handle(ctx context.Context, xld pglogrepl.XLogData, out *[]bus.Message) (uint64, error) {
+	msg, err := pglogrepl.Parse(xld.WALData)
+	if err != nil {
+		return 0, fmt.Errorf("cdc: parse pgoutput: %w", err)
+	}
+	lsn := uint64(xld.WALStart)
+	switch m := msg.(type) {
+	case *pglogrepl.BeginMessage:
+		r.inTx, r.xid, r.commitTime = true, m.Xid, m.CommitTime
+	case *pglogrepl.CommitMessage:
+		r.inTx = false
+		r.lastCommit = uint64(m.CommitLSN)
+		return uint64(m.TransactionEndLSN), nil
+	case *pglogrepl.RelationMessage:
+		return 0, r.relation(ctx, m)
+	case *pglogrepl.InsertMessage:
+		return 0, r.emit(m.RelationID, change.OpCreate, nil, m.Tuple, lsn, out)
+	case *pglogrepl.UpdateMessage:
+		return 0, r.emit(m.RelationID, change.OpUpdate, m.OldTuple, m.NewTuple, lsn, out)
+	case *pglogrepl.DeleteMessage:
+		return 0, r.emit(m.RelationID, change.OpDelete, m.OldTuple, nil, lsn, out)
+	case *pglogrepl.LogicalDecodingMessage:
+		if !m.Transactional && !r.inTx {
+			return uint64(m.LSN), nil
+		}
+	case *pglogrepl.TruncateMessage:
+		// Debezium's default (skipped.operations=t) emits nothing for TRUNCATE.
+		r.e.cfg.Log.Warn("TRUNCATE of a captured table is not published", "lsn", LSN(lsn))
+	}
+	return 0, nil
+}
+
+// relation (re)defines a table from a Relation message: sent before the
+// first change of a table in a session and again after its schema changed,
+// so a column added at run time appears in the next event.
+func (r *reader) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	keys, err := primaryKey(ctx, r.pool, m.RelationID)
+	if err != nil {
+		return err
+	}
+	t := &table{schema: m.Namespace, name: m.RelationName, topic: r.e.cfg.TopicPrefix + "." + m.RelationName}
+	for _, c := range m.Columns {
+		t.cols = append(t.cols, column{name: c.Name, oid: c.DataType, key: keys[c.Name]})
+	}
+	if len(keys) == 0 { // no primary key: the replica identity columns
+		for i, c := range m.Columns {
+			t.cols[i].key = c.Flags&1 != 0
+		}
+	}
+	r.rels[m.RelationID] = t
+	return nil
+}
+
+func (r *reader) emit(relID uint32, op string, oldT, newT *pglogrepl.TupleData, lsn uint64, out *[]bus.Message) error {
+	t, ok := r.rels[relID]
+	if !ok {
+		return fmt.Errorf("cdc: change for unknown relation %d", relID)
+	}
+	if !r.topics[t.schema+"."+t.name] {
+		return nil // in the publication but not configured here
+	}
+	before := tupleValues(oldT)
+	after := tupleValues(newT)
+	if before != nil && after != nil {
+		// Unchanged TOAST values are not sent again; REPLICA IDENTITY FULL
+		// put them in the old tuple.
+		for i := range after {
+			if after[i].toast && i < len(before) && !before[i].toast {
+				after[i] = before[i]
+			}
+		}
+	}
+	env := envelope{op: op, before: before, after: after, producedMs: time.Now().UnixMilli(), source: change.Source{
+		Version: r.e.cfg.Version, Connector: "postgresql", Name: r.e.cfg.Name, TsMs: r.commitTime.UnixMilli(),
+		Snapshot: "false", DB: r.pool.Config().ConnConfig.Database, Sequence: sequence(r.lastCommit, lsn),
+		Schema: t.schema, Table: t.name, TxID: int64(r.xid), LSN: lsn,
+	}}
+	keyRow := after
+	if keyRow == nil {
+		keyRow = before
+	}
+	*out = append(*out, bus.Message{
+		Topic: t.topic,
+		Key:   appendKey(nil, t, keyRow),
+		Value: appendEnvelope(make([]byte, 0, 1024), t, &env),
+		Headers: map[string]string{
+			bus.HeaderLSN: strconv.FormatUint(lsn, 10),
+			bus.HeaderOp:  op,
+		},
+	})
+	return nil
+}
+
+func tupleValues(td *pglogrepl.TupleData) []value {
+	if td == nil {
+		return nil
+	}
+	vals := make([]value, len(td.Columns))
+	for i, c := range td.Columns {
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeNull:
+			vals[i].null = true
+		case pglogrepl.TupleDataTypeToast:
+			vals[i].toast = true
+		default:
+			vals[i].text = c.Data
+		}
+	}
+	return vals
+}
