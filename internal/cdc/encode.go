@@ -177,10 +177,10 @@ func appendString(b []byte, s string) []byte {
 
 // envelope is one change ready to encode.
 type envelope struct {
-	op       string
-	before   []value // nil: null
-	after    []value
-	source   change.Source
+	op         string
+	before     []value // nil: null
+	after      []value
+	source     change.Source
 	producedMs int64
 }
 
