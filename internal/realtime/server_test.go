@@ -1,0 +1,475 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/docstream/docstream/internal/bus"
+	"github.com/docstream/docstream/internal/httpx"
+	"github.com/docstream/docstream/internal/logging"
+)
+
+// testServer is a realtime server on a loopback port.
+type testServer struct {
+	url  string // http://127.0.0.1:port
+	hub  *Hub
+	auth *Authenticator
+}
+
+type serverOpts struct {
+	hub Options
+	cfg ServerConfig
+	// sendBuffer, if set, shrinks the kernel send buffer of accepted
+	// connections so a client that stops reading fills it quickly.
+	sendBuffer int
+}
+
+func startServer(t testing.TB, o serverOpts) *testServer {
+	t.Helper()
+	auth, err := NewAuthenticator(context.Background(), AuthConfig{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.hub.Log = logging.Discard()
+	hub := NewHub(o.hub)
+	o.cfg.Log = logging.Discard()
+	srv := NewServer(hub, auth, o.cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	var ln net.Listener
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.sendBuffer > 0 {
+		ln = smallBufferListener{ln, o.sendBuffer}
+	}
+	done := make(chan error, 1)
+	go func() { done <- httpx.Serve(ctx, ln, srv.Handler(ctx), logging.Discard()) }()
+	if o.hub.Bus != nil {
+		go func() { _ = hub.Consume(ctx) }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		hub.Wait()
+	})
+	return &testServer{url: "http://" + ln.Addr().String(), hub: hub, auth: auth}
+}
+
+type smallBufferListener struct {
+	net.Listener
+	size int
+}
+
+func (l smallBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(l.size)
+	}
+	return c, err
+}
+
+func (s *testServer) token(t testing.TB) string {
+	t.Helper()
+	tok, _, err := s.auth.IssueToken("u1", "u1@example.com", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (s *testServer) wsURL(doc, query string) string {
+	u := "ws" + strings.TrimPrefix(s.url, "http") + "/ws/" + doc
+	if query != "" {
+		u += "?" + query
+	}
+	return u
+}
+
+// dial connects with a token in the query; readBuffer > 0 shrinks the
+// client's kernel receive buffer.
+func (s *testServer) dial(t testing.TB, doc, query string, readBuffer int) *websocket.Conn {
+	t.Helper()
+	q := "token=" + s.token(t)
+	if query != "" {
+		q += "&" + query
+	}
+	opts := &websocket.DialOptions{}
+	if readBuffer > 0 {
+		d := &net.Dialer{}
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, n, a string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, n, a)
+			if err == nil {
+				_ = c.(*net.TCPConn).SetReadBuffer(readBuffer)
+			}
+			return c, err
+		}}}
+	}
+	c, _, err := websocket.Dial(context.Background(), s.wsURL(doc, q), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadLimit(1 << 20)
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return c
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type wireMessage struct {
+	Type      string          `json:"type"`
+	Data      json.RawMessage `json:"data"`
+	Timestamp string          `json:"timestamp"`
+	LSN       uint64          `json:"lsn"`
+}
+
+func readMsg(t testing.TB, c *websocket.Conn) wireMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var m wireMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("message %s: %v", b, err)
+	}
+	return m
+}
+
+// titleEvent is a document.updated event for doc at position/LSN n.
+func titleEvent(t testing.TB, doc string, n uint64) Event {
+	t.Helper()
+	ev, err := Decode(envelopeMsg(bus.TopicDocuments, "u", docRow(doc, fmt.Sprint("title ", n-1), "created", int(n)),
+		docRow(doc, fmt.Sprint("title ", n), "created", int(n)+1), n, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestHandshakeIsRefusedBeforeUpgrade(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	doc := uuid.NewString()
+	expired := hsToken(t, testSecret, jwt.MapClaims{"user_id": "u1", "exp": time.Now().Add(-time.Hour).Unix()})
+	wrongKey := hsToken(t, []byte("not-the-secret-not-the-secret-xx"), validClaims())
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, validClaims()).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	cases := []struct {
+		name   string
+		doc    string
+		query  string
+		header http.Header
+		status int
+	}{
+		{"no token", doc, "", nil, http.StatusUnauthorized},
+		{"an expired token", doc, "token=" + expired, nil, http.StatusUnauthorized},
+		{"a token signed with the wrong key", doc, "token=" + wrongKey, nil, http.StatusUnauthorized},
+		{"an alg none token", doc, "token=" + none, nil, http.StatusUnauthorized},
+		{"a bad bearer header", doc, "", http.Header{"Authorization": {"Bearer " + wrongKey}}, http.StatusUnauthorized},
+		{"a document id that is not a UUID", "not-a-uuid", "token=" + s.token(t), nil, http.StatusBadRequest},
+		{"a since that is not an LSN", doc, "token=" + s.token(t) + "&since=abc", nil, http.StatusBadRequest},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, resp, err := websocket.Dial(ctx, s.wsURL(tc.doc, tc.query), &websocket.DialOptions{HTTPHeader: tc.header})
+			if err == nil {
+				_ = c.CloseNow()
+				t.Fatal("upgraded")
+			}
+			if resp == nil || resp.StatusCode != tc.status {
+				t.Fatalf("response %v, want %d (err %v)", resp, tc.status, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if strings.Contains(string(body), doc) {
+				t.Fatalf("refusal mentions the document: %s", body)
+			}
+			if !strings.Contains(string(body), `"error"`) {
+				t.Fatalf("body %s", body)
+			}
+		})
+	}
+	if n := s.hub.Connections(); n != 0 {
+		t.Fatalf("%d connections after refusals", n)
+	}
+}
+
+func TestTokenInSubprotocolIsAcceptedAndBearerEchoed(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	doc := uuid.NewString()
+	c, _, err := websocket.Dial(t.Context(), s.wsURL(doc, ""), &websocket.DialOptions{Subprotocols: []string{"bearer", s.token(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if c.Subprotocol() != SubprotocolBearer {
+		t.Fatalf("selected subprotocol %q", c.Subprotocol())
+	}
+	// And the Authorization header works from non-browser clients.
+	c2, _, err := websocket.Dial(t.Context(), s.wsURL(doc, ""), &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + s.token(t)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.CloseNow()
+	waitFor(t, "two subscribers", func() bool { return s.hub.Connections() == 2 })
+	s.hub.Dispatch(titleEvent(t, doc, 5))
+	for _, c := range []*websocket.Conn{c, c2} {
+		if m := readMsg(t, c); m.Type != TypeDocumentUpdated || m.LSN != 5 {
+			t.Fatalf("message %+v", m)
+		}
+	}
+}
+
+func TestEventsReachOnlyTheirDocument(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	a, b := uuid.NewString(), uuid.NewString()
+	ca := s.dial(t, a, "", 0)
+	cb := s.dial(t, b, "", 0)
+	waitFor(t, "subscribers", func() bool { return s.hub.Connections() == 2 })
+	s.hub.Dispatch(titleEvent(t, a, 1))
+	s.hub.Dispatch(titleEvent(t, b, 2))
+	if m := readMsg(t, ca); m.LSN != 1 {
+		t.Fatalf("a got %+v", m)
+	}
+	if m := readMsg(t, cb); m.LSN != 2 {
+		t.Fatalf("b got %+v", m)
+	}
+	st := s.hub.Stats(10)
+	if st.TotalConnections != 2 || st.DocumentsWithSubscribers != 2 || st.Documents[a] != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestClientPingGetsPong(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	c := s.dial(t, uuid.NewString(), "", 0)
+	if err := c.Write(t.Context(), websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := readMsg(t, c); m.Type != "pong" {
+		t.Fatalf("got %+v", m)
+	}
+}
+
+// A client that never reads fills its socket, then its queue, and is cut
+// off; a normal client of the same document gets every event meanwhile.
+func TestSlowClientIsCutOffWhileOthersKeepReceiving(t *testing.T) {
+	s := startServer(t, serverOpts{hub: Options{QueueSize: 8, WriteTimeout: time.Minute}, sendBuffer: 4096})
+	doc := uuid.NewString()
+	slow := s.dial(t, doc, "", 4096)
+	normal := s.dial(t, doc, "", 0)
+	waitFor(t, "subscribers", func() bool { return s.hub.Connections() == 2 })
+	drops := testutil.ToFloat64(queueDrops)
+
+	var n uint64
+	for s.hub.Connections() == 2 {
+		n++
+		if n > 100000 {
+			t.Fatal("the slow client was never cut off")
+		}
+		s.hub.Dispatch(titleEvent(t, doc, n))
+		if m := readMsg(t, normal); m.LSN != n {
+			t.Fatalf("normal client got lsn %d, want %d", m.LSN, n)
+		}
+	}
+	if got := testutil.ToFloat64(queueDrops) - drops; got != 1 {
+		t.Fatalf("queue drops %v, want 1", got)
+	}
+	// The normal client keeps receiving after the cut.
+	for range 20 {
+		n++
+		s.hub.Dispatch(titleEvent(t, doc, n))
+		if m := readMsg(t, normal); m.LSN != n {
+			t.Fatalf("normal client got lsn %d, want %d", m.LSN, n)
+		}
+	}
+	// The slow client finds its connection closed once it reads what was
+	// buffered for it; it got only a prefix of the events.
+	var got uint64
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, b, err := slow.Read(ctx)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal("slow client's connection was not closed")
+			}
+			break
+		}
+		var m wireMessage
+		_ = json.Unmarshal(b, &m)
+		if m.LSN != got+1 {
+			t.Fatalf("slow client got lsn %d after %d", m.LSN, got)
+		}
+		got = m.LSN
+	}
+	if got >= n {
+		t.Fatalf("slow client got all %d events", got)
+	}
+}
+
+// When the queue overflows while the socket still has room, the close
+// frame gets through: the client sees 1013 after what was queued.
+func TestQueueOverflowClosesWith1013(t *testing.T) {
+	s := startServer(t, serverOpts{hub: Options{QueueSize: 2}})
+	doc := uuid.NewString()
+	c := s.dial(t, doc, "", 0)
+	waitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
+	// A burst far larger than the queue, dispatched faster than any writer.
+	for n := uint64(1); n <= 200 && s.hub.Connections() == 1; n++ {
+		s.hub.Dispatch(titleEvent(t, doc, n))
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, _, err := c.Read(ctx)
+		cancel()
+		if err != nil {
+			if code := websocket.CloseStatus(err); code != websocket.StatusTryAgainLater {
+				t.Fatalf("closed with %v (%v), want 1013", code, err)
+			}
+			return
+		}
+	}
+}
+
+func TestDeadConnectionIsReaped(t *testing.T) {
+	s := startServer(t, serverOpts{hub: Options{PingInterval: 20 * time.Millisecond, PongTimeout: 50 * time.Millisecond}})
+	// A client that never reads never answers pings.
+	_ = s.dial(t, uuid.NewString(), "", 0)
+	waitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
+	waitFor(t, "the dead connection to be reaped", func() bool { return s.hub.Connections() == 0 })
+
+	// One that reads answers them and stays.
+	live := s.dial(t, uuid.NewString(), "", 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	readErr := make(chan error, 1)
+	go func() { _, _, err := live.Read(ctx); readErr <- err }()
+	before := testutil.ToFloat64(reaped)
+	time.Sleep(300 * time.Millisecond) // many ping intervals
+	if s.hub.Connections() != 1 || testutil.ToFloat64(reaped) != before {
+		t.Fatal("a responsive connection was reaped")
+	}
+}
+
+func TestConnectionClosesWith1008WhenTokenExpires(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	tok := hsToken(t, testSecret, jwt.MapClaims{"user_id": "u1", "exp": time.Now().Add(1500 * time.Millisecond).Unix()})
+	c, _, err := websocket.Dial(t.Context(), s.wsURL(uuid.NewString(), "token="+tok), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, _, err = c.Read(ctx)
+	if code := websocket.CloseStatus(err); code != websocket.StatusPolicyViolation {
+		t.Fatalf("closed with %v (%v), want 1008", code, err)
+	}
+}
+
+func TestTokenEndpointOnlyInDevelopment(t *testing.T) {
+	prod := startServer(t, serverOpts{})
+	resp, err := http.Get(prod.url + "/auth/token?user_id=u1&email=u1@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("production: %d, want 404", resp.StatusCode)
+	}
+
+	dev := startServer(t, serverOpts{cfg: ServerConfig{Dev: true}})
+	cases := []struct {
+		name   string
+		query  string
+		status int
+		field  string
+	}{
+		{"user and email get a token", "user_id=u1&email=u1@example.com", http.StatusOK, ""},
+		{"a missing user_id is named", "email=u1@example.com", http.StatusUnprocessableEntity, "user_id"},
+		{"a bad email is named", "user_id=u1&email=nope", http.StatusUnprocessableEntity, "email"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Get(dev.url + "/auth/token?" + tc.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if tc.field != "" {
+				if !strings.Contains(string(body), `"field":"`+tc.field+`"`) {
+					t.Fatalf("body %s does not name %s", body, tc.field)
+				}
+				return
+			}
+			var tr tokenResponse
+			if err := json.Unmarshal(body, &tr); err != nil {
+				t.Fatal(err)
+			}
+			if tr.TokenType != "bearer" || tr.UserID != "u1" || tr.Email != "u1@example.com" {
+				t.Fatalf("response %+v", tr)
+			}
+			if d := time.Until(tr.ExpiresAt); d < 23*time.Hour || d > 25*time.Hour {
+				t.Fatalf("expires in %v, want 24h", d)
+			}
+			// The token opens a WebSocket.
+			c, _, err := websocket.Dial(t.Context(), dev.wsURL(uuid.NewString(), "token="+tr.AccessToken), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.CloseNow()
+		})
+	}
+}
+
+func TestStatsEndpoint(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	doc := uuid.NewString()
+	_ = s.dial(t, doc, "", 0)
+	waitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
+	resp, err := http.Get(s.url + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st Stats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.TotalConnections != 1 || st.DocumentsWithSubscribers != 1 || st.Documents[doc] != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, ok := st.Consumers[bus.TopicDocuments]; !ok {
+		t.Fatalf("no consumer state: %+v", st)
+	}
+}
