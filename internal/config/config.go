@@ -16,13 +16,31 @@ func EnvName(flag string) string {
 	return strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
+// noEnv is the pflag annotation that exempts a flag from the environment
+// fallback.
+const noEnv = "docstream/no-env"
+
+// NoEnv exempts every flag of fs from the environment fallback. It is for
+// the user commands' per-invocation flags (--title, --name, --file, …),
+// whose environment names (TITLE, NAME, FILE, USER) are too generic to be
+// read by accident.
+func NoEnv(fs *pflag.FlagSet) {
+	fs.VisitAll(func(f *pflag.Flag) {
+		_ = fs.SetAnnotation(f.Name, noEnv, []string{"true"})
+	})
+}
+
+func skipEnv(f *pflag.Flag) bool {
+	return f.Name == "help" || f.Annotations[noEnv] != nil
+}
+
 // ApplyEnv sets every flag in fs that was not given on the command line from
 // its environment variable, when that is set. A value that does not parse is
 // an error naming both the variable and the flag.
 func ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" {
+		if err != nil || f.Changed || skipEnv(f) {
 			return
 		}
 		v := getenv(EnvName(f.Name))
@@ -40,7 +58,7 @@ func ApplyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
 // shows both spellings.
 func AnnotateUsage(fs *pflag.FlagSet) {
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Name == "help" || strings.Contains(f.Usage, "(env ") {
+		if skipEnv(f) || strings.Contains(f.Usage, "(env ") {
 			return
 		}
 		f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, EnvName(f.Name))

@@ -38,3 +38,17 @@ func TestApplyEnvBadValueNamesVariable(t *testing.T) {
 		t.Fatalf("want an error naming POOL_SIZE and --pool-size, got %v", err)
 	}
 }
+
+func TestNoEnvFlagsIgnoreTheEnvironment(t *testing.T) {
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	title := fs.String("title", "", "")
+	NoEnv(fs)
+	server := fs.String("server-url", "", "")
+	getenv := func(k string) string { return map[string]string{"TITLE": "from env", "SERVER_URL": "http://x"}[k] }
+	if err := ApplyEnv(fs, getenv); err != nil {
+		t.Fatal(err)
+	}
+	if *title != "" || *server != "http://x" {
+		t.Fatalf("title=%q server-url=%q", *title, *server)
+	}
+}
