@@ -198,9 +198,11 @@ type sigService struct {
 }
 
 type testOptions struct {
-	trusted    string
-	noRecon    bool
-	reconciler ReconcilerOptions
+	trusted     string
+	noRecon     bool
+	docAddr     string // document gRPC address; default the env's
+	callTimeout time.Duration
+	reconciler  ReconcilerOptions
 }
 
 func (e *env) startSignature(t testing.TB, o testOptions) *sigService {
@@ -209,13 +211,19 @@ func (e *env) startSignature(t testing.TB, o testOptions) *sigService {
 		o.trusted = "127.0.0.1,::1"
 	}
 	trusted := mustPrefixes(t, o.trusted)
-	conn, err := Dial(e.doc.addr)
+	if o.docAddr == "" {
+		o.docAddr = e.doc.addr
+	}
+	if o.callTimeout == 0 {
+		o.callTimeout = time.Second
+	}
+	conn, err := Dial(o.docAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := testLog()
 	svc := NewService(NewStore(e.pool), documentpb.NewDocumentServiceClient(conn), e.sigs,
-		Options{CallTimeout: time.Second, Retries: 2, RetryBackoff: 20 * time.Millisecond}, log)
+		Options{CallTimeout: o.callTimeout, Retries: 2, RetryBackoff: 20 * time.Millisecond}, log)
 	srv := httptest.NewServer(NewServer(svc, log, trusted).Handler())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
