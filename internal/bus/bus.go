@@ -23,6 +23,13 @@ const (
 const (
 	HeaderLSN = "lsn" // decimal LSN of the change
 	HeaderOp  = "op"  // c, u, d, r
+	// HeaderCommitLSN is the decimal LSN of the commit record of the
+	// change's transaction (the consistent point for snapshot reads). After
+	// a CDC restart a whole transaction is delivered again exactly when its
+	// commit LSN is at or above the position the engine had confirmed, so
+	// this, not the change's own lsn (transactions interleave), is what
+	// tells which changes may come twice.
+	HeaderCommitLSN = "commit_lsn"
 )
 
 // Message is one event.

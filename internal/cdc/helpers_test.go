@@ -3,6 +3,7 @@ package cdc_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,14 @@ import (
 	"github.com/docstream/docstream/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain runs the tests, or, when started by TestKilledEngineProcess...,
+// one engine in this process until it is killed.
+func TestMain(m *testing.M) {
+	if os.Getenv(childURLEnv) != "" {
+		os.Exit(runChild())
+	}
+	testenv.Main(m)
+}
 
 var slotSeq atomic.Int64
 
@@ -157,3 +165,5 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func newEngine(cfg cdc.Config, b bus.Bus) (*cdc.Engine, error) { return cdc.New(cfg, b) }

@@ -211,7 +211,8 @@ func (e *Engine) snapshot(ctx context.Context, pool *pgxpool.Pool, snapName stri
 				TxID: xmin, LSN: point,
 			}}
 			held = &bus.Message{Topic: t.topic, Key: appendKey(nil, t, vals), Headers: map[string]string{
-				bus.HeaderLSN: strconv.FormatUint(point, 10), bus.HeaderOp: change.OpRead}}
+				bus.HeaderLSN: strconv.FormatUint(point, 10), bus.HeaderOp: change.OpRead,
+				bus.HeaderCommitLSN: strconv.FormatUint(point, 10)}}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {

@@ -74,7 +74,14 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 	defer func() {
 		close(work)
 		wg.Wait()
-		_ = pglogrepl.SendStandbyStatusUpdate(context.Background(), repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(e.acked.Load())})
+		// CopyDone makes the server read everything sent before it (the
+		// last status) before the connection goes; without it a clean stop
+		// could leave the slot behind and repeat events on the next start.
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := pglogrepl.SendStandbyStatusUpdate(fctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(e.acked.Load())}); err == nil {
+			_, _ = pglogrepl.SendStandbyCopyDone(fctx, repl)
+		}
 	}()
 
 	if e.cfg.HeartbeatInterval > 0 {
@@ -309,6 +316,7 @@ type reader struct {
 
 	inTx       bool
 	xid        uint32
+	commitLSN  uint64
 	commitTime time.Time
 	lastCommit uint64
 }
@@ -324,7 +332,7 @@ func (r *reader) handle(ctx context.Context, xld pglogrepl.XLogData, out *[]bus.
 	lsn := uint64(xld.WALStart)
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
-		r.inTx, r.xid, r.commitTime = true, m.Xid, m.CommitTime
+		r.inTx, r.xid, r.commitTime, r.commitLSN = true, m.Xid, m.CommitTime, uint64(m.FinalLSN)
 	case *pglogrepl.CommitMessage:
 		r.inTx = false
 		r.lastCommit = uint64(m.CommitLSN)
@@ -402,8 +410,9 @@ func (r *reader) emit(relID uint32, op string, oldT, newT *pglogrepl.TupleData, 
 		Key:   appendKey(nil, t, keyRow),
 		Value: appendEnvelope(make([]byte, 0, 1024), t, &env),
 		Headers: map[string]string{
-			bus.HeaderLSN: strconv.FormatUint(lsn, 10),
-			bus.HeaderOp:  op,
+			bus.HeaderLSN:       strconv.FormatUint(lsn, 10),
+			bus.HeaderOp:        op,
+			bus.HeaderCommitLSN: strconv.FormatUint(r.commitLSN, 10),
 		},
 	})
 	return nil
