@@ -16,6 +16,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/httprate"
@@ -131,6 +132,7 @@ func (g *Gateway) proxy(p *pool) http.Handler {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", p.svc.Name
 		},
 		Transport:     p,
+		BufferPool:    copyBuffers,
 		FlushInterval: -1, // stream responses (event streams, large downloads) as they come
 		ModifyResponse: func(resp *http.Response) error {
 			// The gateway already set X-Request-ID (the same value) on the
@@ -255,6 +257,15 @@ func corsHandler(c CORS) *cors.Cors {
 	return cors.New(opts)
 }
 
+// copyBuffers recycles ReverseProxy's 32 KiB copy buffers, which it
+// otherwise allocates once per request.
+var copyBuffers = &bufferPool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte    { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
 // respondError writes the one error shape of every docstream service.
 func respondError(w http.ResponseWriter, status int, code, message string) {
 	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
@@ -264,4 +275,3 @@ func respondError(w http.ResponseWriter, status int, code, message string) {
 		"code": code, "message": message, "details": []any{},
 	}})
 }
-
