@@ -1,0 +1,472 @@
+// Package elastic is the scale-out search backend: Elasticsearch 8 (or
+// OpenSearch 2) through github.com/elastic/go-elasticsearch/v8, chosen with
+// SEARCH_URL=http(s)://host:9200[/index].
+//
+// Versions are Elasticsearch's own external versions: every bulk action
+// carries version=<LSN> and version_type=external, so Elasticsearch itself
+// refuses a stale or repeated write (item status 409, counted as stale, not
+// an error). A delete leaves a versioned tombstone for index.gc_deletes,
+// which the index is created with at 24h instead of the default 60s, so a
+// redelivery arriving later than that is the only case this backend cannot
+// refuse (Bleve keeps tombstones forever).
+//
+// Bulk requests use refresh=wait_for: Apply returns once the writes are
+// searchable, which is what makes the applied LSN (stored afterwards) a
+// read-your-writes guarantee. The applied LSN lives in a side index
+// "<index>_meta", document "applied_lsn", also written with an external
+// version, so it can only grow whichever indexer writes it.
+package elastic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/docstream/docstream/internal/search"
+)
+
+// DefaultIndex is the reference's index name.
+const DefaultIndex = "documents"
+
+// Mapping is the reference's mapping plus the content field; it is what a
+// missing index is created with.
+const Mapping = `{"settings":{"index":{"gc_deletes":"24h"}},"mappings":{"properties":{` +
+	`"id":{"type":"keyword"},` +
+	`"title":{"type":"text","fields":{"keyword":{"type":"keyword"}}},` +
+	`"status":{"type":"keyword"},` +
+	`"created_by":{"type":"text","fields":{"keyword":{"type":"keyword"}}},` +
+	`"content_type":{"type":"keyword"},` +
+	`"content_size":{"type":"long"},` +
+	`"s3_key":{"type":"keyword","index":false},` +
+	`"created_at":{"type":"date"},` +
+	`"updated_at":{"type":"date"},` +
+	`"version":{"type":"integer"},` +
+	`"content":{"type":"text","analyzer":"english"}}}}`
+
+const metaMapping = `{"mappings":{"properties":{"lsn":{"type":"unsigned_long"}}}}`
+
+// Index is a search.Index over an Elasticsearch index.
+type Index struct {
+	es    *elasticsearch.Client
+	index string
+	meta  string
+}
+
+var _ search.Index = (*Index)(nil)
+
+// Open connects to the cluster at rawURL (http(s)://[user:pass@]host:port,
+// optionally /<index>) and creates the index and its meta index if missing.
+func Open(ctx context.Context, rawURL string, httpClient *http.Client) (*Index, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("search url: %w", err)
+	}
+	index := strings.Trim(u.Path, "/")
+	if index == "" {
+		index = DefaultIndex
+	}
+	cfg := elasticsearch.Config{Addresses: []string{u.Scheme + "://" + u.Host}}
+	if u.User != nil {
+		cfg.Username = u.User.Username()
+		cfg.Password, _ = u.User.Password()
+	}
+	base := http.DefaultTransport
+	if httpClient != nil && httpClient.Transport != nil {
+		base = httpClient.Transport
+	}
+	cfg.Transport = openSearchCompat{base}
+	es, err := elasticsearch.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch client: %w", err)
+	}
+	x := &Index{es: es, index: index, meta: index + "_meta"}
+	if err := x.ensureIndex(ctx, x.index, Mapping); err != nil {
+		return nil, err
+	}
+	if err := x.ensureIndex(ctx, x.meta, metaMapping); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// openSearchCompat lets the client talk to OpenSearch, which speaks the same
+// API subset we use but does not send the product header the v8 client
+// insists on.
+type openSearchCompat struct{ next http.RoundTripper }
+
+func (t openSearchCompat) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := t.next.RoundTrip(r)
+	if err == nil && res.Header.Get("X-Elastic-Product") == "" {
+		res.Header.Set("X-Elastic-Product", "Elasticsearch")
+	}
+	return res, err
+}
+
+// esError is Elasticsearch's error body.
+type esError struct {
+	Error struct {
+		Type   string `json:"type"`
+		Reason string `json:"reason"`
+	} `json:"error"`
+	Status int `json:"status"`
+}
+
+// check turns an error response into an error naming what Elasticsearch said.
+func check(res *esapi.Response, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("elasticsearch %s: %w", what, err)
+	}
+	if !res.IsError() {
+		return nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	var e esError
+	if json.Unmarshal(body, &e) == nil && e.Error.Type != "" {
+		return fmt.Errorf("elasticsearch %s: %d %s: %s", what, res.StatusCode, e.Error.Type, e.Error.Reason)
+	}
+	return fmt.Errorf("elasticsearch %s: %d %s", what, res.StatusCode, strings.TrimSpace(string(body)))
+}
+
+func (x *Index) ensureIndex(ctx context.Context, name, mapping string) error {
+	res, err := x.es.Indices.Exists([]string{name}, x.es.Indices.Exists.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("elasticsearch index exists: %w", err)
+	}
+	res.Body.Close()
+	if res.StatusCode == http.StatusOK {
+		return nil
+	}
+	if res.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("elasticsearch index exists %s: status %d", name, res.StatusCode)
+	}
+	res, err = x.es.Indices.Create(name, x.es.Indices.Create.WithBody(strings.NewReader(mapping)), x.es.Indices.Create.WithContext(ctx))
+	if err := check(res, err, "create index "+name); err != nil {
+		// Another instance may have created it in between.
+		if strings.Contains(err.Error(), "resource_already_exists_exception") {
+			return nil
+		}
+		return err
+	}
+	res.Body.Close()
+	return nil
+}
+
+// source is the stored document: the reference's fields plus content.
+type source struct {
+	search.Document
+	Content string `json:"content,omitempty"`
+}
+
+type bulkAction struct {
+	Index       string `json:"_index"`
+	ID          string `json:"_id"`
+	Version     uint64 `json:"version"`
+	VersionType string `json:"version_type"`
+}
+
+type bulkResponse struct {
+	Errors bool `json:"errors"`
+	Items  []map[string]struct {
+		Status int    `json:"status"`
+		Result string `json:"result"`
+		Error  *struct {
+			Type   string `json:"type"`
+			Reason string `json:"reason"`
+		} `json:"error"`
+	} `json:"items"`
+}
+
+// Apply implements search.Index with one _bulk request.
+func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, error) {
+	var res search.BulkResult
+	if len(ops) == 0 {
+		return res, nil
+	}
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body) // Encode writes the newline NDJSON needs
+	for _, op := range ops {
+		a := bulkAction{Index: x.index, ID: op.ID, Version: op.Version, VersionType: "external"}
+		if op.Delete {
+			if err := enc.Encode(map[string]bulkAction{"delete": a}); err != nil {
+				return res, err
+			}
+			continue
+		}
+		if err := enc.Encode(map[string]bulkAction{"index": a}); err != nil {
+			return res, err
+		}
+		if err := enc.Encode(source{Document: op.Doc, Content: op.Doc.Content}); err != nil {
+			return res, err
+		}
+	}
+	r, err := x.es.Bulk(&body, x.es.Bulk.WithContext(ctx), x.es.Bulk.WithRefresh("wait_for"))
+	if err := check(r, err, "bulk"); err != nil {
+		return res, err
+	}
+	defer r.Body.Close()
+	var br bulkResponse
+	if err := json.NewDecoder(r.Body).Decode(&br); err != nil {
+		return res, fmt.Errorf("elasticsearch bulk: decode response: %w", err)
+	}
+	var failed []string
+	for _, item := range br.Items {
+		for action, it := range item {
+			switch {
+			case it.Status == http.StatusConflict:
+				res.Stale++ // version_conflict_engine_exception: we hold a newer version
+			case it.Status == http.StatusNotFound && action == "delete":
+				res.Applied++ // already absent; the tombstone is recorded
+			case it.Status >= 300:
+				reason := fmt.Sprint(it.Status)
+				if it.Error != nil {
+					reason = it.Error.Type + ": " + it.Error.Reason
+				}
+				failed = append(failed, reason)
+			default:
+				res.Applied++
+			}
+		}
+	}
+	if len(failed) > 0 {
+		// The whole batch is retried; items already written come back as
+		// version conflicts, so retrying is safe.
+		return res, fmt.Errorf("elasticsearch bulk: %d of %d items failed, first: %s", len(failed), len(ops), failed[0])
+	}
+	return res, nil
+}
+
+// SetAppliedLSN implements search.Index.
+func (x *Index) SetAppliedLSN(ctx context.Context, lsn uint64) error {
+	body := fmt.Sprintf(`{"lsn":%d}`, lsn)
+	r, err := x.es.Index(x.meta, strings.NewReader(body),
+		x.es.Index.WithContext(ctx), x.es.Index.WithDocumentID("applied_lsn"),
+		x.es.Index.WithVersion(int(lsn)), x.es.Index.WithVersionType("external"))
+	if err == nil && r.StatusCode == http.StatusConflict {
+		r.Body.Close()
+		return nil // a newer value is already stored
+	}
+	if err := check(r, err, "set applied lsn"); err != nil {
+		return err
+	}
+	r.Body.Close()
+	return nil
+}
+
+// AppliedLSN implements search.Index.
+func (x *Index) AppliedLSN(ctx context.Context) (uint64, error) {
+	r, err := x.es.Get(x.meta, "applied_lsn", x.es.Get.WithContext(ctx))
+	if err == nil && r.StatusCode == http.StatusNotFound {
+		r.Body.Close()
+		return 0, nil
+	}
+	if err := check(r, err, "get applied lsn"); err != nil {
+		return 0, err
+	}
+	defer r.Body.Close()
+	var doc struct {
+		Source struct {
+			LSN uint64 `json:"lsn"`
+		} `json:"_source"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&doc); err != nil {
+		return 0, fmt.Errorf("elasticsearch get applied lsn: %w", err)
+	}
+	return doc.Source.LSN, nil
+}
+
+// multiMatch is the reference's query, plus content and fuzziness.
+func multiMatch(text string) map[string]any {
+	return map[string]any{"multi_match": map[string]any{
+		"query":     text,
+		"fields":    []string{"title^2", "created_by", "content"},
+		"fuzziness": "AUTO",
+	}}
+}
+
+// SearchBody is the query DSL of a search (exported for the contract test
+// and for anyone reproducing a query with curl).
+func SearchBody(q search.Query) map[string]any {
+	filter := []any{}
+	if q.Status != "" {
+		filter = append(filter, map[string]any{"term": map[string]any{"status": q.Status}})
+	}
+	if q.CreatedBy != "" {
+		filter = append(filter, map[string]any{"term": map[string]any{"created_by.keyword": q.CreatedBy}})
+	}
+	return map[string]any{
+		"from":             q.From,
+		"size":             q.Size,
+		"track_total_hits": true,
+		"query": map[string]any{"bool": map[string]any{
+			"must":   []any{multiMatch(q.Text)},
+			"filter": filter,
+		}},
+		"highlight": map[string]any{
+			"pre_tags":  []string{"<mark>"},
+			"post_tags": []string{"</mark>"},
+			"fields":    map[string]any{"title": map[string]any{}, "content": map[string]any{}},
+		},
+		"sort":    []any{map[string]any{"_score": "desc"}, map[string]any{"created_at": map[string]any{"order": "desc", "missing": "_last"}}},
+		"_source": map[string]any{"excludes": []string{"content"}},
+	}
+}
+
+type searchResponse struct {
+	Hits struct {
+		Total struct {
+			Value int64 `json:"value"`
+		} `json:"total"`
+		Hits []struct {
+			ID        string              `json:"_id"`
+			Score     *float64            `json:"_score"`
+			Source    search.Document     `json:"_source"`
+			Highlight map[string][]string `json:"highlight"`
+		} `json:"hits"`
+	} `json:"hits"`
+	Aggregations map[string]struct {
+		Buckets []struct {
+			Key      string `json:"key"`
+			DocCount int64  `json:"doc_count"`
+		} `json:"buckets"`
+	} `json:"aggregations"`
+}
+
+func (x *Index) search(ctx context.Context, body any, what string) (searchResponse, error) {
+	var out searchResponse
+	b, err := json.Marshal(body)
+	if err != nil {
+		return out, err
+	}
+	r, err := x.es.Search(x.es.Search.WithContext(ctx), x.es.Search.WithIndex(x.index), x.es.Search.WithBody(bytes.NewReader(b)))
+	if err := check(r, err, what); err != nil {
+		return out, err
+	}
+	defer r.Body.Close()
+	if err := json.NewDecoder(r.Body).Decode(&out); err != nil {
+		return out, fmt.Errorf("elasticsearch %s: decode response: %w", what, err)
+	}
+	return out, nil
+}
+
+// Search implements search.Index.
+func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
+	sr, err := x.search(ctx, SearchBody(q), "search")
+	if err != nil {
+		return search.Result{}, err
+	}
+	out := search.Result{Total: sr.Hits.Total.Value, Hits: make([]search.Hit, 0, len(sr.Hits.Hits))}
+	for _, h := range sr.Hits.Hits {
+		d := h.Source
+		if d.ID == "" {
+			d.ID = h.ID
+		}
+		hit := search.Hit{Document: d, Highlights: h.Highlight}
+		if h.Score != nil {
+			hit.Score = *h.Score
+		}
+		if hit.Highlights == nil {
+			hit.Highlights = map[string][]string{}
+		}
+		out.Hits = append(out.Hits, hit)
+	}
+	return out, nil
+}
+
+// SuggestBody is the query DSL of a suggestion.
+func SuggestBody(prefix string, size int) map[string]any {
+	return map[string]any{
+		"size":    0,
+		"query":   map[string]any{"prefix": map[string]any{"title.keyword": map[string]any{"value": prefix, "case_insensitive": true}}},
+		"aggs":    map[string]any{"titles": map[string]any{"terms": map[string]any{"field": "title.keyword", "size": size, "order": map[string]any{"_key": "asc"}}}},
+		"_source": false,
+	}
+}
+
+// Suggest implements search.Index: distinct titles by a terms aggregation
+// over the case-insensitive prefix matches.
+func (x *Index) Suggest(ctx context.Context, prefix string, size int) ([]string, error) {
+	sr, err := x.search(ctx, SuggestBody(prefix, size), "suggest")
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, b := range sr.Aggregations["titles"].Buckets {
+		out = append(out, b.Key)
+	}
+	return out, nil
+}
+
+// termsField maps an aggregation field to its keyword field.
+func termsField(field string) string {
+	if field == "created_by" {
+		return "created_by.keyword"
+	}
+	return field
+}
+
+// TermsBody is the query DSL of a terms aggregation.
+func TermsBody(field, text string, size int) map[string]any {
+	var q any = map[string]any{"match_all": map[string]any{}}
+	if text != "" {
+		q = multiMatch(text)
+	}
+	return map[string]any{
+		"size":  0,
+		"query": q,
+		"aggs":  map[string]any{"values": map[string]any{"terms": map[string]any{"field": termsField(field), "size": size}}},
+	}
+}
+
+// Terms implements search.Index.
+func (x *Index) Terms(ctx context.Context, field, text string, size int) ([]search.Bucket, error) {
+	sr, err := x.search(ctx, TermsBody(field, text, size), "terms")
+	if err != nil {
+		return nil, err
+	}
+	out := []search.Bucket{}
+	for _, b := range sr.Aggregations["values"].Buckets {
+		out = append(out, search.Bucket{Key: b.Key, Count: b.DocCount})
+	}
+	return out, nil
+}
+
+// Count implements search.Index.
+func (x *Index) Count(ctx context.Context) (int64, error) {
+	r, err := x.es.Count(x.es.Count.WithContext(ctx), x.es.Count.WithIndex(x.index))
+	if err := check(r, err, "count"); err != nil {
+		return 0, err
+	}
+	defer r.Body.Close()
+	var c struct {
+		Count int64 `json:"count"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
+		return 0, fmt.Errorf("elasticsearch count: %w", err)
+	}
+	return c.Count, nil
+}
+
+// Ping implements search.Index.
+func (x *Index) Ping(ctx context.Context) error {
+	r, err := x.es.Ping(x.es.Ping.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("elasticsearch ping: %w", err)
+	}
+	r.Body.Close()
+	if r.IsError() {
+		return errors.New("elasticsearch ping: " + r.Status())
+	}
+	return nil
+}
+
+// Close implements search.Index; the client holds no resources to release.
+func (x *Index) Close() error { return nil }

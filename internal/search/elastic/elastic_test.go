@@ -1,0 +1,304 @@
+package elastic_test
+
+// These tests run the backend against a contract server: an httptest server
+// that expects an exact sequence of requests (method, path, query, body —
+// bulk NDJSON line by line, query DSL as JSON) and replays responses shaped
+// as Elasticsearch 8's documentation shows them. No Elasticsearch can run on
+// this machine; this pins the wire contract instead.
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docstream/docstream/internal/search"
+	"github.com/docstream/docstream/internal/search/elastic"
+)
+
+// exchange is one expected request and the response replayed for it.
+type exchange struct {
+	method, path, query string
+	// body: "" expects no body; a JSON value is compared structurally; for
+	// bulk, ndjson lists the exact lines instead.
+	body   string
+	ndjson []string
+	status int
+	reply  string
+}
+
+type contractServer struct {
+	t    *testing.T
+	mu   sync.Mutex
+	next []exchange
+	srv  *httptest.Server
+}
+
+func newContractServer(t *testing.T, script ...exchange) *contractServer {
+	c := &contractServer{t: t, next: script}
+	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
+	t.Cleanup(func() {
+		c.srv.Close()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.next) > 0 {
+			t.Errorf("%d expected requests never came, first: %s %s", len(c.next), c.next[0].method, c.next[0].path)
+		}
+	})
+	return c
+}
+
+func (c *contractServer) expect(script ...exchange) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.next = append(c.next, script...)
+}
+
+func (c *contractServer) serve(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	body, _ := io.ReadAll(r.Body)
+	if len(c.next) == 0 {
+		c.t.Errorf("unexpected request %s %s", r.Method, r.URL)
+		http.Error(w, "unexpected", http.StatusTeapot)
+		return
+	}
+	x := c.next[0]
+	c.next = c.next[1:]
+	if r.Method != x.method || r.URL.Path != x.path || r.URL.RawQuery != x.query {
+		c.t.Errorf("request = %s %s?%s, want %s %s?%s", r.Method, r.URL.Path, r.URL.RawQuery, x.method, x.path, x.query)
+	}
+	switch {
+	case x.ndjson != nil:
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-ndjson") && !strings.HasPrefix(ct, "application/json") {
+			c.t.Errorf("bulk content type = %q", ct)
+		}
+		got := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
+		if !strings.HasSuffix(string(body), "\n") {
+			c.t.Errorf("bulk body must end with a newline")
+		}
+		if len(got) != len(x.ndjson) {
+			c.t.Errorf("bulk lines = %d, want %d:\n%s", len(got), len(x.ndjson), body)
+		}
+		for i := range min(len(got), len(x.ndjson)) {
+			if !jsonEqual(got[i], x.ndjson[i]) {
+				c.t.Errorf("bulk line %d:\n got %s\nwant %s", i+1, got[i], x.ndjson[i])
+			}
+		}
+	case x.body != "":
+		if !jsonEqual(string(body), x.body) {
+			c.t.Errorf("%s %s body:\n got %s\nwant %s", x.method, x.path, body, x.body)
+		}
+	case len(body) > 0:
+		c.t.Errorf("%s %s: unexpected body %s", x.method, x.path, body)
+	}
+	w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(x.status)
+	_, _ = io.WriteString(w, x.reply)
+}
+
+func jsonEqual(a, b string) bool {
+	var x, y any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// Responses as documented for Elasticsearch 8.
+const (
+	createIndexReply = `{"acknowledged":true,"shards_acknowledged":true,"index":"documents"}`
+	notFoundReply    = `{"_index":"documents_meta","_id":"applied_lsn","found":false}`
+)
+
+// open scripts the start-up: the documents index is missing and created
+// with the mapping; the meta index exists already.
+func open(t *testing.T) (*elastic.Index, *contractServer) {
+	c := newContractServer(t,
+		exchange{method: "HEAD", path: "/documents", status: 404},
+		exchange{method: "PUT", path: "/documents", body: elastic.Mapping, status: 200, reply: createIndexReply},
+		exchange{method: "HEAD", path: "/documents_meta", status: 200},
+	)
+	x, err := elastic.Open(context.Background(), c.srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x, c
+}
+
+func TestOpenCreatesIndexWithReferenceMappingPlusContent(t *testing.T) {
+	open(t)
+	var m struct {
+		Mappings struct {
+			Properties map[string]map[string]any `json:"properties"`
+		} `json:"mappings"`
+	}
+	if err := json.Unmarshal([]byte(elastic.Mapping), &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"id": "keyword", "title": "text", "status": "keyword", "created_by": "text", "content_type": "keyword",
+		"content_size": "long", "created_at": "date", "updated_at": "date", "version": "integer", "content": "text"}
+	for f, typ := range want {
+		if m.Mappings.Properties[f]["type"] != typ {
+			t.Errorf("%s: type %v, want %s", f, m.Mappings.Properties[f]["type"], typ)
+		}
+	}
+}
+
+func TestApplySendsExternalVersionsAndCountsConflictsAsStale(t *testing.T) {
+	x, c := open(t)
+	created := time.Date(2025, 11, 20, 1, 46, 31, 657647000, time.UTC)
+	d := search.Document{ID: "a", Title: "Sales Agreement", ContentType: "text/plain", ContentSize: 5, S3Key: "a/content",
+		Status: "created", CreatedBy: "john@x.com", CreatedAt: &created, UpdatedAt: &created, Version: 1, Content: "terms"}
+	c.expect(exchange{
+		method: "POST", path: "/_bulk", query: "refresh=wait_for",
+		ndjson: []string{
+			`{"index":{"_index":"documents","_id":"a","version":26789752,"version_type":"external"}}`,
+			`{"id":"a","title":"Sales Agreement","content_type":"text/plain","content_size":5,"s3_key":"a/content","status":"created","created_by":"john@x.com","created_at":"2025-11-20T01:46:31.657647Z","updated_at":"2025-11-20T01:46:31.657647Z","version":1,"content":"terms"}`,
+			`{"index":{"_index":"documents","_id":"b","version":26789760,"version_type":"external"}}`,
+			`{"id":"b","title":"","content_type":"","content_size":0,"s3_key":"","status":"","created_by":"","created_at":null,"updated_at":null,"version":0}`,
+			`{"delete":{"_index":"documents","_id":"c","version":26789800,"version_type":"external"}}`,
+		},
+		status: 200,
+		reply: `{"took":30,"errors":true,"items":[
+{"index":{"_index":"documents","_id":"a","_version":26789752,"result":"created","_shards":{"total":2,"successful":1,"failed":0},"status":201,"_seq_no":0,"_primary_term":1}},
+{"index":{"_index":"documents","_id":"b","status":409,"error":{"type":"version_conflict_engine_exception","reason":"[b]: version conflict, current version [26789900] is higher or equal to the one provided [26789760]","index_uuid":"aAsFqTI0Tc2W0LCWgPNrOA","shard":"0","index":"documents"}}},
+{"delete":{"_index":"documents","_id":"c","_version":26789800,"result":"not_found","_shards":{"total":2,"successful":1,"failed":0},"status":404,"_seq_no":1,"_primary_term":1}}]}`,
+	})
+	res, err := x.Apply(context.Background(), []search.Op{
+		{ID: "a", Version: 26789752, Doc: d},
+		{ID: "b", Version: 26789760, Doc: search.Document{ID: "b"}},
+		{ID: "c", Version: 26789800, Delete: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied != 2 || res.Stale != 1 {
+		t.Fatalf("result = %+v, want 2 applied, 1 stale", res)
+	}
+}
+
+func TestApplyFailsWhenAnItemFailsForAnotherReason(t *testing.T) {
+	x, c := open(t)
+	c.expect(exchange{
+		method: "POST", path: "/_bulk", query: "refresh=wait_for",
+		ndjson: []string{`{"delete":{"_index":"documents","_id":"c","version":7,"version_type":"external"}}`},
+		status: 200,
+		reply:  `{"took":3,"errors":true,"items":[{"delete":{"_index":"documents","_id":"c","status":429,"error":{"type":"es_rejected_execution_exception","reason":"rejected execution of coordinating operation"}}}]}`,
+	})
+	_, err := x.Apply(context.Background(), []search.Op{{ID: "c", Version: 7, Delete: true}})
+	if err == nil || !strings.Contains(err.Error(), "es_rejected_execution_exception") {
+		t.Fatalf("err = %v, want the item's error", err)
+	}
+}
+
+func TestSearchSendsQueryDSLAndDecodesHits(t *testing.T) {
+	x, c := open(t)
+	c.expect(exchange{
+		method: "POST", path: "/documents/_search",
+		body: `{"from":10,"size":5,"track_total_hits":true,
+"query":{"bool":{"must":[{"multi_match":{"query":"sales agrement","fields":["title^2","created_by","content"],"fuzziness":"AUTO"}}],
+  "filter":[{"term":{"status":"signed"}},{"term":{"created_by.keyword":"john@x.com"}}]}},
+"highlight":{"pre_tags":["<mark>"],"post_tags":["</mark>"],"fields":{"title":{},"content":{}}},
+"sort":[{"_score":"desc"},{"created_at":{"order":"desc","missing":"_last"}}],
+"_source":{"excludes":["content"]}}`,
+		status: 200,
+		reply: `{"took":5,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},
+"hits":{"total":{"value":11,"relation":"eq"},"max_score":1.3862942,"hits":[
+{"_index":"documents","_id":"a","_score":1.3862942,"_source":{"id":"a","title":"Sales Agreement","content_type":"text/plain","content_size":5,"s3_key":"a/content","status":"signed","created_by":"john@x.com","created_at":"2025-11-20T01:46:31.657647Z","updated_at":"2025-11-20T01:46:31.657650Z","version":2},
+ "highlight":{"title":["<mark>Sales</mark> <mark>Agreement</mark>"]},"sort":[1.3862942,1763603191657]}]}}`,
+	})
+	r, err := x.Search(context.Background(), search.Query{Text: "sales agrement", Status: "signed", CreatedBy: "john@x.com", From: 10, Size: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Total != 11 || len(r.Hits) != 1 {
+		t.Fatalf("result = %+v", r)
+	}
+	h := r.Hits[0]
+	if h.ID != "a" || h.Status != "signed" || h.Version != 2 || h.Score != 1.3862942 || h.UpdatedAt == nil ||
+		h.UpdatedAt.Nanosecond() != 657650000 || !slices.Equal(h.Highlights["title"], []string{"<mark>Sales</mark> <mark>Agreement</mark>"}) {
+		t.Fatalf("hit = %+v", h)
+	}
+}
+
+func TestSuggestAndTerms(t *testing.T) {
+	x, c := open(t)
+	c.expect(
+		exchange{
+			method: "POST", path: "/documents/_search",
+			body:   `{"size":0,"_source":false,"query":{"prefix":{"title.keyword":{"value":"sal","case_insensitive":true}}},"aggs":{"titles":{"terms":{"field":"title.keyword","size":5,"order":{"_key":"asc"}}}}}`,
+			status: 200,
+			reply:  `{"took":2,"timed_out":false,"hits":{"total":{"value":3,"relation":"eq"},"max_score":null,"hits":[]},"aggregations":{"titles":{"doc_count_error_upper_bound":0,"sum_other_doc_count":0,"buckets":[{"key":"Sales Agreement","doc_count":2},{"key":"Sales Forecast","doc_count":1}]}}}`,
+		},
+		exchange{
+			method: "POST", path: "/documents/_search",
+			body:   `{"size":0,"query":{"multi_match":{"query":"sales","fields":["title^2","created_by","content"],"fuzziness":"AUTO"}},"aggs":{"values":{"terms":{"field":"created_by.keyword","size":50}}}}`,
+			status: 200,
+			reply:  `{"took":2,"timed_out":false,"hits":{"total":{"value":3,"relation":"eq"},"max_score":null,"hits":[]},"aggregations":{"values":{"doc_count_error_upper_bound":0,"sum_other_doc_count":0,"buckets":[{"key":"john@x.com","doc_count":2},{"key":"jane@x.com","doc_count":1}]}}}`,
+		},
+		exchange{
+			method: "POST", path: "/documents/_search",
+			body:   `{"size":0,"query":{"match_all":{}},"aggs":{"values":{"terms":{"field":"status","size":50}}}}`,
+			status: 200,
+			reply:  `{"took":1,"timed_out":false,"hits":{"total":{"value":0,"relation":"eq"},"max_score":null,"hits":[]},"aggregations":{"values":{"doc_count_error_upper_bound":0,"sum_other_doc_count":0,"buckets":[]}}}`,
+		},
+	)
+	s, err := x.Suggest(context.Background(), "sal", 5)
+	if err != nil || !slices.Equal(s, []string{"Sales Agreement", "Sales Forecast"}) {
+		t.Fatalf("suggest = %v, %v", s, err)
+	}
+	b, err := x.Terms(context.Background(), "created_by", "sales", 50)
+	if err != nil || !slices.Equal(b, []search.Bucket{{Key: "john@x.com", Count: 2}, {Key: "jane@x.com", Count: 1}}) {
+		t.Fatalf("terms = %v, %v", b, err)
+	}
+	b, err = x.Terms(context.Background(), "status", "", 50)
+	if err != nil || len(b) != 0 {
+		t.Fatalf("terms = %v, %v", b, err)
+	}
+}
+
+func TestAppliedLSNIsAnExternallyVersionedMetaDocument(t *testing.T) {
+	x, c := open(t)
+	c.expect(
+		exchange{method: "GET", path: "/documents_meta/_doc/applied_lsn", status: 404, reply: notFoundReply},
+		exchange{method: "PUT", path: "/documents_meta/_doc/applied_lsn", query: "version=500&version_type=external", body: `{"lsn":500}`,
+			status: 201, reply: `{"_index":"documents_meta","_id":"applied_lsn","_version":500,"result":"created","_shards":{"total":2,"successful":1,"failed":0},"_seq_no":0,"_primary_term":1}`},
+		// An older value loses to the stored one: not an error.
+		exchange{method: "PUT", path: "/documents_meta/_doc/applied_lsn", query: "version=400&version_type=external", body: `{"lsn":400}`,
+			status: 409, reply: `{"error":{"type":"version_conflict_engine_exception","reason":"[applied_lsn]: version conflict, current version [500] is higher or equal to the one provided [400]"},"status":409}`},
+		exchange{method: "GET", path: "/documents_meta/_doc/applied_lsn", status: 200,
+			reply: `{"_index":"documents_meta","_id":"applied_lsn","_version":500,"_seq_no":0,"_primary_term":1,"found":true,"_source":{"lsn":500}}`},
+	)
+	ctx := context.Background()
+	if lsn, err := x.AppliedLSN(ctx); err != nil || lsn != 0 {
+		t.Fatalf("applied lsn before any = %d, %v", lsn, err)
+	}
+	if err := x.SetAppliedLSN(ctx, 500); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.SetAppliedLSN(ctx, 400); err != nil {
+		t.Fatal(err)
+	}
+	if lsn, err := x.AppliedLSN(ctx); err != nil || lsn != 500 {
+		t.Fatalf("applied lsn = %d, %v", lsn, err)
+	}
+}
+
+func TestErrorsNameWhatElasticsearchSaid(t *testing.T) {
+	x, c := open(t)
+	c.expect(exchange{method: "POST", path: "/documents/_count", status: 500,
+		reply: `{"error":{"root_cause":[],"type":"search_phase_execution_exception","reason":"all shards failed","phase":"query","grouped":true,"failed_shards":[]},"status":500}`})
+	_, err := x.Count(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "search_phase_execution_exception: all shards failed") {
+		t.Fatalf("err = %v", err)
+	}
+}
