@@ -4,8 +4,15 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/sethvargo/go-retry"
 )
+
+var pendingUpdates = promauto.NewGauge(prometheus.GaugeOpts{
+	Name: "docstream_signature_status_updates_pending",
+	Help: "Document status updates waiting in the outbox for the document service, as last counted by a reconciler poll.",
+})
 
 // ReconcilerOptions tune the Reconciler.
 type ReconcilerOptions struct {
@@ -66,6 +73,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		n, err := r.Poll(ctx)
 		if err != nil && ctx.Err() == nil {
 			r.svc.log.WarnContext(ctx, "reconcile status updates", "err", err)
+		}
+		if pending, err := r.svc.store.Pending(ctx); err == nil {
+			pendingUpdates.Set(float64(pending))
 		}
 		wait := r.opts.Interval
 		if n == r.opts.Batch {
