@@ -84,6 +84,9 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 		}
 	}()
 
+	lagCtx, stopLag := context.WithCancel(ctx)
+	defer stopLag()
+	go e.watchLag(lagCtx, pool)
 	if e.cfg.HeartbeatInterval > 0 {
 		hbCtx, stop := context.WithCancel(ctx)
 		defer stop()
@@ -302,6 +305,22 @@ func (e *Engine) heartbeat(ctx context.Context, pool *pgxpool.Pool, log *slog.Lo
 		case <-t.C:
 			if _, err := pool.Exec(ctx, e.cfg.HeartbeatSQL); err != nil && ctx.Err() == nil {
 				log.Warn("cdc heartbeat failed", "err", err)
+			}
+		}
+	}
+}
+
+// watchLag keeps the slot lag gauge current.
+func (e *Engine) watchLag(ctx context.Context, pool *pgxpool.Pool) {
+	t := time.NewTicker(e.cfg.StatusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if info, err := Inspect(ctx, pool, e.cfg.Slot, e.cfg.Publication); err == nil && info.Exists {
+				slotLagBytes.WithLabelValues(e.cfg.Slot).Set(float64(info.LagBytes))
 			}
 		}
 	}

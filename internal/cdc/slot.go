@@ -1,0 +1,63 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SlotInfo describes a replication slot and its publication, for
+// `docstream cdc status` and the slot lag metric.
+type SlotInfo struct {
+	Slot         string   `json:"slot"`
+	Exists       bool     `json:"exists"`
+	Active       bool     `json:"active"`
+	ActivePID    *int32   `json:"active_pid"`
+	ConfirmedLSN string   `json:"confirmed_flush_lsn"`
+	RestartLSN   string   `json:"restart_lsn"`
+	CurrentLSN   string   `json:"current_wal_lsn"`
+	LagBytes     int64    `json:"lag_bytes"` // pg_current_wal_lsn() - confirmed_flush_lsn: WAL kept for the slot
+	Publication  string   `json:"publication"`
+	Tables       []string `json:"publication_tables"`
+	SnapshotDone *bool    `json:"snapshot_done"` // from cdc.slots; nil when the slot was not created by the engine
+}
+
+// Querier is what Inspect needs (a pgx.Conn, pgxpool.Pool or Tx).
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Inspect reads the state of slot and publication.
+func Inspect(ctx context.Context, q Querier, slot, publication string) (SlotInfo, error) {
+	info := SlotInfo{Slot: slot, Publication: publication}
+	err := q.QueryRow(ctx, `SELECT active, active_pid, coalesce(confirmed_flush_lsn::text, ''), coalesce(restart_lsn::text, ''),
+			pg_current_wal_lsn()::text, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::int8
+		FROM pg_replication_slots WHERE slot_name = $1`, slot).
+		Scan(&info.Active, &info.ActivePID, &info.ConfirmedLSN, &info.RestartLSN, &info.CurrentLSN, &info.LagBytes)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		if err := q.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&info.CurrentLSN); err != nil {
+			return info, fmt.Errorf("cdc: current wal lsn: %w", err)
+		}
+	case err != nil:
+		return info, fmt.Errorf("cdc: slot %s: %w", slot, err)
+	default:
+		info.Exists = true
+	}
+	rows, err := q.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1", publication)
+	if err != nil {
+		return info, fmt.Errorf("cdc: publication %s: %w", publication, err)
+	}
+	if info.Tables, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return info, fmt.Errorf("cdc: publication %s: %w", publication, err)
+	}
+	var done bool
+	err = q.QueryRow(ctx, "SELECT snapshot_done_at IS NOT NULL FROM cdc.slots WHERE slot_name = $1", slot).Scan(&done)
+	if err == nil {
+		info.SnapshotDone = &done
+	}
+	return info, nil
+}
