@@ -55,12 +55,16 @@ const (
 	fCreatedAt     = "created_at"
 	fUpdatedAt     = "updated_at"
 	fVersion       = "version"
+	// Bleve returns stored dates with second precision; these stored-only
+	// copies keep the exact microseconds for the response.
+	fCreatedAtExact = "created_at_exact"
+	fUpdatedAtExact = "updated_at_exact"
 
 	lowerKeyword = "lower_keyword"
 )
 
 // storedFields are returned with every hit.
-var storedFields = []string{fID, fTitle, fContentType, fContentSize, fS3Key, fStatus, fCreatedBy, fCreatedAt, fUpdatedAt, fVersion}
+var storedFields = []string{fID, fTitle, fContentType, fContentSize, fS3Key, fStatus, fCreatedBy, fCreatedAtExact, fUpdatedAtExact, fVersion}
 
 var (
 	appliedLSNKey = []byte("applied_lsn")
@@ -165,6 +169,8 @@ func newMapping() mapping.IndexMapping {
 	doc.AddFieldMappingsAt(fCreatedAt, date())
 	doc.AddFieldMappingsAt(fUpdatedAt, date())
 	doc.AddFieldMappingsAt(fVersion, num())
+	doc.AddFieldMappingsAt(fCreatedAtExact, stored())
+	doc.AddFieldMappingsAt(fUpdatedAtExact, stored())
 	m.DefaultMapping = doc
 	m.DefaultAnalyzer = standard.Name
 	m.StoreDynamic = false
@@ -190,9 +196,11 @@ func toFields(d search.Document) map[string]any {
 	}
 	if d.CreatedAt != nil {
 		f[fCreatedAt] = d.CreatedAt.UTC()
+		f[fCreatedAtExact] = d.CreatedAt.UTC().Format(time.RFC3339Nano)
 	}
 	if d.UpdatedAt != nil {
 		f[fUpdatedAt] = d.UpdatedAt.UTC()
+		f[fUpdatedAtExact] = d.UpdatedAt.UTC().Format(time.RFC3339Nano)
 	}
 	return f
 }
@@ -352,8 +360,8 @@ func fromFields(id string, f map[string]any) search.Document {
 		S3Key:       str(fS3Key),
 		Status:      str(fStatus),
 		CreatedBy:   str(fCreatedBy),
-		CreatedAt:   date(fCreatedAt),
-		UpdatedAt:   date(fUpdatedAt),
+		CreatedAt:   date(fCreatedAtExact),
+		UpdatedAt:   date(fUpdatedAtExact),
 		Version:     int32(num(fVersion)),
 	}
 }

@@ -1,0 +1,291 @@
+package search
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/internal/httpx"
+)
+
+// Limits of the query parameters.
+const (
+	DefaultSize        = 10
+	MaxSize            = 100
+	DefaultSuggestSize = 5
+	MaxSuggestSize     = 20
+	MinSuggestLen      = 2
+	DefaultTermsSize   = 20
+	// MaxWindow is from+size's ceiling: Elasticsearch refuses deeper pages
+	// (index.max_result_window), so both backends answer the same.
+	MaxWindow   = 10000
+	MaxQueryLen = 1000
+)
+
+// MinLSNHeader is the header form of the min_lsn parameter; a client copies
+// the document service's X-Commit-LSN into either.
+const MinLSNHeader = "X-Min-LSN"
+
+// Options tune the HTTP service.
+type Options struct {
+	// MaxWait bounds how long a request with min_lsn waits for the indexer
+	// (default 2s); after it, the answer carries "stale": true.
+	MaxWait time.Duration
+	// Poll is how often a waiting request re-reads the applied LSN
+	// (default 20ms).
+	Poll time.Duration
+}
+
+// Server is the search HTTP service (port 8003). It only reads the index.
+type Server struct {
+	idx  Index
+	log  *slog.Logger
+	opts Options
+}
+
+// NewServer returns the service over idx.
+func NewServer(idx Index, log *slog.Logger, opts Options) *Server {
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = 2 * time.Second
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 20 * time.Millisecond
+	}
+	return &Server{idx: idx, log: log, opts: opts}
+}
+
+// Handler returns the routes wrapped in the shared middleware.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /search", s.handleSearch())
+	mux.Handle("GET /suggest", s.handleSuggest())
+	mux.Handle("GET /aggregations/{field}", s.handleAggregations())
+	httpx.Routes(mux, httpx.Check{Name: "index", Critical: true, Probe: s.idx.Ping})
+	return httpx.Wrap("search", s.log, mux)
+}
+
+// documentJSON is one hit in the response: the document's fields, its
+// score and its highlights.
+type documentJSON struct {
+	Document
+	Score      float64             `json:"score"`
+	Highlights map[string][]string `json:"highlights"`
+}
+
+type searchResponse struct {
+	Total     int64          `json:"total"`
+	Documents []documentJSON `json:"documents"`
+	TookMs    int64          `json:"took_ms"`
+	From      int            `json:"from"`
+	Size      int            `json:"size"`
+	Stale     bool           `json:"stale,omitempty"`
+}
+
+type suggestResponse struct {
+	Suggestions []string `json:"suggestions"`
+	Stale       bool     `json:"stale,omitempty"`
+}
+
+type termsResponse struct {
+	Field  string   `json:"field"`
+	Values []Bucket `json:"values"`
+	Stale  bool     `json:"stale,omitempty"`
+}
+
+func (s *Server) handleSearch() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := params{r: r}
+		q := Query{
+			Text:      p.text("q", 1),
+			Status:    p.filter("status"),
+			CreatedBy: p.filter("created_by"),
+			From:      p.int("from", 0, 0, MaxWindow),
+			Size:      p.int("size", DefaultSize, 1, MaxSize),
+		}
+		minLSN := p.minLSN()
+		if len(p.errs) == 0 && q.From+q.Size > MaxWindow {
+			p.fail("from", "from + size must be at most "+strconv.Itoa(MaxWindow))
+		}
+		if err := apperr.Fields(p.errs...); err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		stale := s.waitApplied(r.Context(), minLSN)
+		start := time.Now()
+		res, err := s.idx.Search(r.Context(), q)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, unavailable(err))
+			return
+		}
+		out := searchResponse{Total: res.Total, Documents: make([]documentJSON, 0, len(res.Hits)),
+			TookMs: time.Since(start).Milliseconds(), From: q.From, Size: q.Size, Stale: stale}
+		for _, h := range res.Hits {
+			hl := h.Highlights
+			if hl == nil {
+				hl = map[string][]string{}
+			}
+			out.Documents = append(out.Documents, documentJSON{Document: h.Document, Score: h.Score, Highlights: hl})
+		}
+		httpx.Respond(w, http.StatusOK, out)
+	})
+}
+
+func (s *Server) handleSuggest() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := params{r: r}
+		prefix := p.text("q", MinSuggestLen)
+		size := p.int("size", DefaultSuggestSize, 1, MaxSuggestSize)
+		minLSN := p.minLSN()
+		if err := apperr.Fields(p.errs...); err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		stale := s.waitApplied(r.Context(), minLSN)
+		out, err := s.idx.Suggest(r.Context(), prefix, size)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, unavailable(err))
+			return
+		}
+		httpx.Respond(w, http.StatusOK, suggestResponse{Suggestions: out, Stale: stale})
+	})
+}
+
+func (s *Server) handleAggregations() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		field := r.PathValue("field")
+		if !slices.Contains(AggregationFields, field) {
+			httpx.RespondErr(w, r, s.log, apperr.E(apperr.Invalid, "cannot aggregate by %q: choose one of %s", field, strings.Join(AggregationFields, ", ")))
+			return
+		}
+		p := params{r: r}
+		text := strings.TrimSpace(r.URL.Query().Get("q"))
+		if utf8.RuneCountInString(text) > MaxQueryLen {
+			p.fail("q", "must be at most "+strconv.Itoa(MaxQueryLen)+" characters")
+		}
+		size := p.int("size", DefaultTermsSize, 1, MaxSize)
+		minLSN := p.minLSN()
+		if err := apperr.Fields(p.errs...); err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		stale := s.waitApplied(r.Context(), minLSN)
+		values, err := s.idx.Terms(r.Context(), field, text, size)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, unavailable(err))
+			return
+		}
+		httpx.Respond(w, http.StatusOK, termsResponse{Field: field, Values: values, Stale: stale})
+	})
+}
+
+// waitApplied waits until the indexer has applied minLSN, at most
+// opts.MaxWait, and reports whether it gave up (the answer may then miss
+// the caller's own write). minLSN 0 does not wait.
+func (s *Server) waitApplied(ctx context.Context, minLSN uint64) (stale bool) {
+	if minLSN == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.MaxWait)
+	defer cancel()
+	t := time.NewTicker(s.opts.Poll)
+	defer t.Stop()
+	for {
+		applied, err := s.idx.AppliedLSN(ctx)
+		if err == nil && applied >= minLSN {
+			return false
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "read applied lsn", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return true
+		case <-t.C:
+		}
+	}
+}
+
+// unavailable marks a backend failure as retryable for the client (503)
+// rather than a bug (500); the cause is logged by RespondErr.
+func unavailable(err error) error {
+	if ae, ok := err.(*apperr.Error); ok {
+		return ae
+	}
+	return apperr.Wrap(apperr.Unavailable, err, "search index unavailable")
+}
+
+// params reads query parameters, collecting every validation error so one
+// answer names all the wrong fields.
+type params struct {
+	r    *http.Request
+	errs []apperr.FieldError
+}
+
+func (p *params) fail(field, msg string) {
+	p.errs = append(p.errs, apperr.FieldError{Field: field, Message: msg})
+}
+
+// text reads a required free-text parameter of at least minLen characters.
+func (p *params) text(name string, minLen int) string {
+	v := strings.TrimSpace(p.r.URL.Query().Get(name))
+	n := utf8.RuneCountInString(v)
+	switch {
+	case n == 0:
+		p.fail(name, "is required")
+	case n < minLen:
+		p.fail(name, "must be at least "+strconv.Itoa(minLen)+" characters")
+	case n > MaxQueryLen:
+		p.fail(name, "must be at most "+strconv.Itoa(MaxQueryLen)+" characters")
+	}
+	return v
+}
+
+// filter reads an optional exact-match filter.
+func (p *params) filter(name string) string {
+	v := strings.TrimSpace(p.r.URL.Query().Get(name))
+	if len(v) > 255 {
+		p.fail(name, "must be at most 255 characters")
+	}
+	return v
+}
+
+// int reads an optional integer in [lo, hi].
+func (p *params) int(name string, def, lo, hi int) int {
+	raw := p.r.URL.Query().Get(name)
+	if raw == "" {
+		return def
+	}
+	v, err := strconv.Atoi(raw)
+	if err != nil {
+		p.fail(name, "must be an integer")
+		return def
+	}
+	if v < lo || v > hi {
+		p.fail(name, "must be between "+strconv.Itoa(lo)+" and "+strconv.Itoa(hi))
+		return def
+	}
+	return v
+}
+
+// minLSN reads min_lsn, or the X-Min-LSN header when the parameter is absent.
+func (p *params) minLSN() uint64 {
+	field, raw := "min_lsn", p.r.URL.Query().Get("min_lsn")
+	if raw == "" {
+		field, raw = MinLSNHeader, p.r.Header.Get(MinLSNHeader)
+	}
+	if raw == "" {
+		return 0
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
+	if err != nil {
+		p.fail(field, "must be a non-negative integer LSN (as in X-Commit-LSN)")
+		return 0
+	}
+	return v
+}

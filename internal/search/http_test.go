@@ -1,0 +1,204 @@
+package search_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/search"
+	"github.com/docstream/docstream/internal/search/bleve"
+)
+
+func newServer(t *testing.T, opts search.Options) (*httptest.Server, search.Index) {
+	t.Helper()
+	idx, err := bleve.OpenMem()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	t0 := time.Date(2025, 11, 20, 1, 46, 31, 657647000, time.UTC)
+	doc := func(id, title, status, by string) search.Op {
+		created := t0.Add(time.Duration(len(id)) * time.Minute)
+		return search.Op{ID: id, Version: 10, Doc: search.Document{ID: id, Title: title, ContentType: "text/plain", ContentSize: 36,
+			S3Key: id + "/content", Status: status, CreatedBy: by, CreatedAt: &created, UpdatedAt: &created, Version: 1,
+			Content: "This agreement outlines the terms of " + title}}
+	}
+	if _, err := idx.Apply(context.Background(), []search.Op{
+		doc("a", "Sales Agreement Q4 2025", "created", "john.doe@company.com"),
+		doc("bb", "Sales Forecast", "signed", "jane@company.com"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(search.NewServer(idx, logging.Discard(), opts).Handler())
+	t.Cleanup(srv.Close)
+	return srv, idx
+}
+
+func get(t *testing.T, url string, header ...string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatalf("GET %s: body is not JSON: %v", url, err)
+	}
+	return res.StatusCode, body
+}
+
+func keys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestSearchResponseShape(t *testing.T) {
+	srv, _ := newServer(t, search.Options{})
+	code, body := get(t, srv.URL+"/search?q=sales&status=created&from=0&size=5")
+	if code != 200 {
+		t.Fatalf("status %d: %v", code, body)
+	}
+	if got, want := keys(body), []string{"documents", "from", "size", "took_ms", "total"}; !slices.Equal(got, want) {
+		t.Fatalf("keys = %v, want %v", got, want)
+	}
+	if body["total"] != 1.0 || body["from"] != 0.0 || body["size"] != 5.0 {
+		t.Fatalf("body = %v", body)
+	}
+	d := body["documents"].([]any)[0].(map[string]any)
+	want := []string{"content_size", "content_type", "created_at", "created_by", "highlights", "id", "s3_key", "score", "status", "title", "updated_at", "version"}
+	if got := keys(d); !slices.Equal(got, want) {
+		t.Fatalf("document keys = %v, want %v", got, want)
+	}
+	if d["id"] != "a" || d["created_at"] != "2025-11-20T01:47:31.657647Z" || d["score"].(float64) <= 0 {
+		t.Fatalf("document = %v", d)
+	}
+	if hl := d["highlights"].(map[string]any)["title"].([]any); !strings.Contains(hl[0].(string), "<mark>Sales</mark>") {
+		t.Fatalf("highlights = %v", d["highlights"])
+	}
+}
+
+func TestSuggestAndAggregations(t *testing.T) {
+	srv, _ := newServer(t, search.Options{})
+	code, body := get(t, srv.URL+"/suggest?q=sA&size=1")
+	if code != 200 || len(body["suggestions"].([]any)) != 1 || body["suggestions"].([]any)[0] != "Sales Agreement Q4 2025" {
+		t.Fatalf("suggest: %d %v", code, body)
+	}
+	code, body = get(t, srv.URL+"/aggregations/status?q=forecast")
+	if code != 200 || body["field"] != "status" {
+		t.Fatalf("aggregations: %d %v", code, body)
+	}
+	if vals := body["values"].([]any); len(vals) != 1 || vals[0].(map[string]any)["key"] != "signed" || vals[0].(map[string]any)["count"] != 1.0 {
+		t.Fatalf("values = %v", body["values"])
+	}
+}
+
+func TestBadParameters(t *testing.T) {
+	srv, _ := newServer(t, search.Options{})
+	cases := []struct {
+		name   string
+		path   string
+		header []string
+		status int
+		field  string
+	}{
+		{"an empty q is refused", "/search?q=", nil, 422, "q"},
+		{"a blank q is refused", "/search?q=%20%20", nil, 422, "q"},
+		{"a missing q is refused", "/search", nil, 422, "q"},
+		{"size 0 is refused", "/search?q=a&size=0", nil, 422, "size"},
+		{"size over 100 is refused", "/search?q=a&size=101", nil, 422, "size"},
+		{"a non-numeric size is refused", "/search?q=a&size=ten", nil, 422, "size"},
+		{"a negative from is refused", "/search?q=a&from=-1", nil, 422, "from"},
+		{"paging past the window is refused", "/search?q=a&from=9995&size=10", nil, 422, "from"},
+		{"a bad min_lsn is refused", "/search?q=a&min_lsn=x", nil, 422, "min_lsn"},
+		{"a bad X-Min-LSN is refused", "/search?q=a", []string{"X-Min-LSN", "-4"}, 422, "X-Min-LSN"},
+		{"a one-letter suggestion prefix is refused", "/suggest?q=s", nil, 422, "q"},
+		{"a missing suggestion prefix is refused", "/suggest", nil, 422, "q"},
+		{"suggestion size over 20 is refused", "/suggest?q=sa&size=21", nil, 422, "size"},
+		{"suggestion size 0 is refused", "/suggest?q=sa&size=0", nil, 422, "size"},
+		{"an unknown aggregation field is refused", "/aggregations/title", nil, 400, ""},
+		{"aggregating by id is refused", "/aggregations/id?q=x", nil, 400, ""},
+		{"a bad aggregation size is refused", "/aggregations/status?size=1000", nil, 422, "size"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, body := get(t, srv.URL+c.path, c.header...)
+			if code != c.status {
+				t.Fatalf("status = %d, want %d: %v", code, c.status, body)
+			}
+			e := body["error"].(map[string]any)
+			if c.field == "" {
+				if e["code"] != "invalid" {
+					t.Fatalf("error = %v", e)
+				}
+				return
+			}
+			details := e["details"].([]any)
+			if e["code"] != "validation" || len(details) == 0 || details[0].(map[string]any)["field"] != c.field {
+				t.Fatalf("error = %v, want field %s named", e, c.field)
+			}
+		})
+	}
+}
+
+func TestReadYourWrites(t *testing.T) {
+	srv, idx := newServer(t, search.Options{MaxWait: 2 * time.Second})
+	ctx := context.Background()
+	if err := idx.SetAppliedLSN(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("an applied LSN answers at once, not stale", func(t *testing.T) {
+		code, body := get(t, srv.URL+"/search?q=sales&min_lsn=100")
+		if code != 200 || body["stale"] != nil {
+			t.Fatalf("%d %v", code, body)
+		}
+	})
+
+	t.Run("a request waits until the indexer applies its LSN", func(t *testing.T) {
+		go func() {
+			time.Sleep(150 * time.Millisecond)
+			created := time.Now()
+			_, _ = idx.Apply(ctx, []search.Op{{ID: "new", Version: 200, Doc: search.Document{ID: "new", Title: "Sales memo", Status: "created", CreatedBy: "x", CreatedAt: &created}}})
+			_ = idx.SetAppliedLSN(ctx, 200)
+		}()
+		code, body := get(t, srv.URL+"/search?q=memo", "X-Min-LSN", "200")
+		if code != 200 || body["stale"] != nil || body["total"] != 1.0 {
+			t.Fatalf("%d %v", code, body)
+		}
+	})
+
+	t.Run("past the bound the answer is marked stale", func(t *testing.T) {
+		srv2 := httptest.NewServer(search.NewServer(idx, logging.Discard(), search.Options{MaxWait: 100 * time.Millisecond}).Handler())
+		defer srv2.Close()
+		for _, path := range []string{"/search?q=sales&min_lsn=999", "/suggest?q=sa&min_lsn=999", "/aggregations/status?min_lsn=999"} {
+			code, body := get(t, srv2.URL+path)
+			if code != 200 || body["stale"] != true {
+				t.Fatalf("%s: %d %v", path, code, body)
+			}
+		}
+	})
+}
+
+func TestHealth(t *testing.T) {
+	srv, _ := newServer(t, search.Options{})
+	code, body := get(t, srv.URL+"/health/ready")
+	if code != 200 || body["status"] != "ok" {
+		t.Fatalf("%d %v", code, body)
+	}
+}
