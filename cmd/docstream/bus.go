@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/docstream/docstream/internal/bus"
+	buskafka "github.com/docstream/docstream/internal/bus/kafka"
 	busnats "github.com/docstream/docstream/internal/bus/nats"
 )
 
@@ -61,6 +62,10 @@ func (s *system) busURL() string {
 }
 
 // openKafka connects to Kafka brokers (kafka://host:port,host:port).
-func openKafka(_ context.Context, _ string, _ *sharedConfig, _ *slog.Logger) (bus.Bus, error) {
-	return nil, fmt.Errorf("kafka bus: not in this build yet")
+func openKafka(ctx context.Context, url string, cfg *sharedConfig, log *slog.Logger) (bus.Bus, error) {
+	seeds, err := buskafka.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	return buskafka.Connect(ctx, seeds, buskafka.Options{MaxAge: cfg.BusMaxAge, Log: log})
 }
