@@ -1,0 +1,466 @@
+// Package indexer keeps the search index equal to documents.documents: it
+// consumes the change events on cdc.documents as a durable group (several
+// indexer processes share the work), turns them into versioned index
+// operations and writes them in batches.
+//
+//   - c, u and r (snapshot) events upsert the row; d deletes it. Rows
+//     without an s3_key (content not stored yet) are skipped; the later
+//     update that sets it is indexed.
+//   - The version of every write is the event's LSN, so redeliveries and
+//     replays are idempotent and can never move a document backwards.
+//   - For text/* documents the content is read from the "documents"
+//     bucket (up to Config.ContentCap bytes) and indexed with the title.
+//   - A batch is acknowledged only after the index has durably written it.
+//     A failing backend is retried with exponential backoff; the events stay
+//     unacknowledged meanwhile, so after any outage the index converges.
+//
+// Applied LSN. The search service's read-your-writes needs "every change
+// committed at or before LSN L is searchable". Event LSNs alone cannot say
+// that (the commit LSN a client holds is past its change's LSN), so the
+// indexer follows the CDC engine's watermarks (cdc.watermarks: everything up
+// to W is on the bus) and promotes a watermark W to "applied" once it has
+// applied everything published before W:
+//
+//  1. as soon as a batch it applied holds a message stored after W (the
+//     group delivers in stream order, so everything before W came first), or
+//  2. when it is idle: no batch in flight, none failed, and none started
+//     for IdleGrace (more than the bus's batch gathering time) since W
+//     arrived and since the last batch ended — the consumer would have
+//     been handed anything published before W by then.
+//
+// The applied LSN is written into the index itself (Index.SetAppliedLSN),
+// so a search service in another process reads it from there. The rule is
+// exact for one indexer instance; with several in one group, each promotes
+// watermarks on the strength of its own share only.
+package indexer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/docstream/docstream/internal/bus"
+	"github.com/docstream/docstream/internal/change"
+	"github.com/docstream/docstream/internal/search"
+)
+
+// ContentBucket is the bucket the document service stores content in.
+const ContentBucket = "documents"
+
+// Config tunes the indexer; zero values take the defaults.
+type Config struct {
+	Group      string        // durable consumer group (default "indexer")
+	MaxBatch   int           // events per batch (default 500)
+	MaxWait    time.Duration // age of a partial batch (default 200ms)
+	ContentCap int64         // bytes of text content indexed per document (default 1 MiB; <0: none)
+	// IdleGrace is how long the indexer must have been idle before it
+	// trusts a watermark (default 2×MaxWait + 100ms).
+	IdleGrace time.Duration
+	// RetryMax caps the backoff between attempts to write a batch
+	// (default 10s); RetryFor is how long one delivery keeps retrying
+	// before handing the batch back to the bus (default 30s).
+	RetryMax time.Duration
+	RetryFor time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Group == "" {
+		c.Group = "indexer"
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 500
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 200 * time.Millisecond
+	}
+	if c.ContentCap == 0 {
+		c.ContentCap = 1 << 20
+	}
+	if c.IdleGrace <= 0 {
+		c.IdleGrace = 2*c.MaxWait + 100*time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 10 * time.Second
+	}
+	if c.RetryFor <= 0 {
+		c.RetryFor = 30 * time.Second
+	}
+}
+
+var (
+	eventsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "docstream_indexer_events_total",
+		Help: "Change events handled by the indexer, by result: applied, stale (older than the indexed version), skipped (no s3_key yet), invalid.",
+	}, []string{"result"})
+	batchSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "docstream_indexer_batch_duration_seconds",
+		Help:    "Time to build and durably write one batch.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+	})
+	retriesTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "docstream_indexer_write_retries_total",
+		Help: "Failed attempts to write a batch to the index (retried with backoff).",
+	})
+	appliedLSNGauge = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "docstream_indexer_applied_lsn",
+		Help: "LSN up to which every change is searchable.",
+	})
+	lagSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "docstream_indexer_commit_to_index_seconds",
+		Help:    "From the transaction's commit (source.ts_ms) to the batch being searchable.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+	})
+)
+
+// Indexer applies change events to an index.
+type Indexer struct {
+	idx   search.Index
+	blobs *blob.Bucket // may be nil: no content indexed
+	cfg   Config
+	log   *slog.Logger
+
+	mu           sync.Mutex
+	pending      []mark // watermarks received, not yet applied, in arrival order
+	inflight     int
+	failing      bool
+	lastBatchEnd time.Time
+	applied      uint64 // highest LSN written with SetAppliedLSN
+}
+
+// mark is one watermark and when it was stored on the bus and received.
+type mark struct {
+	lsn      uint64
+	stored   time.Time
+	received time.Time
+}
+
+// New returns an indexer writing to idx and reading content from blobs.
+func New(idx search.Index, blobs *blob.Bucket, cfg Config, log *slog.Logger) *Indexer {
+	cfg.defaults()
+	return &Indexer{idx: idx, blobs: blobs, cfg: cfg, log: log}
+}
+
+// Run consumes until ctx is done: the change events as a group member, the
+// watermarks as a broadcast (from the applied LSN stored in the index), and
+// a ticker promoting watermarks when idle. It returns nil once ctx is done
+// and the batch in hand is acknowledged or handed back.
+func (x *Indexer) Run(ctx context.Context, b bus.Bus) error {
+	applied, err := x.idx.AppliedLSN(ctx)
+	if err != nil {
+		return fmt.Errorf("indexer: read applied lsn: %w", err)
+	}
+	x.mu.Lock()
+	x.applied = applied
+	// Count start-up as activity, so no watermark is trusted before the
+	// group consumer had its chance to deliver the backlog.
+	x.lastBatchEnd = time.Now()
+	x.mu.Unlock()
+	appliedLSNGauge.Set(float64(applied))
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return b.Group(ctx, bus.TopicDocuments, x.cfg.Group, bus.GroupOptions{MaxBatch: x.cfg.MaxBatch, MaxWait: x.cfg.MaxWait}, x.HandleBatch)
+	})
+	g.Go(func() error {
+		return b.Broadcast(ctx, bus.TopicWatermarks, bus.Start{Kind: bus.StartAfterLSN, LSN: applied}, x.HandleWatermarks)
+	})
+	g.Go(func() error {
+		t := time.NewTicker(x.cfg.MaxWait / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				x.promote(ctx, time.Time{})
+			}
+		}
+	})
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// HandleWatermarks records CDC watermarks (a bus.Handler).
+func (x *Indexer) HandleWatermarks(ctx context.Context, msgs []bus.Message) error {
+	now := time.Now()
+	x.mu.Lock()
+	for _, m := range msgs {
+		var w change.Watermark
+		if err := json.Unmarshal(m.Value, &w); err != nil {
+			x.log.Warn("indexer: undecodable watermark ignored", "position", m.Position, "err", err)
+			continue
+		}
+		if w.LSN > x.applied {
+			x.pending = append(x.pending, mark{lsn: w.LSN, stored: m.Time, received: now})
+		}
+	}
+	x.mu.Unlock()
+	return nil
+}
+
+// HandleBatch indexes one batch of change events (a bus.Handler). It
+// returns nil only once the batch is durably in the index.
+func (x *Indexer) HandleBatch(ctx context.Context, msgs []bus.Message) error {
+	x.mu.Lock()
+	x.inflight++
+	x.mu.Unlock()
+	var err error
+	defer func() {
+		x.mu.Lock()
+		x.inflight--
+		x.failing = err != nil
+		x.lastBatchEnd = time.Now()
+		x.mu.Unlock()
+	}()
+
+	start := time.Now()
+	var ops []search.Op
+	ops, err = x.operations(ctx, msgs)
+	if err != nil {
+		return err
+	}
+	var res search.BulkResult
+	res, err = x.write(ctx, ops)
+	if err != nil {
+		return err
+	}
+	batchSeconds.Observe(time.Since(start).Seconds())
+	eventsTotal.WithLabelValues("applied").Add(float64(res.Applied))
+	eventsTotal.WithLabelValues("stale").Add(float64(res.Stale))
+	now := time.Now()
+	var newest time.Time
+	for _, m := range msgs {
+		if m.Time.After(newest) {
+			newest = m.Time
+		}
+		if env, e := change.Decode(m.Value); e == nil && env.Source.TsMs > 0 && env.Source.Snapshot == "false" {
+			lagSeconds.Observe(now.Sub(time.UnixMilli(env.Source.TsMs)).Seconds())
+		}
+	}
+	x.promote(ctx, newest)
+	return nil
+}
+
+// write applies ops, retrying with exponential backoff (100ms doubling to
+// RetryMax) for up to RetryFor; after that the error goes back to the bus,
+// which redelivers the batch later.
+func (x *Indexer) write(ctx context.Context, ops []search.Op) (search.BulkResult, error) {
+	deadline := time.Now().Add(x.cfg.RetryFor)
+	wait := 100 * time.Millisecond
+	for {
+		res, err := x.idx.Apply(ctx, ops)
+		if err == nil {
+			return res, nil
+		}
+		retriesTotal.Inc()
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return res, fmt.Errorf("indexer: write batch of %d: %w", len(ops), err)
+		}
+		x.log.Warn("indexer: index write failed; retrying", "ops", len(ops), "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, x.cfg.RetryMax)
+	}
+}
+
+// operations turns events into index operations, reading text content with
+// bounded concurrency. Undecodable events are logged and dropped: retrying
+// them cannot succeed, and holding the batch would stop the index.
+func (x *Indexer) operations(ctx context.Context, msgs []bus.Message) ([]search.Op, error) {
+	ops := make([]search.Op, 0, len(msgs))
+	for _, m := range msgs {
+		op, ok, err := decode(m)
+		if err != nil {
+			eventsTotal.WithLabelValues("invalid").Inc()
+			x.log.Error("indexer: undecodable change event dropped", "position", m.Position, "key", string(m.Key), "err", err)
+			continue
+		}
+		if !ok {
+			eventsTotal.WithLabelValues("skipped").Inc()
+			continue
+		}
+		ops = append(ops, op)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i := range ops {
+		if ops[i].Delete || !x.wantsContent(ops[i].Doc) {
+			continue
+		}
+		g.Go(func() error {
+			text, err := x.content(gctx, ops[i].Doc.S3Key)
+			ops[i].Doc.Content = text
+			return err
+		})
+	}
+	return ops, g.Wait()
+}
+
+func (x *Indexer) wantsContent(d search.Document) bool {
+	return x.blobs != nil && x.cfg.ContentCap > 0 && d.S3Key != "" && strings.HasPrefix(strings.ToLower(d.ContentType), "text/")
+}
+
+// content reads up to ContentCap bytes of the blob. A missing blob indexes
+// no content (the row is still searchable by title); other errors fail the
+// batch so it is retried.
+func (x *Indexer) content(ctx context.Context, key string) (string, error) {
+	r, err := x.blobs.NewRangeReader(ctx, key, 0, x.cfg.ContentCap, nil)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		x.log.Warn("indexer: content blob missing; indexing without content", "key", key)
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("indexer: read content %s: %w", key, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return "", fmt.Errorf("indexer: read content %s: %w", key, err)
+	}
+	// A cap may cut a multi-byte character; drop the broken tail.
+	return strings.ToValidUTF8(string(b), ""), nil
+}
+
+// decode turns one event into an operation; ok is false for rows that are
+// not indexed yet (no s3_key).
+func decode(m bus.Message) (op search.Op, ok bool, err error) {
+	env, err := change.Decode(m.Value)
+	if err != nil {
+		return op, false, err
+	}
+	op.Version = env.Source.LSN
+	if op.Version == 0 {
+		op.Version, _ = strconv.ParseUint(m.Headers[bus.HeaderLSN], 10, 64)
+	}
+	if op.Version == 0 {
+		return op, false, errors.New("event has no lsn")
+	}
+	var row change.Document
+	switch env.Op {
+	case change.OpDelete:
+		present, err := change.Row(env.Before, &row)
+		if err != nil {
+			return op, false, fmt.Errorf("before: %w", err)
+		}
+		if !present {
+			var k change.Key
+			if err := json.Unmarshal(m.Key, &k); err != nil || k.ID == "" {
+				return op, false, errors.New("delete without before row or key")
+			}
+			row.ID = k.ID
+		}
+		op.ID, op.Delete = row.ID, true
+		return op, true, nil
+	case change.OpCreate, change.OpUpdate, change.OpRead:
+		present, err := change.Row(env.After, &row)
+		if err != nil {
+			return op, false, fmt.Errorf("after: %w", err)
+		}
+		if !present || row.ID == "" {
+			return op, false, errors.New("no after row")
+		}
+		if row.S3Key == nil || *row.S3Key == "" {
+			return op, false, nil
+		}
+		op.ID = row.ID
+		op.Doc, err = document(row)
+		return op, err == nil, err
+	default:
+		return op, false, fmt.Errorf("unknown op %q", env.Op)
+	}
+}
+
+func document(r change.Document) (search.Document, error) {
+	d := search.Document{ID: r.ID, Title: r.Title, Status: r.Status, CreatedBy: r.CreatedBy, S3Key: *r.S3Key, ContentType: "text/plain"}
+	if r.ContentType != nil {
+		d.ContentType = *r.ContentType
+	}
+	if r.ContentSize != nil {
+		d.ContentSize = *r.ContentSize
+	}
+	if r.Version != nil {
+		d.Version = *r.Version
+	}
+	for _, f := range []struct {
+		in  *string
+		out **time.Time
+	}{{r.CreatedAt, &d.CreatedAt}, {r.UpdatedAt, &d.UpdatedAt}} {
+		if f.in == nil {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, *f.in)
+		if err != nil {
+			return d, fmt.Errorf("timestamp %q: %w", *f.in, err)
+		}
+		*f.out = &t
+	}
+	return d, nil
+}
+
+// promote marks watermarks applied (see the package comment) and stores
+// the new applied LSN. newest is the latest stored time in a batch just
+// applied, or zero for the idle check.
+func (x *Indexer) promote(ctx context.Context, newest time.Time) {
+	now := time.Now()
+	x.mu.Lock()
+	var best uint64
+	keep := x.pending[:0]
+	idle := x.inflight == 0 && !x.failing
+	for _, w := range x.pending {
+		byOrder := !newest.IsZero() && !w.stored.After(newest)
+		byIdle := idle && now.Sub(w.received) >= x.cfg.IdleGrace && now.Sub(x.lastBatchEnd) >= x.cfg.IdleGrace
+		if byOrder || byIdle {
+			best = max(best, w.lsn)
+			continue
+		}
+		keep = append(keep, w)
+	}
+	x.pending = keep
+	if best <= x.applied {
+		x.mu.Unlock()
+		return
+	}
+	x.mu.Unlock()
+
+	if err := x.idx.SetAppliedLSN(ctx, best); err != nil {
+		if ctx.Err() == nil {
+			x.log.Warn("indexer: store applied lsn", "lsn", best, "err", err)
+		}
+		// Keep the watermark for the next attempt.
+		x.mu.Lock()
+		x.pending = append(x.pending, mark{lsn: best, received: now.Add(-x.cfg.IdleGrace)})
+		x.mu.Unlock()
+		return
+	}
+	x.mu.Lock()
+	x.applied = max(x.applied, best)
+	x.mu.Unlock()
+	appliedLSNGauge.Set(float64(best))
+}
+
+// AppliedLSN returns the LSN up to which this indexer has made every change
+// searchable.
+func (x *Indexer) AppliedLSN() uint64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.applied
+}

@@ -1,0 +1,291 @@
+package indexer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gcblob "gocloud.dev/blob"
+
+	"github.com/docstream/docstream/internal/blob"
+	"github.com/docstream/docstream/internal/bus"
+	"github.com/docstream/docstream/internal/change"
+	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/search"
+	"github.com/docstream/docstream/internal/search/bleve"
+)
+
+// row is a documents.documents row as the CDC engine encodes it.
+type row struct {
+	ID          string  `json:"id"`
+	Title       string  `json:"title"`
+	ContentType string  `json:"content_type"`
+	ContentSize int64   `json:"content_size"`
+	S3Key       *string `json:"s3_key"`
+	Status      string  `json:"status"`
+	CreatedBy   string  `json:"created_by"`
+	CreatedAt   string  `json:"created_at"`
+	UpdatedAt   string  `json:"updated_at"`
+	Version     int     `json:"version"`
+}
+
+func newRow(id, title string) row {
+	key := id + "/content"
+	now := change.FormatTime(time.Now())
+	return row{ID: id, Title: title, ContentType: "text/plain", ContentSize: 10, S3Key: &key, Status: "created",
+		CreatedBy: "john@company.com", CreatedAt: now, UpdatedAt: now, Version: 1}
+}
+
+// event builds a bus message the way the CDC engine does.
+func event(op string, lsn uint64, before, after *row) bus.Message {
+	raw := func(r *row) json.RawMessage {
+		if r == nil {
+			return json.RawMessage("null")
+		}
+		b, _ := json.Marshal(r)
+		return b
+	}
+	snapshot := "false"
+	if op == change.OpRead {
+		snapshot = "true"
+	}
+	env := change.Envelope{Before: raw(before), After: raw(after), Op: op, TsMs: time.Now().UnixMilli(),
+		Transaction: json.RawMessage("null"),
+		Source: change.Source{Connector: "postgresql", Name: "cdc", TsMs: time.Now().UnixMilli(), Snapshot: snapshot,
+			Schema: "documents", Table: "documents", LSN: lsn}}
+	v, _ := json.Marshal(env)
+	id := ""
+	if after != nil {
+		id = after.ID
+	} else if before != nil {
+		id = before.ID
+	}
+	k, _ := json.Marshal(change.Key{ID: id})
+	return bus.Message{Topic: bus.TopicDocuments, Key: k, Value: v, Time: time.Now(),
+		Headers: map[string]string{bus.HeaderLSN: strconv.FormatUint(lsn, 10), bus.HeaderOp: op}}
+}
+
+type fixture struct {
+	idx   *bleve.Index
+	blobs *gcblob.Bucket
+	x     *Indexer
+}
+
+func newFixture(t *testing.T, cfg Config) *fixture {
+	t.Helper()
+	idx, err := bleve.OpenMem()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	b, err := blob.Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), ContentBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return &fixture{idx: idx, blobs: b, x: New(idx, b, cfg, logging.Discard())}
+}
+
+func (f *fixture) put(t *testing.T, key, content string) {
+	t.Helper()
+	if err := f.blobs.WriteAll(context.Background(), key, []byte(content), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) handle(t *testing.T, msgs ...bus.Message) {
+	t.Helper()
+	if err := f.x.HandleBatch(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) titles(t *testing.T, q string) []string {
+	t.Helper()
+	r, err := f.idx.Search(context.Background(), search.Query{Text: q, Size: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []string{}
+	for _, h := range r.Hits {
+		out = append(out, h.Title)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestEventsKeepTheIndexEqualToTheTable(t *testing.T) {
+	f := newFixture(t, Config{})
+	a, b, c := newRow("a", "Sales Agreement"), newRow("b", "Lease Contract"), newRow("c", "Sales Memo")
+	incomplete := newRow("d", "Draft Sales Plan")
+	incomplete.S3Key = nil
+	complete := newRow("d", "Draft Sales Plan")
+	a2 := a
+	a2.Title, a2.Status, a2.Version = "Sales Agreement Final", "signed", 2
+
+	steps := []struct {
+		name  string
+		msgs  []bus.Message
+		query string
+		want  []string
+	}{
+		{"snapshot rows are indexed", []bus.Message{event("r", 10, nil, &a), event("r", 10, nil, &b)}, "sales", []string{"Sales Agreement"}},
+		{"an insert is indexed", []bus.Message{event("c", 20, nil, &c)}, "sales", []string{"Sales Agreement", "Sales Memo"}},
+		{"a row without s3_key is skipped", []bus.Message{event("c", 30, nil, &incomplete)}, "draft", []string{}},
+		{"its later complete version is indexed", []bus.Message{event("u", 40, &incomplete, &complete)}, "draft", []string{"Draft Sales Plan"}},
+		{"an update replaces the document", []bus.Message{event("u", 50, &a, &a2)}, "final", []string{"Sales Agreement Final"}},
+		{"a delete removes it", []bus.Message{event("d", 60, &c, nil)}, "memo", []string{}},
+		{"a redelivered old batch changes nothing", []bus.Message{event("r", 10, nil, &a), event("c", 20, nil, &c)}, "sales",
+			[]string{"Draft Sales Plan", "Sales Agreement Final"}},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			f.handle(t, s.msgs...)
+			if got := f.titles(t, s.query); !slices.Equal(got, s.want) {
+				t.Fatalf("titles for %q = %v, want %v", s.query, got, s.want)
+			}
+		})
+	}
+	if n, _ := f.idx.Count(context.Background()); n != 3 {
+		t.Fatalf("count = %d, want 3 (a, b, d)", n)
+	}
+}
+
+func TestTextContentIsIndexedUpToTheCap(t *testing.T) {
+	f := newFixture(t, Config{ContentCap: 64})
+	text := newRow("t", "Notes")
+	pdf := newRow("p", "Scan")
+	pdf.ContentType = "application/pdf"
+	missing := newRow("m", "Lost")
+	f.put(t, "t/content", "the quarterly indemnification clause"+strings.Repeat(" filler", 10)+" hippopotamus")
+	f.put(t, "p/content", "indemnification")
+	f.handle(t, event("c", 1, nil, &text), event("c", 2, nil, &pdf), event("c", 3, nil, &missing))
+
+	cases := []struct {
+		query, why string
+		want       []string
+	}{
+		{"indemnification", "text/* content is searchable; other types are not read", []string{"Notes"}},
+		{"hippopotamus", "content past the cap is not indexed", []string{}},
+		{"lost", "a missing blob still indexes the row", []string{"Lost"}},
+	}
+	for _, c := range cases {
+		if got := f.titles(t, c.query); !slices.Equal(got, c.want) {
+			t.Errorf("%s: titles for %q = %v, want %v", c.why, c.query, got, c.want)
+		}
+	}
+}
+
+func TestUndecodableEventsAreDroppedNotRetried(t *testing.T) {
+	f := newFixture(t, Config{})
+	a := newRow("a", "Alpha")
+	f.handle(t, bus.Message{Topic: bus.TopicDocuments, Value: []byte("{not json"), Time: time.Now()}, event("c", 5, nil, &a))
+	if got := f.titles(t, "alpha"); !slices.Equal(got, []string{"Alpha"}) {
+		t.Fatalf("titles = %v", got)
+	}
+}
+
+// flaky fails its first n Apply calls, like a backend that is down.
+type flaky struct {
+	search.Index
+	failures atomic.Int32
+}
+
+func (f *flaky) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, error) {
+	if f.failures.Add(-1) >= 0 {
+		return search.BulkResult{}, errors.New("connection refused")
+	}
+	return f.Index.Apply(ctx, ops)
+}
+
+func TestWritesAreRetriedWithBackoff(t *testing.T) {
+	f := newFixture(t, Config{})
+	fl := &flaky{Index: f.idx}
+	fl.failures.Store(3)
+	x := New(fl, nil, Config{RetryFor: time.Minute}, logging.Discard())
+	a := newRow("a", "Alpha")
+	if err := x.HandleBatch(context.Background(), []bus.Message{event("c", 5, nil, &a)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.titles(t, "alpha"); !slices.Equal(got, []string{"Alpha"}) {
+		t.Fatalf("titles = %v", got)
+	}
+
+	t.Run("past RetryFor the batch goes back to the bus", func(t *testing.T) {
+		fl.failures.Store(1000)
+		x := New(fl, nil, Config{RetryFor: 250 * time.Millisecond}, logging.Discard())
+		b := newRow("b", "Beta")
+		if err := x.HandleBatch(context.Background(), []bus.Message{event("c", 6, nil, &b)}); err == nil {
+			t.Fatal("HandleBatch succeeded with the index down")
+		}
+	})
+}
+
+func watermark(lsn uint64, stored time.Time) bus.Message {
+	v, _ := json.Marshal(change.Watermark{LSN: lsn, TsMs: stored.UnixMilli()})
+	return bus.Message{Topic: bus.TopicWatermarks, Value: v, Time: stored}
+}
+
+func TestWatermarksBecomeTheAppliedLSN(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Config{MaxWait: 50 * time.Millisecond})
+	t0 := time.Now()
+	a, b := newRow("a", "Alpha"), newRow("b", "Beta")
+	ea := event("c", 100, nil, &a)
+	ea.Time = t0
+	eb := event("c", 300, nil, &b)
+	eb.Time = t0.Add(2 * time.Millisecond)
+	if err := f.x.HandleWatermarks(ctx, []bus.Message{watermark(200, t0.Add(time.Millisecond))}); err != nil {
+		t.Fatal(err)
+	}
+
+	f.handle(t, ea)
+	if lsn, _ := f.idx.AppliedLSN(ctx); lsn != 0 {
+		t.Fatalf("applied = %d before anything stored after the watermark was applied", lsn)
+	}
+	f.handle(t, eb)
+	if lsn, _ := f.idx.AppliedLSN(ctx); lsn != 200 {
+		t.Fatalf("applied = %d, want 200 once a message stored after it is applied", lsn)
+	}
+
+	t.Run("an idle indexer trusts a watermark after the grace", func(t *testing.T) {
+		if err := f.x.HandleWatermarks(ctx, []bus.Message{watermark(400, time.Now())}); err != nil {
+			t.Fatal(err)
+		}
+		f.x.promote(ctx, time.Time{})
+		if lsn, _ := f.idx.AppliedLSN(ctx); lsn != 200 {
+			t.Fatalf("applied = %d before the grace", lsn)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			f.x.promote(ctx, time.Time{})
+			if lsn, _ := f.idx.AppliedLSN(ctx); lsn == 400 {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("watermark 400 never applied while idle")
+	})
+
+	t.Run("not while the last batch failed", func(t *testing.T) {
+		fl := &flaky{Index: f.idx}
+		fl.failures.Store(1000)
+		x := New(fl, nil, Config{MaxWait: 20 * time.Millisecond, RetryFor: time.Millisecond}, logging.Discard())
+		x.applied = 400
+		c := newRow("c", "Gamma")
+		_ = x.HandleBatch(ctx, []bus.Message{event("c", 450, nil, &c)})
+		_ = x.HandleWatermarks(ctx, []bus.Message{watermark(500, time.Now())})
+		time.Sleep(200 * time.Millisecond) // well past the 140ms grace
+		x.promote(ctx, time.Time{})
+		if lsn, _ := f.idx.AppliedLSN(ctx); lsn != 400 {
+			t.Fatalf("applied = %d while the batch before the watermark is not indexed", lsn)
+		}
+	})
+}
