@@ -219,6 +219,9 @@ func ownedDir(want string, u *user.User) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return "", err
+	}
 	if u == nil || reachable(abs) {
 		if err := os.MkdirAll(abs, 0o755); err != nil {
 			return "", err
