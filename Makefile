@@ -17,9 +17,10 @@ test: bootstrap
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/docstream
 
-# Benchmarks need the real servers the test harness starts; see docs/benchmarks.md.
+# Benchmarks need the real servers the test harness starts, here with fsync on
+# (DOCSTREAM_TEST_DURABLE=1); see docs/benchmarks.md.
 bench: bootstrap
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 3s -timeout 30m ./...
+	DOCSTREAM_TEST_DURABLE=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime 3s -timeout 30m ./...
 
 # Regenerates proto/documentpb from proto/document.proto.
 proto:

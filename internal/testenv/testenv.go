@@ -45,7 +45,11 @@ func run(m *testing.M) int {
 	// able to traverse the temp dir.
 	_ = os.Chmod(dir, 0o755)
 	defer os.RemoveAll(dir)
-	if pg, err = localstack.StartPostgres(ctx, dir+"/pg", localstack.PostgresOptions{}); err != nil {
+	// Tests throw their data away, so fsync is off unless
+	// DOCSTREAM_TEST_DURABLE=1 (make bench sets it: figures are for a
+	// durable server).
+	durable := os.Getenv("DOCSTREAM_TEST_DURABLE") == "1"
+	if pg, err = localstack.StartPostgres(ctx, dir+"/pg", localstack.PostgresOptions{Durable: durable}); err != nil {
 		fmt.Fprintln(os.Stderr, "testenv: postgres:", err)
 		return 1
 	}
