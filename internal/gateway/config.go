@@ -21,13 +21,13 @@ import (
 // (CORS, rate limit, body limit, timeouts). It is read from YAML (see
 // Default for the shape) and checked by Validate before anything starts.
 type Config struct {
-	Services       []Service  `yaml:"services"`
-	Routes         []Route    `yaml:"routes"`
-	CORS           CORS       `yaml:"cors"`
-	RateLimit      RateLimit  `yaml:"rate_limit"`
-	MaxBodyBytes   int64      `yaml:"max_body_bytes"`
-	TrustedProxies []string   `yaml:"trusted_proxies"`
-	Timeouts       Timeouts   `yaml:"timeouts"`
+	Services       []Service `yaml:"services"`
+	Routes         []Route   `yaml:"routes"`
+	CORS           CORS      `yaml:"cors"`
+	RateLimit      RateLimit `yaml:"rate_limit"`
+	MaxBodyBytes   int64     `yaml:"max_body_bytes"`
+	TrustedProxies []string  `yaml:"trusted_proxies"`
+	Timeouts       Timeouts  `yaml:"timeouts"`
 }
 
 // Service is one backend service: a set of interchangeable upstream URLs.
