@@ -26,7 +26,7 @@ func init() {
 		fs.StringVar(&auth.Audience, "realtime-jwt-audience", "", "required aud of tokens (empty: not checked)")
 		fs.DurationVar(&auth.TokenTTL, "realtime-token-ttl", 24*time.Hour, "lifetime of tokens issued by GET /auth/token (development only)")
 		fs.StringVar(&origins, "realtime-allowed-origins", "", "comma-separated browser origin patterns allowed to connect (empty: any; tokens are never cookies)")
-		fs.IntVar(&hub.QueueSize, "realtime-queue-size", 256, "messages queued per connection before a slow client is closed with 1013")
+		fs.IntVar(&hub.QueueSize, "realtime-queue-size", 64, "messages queued per connection before a slow client is closed with 1013")
 		fs.DurationVar(&hub.WriteTimeout, "realtime-write-timeout", 10*time.Second, "longest a write to one client may block before it is dropped")
 		fs.DurationVar(&hub.PingInterval, "realtime-ping-interval", 30*time.Second, "how often each client is pinged")
 		fs.DurationVar(&hub.PongTimeout, "realtime-pong-timeout", 10*time.Second, "how long a ping waits for its pong before the connection is dropped as dead")

@@ -71,7 +71,7 @@ type Options struct {
 	// the hub only fans out what Dispatch is given, and ?since= is refused.
 	Bus bus.Bus
 	// QueueSize is how many messages may wait for one connection before it
-	// is closed with 1013 (default 256).
+	// is closed with 1013 (default 64).
 	QueueSize int
 	// WriteTimeout bounds one write to a client (default 10s); a client
 	// that does not take a message in that time is dropped.
@@ -88,7 +88,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.QueueSize <= 0 {
-		o.QueueSize = 256
+		o.QueueSize = 64
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
@@ -118,6 +118,10 @@ type Hub struct {
 	mu        sync.RWMutex
 	docs      map[string]map[*client]struct{}
 	replaying map[*client]struct{}
+	// lastPos and lastLSN are those of the last event dispatched per topic
+	// (0: none since start).
+	lastPos [len(topics)]uint64
+	lastLSN [len(topics)]uint64
 
 	total     atomic.Int64
 	clients   sync.WaitGroup
@@ -146,6 +150,12 @@ func (h *Hub) Dispatch(ev Event) {
 	h.consumers[i].observe(ev)
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	// One dispatcher per topic writes its own slot; subscribe reads them
+	// under the exclusive lock, i.e. between two dispatches.
+	if ev.Position != 0 {
+		h.lastPos[i] = ev.Position
+		h.lastLSN[i] = ev.LSN
+	}
 	// Clients still replaying see every event of the topic (to learn where
 	// live delivery begins) and buffer their document's; see replay.go.
 	for c := range h.replaying {
@@ -162,11 +172,31 @@ func (h *Hub) Dispatch(ev Event) {
 	}
 }
 
-// subscribe adds c to its document; a client with a replay to do is also
-// put in the replaying set, in the same critical section, so it sees every
-// live event from now on.
-func (h *Hub) subscribe(c *client, replay bool) {
+// subscribe adds c to its document. A client reconnecting after since is
+// also put in the replaying set, in the same critical section, so it sees
+// every live event from now on; it reports whether a replay is needed
+// (see replay.go).
+func (h *Hub) subscribe(c *client, since *uint64) bool {
+	replay := false
 	h.mu.Lock()
+	if since != nil {
+		c.mu.Lock()
+		for i := range topics {
+			st := &c.rs[i]
+			if h.lastPos[i] == 0 {
+				replay = true
+				continue
+			}
+			st.boundary, st.known = h.lastPos[i], true
+			if *since >= h.lastLSN[i] {
+				// Nothing after since on this topic yet: live is enough.
+				st.done, c.skip[i] = true, h.lastPos[i]
+				continue
+			}
+			replay = true
+		}
+		c.mu.Unlock()
+	}
 	subs := h.docs[c.doc]
 	if subs == nil {
 		subs = map[*client]struct{}{}
@@ -181,6 +211,7 @@ func (h *Hub) subscribe(c *client, replay bool) {
 	h.mu.Unlock()
 	h.total.Add(1)
 	connectionsGauge.Inc()
+	return replay
 }
 
 func (h *Hub) unsubscribe(c *client) {

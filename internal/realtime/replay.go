@@ -13,39 +13,45 @@ import (
 // it last handled, then the live ones, with no gap and no duplicate. Per
 // topic (bus positions totally order a topic):
 //
-//  1. The client subscribes *in replay*: from that moment Dispatch shows it
-//     every live event of the topic. The position of the first one is
-//     firstLive; events of its document are buffered, not sent. Live
-//     delivery is contiguous from firstLive on.
+//  1. The client subscribes *in replay*, under the hub's lock. The live
+//     consumer has dispatched everything up to some position B (boundary)
+//     and will show this client every event after B: events of its
+//     document are buffered, not sent. If the live consumer has not
+//     dispatched anything yet, B is learnt from the first live event
+//     (its position - 1). If since >= the LSN at B, nothing is missing on
+//     this topic and the replay of it is skipped altogether.
 //  2. A private broadcast subscription reads the topic from the first event
 //     with lsn > since (bus.StartAfterLSN) and sends the document's events;
 //     seen is the position of the last event it handled (any document).
-//  3. As soon as firstLive is known and the replay has reached it (the
-//     replay receives an event at position >= firstLive, or seen >=
-//     firstLive already when the first live event shows up), the replay of
-//     that topic stops. Everything up to seen was sent by the replay;
-//     everything from firstLive on is (or will be) delivered live; so the
-//     buffered and later live events at positions <= seen are dropped
-//     (skip = seen) and the rest are sent. No position is sent twice and
-//     none is missed.
+//  3. Once B is known and the replay has reached it (seen >= B, or it
+//     receives an event after B), the replay of that topic stops.
+//     Everything up to seen was sent by the replay and everything after B
+//     is delivered live, so buffered and later live events at positions
+//     <= seen are dropped (skip = seen) and the rest are sent. No position
+//     is sent twice and none is missed.
 //  4. When every topic has caught up, the client leaves replay under the
 //     hub's lock: the remaining buffer is flushed and Dispatch delivers to
 //     it directly from then on.
 //
-// Until live traffic appears on a topic, the replay subscription itself
-// keeps delivering new events, so a quiet system loses nothing either.
-// Only this goroutine writes replayed and buffered events into the queue
-// while the client is in replay, which keeps them in order; it blocks on a
-// full queue (the bus waits) rather than dropping the client, while live
-// events wait in the bounded buffer.
+// Until B is known (a fresh instance, no live traffic yet) the replay
+// subscription itself keeps delivering new events, so nothing is lost.
+// Only the replay goroutine writes replayed and buffered events into the
+// queue while the client is in replay, which keeps them in order; it
+// blocks on a full queue (the bus waits) rather than dropping the client,
+// while live events wait in the bounded buffer.
+//
+// The cursor is the lsn header; skipping by LSN (steps 1 and 2) assumes it
+// does not decrease along a topic, which holds as the CDC engine publishes
+// in commit order.
 
 // replayTopic is the replay state of one topic of one client, guarded by
 // client.mu.
 type replayTopic struct {
-	firstLive uint64  // position of the first live event after subscribing; 0: none yet
-	buf       []Event // live events of the client's document since subscribing
-	seen      uint64  // last position the replay handled
-	done      bool    // caught up: live delivery takes over
+	boundary uint64  // live delivery covers every position after it...
+	known    bool    // ...once known
+	buf      []Event // live events of the client's document since subscribing
+	seen     uint64  // last position the replay handled
+	done     bool    // caught up: live delivery takes over
 }
 
 // noteLive is Dispatch's side of a replay: it is shown every live event of
@@ -54,8 +60,8 @@ func (c *client) noteLive(i int, ev Event) {
 	c.mu.Lock()
 	st := &c.rs[i]
 	wake := false
-	if st.firstLive == 0 && ev.Position != 0 {
-		st.firstLive, wake = ev.Position, true
+	if !st.known && ev.Position != 0 {
+		st.boundary, st.known, wake = ev.Position-1, true, true
 	}
 	if ev.DocumentID == c.doc && len(ev.Frames) > 0 {
 		if len(st.buf) >= c.h.opts.QueueSize {
@@ -113,7 +119,16 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 		})
 	}
 
-	remaining := len(topics)
+	remaining := 0
+	c.mu.Lock()
+	for i := range topics {
+		if c.rs[i].done {
+			stop[i]()
+		} else {
+			remaining++
+		}
+	}
+	c.mu.Unlock()
 	for remaining > 0 {
 		var frames [][]byte
 		select {
@@ -129,7 +144,7 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 			switch {
 			case st.done:
 				// A straggler from a subscription being stopped.
-			case st.firstLive != 0 && it.ev.Position >= st.firstLive:
+			case st.known && it.ev.Position > st.boundary:
 				frames = c.finishTopicLocked(it.i)
 				stop[it.i]()
 				remaining--
@@ -138,13 +153,18 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 				if it.ev.DocumentID == c.doc {
 					frames = it.ev.Frames
 				}
+				if st.known && st.seen >= st.boundary {
+					frames = append(frames, c.finishTopicLocked(it.i)...)
+					stop[it.i]()
+					remaining--
+				}
 			}
 			c.mu.Unlock()
 		case <-c.wake:
 			c.mu.Lock()
 			for i := range topics {
 				st := &c.rs[i]
-				if !st.done && st.firstLive != 0 && st.seen >= st.firstLive {
+				if !st.done && st.known && st.seen >= st.boundary {
 					frames = append(frames, c.finishTopicLocked(i)...)
 					stop[i]()
 					remaining--

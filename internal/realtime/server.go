@@ -104,7 +104,9 @@ func (s *Server) handleWebSocket() http.Handler {
 		s.hub.clients.Add(1)
 		defer s.hub.clients.Done()
 		c := newClient(s.hub, ws, docID.String(), id.ExpiresAt)
-		s.hub.subscribe(c, since != nil)
+		if !s.hub.subscribe(c, since) {
+			since = nil // nothing to replay
+		}
 		s.log.DebugContext(r.Context(), "websocket connected", "document_id", c.doc, "user_id", id.UserID, "since", since)
 		ctx := s.ctx
 		if ctx == nil {
