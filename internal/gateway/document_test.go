@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/docstream/docstream/internal/blob"
+	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/httpx"
+	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/postgres"
+	"github.com/docstream/docstream/internal/testenv"
+)
+
+// documentInstance is one real document service (REST) on its own port,
+// sharing the database, Redis and blob storage with the others, as replicas
+// do. stop shuts it down gracefully, as SIGTERM would.
+type documentInstance struct {
+	url  string
+	hits atomic.Int64
+	stop func()
+}
+
+func startDocumentInstances(t *testing.T, n int) []*documentInstance {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, testenv.Database(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis().Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	bucket, err := blob.Open(ctx, "file://"+testenv.TempDir(t), document.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
+	log := logging.Discard()
+	var out []*documentInstance
+	for range n {
+		svc := document.NewService(document.NewStore(pool), bucket, document.NewCache(rdb, time.Minute, log), log)
+		h := document.NewServer(svc, document.HTTPConfig{}, log)
+		inst := &documentInstance{}
+		counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.URL.Path, "/health/") {
+				inst.hits.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = httpx.Serve(sctx, ln, counted, log); close(done) }()
+		var once sync.Once
+		inst.url, inst.stop = "http://"+ln.Addr().String(), func() { once.Do(func() { cancel(); <-done }) }
+		t.Cleanup(inst.stop)
+		out = append(out, inst)
+	}
+	return out
+}
+
+func TestNoFailedGETsWhenADocumentInstanceStopsMidLoad(t *testing.T) {
+	docs := startDocumentInstances(t, 2)
+	cfg := DefaultFor(map[string][]string{"document": {docs[0].url, docs[1].url},
+		"signature": {docs[0].url}, "search": {docs[0].url}, "realtime": {docs[0].url}})
+	cfg.RateLimit.Requests = 0 // one client making a load; not what this test is about
+	for i := range cfg.Services {
+		cfg.Services[i].HealthCheck.Interval = 100 * time.Millisecond
+	}
+	_, gw := startGateway(t, cfg)
+
+	resp, err := gw.Client().Post(gw.URL+"/documents", "application/json",
+		strings.NewReader(`{"title":"Sales Agreement Q4 2025","content":"This agreement outlines the terms...","created_by":"ebemad@company.com"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ ID string }
+	_ = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || created.ID == "" {
+		t.Fatalf("create through the gateway: %d", resp.StatusCode)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var total, failed atomic.Int64
+	var firstErr atomic.Value
+	for range 8 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				total.Add(1)
+				resp, err := gw.Client().Get(gw.URL + "/documents/" + created.ID)
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprint("status ", resp.StatusCode))
+				}
+			}
+		})
+	}
+	waitFor(t, "load on both instances", func() bool { return docs[0].hits.Load() > 100 && docs[1].hits.Load() > 100 })
+	docs[0].stop() // graceful, like SIGTERM: stops accepting, drains in-flight requests
+	after := docs[1].hits.Load()
+	waitFor(t, "load continuing on the other instance", func() bool { return docs[1].hits.Load() > after+300 })
+	cancel()
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d GETs failed; first: %v", failed.Load(), total.Load(), firstErr.Load())
+	}
+	t.Logf("%d GETs (%d on the stopped instance, %d on the other), none failed", total.Load(), docs[0].hits.Load(), docs[1].hits.Load())
+}
+
