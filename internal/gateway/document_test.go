@@ -130,4 +130,3 @@ func TestNoFailedGETsWhenADocumentInstanceStopsMidLoad(t *testing.T) {
 	}
 	t.Logf("%d GETs (%d on the stopped instance, %d on the other), none failed", total.Load(), docs[0].hits.Load(), docs[1].hits.Load())
 }
-
