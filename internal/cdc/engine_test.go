@@ -178,7 +178,7 @@ func TestEngineStoppedAtRandomPointsLosesNothingAndRepeatsOnlyUnconfirmed(t *tes
 	f := newFixture(t)
 	rec := &recordingBus{Bus: f.bus}
 	c := collect(t, f.bus, bus.TopicDocuments)
-	w := startWriter(t, f, 4000)
+	w := startWriter(t, f, 8000)
 	confirmedAtStart := map[int]uint64{}
 	for run := 0; run < 6; run++ {
 		rec.mu.Lock()
@@ -188,7 +188,7 @@ func TestEngineStoppedAtRandomPointsLosesNothingAndRepeatsOnlyUnconfirmed(t *tes
 			confirmedAtStart[run] = f.confirmedLSN(t)
 		}
 		e, stop := f.start(t, f.config(), rec)
-		time.Sleep(time.Duration(100+mrand.IntN(400)) * time.Millisecond)
+		time.Sleep(time.Duration(50+mrand.IntN(250)) * time.Millisecond)
 		stop()
 		t.Logf("run %d: engine acked %d, slot confirmed %d", run, e.Status().ConfirmedLSN, f.confirmedLSN(t))
 	}

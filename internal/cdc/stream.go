@@ -19,6 +19,9 @@ import (
 	"github.com/docstream/docstream/internal/change"
 )
 
+// maxWait bounds one wait for the server, so the loop notices a stop.
+const maxWait = 100 * time.Millisecond
+
 // batch is a unit handed from the reader to the publisher: events in WAL
 // order and, when the batch ends at least one transaction, the LSN that may
 // be confirmed once they are all acked (the end of the last complete
@@ -79,6 +82,7 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 		// could leave the slot behind and repeat events on the next start.
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		_ = repl.Conn().SetReadDeadline(time.Time{}) // the loop's last one may have passed
 		if err := pglogrepl.SendStandbyStatusUpdate(fctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(e.acked.Load())}); err == nil {
 			_, _ = pglogrepl.SendStandbyCopyDone(fctx, repl)
 		}
@@ -184,9 +188,15 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 				deadline = d
 			}
 		}
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		raw, err := repl.ReceiveMessage(rctx)
-		cancel()
+		// A read deadline on the socket, not a context: a context per
+		// receive costs pgconn a watcher goroutine per message, which shows
+		// at tens of thousands of messages a second. Deadlines are at most
+		// maxWait away, so a stop is noticed promptly.
+		if d := now.Add(maxWait); d.Before(deadline) {
+			deadline = d
+		}
+		_ = repl.Conn().SetReadDeadline(deadline)
+		raw, err := repl.ReceiveMessage(context.Background())
 		if err != nil {
 			if pgconn.Timeout(err) || ctx.Err() != nil {
 				continue

@@ -1,0 +1,228 @@
+package cdc_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/docstream/docstream/internal/bus"
+	"github.com/docstream/docstream/internal/cdc"
+)
+
+func findRecvLogical(b *testing.B) string {
+	for _, p := range []string{"/usr/lib/postgresql/15/bin/pg_recvlogical", "/usr/bin/pg_recvlogical"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("pg_recvlogical"); err == nil {
+		return p
+	}
+	b.Skip("pg_recvlogical not installed")
+	return ""
+}
+
+func (f *fixture) currentLSN(t testing.TB) uint64 {
+	var s string
+	if err := f.pool.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	var hi, lo uint64
+	_, _ = fmt.Sscanf(s, "%X/%X", &hi, &lo)
+	return hi<<32 | lo
+}
+
+// BenchmarkCapture100kRows measures capture throughput for one 100k-row
+// INSERT, from its commit to the bus acknowledging the last event
+// (embedded JetStream, file storage), while pg_recvlogical decodes the same
+// WAL through pgoutput into /dev/null in the same run, as the baseline.
+// Reported: rows/s for each and their ratio. Run with -benchtime=1x.
+func BenchmarkCapture100kRows(b *testing.B) {
+	const rows = 100_000
+	recv := findRecvLogical(b)
+	f := newFixture(b)
+	cfg := f.config()
+	cfg.Snapshot = cdc.SnapshotNever
+	e, _ := f.start(b, cfg, f.bus)
+
+	// pg_recvlogical on its own slot and the same publication.
+	rslot := f.slot + "_recv"
+	b.Cleanup(func() {
+		_, _ = f.pool.Exec(context.Background(), "SELECT pg_drop_replication_slot($1)", rslot)
+	})
+	if out, err := exec.Command(recv, "-d", f.url, "--slot", rslot, "--create-slot", "-P", "pgoutput").CombinedOutput(); err != nil {
+		b.Fatalf("pg_recvlogical --create-slot: %v\n%s", err, out)
+	}
+	cmd := exec.Command(recv, "-d", f.url, "--slot", rslot, "--start", "-f", "-", "-s", "1", "-F", "0",
+		"-o", "proto_version=1", "-o", "publication_names=docstream_pub", "-o", "messages=true")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	marks := make(chan time.Time, 16)
+	go func() {
+		// Every end marker (a logical message with this prefix) pg_recvlogical prints.
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+			if i := bytes.Index(data, []byte("bench.end")); i >= 0 {
+				return i + len("bench.end"), data[i : i+len("bench.end")], nil
+			}
+			if atEOF {
+				return len(data), nil, nil
+			}
+			if len(data) > 64 {
+				return len(data) - 64, nil, nil
+			}
+			return 0, nil, nil
+		})
+		for sc.Scan() {
+			marks <- time.Now()
+		}
+	}()
+	waitFor(b, "pg_recvlogical streaming", func() bool {
+		var active bool
+		_ = f.pool.QueryRow(context.Background(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", rslot).Scan(&active)
+		return active
+	})
+
+	ctx := context.Background()
+	wpool := syncCommitPool(b, f.url)
+	b.ResetTimer()
+	var ourTotal, recvTotal time.Duration
+	for i := 0; i < b.N; i++ {
+		if _, err := wpool.Exec(ctx, `INSERT INTO documents.documents (id, title, content_size, s3_key, created_by)
+			SELECT gen_random_uuid(), 'Benchmark document ' || g, g, 'bench/' || g, 'bench@example.com' FROM generate_series(1, $1) g`, rows); err != nil {
+			b.Fatal(err)
+		}
+		committed := time.Now()
+		if _, err := wpool.Exec(ctx, "SELECT pg_logical_emit_message(true, 'bench.end', '')"); err != nil {
+			b.Fatal(err)
+		}
+		end := f.currentLSN(b)
+		var ours, theirs time.Duration
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case at := <-marks:
+				theirs = at.Sub(committed)
+			case <-time.After(5 * time.Minute):
+				b.Errorf("pg_recvlogical never printed the end marker: %s", stderr.String())
+			}
+		}()
+		waitFor(b, "engine acked the 100k rows", func() bool { return e.Status().ConfirmedLSN >= end })
+		ours = time.Since(committed)
+		wg.Wait()
+		ourTotal += ours
+		recvTotal += theirs
+	}
+	b.StopTimer()
+	ourRate := float64(rows*b.N) / ourTotal.Seconds()
+	recvRate := float64(rows*b.N) / recvTotal.Seconds()
+	b.ReportMetric(ourRate, "rows/s")
+	b.ReportMetric(recvRate, "pg_recvlogical_rows/s")
+	b.ReportMetric(ourRate/recvRate, "x_recvlogical")
+}
+
+// BenchmarkCommitToBusLatency writes single-row transactions at a steady
+// 1,000 rows/s for 10 s and measures, per row, the time from the commit
+// returning to the event reaching a bus subscriber (which is after the bus
+// acknowledged it). Reports p50 and p99 in ms. Run with -benchtime=1x.
+func BenchmarkCommitToBusLatency(b *testing.B) {
+	const rate, seconds = 1000, 10
+	f := newFixture(b)
+	cfg := f.config()
+	cfg.Snapshot = cdc.SnapshotNever
+	f.start(b, cfg, f.bus)
+	wpool := syncCommitPool(b, f.url)
+
+	var mu sync.Mutex
+	received := map[string]time.Time{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = f.bus.Broadcast(ctx, bus.TopicDocuments, bus.Start{Kind: bus.StartNew}, func(_ context.Context, msgs []bus.Message) error {
+			now := time.Now()
+			mu.Lock()
+			for _, m := range msgs {
+				received[keyID(m)] = now
+			}
+			mu.Unlock()
+			return nil
+		})
+	}()
+	time.Sleep(300 * time.Millisecond) // the subscription is in place
+
+	b.ResetTimer()
+	var lat []time.Duration
+	for i := 0; i < b.N; i++ {
+		committed := map[string]time.Time{}
+		tick := time.NewTicker(time.Second / rate)
+		for n := 0; n < rate*seconds; n++ {
+			<-tick.C
+			id := uuid.Must(uuid.NewV7()).String()
+			if _, err := wpool.Exec(ctx, `INSERT INTO documents.documents (id, title, created_by) VALUES ($1, 'doc', 'w@example.com')`, id); err != nil {
+				b.Fatal(err)
+			}
+			committed[id] = time.Now()
+		}
+		tick.Stop()
+		waitFor(b, "every row delivered", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for id := range committed {
+				if _, ok := received[id]; !ok {
+					return false
+				}
+			}
+			return true
+		})
+		mu.Lock()
+		for id, c := range committed {
+			lat = append(lat, max(received[id].Sub(c), 0))
+		}
+		mu.Unlock()
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.50), "p50_ms")
+	b.ReportMetric(pct(0.99), "p99_ms")
+	b.ReportMetric(float64(len(lat)), "rows")
+}
+
+// syncCommitPool is a pool whose commits are flushed at once. The test
+// cluster runs with synchronous_commit=off, which leaves a commit unflushed
+// (and so unseen by any walsender) for up to three wal_writer_delay
+// periods; a real deployment commits synchronously.
+func syncCommitPool(b *testing.B, url string) *pgxpool.Pool {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	p, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.Close)
+	return p
+}
