@@ -75,8 +75,15 @@ func TestCDCTargetEventsTailAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Without --bus-url, tail finds the bus in <data-dir>/dev.json as
+	// `docstream dev` writes it.
+	devDir := t.TempDir()
+	st, _ := json.Marshal(devState{BusURL: busURL, DatabaseURL: pg.URL()})
+	if err := os.WriteFile(devDir+"/dev.json", st, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
-	if err := run(ctx, []string{"events", "tail", "documents", "--from-beginning", "--key", id, "--max", "1", "--bus-url", busURL},
+	if err := run(ctx, []string{"events", "tail", "documents", "--from-beginning", "--key", id, "--max", "1", "--data-dir", devDir},
 		func(string) string { return "" }, &out, &out); err != nil {
 		t.Fatalf("events tail: %v\n%s", err, out.String())
 	}
@@ -97,7 +104,7 @@ func TestCDCTargetEventsTailAndStatus(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := run(ctx, []string{"cdc", "status", "--database-url", pg.URL()}, func(string) string { return "" }, &out, &out); err != nil {
+	if err := run(ctx, []string{"cdc", "status", "--data-dir", devDir}, func(string) string { return "" }, &out, &out); err != nil {
 		t.Fatalf("cdc status: %v", err)
 	}
 	for _, want := range []string{"docstream_slot", "active", "confirmed lsn", "lag", "documents.documents, signatures.signatures", "done"} {
