@@ -6,6 +6,7 @@ package bus
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -55,8 +56,23 @@ const (
 	StartNew       StartKind = iota // only messages published from now on
 	StartBeginning                  // everything the bus still retains
 	StartPosition                   // from Start.Position (inclusive)
-	StartAfterLSN                   // the first message whose lsn header is > Start.LSN
+	StartAfterLSN                   // the first message whose Cursor is > Start.LSN
 )
+
+// Cursor is the position of m in commit order: its commit_lsn header, or its
+// lsn header when it has none. Messages are published in commit order, so
+// the cursor never decreases along a topic, while a change's own lsn can
+// (transactions interleave: a change written early may commit late).
+// Resuming "after cursor X" therefore skips exactly the transactions
+// committed at or before X. 0 when m has neither header.
+func Cursor(m Message) uint64 {
+	h := m.Headers[HeaderCommitLSN]
+	if h == "" {
+		h = m.Headers[HeaderLSN]
+	}
+	v, _ := strconv.ParseUint(h, 10, 64)
+	return v
+}
 
 // Start is the starting point of a broadcast subscription.
 type Start struct {

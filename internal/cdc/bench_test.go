@@ -209,10 +209,9 @@ func BenchmarkCommitToBusLatency(b *testing.B) {
 	b.ReportMetric(float64(len(lat)), "rows")
 }
 
-// syncCommitPool is a pool whose commits are flushed at once. The test
-// cluster runs with synchronous_commit=off, which leaves a commit unflushed
-// (and so unseen by any walsender) for up to three wal_writer_delay
-// periods; a real deployment commits synchronously.
+// syncCommitPool is a pool whose commits are flushed at once, whatever the
+// cluster's default: with synchronous_commit=off a commit stays unflushed
+// (and so unseen by any walsender) for up to three wal_writer_delay periods.
 func syncCommitPool(b *testing.B, url string) *pgxpool.Pool {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {

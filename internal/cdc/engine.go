@@ -242,9 +242,15 @@ func (e *Engine) runOnce(ctx context.Context, log *slog.Logger) error {
 	// The lock belongs to the session of lock: if that session dies (the
 	// database restarts, the network drops) another engine may take over,
 	// so this one must stop. The watcher ends the active run when it does.
+	// Deferred in this order so that the watcher has stopped using the lock's
+	// connection before the connection goes back to the pool.
 	runCtx, cancel := context.WithCancelCause(ctx)
+	var watcher sync.WaitGroup
+	defer watcher.Wait()
 	defer cancel(nil)
+	watcher.Add(1)
 	go func() {
+		defer watcher.Done()
 		t := time.NewTicker(e.cfg.StandbyPoll)
 		defer t.Stop()
 		for {

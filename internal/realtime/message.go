@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/docstream/docstream/internal/bus"
@@ -32,8 +31,11 @@ var statusTypes = map[string]string{
 }
 
 // Message is one server-to-client message. LSN is the cursor of the change
-// it comes from: a client that reconnects with ?since=<lsn> of the last
-// message it handled gets everything after it.
+// it comes from, the commit LSN of its transaction (bus.Cursor): a client
+// that reconnects with ?since=<lsn> of the last message it handled gets
+// every change of the transactions committed after it. (Changes of one
+// transaction share the cursor; a client cut off in the middle of one
+// transaction's messages for its document misses the rest of them.)
 type Message struct {
 	Type      string `json:"type"`
 	Data      any    `json:"data"`
@@ -108,20 +110,20 @@ func Decode(m bus.Message) (Event, error) {
 	if err != nil {
 		return ev, fmt.Errorf("realtime: decode %s@%d: %w", m.Topic, m.Position, err)
 	}
-	lsn := env.Source.LSN
-	if h, ok := m.Headers[bus.HeaderLSN]; ok {
-		if v, err := strconv.ParseUint(h, 10, 64); err == nil {
-			lsn = v
-		}
+	// The client's cursor is the commit-order position (bus.Cursor), so a
+	// reconnect with ?since= resumes exactly after the last transaction it
+	// saw even when transactions interleave.
+	ev.LSN = bus.Cursor(m)
+	if ev.LSN == 0 {
+		ev.LSN = env.Source.LSN
 	}
-	ev.LSN = lsn
 	docID, msgs, err := Map(m.Topic, env)
 	if err != nil {
 		return ev, fmt.Errorf("realtime: map %s@%d: %w", m.Topic, m.Position, err)
 	}
 	ev.DocumentID = docID
 	for _, msg := range msgs {
-		msg.LSN = lsn
+		msg.LSN = ev.LSN
 		b, err := json.Marshal(msg)
 		if err != nil {
 			return Event{Topic: m.Topic, Position: m.Position}, err

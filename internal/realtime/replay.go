@@ -40,9 +40,9 @@ import (
 // blocks on a full queue (the bus waits) rather than dropping the client,
 // while live events wait in the bounded buffer.
 //
-// The cursor is the lsn header; skipping by LSN (steps 1 and 2) assumes it
-// does not decrease along a topic, which holds as the CDC engine publishes
-// in commit order.
+// The cursor is bus.Cursor (the commit LSN); skipping by it (steps 1 and 2)
+// needs it not to decrease along a topic, which holds as the CDC engine
+// publishes in commit order.
 
 // replayTopic is the replay state of one topic of one client, guarded by
 // client.mu.

@@ -263,7 +263,7 @@ func (b *Bus) poll(ctx context.Context, cl *kgo.Client, maxBatch int, start bus.
 		for _, r := range recs {
 			m := toMessage(r)
 			if start.Kind == bus.StartAfterLSN {
-				if lsn, err := strconv.ParseUint(m.Headers[bus.HeaderLSN], 10, 64); err == nil && lsn <= start.LSN {
+				if c := bus.Cursor(m); c != 0 && c <= start.LSN {
 					continue
 				}
 			}

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -323,7 +322,8 @@ func (b *Bus) seekLSN(ctx context.Context, s jetstream.Stream, topic string, lsn
 		if err != nil {
 			return 0, fmt.Errorf("nats: seek lsn: %w", err)
 		}
-		got, _ := strconv.ParseUint(m.Header.Get(bus.HeaderLSN), 10, 64)
+		got := bus.Cursor(bus.Message{Headers: map[string]string{
+			bus.HeaderLSN: m.Header.Get(bus.HeaderLSN), bus.HeaderCommitLSN: m.Header.Get(bus.HeaderCommitLSN)}})
 		if got > lsn {
 			hi = mid
 		} else {
@@ -432,7 +432,7 @@ func (b *Bus) consume(ctx context.Context, cons jetstream.Consumer, maxBatch int
 		for _, m := range raw {
 			bm := toMessage(m)
 			if start.Kind == bus.StartAfterLSN {
-				if lsn, err := strconv.ParseUint(bm.Headers[bus.HeaderLSN], 10, 64); err == nil && lsn <= start.LSN {
+				if c := bus.Cursor(bm); c != 0 && c <= start.LSN {
 					_ = m.Ack()
 					continue
 				}
