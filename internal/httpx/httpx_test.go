@@ -1,0 +1,150 @@
+package httpx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/internal/logging"
+)
+
+type sample struct {
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+}
+
+func TestDecodeMapsEveryMistakeToAClientError(t *testing.T) {
+	cases := []struct {
+		name, body, ct string
+		code           apperr.Code
+		field          string
+	}{
+		{"valid", `{"name":"x","count":1}`, "application/json", "", ""},
+		{"no content type is accepted", `{"name":"x"}`, "", "", ""},
+		{"malformed", `{"name":`, "application/json", apperr.Invalid, ""},
+		{"empty", ``, "application/json", apperr.Invalid, ""},
+		{"not an object", `"x"`, "application/json", apperr.Invalid, ""},
+		{"trailing value", `{} {}`, "application/json", apperr.Invalid, ""},
+		{"wrong type names the field", `{"count":"many"}`, "application/json", apperr.Validation, "count"},
+		{"unknown field is named", `{"colour":"red"}`, "application/json", apperr.Validation, "colour"},
+		{"too large", `{"name":"` + strings.Repeat("x", 100) + `"}`, "application/json", apperr.TooLarge, ""},
+		{"form content type", `name=x`, "application/x-www-form-urlencoded", apperr.Invalid, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(c.body))
+			if c.ct != "" {
+				r.Header.Set("Content-Type", c.ct)
+			}
+			_, err := Decode[sample](httptest.NewRecorder(), r, 64)
+			if c.code == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			e := apperr.As(err)
+			if e.Code != c.code {
+				t.Fatalf("code %q (%v), want %q", e.Code, err, c.code)
+			}
+			if c.field != "" && (len(e.Details) != 1 || e.Details[0].Field != c.field) {
+				t.Fatalf("details %+v, want field %q", e.Details, c.field)
+			}
+		})
+	}
+}
+
+func TestWrapSetsRequestIDAndRecoversPanics(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("bug") })
+	mux.HandleFunc("GET /id", func(w http.ResponseWriter, r *http.Request) {
+		Respond(w, 200, map[string]string{"id": logging.RequestID(r.Context())})
+	})
+	h := Wrap("test", logging.Discard(), mux)
+
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/id", nil)
+	req.Header.Set(RequestIDHeader, "abc-123")
+	h.ServeHTTP(rec, req)
+	var got map[string]string
+	_ = json.Unmarshal(rec.Body.Bytes(), &got)
+	if got["id"] != "abc-123" || rec.Header().Get(RequestIDHeader) != "abc-123" {
+		t.Fatalf("request id not passed through: %v %q", got, rec.Header().Get(RequestIDHeader))
+	}
+
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/id", nil))
+	if len(rec.Header().Get(RequestIDHeader)) != 32 {
+		t.Fatalf("no request id created: %q", rec.Header().Get(RequestIDHeader))
+	}
+
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/boom", nil))
+	var body struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	_ = json.Unmarshal(rec.Body.Bytes(), &body)
+	if rec.Code != 500 || body.Error.Code != "internal" || body.Error.Message != "internal error" {
+		t.Fatalf("panic: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestClientIPTrustsForwardedForOnlyFromTrustedPeers(t *testing.T) {
+	trusted, err := ParsePrefixes("10.0.0.0/8, ::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ remote, xff, want string }{
+		{"10.1.2.3:5000", "203.0.113.7, 10.1.2.3", "203.0.113.7"},
+		{"[::1]:5000", "198.51.100.1", "198.51.100.1"},
+		{"192.0.2.9:5000", "203.0.113.7", "192.0.2.9"},
+		{"10.1.2.3:5000", "", "10.1.2.3"},
+		{"10.1.2.3:5000", "not-an-ip", "10.1.2.3"},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := ClientIP(r, trusted); got != c.want {
+			t.Errorf("%s via %q: %s, want %s", c.remote, c.xff, got, c.want)
+		}
+	}
+	if _, err := ParsePrefixes("10.0.0.0/99"); err == nil {
+		t.Error("a bad prefix parsed")
+	}
+}
+
+func TestReadyReportsDegradedAndUnavailable(t *testing.T) {
+	down := func(context.Context) error { return errors.New("connection refused") }
+	up := func(context.Context) error { return nil }
+	cases := []struct {
+		name   string
+		checks []Check
+		code   int
+		status string
+	}{
+		{"all up", []Check{{Name: "db", Critical: true, Probe: up}, {Name: "cache", Probe: up}}, 200, "ok"},
+		{"optional down", []Check{{Name: "db", Critical: true, Probe: up}, {Name: "cache", Probe: down}}, 200, "degraded"},
+		{"critical down", []Check{{Name: "db", Critical: true, Probe: down}, {Name: "cache", Probe: up}}, 503, "unavailable"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			Routes(mux, c.checks...)
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest("GET", "/health/ready", nil))
+			var body struct{ Status string }
+			_ = json.Unmarshal(rec.Body.Bytes(), &body)
+			if rec.Code != c.code || body.Status != c.status {
+				t.Fatalf("%d %s; want %d %s", rec.Code, rec.Body, c.code, c.status)
+			}
+		})
+	}
+}
