@@ -72,6 +72,11 @@ func init() {
 				}},
 			)
 			sys.Go("cdc engine", e.Run)
+			// Report started once capture is live (or this instance is a
+			// standby), so "ready" means new commits are streamed as they happen.
+			if st := e.WaitStarted(ctx, 15*time.Second); !st.Streaming && !st.Standby {
+				log.Warn("cdc engine not streaming yet; continuing start-up", "last_error", st.LastError)
+			}
 			sys.Go("cdc http", func(ctx context.Context) error {
 				return httpx.Serve(ctx, ln, httpx.Wrap("cdc", log, mux), log)
 			})

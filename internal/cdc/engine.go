@@ -149,7 +149,8 @@ func (c *Config) defaults() error {
 
 // Status is a point-in-time view of the engine (health, CLI, tests).
 type Status struct {
-	Active       bool   // holds the lock; false while a standby
+	Active       bool   // holds the lock
+	Standby      bool   // waiting for the lock another engine holds
 	Streaming    bool   // snapshot done, replication running
 	ConfirmedLSN uint64 // everything up to here is acked by the bus
 	LastError    string
@@ -175,6 +176,23 @@ func New(cfg Config, b bus.Bus) (*Engine, error) {
 		return nil, errors.New("cdc: bus required")
 	}
 	return &Engine{cfg: cfg, bus: b}, nil
+}
+
+// WaitStarted waits until the engine streams, waits as a standby, or has
+// failed once, or until timeout; it reports which (for start-up banners:
+// changes committed from then on are captured as they happen).
+func (e *Engine) WaitStarted(ctx context.Context, timeout time.Duration) Status {
+	deadline := time.Now().Add(timeout)
+	for {
+		st := e.Status()
+		if st.Streaming || st.Standby || st.LastError != "" || time.Now().After(deadline) || ctx.Err() != nil {
+			return st
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Status returns the engine's current status.
@@ -265,7 +283,7 @@ func (e *Engine) runOnce(ctx context.Context, log *slog.Logger) error {
 			}
 		}
 	}()
-	e.setStatus(func(s *Status) { s.Active = true })
+	e.setStatus(func(s *Status) { s.Active, s.Standby = true, false })
 	log.Info("cdc engine active")
 	err = e.capture(runCtx, pool, log)
 	if cause := context.Cause(runCtx); cause != nil && ctx.Err() == nil && !errors.Is(cause, context.Canceled) {
@@ -294,6 +312,7 @@ func (e *Engine) acquireLock(ctx context.Context, pool *pgxpool.Pool, log *slog.
 		}
 		if !standby {
 			standby = true
+			e.setStatus(func(s *Status) { s.Standby = true })
 			log.Info("another cdc engine is active; waiting as hot standby")
 		}
 		select {

@@ -243,9 +243,8 @@ func TestHotStandbyTakesOverWhenTheActiveEngineStops(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = b.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	time.Sleep(time.Second) // several standby polls
-	if st := b.Status(); st.Active {
-		t.Fatal("second engine is active while the first holds the slot")
+	if st := b.WaitStarted(ctx, 10*time.Second); st.Active || !st.Standby {
+		t.Fatalf("second engine while the first holds the slot: %+v; want a standby", st)
 	}
 	id1 := uuid.Must(uuid.NewV7()).String()
 	if err := insertDoc(ctx, f, id1); err != nil {
@@ -259,6 +258,9 @@ func TestHotStandbyTakesOverWhenTheActiveEngineStops(t *testing.T) {
 	}
 	start := time.Now()
 	waitFor(t, "standby streaming", func() bool { return b.Status().Streaming })
+	if st := b.Status(); st.Standby || !st.Active {
+		t.Fatalf("after takeover: %+v", st)
+	}
 	t.Logf("standby took over in %v", time.Since(start).Round(time.Millisecond))
 	id2 := uuid.Must(uuid.NewV7()).String()
 	if err := insertDoc(ctx, f, id2); err != nil {
