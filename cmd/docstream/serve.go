@@ -198,7 +198,7 @@ func (s *system) Listen(name, addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("%s: listen on %s: %w", name, addr, err)
 	}
 	s.mu.Lock()
-	s.listening = append(s.listening, fmt.Sprintf("%-18s %s", name, ln.Addr()))
+	s.listening = append(s.listening, fmt.Sprintf("%-18s %s", name, displayAddr(name, ln.Addr())))
 	s.mu.Unlock()
 	return ln, nil
 }
@@ -329,4 +329,21 @@ func parseTargets(s string) ([]string, error) {
 	}
 	slices.Sort(rest)
 	return append(out, rest...), nil
+}
+
+// displayAddr is how the dev banner shows a listener: a URL to click for
+// HTTP, host:port for gRPC; wildcard hosts read as localhost.
+func displayAddr(name string, a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	hp := net.JoinHostPort(host, port)
+	if strings.HasSuffix(name, "grpc") {
+		return hp + " (gRPC)"
+	}
+	return "http://" + hp
 }
