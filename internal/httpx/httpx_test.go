@@ -33,7 +33,8 @@ func TestDecodeMapsEveryMistakeToAClientError(t *testing.T) {
 		{"wrong type names the field", `{"count":"many"}`, "application/json", apperr.Validation, "count"},
 		{"unknown field is named", `{"colour":"red"}`, "application/json", apperr.Validation, "colour"},
 		{"too large", `{"name":"` + strings.Repeat("x", 100) + `"}`, "application/json", apperr.TooLarge, ""},
-		{"form content type", `name=x`, "application/x-www-form-urlencoded", apperr.Invalid, ""},
+		{"a form body", `name=x`, "application/x-www-form-urlencoded", apperr.Invalid, ""},
+		{"JSON under curl's default content type", `{"name":"x"}`, "application/x-www-form-urlencoded", "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -19,16 +19,20 @@ import (
 // Decode reads one JSON value of type T from r's body, at most limit bytes.
 // Unknown fields are refused. Errors are *apperr.Error: Invalid for malformed
 // JSON, Validation (field named) for wrong types or unknown fields, TooLarge
-// over the limit.
+// over the limit. The body is read as JSON whatever the Content-Type says,
+// so `curl -d '{…}'` without a header works; a body that is not JSON gets
+// a hint when the header was not JSON either.
 func Decode[T any](w http.ResponseWriter, r *http.Request, limit int64) (T, error) {
 	var v T
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return v, apperr.E(apperr.Invalid, "Content-Type must be application/json, got %q", ct)
-	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
-		return v, decodeError(err, limit)
+		err = decodeError(err, limit)
+		if ct := r.Header.Get("Content-Type"); ct != "" && !strings.Contains(ct, "json") && apperr.CodeOf(err) == apperr.Invalid {
+			e := apperr.As(err)
+			return v, apperr.E(e.Code, "%s (the body must be JSON; Content-Type was %q)", e.Message, ct)
+		}
+		return v, err
 	}
 	if dec.More() {
 		return v, apperr.E(apperr.Invalid, "malformed JSON: unexpected data after the JSON value")
