@@ -224,10 +224,10 @@ func TestBadInputIsRefusedNamingTheField(t *testing.T) {
 			}
 		})
 	}
-	t.Run("a non-JSON content type is invalid", func(t *testing.T) {
+	t.Run("a body that is not JSON is invalid, with a hint about the content type", func(t *testing.T) {
 		var er errResp
-		resp := do(t, sig.url, "POST", "/signatures", `{}`, &er, "Content-Type", "text/plain")
-		if resp.StatusCode != 400 || er.Error.Code != "invalid" {
+		resp := do(t, sig.url, "POST", "/signatures", `document_id=x`, &er, "Content-Type", "application/x-www-form-urlencoded")
+		if resp.StatusCode != 400 || er.Error.Code != "invalid" || !strings.Contains(er.Error.Message, "must be JSON") {
 			t.Fatalf("status %d code %q", resp.StatusCode, er.Error.Code)
 		}
 	})
