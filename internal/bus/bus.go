@@ -6,7 +6,9 @@ package bus
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -99,8 +101,40 @@ type Bus interface {
 	// Broadcast delivers every message of topic from start to h in order,
 	// for this subscriber alone, keeping no state on the bus. Blocks until
 	// ctx is done or a fatal error.
+	//
+	// topic may be a comma-separated list of topics of one family (see
+	// Topics): one subscription then delivers the messages of all of them.
+	// Whether they arrive in one order across the topics depends on the
+	// backend: NATS keeps a family in one stream and delivers in stream
+	// (= publish, = commit for CDC) order, with Position one sequence
+	// space across the topics; Kafka keeps only per-partition order, and
+	// a StartPosition offset applies to every partition of every topic.
 	Broadcast(ctx context.Context, topic string, start Start, h Handler) error
 	// Ping checks the connection (readiness).
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Topics joins topics into the topic argument of one Broadcast over all of
+// them, e.g. Topics(TopicDocuments, TopicSignatures) =
+// "cdc.documents,cdc.signatures". Group takes a single topic only.
+func Topics(topics ...string) string { return strings.Join(topics, ",") }
+
+// SplitTopics is the inverse of Topics, for backends: the topics of a
+// Broadcast's topic argument, refusing empty and repeated entries.
+func SplitTopics(topic string) ([]string, error) {
+	parts := strings.Split(topic, ",")
+	seen := make(map[string]bool, len(parts))
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return nil, fmt.Errorf("bus: empty topic in %q", topic)
+		}
+		if seen[p] {
+			return nil, fmt.Errorf("bus: topic %q listed twice in %q", p, topic)
+		}
+		seen[p] = true
+		parts[i] = p
+	}
+	return parts, nil
 }

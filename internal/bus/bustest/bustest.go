@@ -18,10 +18,19 @@ import (
 // wait is how long a test waits for an asynchronous delivery.
 const wait = 30 * time.Second
 
+// Options say what a backend promises beyond what every backend must do.
+type Options struct {
+	// OrderAcrossTopics: a broadcast over several topics of one family
+	// (bus.Topics) delivers their messages in the order they were
+	// published, with positions increasing across the topics (NATS: one
+	// stream per family). Kafka orders only within a partition.
+	OrderAcrossTopics bool
+}
+
 // Run runs the suite. open returns a fresh bus on an empty server, or on a
 // server where topic names passed by the suite are unused (each subtest
 // uses its own topics).
-func Run(t *testing.T, open func(t *testing.T) bus.Bus) {
+func Run(t *testing.T, opts Options, open func(t *testing.T) bus.Bus) {
 	t.Run("published messages reach a broadcast from the beginning in order with key and headers", func(t *testing.T) {
 		b := open(t)
 		topic := uniqueTopic()
@@ -92,6 +101,136 @@ func Run(t *testing.T, open func(t *testing.T) bus.Bus) {
 			if got[0].Headers[bus.HeaderLSN] != strconv.FormatUint(c.first, 10) {
 				t.Fatalf("after lsn %d: first lsn %s, want %d", c.after, got[0].Headers[bus.HeaderLSN], c.first)
 			}
+		}
+	})
+
+	// Topics of one family, interleaved: n%3 == 1 goes to a, 0 to b and 2
+	// to other, a topic the broadcasts below do not ask for.
+	interleaved := func(t *testing.T, bs bus.Bus, a, b, other string, n int) map[int]string {
+		t.Helper()
+		var msgs []bus.Message
+		want := map[int]string{}
+		for i := 1; i <= n; i++ {
+			topic := []string{b, a, other}[i%3]
+			if topic != other {
+				want[i] = topic
+			}
+			msgs = append(msgs, message(topic, i))
+		}
+		// The stream ends with messages of other only (the search must
+		// handle a tail with nothing of the filter).
+		for i := n + 1; i <= n+5; i++ {
+			msgs = append(msgs, message(other, i))
+		}
+		if err := bs.Publish(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+		return want
+	}
+	// checkMulti checks that got is exactly the messages of want with
+	// n > after, in order per topic, and in publish order overall when the
+	// backend promises it.
+	checkMulti := func(t *testing.T, got []bus.Message, want map[int]string, after int) {
+		t.Helper()
+		seen := map[int]bool{}
+		last := map[string]int{}
+		for i, m := range got {
+			lsn, _ := strconv.Atoi(m.Headers[bus.HeaderLSN])
+			n := lsn / 10
+			if want[n] != m.Topic || string(m.Value) != value(n) || n <= after/10 {
+				t.Fatalf("message %d: topic %s value %s lsn %d is not expected (after lsn %d)", i, m.Topic, m.Value, lsn, after)
+			}
+			if seen[n] {
+				t.Fatalf("message %d delivered twice", n)
+			}
+			seen[n] = true
+			if n <= last[m.Topic] {
+				t.Fatalf("topic %s: message %d after %d", m.Topic, n, last[m.Topic])
+			}
+			last[m.Topic] = n
+			if opts.OrderAcrossTopics && i > 0 {
+				prev, _ := strconv.Atoi(got[i-1].Headers[bus.HeaderLSN])
+				if lsn <= prev || m.Position <= got[i-1].Position {
+					t.Fatalf("across topics: lsn %d (position %d) after lsn %d (position %d)", lsn, m.Position, prev, got[i-1].Position)
+				}
+			}
+		}
+	}
+	expected := func(want map[int]string, after int) int {
+		c := 0
+		for n := range want {
+			if n*10 > after {
+				c++
+			}
+		}
+		return c
+	}
+
+	t.Run("a broadcast over several topics delivers each message of them once", func(t *testing.T) {
+		bs := open(t)
+		a, b, other := uniqueTopic(), uniqueTopic(), uniqueTopic()
+		want := interleaved(t, bs, a, b, other, 60)
+		got := collect(t, bs, bus.Topics(a, b), bus.Start{Kind: bus.StartBeginning}, len(want))
+		checkMulti(t, got, want, 0)
+	})
+
+	t.Run("a broadcast over several topics after an LSN starts at the first message above it", func(t *testing.T) {
+		bs := open(t)
+		a, b, other := uniqueTopic(), uniqueTopic(), uniqueTopic()
+		want := interleaved(t, bs, a, b, other, 100)
+		for _, after := range []int{0, 500, 505, 990, 995} {
+			got := collect(t, bs, bus.Topics(a, b), bus.Start{Kind: bus.StartAfterLSN, LSN: uint64(after)}, expected(want, after))
+			checkMulti(t, got, want, after)
+		}
+	})
+
+	t.Run("a broadcast over several topics from new sees messages of each", func(t *testing.T) {
+		bs := open(t)
+		a, b := uniqueTopic(), uniqueTopic()
+		ch, stop := subscribe(t, bs, bus.Topics(a, b), bus.Start{Kind: bus.StartNew})
+		defer stop()
+		// Live once a message published now arrives (as in the single-topic
+		// case); then one more on each topic.
+		deadline := time.Now().Add(wait)
+		n := 1
+	live:
+		for {
+			publishN(t, bs, a, n, n)
+			n++
+			select {
+			case <-ch:
+				break live
+			case <-time.After(500 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no message on a StartNew broadcast over two topics")
+			}
+		}
+		for len(ch) > 0 { // drain earlier probes
+			<-ch
+		}
+		publishN(t, bs, b, n, n)
+		publishN(t, bs, a, n+1, n+1)
+		got := map[string]bool{}
+		for len(got) < 2 {
+			select {
+			case m := <-ch:
+				if lsn, _ := strconv.Atoi(m.Headers[bus.HeaderLSN]); lsn >= n*10 {
+					got[m.Topic] = true
+				}
+			case <-time.After(wait):
+				t.Fatalf("got messages of %v only", got)
+			}
+		}
+	})
+
+	t.Run("a group refuses a list of topics", func(t *testing.T) {
+		bs := open(t)
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		err := bs.Group(ctx, bus.Topics(uniqueTopic(), uniqueTopic()), "g", bus.GroupOptions{}, func(context.Context, []bus.Message) error { return nil })
+		if err == nil || ctx.Err() != nil {
+			t.Fatalf("group over two topics: err %v (ctx %v), want an immediate error", err, ctx.Err())
 		}
 	})
 
@@ -175,13 +314,18 @@ func uniqueTopic() string {
 func key(n int) string   { return fmt.Sprintf(`{"id":"k%d"}`, n%7) }
 func value(n int) string { return fmt.Sprintf(`{"n":%d}`, n) }
 
+// message is message n of the suite on topic, with lsn = 10*n.
+func message(topic string, n int) bus.Message {
+	return bus.Message{Topic: topic, Key: []byte(key(n)), Value: []byte(value(n)),
+		Headers: map[string]string{bus.HeaderLSN: strconv.Itoa(n * 10), bus.HeaderOp: "c"}}
+}
+
 // publishN publishes messages from..to (inclusive) with lsn = 10*n.
 func publishN(t *testing.T, b bus.Bus, topic string, from, to int) {
 	t.Helper()
 	var msgs []bus.Message
 	for n := from; n <= to; n++ {
-		msgs = append(msgs, bus.Message{Topic: topic, Key: []byte(key(n)), Value: []byte(value(n)),
-			Headers: map[string]string{bus.HeaderLSN: strconv.Itoa(n * 10), bus.HeaderOp: "c"}})
+		msgs = append(msgs, message(topic, n))
 	}
 	if err := b.Publish(context.Background(), msgs...); err != nil {
 		t.Fatal(err)

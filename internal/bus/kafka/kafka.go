@@ -6,7 +6,8 @@
 // partition, in order. Topics are created on first use when missing.
 // Group is a Kafka consumer group (one per group and topic) with offsets
 // committed after the handler succeeds; Broadcast is a group-less consumer
-// of every partition.
+// of every partition, of one topic or several (in one client, with no order
+// across topics).
 package kafka
 
 import (
@@ -143,6 +144,9 @@ func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
 // after a pause (the member keeps its partitions, so order holds). Returns
 // nil once ctx is done.
 func (b *Bus) Group(ctx context.Context, topic, group string, opts bus.GroupOptions, h bus.Handler) error {
+	if strings.Contains(topic, ",") {
+		return fmt.Errorf("kafka: group %s: one topic per group consumer, got the list %q", group, topic)
+	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 500
 	}
@@ -186,9 +190,21 @@ func (b *Bus) Group(ctx context.Context, topic, group string, opts bus.GroupOpti
 // the oldest retained record and skips those with an lsn at or below
 // start.LSN: Kafka has no per-header index and the topics are kept for a
 // bounded time, so the scan is bounded too.
+//
+// topic may list several topics (bus.Topics): one client consumes all of
+// them. Kafka orders records only within a partition, so there is no order
+// across the topics (nor across partitions of one topic), and Position is
+// an offset of the record's own partition: StartPosition applies the same
+// offset to every partition of every listed topic.
 func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bus.Handler) error {
-	if err := b.ensureTopic(ctx, topic); err != nil {
+	topics, err := bus.SplitTopics(topic)
+	if err != nil {
 		return err
+	}
+	for _, t := range topics {
+		if err := b.ensureTopic(ctx, t); err != nil {
+			return err
+		}
 	}
 	off := kgo.NewOffset()
 	switch start.Kind {
@@ -201,7 +217,7 @@ func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bu
 	default:
 		return fmt.Errorf("kafka: unknown start kind %d", start.Kind)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(off),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.seeds...), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(off),
 		kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("kafka: broadcast client: %w", err)

@@ -5,7 +5,8 @@
 // Layout on JetStream: one stream per topic family, named after the first
 // token of the topic upper-cased (topics cdc.* live in stream "CDC" with
 // subjects "cdc.>"). A topic is a subject, so per-subject order is the
-// per-topic order. The message key travels in the "key" header (JetStream
+// per-topic order, and a broadcast over several topics of one family (one
+// ordered consumer filtering on their subjects) gets them in stream order. The message key travels in the "key" header (JetStream
 // has no key), and a message carrying an lsn header is published with the
 // JetStream message ID topic|lsn|key, so a change re-published after a CDC
 // crash is dropped by the stream's duplicate window.
@@ -16,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -116,7 +118,8 @@ func (b *Bus) URL() string { return b.url }
 // family is the stream name and subject wildcard of topic's family.
 func family(topic string) (name, subjects string, err error) {
 	first, _, _ := strings.Cut(topic, ".")
-	if first == "" || strings.ContainsAny(topic, " *>") {
+	// A comma would be a list of topics (bus.Topics), which only Broadcast takes.
+	if first == "" || strings.ContainsAny(topic, " *>,") {
 		return "", "", fmt.Errorf("nats: invalid topic %q", topic)
 	}
 	return strings.ToUpper(first), first + ".>", nil
@@ -252,12 +255,38 @@ func (b *Bus) Group(ctx context.Context, topic, group string, opts bus.GroupOpti
 // Broadcast reads topic with an ordered (ephemeral, unacked) consumer from
 // start. A handler error retries the same batch after a pause, so the
 // subscriber still sees every message in order. Returns nil once ctx is done.
+//
+// topic may list several topics (bus.Topics); they must share one stream
+// (one family, e.g. cdc.*). One ordered consumer then filters on all of
+// them, so their messages arrive in stream order (the order they were
+// published in; commit order for CDC) and Position is one sequence space.
+// On a server older than 2.10 (one filter subject per consumer) the
+// consumer filters on the family's wildcard and the other topics are
+// dropped here: same order, more traffic.
 func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bus.Handler) error {
-	s, err := b.stream(ctx, topic)
+	subjects, err := bus.SplitTopics(topic)
 	if err != nil {
 		return err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{topic}}
+	fam, _, err := family(subjects[0])
+	if err != nil {
+		return err
+	}
+	for _, t := range subjects[1:] {
+		f, _, err := family(t)
+		if err != nil {
+			return err
+		}
+		if f != fam {
+			return fmt.Errorf("nats: broadcast over %q: %s is in stream %s, %s in stream %s; one subscription can only cover topics of one stream",
+				topic, subjects[0], fam, t, f)
+		}
+	}
+	s, err := b.stream(ctx, subjects[0])
+	if err != nil {
+		return err
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects}
 	switch start.Kind {
 	case bus.StartNew:
 		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
@@ -267,7 +296,7 @@ func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bu
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = max(start.Position, 1)
 	case bus.StartAfterLSN:
-		seq, err := b.seekLSN(ctx, s, topic, start.LSN)
+		seq, err := b.seekLSN(ctx, s, subjects, start.LSN)
 		if err != nil {
 			return err
 		}
@@ -277,10 +306,29 @@ func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bu
 		return fmt.Errorf("nats: unknown start kind %d", start.Kind)
 	}
 	cons, err := s.OrderedConsumer(ctx, cfg)
+	var only map[string]bool // subjects to keep when the server filters less
+	if errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
+		// nats-server before 2.10 takes one filter subject: filter on the
+		// family's wildcard, which keeps stream order, and drop the other
+		// topics here.
+		_, wildcard, _ := family(subjects[0])
+		cfg.FilterSubjects = []string{wildcard}
+		only = map[string]bool{}
+		for _, t := range subjects {
+			only[t] = true
+		}
+		cons, err = s.OrderedConsumer(ctx, cfg)
+	}
 	if err != nil {
 		return fmt.Errorf("nats: ordered consumer on %s: %w", topic, err)
 	}
 	return b.consume(ctx, cons, 500, 0, start, func(ctx context.Context, _ []jetstream.Msg, msgs []bus.Message) {
+		if only != nil {
+			msgs = slices.DeleteFunc(msgs, func(m bus.Message) bool { return !only[m.Topic] })
+			if len(msgs) == 0 {
+				return
+			}
+		}
 		for ctx.Err() == nil {
 			err := h(ctx, msgs)
 			if err == nil {
@@ -296,13 +344,17 @@ func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bu
 }
 
 // seekLSN returns the stream sequence to start from to get the first
-// message of topic whose lsn header is greater than lsn. The CDC engine
-// publishes in LSN order, so along the stream the LSN of "the next message
-// on topic at or after sequence s" never decreases as s grows: a binary
-// search over sequences finds the point in O(log n) direct gets. (Messages
-// re-published after a crash outside the dedup window can break the order
-// locally; consume skips anything at or below lsn for that reason.)
-func (b *Bus) seekLSN(ctx context.Context, s jetstream.Stream, topic string, lsn uint64) (uint64, error) {
+// message on one of subjects whose cursor (bus.Cursor) is greater than lsn.
+// The CDC engine publishes in commit order, so along the stream the cursor
+// of "the next message on subjects at or after sequence s" never decreases
+// as s grows: a binary search over sequences finds the point in O(log n)
+// probes. A probe is one direct get per subject (the next message on it at
+// or after s), keeping the lowest sequence: JetStream's get-next takes a
+// single subject, and a family wildcard would also match topics outside
+// the filter. (Messages re-published after a crash outside the dedup window
+// can break the order locally; consume skips anything at or below lsn for
+// that reason.)
+func (b *Bus) seekLSN(ctx context.Context, s jetstream.Stream, subjects []string, lsn uint64) (uint64, error) {
 	info, err := s.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("nats: stream info: %w", err)
@@ -311,23 +363,32 @@ func (b *Bus) seekLSN(ctx context.Context, s jetstream.Stream, topic string, lsn
 	if info.State.Msgs == 0 {
 		return hi, nil
 	}
-	// Invariant: every sequence < lo leads to an LSN <= lsn; hi leads to > lsn (or the end).
+	// Invariant: every sequence < lo leads to a cursor <= lsn; hi leads to > lsn (or the end).
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		m, err := s.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(topic))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			hi = mid // nothing on topic from mid on
+		var next *jetstream.RawStreamMsg
+		for _, subj := range subjects {
+			m, err := s.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(subj))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			if err != nil {
+				return 0, fmt.Errorf("nats: seek lsn: %w", err)
+			}
+			if next == nil || m.Sequence < next.Sequence {
+				next = m
+			}
+		}
+		if next == nil {
+			hi = mid // nothing on subjects from mid on
 			continue
 		}
-		if err != nil {
-			return 0, fmt.Errorf("nats: seek lsn: %w", err)
-		}
 		got := bus.Cursor(bus.Message{Headers: map[string]string{
-			bus.HeaderLSN: m.Header.Get(bus.HeaderLSN), bus.HeaderCommitLSN: m.Header.Get(bus.HeaderCommitLSN)}})
+			bus.HeaderLSN: next.Header.Get(bus.HeaderLSN), bus.HeaderCommitLSN: next.Header.Get(bus.HeaderCommitLSN)}})
 		if got > lsn {
 			hi = mid
 		} else {
-			lo = m.Sequence + 1
+			lo = next.Sequence + 1
 		}
 	}
 	return lo, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ func embedded(t *testing.T, dir string) *busnats.Bus {
 }
 
 func TestEmbedded(t *testing.T) {
-	bustest.Run(t, func(t *testing.T) bus.Bus { return embedded(t, t.TempDir()) })
+	bustest.Run(t, bustest.Options{OrderAcrossTopics: true}, func(t *testing.T) bus.Bus { return embedded(t, t.TempDir()) })
 }
 
 func TestExternalServer(t *testing.T) {
@@ -33,7 +34,7 @@ func TestExternalServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	bustest.Run(t, func(t *testing.T) bus.Bus {
+	bustest.Run(t, bustest.Options{OrderAcrossTopics: true}, func(t *testing.T) bus.Bus {
 		b, err := busnats.Connect(context.Background(), srv.URL(), busnats.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -146,6 +147,17 @@ func TestStartAfterLSNBeyondTheEndWaitsForNewMessages(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no message after lsn 5")
+	}
+}
+
+func TestBroadcastOverTopicsOfTwoStreamsIsRefused(t *testing.T) {
+	b := embedded(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := b.Broadcast(ctx, bus.Topics(bus.TopicDocuments, "audit.log"), bus.Start{Kind: bus.StartBeginning},
+		func(context.Context, []bus.Message) error { return nil })
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "one stream") {
+		t.Fatalf("err = %v, want a refusal naming the streams", err)
 	}
 }
 
