@@ -31,16 +31,16 @@ type client struct {
 	kicked   chan struct{}
 	why      closeCode
 
-	// skip[i]: live events of topics[i] at or below this bus position were
-	// already sent by the replay. Written before inReplay is cleared (under
-	// Hub.mu) and constant after.
-	skip [len(topics)]uint64
+	// skip: live events at or below this bus position were already sent by
+	// the replay. Written before inReplay is cleared (under Hub.mu) and
+	// constant after.
+	skip uint64
 	// inReplay is guarded by Hub.mu.
 	inReplay bool
 
-	// mu guards rs, the replay's per-topic state shared with Dispatch.
+	// mu guards rs, the replay's state shared with Dispatch.
 	mu   sync.Mutex
-	rs   [len(topics)]replayTopic
+	rs   replayState
 	wake chan struct{}
 
 	sent atomic.Int64
@@ -68,8 +68,8 @@ func (c *client) kick(why closeCode) {
 }
 
 // deliver queues a live event without blocking.
-func (c *client) deliver(i int, ev Event) {
-	if ev.Position != 0 && ev.Position <= c.skip[i] {
+func (c *client) deliver(ev Event) {
+	if ev.Position != 0 && ev.Position <= c.skip {
 		return
 	}
 	for _, f := range ev.Frames {

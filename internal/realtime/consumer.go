@@ -3,20 +3,25 @@ package realtime
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/docstream/docstream/internal/bus"
 )
 
-// ConsumerStats is the state of the live consumer of one topic.
+// ConsumerStats is the state of the live consumer.
 type ConsumerStats struct {
-	State       string     `json:"state"` // idle (not started), running, retrying, stopped
-	Position    uint64     `json:"position"`
-	LSN         uint64     `json:"lsn"`
-	Events      uint64     `json:"events"`
-	LastEventAt *time.Time `json:"last_event_at,omitempty"`
-	Error       string     `json:"error,omitempty"`
+	// Topics are what the one subscription covers (cdc.documents and
+	// cdc.signatures), delivered in commit order across them.
+	Topics        []string          `json:"topics"`
+	State         string            `json:"state"` // idle (not started), running, retrying, stopped
+	Position      uint64            `json:"position"`
+	LSN           uint64            `json:"lsn"`
+	Events        uint64            `json:"events"`
+	EventsByTopic map[string]uint64 `json:"events_by_topic"`
+	LastEventAt   *time.Time        `json:"last_event_at,omitempty"`
+	Error         string            `json:"error,omitempty"`
 }
 
 type consumerState struct {
@@ -28,6 +33,10 @@ func (c *consumerState) observe(ev Event) {
 	now := time.Now().UTC()
 	c.mu.Lock()
 	c.s.Position, c.s.Events, c.s.LastEventAt = ev.Position, c.s.Events+1, &now
+	if c.s.EventsByTopic == nil {
+		c.s.EventsByTopic = map[string]uint64{}
+	}
+	c.s.EventsByTopic[ev.Topic]++
 	if ev.LSN != 0 {
 		c.s.LSN = ev.LSN
 	}
@@ -47,8 +56,13 @@ func (c *consumerState) snapshot() ConsumerStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.s
+	s.Topics = slices.Clone(topics[:])
 	if s.State == "" {
 		s.State = "idle"
+	}
+	s.EventsByTopic = make(map[string]uint64, len(topics))
+	for _, t := range topics {
+		s.EventsByTopic[t] = c.s.EventsByTopic[t]
 	}
 	return s
 }
@@ -59,49 +73,47 @@ func (c *consumerState) position() uint64 {
 	return c.s.Position
 }
 
-// Consume feeds the hub from the bus: one broadcast subscription per topic,
-// starting with what is published from now on (a client that needs older
-// events asks with ?since=). Each instance consumes everything, so each
-// instance's clients get every event. A subscription that fails is resumed
-// right after the last position it delivered, so no event is skipped.
-// Blocks until ctx is done.
+// Consume feeds the hub from the bus: ONE broadcast subscription over
+// cdc.documents and cdc.signatures, starting with what is published from
+// now on (a client that needs older events asks with ?since=). One
+// subscription, not one per topic, so that a document's events reach its
+// clients in commit order across the topics: the signature service commits
+// a signature and then the document's new status in two transactions, and
+// two racing subscriptions could deliver them the other way round. On NATS
+// both topics are one stream, delivered in commit order with one position
+// space; Kafka has no order across topics (see bus.Bus.Broadcast).
+//
+// Each instance consumes everything, so each instance's clients get every
+// event. A subscription that fails is resumed right after the last position
+// it delivered, so no event is skipped. Blocks until ctx is done.
 func (h *Hub) Consume(ctx context.Context) error {
 	if h.opts.Bus == nil {
 		return errors.New("realtime: no bus to consume")
 	}
-	var wg sync.WaitGroup
-	for i, t := range topics {
-		wg.Go(func() { h.consumeTopic(ctx, i, t) })
-	}
-	wg.Wait()
-	return nil
-}
-
-func (h *Hub) consumeTopic(ctx context.Context, i int, topic string) {
-	st := &h.consumers[i]
+	st := &h.consumer
 	start := bus.Start{Kind: bus.StartNew}
 	backoff := 500 * time.Millisecond
 	for {
 		st.set("running", nil)
-		err := h.opts.Bus.Broadcast(ctx, topic, start, func(ctx context.Context, msgs []bus.Message) error {
+		err := h.opts.Bus.Broadcast(ctx, subscription, start, func(ctx context.Context, msgs []bus.Message) error {
 			for _, m := range msgs {
 				ev, err := Decode(m)
 				if err != nil {
-					h.log.Warn("realtime: skipping undecodable event", "topic", topic, "position", m.Position, "err", err)
+					h.log.Warn("realtime: skipping undecodable event", "topic", m.Topic, "position", m.Position, "err", err)
 				}
-				eventsConsumed.WithLabelValues(topic).Inc()
+				eventsConsumed.WithLabelValues(m.Topic).Inc()
 				h.Dispatch(ev)
 			}
 			return nil
 		})
 		if ctx.Err() != nil {
 			st.set("stopped", nil)
-			return
+			return nil
 		}
 		if err == nil {
 			err = errors.New("subscription ended")
 		}
-		h.log.Warn("realtime: bus subscription failed; resuming", "topic", topic, "err", err, "in", backoff)
+		h.log.Warn("realtime: bus subscription failed; resuming", "topics", subscription, "err", err, "in", backoff)
 		st.set("retrying", err)
 		if p := st.position(); p > 0 {
 			start = bus.Start{Kind: bus.StartPosition, Position: p + 1}
@@ -109,19 +121,17 @@ func (h *Hub) consumeTopic(ctx context.Context, i int, topic string) {
 		select {
 		case <-ctx.Done():
 			st.set("stopped", nil)
-			return
+			return nil
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
 }
 
-// Ready reports whether both live subscriptions are running (readiness).
+// Ready reports whether the live subscription is running (readiness).
 func (h *Hub) Ready(ctx context.Context) error {
-	for i, t := range topics {
-		if s := h.consumers[i].snapshot(); s.State != "running" {
-			return errors.New(t + " consumer " + s.State + ": " + s.Error)
-		}
+	if s := h.consumer.snapshot(); s.State != "running" {
+		return errors.New("consumer of " + subscription + " " + s.State + ": " + s.Error)
 	}
 	if h.opts.Bus != nil {
 		return h.opts.Bus.Ping(ctx)

@@ -4,7 +4,8 @@
 //
 // Every instance is a broadcast consumer of cdc.documents and
 // cdc.signatures (no shared group), so every instance sees every event and
-// clients may connect to any of them. A client that reconnects with
+// clients may connect to any of them. One subscription covers both topics,
+// so a document's events reach its clients in commit order. A client that reconnects with
 // ?since=<lsn> first gets the events it missed, replayed from the bus, then
 // the live ones, with neither gap nor duplicate (see replay.go).
 //
@@ -53,16 +54,20 @@ var (
 	}, []string{"topic"})
 )
 
-// topics are what the hub consumes, in a fixed order (index = topicIndex).
+// topics are what the hub consumes, all through one subscription (so in
+// commit order across them; see Consume).
 var topics = [...]string{bus.TopicDocuments, bus.TopicSignatures}
 
-func topicIndex(topic string) int {
-	for i, t := range topics {
+// subscription is the Broadcast topic argument covering topics.
+var subscription = bus.Topics(topics[:]...)
+
+func ours(topic string) bool {
+	for _, t := range topics {
 		if t == topic {
-			return i
+			return true
 		}
 	}
-	return -1
+	return false
 }
 
 // Options tune a Hub. Zero values take the defaults.
@@ -118,14 +123,15 @@ type Hub struct {
 	mu        sync.RWMutex
 	docs      map[string]map[*client]struct{}
 	replaying map[*client]struct{}
-	// lastPos and lastLSN are those of the last event dispatched per topic
-	// (0: none since start).
-	lastPos [len(topics)]uint64
-	lastLSN [len(topics)]uint64
+	// lastPos and lastLSN are those of the last event dispatched (0: none
+	// since start). Positions are one space across the topics (one
+	// subscription).
+	lastPos uint64
+	lastLSN uint64
 
-	total     atomic.Int64
-	clients   sync.WaitGroup
-	consumers [len(topics)]consumerState
+	total    atomic.Int64
+	clients  sync.WaitGroup
+	consumer consumerState
 }
 
 // NewHub returns a hub; start Consume to feed it from the bus.
@@ -140,26 +146,25 @@ func NewHub(opts Options) *Hub {
 }
 
 // Dispatch fans ev out to the subscribers of its document without blocking:
-// a subscriber whose queue is full is closed with 1013. Events of one topic
-// must be dispatched in bus order.
+// a subscriber whose queue is full is closed with 1013. Events must be
+// dispatched in bus order, by one goroutine at a time (Consume).
 func (h *Hub) Dispatch(ev Event) {
-	i := topicIndex(ev.Topic)
-	if i < 0 {
+	if !ours(ev.Topic) {
 		return
 	}
-	h.consumers[i].observe(ev)
+	h.consumer.observe(ev)
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	// One dispatcher per topic writes its own slot; subscribe reads them
-	// under the exclusive lock, i.e. between two dispatches.
+	// The one dispatcher writes these; subscribe reads them under the
+	// exclusive lock, i.e. between two dispatches.
 	if ev.Position != 0 {
-		h.lastPos[i] = ev.Position
-		h.lastLSN[i] = ev.LSN
+		h.lastPos = ev.Position
+		h.lastLSN = ev.LSN
 	}
-	// Clients still replaying see every event of the topic (to learn where
-	// live delivery begins) and buffer their document's; see replay.go.
+	// Clients still replaying see every event (to learn where live
+	// delivery begins) and buffer their document's; see replay.go.
 	for c := range h.replaying {
-		c.noteLive(i, ev)
+		c.noteLive(ev)
 	}
 	if len(ev.Frames) == 0 {
 		return
@@ -168,7 +173,7 @@ func (h *Hub) Dispatch(ev Event) {
 		if c.inReplay {
 			continue
 		}
-		c.deliver(i, ev)
+		c.deliver(ev)
 	}
 }
 
@@ -181,18 +186,14 @@ func (h *Hub) subscribe(c *client, since *uint64) bool {
 	h.mu.Lock()
 	if since != nil {
 		c.mu.Lock()
-		for i := range topics {
-			st := &c.rs[i]
-			if h.lastPos[i] == 0 {
-				replay = true
-				continue
-			}
-			st.boundary, st.known = h.lastPos[i], true
-			if *since >= h.lastLSN[i] {
-				// Nothing after since on this topic yet: live is enough.
-				st.done, c.skip[i] = true, h.lastPos[i]
-				continue
-			}
+		switch {
+		case h.lastPos == 0:
+			replay = true // boundary learnt from the first live event
+		case *since >= h.lastLSN:
+			// Nothing committed after since has been dispatched: live
+			// delivery alone covers the rest.
+		default:
+			c.rs.boundary, c.rs.known = h.lastPos, true
 			replay = true
 		}
 		c.mu.Unlock()
@@ -241,11 +242,12 @@ func (h *Hub) Wait() { h.clients.Wait() }
 
 // Stats is what GET /stats reports.
 type Stats struct {
-	TotalConnections         int                      `json:"total_connections"`
-	DocumentsWithSubscribers int                      `json:"documents_with_subscribers"`
-	Replaying                int                      `json:"replaying"`
-	Documents                map[string]int           `json:"documents,omitempty"`
-	Consumers                map[string]ConsumerStats `json:"consumers"`
+	TotalConnections         int            `json:"total_connections"`
+	DocumentsWithSubscribers int            `json:"documents_with_subscribers"`
+	Replaying                int            `json:"replaying"`
+	Documents                map[string]int `json:"documents,omitempty"`
+	// Consumer is the one live subscription over both topics.
+	Consumer ConsumerStats `json:"consumer"`
 }
 
 // Stats snapshots the hub. Per-document counts are included up to
@@ -256,7 +258,6 @@ func (h *Hub) Stats(maxDocs int) Stats {
 		TotalConnections:         int(h.total.Load()),
 		DocumentsWithSubscribers: len(h.docs),
 		Replaying:                len(h.replaying),
-		Consumers:                map[string]ConsumerStats{},
 	}
 	if maxDocs > 0 {
 		s.Documents = map[string]int{}
@@ -268,9 +269,7 @@ func (h *Hub) Stats(maxDocs int) Stats {
 		}
 	}
 	h.mu.RUnlock()
-	for i, t := range topics {
-		s.Consumers[t] = h.consumers[i].snapshot()
-	}
+	s.Consumer = h.consumer.snapshot()
 	return s
 }
 

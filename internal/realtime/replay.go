@@ -9,29 +9,32 @@ import (
 
 // Gap-free reconnect (?since=<lsn>).
 //
-// A reconnecting client must get every event of its document after the LSN
-// it last handled, then the live ones, with no gap and no duplicate. Per
-// topic (bus positions totally order a topic):
+// A reconnecting client must get every event of its document committed
+// after the LSN it last handled, then the live ones, with no gap and no
+// duplicate. The live consumer and a replay each read cdc.documents and
+// cdc.signatures through ONE subscription, in commit order, and bus
+// positions are one space across both topics (one JetStream stream), so a
+// single boundary position decides who sends what:
 //
 //  1. The client subscribes *in replay*, under the hub's lock. The live
 //     consumer has dispatched everything up to some position B (boundary)
 //     and will show this client every event after B: events of its
 //     document are buffered, not sent. If the live consumer has not
-//     dispatched anything yet, B is learnt from the first live event
-//     (its position - 1). If since >= the LSN at B, nothing is missing on
-//     this topic and the replay of it is skipped altogether.
-//  2. A private broadcast subscription reads the topic from the first event
-//     with lsn > since (bus.StartAfterLSN) and sends the document's events;
-//     seen is the position of the last event it handled (any document).
+//     dispatched anything yet, B is learnt from the first live event (its
+//     position - 1). If since >= the cursor of the event at B, nothing is
+//     missing and there is no replay at all.
+//  2. A private broadcast subscription reads both topics from the first
+//     event with cursor > since (bus.StartAfterLSN) and sends the
+//     document's events; seen is the position of the last event it handled
+//     (any document).
 //  3. Once B is known and the replay has reached it (seen >= B, or it
-//     receives an event after B), the replay of that topic stops.
-//     Everything up to seen was sent by the replay and everything after B
-//     is delivered live, so buffered and later live events at positions
-//     <= seen are dropped (skip = seen) and the rest are sent. No position
-//     is sent twice and none is missed.
-//  4. When every topic has caught up, the client leaves replay under the
-//     hub's lock: the remaining buffer is flushed and Dispatch delivers to
-//     it directly from then on.
+//     receives an event after B), the replay stops. Everything up to seen
+//     was sent by the replay and everything after B is delivered live, so
+//     buffered and later live events at positions <= seen are dropped
+//     (skip = seen) and the rest are sent. No position is sent twice and
+//     none is missed.
+//  4. The client leaves replay under the hub's lock: the remaining buffer
+//     is flushed and Dispatch delivers to it directly from then on.
 //
 // Until B is known (a fresh instance, no live traffic yet) the replay
 // subscription itself keeps delivering new events, so nothing is lost.
@@ -41,24 +44,24 @@ import (
 // while live events wait in the bounded buffer.
 //
 // The cursor is bus.Cursor (the commit LSN); skipping by it (steps 1 and 2)
-// needs it not to decrease along a topic, which holds as the CDC engine
-// publishes in commit order.
+// needs it not to decrease along the subscription, which holds as the CDC
+// engine publishes both topics in commit order into one stream. (On Kafka,
+// which orders neither across topics nor across partitions, positions are
+// not one space and this hand-over is not exact.)
 
-// replayTopic is the replay state of one topic of one client, guarded by
-// client.mu.
-type replayTopic struct {
+// replayState is the replay state of one client, guarded by client.mu.
+type replayState struct {
 	boundary uint64  // live delivery covers every position after it...
 	known    bool    // ...once known
 	buf      []Event // live events of the client's document since subscribing
 	seen     uint64  // last position the replay handled
-	done     bool    // caught up: live delivery takes over
 }
 
-// noteLive is Dispatch's side of a replay: it is shown every live event of
-// topic i while the client is in replay.
-func (c *client) noteLive(i int, ev Event) {
+// noteLive is Dispatch's side of a replay: it is shown every live event
+// while the client is in replay.
+func (c *client) noteLive(ev Event) {
 	c.mu.Lock()
-	st := &c.rs[i]
+	st := &c.rs
 	wake := false
 	if !st.known && ev.Position != 0 {
 		st.boundary, st.known, wake = ev.Position-1, true, true
@@ -69,10 +72,11 @@ func (c *client) noteLive(i int, ev Event) {
 			c.overflow()
 			return
 		}
-		st.buf, wake = append(st.buf, ev), true
+		st.buf = append(st.buf, ev)
 	}
 	c.mu.Unlock()
 	if wake {
+		// The replay may already be past the boundary just learnt.
 		select {
 		case c.wake <- struct{}{}:
 		default:
@@ -80,56 +84,37 @@ func (c *client) noteLive(i int, ev Event) {
 	}
 }
 
-type replayItem struct {
-	i  int
-	ev Event
-}
-
-// replay runs the replay of both topics after since and hands the client
-// over to live delivery. It returns nil when done or when ctx is done.
+// replay sends the document's events committed after since, then hands the
+// client over to live delivery. It returns nil when done or when ctx is
+// done.
 func (c *client) replay(ctx context.Context, since uint64) error {
-	b := c.h.opts.Bus
-	items := make(chan replayItem)
-	errc := make(chan error, len(topics))
-	var stop [len(topics)]context.CancelFunc
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for i, t := range topics {
-		sctx, cancel := context.WithCancel(ctx)
-		stop[i] = cancel
-		defer cancel()
-		wg.Go(func() {
-			err := b.Broadcast(sctx, t, bus.Start{Kind: bus.StartAfterLSN, LSN: since}, func(hctx context.Context, msgs []bus.Message) error {
-				for _, m := range msgs {
-					ev, err := Decode(m)
-					if err != nil {
-						c.h.log.Warn("replay: skipping undecodable event", "topic", t, "position", m.Position, "err", err)
-					}
-					select {
-					case items <- replayItem{i, ev}:
-					case <-hctx.Done():
-						return nil
-					}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	items := make(chan Event)
+	errc := make(chan error, 1)
+	wg.Go(func() {
+		err := c.h.opts.Bus.Broadcast(sctx, subscription, bus.Start{Kind: bus.StartAfterLSN, LSN: since}, func(hctx context.Context, msgs []bus.Message) error {
+			for _, m := range msgs {
+				ev, err := Decode(m)
+				if err != nil {
+					c.h.log.Warn("replay: skipping undecodable event", "topic", m.Topic, "position", m.Position, "err", err)
 				}
-				return nil
-			})
-			if err != nil && sctx.Err() == nil {
-				errc <- err
+				select {
+				case items <- ev:
+				case <-hctx.Done():
+					return nil
+				}
 			}
+			return nil
 		})
-	}
-
-	remaining := 0
-	c.mu.Lock()
-	for i := range topics {
-		if c.rs[i].done {
-			stop[i]()
-		} else {
-			remaining++
+		if err != nil && sctx.Err() == nil {
+			errc <- err
 		}
-	}
-	c.mu.Unlock()
-	for remaining > 0 {
+	})
+
+	for caughtUp := false; !caughtUp; {
 		var frames [][]byte
 		select {
 		case <-ctx.Done():
@@ -138,50 +123,47 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 			return nil
 		case err := <-errc:
 			return err
-		case it := <-items:
+		case ev := <-items:
 			c.mu.Lock()
-			st := &c.rs[it.i]
-			switch {
-			case st.done:
-				// A straggler from a subscription being stopped.
-			case st.known && it.ev.Position > st.boundary:
-				frames = c.finishTopicLocked(it.i)
-				stop[it.i]()
-				remaining--
-			default:
-				st.seen = it.ev.Position
-				if it.ev.DocumentID == c.doc {
-					frames = it.ev.Frames
+			st := &c.rs
+			if st.known && ev.Position > st.boundary {
+				// Live delivery has (or will have) shown us this one.
+				caughtUp = true
+			} else {
+				st.seen = ev.Position
+				if ev.DocumentID == c.doc {
+					frames = ev.Frames
 				}
-				if st.known && st.seen >= st.boundary {
-					frames = append(frames, c.finishTopicLocked(it.i)...)
-					stop[it.i]()
-					remaining--
-				}
+				caughtUp = st.known && st.seen >= st.boundary
 			}
 			c.mu.Unlock()
 		case <-c.wake:
 			c.mu.Lock()
-			for i := range topics {
-				st := &c.rs[i]
-				if !st.done && st.known && st.seen >= st.boundary {
-					frames = append(frames, c.finishTopicLocked(i)...)
-					stop[i]()
-					remaining--
-				} else if st.done {
-					frames = append(frames, c.takeBufferedLocked(i)...)
-				}
-			}
+			caughtUp = c.rs.known && c.rs.seen >= c.rs.boundary
 			c.mu.Unlock()
 		}
-		for _, f := range frames {
-			select {
-			case c.queue <- f:
-			case <-c.kicked:
-				return nil
-			case <-ctx.Done():
-				return nil
-			}
+		if !c.send(ctx, frames) {
+			return nil
+		}
+	}
+	stop()
+
+	// Still in replay, so Dispatch does not read skip yet; clearing
+	// inReplay under the hub's lock below publishes it.
+	c.mu.Lock()
+	c.skip = c.rs.seen
+	c.mu.Unlock()
+	// Send what live delivery buffered meanwhile, blocking like the replay,
+	// until the buffer is momentarily empty.
+	for {
+		c.mu.Lock()
+		frames := c.takeBufferedLocked()
+		c.mu.Unlock()
+		if len(frames) == 0 {
+			break
+		}
+		if !c.send(ctx, frames) {
+			return nil
 		}
 	}
 
@@ -191,13 +173,11 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 	defer c.h.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i := range topics {
-		for _, f := range c.takeBufferedLocked(i) {
-			select {
-			case c.queue <- f:
-			default:
-				c.overflow()
-			}
+	for _, f := range c.takeBufferedLocked() {
+		select {
+		case c.queue <- f:
+		default:
+			c.overflow() // kicks once; the rest is dropped with the connection
 		}
 	}
 	if _, ok := c.h.replaying[c]; ok {
@@ -207,28 +187,30 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 	return nil
 }
 
-// finishTopicLocked ends the replay of topic i and returns the buffered
-// frames to send.
-func (c *client) finishTopicLocked(i int) [][]byte {
-	st := &c.rs[i]
-	st.done = true
-	c.skip[i] = st.seen
-	return c.takeBufferedLocked(i)
+// send queues frames, waiting for room; false when the client is kicked or
+// ctx is done.
+func (c *client) send(ctx context.Context, frames [][]byte) bool {
+	for _, f := range frames {
+		select {
+		case c.queue <- f:
+		case <-c.kicked:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
-// takeBufferedLocked empties topic i's buffer (once done), keeping what the
-// replay did not already send.
-func (c *client) takeBufferedLocked(i int) [][]byte {
-	st := &c.rs[i]
-	if !st.done {
-		return nil
-	}
+// takeBufferedLocked empties the buffer of live events, keeping what the
+// replay did not already send (positions after skip).
+func (c *client) takeBufferedLocked() [][]byte {
 	var frames [][]byte
-	for _, ev := range st.buf {
-		if ev.Position > c.skip[i] {
+	for _, ev := range c.rs.buf {
+		if ev.Position > c.skip {
 			frames = append(frames, ev.Frames...)
 		}
 	}
-	st.buf = nil
+	c.rs.buf = nil
 	return frames
 }

@@ -469,7 +469,7 @@ func TestStatsEndpoint(t *testing.T) {
 	if st.TotalConnections != 1 || st.DocumentsWithSubscribers != 1 || st.Documents[doc] != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	if _, ok := st.Consumers[bus.TopicDocuments]; !ok {
-		t.Fatalf("no consumer state: %+v", st)
+	if c := st.Consumer; c.State != "idle" || len(c.Topics) != 2 || c.Topics[0] != bus.TopicDocuments || c.Topics[1] != bus.TopicSignatures {
+		t.Fatalf("consumer state %+v, want idle (not started) over both topics", c)
 	}
 }
