@@ -139,3 +139,20 @@ func BenchmarkFloorRawInsertCommit(b *testing.B) {
 		return err
 	})
 }
+
+// The floor under the cache hit's Redis part: one pipelined GET+INCR+PFADD
+// round trip, as GetAndCountView sends it, without HTTP.
+func BenchmarkFloorRedisPipelineRoundTrip(b *testing.B) {
+	e := newEnv(&testing.T{})
+	ctx := context.Background()
+	d := e.create(&testing.T{}, "Benchmark document", strings.Repeat("x", 1024))
+	if err := get(e.srv.URL + "/documents/" + d.ID); err != nil { // cache it
+		b.Fatal(err)
+	}
+	runParallel(b, func() error {
+		if e.svc.cache.GetAndCountView(ctx, d.ID, "127.0.0.1") == nil {
+			return &statusErr{404}
+		}
+		return nil
+	})
+}
