@@ -34,15 +34,19 @@ func newEventsCmd(e *env) *cobra.Command {
 	)
 	tail := &cobra.Command{
 		Use:   "tail <topic>",
-		Short: "Print the events of a topic as JSON lines (cdc.documents, cdc.signatures, cdc.watermarks; or documents, signatures)",
+		Short: "Print the events of a topic as JSON lines (cdc.documents, cdc.signatures, cdc.watermarks, or a comma-separated list; the cdc. prefix may be left out)",
 		Long: "Print the events of a topic as JSON lines, one {topic, position, time, key, headers, value} object per event, " +
 			"new ones as they come, until interrupted. Without --bus-url the bus of a running `docstream dev` is found in <data-dir>/dev.json.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			topic := args[0]
-			if !strings.Contains(topic, ".") {
-				topic = "cdc." + topic
+			names := strings.Split(args[0], ",")
+			for i, n := range names {
+				if n = strings.TrimSpace(n); !strings.Contains(n, ".") {
+					n = "cdc." + n
+				}
+				names[i] = n
 			}
+			topic := strings.Join(names, ",")
 			url, err := findBusURL(busURL, dataDir)
 			if err != nil {
 				return err
