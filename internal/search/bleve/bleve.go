@@ -1,14 +1,17 @@
 // Package bleve is the embedded search backend: a Bleve (scorch) index in a
 // local directory, used by default (`<data-dir>/index`).
 //
-// Bleve has no document versions, so this package keeps them itself, in the
-// index's internal key/value store (Batch.SetInternal), written in the same
-// atomic batch as the documents: key "v\x00<id>" holds the LSN of the last
-// applied operation for that id, an upsert's or a delete's. A delete leaves
-// its version behind as a tombstone, so a late upsert for a deleted document
-// (a redelivery from before the delete) is refused. Tombstones are never
-// collected: 8 bytes plus the id per deleted document is a price worth paying
-// for an index that provably equals the table after any replay.
+// Bleve has no document versions, so this package keeps them itself as a
+// stored field ("lsn") of each document, read back for the whole batch with
+// one ID query before writing. A delete does not remove the document: it
+// replaces it with a tombstone (a document holding only its lsn and
+// deleted=true), so a late upsert for a deleted document (a redelivery from
+// before the delete) is refused. Every query excludes tombstones. They are
+// never collected: a few bytes per deleted document is a price worth paying
+// for an index that provably equals the table after any replay. (Keeping
+// versions in Bleve's internal key/value store instead was measured: scorch
+// copies and persists that whole map on every batch, which made indexing
+// quadratic.)
 //
 // Bleve allows one opener per directory: open the index once per process and
 // share it between the indexer and the search service.
@@ -55,6 +58,8 @@ const (
 	fCreatedAt     = "created_at"
 	fUpdatedAt     = "updated_at"
 	fVersion       = "version"
+	fLSN           = "lsn"     // external version of the last write
+	fDeleted       = "deleted" // true on tombstones only
 	// Bleve returns stored dates with second precision; these stored-only
 	// copies keep the exact microseconds for the response.
 	fCreatedAtExact = "created_at_exact"
@@ -66,10 +71,7 @@ const (
 // storedFields are returned with every hit.
 var storedFields = []string{fID, fTitle, fContentType, fContentSize, fS3Key, fStatus, fCreatedBy, fCreatedAtExact, fUpdatedAtExact, fVersion}
 
-var (
-	appliedLSNKey = []byte("applied_lsn")
-	versionPrefix = "v\x00"
-)
+var appliedLSNKey = []byte("applied_lsn")
 
 // Index is a search.Index over a Bleve index.
 type Index struct {
@@ -169,6 +171,12 @@ func newMapping() mapping.IndexMapping {
 	doc.AddFieldMappingsAt(fCreatedAt, date())
 	doc.AddFieldMappingsAt(fUpdatedAt, date())
 	doc.AddFieldMappingsAt(fVersion, num())
+	lsn := bleve.NewNumericFieldMapping()
+	lsn.Index, lsn.IncludeInAll = false, false
+	doc.AddFieldMappingsAt(fLSN, lsn)
+	del := bleve.NewBooleanFieldMapping()
+	del.Store, del.IncludeInAll = false, false
+	doc.AddFieldMappingsAt(fDeleted, del)
 	doc.AddFieldMappingsAt(fCreatedAtExact, stored())
 	doc.AddFieldMappingsAt(fUpdatedAtExact, stored())
 	m.DefaultMapping = doc
@@ -178,8 +186,9 @@ func newMapping() mapping.IndexMapping {
 	return m
 }
 
-func toFields(d search.Document) map[string]any {
+func toFields(d search.Document, lsn uint64) map[string]any {
 	f := map[string]any{
+		fLSN:           float64(lsn),
 		fID:            d.ID,
 		fTitle:         d.Title,
 		fTitlePrefix:   d.Title,
@@ -205,8 +214,6 @@ func toFields(d search.Document) map[string]any {
 	return f
 }
 
-func versionKey(id string) []byte { return []byte(versionPrefix + id) }
-
 func decodeUint(b []byte) uint64 {
 	if len(b) != 8 {
 		return 0
@@ -216,6 +223,22 @@ func decodeUint(b []byte) uint64 {
 
 func encodeUint(v uint64) []byte {
 	return binary.BigEndian.AppendUint64(nil, v)
+}
+
+// versions returns the lsn held for each of ids (documents and tombstones).
+func (x *Index) versions(ctx context.Context, ids []string) (map[string]uint64, error) {
+	req := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery(ids), len(ids), 0, false)
+	req.Fields = []string{fLSN}
+	res, err := x.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(res.Hits))
+	for _, h := range res.Hits {
+		v, _ := h.Fields[fLSN].(float64)
+		out[h.ID] = uint64(v)
+	}
+	return out, nil
 }
 
 // Apply implements search.Index. The batch is persisted (scorch's default,
@@ -231,27 +254,27 @@ func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, 
 	x.mu.Lock()
 	defer x.mu.Unlock()
 
-	b := x.idx.NewBatch()
-	held := make(map[string]uint64, len(ops)) // versions written earlier in this batch
+	ids := make([]string, 0, len(ops))
 	for _, op := range ops {
-		cur, ok := held[op.ID]
-		if !ok {
-			v, err := x.idx.GetInternal(versionKey(op.ID))
-			if err != nil {
-				return res, fmt.Errorf("read version of %s: %w", op.ID, err)
-			}
-			cur = decodeUint(v)
-		}
-		if op.Version <= cur {
+		ids = append(ids, op.ID)
+	}
+	held, err := x.versions(ctx, ids) // updated as the batch supersedes them
+	if err != nil {
+		return res, fmt.Errorf("read versions: %w", err)
+	}
+	b := x.idx.NewBatch()
+	for _, op := range ops {
+		if op.Version <= held[op.ID] {
 			res.Stale++
 			continue
 		}
-		if op.Delete {
-			b.Delete(op.ID)
-		} else if err := b.Index(op.ID, toFields(op.Doc)); err != nil {
+		fields := map[string]any{fLSN: float64(op.Version), fDeleted: true}
+		if !op.Delete {
+			fields = toFields(op.Doc, op.Version)
+		}
+		if err := b.Index(op.ID, fields); err != nil {
 			return res, fmt.Errorf("index %s: %w", op.ID, err)
 		}
-		b.SetInternal(versionKey(op.ID), encodeUint(op.Version))
 		held[op.ID] = op.Version
 		res.Applied++
 	}
@@ -301,6 +324,16 @@ func textQuery(text string) query.Query {
 	)
 }
 
+// live wraps q so tombstones never match.
+func live(q query.Query) query.Query {
+	tomb := bleve.NewBoolFieldQuery(true)
+	tomb.SetField(fDeleted)
+	bq := bleve.NewBooleanQuery()
+	bq.AddMust(q)
+	bq.AddMustNot(tomb)
+	return bq
+}
+
 func term(field, value string) query.Query {
 	q := bleve.NewTermQuery(value)
 	q.SetField(field)
@@ -316,7 +349,7 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 	if q.CreatedBy != "" {
 		must = append(must, term(fCreatedBy, q.CreatedBy))
 	}
-	req := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(must...), q.Size, q.From, false)
+	req := bleve.NewSearchRequestOptions(live(bleve.NewConjunctionQuery(must...)), q.Size, q.From, false)
 	req.Fields = storedFields
 	req.SortBy([]string{"-_score", "-" + fCreatedAt})
 	req.Highlight = bleve.NewHighlight()
@@ -373,7 +406,7 @@ func (x *Index) Suggest(ctx context.Context, prefix string, size int) ([]string,
 	q.SetField(fTitlePrefix)
 	// Fetch extra hits so duplicates of a popular title do not crowd out
 	// the others.
-	req := bleve.NewSearchRequestOptions(q, min(size*5, 500), 0, false)
+	req := bleve.NewSearchRequestOptions(live(q), min(size*5, 500), 0, false)
 	req.Fields = []string{fTitle}
 	req.SortBy([]string{fTitlePrefix})
 	res, err := x.idx.SearchInContext(ctx, req)
@@ -402,7 +435,7 @@ func (x *Index) Terms(ctx context.Context, field, text string, size int) ([]sear
 	if text != "" {
 		q = textQuery(text)
 	}
-	req := bleve.NewSearchRequestOptions(q, 0, 0, false)
+	req := bleve.NewSearchRequestOptions(live(q), 0, 0, false)
 	req.AddFacet(field, bleve.NewFacetRequest(field, size))
 	res, err := x.idx.SearchInContext(ctx, req)
 	if err != nil {
@@ -424,10 +457,13 @@ func (x *Index) Terms(ctx context.Context, field, text string, size int) ([]sear
 	return out, nil
 }
 
-// Count implements search.Index.
+// Count implements search.Index: live documents, tombstones excluded.
 func (x *Index) Count(ctx context.Context) (int64, error) {
-	n, err := x.idx.DocCount()
-	return int64(n), err
+	res, err := x.idx.SearchInContext(ctx, bleve.NewSearchRequestOptions(live(bleve.NewMatchAllQuery()), 0, 0, false))
+	if err != nil {
+		return 0, err
+	}
+	return int64(res.Total), nil
 }
 
 // Ping implements search.Index: the index answers a count.
