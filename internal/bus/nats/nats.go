@@ -229,14 +229,17 @@ func (b *Bus) Group(ctx context.Context, topic, group string, opts bus.GroupOpti
 		FilterSubject: topic,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       time.Minute,
+		// How long a member that died holding messages keeps them. A member
+		// that stops cleanly gives its unprocessed messages back at once.
+		AckWait: 30 * time.Second,
 		// Enough in flight for a full batch plus the client's prefetch.
 		MaxAckPending: 4 * opts.MaxBatch,
 	})
 	if err != nil {
 		return fmt.Errorf("nats: consumer %s: %w", group, err)
 	}
-	return b.consume(ctx, cons, opts.MaxBatch, opts.MaxWait, bus.Start{}, func(ctx context.Context, batch []jetstream.Msg, msgs []bus.Message) {
+	nak := func(m jetstream.Msg) { _ = m.Nak() }
+	return b.consume(ctx, cons, opts.MaxBatch, opts.MaxWait, bus.Start{}, nak, func(ctx context.Context, batch []jetstream.Msg, msgs []bus.Message) {
 		if err := h(ctx, msgs); err != nil {
 			if ctx.Err() == nil {
 				b.opts.Log.Warn("bus handler failed; batch will be redelivered", "topic", topic, "group", group, "err", err)
@@ -322,7 +325,8 @@ func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bu
 	if err != nil {
 		return fmt.Errorf("nats: ordered consumer on %s: %w", topic, err)
 	}
-	return b.consume(ctx, cons, 500, 0, start, func(ctx context.Context, _ []jetstream.Msg, msgs []bus.Message) {
+	// An ordered consumer acks nothing: there is nothing to give back.
+	return b.consume(ctx, cons, 500, 0, start, func(jetstream.Msg) {}, func(ctx context.Context, _ []jetstream.Msg, msgs []bus.Message) {
 		if only != nil {
 			msgs = slices.DeleteFunc(msgs, func(m bus.Message) bool { return !only[m.Topic] })
 			if len(msgs) == 0 {
@@ -398,18 +402,21 @@ func (b *Bus) seekLSN(ctx context.Context, s jetstream.Stream, subjects []string
 // first message, then gathers more for up to maxWait (0: only what is
 // already buffered) until maxBatch.
 func (b *Bus) consume(ctx context.Context, cons jetstream.Consumer, maxBatch int, maxWait time.Duration, start bus.Start,
-	deliver func(ctx context.Context, raw []jetstream.Msg, msgs []bus.Message)) error {
+	release func(jetstream.Msg), deliver func(ctx context.Context, raw []jetstream.Msg, msgs []bus.Message)) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * maxBatch))
 	if err != nil {
 		return fmt.Errorf("nats: consume: %w", err)
 	}
-	// Messages' Next blocks without a context: Stop unblocks it.
-	stop := context.AfterFunc(ctx, it.Stop)
+	// Messages' Next blocks without a context: Drain unblocks it, after
+	// handing over what the client had already pulled, so that release can
+	// give those back (a group member naks them: another member, or this
+	// one after a restart, gets them at once instead of after AckWait).
+	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
-	defer it.Stop()
 
 	// A reader goroutine feeds a channel so the batching below can wait with
-	// a timer; it is owned by this function and ends when it.Stop is called.
+	// a timer; it is owned by this function and ends when the iterator is
+	// drained or stopped.
 	ch := make(chan jetstream.Msg, maxBatch)
 	errc := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -425,15 +432,24 @@ func (b *Bus) consume(ctx context.Context, cons jetstream.Consumer, maxBatch int
 				}
 				return
 			}
+			if ctx.Err() != nil {
+				release(m)
+				continue
+			}
 			select {
 			case ch <- m:
 			case <-ctx.Done():
-				return
+				release(m)
 			}
 		}
 	}()
-	defer wg.Wait()
-	defer it.Stop()
+	defer func() {
+		it.Drain()
+		wg.Wait()
+		for m := range ch {
+			release(m)
+		}
+	}()
 
 	for {
 		var raw []jetstream.Msg

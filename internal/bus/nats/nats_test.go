@@ -183,3 +183,58 @@ func first(t *testing.T, b bus.Bus, topic string) bus.Message {
 		return bus.Message{}
 	}
 }
+
+// A group member that stops gives back what it had pulled but not handled,
+// so the next member gets it at once rather than after AckWait (30 s).
+func TestStoppedGroupMemberGivesBackItsPrefetchedMessages(t *testing.T) {
+	b := embedded(t, t.TempDir())
+	ctx := context.Background()
+	const n = 200
+	msgs := make([]bus.Message, n)
+	for i := range msgs {
+		msgs[i] = bus.Message{Topic: bus.TopicDocuments, Key: []byte(strconv.Itoa(i)), Value: []byte("v"),
+			Headers: map[string]string{bus.HeaderLSN: strconv.Itoa(i + 1)}}
+	}
+	if err := b.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	// Member A handles one batch of 10, then stops while more are prefetched.
+	actx, stopA := context.WithCancel(ctx)
+	handled := map[string]bool{}
+	doneA := make(chan error, 1)
+	go func() {
+		doneA <- b.Group(actx, bus.TopicDocuments, "g", bus.GroupOptions{MaxBatch: 10, MaxWait: time.Millisecond}, func(_ context.Context, ms []bus.Message) error {
+			for _, m := range ms {
+				handled[string(m.Key)] = true
+			}
+			stopA()
+			return nil
+		})
+	}()
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	if len(handled) == 0 || len(handled) >= n {
+		t.Fatalf("member A handled %d messages", len(handled))
+	}
+	// Member B must get everything else well before A's messages would
+	// time out.
+	bctx, stopB := context.WithTimeout(ctx, 10*time.Second)
+	defer stopB()
+	got := map[string]bool{}
+	_ = b.Group(bctx, bus.TopicDocuments, "g", bus.GroupOptions{MaxBatch: 50, MaxWait: time.Millisecond}, func(_ context.Context, ms []bus.Message) error {
+		for _, m := range ms {
+			got[string(m.Key)] = true
+		}
+		if len(got)+len(handled) >= n {
+			stopB()
+		}
+		return nil
+	})
+	for i := 0; i < n; i++ {
+		k := strconv.Itoa(i)
+		if !handled[k] && !got[k] {
+			t.Fatalf("message %s not redelivered within 10 s (%d handled by A, %d by B)", k, len(handled), len(got))
+		}
+	}
+}
