@@ -34,7 +34,7 @@ func findRecvLogical(b *testing.B) string {
 
 func (f *fixture) currentLSN(t testing.TB) uint64 {
 	var s string
-	if err := f.pool.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
+	if err := f.Pool.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
 		t.Fatal(err)
 	}
 	var hi, lo uint64
@@ -51,19 +51,19 @@ func BenchmarkCapture100kRows(b *testing.B) {
 	const rows = 100_000
 	recv := findRecvLogical(b)
 	f := newFixture(b)
-	cfg := f.config()
+	cfg := f.Config()
 	cfg.Snapshot = cdc.SnapshotNever
-	e, _ := f.start(b, cfg, f.bus)
+	e, _ := f.StartEngine(b, cfg, f.Bus)
 
 	// pg_recvlogical on its own slot and the same publication.
-	rslot := f.slot + "_recv"
+	rslot := f.Slot + "_recv"
 	b.Cleanup(func() {
-		_, _ = f.pool.Exec(context.Background(), "SELECT pg_drop_replication_slot($1)", rslot)
+		_, _ = f.Pool.Exec(context.Background(), "SELECT pg_drop_replication_slot($1)", rslot)
 	})
-	if out, err := exec.Command(recv, "-d", f.url, "--slot", rslot, "--create-slot", "-P", "pgoutput").CombinedOutput(); err != nil {
+	if out, err := exec.Command(recv, "-d", f.URL, "--slot", rslot, "--create-slot", "-P", "pgoutput").CombinedOutput(); err != nil {
 		b.Fatalf("pg_recvlogical --create-slot: %v\n%s", err, out)
 	}
-	cmd := exec.Command(recv, "-d", f.url, "--slot", rslot, "--start", "-f", "-", "-s", "1", "-F", "0",
+	cmd := exec.Command(recv, "-d", f.URL, "--slot", rslot, "--start", "-f", "-", "-s", "1", "-F", "0",
 		"-o", "proto_version=1", "-o", "publication_names=docstream_pub", "-o", "messages=true")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -98,12 +98,12 @@ func BenchmarkCapture100kRows(b *testing.B) {
 	}()
 	waitFor(b, "pg_recvlogical streaming", func() bool {
 		var active bool
-		_ = f.pool.QueryRow(context.Background(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", rslot).Scan(&active)
+		_ = f.Pool.QueryRow(context.Background(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", rslot).Scan(&active)
 		return active
 	})
 
 	ctx := context.Background()
-	wpool := syncCommitPool(b, f.url)
+	wpool := syncCommitPool(b, f.URL)
 	b.ResetTimer()
 	var ourTotal, recvTotal time.Duration
 	for i := 0; i < b.N; i++ {
@@ -149,17 +149,17 @@ func BenchmarkCapture100kRows(b *testing.B) {
 func BenchmarkCommitToBusLatency(b *testing.B) {
 	const rate, seconds = 1000, 10
 	f := newFixture(b)
-	cfg := f.config()
+	cfg := f.Config()
 	cfg.Snapshot = cdc.SnapshotNever
-	f.start(b, cfg, f.bus)
-	wpool := syncCommitPool(b, f.url)
+	f.StartEngine(b, cfg, f.Bus)
+	wpool := syncCommitPool(b, f.URL)
 
 	var mu sync.Mutex
 	received := map[string]time.Time{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		_ = f.bus.Broadcast(ctx, bus.TopicDocuments, bus.Start{Kind: bus.StartNew}, func(_ context.Context, msgs []bus.Message) error {
+		_ = f.Bus.Broadcast(ctx, bus.TopicDocuments, bus.Start{Kind: bus.StartNew}, func(_ context.Context, msgs []bus.Message) error {
 			now := time.Now()
 			mu.Lock()
 			for _, m := range msgs {

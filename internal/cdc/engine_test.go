@@ -26,7 +26,7 @@ func keyID(m bus.Message) string {
 }
 
 func insertDoc(ctx context.Context, f *fixture, id string) error {
-	_, err := f.pool.Exec(ctx, `INSERT INTO documents.documents (id, title, created_by) VALUES ($1, 'doc', 'w@example.com')`, id)
+	_, err := f.Pool.Exec(ctx, `INSERT INTO documents.documents (id, title, created_by) VALUES ($1, 'doc', 'w@example.com')`, id)
 	return err
 }
 
@@ -93,14 +93,14 @@ func TestSnapshotWithConcurrentWritesSeesEveryRowExactlyOnce(t *testing.T) {
 	for i := 0; i < 3000; i++ {
 		before = append(before, uuid.Must(uuid.NewV7()).String())
 	}
-	f.exec(t, `INSERT INTO documents.documents (id, title, created_by) SELECT x::uuid, 'old', 'a@example.com' FROM unnest($1::text[]) x`, before)
-	c := collect(t, f.bus, bus.TopicDocuments)
+	f.Exec(t, `INSERT INTO documents.documents (id, title, created_by) SELECT x::uuid, 'old', 'a@example.com' FROM unnest($1::text[]) x`, before)
+	c := collect(t, f.Bus, bus.TopicDocuments)
 	w := startWriter(t, f, 1<<30)
 	// Writes run before, during and after the snapshot.
 	waitFor(t, "writes before the engine starts", func() bool { return len(w.ids()) > 50 })
-	cfg := f.config()
+	cfg := f.Config()
 	cfg.MaxBatch = 200 // several snapshot batches while the writer runs
-	f.start(t, cfg, f.bus)
+	f.StartEngine(t, cfg, f.Bus)
 	during := len(w.ids())
 	waitFor(t, "writes after streaming starts", func() bool { return len(w.ids()) > during+200 })
 	w.stop()
@@ -164,7 +164,7 @@ func (r *recordingBus) Publish(ctx context.Context, msgs ...bus.Message) error {
 func (f *fixture) confirmedLSN(t *testing.T) uint64 {
 	t.Helper()
 	var s string
-	if err := f.pool.QueryRow(context.Background(), "SELECT coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1", f.slot).Scan(&s); err != nil {
+	if err := f.Pool.QueryRow(context.Background(), "SELECT coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1", f.Slot).Scan(&s); err != nil {
 		t.Fatal(err)
 	}
 	var hi, lo uint64
@@ -176,8 +176,8 @@ func (f *fixture) confirmedLSN(t *testing.T) uint64 {
 
 func TestEngineStoppedAtRandomPointsLosesNothingAndRepeatsOnlyUnconfirmed(t *testing.T) {
 	f := newFixture(t)
-	rec := &recordingBus{Bus: f.bus}
-	c := collect(t, f.bus, bus.TopicDocuments)
+	rec := &recordingBus{Bus: f.Bus}
+	c := collect(t, f.Bus, bus.TopicDocuments)
 	w := startWriter(t, f, 8000)
 	confirmedAtStart := map[int]uint64{}
 	for run := 0; run < 6; run++ {
@@ -187,7 +187,7 @@ func TestEngineStoppedAtRandomPointsLosesNothingAndRepeatsOnlyUnconfirmed(t *tes
 		if run > 0 {
 			confirmedAtStart[run] = f.confirmedLSN(t)
 		}
-		e, stop := f.start(t, f.config(), rec)
+		e, stop := f.StartEngine(t, f.Config(), rec)
 		time.Sleep(time.Duration(50+mrand.IntN(250)) * time.Millisecond)
 		stop()
 		t.Logf("run %d: engine acked %d, slot confirmed %d", run, e.Status().ConfirmedLSN, f.confirmedLSN(t))
@@ -197,7 +197,7 @@ func TestEngineStoppedAtRandomPointsLosesNothingAndRepeatsOnlyUnconfirmed(t *tes
 	rec.run = 6
 	rec.mu.Unlock()
 	confirmedAtStart[6] = f.confirmedLSN(t)
-	f.start(t, f.config(), rec)
+	f.StartEngine(t, f.Config(), rec)
 	ids := w.ids()
 	if len(ids) < 500 {
 		t.Fatalf("writer committed only %d rows", len(ids))
@@ -233,9 +233,9 @@ func TestEngineStoppedAtRandomPointsLosesNothingAndRepeatsOnlyUnconfirmed(t *tes
 
 func TestHotStandbyTakesOverWhenTheActiveEngineStops(t *testing.T) {
 	f := newFixture(t)
-	c := collect(t, f.bus, bus.TopicDocuments)
-	a, stopA := f.start(t, f.config(), f.bus)
-	b, err := newEngine(f.config(), f.bus)
+	c := collect(t, f.Bus, bus.TopicDocuments)
+	a, stopA := f.StartEngine(t, f.Config(), f.Bus)
+	b, err := newEngine(f.Config(), f.Bus)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,16 +274,16 @@ func TestHotStandbyTakesOverWhenTheActiveEngineStops(t *testing.T) {
 
 func TestColumnAddedAtRunTimeAppearsInLaterEvents(t *testing.T) {
 	f := newFixture(t)
-	c := collect(t, f.bus, bus.TopicDocuments)
-	f.start(t, f.config(), f.bus)
+	c := collect(t, f.Bus, bus.TopicDocuments)
+	f.StartEngine(t, f.Config(), f.Bus)
 	ctx := context.Background()
 	id := uuid.Must(uuid.NewV7()).String()
 	if err := insertDoc(ctx, f, id); err != nil {
 		t.Fatal(err)
 	}
 	c.waitCount(t, bus.TopicDocuments, 1)
-	f.exec(t, "ALTER TABLE documents.documents ADD COLUMN priority int")
-	f.exec(t, "UPDATE documents.documents SET priority = 5 WHERE id = $1", id)
+	f.Exec(t, "ALTER TABLE documents.documents ADD COLUMN priority int")
+	f.Exec(t, "UPDATE documents.documents SET priority = 5 WHERE id = $1", id)
 	msgs := c.waitCount(t, bus.TopicDocuments, 2)
 	env, err := change.Decode(msgs[1].Value)
 	if err != nil {
@@ -297,8 +297,8 @@ func TestColumnAddedAtRunTimeAppearsInLaterEvents(t *testing.T) {
 
 func TestUnchangedToastColumnIsFilledFromBefore(t *testing.T) {
 	f := newFixture(t)
-	c := collect(t, f.bus, bus.TopicSignatures)
-	f.start(t, f.config(), f.bus)
+	c := collect(t, f.Bus, bus.TopicSignatures)
+	f.StartEngine(t, f.Config(), f.Bus)
 	doc := uuid.Must(uuid.NewV7()).String()
 	if err := insertDoc(context.Background(), f, doc); err != nil {
 		t.Fatal(err)
@@ -308,8 +308,8 @@ func TestUnchangedToastColumnIsFilledFromBefore(t *testing.T) {
 	_, _ = rand.Read(raw)
 	big := hex.EncodeToString(raw)
 	sig := uuid.Must(uuid.NewV7()).String()
-	f.exec(t, `INSERT INTO signatures.signatures (id, document_id, signer_email, signer_name, signature_data) VALUES ($1, $2, 'a@b.c', 'A', $3)`, sig, doc, big)
-	f.exec(t, `UPDATE signatures.signatures SET signer_name = 'B' WHERE id = $1`, sig)
+	f.Exec(t, `INSERT INTO signatures.signatures (id, document_id, signer_email, signer_name, signature_data) VALUES ($1, $2, 'a@b.c', 'A', $3)`, sig, doc, big)
+	f.Exec(t, `UPDATE signatures.signatures SET signer_name = 'B' WHERE id = $1`, sig)
 	msgs := c.waitCount(t, bus.TopicSignatures, 2)
 	env, err := change.Decode(msgs[1].Value)
 	if err != nil {
@@ -326,8 +326,8 @@ func TestUnchangedToastColumnIsFilledFromBefore(t *testing.T) {
 
 func TestWatermarksCoverPublishedChangesAndAdvanceWhenIdle(t *testing.T) {
 	f := newFixture(t)
-	c := collect(t, f.bus, bus.TopicDocuments, bus.TopicWatermarks)
-	f.start(t, f.config(), f.bus)
+	c := collect(t, f.Bus, bus.TopicDocuments, bus.TopicWatermarks)
+	f.StartEngine(t, f.Config(), f.Bus)
 	if err := insertDoc(context.Background(), f, uuid.Must(uuid.NewV7()).String()); err != nil {
 		t.Fatal(err)
 	}
@@ -343,11 +343,11 @@ func TestWatermarksCoverPublishedChangesAndAdvanceWhenIdle(t *testing.T) {
 	})
 	// WAL written outside the captured tables moves the watermark on too.
 	var walNow string
-	if err := f.pool.QueryRow(context.Background(), "CREATE TABLE public.other (x int); INSERT INTO public.other VALUES (1); SELECT pg_current_wal_lsn()::text").Scan(&walNow); err != nil {
+	if err := f.Pool.QueryRow(context.Background(), "CREATE TABLE public.other (x int); INSERT INTO public.other VALUES (1); SELECT pg_current_wal_lsn()::text").Scan(&walNow); err != nil {
 		// multi-statement QueryRow is not allowed with the extended protocol
-		f.exec(t, "CREATE TABLE public.other (x int)")
-		f.exec(t, "INSERT INTO public.other VALUES (1)")
-		if err := f.pool.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&walNow); err != nil {
+		f.Exec(t, "CREATE TABLE public.other (x int)")
+		f.Exec(t, "INSERT INTO public.other VALUES (1)")
+		if err := f.Pool.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&walNow); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -44,18 +44,18 @@ func TestGoldenEnvelopes(t *testing.T) {
 	const docA, sigA = "0691e72f-799b-7efd-8000-e5c4e1cb7813", "0691e72f-8000-7000-8000-000000000001"
 	const docB, sigB = "0691e72f-799b-7efd-8000-00000000000b", "0691e72f-8000-7000-8000-00000000000b"
 	// Existing before the engine's first start: snapshot reads.
-	f.exec(t, `INSERT INTO documents.documents (id, title, content_size, s3_key, created_by) VALUES ($1::uuid, 'Sales Agreement Q4 2025', 36, $1::text || '/content', 'john.doe@company.com')`, docA)
-	f.exec(t, `INSERT INTO signatures.signatures (id, document_id, signer_email, signer_name, signature_data, ip_address) VALUES ($1, $2, 'jane@example.com', 'Jane "JJ" Doe', 'sig<&>data', '10.0.0.1')`, sigA, docA)
-	c := collect(t, f.bus, bus.TopicDocuments, bus.TopicSignatures)
-	f.start(t, f.config(), f.bus)
+	f.Exec(t, `INSERT INTO documents.documents (id, title, content_size, s3_key, created_by) VALUES ($1::uuid, 'Sales Agreement Q4 2025', 36, $1::text || '/content', 'john.doe@company.com')`, docA)
+	f.Exec(t, `INSERT INTO signatures.signatures (id, document_id, signer_email, signer_name, signature_data, ip_address) VALUES ($1, $2, 'jane@example.com', 'Jane "JJ" Doe', 'sig<&>data', '10.0.0.1')`, sigA, docA)
+	c := collect(t, f.Bus, bus.TopicDocuments, bus.TopicSignatures)
+	f.StartEngine(t, f.Config(), f.Bus)
 
-	f.exec(t, `INSERT INTO documents.documents (id, title, content_type, content_size, s3_key, created_by) VALUES ($1, 'Línea
+	f.Exec(t, `INSERT INTO documents.documents (id, title, content_type, content_size, s3_key, created_by) VALUES ($1, 'Línea
 nueva', 'application/pdf', NULL, NULL, 'ann@company.com')`, docB)
-	f.exec(t, `INSERT INTO signatures.signatures (id, document_id, signer_email, signer_name) VALUES ($1, $2, 'bob@example.com', 'Bob')`, sigB, docB)
-	f.exec(t, `UPDATE documents.documents SET status = 'sent', version = version + 1 WHERE id = $1`, docB)
-	f.exec(t, `UPDATE signatures.signatures SET signer_name = 'Robert' WHERE id = $1`, sigB)
-	f.exec(t, `DELETE FROM signatures.signatures WHERE id = $1`, sigB)
-	f.exec(t, `DELETE FROM documents.documents WHERE id = $1`, docB)
+	f.Exec(t, `INSERT INTO signatures.signatures (id, document_id, signer_email, signer_name) VALUES ($1, $2, 'bob@example.com', 'Bob')`, sigB, docB)
+	f.Exec(t, `UPDATE documents.documents SET status = 'sent', version = version + 1 WHERE id = $1`, docB)
+	f.Exec(t, `UPDATE signatures.signatures SET signer_name = 'Robert' WHERE id = $1`, sigB)
+	f.Exec(t, `DELETE FROM signatures.signatures WHERE id = $1`, sigB)
+	f.Exec(t, `DELETE FROM documents.documents WHERE id = $1`, docB)
 
 	for _, topic := range []string{bus.TopicDocuments, bus.TopicSignatures} {
 		msgs := c.waitCount(t, topic, 4)

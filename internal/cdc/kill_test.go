@@ -51,7 +51,7 @@ func runChild() int {
 func startChild(t *testing.T, f *fixture, busURL string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childURLEnv+"="+f.url, childBusEnv+"="+busURL, childSlotEnv+"="+f.slot)
+	cmd.Env = append(os.Environ(), childURLEnv+"="+f.URL, childBusEnv+"="+busURL, childSlotEnv+"="+f.Slot)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func startChild(t *testing.T, f *fixture, busURL string) *exec.Cmd {
 
 func (f *fixture) slotActive(t *testing.T) bool {
 	var active bool
-	err := f.pool.QueryRow(context.Background(), "SELECT coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = $1), false)", f.slot).Scan(&active)
+	err := f.Pool.QueryRow(context.Background(), "SELECT coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = $1), false)", f.Slot).Scan(&active)
 	if err != nil {
 		t.Fatal(err)
 	}

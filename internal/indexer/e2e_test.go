@@ -18,12 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	gcblob "gocloud.dev/blob"
 
 	"github.com/docstream/docstream/internal/blob"
-	busnats "github.com/docstream/docstream/internal/bus/nats"
-	"github.com/docstream/docstream/internal/cdc"
+	"github.com/docstream/docstream/internal/cdc/cdctest"
 	"github.com/docstream/docstream/internal/indexer"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/search"
@@ -33,41 +31,21 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-var slotSeq atomic.Int64
-
+// stack is the real pipeline plus what the indexer reads: a content
+// bucket and the directory of its index.
 type stack struct {
-	pool     *pgxpool.Pool
-	bus      *busnats.Bus
+	*cdctest.Pipeline
 	blobs    *gcblob.Bucket
 	indexDir string
-	slot     string
-	dbURL    string
 }
 
+// newStack makes the database, bus and bucket; the CDC engine starts with
+// startCDC, so that a test can first write rows it then gets as a snapshot.
 func newStack(t testing.TB) *stack {
 	t.Helper()
-	ctx := context.Background()
-	s := &stack{slot: fmt.Sprintf("t_indexer_%d_%d", time.Now().UnixNano()%1e6, slotSeq.Add(1)), indexDir: filepath.Join(t.TempDir(), "index")}
-	s.dbURL = testenv.Database(t)
+	s := &stack{Pipeline: cdctest.New(t), indexDir: filepath.Join(t.TempDir(), "index")}
 	var err error
-	if s.pool, err = pgxpool.New(ctx, s.dbURL); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// The slot must go before the database can be dropped.
-		for range 50 {
-			if _, err := s.pool.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", s.slot); err == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		s.pool.Close()
-	})
-	if s.bus, err = busnats.StartEmbedded(ctx, busnats.EmbeddedOptions{Dir: t.TempDir(), Port: -1}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.bus.Close() })
-	if s.blobs, err = blob.Open(ctx, "file://"+filepath.ToSlash(t.TempDir()), indexer.ContentBucket); err != nil {
+	if s.blobs, err = blob.Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), indexer.ContentBucket); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.blobs.Close() })
@@ -77,21 +55,7 @@ func newStack(t testing.TB) *stack {
 // startCDC runs the engine until the test ends and waits until it streams.
 func (s *stack) startCDC(t testing.TB) {
 	t.Helper()
-	e, err := cdc.New(cdc.Config{DatabaseURL: s.dbURL, Slot: s.slot, Version: "test", StatusInterval: 200 * time.Millisecond,
-		WatermarkInterval: 200 * time.Millisecond, HeartbeatInterval: -1, Log: logging.Discard()}, s.bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := e.Run(ctx); err != nil {
-			t.Errorf("cdc: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "cdc streaming", func() bool { return e.Status().Streaming })
+	s.StartEngine(t, s.Config(), s.Bus)
 }
 
 // startIndexer opens the Bleve index and runs an indexer on it; stop ends
@@ -107,7 +71,7 @@ func (s *stack) startIndexer(t testing.TB) (idx *bleve.Index, stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := x.Run(ctx, s.bus); err != nil {
+		if err := x.Run(ctx, s.Bus); err != nil {
 			t.Errorf("indexer: %v", err)
 		}
 	}()
@@ -122,7 +86,7 @@ func (s *stack) startIndexer(t testing.TB) (idx *bleve.Index, stop func()) {
 func (s *stack) insert(t testing.TB, title, content, status string) (id string, lsn uint64) {
 	t.Helper()
 	ctx := context.Background()
-	if err := s.pool.QueryRow(ctx, "SELECT gen_random_uuid()::text").Scan(&id); err != nil {
+	if err := s.Pool.QueryRow(ctx, "SELECT gen_random_uuid()::text").Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	if content != "" {
@@ -135,18 +99,17 @@ func (s *stack) insert(t testing.TB, title, content, status string) (id string, 
 	return id, s.walLSN(t)
 }
 
+// exec runs sql and returns the WAL position after it.
 func (s *stack) exec(t testing.TB, sql string, args ...any) uint64 {
 	t.Helper()
-	if _, err := s.pool.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	s.Exec(t, sql, args...)
 	return s.walLSN(t)
 }
 
 func (s *stack) walLSN(t testing.TB) uint64 {
 	t.Helper()
 	var lsn uint64
-	if err := s.pool.QueryRow(context.Background(), "SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint").Scan(&lsn); err != nil {
+	if err := s.Pool.QueryRow(context.Background(), "SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint").Scan(&lsn); err != nil {
 		t.Fatal(err)
 	}
 	return lsn
@@ -275,7 +238,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("a row without content yet is skipped until it has one", func(t *testing.T) {
 		var nid string
-		if err := s.pool.QueryRow(context.Background(), "SELECT gen_random_uuid()::text").Scan(&nid); err != nil {
+		if err := s.Pool.QueryRow(context.Background(), "SELECT gen_random_uuid()::text").Scan(&nid); err != nil {
 			t.Fatal(err)
 		}
 		lsn := s.exec(t, "INSERT INTO documents.documents (id, title, created_by) VALUES ($1, 'Pending Upload', 'x')", nid)
@@ -306,14 +269,14 @@ func TestIndexerRestartMidStreamConverges(t *testing.T) {
 		// Rows without content blobs: the indexer then indexes no content.
 		for i := 0; ctx.Err() == nil && i < 600; i++ {
 			var id string
-			err := s.pool.QueryRow(ctx, `INSERT INTO documents.documents (id, title, s3_key, status, created_by)
+			err := s.Pool.QueryRow(ctx, `INSERT INTO documents.documents (id, title, s3_key, status, created_by)
 				VALUES (gen_random_uuid(), $1, 'k', $2, 'w') RETURNING id::text`, fmt.Sprintf("Doc %d", i), []string{"created", "sent", "signed"}[i%3]).Scan(&id)
 			switch {
 			case err != nil:
 			case i%5 == 1:
-				_, err = s.pool.Exec(ctx, "UPDATE documents.documents SET status = 'approved' WHERE id = $1", id)
+				_, err = s.Pool.Exec(ctx, "UPDATE documents.documents SET status = 'approved' WHERE id = $1", id)
 			case i%5 == 2:
-				_, err = s.pool.Exec(ctx, "DELETE FROM documents.documents WHERE id = $1", id)
+				_, err = s.Pool.Exec(ctx, "DELETE FROM documents.documents WHERE id = $1", id)
 			}
 			if err != nil {
 				writeErr = err
@@ -336,7 +299,7 @@ func TestIndexerRestartMidStreamConverges(t *testing.T) {
 	// The table, as the index should hold it.
 	want := map[string]int64{}
 	var total int64
-	rows, err := s.pool.Query(context.Background(), "SELECT status, count(*) FROM documents.documents WHERE s3_key IS NOT NULL GROUP BY status")
+	rows, err := s.Pool.Query(context.Background(), "SELECT status, count(*) FROM documents.documents WHERE s3_key IS NOT NULL GROUP BY status")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,18 +6,13 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docstream/docstream/internal/bus"
-	busnats "github.com/docstream/docstream/internal/bus/nats"
-	"github.com/docstream/docstream/internal/cdc"
-	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/cdc/cdctest"
 	"github.com/docstream/docstream/internal/testenv"
 )
 
@@ -31,76 +26,24 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
-var slotSeq atomic.Int64
-
 // pipeline is a real database with the CDC engine publishing its changes
 // to an embedded NATS JetStream.
-type pipeline struct {
-	pool *pgxpool.Pool
-	bus  *busnats.Bus
-}
+type pipeline struct{ *cdctest.Pipeline }
 
-func startPipeline(t testing.TB) *pipeline {
-	t.Helper()
-	url := testenv.Database(t)
-	slot := fmt.Sprintf("t_realtime_%d_%d", time.Now().UnixNano()%1e6, slotSeq.Add(1))
-	b, err := busnats.StartEmbedded(context.Background(), busnats.EmbeddedOptions{Dir: testenv.TempDir(t), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// The slot must go before the database can be dropped.
-		for range 50 {
-			_, err := pool.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", slot)
-			if err == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		pool.Close()
-	})
-	e, err := cdc.New(cdc.Config{DatabaseURL: url, Slot: slot, Version: "test", StatusInterval: 200 * time.Millisecond,
-		WatermarkInterval: 200 * time.Millisecond, HeartbeatInterval: -1, Log: logging.Discard()}, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := e.Run(ctx); err != nil {
-			t.Errorf("cdc engine: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "cdc engine streaming", func() bool { return e.Status().Streaming })
-	return &pipeline{pool: pool, bus: b}
-}
-
-func (p *pipeline) exec(t testing.TB, sql string, args ...any) {
-	t.Helper()
-	if _, err := p.pool.Exec(context.Background(), sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
+func startPipeline(t testing.TB) *pipeline { return &pipeline{cdctest.Start(t)} }
 
 func (p *pipeline) createDocument(t testing.TB, id, title string) {
-	p.exec(t, `INSERT INTO documents.documents (id, title, content_size, s3_key, created_by) VALUES ($1, $2, 5, $3, 'a@example.com')`, id, title, id+"/content")
+	p.Exec(t, `INSERT INTO documents.documents (id, title, content_size, s3_key, created_by) VALUES ($1, $2, 5, $3, 'a@example.com')`, id, title, id+"/content")
 }
 
 func (p *pipeline) setTitle(t testing.TB, id, title string) {
-	p.exec(t, `UPDATE documents.documents SET title = $2, version = version + 1 WHERE id = $1`, id, title)
+	p.Exec(t, `UPDATE documents.documents SET title = $2, version = version + 1 WHERE id = $1`, id, title)
 }
 
 // startInstance is a realtime service consuming the pipeline's bus, with
 // its live consumer running.
 func (p *pipeline) startInstance(t testing.TB) *testServer {
-	s := startServer(t, serverOpts{hub: Options{Bus: p.bus}})
+	s := startServer(t, serverOpts{hub: Options{Bus: p.Bus}})
 	waitFor(t, "live consumers", func() bool { return s.hub.Ready(context.Background()) == nil })
 	return s
 }
@@ -134,7 +77,7 @@ func (s *script) title(t testing.TB, title string) {
 }
 
 func (s *script) status(t testing.TB, typ, old, status string) {
-	s.p.exec(t, `UPDATE documents.documents SET status = $2, version = version + 1 WHERE id = $1`, s.doc, status)
+	s.p.Exec(t, `UPDATE documents.documents SET status = $2, version = version + 1 WHERE id = $1`, s.doc, status)
 	s.expect(typ, map[string]any{"document_id": s.doc, "old_status": old, "new_status": status})
 }
 
@@ -144,7 +87,7 @@ func (s *script) status(t testing.TB, typ, old, status string) {
 func (s *script) sign(t testing.TB, typ, old, status string) {
 	s.sigs++
 	id, name := uuid.NewString(), fmt.Sprint("Signer ", s.sigs)
-	s.p.exec(t, `INSERT INTO signatures.signatures (id, document_id, signer_email, signer_name) VALUES ($1, $2, 's@example.com', $3)`, id, s.doc, name)
+	s.p.Exec(t, `INSERT INTO signatures.signatures (id, document_id, signer_email, signer_name) VALUES ($1, $2, 's@example.com', $3)`, id, s.doc, name)
 	s.expect(TypeSignatureAdded, map[string]any{"signature_id": id, "document_id": s.doc, "signer_name": name, "signer_email": "s@example.com"})
 	if status != "" {
 		s.status(t, typ, old, status)
