@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -97,7 +98,9 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 		go e.heartbeat(hbCtx, pool, log)
 	}
 
-	r := &reader{e: e, pool: pool, rels: map[uint32]*table{}, topics: map[string]bool{}}
+	// The database name is read once: pool.Config() copies the whole
+	// configuration, which showed in the capture profile when done per row.
+	r := &reader{e: e, pool: pool, db: pool.Config().ConnConfig.Database, rels: map[uint32]*table{}, topics: map[string]bool{}}
 	for _, t := range e.cfg.Tables {
 		r.topics[t] = true
 	}
@@ -340,14 +343,43 @@ func (e *Engine) watchLag(ctx context.Context, pool *pgxpool.Pool) {
 type reader struct {
 	e      *Engine
 	pool   *pgxpool.Pool
+	db     string
 	rels   map[uint32]*table
 	topics map[string]bool
 
 	inTx       bool
 	xid        uint32
 	commitLSN  uint64
+	commitStr  string // commitLSN in decimal, the commit_lsn header of the transaction's events
 	commitTime time.Time
 	lastCommit uint64
+
+	// Reused per row: the decoded old and new tuples (only read while the
+	// row is encoded) and the slab that keys and values are cut from, so a
+	// row costs a few exact-size pieces of one large allocation instead of
+	// a buffer each.
+	before, after []value
+	slab          []byte
+}
+
+// slabSize is the size of one slab; rows are a few hundred bytes to a few
+// kilobytes, so one slab serves hundreds of them.
+const slabSize = 256 << 10
+
+// cut appends an encoding, produced by enc, at the end of the slab and
+// returns it with its capacity capped, so nothing appended to it later can
+// reach the next one. An encoding that does not fit grows into its own
+// allocation (append copies it out), and the slab is left as it was.
+func (r *reader) cut(enc func([]byte) []byte) []byte {
+	if cap(r.slab)-len(r.slab) < 4096 {
+		r.slab = make([]byte, 0, slabSize)
+	}
+	start := len(r.slab)
+	out := enc(r.slab[start:start])
+	if len(out) <= cap(r.slab)-start { // written in place
+		r.slab = r.slab[:start+len(out)]
+	}
+	return out[:len(out):len(out)]
 }
 
 // handle decodes one XLogData. It appends events to out and returns the LSN
@@ -362,6 +394,7 @@ func (r *reader) handle(ctx context.Context, xld pglogrepl.XLogData, out *[]bus.
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
 		r.inTx, r.xid, r.commitTime, r.commitLSN = true, m.Xid, m.CommitTime, uint64(m.FinalLSN)
+		r.commitStr = strconv.FormatUint(r.commitLSN, 10)
 	case *pglogrepl.CommitMessage:
 		r.inTx = false
 		r.lastCommit = uint64(m.CommitLSN)
@@ -414,8 +447,15 @@ func (r *reader) emit(relID uint32, op string, oldT, newT *pglogrepl.TupleData, 
 	if !r.topics[t.schema+"."+t.name] {
 		return nil // in the publication but not configured here
 	}
-	before := tupleValues(oldT)
-	after := tupleValues(newT)
+	var before, after []value
+	if oldT != nil {
+		r.before = tupleValues(r.before[:0], oldT)
+		before = r.before
+	}
+	if newT != nil {
+		r.after = tupleValues(r.after[:0], newT)
+		after = r.after
+	}
 	if before != nil && after != nil {
 		// Unchanged TOAST values are not sent again; REPLICA IDENTITY FULL
 		// put them in the old tuple.
@@ -427,7 +467,7 @@ func (r *reader) emit(relID uint32, op string, oldT, newT *pglogrepl.TupleData, 
 	}
 	env := envelope{op: op, before: before, after: after, producedMs: time.Now().UnixMilli(), source: change.Source{
 		Version: r.e.cfg.Version, Connector: "postgresql", Name: r.e.cfg.Name, TsMs: r.commitTime.UnixMilli(),
-		Snapshot: "false", DB: r.pool.Config().ConnConfig.Database, Sequence: sequence(r.lastCommit, lsn),
+		Snapshot: "false", DB: r.db, Sequence: sequence(r.lastCommit, lsn),
 		Schema: t.schema, Table: t.name, TxID: int64(r.xid), LSN: lsn,
 	}}
 	keyRow := after
@@ -436,23 +476,22 @@ func (r *reader) emit(relID uint32, op string, oldT, newT *pglogrepl.TupleData, 
 	}
 	*out = append(*out, bus.Message{
 		Topic: t.topic,
-		Key:   appendKey(nil, t, keyRow),
-		Value: appendEnvelope(make([]byte, 0, 1024), t, &env),
+		Key:   r.cut(func(b []byte) []byte { return appendKey(b, t, keyRow) }),
+		Value: r.cut(func(b []byte) []byte { return appendEnvelope(b, t, &env) }),
 		Headers: map[string]string{
 			bus.HeaderLSN:       strconv.FormatUint(lsn, 10),
 			bus.HeaderOp:        op,
-			bus.HeaderCommitLSN: strconv.FormatUint(r.commitLSN, 10),
+			bus.HeaderCommitLSN: r.commitStr,
 		},
 	})
 	return nil
 }
 
-func tupleValues(td *pglogrepl.TupleData) []value {
-	if td == nil {
-		return nil
-	}
-	vals := make([]value, len(td.Columns))
+// tupleValues appends td's columns to vals.
+func tupleValues(vals []value, td *pglogrepl.TupleData) []value {
+	vals = slices.Grow(vals, len(td.Columns))[:len(td.Columns)]
 	for i, c := range td.Columns {
+		vals[i] = value{}
 		switch c.DataType {
 		case pglogrepl.TupleDataTypeNull:
 			vals[i].null = true
