@@ -1,18 +1,16 @@
 package document
 
 import (
-	"net/netip"
-	"strings"
-
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/docstream/docstream/internal/httpx"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"gocloud.dev/blob"
 
 	blobstore "github.com/docstream/docstream/internal/blob"
+	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/postgres"
 	"github.com/docstream/docstream/internal/testenv"
@@ -68,47 +67,10 @@ func newEnvWith(t *testing.T, dbURL string, cfg HTTPConfig) *env {
 	return &env{srv: srv, svc: svc, pool: pool, rdb: rdb, bucket: bucket}
 }
 
-// do sends a request with a JSON (or raw string/bytes) body and decodes the
-// JSON response into out when out is not nil.
+// do sends a request to the service (see testenv.Do).
 func (e *env) do(t *testing.T, method, path string, body any, out any, header ...string) *http.Response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = bytes.NewBufferString(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %d: decode %q: %v", method, path, resp.StatusCode, raw, err)
-		}
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(raw))
-	return resp
+	return testenv.Do(t, method, e.srv.URL+path, body, out, header...)
 }
 
 func (e *env) create(t *testing.T, title, content string) Document {
@@ -119,17 +81,6 @@ func (e *env) create(t *testing.T, title, content string) Document {
 		t.Fatalf("create: status %d", resp.StatusCode)
 	}
 	return d
-}
-
-type errResp struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Details []struct {
-			Field   string `json:"field"`
-			Message string `json:"message"`
-		} `json:"details"`
-	} `json:"error"`
 }
 
 func testDB(t *testing.T) string { return testenv.Database(t) }

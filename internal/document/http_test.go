@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 func TestCreateThenGetReturnsTheReferenceFields(t *testing.T) {
@@ -144,7 +146,7 @@ func TestBadInputGetsExactStatusAndCode(t *testing.T) {
 			if c.body != "" {
 				body = c.body
 			}
-			var er errResp
+			var er testenv.ErrorResponse
 			resp := e.do(t, c.method, c.path, body, &er, c.header...)
 			if resp.StatusCode != c.status || er.Error.Code != c.code {
 				t.Fatalf("got %d %q (%s); want %d %q", resp.StatusCode, er.Error.Code, er.Error.Message, c.status, c.code)
@@ -168,7 +170,7 @@ func TestBadInputGetsExactStatusAndCode(t *testing.T) {
 func TestInlineContentOverTenMiBIs413AndStoresNothing(t *testing.T) {
 	e := newEnv(t)
 	big := strings.Repeat("a", MaxJSONContent+1)
-	var er errResp
+	var er testenv.ErrorResponse
 	resp := e.do(t, "POST", "/documents", map[string]any{"title": "big", "content": big, "created_by": "a@b.co"}, &er)
 	if resp.StatusCode != 413 || er.Error.Code != "too_large" {
 		t.Fatalf("got %d %+v", resp.StatusCode, er.Error)
@@ -218,7 +220,7 @@ func TestPatchVersionsInvalidatesAndFollowsTheStateMachine(t *testing.T) {
 		t.Fatalf("after patch GET shows %+v: cache not invalidated", got)
 	}
 
-	var er errResp
+	var er testenv.ErrorResponse
 	if r := e.do(t, "PATCH", "/documents/"+d.ID, map[string]any{"title": "Stale"}, &er, "If-Match", `"1"`); r.StatusCode != 412 || er.Error.Code != "precondition_failed" {
 		t.Fatalf("stale If-Match: %d %+v", r.StatusCode, er.Error)
 	}
@@ -233,7 +235,7 @@ func TestPatchVersionsInvalidatesAndFollowsTheStateMachine(t *testing.T) {
 		status string
 		code   int
 	}{{"signed", 200}, {"created", 409}, {"completed", 200}, {"archived", 200}, {"sent", 409}, {"bogus", 422}} {
-		var er errResp
+		var er testenv.ErrorResponse
 		r := e.do(t, "PATCH", "/documents/"+d.ID, map[string]any{"status": step.status}, &er)
 		if r.StatusCode != step.code {
 			t.Fatalf("-> %s: %d %+v; want %d", step.status, r.StatusCode, er.Error, step.code)

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // form builds a multipart body from ordered fields; "file" entries are files.
@@ -116,7 +118,7 @@ func TestMultipartFailuresLeaveNothingBehind(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			body, ct := form(t, c.fields, "")
-			var er errResp
+			var er testenv.ErrorResponse
 			resp := e.upload(t, body, ct, &er)
 			if resp.StatusCode != c.status {
 				t.Fatalf("got %d %+v; want %d", resp.StatusCode, er.Error, c.status)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // How long a document may take to read "signed" once the document service
@@ -38,11 +40,11 @@ func TestStatusUpdateIsAppliedWhenTheDocumentServiceComesBack(t *testing.T) {
 	}
 	// The checks still hold while the document service is down: they fall
 	// back to the shared database.
-	var er errResp
-	if resp := do(t, sig.url, "POST", "/signatures", map[string]any{"document_id": uuid.NewString(), "signer_email": "a@b.co", "signer_name": "A"}, &er); resp.StatusCode != 404 {
+	var er testenv.ErrorResponse
+	if resp := testenv.Do(t, "POST", sig.url+"/signatures", map[string]any{"document_id": uuid.NewString(), "signer_email": "a@b.co", "signer_name": "A"}, &er); resp.StatusCode != 404 {
 		t.Errorf("unknown document while down: %d %+v, want 404", resp.StatusCode, er.Error)
 	}
-	if resp := do(t, sig.url, "POST", "/signatures", map[string]any{"document_id": cancelled.ID, "signer_email": "a@b.co", "signer_name": "A"}, &er); resp.StatusCode != 409 {
+	if resp := testenv.Do(t, "POST", sig.url+"/signatures", map[string]any{"document_id": cancelled.ID, "signer_email": "a@b.co", "signer_name": "A"}, &er); resp.StatusCode != 409 {
 		t.Errorf("cancelled document while down: %d %+v, want 409", resp.StatusCode, er.Error)
 	}
 	for _, d := range docs {
@@ -58,7 +60,7 @@ func TestStatusUpdateIsAppliedWhenTheDocumentServiceComesBack(t *testing.T) {
 	}
 	// Nothing lost, and every signature now says its update was applied.
 	var all []signatureJSON
-	do(t, sig.url, "GET", "/signatures", nil, &all)
+	testenv.Do(t, "GET", sig.url+"/signatures", nil, &all)
 	if len(all) != len(docs) {
 		t.Fatalf("%d signatures stored, want %d", len(all), len(docs))
 	}
@@ -149,7 +151,7 @@ func TestARefusedStatusUpdateIsParkedAsFailed(t *testing.T) {
 	deadline := time.Now().Add(recovery)
 	for {
 		var s signatureJSON
-		do(t, sig.url, "GET", "/signatures/"+got.ID, nil, &s)
+		testenv.Do(t, "GET", sig.url+"/signatures/"+got.ID, nil, &s)
 		if s.DocumentStatusUpdate == "failed" {
 			if !strings.Contains(s.DocumentStatusError, "cancelled") {
 				t.Errorf("document_status_error %q does not say why", s.DocumentStatusError)
@@ -173,7 +175,7 @@ func waitApplied(t *testing.T, sig *sigService, ids []string) {
 	for _, id := range ids {
 		for {
 			var s signatureJSON
-			do(t, sig.url, "GET", "/signatures/"+id, nil, &s)
+			testenv.Do(t, "GET", sig.url+"/signatures/"+id, nil, &s)
 			if s.DocumentStatusUpdate == "applied" {
 				break
 			}

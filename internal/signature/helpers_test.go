@@ -1,10 +1,7 @@
 package signature
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -138,7 +135,7 @@ func (d *docService) startGRPC(t testing.TB) {
 func (e *env) createDocument(t testing.TB, title, content string) documentJSON {
 	t.Helper()
 	var d documentJSON
-	resp := do(t, e.doc.http.URL, "POST", "/documents",
+	resp := testenv.Do(t, "POST", e.doc.http.URL+"/documents",
 		map[string]any{"title": title, "content": content, "created_by": "ebemad@company.com"}, &d)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create document: status %d", resp.StatusCode)
@@ -149,7 +146,7 @@ func (e *env) createDocument(t testing.TB, title, content string) documentJSON {
 // setStatus changes a document's status through the document REST API.
 func (e *env) setStatus(t testing.TB, id, status string) {
 	t.Helper()
-	resp := do(t, e.doc.http.URL, "PATCH", "/documents/"+id, map[string]any{"status": status}, nil)
+	resp := testenv.Do(t, "PATCH", e.doc.http.URL+"/documents/"+id, map[string]any{"status": status}, nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("set status %s: status %d", status, resp.StatusCode)
 	}
@@ -159,7 +156,7 @@ func (e *env) setStatus(t testing.TB, id, status string) {
 func (e *env) documentStatus(t testing.TB, id string) string {
 	t.Helper()
 	var d documentJSON
-	if resp := do(t, e.doc.http.URL, "GET", "/documents/"+id, nil, &d); resp.StatusCode != http.StatusOK {
+	if resp := testenv.Do(t, "GET", e.doc.http.URL+"/documents/"+id, nil, &d); resp.StatusCode != http.StatusOK {
 		t.Fatalf("get document: status %d", resp.StatusCode)
 	}
 	return d.Status
@@ -257,7 +254,7 @@ func (s *sigService) stop() { s.stopFn() }
 func (s *sigService) sign(t testing.TB, body any) (*http.Response, signatureJSON) {
 	t.Helper()
 	var out signatureJSON
-	resp := do(t, s.url, "POST", "/signatures", body, &out)
+	resp := testenv.Do(t, "POST", s.url+"/signatures", body, &out)
 	return resp, out
 }
 
@@ -276,60 +273,6 @@ type signatureJSON struct {
 	SignatureSize        *int64  `json:"signature_size"`
 	DocumentStatusUpdate string  `json:"document_status_update"`
 	DocumentStatusError  string  `json:"document_status_error"`
-}
-
-type errResp struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Details []struct {
-			Field   string `json:"field"`
-			Message string `json:"message"`
-		} `json:"details"`
-	} `json:"error"`
-}
-
-// do sends a request (a JSON value, or a raw string body) to base+path and
-// decodes a JSON response into out when out is not nil.
-func do(t testing.TB, base, method, path string, body any, out any, header ...string) *http.Response {
-	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = bytes.NewBufferString(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %d: decode %q: %v", method, path, resp.StatusCode, raw, err)
-		}
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(raw))
-	return resp
 }
 
 func mustPrefixes(t testing.TB, s string) []netip.Prefix {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // The reference README's curl walkthrough, unchanged: create a document on
@@ -72,15 +74,15 @@ func TestReferenceWalkthroughEndsWithTheDocumentSigned(t *testing.T) {
 
 	// The signature reads back the same from every listing.
 	var one signatureJSON
-	if r := do(t, sig.url, "GET", "/signatures/"+got.ID, nil, &one); r.StatusCode != http.StatusOK || !reflect.DeepEqual(one, got) {
+	if r := testenv.Do(t, "GET", sig.url+"/signatures/"+got.ID, nil, &one); r.StatusCode != http.StatusOK || !reflect.DeepEqual(one, got) {
 		t.Errorf("GET /signatures/{id}: %d %+v, want %+v", r.StatusCode, one, got)
 	}
 	var byDoc []signatureJSON
-	if r := do(t, sig.url, "GET", "/documents/"+doc.ID+"/signatures", nil, &byDoc); r.StatusCode != http.StatusOK || len(byDoc) != 1 || !reflect.DeepEqual(byDoc[0], got) {
+	if r := testenv.Do(t, "GET", sig.url+"/documents/"+doc.ID+"/signatures", nil, &byDoc); r.StatusCode != http.StatusOK || len(byDoc) != 1 || !reflect.DeepEqual(byDoc[0], got) {
 		t.Errorf("GET /documents/{id}/signatures: %d %+v", r.StatusCode, byDoc)
 	}
 	var all []signatureJSON
-	if r := do(t, sig.url, "GET", "/signatures", nil, &all); r.StatusCode != http.StatusOK || len(all) != 1 || !reflect.DeepEqual(all[0], got) {
+	if r := testenv.Do(t, "GET", sig.url+"/signatures", nil, &all); r.StatusCode != http.StatusOK || len(all) != 1 || !reflect.DeepEqual(all[0], got) {
 		t.Errorf("GET /signatures: %d %+v", r.StatusCode, all)
 	}
 }
@@ -99,7 +101,7 @@ func TestSigningTwiceKeepsBothSignaturesAndTheDocumentSigned(t *testing.T) {
 		t.Fatalf("status %q, want signed", s)
 	}
 	var byDoc []signatureJSON
-	do(t, sig.url, "GET", "/documents/"+doc.ID+"/signatures", nil, &byDoc)
+	testenv.Do(t, "GET", sig.url+"/documents/"+doc.ID+"/signatures", nil, &byDoc)
 	if len(byDoc) != 2 || byDoc[0].SignerName != "Signer 0" || byDoc[1].SignerName != "Signer 1" {
 		t.Fatalf("signatures of the document, in signing order: %+v", byDoc)
 	}
@@ -115,8 +117,8 @@ func TestDocumentsThatCannotBeSignedAreRefused(t *testing.T) {
 				e.setStatus(t, doc.ID, "signed")
 			}
 			e.setStatus(t, doc.ID, st)
-			var er errResp
-			resp := do(t, sig.url, "POST", "/signatures",
+			var er testenv.ErrorResponse
+			resp := testenv.Do(t, "POST", sig.url+"/signatures",
 				map[string]any{"document_id": doc.ID, "signer_email": "a@b.co", "signer_name": "A"}, &er)
 			if resp.StatusCode != http.StatusConflict || er.Error.Code != "conflict" ||
 				!strings.Contains(er.Error.Message, doc.ID) || !strings.Contains(er.Error.Message, st) {
@@ -126,7 +128,7 @@ func TestDocumentsThatCannotBeSignedAreRefused(t *testing.T) {
 				t.Errorf("document status changed to %q", s)
 			}
 			var byDoc []signatureJSON
-			do(t, sig.url, "GET", "/documents/"+doc.ID+"/signatures", nil, &byDoc)
+			testenv.Do(t, "GET", sig.url+"/documents/"+doc.ID+"/signatures", nil, &byDoc)
 			if len(byDoc) != 0 {
 				t.Errorf("a refused signature was stored: %+v", byDoc)
 			}
@@ -211,8 +213,8 @@ func TestBadInputIsRefusedNamingTheField(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var er errResp
-			resp := do(t, sig.url, "POST", "/signatures", c.body, &er)
+			var er testenv.ErrorResponse
+			resp := testenv.Do(t, "POST", sig.url+"/signatures", c.body, &er)
 			if resp.StatusCode != c.status || er.Error.Code != c.code {
 				t.Fatalf("status %d code %q (%s), want %d %q", resp.StatusCode, er.Error.Code, er.Error.Message, c.status, c.code)
 			}
@@ -225,15 +227,15 @@ func TestBadInputIsRefusedNamingTheField(t *testing.T) {
 		})
 	}
 	t.Run("a body that is not JSON is invalid, with a hint about the content type", func(t *testing.T) {
-		var er errResp
-		resp := do(t, sig.url, "POST", "/signatures", `document_id=x`, &er, "Content-Type", "application/x-www-form-urlencoded")
+		var er testenv.ErrorResponse
+		resp := testenv.Do(t, "POST", sig.url+"/signatures", `document_id=x`, &er, "Content-Type", "application/x-www-form-urlencoded")
 		if resp.StatusCode != 400 || er.Error.Code != "invalid" || !strings.Contains(er.Error.Message, "must be JSON") {
 			t.Fatalf("status %d code %q", resp.StatusCode, er.Error.Code)
 		}
 	})
 	t.Run("every bad field is named at once", func(t *testing.T) {
-		var er errResp
-		resp := do(t, sig.url, "POST", "/signatures", map[string]any{"document_id": "x", "signer_email": "y"}, &er)
+		var er testenv.ErrorResponse
+		resp := testenv.Do(t, "POST", sig.url+"/signatures", map[string]any{"document_id": "x", "signer_email": "y"}, &er)
 		var fields []string
 		for _, d := range er.Error.Details {
 			fields = append(fields, d.Field)
@@ -243,7 +245,7 @@ func TestBadInputIsRefusedNamingTheField(t *testing.T) {
 		}
 	})
 	var all []signatureJSON
-	do(t, sig.url, "GET", "/signatures", nil, &all)
+	testenv.Do(t, "GET", sig.url+"/signatures", nil, &all)
 	if len(all) != 0 {
 		t.Fatalf("bad input stored signatures: %+v", all)
 	}
@@ -268,15 +270,15 @@ func TestReadsAnswerWithTheRightStatus(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var er errResp
-			resp := do(t, sig.url, "GET", c.path, nil, &er)
+			var er testenv.ErrorResponse
+			resp := testenv.Do(t, "GET", sig.url+c.path, nil, &er)
 			if resp.StatusCode != c.status || er.Error.Code != c.code {
 				t.Fatalf("status %d code %q, want %d %q", resp.StatusCode, er.Error.Code, c.status, c.code)
 			}
 		})
 	}
 	t.Run("a document without signatures has an empty list", func(t *testing.T) {
-		resp := do(t, sig.url, "GET", "/documents/"+doc.ID+"/signatures", nil, nil)
+		resp := testenv.Do(t, "GET", sig.url+"/documents/"+doc.ID+"/signatures", nil, nil)
 		if body := strings.TrimSpace(readBody(resp)); resp.StatusCode != 200 || body != "[]" {
 			t.Fatalf("status %d body %q, want 200 []", resp.StatusCode, body)
 		}
@@ -288,7 +290,7 @@ func TestReadsAnswerWithTheRightStatus(t *testing.T) {
 			ids = append(ids, got.ID)
 		}
 		var page []signatureJSON
-		do(t, sig.url, "GET", "/signatures?skip=1&limit=2", nil, &page)
+		testenv.Do(t, "GET", sig.url+"/signatures?skip=1&limit=2", nil, &page)
 		if len(page) != 2 || page[0].ID != ids[3] || page[1].ID != ids[2] {
 			t.Fatalf("page %+v, want signatures 3 and 2", page)
 		}
@@ -324,7 +326,7 @@ func TestIPAddressDefaultsToTheClientAndTrustsOnlyConfiguredProxies(t *testing.T
 			if c.xff != "" {
 				hdr = []string{"X-Forwarded-For", c.xff}
 			}
-			resp := do(t, sig.url, "POST", "/signatures", b, &got, hdr...)
+			resp := testenv.Do(t, "POST", sig.url+"/signatures", b, &got, hdr...)
 			if resp.StatusCode != 201 || got.IPAddress == nil || *got.IPAddress != c.want {
 				t.Fatalf("status %d ip %v, want %s", resp.StatusCode, got.IPAddress, c.want)
 			}
@@ -397,7 +399,7 @@ func TestHealthEndpoints(t *testing.T) {
 	e := newEnv(t)
 	sig := e.startSignature(t, testOptions{noRecon: true})
 	for _, p := range []string{"/health/live", "/health/ready", "/metrics"} {
-		if r := do(t, sig.url, "GET", p, nil, nil); r.StatusCode != 200 {
+		if r := testenv.Do(t, "GET", sig.url+p, nil, nil); r.StatusCode != 200 {
 			t.Errorf("%s: %d", p, r.StatusCode)
 		}
 	}

@@ -61,7 +61,7 @@ func TestSignaturesThroughPgBouncer(t *testing.T) {
 		e.waitStatus(t, d.ID, "signed", recovery)
 	}
 	var all []signatureJSON
-	if resp := do(t, sig.url, "GET", "/signatures?limit=1000", nil, &all); resp.StatusCode != 200 || len(all) != len(docs) {
+	if resp := testenv.Do(t, "GET", sig.url+"/signatures?limit=1000", nil, &all); resp.StatusCode != 200 || len(all) != len(docs) {
 		t.Fatalf("GET /signatures: %d, %d signatures, want %d", resp.StatusCode, len(all), len(docs))
 	}
 }
