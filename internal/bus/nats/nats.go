@@ -166,25 +166,38 @@ func MsgID(m bus.Message) string {
 // Publish sends msgs pipelined on one connection (so per-topic order is
 // kept) and returns once JetStream has stored every one of them. A duplicate
 // (already stored inside the dedup window) counts as stored.
+//
+// The CDC engine calls this for every captured row, so the per-message work
+// is kept small: the stream is looked up once per run of one topic, and the
+// headers (the message's, its key and its JetStream message ID) are built
+// straight into one header map over one backing slice.
 func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	var checked string // the topic whose stream is known to exist
 	for _, m := range msgs {
-		if _, err := b.stream(ctx, m.Topic); err != nil {
-			return err
+		if m.Topic != checked || checked == "" {
+			if _, err := b.stream(ctx, m.Topic); err != nil {
+				return err
+			}
+			checked = m.Topic
 		}
-		nm := natsgo.NewMsg(m.Topic)
-		nm.Data = m.Value
+		n := len(m.Headers) + 2
+		vals := make([]string, 0, n)
+		h := make(natsgo.Header, n)
+		set := func(k, v string) {
+			vals = append(vals, v)
+			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
 		for k, v := range m.Headers {
-			nm.Header.Set(k, v)
+			set(k, v)
 		}
 		if len(m.Key) > 0 {
-			nm.Header.Set(HeaderKey, string(m.Key))
+			set(HeaderKey, string(m.Key))
 		}
-		var popts []jetstream.PublishOpt
 		if id := MsgID(m); id != "" {
-			popts = append(popts, jetstream.WithMsgID(id))
+			set(jetstream.MsgIDHeader, id) // what jetstream.WithMsgID sets
 		}
-		f, err := b.js.PublishMsgAsync(nm, popts...)
+		f, err := b.js.PublishMsgAsync(&natsgo.Msg{Subject: m.Topic, Data: m.Value, Header: h})
 		if err != nil {
 			return fmt.Errorf("nats: publish %s: %w", m.Topic, err)
 		}
