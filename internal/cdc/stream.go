@@ -258,48 +258,112 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 	}
 }
 
-// publisher publishes batches in order. After a batch is acked it advances
-// the acked position and publishes a watermark. On failure it reports the
-// error and drops the rest: the engine restarts from the slot.
+// pipelineDepth is how many batches may be published and not yet acked at
+// once. While the bus stores one batch the next is already on its way, so
+// the bus is not left idle for a round trip between batches (the capture
+// benchmark went from ~65k to ~75k rows/s with bigger batches, the same
+// effect). Confirmation still goes batch by batch in order.
+const pipelineDepth = 3
+
+// asyncPublisher is a bus that can send a batch and wait for its acks later
+// (the NATS bus). Calls made from one goroutine keep their order on the bus.
+// Other buses are published to one batch at a time.
+type asyncPublisher interface {
+	PublishAsync(ctx context.Context, msgs ...bus.Message) (wait func(context.Context) error, err error)
+}
+
+// sent is a batch on its way: wait returns once the bus has acked all of
+// its events.
+type sent struct {
+	b      batch
+	ctx    context.Context
+	cancel context.CancelFunc
+	start  time.Time
+	wait   func(context.Context) error
+}
+
+// publisher publishes batches in order, up to pipelineDepth of them
+// unacked at once, and hands each to confirmer, which waits for the acks in
+// the same order. The acked position therefore only moves past a batch once
+// it and every batch before it are acked. On failure the error is reported
+// and the rest dropped: the engine restarts from the slot, and what was sent
+// after the failed batch comes again (the dedup window drops it).
 func (e *Engine) publisher(work <-chan batch, errc chan<- error, inflight *atomic.Int64) {
+	var failed atomic.Bool
+	fail := func(err error) {
+		failed.Store(true)
+		select {
+		case errc <- err:
+		default:
+		}
+	}
+	async, _ := e.bus.(asyncPublisher)
+	// One batch is being waited on by confirmer; pipelineDepth-1 more can
+	// queue here, and publishing the next waits for room.
+	sentq := make(chan sent, pipelineDepth-1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.confirmer(sentq, inflight, &failed, fail)
+	}()
 	// Batches already handed over are still published when the engine stops,
 	// so a clean shutdown confirms all it read; a bounded wait keeps a dead
 	// bus from blocking shutdown for ever.
-	failed := false
 	for b := range work {
-		if failed {
+		if failed.Load() {
 			inflight.Add(-1)
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := e.publishBatch(ctx, b)
-		cancel()
-		inflight.Add(-1)
-		if err != nil {
-			failed = true
-			select {
-			case errc <- err:
-			default:
+		s := sent{b: b, ctx: ctx, cancel: cancel, start: time.Now(), wait: func(context.Context) error { return nil }}
+		if len(b.events) > 0 {
+			var err error
+			if async != nil {
+				s.wait, err = async.PublishAsync(ctx, b.events...)
+			} else {
+				err = e.bus.Publish(ctx, b.events...)
+			}
+			if err != nil {
+				cancel()
+				inflight.Add(-1)
+				fail(fmt.Errorf("cdc: publish: %w", err))
+				continue
 			}
 		}
+		sentq <- s
+	}
+	close(sentq)
+	<-done
+}
+
+// confirmer waits for each sent batch's acks in order, then advances the
+// acked position and publishes a watermark.
+func (e *Engine) confirmer(sentq <-chan sent, inflight *atomic.Int64, failed *atomic.Bool, fail func(error)) {
+	for s := range sentq {
+		if !failed.Load() {
+			if err := e.confirm(s); err != nil {
+				fail(err)
+			}
+		}
+		s.cancel()
+		inflight.Add(-1)
 	}
 }
 
-func (e *Engine) publishBatch(ctx context.Context, b batch) error {
-	if len(b.events) > 0 {
-		start := time.Now()
-		if err := e.bus.Publish(ctx, b.events...); err != nil {
+func (e *Engine) confirm(s sent) error {
+	if len(s.b.events) > 0 {
+		if err := s.wait(s.ctx); err != nil {
 			return fmt.Errorf("cdc: publish: %w", err)
 		}
-		observePublish(b.events, time.Since(start))
+		observePublish(s.b.events, time.Since(s.start))
 	}
-	if b.confirm == 0 || b.confirm <= e.acked.Load() {
+	if s.b.confirm == 0 || s.b.confirm <= e.acked.Load() {
 		return nil
 	}
-	e.acked.Store(b.confirm)
-	wm, _ := json.Marshal(change.Watermark{LSN: b.confirm, TsMs: time.Now().UnixMilli()})
-	lsn := strconv.FormatUint(b.confirm, 10)
-	if err := e.bus.Publish(ctx, bus.Message{Topic: bus.TopicWatermarks, Key: []byte(e.cfg.Slot), Value: wm,
+	e.acked.Store(s.b.confirm)
+	wm, _ := json.Marshal(change.Watermark{LSN: s.b.confirm, TsMs: time.Now().UnixMilli()})
+	lsn := strconv.FormatUint(s.b.confirm, 10)
+	if err := e.bus.Publish(s.ctx, bus.Message{Topic: bus.TopicWatermarks, Key: []byte(e.cfg.Slot), Value: wm,
 		Headers: map[string]string{bus.HeaderLSN: lsn}}); err != nil {
 		return fmt.Errorf("cdc: publish watermark: %w", err)
 	}

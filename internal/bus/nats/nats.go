@@ -99,7 +99,9 @@ func Connect(ctx context.Context, url string, opts Options) (*Bus, error) {
 }
 
 func newBus(ctx context.Context, nc *natsgo.Conn, opts Options) (*Bus, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// Unacked publishes allowed at once: room for the CDC engine's pipeline
+	// (a few batches of up to 1,000 events by default) without stalling.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
 	if err != nil {
 		return nil, fmt.Errorf("nats: jetstream: %w", err)
 	}
@@ -166,18 +168,32 @@ func MsgID(m bus.Message) string {
 // Publish sends msgs pipelined on one connection (so per-topic order is
 // kept) and returns once JetStream has stored every one of them. A duplicate
 // (already stored inside the dedup window) counts as stored.
+func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
+	wait, err := b.PublishAsync(ctx, msgs...)
+	if err != nil {
+		return err
+	}
+	return wait(ctx)
+}
+
+// PublishAsync sends msgs as Publish does but returns once they are sent,
+// with wait, which returns once JetStream has stored every one of them (or
+// ctx is done). Messages of a later call from the same goroutine follow
+// those of an earlier one on the connection, so a caller can send the next
+// batch while the previous one is still being stored: the CDC engine does,
+// to keep JetStream busy between batches.
 //
 // The CDC engine calls this for every captured row, so the per-message work
 // is kept small: the stream is looked up once per run of one topic, and the
 // headers (the message's, its key and its JetStream message ID) are built
 // straight into one header map over one backing slice.
-func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
+func (b *Bus) PublishAsync(ctx context.Context, msgs ...bus.Message) (wait func(context.Context) error, err error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var checked string // the topic whose stream is known to exist
 	for _, m := range msgs {
 		if m.Topic != checked || checked == "" {
 			if _, err := b.stream(ctx, m.Topic); err != nil {
-				return err
+				return nil, err
 			}
 			checked = m.Topic
 		}
@@ -199,20 +215,22 @@ func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
 		}
 		f, err := b.js.PublishMsgAsync(&natsgo.Msg{Subject: m.Topic, Data: m.Value, Header: h})
 		if err != nil {
-			return fmt.Errorf("nats: publish %s: %w", m.Topic, err)
+			return nil, fmt.Errorf("nats: publish %s: %w", m.Topic, err)
 		}
 		futures = append(futures, f)
 	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("nats: publish %s: %w", f.Msg().Subject, err)
-		case <-ctx.Done():
-			return ctx.Err()
+	return func(ctx context.Context) error {
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return fmt.Errorf("nats: publish %s: %w", f.Msg().Subject, err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
-	}
-	return nil
+		return nil
+	}, nil
 }
 
 // consumerName makes a durable name from group and topic (names may not
