@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"time"
 	"sync"
 	"testing"
 
@@ -16,7 +18,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // them, each migration is applied once, and every caller succeeds.
 func TestConcurrentMigrateAppliesEachMigrationOnce(t *testing.T) {
 	ctx := context.Background()
-	url, err := testenv.Postgres().CreateDatabase(ctx, "migrate_race")
+	url, err := testenv.Postgres().CreateDatabase(ctx, fmt.Sprintf("migrate_race_%d", time.Now().UnixNano()))
 	if err != nil {
 		t.Fatal(err)
 	}
