@@ -3,9 +3,9 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"time"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/postgres"
