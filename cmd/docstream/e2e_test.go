@@ -366,6 +366,31 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 		t.Fatalf("doc list:\n%s", out)
 	}
 
+	t.Run("every service answers health and metrics on its own port", func(t *testing.T) {
+		for flag, addr := range d.addrs {
+			if strings.Contains(flag, "grpc") || flag == "bus-listen" {
+				continue
+			}
+			for _, path := range []string{"/health/live", "/health/ready", "/metrics"} {
+				if flag == "gateway-addr" && path == "/metrics" {
+					continue // the proxy port forwards everything else; its metrics are on the admin port
+				}
+				resp, err := http.Get("http://" + addr + path)
+				if err != nil {
+					t.Fatalf("%s %s: %v", flag, path, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("--%s %s: %d %s", flag, path, resp.StatusCode, body)
+				}
+				if path == "/metrics" && !strings.Contains(string(body), "docstream_http_requests_total") {
+					t.Errorf("--%s /metrics lacks the request metrics", flag)
+				}
+			}
+		}
+	})
+
 	t.Run("search finds the document", func(t *testing.T) {
 		for _, need := range []string{"search", "indexer", "cdc"} {
 			if !d.targets[need] {
