@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -36,7 +37,11 @@ func Open(ctx context.Context, base, name string) (*blob.Bucket, error) {
 		}
 		// Metadata (content type) goes in sidecar files; no_tmp_dir keeps the
 		// temporary file beside the target, so the final rename is atomic.
-		return fileblob.OpenBucket(dir, &fileblob.Options{NoTempDir: true})
+		b, err := fileblob.OpenBucket(dir, &fileblob.Options{NoTempDir: true})
+		if err == nil {
+			fileDirs.Store(b, dir)
+		}
+		return b, err
 	case "s3":
 		u.Host = name
 		b, err := blob.OpenBucket(ctx, u.String())
@@ -69,6 +74,38 @@ func ensureS3Bucket(ctx context.Context, b *blob.Bucket, name string) error {
 		return fmt.Errorf("create bucket %s: %w", name, err)
 	}
 	return nil
+}
+
+// fileDirs maps buckets opened from file:// URLs to their directory, for Sync.
+var fileDirs sync.Map
+
+// Sync makes the object at key durable before the caller records it
+// elsewhere (a database row pointing at it). S3 acknowledges a write only
+// once it is durable, so there it does nothing. gocloud's fileblob writes a
+// temp file and renames it without fsync; here the file, its directory and
+// the directory above are fsynced, so a power loss after the caller's
+// commit cannot leave the row pointing at nothing.
+func Sync(b *blob.Bucket, key string) error {
+	v, ok := fileDirs.Load(b)
+	if !ok {
+		return nil
+	}
+	path := filepath.Join(v.(string), filepath.FromSlash(key))
+	for _, p := range []string{path, filepath.Dir(path), filepath.Dir(filepath.Dir(path))} {
+		if err := fsync(p); err != nil {
+			return fmt.Errorf("sync %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func fsync(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // Ping checks that the bucket answers (readiness).

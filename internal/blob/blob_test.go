@@ -33,6 +33,9 @@ func roundTrip(t *testing.T, base string) {
 		if err := w.Close(); err != nil {
 			t.Fatalf("write to %s: %v", name, err)
 		}
+		if err := Sync(b, key); err != nil {
+			t.Fatalf("sync %s: %v", name, err)
+		}
 		got, err := b.ReadAll(ctx, key)
 		if err != nil || string(got) != body {
 			t.Fatalf("read back from %s: %d bytes, %v", name, len(got), err)
@@ -71,6 +74,17 @@ func TestS3BucketsOnVersityGateway(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", localstack.S3SecretKey)
 	os.Unsetenv("AWS_PROFILE")
 	roundTrip(t, "s3://ignored?endpoint="+s3.Endpoint()+"&region=us-east-1&use_path_style=true")
+}
+
+func TestSyncOfAMissingFileObjectFails(t *testing.T) {
+	b, err := Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), "documents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := Sync(b, "nope/content"); err == nil {
+		t.Fatal("Sync of a missing object succeeded")
+	}
 }
 
 func TestBadURLsAreClearErrors(t *testing.T) {

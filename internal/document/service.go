@@ -17,6 +17,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/docstream/docstream/internal/apperr"
+	blobstore "github.com/docstream/docstream/internal/blob"
 )
 
 // Service holds the document use cases. Its fields are the only things it
@@ -100,6 +101,11 @@ func (s *Service) Upload(ctx context.Context, contentType string, content io.Rea
 		}
 	}
 	if err := w.Close(); err != nil {
+		return nil, apperr.Wrap(apperr.Unavailable, err, "object storage unavailable")
+	}
+	// Durable before the row that points at it is committed.
+	if err := blobstore.Sync(s.blobs, u.Key); err != nil {
+		s.Discard(ctx, u)
 		return nil, apperr.Wrap(apperr.Unavailable, err, "object storage unavailable")
 	}
 	u.Size, u.SHA256 = n, hex.EncodeToString(h.Sum(nil))
