@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/docstream/docstream/internal/localstack"
+	"github.com/docstream/docstream/internal/testenv"
+)
+
+// serveProc is one `docstream serve` process.
+type serveProc struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan error
+}
+
+func startServe(t *testing.T, name string, args ...string) *serveProc {
+	t.Helper()
+	p := &serveProc{out: &syncBuffer{}, exited: make(chan error, 1)}
+	p.cmd = exec.Command(docstreamBinary(t), append([]string{"serve", "--log-level", "warn"}, args...)...)
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *serveProc) stop(t *testing.T, name string) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("%s did not exit cleanly on SIGTERM: %v\n%s", name, err, p.out.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("%s still running a minute after SIGTERM", name)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	port, err := localstack.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// TestMicroservicesAcrossTwoProcesses runs the same binary in the
+// microservices shape: process A serves document, cdc, indexer and search;
+// process B serves signature, realtime and the gateway. They share one
+// PostgreSQL, one Redis and an external nats-server (JetStream), and talk
+// to each other only over the network (gRPC for signature → document). The
+// reference walkthrough, search and a live watch go through B's gateway.
+func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
+	ctx := context.Background()
+	dir := testenv.TempDir(t)
+	pg, err := localstack.StartPostgres(ctx, filepath.Join(dir, "pg"), localstack.PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	rds, err := localstack.StartRedis(ctx, filepath.Join(dir, "redis"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rds.Stop)
+	nats, err := localstack.StartNATSServer(ctx, filepath.Join(dir, "nats"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nats.Stop)
+
+	const secret = "microservices-test-secret"
+	addr := map[string]string{}
+	for _, f := range []string{"document-addr", "document-grpc-addr", "cdc-addr", "indexer-addr", "search-addr",
+		"signature-addr", "realtime-addr", "gateway-addr", "gateway-admin-addr"} {
+		addr[f] = freeAddr(t)
+	}
+	common := []string{"--database-url", pg.URL(), "--redis-url", rds.URL(), "--bus-url", nats.URL(),
+		"--blob-url", "file://" + filepath.ToSlash(filepath.Join(dir, "blobs"))}
+	a := startServe(t, "process A", append(common, "--targets", "document,cdc,indexer,search", "--data-dir", filepath.Join(dir, "a"),
+		"--document-addr", addr["document-addr"], "--document-grpc-addr", addr["document-grpc-addr"],
+		"--cdc-addr", addr["cdc-addr"], "--indexer-addr", addr["indexer-addr"], "--search-addr", addr["search-addr"])...)
+	// B's gateway routes to the document and search services of A: its
+	// built-in routes follow the --*-addr flags even for targets B does not run.
+	b := startServe(t, "process B", append(common, "--targets", "signature,realtime,gateway", "--data-dir", filepath.Join(dir, "b"),
+		"--signature-addr", addr["signature-addr"], "--signature-document-grpc", addr["document-grpc-addr"],
+		"--realtime-addr", addr["realtime-addr"], "--realtime-jwt-secret", secret,
+		"--gateway-addr", addr["gateway-addr"], "--gateway-admin-addr", addr["gateway-admin-addr"],
+		"--document-addr", addr["document-addr"], "--search-addr", addr["search-addr"])...)
+
+	for _, f := range []string{"document-addr", "cdc-addr", "indexer-addr", "search-addr", "signature-addr", "realtime-addr", "gateway-addr"} {
+		waitUntil(t, f+" ready", func() bool {
+			resp, err := http.Get("http://" + addr[f] + "/health/ready")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+	gw := "http://" + addr["gateway-addr"]
+	// The gateway sends traffic once its active checks have seen A's services.
+	waitUntil(t, "the gateway sees every upstream healthy", func() bool {
+		resp, err := http.Get("http://" + addr["gateway-admin-addr"] + "/upstreams")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK && !strings.Contains(string(body), `"available":false`)
+	})
+
+	// The reference walkthrough, through the gateway.
+	var doc docOut
+	call(t, http.MethodPost, gw+"/documents", strings.NewReader(`{"title":"Sales Agreement Q4 2025","content":"This agreement outlines the terms...","created_by":"ebemad@company.com"}`), http.StatusCreated, &doc)
+	call(t, http.MethodPost, gw+"/signatures", strings.NewReader(`{"document_id":"`+doc.ID+`","signer_email":"ebemad@client.com","signer_name":"Ebrahim Emad","signature_data":"base64encoded_signature_image_data_here","document_status":"pending"}`), http.StatusCreated, nil)
+	var got docOut
+	call(t, http.MethodGet, gw+"/documents/"+doc.ID, nil, http.StatusOK, &got)
+	if got.Status != "signed" {
+		t.Fatalf("after signing across processes the document reads %q", got.Status)
+	}
+
+	// Read-your-writes search across processes: the update's commit LSN.
+	hdr := call(t, http.MethodPatch, gw+"/documents/"+doc.ID, strings.NewReader(`{"title":"Quarterly sales agreement"}`), http.StatusOK, nil)
+	var res struct {
+		Total     int  `json:"total"`
+		Stale     bool `json:"stale"`
+		Documents []struct {
+			ID    string `json:"id"`
+			Title string `json:"title"`
+		} `json:"documents"`
+	}
+	call(t, http.MethodGet, gw+"/search?q=quarterly&min_lsn="+hdr.Get("X-Commit-LSN"), nil, http.StatusOK, &res)
+	if res.Stale || res.Total != 1 || res.Documents[0].ID != doc.ID || res.Documents[0].Title != "Quarterly sales agreement" {
+		t.Fatalf("read-your-writes search: %+v", res)
+	}
+
+	// A live watch through B's gateway and realtime, fed by A's CDC over NATS.
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "tester", "email": "tester@company.com", "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := exec.Command(docstreamBinary(t), "watch", doc.ID, "-o", "json", "--server", gw, "--token", tok)
+	stdout, err := watch.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch.Stderr = io.Discard
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = watch.Process.Kill(); _ = watch.Wait() })
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	n := 0
+	waitUntil(t, "the watch saw document.updated", func() bool {
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatal("watch exited")
+				}
+				if strings.Contains(l, `"document.updated"`) {
+					return true
+				}
+				continue
+			default:
+			}
+			n++
+			call(t, http.MethodPatch, gw+"/documents/"+doc.ID, strings.NewReader(fmt.Sprintf(`{"title":"Retitled %d"}`, n)), http.StatusOK, nil)
+			time.Sleep(200 * time.Millisecond)
+			return false
+		}
+	})
+
+	b.stop(t, "process B")
+	a.stop(t, "process A")
+}
