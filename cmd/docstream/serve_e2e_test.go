@@ -141,11 +141,13 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 	var doc docOut
 	call(t, http.MethodPost, gw+"/documents", strings.NewReader(`{"title":"Sales Agreement Q4 2025","content":"This agreement outlines the terms...","created_by":"ebemad@company.com"}`), http.StatusCreated, &doc)
 	call(t, http.MethodPost, gw+"/signatures", strings.NewReader(`{"document_id":"`+doc.ID+`","signer_email":"ebemad@client.com","signer_name":"Ebrahim Emad","signature_data":"base64encoded_signature_image_data_here","document_status":"pending"}`), http.StatusCreated, nil)
-	var got docOut
-	call(t, http.MethodGet, gw+"/documents/"+doc.ID, nil, http.StatusOK, &got)
-	if got.Status != "signed" {
-		t.Fatalf("after signing across processes the document reads %q", got.Status)
-	}
+	// B may have tried A's gRPC before A listened; then the status update
+	// is "pending" and B's reconciler applies it once the channel is up.
+	waitUntil(t, "the document reads signed across processes", func() bool {
+		var got docOut
+		call(t, http.MethodGet, gw+"/documents/"+doc.ID, nil, http.StatusOK, &got)
+		return got.Status == "signed"
+	})
 
 	// Read-your-writes search across processes: the update's commit LSN.
 	hdr := call(t, http.MethodPatch, gw+"/documents/"+doc.ID, strings.NewReader(`{"title":"Quarterly sales agreement"}`), http.StatusOK, nil)
