@@ -177,7 +177,7 @@ func startDev(t *testing.T) *devSystem {
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("docstream dev not ready after 2 minutes\n%s", d.output.String())
 	}
-	waitUntil(t, "the gateway is ready", func() bool {
+	testenv.WaitFor(t, "the gateway is ready", func() bool {
 		resp, err := http.Get(d.gateway + "/health/ready")
 		if err != nil {
 			return false
@@ -201,17 +201,6 @@ func (d *devSystem) stop(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("docstream dev still running a minute after SIGTERM")
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -298,7 +287,7 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 
 	// 3. The document reads signed (the signature service updates it over
 	// gRPC; its outbox retries if that first call failed).
-	waitUntil(t, "the document reads signed", func() bool {
+	testenv.WaitFor(t, "the document reads signed", func() bool {
 		var got docOut
 		call(t, http.MethodGet, gw+"/documents/"+doc.ID, nil, http.StatusOK, &got)
 		return got.Status == "signed"
@@ -397,7 +386,7 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 				t.Skipf("NOT TESTED: this build has no %q target yet (targets: %v)", need, d.targets)
 			}
 		}
-		waitUntil(t, "search finds the signed document", func() bool {
+		testenv.WaitFor(t, "search finds the signed document", func() bool {
 			var res searchResult
 			call(t, http.MethodGet, gw+"/search?q=Sales", nil, http.StatusOK, &res)
 			for _, h := range res.Documents {
@@ -427,7 +416,7 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 		// Only changes made after the socket is open are pushed: retitle
 		// until one arrives, which also proves the WAL is being streamed.
 		n := 0
-		waitUntil(t, "the watch saw document.updated", func() bool {
+		testenv.WaitFor(t, "the watch saw document.updated", func() bool {
 			if strings.Contains(out.String(), `"document.updated"`) {
 				return true
 			}
@@ -437,7 +426,7 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 			return false
 		})
 		cliRun("sign", live.ID, "--email", "ebemad@client.com", "--name", "Ebrahim Emad", "--document-status", "pending")
-		waitUntil(t, "the watch saw the signature", func() bool {
+		testenv.WaitFor(t, "the watch saw the signature", func() bool {
 			o := out.String()
 			return strings.Contains(o, `"signature.added"`) && strings.Contains(o, `"document.signed"`)
 		})

@@ -116,7 +116,7 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 		"--document-addr", addr["document-addr"], "--search-addr", addr["search-addr"])...)
 
 	for _, f := range []string{"document-addr", "cdc-addr", "indexer-addr", "search-addr", "signature-addr", "realtime-addr", "gateway-addr"} {
-		waitUntil(t, f+" ready", func() bool {
+		testenv.WaitFor(t, f+" ready", func() bool {
 			resp, err := http.Get("http://" + addr[f] + "/health/ready")
 			if err != nil {
 				return false
@@ -127,7 +127,7 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 	}
 	gw := "http://" + addr["gateway-addr"]
 	// The gateway sends traffic once its active checks have seen A's services.
-	waitUntil(t, "the gateway sees every upstream healthy", func() bool {
+	testenv.WaitFor(t, "the gateway sees every upstream healthy", func() bool {
 		resp, err := http.Get("http://" + addr["gateway-admin-addr"] + "/upstreams")
 		if err != nil {
 			return false
@@ -143,7 +143,7 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 	call(t, http.MethodPost, gw+"/signatures", strings.NewReader(`{"document_id":"`+doc.ID+`","signer_email":"ebemad@client.com","signer_name":"Ebrahim Emad","signature_data":"base64encoded_signature_image_data_here","document_status":"pending"}`), http.StatusCreated, nil)
 	// B may have tried A's gRPC before A listened; then the status update
 	// is "pending" and B's reconciler applies it once the channel is up.
-	waitUntil(t, "the document reads signed across processes", func() bool {
+	testenv.WaitFor(t, "the document reads signed across processes", func() bool {
 		var got docOut
 		call(t, http.MethodGet, gw+"/documents/"+doc.ID, nil, http.StatusOK, &got)
 		return got.Status == "signed"
@@ -190,7 +190,7 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 		close(lines)
 	}()
 	n := 0
-	waitUntil(t, "the watch saw document.updated", func() bool {
+	testenv.WaitFor(t, "the watch saw document.updated", func() bool {
 		for {
 			select {
 			case l, ok := <-lines:

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/docstream/docstream/internal/testenv"
 	"os"
 	"os/exec"
 	"slices"
@@ -96,7 +97,7 @@ func BenchmarkCapture100kRows(b *testing.B) {
 			marks <- time.Now()
 		}
 	}()
-	waitFor(b, "pg_recvlogical streaming", func() bool {
+	testenv.WaitFor(b, "pg_recvlogical streaming", func() bool {
 		var active bool
 		_ = f.Pool.QueryRow(context.Background(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", rslot).Scan(&active)
 		return active
@@ -128,7 +129,7 @@ func BenchmarkCapture100kRows(b *testing.B) {
 				b.Errorf("pg_recvlogical never printed the end marker: %s", stderr.String())
 			}
 		}()
-		waitFor(b, "engine acked the 100k rows", func() bool { return e.Status().ConfirmedLSN >= end })
+		testenv.WaitFor(b, "engine acked the 100k rows", func() bool { return e.Status().ConfirmedLSN >= end })
 		ours = time.Since(committed)
 		wg.Wait()
 		ourTotal += ours
@@ -185,7 +186,7 @@ func BenchmarkCommitToBusLatency(b *testing.B) {
 			committed[id] = time.Now()
 		}
 		tick.Stop()
-		waitFor(b, "every row delivered", func() bool {
+		testenv.WaitFor(b, "every row delivered", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			for id := range committed {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/docstream/docstream/internal/testenv"
 	mrand "math/rand/v2"
 	"strconv"
 	"strings"
@@ -72,7 +73,7 @@ func (w *writer) ids() []string {
 func waitAll(t *testing.T, c *collector, topic string, ids []string) map[string][]bus.Message {
 	t.Helper()
 	var byID map[string][]bus.Message
-	waitFor(t, fmt.Sprintf("events for %d committed rows", len(ids)), func() bool {
+	testenv.WaitFor(t, fmt.Sprintf("events for %d committed rows", len(ids)), func() bool {
 		byID = map[string][]bus.Message{}
 		for _, m := range c.topic(topic) {
 			byID[keyID(m)] = append(byID[keyID(m)], m)
@@ -97,12 +98,12 @@ func TestSnapshotWithConcurrentWritesSeesEveryRowExactlyOnce(t *testing.T) {
 	c := collect(t, f.Bus, bus.TopicDocuments)
 	w := startWriter(t, f, 1<<30)
 	// Writes run before, during and after the snapshot.
-	waitFor(t, "writes before the engine starts", func() bool { return len(w.ids()) > 50 })
+	testenv.WaitFor(t, "writes before the engine starts", func() bool { return len(w.ids()) > 50 })
 	cfg := f.Config()
 	cfg.MaxBatch = 200 // several snapshot batches while the writer runs
 	f.StartEngine(t, cfg, f.Bus)
 	during := len(w.ids())
-	waitFor(t, "writes after streaming starts", func() bool { return len(w.ids()) > during+200 })
+	testenv.WaitFor(t, "writes after streaming starts", func() bool { return len(w.ids()) > during+200 })
 	w.stop()
 
 	all := append(before, w.ids()...)
@@ -257,7 +258,7 @@ func TestHotStandbyTakesOverWhenTheActiveEngineStops(t *testing.T) {
 		t.Fatal("stopped engine still active")
 	}
 	start := time.Now()
-	waitFor(t, "standby streaming", func() bool { return b.Status().Streaming })
+	testenv.WaitFor(t, "standby streaming", func() bool { return b.Status().Streaming })
 	if st := b.Status(); st.Standby || !st.Active {
 		t.Fatalf("after takeover: %+v", st)
 	}
@@ -332,7 +333,7 @@ func TestWatermarksCoverPublishedChangesAndAdvanceWhenIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := c.waitCount(t, bus.TopicDocuments, 1)[0]
-	waitFor(t, "a watermark at or above the change", func() bool {
+	testenv.WaitFor(t, "a watermark at or above the change", func() bool {
 		for _, m := range c.topic(bus.TopicWatermarks) {
 			var wm change.Watermark
 			if json.Unmarshal(m.Value, &wm) == nil && wm.LSN >= lsnOf(ev) {
@@ -354,7 +355,7 @@ func TestWatermarksCoverPublishedChangesAndAdvanceWhenIdle(t *testing.T) {
 	var hi, lo uint64
 	_, _ = fmt.Sscanf(walNow, "%X/%X", &hi, &lo)
 	target := hi<<32 | lo
-	waitFor(t, "an idle watermark past "+walNow, func() bool {
+	testenv.WaitFor(t, "an idle watermark past "+walNow, func() bool {
 		for _, m := range c.topic(bus.TopicWatermarks) {
 			var wm change.Watermark
 			if json.Unmarshal(m.Value, &wm) == nil && wm.LSN >= target {

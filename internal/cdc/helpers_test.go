@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/cdc"
@@ -74,25 +73,13 @@ func (c *collector) topic(topic string) []bus.Message {
 
 func (c *collector) waitCount(t testing.TB, topic string, n int) []bus.Message {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d events on %s", n, topic), func() bool { return len(c.topic(topic)) >= n })
+	testenv.WaitFor(t, fmt.Sprintf("%d events on %s", n, topic), func() bool { return len(c.topic(topic)) >= n })
 	return c.topic(topic)
 }
 
 func lsnOf(m bus.Message) uint64 {
 	n, _ := strconv.ParseUint(m.Headers[bus.HeaderLSN], 10, 64)
 	return n
-}
-
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func newEngine(cfg cdc.Config, b bus.Bus) (*cdc.Engine, error) { return cdc.New(cfg, b) }

@@ -3,6 +3,7 @@ package cdc_test
 import (
 	"context"
 	"fmt"
+	"github.com/docstream/docstream/internal/testenv"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -88,13 +89,13 @@ func TestKilledEngineProcessLosesNothingAndRepeatsOnlyUnconfirmed(t *testing.T) 
 	var kills []kill
 	for i := 0; i < 4; i++ {
 		cmd := startChild(t, f, b.URL())
-		waitFor(t, "child engine streaming", func() bool { return f.slotActive(t) })
+		testenv.WaitFor(t, "child engine streaming", func() bool { return f.slotActive(t) })
 		time.Sleep(time.Duration(150+mrand.IntN(500)) * time.Millisecond)
 		if err := cmd.Process.Signal(os.Kill); err != nil {
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
-		waitFor(t, "slot released by the killed engine", func() bool { return !f.slotActive(t) })
+		testenv.WaitFor(t, "slot released by the killed engine", func() bool { return !f.slotActive(t) })
 		kills = append(kills, kill{time.Now(), f.confirmedLSN(t)})
 	}
 	w.stop()

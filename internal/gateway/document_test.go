@@ -119,10 +119,10 @@ func TestNoFailedGETsWhenADocumentInstanceStopsMidLoad(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "load on both instances", func() bool { return docs[0].hits.Load() > 100 && docs[1].hits.Load() > 100 })
+	testenv.WaitFor(t, "load on both instances", func() bool { return docs[0].hits.Load() > 100 && docs[1].hits.Load() > 100 })
 	docs[0].stop() // graceful, like SIGTERM: stops accepting, drains in-flight requests
 	after := docs[1].hits.Load()
-	waitFor(t, "load continuing on the other instance", func() bool { return docs[1].hits.Load() > after+300 })
+	testenv.WaitFor(t, "load continuing on the other instance", func() bool { return docs[1].hits.Load() > after+300 })
 	cancel()
 	wg.Wait()
 	if failed.Load() != 0 {

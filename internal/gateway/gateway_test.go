@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/docstream/docstream/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -300,18 +301,6 @@ func TestBodyOverTheLimitIs413(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func upstreamsOf(t *testing.T, g *Gateway, service string) []upstreamStatus {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -346,7 +335,7 @@ func TestUpstreamFailingHealthReadyIsSkippedUntilItRecovers(t *testing.T) {
 	}
 	g, gw := startGateway(t, cfg)
 	a.readyStatus.Store(http.StatusServiceUnavailable)
-	waitFor(t, "a marked unhealthy", func() bool { return !upstreamsOf(t, g, "document")[0].Healthy })
+	testenv.WaitFor(t, "a marked unhealthy", func() bool { return !upstreamsOf(t, g, "document")[0].Healthy })
 
 	for range 10 {
 		if _, body := get(t, gw.Client(), gw.URL+"/documents"); decodeEcho(t, body).Backend != "b" {
@@ -358,7 +347,7 @@ func TestUpstreamFailingHealthReadyIsSkippedUntilItRecovers(t *testing.T) {
 	}
 
 	a.readyStatus.Store(http.StatusOK)
-	waitFor(t, "a healthy again", func() bool { return upstreamsOf(t, g, "document")[0].Healthy })
+	testenv.WaitFor(t, "a healthy again", func() bool { return upstreamsOf(t, g, "document")[0].Healthy })
 	seen := map[string]bool{}
 	for range 4 {
 		_, body := get(t, gw.Client(), gw.URL+"/documents")
@@ -371,7 +360,7 @@ func TestUpstreamFailingHealthReadyIsSkippedUntilItRecovers(t *testing.T) {
 	t.Run("with no healthy upstream the route answers 503", func(t *testing.T) {
 		a.readyStatus.Store(http.StatusServiceUnavailable)
 		b.readyStatus.Store(http.StatusServiceUnavailable)
-		waitFor(t, "both unhealthy", func() bool {
+		testenv.WaitFor(t, "both unhealthy", func() bool {
 			u := upstreamsOf(t, g, "document")
 			return !u[0].Healthy && !u[1].Healthy
 		})
@@ -494,11 +483,11 @@ func TestNoFailedGETsWhenAnUpstreamStopsMidLoad(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "load on both upstreams", func() bool { return a.hits.Load() > 200 && b.hits.Load() > 200 })
+	testenv.WaitFor(t, "load on both upstreams", func() bool { return a.hits.Load() > 200 && b.hits.Load() > 200 })
 	a.srv.CloseClientConnections() // abrupt: in-flight connections cut
 	a.srv.Close()
 	stoppedAt := b.hits.Load()
-	waitFor(t, "load continuing on b", func() bool { return b.hits.Load() > stoppedAt+500 })
+	testenv.WaitFor(t, "load continuing on b", func() bool { return b.hits.Load() > stoppedAt+500 })
 	cancel()
 	wg.Wait()
 	if failed.Load() != 0 {

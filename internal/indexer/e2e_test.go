@@ -115,22 +115,6 @@ func (s *stack) walLSN(t testing.TB) uint64 {
 	return lsn
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	waitForWithin(t, time.Minute, what, cond)
-}
-
-func waitForWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 type searchBody struct {
 	Total     int64 `json:"total"`
 	Stale     bool  `json:"stale"`
@@ -184,7 +168,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	t.Run("snapshot rows are searchable", func(t *testing.T) {
-		waitFor(t, "snapshot indexed", func() bool { return find("old", 0).Total == 2 })
+		testenv.WaitFor(t, "snapshot indexed", func() bool { return find("old", 0).Total == 2 })
 	})
 
 	var id string
@@ -285,9 +269,9 @@ func TestIndexerRestartMidStreamConverges(t *testing.T) {
 			written.Add(1)
 		}
 	}()
-	waitFor(t, "some documents indexed", func() bool { n, _ := idx.Count(context.Background()); return n >= 50 })
+	testenv.WaitFor(t, "some documents indexed", func() bool { n, _ := idx.Count(context.Background()); return n >= 50 })
 	stop() // mid-stream: the writer keeps going
-	waitFor(t, "more writes while the indexer is down", func() bool { return written.Load() >= 300 })
+	testenv.WaitFor(t, "more writes while the indexer is down", func() bool { return written.Load() >= 300 })
 
 	idx, _ = s.startIndexer(t)
 	<-writerDone
@@ -319,7 +303,7 @@ func TestIndexerRestartMidStreamConverges(t *testing.T) {
 	// convergence can take that long; the applied LSN may run ahead of them
 	// meanwhile (see the package comment).
 	start := time.Now()
-	waitForWithin(t, 3*time.Minute, "the index holds every row of the table", func() bool {
+	testenv.WaitForWithin(t, 3*time.Minute, "the index holds every row of the table", func() bool {
 		n, _ := idx.Count(context.Background())
 		return n == total
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/docstream/docstream/internal/testenv"
 	"os"
 	"os/exec"
 	"runtime"
@@ -54,7 +55,7 @@ func BenchmarkCommitToWebSocket(b *testing.B) {
 	s := p.startInstance(b)
 	doc := uuid.NewString()
 	c := s.dial(b, doc, "", 0)
-	waitFor(b, "subscriber", func() bool { return s.hub.Connections() == 1 })
+	testenv.WaitFor(b, "subscriber", func() bool { return s.hub.Connections() == 1 })
 	p.createDocument(b, doc, "0")
 	readMsg(b, c)
 
@@ -131,7 +132,7 @@ func BenchmarkFanOut10k(b *testing.B) {
 	}
 	for !strings.HasPrefix(next(), "ready") {
 	}
-	waitFor(b, "10,000 subscribers", func() bool { return s.hub.Connections() == fanoutConns })
+	testenv.WaitFor(b, "10,000 subscribers", func() bool { return s.hub.Connections() == fanoutConns })
 
 	runtime.GC()
 	after := memInUse()

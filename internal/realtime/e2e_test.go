@@ -44,7 +44,7 @@ func (p *pipeline) setTitle(t testing.TB, id, title string) {
 // its live consumer running.
 func (p *pipeline) startInstance(t testing.TB) *testServer {
 	s := startServer(t, serverOpts{hub: Options{Bus: p.Bus}})
-	waitFor(t, "live consumers", func() bool { return s.hub.Ready(context.Background()) == nil })
+	testenv.WaitFor(t, "live consumers", func() bool { return s.hub.Ready(context.Background()) == nil })
 	return s
 }
 
@@ -121,7 +121,7 @@ func TestClientSeesRealWritesInOrder(t *testing.T) {
 	s := p.startInstance(t)
 	w := &script{p: p, doc: uuid.NewString()}
 	c := s.dial(t, w.doc, "", 0)
-	waitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
+	testenv.WaitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
 
 	w.create(t, "Sales Agreement")
 	w.status(t, TypeDocumentSent, "created", "sent")
@@ -154,7 +154,7 @@ func TestEveryInstanceSeesEveryEvent(t *testing.T) {
 	s1, s2 := p.startInstance(t), p.startInstance(t)
 	w := &script{p: p, doc: uuid.NewString()}
 	c1, c2 := s1.dial(t, w.doc, "", 0), s2.dial(t, w.doc, "", 0)
-	waitFor(t, "subscribers", func() bool { return s1.hub.Connections() == 1 && s2.hub.Connections() == 1 })
+	testenv.WaitFor(t, "subscribers", func() bool { return s1.hub.Connections() == 1 && s2.hub.Connections() == 1 })
 
 	w.create(t, "t0")
 	for i := 1; i <= 20; i++ {
@@ -176,13 +176,13 @@ func TestReconnectWithSinceGetsExactlyTheMissedEvents(t *testing.T) {
 	s := p.startInstance(t)
 	w := &script{p: p, doc: uuid.NewString()}
 	c := s.dial(t, w.doc, "", 0)
-	waitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
+	testenv.WaitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
 	w.create(t, "t0")
 	w.title(t, "t1")
 	lsns := check(t, c, w.want)
 	last := lsns[len(lsns)-1]
 	_ = c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "disconnect", func() bool { return s.hub.Connections() == 0 })
+	testenv.WaitFor(t, "disconnect", func() bool { return s.hub.Connections() == 0 })
 	w.want = nil
 
 	// Missed while away, on both topics.
@@ -229,7 +229,7 @@ func TestReconnectWithSinceGetsExactlyTheMissedEvents(t *testing.T) {
 	for _, r := range []*websocket.Conn{r1, r2} {
 		check(t, r, w.want)
 	}
-	waitFor(t, "replays handed over", func() bool { return s.hub.Stats(0).Replaying == 0 && fresh.hub.Stats(0).Replaying == 0 })
+	testenv.WaitFor(t, "replays handed over", func() bool { return s.hub.Stats(0).Replaying == 0 && fresh.hub.Stats(0).Replaying == 0 })
 	w.want = nil
 	w.title(t, "final")
 	for _, r := range []*websocket.Conn{r1, r2} {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/docstream/docstream/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -127,18 +128,6 @@ func (s *testServer) dial(t testing.TB, doc, query string, readBuffer int) *webs
 	return c
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 type wireMessage struct {
 	Type      string          `json:"type"`
 	Data      json.RawMessage `json:"data"`
@@ -236,7 +225,7 @@ func TestTokenInSubprotocolIsAcceptedAndBearerEchoed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c2.CloseNow()
-	waitFor(t, "two subscribers", func() bool { return s.hub.Connections() == 2 })
+	testenv.WaitFor(t, "two subscribers", func() bool { return s.hub.Connections() == 2 })
 	s.hub.Dispatch(titleEvent(t, doc, 5))
 	for _, c := range []*websocket.Conn{c, c2} {
 		if m := readMsg(t, c); m.Type != TypeDocumentUpdated || m.LSN != 5 {
@@ -250,7 +239,7 @@ func TestEventsReachOnlyTheirDocument(t *testing.T) {
 	a, b := uuid.NewString(), uuid.NewString()
 	ca := s.dial(t, a, "", 0)
 	cb := s.dial(t, b, "", 0)
-	waitFor(t, "subscribers", func() bool { return s.hub.Connections() == 2 })
+	testenv.WaitFor(t, "subscribers", func() bool { return s.hub.Connections() == 2 })
 	s.hub.Dispatch(titleEvent(t, a, 1))
 	s.hub.Dispatch(titleEvent(t, b, 2))
 	if m := readMsg(t, ca); m.LSN != 1 {
@@ -283,7 +272,7 @@ func TestSlowClientIsCutOffWhileOthersKeepReceiving(t *testing.T) {
 	doc := uuid.NewString()
 	slow := s.dial(t, doc, "", 4096)
 	normal := s.dial(t, doc, "", 0)
-	waitFor(t, "subscribers", func() bool { return s.hub.Connections() == 2 })
+	testenv.WaitFor(t, "subscribers", func() bool { return s.hub.Connections() == 2 })
 	drops := testutil.ToFloat64(queueDrops)
 
 	var n uint64
@@ -339,7 +328,7 @@ func TestQueueOverflowClosesWith1013(t *testing.T) {
 	s := startServer(t, serverOpts{hub: Options{QueueSize: 2}})
 	doc := uuid.NewString()
 	c := s.dial(t, doc, "", 0)
-	waitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
+	testenv.WaitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
 	// A burst far larger than the queue, dispatched faster than any writer.
 	for n := uint64(1); n <= 200 && s.hub.Connections() == 1; n++ {
 		s.hub.Dispatch(titleEvent(t, doc, n))
@@ -361,8 +350,8 @@ func TestDeadConnectionIsReaped(t *testing.T) {
 	s := startServer(t, serverOpts{hub: Options{PingInterval: 20 * time.Millisecond, PongTimeout: 50 * time.Millisecond}})
 	// A client that never reads never answers pings.
 	_ = s.dial(t, uuid.NewString(), "", 0)
-	waitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
-	waitFor(t, "the dead connection to be reaped", func() bool { return s.hub.Connections() == 0 })
+	testenv.WaitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
+	testenv.WaitFor(t, "the dead connection to be reaped", func() bool { return s.hub.Connections() == 0 })
 
 	// One that reads answers them and stays.
 	live := s.dial(t, uuid.NewString(), "", 0)
@@ -456,7 +445,7 @@ func TestStatsEndpoint(t *testing.T) {
 	s := startServer(t, serverOpts{})
 	doc := uuid.NewString()
 	_ = s.dial(t, doc, "", 0)
-	waitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
+	testenv.WaitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
 	resp, err := http.Get(s.url + "/stats")
 	if err != nil {
 		t.Fatal(err)
