@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -67,9 +68,9 @@ func newDevCmd(e *env) *cobra.Command {
 			if b, err := json.MarshalIndent(st, "", "  "); err == nil {
 				_ = os.WriteFile(statePath, b, 0o600)
 			}
-			fmt.Fprintf(e.stdout, "\ndocstream dev is ready in %v\n\n  %s\n\n  database  %s\n  redis     %s\n\nCtrl-C stops everything; data stays in %s\n\n",
+			fmt.Fprintf(e.stdout, "\ndocstream dev is ready in %v\n\n  %s\n\n  database  %s\n  redis     %s\n  bus       %s\n\nCtrl-C stops everything; data stays in %s\n\n",
 				time.Since(start).Round(time.Millisecond), strings.Join(sys.listening, "\n  "),
-				f.shared.DatabaseURL, f.shared.RedisURL, f.shared.DataDir)
+				f.shared.DatabaseURL, f.shared.RedisURL, cmp.Or(st.BusURL, "in-process only"), f.shared.DataDir)
 		})
 	}
 	return cmd
