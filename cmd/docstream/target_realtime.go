@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,7 +22,7 @@ func init() {
 			hub                   realtime.Options
 		)
 		fs.StringVar(&addr, "realtime-addr", ":8004", "realtime WebSocket service listen address")
-		fs.StringVar(&secret, "realtime-jwt-secret", "", "HS256 secret verifying WebSocket tokens (and signing /auth/token's in development); in dev a random one is made when empty")
+		fs.StringVar(&secret, "realtime-jwt-secret", "", "HS256 secret verifying WebSocket tokens (and signing /auth/token's in development); in dev, when empty, a random one kept in <data-dir>/realtime.secret")
 		fs.StringVar(&auth.JWKSURL, "realtime-jwks-url", "", "JWKS URL of the RS256/ES256/EdDSA keys accepted for WebSocket tokens")
 		fs.StringVar(&auth.Issuer, "realtime-jwt-issuer", "", "required iss of tokens (empty: not checked)")
 		fs.StringVar(&auth.Audience, "realtime-jwt-audience", "", "required aud of tokens (empty: not checked)")
@@ -37,10 +39,14 @@ func init() {
 				if !sys.cfg.Dev {
 					return errors.New("realtime needs --realtime-jwt-secret (REALTIME_JWT_SECRET) or --realtime-jwks-url")
 				}
-				// Tokens from this process's /auth/token are then valid in
-				// this process only: fine for `docstream dev`.
-				auth.Secret = realtime.RandomSecret()
-				log.Warn("no --realtime-jwt-secret: using a random one (development)")
+				// A random secret kept in the data dir, so that dev tokens
+				// survive a restart of `docstream dev` like its data does.
+				s, err := devSecret(filepath.Join(sys.cfg.DataDir, "realtime.secret"))
+				if err != nil {
+					return err
+				}
+				auth.Secret = s
+				log.Info("no --realtime-jwt-secret: using the development secret in the data dir")
 			}
 			auth.Log = log
 			a, err := realtime.NewAuthenticator(sys.ctx, auth)
@@ -76,4 +82,16 @@ func init() {
 			return nil
 		}
 	}})
+}
+
+// devSecret reads the secret at path, creating a random one first.
+func devSecret(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	b := realtime.RandomSecret()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return b, os.WriteFile(path, b, 0o600)
 }
