@@ -5,28 +5,21 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/search/bleve"
 	"github.com/docstream/docstream/internal/search/elastic"
 )
 
-// searchIndexes holds the one search index each system opened: Bleve allows
-// a single opener per directory, so the indexer and the search service in
-// one process must share it.
-var searchIndexes struct {
-	open sync.Mutex
-	m    sync.Map // *system -> search.Index
-}
-
 // SearchIndex opens (once) the index named by --search-url: empty is Bleve
-// in <data-dir>/index, http(s):// is Elasticsearch/OpenSearch.
+// in <data-dir>/index, http(s):// is Elasticsearch/OpenSearch. Bleve allows
+// a single opener per directory, so the indexer and the search service in
+// one process share this one.
 func (s *system) SearchIndex(ctx context.Context) (search.Index, error) {
-	searchIndexes.open.Lock()
-	defer searchIndexes.open.Unlock()
-	if x, ok := searchIndexes.m.Load(s); ok {
-		return x.(search.Index), nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.searchIndex != nil {
+		return s.searchIndex, nil
 	}
 	var (
 		x   search.Index
@@ -43,12 +36,7 @@ func (s *system) SearchIndex(ctx context.Context) (search.Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	searchIndexes.m.Store(s, x)
-	s.mu.Lock()
-	s.closers = append(s.closers, func() error {
-		searchIndexes.m.Delete(s)
-		return x.Close()
-	})
-	s.mu.Unlock()
+	s.searchIndex = x
+	s.closers = append(s.closers, x.Close)
 	return x, nil
 }

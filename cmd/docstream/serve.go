@@ -24,6 +24,7 @@ import (
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/postgres"
+	"github.com/docstream/docstream/internal/search"
 )
 
 // target is one service that can run alone or with others in one process.
@@ -104,7 +105,9 @@ type system struct {
 	redis   *redis.Client
 	buckets map[string]*gcblob.Bucket
 	bus     bus.Bus
-	closers []func() error
+	// searchIndex is the one index of this process (see SearchIndex).
+	searchIndex search.Index
+	closers     []func() error
 	// ready reports, per service name, the address it listens on (for dev's banner).
 	listening []string
 }
@@ -212,6 +215,14 @@ func (s *system) Go(name string, f func(ctx context.Context) error) {
 		}
 		return nil
 	})
+}
+
+// OnClose registers f to run with the shared resources, after every
+// component has stopped.
+func (s *system) OnClose(f func() error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closers = append(s.closers, f)
 }
 
 func (s *system) close() {

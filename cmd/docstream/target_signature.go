@@ -8,7 +8,6 @@ import (
 
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/httpx"
-	"github.com/docstream/docstream/internal/postgres"
 	"github.com/docstream/docstream/internal/signature"
 	"github.com/docstream/docstream/proto/documentpb"
 )
@@ -47,9 +46,7 @@ func init() {
 			}
 			// Closed with the other shared resources, after both the HTTP
 			// server and the reconciler have stopped.
-			sys.mu.Lock()
-			sys.closers = append(sys.closers, conn.Close)
-			sys.mu.Unlock()
+			sys.OnClose(conn.Close)
 			log := sys.log.With("service", "signature")
 			store := signature.NewStore(pool)
 			svc := signature.NewService(store, documentpb.NewDocumentServiceClient(conn), bucket, opts, log)
@@ -58,7 +55,7 @@ func init() {
 				return err
 			}
 			handler := signature.NewServer(svc, log, trusted,
-				httpx.Check{Name: "postgres", Critical: true, Probe: postgres.Ping(pool)},
+				httpx.Check{Name: "postgres", Critical: true, Probe: pool.Ping},
 				httpx.Check{Name: "blob", Critical: true, Probe: blob.Ping(bucket)},
 				// Signing works while the document service is down (the
 				// status update waits in the outbox), so it is not critical.

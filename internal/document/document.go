@@ -70,9 +70,6 @@ func CanTransition(from, to Status) bool {
 	return false
 }
 
-// Terminal reports whether no status change is possible from s.
-func (s Status) Terminal() bool { return len(transitions[s]) == 0 }
-
 func transitionError(from, to Status) error {
 	return apperr.E(apperr.Conflict, "illegal status transition from %s to %s", from, to)
 }

@@ -250,13 +250,7 @@ func (s *Service) Stats(ctx context.Context, id string) (*Stats, error) {
 
 // Ready probes for /health/ready.
 func (s *Service) Ready() (db, cache, blobs func(context.Context) error) {
-	return s.store.Ping, s.cache.Ping, func(ctx context.Context) error {
-		ok, err := s.blobs.IsAccessible(ctx)
-		if err == nil && !ok {
-			err = errors.New("bucket is not accessible")
-		}
-		return err
-	}
+	return s.store.Ping, s.cache.Ping, blobstore.Ping(s.blobs)
 }
 
 // normalizeContentType lowercases and trims a given content type.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -147,5 +148,18 @@ func TestReadyReportsDegradedAndUnavailable(t *testing.T) {
 				t.Fatalf("%d %s; want %d %s", rec.Code, rec.Body, c.code, c.status)
 			}
 		})
+	}
+}
+
+func TestWrapLabelsMetricsByRoutePattern(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	h := Wrap("metrics-test", logging.Discard(), mux)
+	for _, id := range []string{"a", "b", "c"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/items/"+id, nil))
+	}
+	got := testutil.ToFloat64(requests.WithLabelValues("metrics-test", "GET", "GET /items/{id}", "418"))
+	if got != 3 {
+		t.Fatalf("requests labelled by the route pattern: %v, want 3 (one series for every id)", got)
 	}
 }

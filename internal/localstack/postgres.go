@@ -154,14 +154,8 @@ func (pg *Postgres) Start(ctx context.Context) error {
 // Stop shuts the server down (fast mode: SIGINT).
 func (pg *Postgres) Stop() { pg.proc.stop(syscall.SIGINT, 30*time.Second) }
 
-// Kill kills the server as a crash would (SIGKILL of the postmaster).
-func (pg *Postgres) Kill() { pg.proc.stop(syscall.SIGKILL, time.Second) }
-
 // URL is the connection URL of the docstream database.
 func (pg *Postgres) URL() string { return pg.urlFor(pg.Database) }
-
-// Addr is host:port.
-func (pg *Postgres) Addr() string { return fmt.Sprintf("127.0.0.1:%d", pg.Port) }
 
 func (pg *Postgres) urlFor(db string) string {
 	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/%s?sslmode=disable", pg.Password, pg.Port, db)

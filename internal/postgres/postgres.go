@@ -34,10 +34,3 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	}
 	return pool, nil
 }
-
-// Ping is a readiness probe.
-func Ping(pool interface {
-	Ping(context.Context) error
-}) func(context.Context) error {
-	return pool.Ping
-}
