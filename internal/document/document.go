@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/apperr"
 )
 
 // Status is a document's lifecycle state.

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/apperr"
 )
 
 // Store is the PostgreSQL side of documents: queries and nothing else.

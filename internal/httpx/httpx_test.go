@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/logging"
 )
 

@@ -13,7 +13,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/apperr"
 )
 
 // Decode reads one JSON value of type T from r's body, at most limit bytes.

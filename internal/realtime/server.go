@@ -11,7 +11,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
-	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/httpx"
 )
 

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/proto/documentpb"
 )

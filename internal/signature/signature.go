@@ -19,7 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/docstream/docstream/internal/apperr"
+	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/document"
 )
 
