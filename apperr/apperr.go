@@ -16,16 +16,21 @@ import (
 type Code string
 
 const (
-	Invalid            Code = "invalid"             // malformed request (bad JSON, bad id)
-	Validation         Code = "validation"          // well-formed but a field is wrong
-	NotFound           Code = "not_found"           // no such resource
-	Conflict           Code = "conflict"            // state forbids it (illegal transition)
-	PreconditionFailed Code = "precondition_failed" // If-Match did not match
-	TooLarge           Code = "too_large"           // body over the limit
-	RateLimited        Code = "rate_limited"        // too many requests
-	Unauthenticated    Code = "unauthenticated"     // missing or bad credentials
-	Unavailable        Code = "unavailable"         // a dependency is down; retry later
-	Internal           Code = "internal"            // a bug or an unexpected failure
+	Invalid             Code = "invalid"               // malformed request (bad JSON, bad id)
+	Validation          Code = "validation"            // well-formed but a field is wrong
+	NotFound            Code = "not_found"             // no such resource or route
+	MethodNotAllowed    Code = "method_not_allowed"    // the route exists, not with this method
+	Conflict            Code = "conflict"              // state forbids it (illegal transition)
+	PreconditionFailed  Code = "precondition_failed"   // If-Match did not match
+	TooLarge            Code = "too_large"             // body over the limit
+	RangeNotSatisfiable Code = "range_not_satisfiable" // Range outside the content
+	RateLimited         Code = "rate_limited"          // too many requests
+	Unauthenticated     Code = "unauthenticated"       // missing or bad credentials
+	Canceled            Code = "canceled"              // the client went away before the answer
+	Unavailable         Code = "unavailable"           // a dependency is down; retry later
+	BadGateway          Code = "bad_gateway"           // the gateway could not reach the service
+	GatewayTimeout      Code = "gateway_timeout"       // the service did not answer the gateway in time
+	Internal            Code = "internal"              // a bug or an unexpected failure
 )
 
 // FieldError names one offending field.
@@ -87,30 +92,47 @@ func As(err error) *Error {
 // CodeOf returns the Code of err (Internal for foreign errors).
 func CodeOf(err error) Code { return As(err).Code }
 
+// StatusClientClosedRequest is nginx's status for a client that went away
+// before the answer; nobody reads it, but access logs and metrics show it.
+const StatusClientClosedRequest = 499
+
+// httpStatus is the one table from Code to HTTP status.
+var httpStatus = map[Code]int{
+	Invalid:             http.StatusBadRequest,
+	Validation:          http.StatusUnprocessableEntity,
+	NotFound:            http.StatusNotFound,
+	MethodNotAllowed:    http.StatusMethodNotAllowed,
+	Conflict:            http.StatusConflict,
+	PreconditionFailed:  http.StatusPreconditionFailed,
+	TooLarge:            http.StatusRequestEntityTooLarge,
+	RangeNotSatisfiable: http.StatusRequestedRangeNotSatisfiable,
+	RateLimited:         http.StatusTooManyRequests,
+	Unauthenticated:     http.StatusUnauthorized,
+	Canceled:            StatusClientClosedRequest,
+	Unavailable:         http.StatusServiceUnavailable,
+	BadGateway:          http.StatusBadGateway,
+	GatewayTimeout:      http.StatusGatewayTimeout,
+	Internal:            http.StatusInternalServerError,
+}
+
 // HTTPStatus maps a Code to its HTTP status. This is the only such mapping.
 func HTTPStatus(c Code) int {
-	switch c {
-	case Invalid:
-		return http.StatusBadRequest
-	case Validation:
-		return http.StatusUnprocessableEntity
-	case NotFound:
-		return http.StatusNotFound
-	case Conflict:
-		return http.StatusConflict
-	case PreconditionFailed:
-		return http.StatusPreconditionFailed
-	case TooLarge:
-		return http.StatusRequestEntityTooLarge
-	case RateLimited:
-		return http.StatusTooManyRequests
-	case Unauthenticated:
-		return http.StatusUnauthorized
-	case Unavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
+	if s, ok := httpStatus[c]; ok {
+		return s
 	}
+	return http.StatusInternalServerError
+}
+
+// FromHTTP is HTTPStatus backwards, for an error answer whose body does not
+// carry a code (the standard library's own error answers, a foreign
+// upstream). A status no Code maps to is Internal.
+func FromHTTP(status int) Code {
+	for c, s := range httpStatus {
+		if s == status {
+			return c
+		}
+	}
+	return Internal
 }
 
 // GRPCCode maps a Code to its gRPC status code. This is the only such mapping.
@@ -120,16 +142,22 @@ func GRPCCode(c Code) codes.Code {
 		return codes.InvalidArgument
 	case NotFound:
 		return codes.NotFound
+	case MethodNotAllowed:
+		return codes.Unimplemented
 	case Conflict, PreconditionFailed:
 		return codes.FailedPrecondition
-	case TooLarge:
-		return codes.ResourceExhausted
-	case RateLimited:
+	case RangeNotSatisfiable:
+		return codes.OutOfRange
+	case TooLarge, RateLimited:
 		return codes.ResourceExhausted
 	case Unauthenticated:
 		return codes.Unauthenticated
-	case Unavailable:
+	case Canceled:
+		return codes.Canceled
+	case Unavailable, BadGateway:
 		return codes.Unavailable
+	case GatewayTimeout:
+		return codes.DeadlineExceeded
 	default:
 		return codes.Internal
 	}
@@ -146,6 +174,8 @@ func FromGRPC(c codes.Code) Code {
 		return Conflict
 	case codes.Unauthenticated:
 		return Unauthenticated
+	case codes.Canceled:
+		return Canceled
 	case codes.Unavailable, codes.DeadlineExceeded:
 		return Unavailable
 	default:

@@ -308,7 +308,7 @@ func (s *Server) handleContent() http.Handler {
 			w.Header().Set("ETag", `"`+d.ContentSHA256+`"`)
 		}
 		// ServeContent handles Range, If-Range, If-None-Match and Content-Length.
-		http.ServeContent(w, r, "", d.UpdatedAt.Time, body)
+		httpx.ServeContent(w, r, d.UpdatedAt.Time, body)
 	})
 }
 

@@ -139,6 +139,8 @@ func TestBadInputGetsExactStatusAndCode(t *testing.T) {
 		{"limit 101 is 422", "GET", "/documents?limit=101", ``, nil, 422, "validation", "limit"},
 		{"a negative skip is 422", "GET", "/documents?skip=-1", ``, nil, 422, "validation", "skip"},
 		{"a word for skip is 422", "GET", "/documents?skip=ten", ``, nil, 422, "validation", "skip"},
+		{"an unknown path is a JSON 404", "GET", "/nothing-here", ``, nil, 404, "not_found", ""},
+		{"an unknown method is a JSON 405", "PUT", "/documents", `{}`, nil, 405, "method_not_allowed", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -322,6 +324,14 @@ func TestContentSupportsRanges(t *testing.T) {
 	if resp.Header.Get("ETag") != `"`+d.ContentSHA256+`"` {
 		t.Fatalf("content ETag %q", resp.Header.Get("ETag"))
 	}
+
+	t.Run("a range past the end is a JSON 416", func(t *testing.T) {
+		var er testenv.ErrorResponse
+		resp := e.do(t, "GET", "/documents/"+d.ID+"/content", nil, &er, "Range", "bytes=20-30")
+		if resp.StatusCode != 416 || er.Error.Code != "range_not_satisfiable" || resp.Header.Get("Content-Range") != "bytes */10" {
+			t.Fatalf("got %d %+v Content-Range %q", resp.StatusCode, er.Error, resp.Header.Get("Content-Range"))
+		}
+	})
 }
 
 func assertNoBlobs(t *testing.T, e *env) {

@@ -9,7 +9,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +21,7 @@ import (
 	"github.com/go-chi/httprate"
 	"github.com/rs/cors"
 
+	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/httpx"
 )
 
@@ -87,8 +87,8 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 				return httprate.CanonicalizeIP(httpx.ClientIP(r, g.trusted)), nil
 			},
 			httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
-				respondError(w, http.StatusTooManyRequests, "rate_limited",
-					fmt.Sprintf("rate limit of %d requests per %v exceeded; retry later", cfg.RateLimit.Requests, cfg.RateLimit.Window))
+				httpx.RespondErr(w, r, log, apperr.E(apperr.RateLimited,
+					"rate limit of %d requests per %v exceeded; retry later", cfg.RateLimit.Requests, cfg.RateLimit.Window))
 			}),
 		)(h)
 	}
@@ -158,28 +158,30 @@ func (g *Gateway) proxy(p *pool) http.Handler {
 	})
 }
 
+// proxyError answers a request the upstream did not: what went wrong
+// becomes its apperr code (the one place a code meets its status).
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, p *pool, err error) {
+	httpx.RespondErr(w, r, g.log, g.upstreamError(r, p, err))
+}
+
+func (g *Gateway) upstreamError(r *http.Request, p *pool, err error) error {
 	var nerr net.Error
 	switch {
 	case isBodyTooLarge(err):
-		respondError(w, http.StatusRequestEntityTooLarge, "too_large",
-			fmt.Sprintf("request body is larger than %d bytes", g.cfg.MaxBodyBytes))
+		return tooLarge(g.cfg.MaxBodyBytes)
 	case r.Context().Err() != nil:
-		// The client is gone; nobody reads this. 499 is what nginx logs.
-		w.WriteHeader(499)
+		return apperr.Wrap(apperr.Canceled, err, "the client closed the request")
 	case errors.Is(err, errNoUpstream):
-		g.log.WarnContext(r.Context(), "no upstream available", "service", p.svc.Name, "path", r.URL.Path)
-		respondError(w, http.StatusServiceUnavailable, "unavailable",
-			fmt.Sprintf("service %s has no healthy upstream", p.svc.Name))
+		return apperr.Wrap(apperr.Unavailable, err, "service %s has no healthy upstream", p.svc.Name)
 	case errors.As(err, &nerr) && nerr.Timeout():
-		g.log.WarnContext(r.Context(), "upstream timeout", "service", p.svc.Name, "path", r.URL.Path, "err", err)
-		respondError(w, http.StatusGatewayTimeout, "unavailable",
-			fmt.Sprintf("service %s did not answer in time", p.svc.Name))
+		return apperr.Wrap(apperr.GatewayTimeout, err, "service %s did not answer in time", p.svc.Name)
 	default:
-		g.log.WarnContext(r.Context(), "upstream error", "service", p.svc.Name, "path", r.URL.Path, "err", err)
-		respondError(w, http.StatusBadGateway, "unavailable",
-			fmt.Sprintf("service %s could not be reached", p.svc.Name))
+		return apperr.Wrap(apperr.BadGateway, err, "service %s could not be reached", p.svc.Name)
 	}
+}
+
+func tooLarge(limit int64) error {
+	return apperr.E(apperr.TooLarge, "request body is larger than %d bytes", limit)
 }
 
 func (g *Gateway) trustedPeer(r *http.Request) bool {
@@ -228,8 +230,7 @@ func (g *Gateway) readyHandler() http.Handler {
 func limitBody(limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > limit {
-			respondError(w, http.StatusRequestEntityTooLarge, "too_large",
-				fmt.Sprintf("request body is larger than %d bytes", limit))
+			httpx.RespondErr(w, r, nil, tooLarge(limit))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
@@ -265,13 +266,3 @@ type bufferPool struct{ p sync.Pool }
 
 func (b *bufferPool) Get() []byte    { return *b.p.Get().(*[]byte) }
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
-
-// respondError writes the one error shape of every docstream service.
-func respondError(w http.ResponseWriter, status int, code, message string) {
-	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", "1")
-	}
-	httpx.Respond(w, status, map[string]any{"error": map[string]any{
-		"code": code, "message": message, "details": []any{},
-	}})
-}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/docstream/docstream/internal/httpx"
 )
 
 // routeEntry is one registered ServeMux pattern, for the admin API.
@@ -59,9 +61,8 @@ func buildMux(c *Config, handlerFor func(service string) http.Handler) (mux *htt
 		}
 	}
 	if !rootTaken {
-		_ = register(mux, "/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			respondError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s", r.URL.Path))
-		}))
+		// A route at "/" sends everything unknown to its service instead.
+		mux.Handle("/", httpx.Unmatched(mux))
 	}
 	return mux, nil
 }

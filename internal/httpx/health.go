@@ -22,8 +22,11 @@ type checkResult struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// Routes registers /health/live, /health/ready and /metrics on mux.
+// Routes registers what every listener answers besides its own API:
+// /health/live, /health/ready, /metrics, and the JSON error for an unknown
+// path or method (Unmatched, at "/"; mux must not have its own "/").
 func Routes(mux *http.ServeMux, checks ...Check) {
+	mux.Handle("/", Unmatched(mux))
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		Respond(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/logging"
@@ -161,5 +162,101 @@ func TestWrapLabelsMetricsByRoutePattern(t *testing.T) {
 	got := testutil.ToFloat64(requests.WithLabelValues("metrics-test", "GET", "GET /items/{id}", "418"))
 	if got != 3 {
 		t.Fatalf("requests labelled by the route pattern: %v, want 3 (one series for every id)", got)
+	}
+}
+
+func TestUnknownPathAndMethodAnswerTheJSONErrorShape(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("DELETE /items/{id}", func(w http.ResponseWriter, r *http.Request) {})
+	Routes(mux)
+	srv := httptest.NewServer(Wrap("unmatched-test", logging.Discard(), mux))
+	t.Cleanup(srv.Close)
+	cases := []struct {
+		name, method, path string
+		status             int
+		code               apperr.Code
+		allow              string
+	}{
+		{"an unknown path is not_found", "GET", "/nope", 404, apperr.NotFound, ""},
+		{"an unknown path under a known one is not_found", "GET", "/items/1/more", 404, apperr.NotFound, ""},
+		{"a known path with another method is method_not_allowed", "POST", "/items/1", 405, apperr.MethodNotAllowed, "DELETE, GET, HEAD"},
+		{"a health route with another method is method_not_allowed", "POST", "/health/live", 405, apperr.MethodNotAllowed, "GET, HEAD"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Error struct {
+					Code    apperr.Code         `json:"code"`
+					Message string              `json:"message"`
+					Details []apperr.FieldError `json:"details"`
+				} `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatalf("body is not JSON: %v", err)
+			}
+			if resp.StatusCode != c.status || body.Error.Code != c.code || body.Error.Message == "" || body.Error.Details == nil {
+				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, body.Error, c.status, c.code)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("Content-Type %q", ct)
+			}
+			if got := resp.Header.Get("Allow"); got != c.allow {
+				t.Fatalf("Allow %q, want %q", got, c.allow)
+			}
+		})
+	}
+}
+
+func TestServeContentAnswersRangeAndPreconditionErrorsAsJSON(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("ETag", `"abc"`)
+		ServeContent(w, r, time.Unix(1_700_000_000, 0), strings.NewReader("0123456789"))
+	})
+	cases := []struct {
+		name, header, value string
+		status              int
+		code                apperr.Code
+	}{
+		{"a range inside the content is served", "Range", "bytes=2-5", 206, ""},
+		{"a range past the end is range_not_satisfiable", "Range", "bytes=20-30", 416, apperr.RangeNotSatisfiable},
+		{"an If-Match that does not match is precondition_failed", "If-Match", `"other"`, 412, apperr.PreconditionFailed},
+		{"an If-None-Match that matches is not modified", "If-None-Match", `"abc"`, 304, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header.Set(c.header, c.value)
+			h.ServeHTTP(rec, req)
+			if rec.Code != c.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, c.status, rec.Body)
+			}
+			if c.code == "" {
+				if c.status == 206 && rec.Body.String() != "2345" {
+					t.Fatalf("body %q", rec.Body)
+				}
+				return
+			}
+			var body struct {
+				Error struct {
+					Code    apperr.Code `json:"code"`
+					Message string      `json:"message"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error.Code != c.code || body.Error.Message == "" {
+				t.Fatalf("body %q (%v), want code %s", rec.Body, err, c.code)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Fatalf("Content-Type %q", ct)
+			}
+		})
 	}
 }

@@ -102,12 +102,25 @@ type errorDetail struct {
 }
 
 // RespondErr writes err in the one error shape. Internal errors are logged
-// with their cause and shown to the client only as "internal error".
+// (to log, or slog's default when nil) with their cause and shown to the
+// client only as "internal error". A 429 without Retry-After gets one.
 func RespondErr(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e := apperr.As(err)
 	status := apperr.HTTPStatus(e.Code)
+	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
 	if status >= 500 {
-		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
+		if log == nil {
+			log = slog.Default()
+		}
+		// A dependency that is down or slow is expected in operation; only
+		// an internal error is a bug.
+		level := slog.LevelWarn
+		if e.Code == apperr.Internal {
+			level = slog.LevelError
+		}
+		log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
 	}
 	details := e.Details
 	if details == nil {
