@@ -2,15 +2,14 @@ package document
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/postgres"
 )
 
 // Store is the PostgreSQL side of documents: queries and nothing else.
@@ -43,7 +42,7 @@ func (s *Store) Insert(ctx context.Context, d *Document) (*Document, uint64, err
 		d.ID, d.Title, d.ContentType, d.ContentSize, d.S3Key, d.Status, d.CreatedBy, d.ContentSHA256)
 	out, err := scan(row)
 	if err != nil {
-		return nil, 0, dbError(err, "insert document")
+		return nil, 0, postgres.Error(err, "insert document")
 	}
 	return out, s.walPosition(ctx), nil
 }
@@ -77,7 +76,7 @@ func parseLSN(s string) uint64 {
 func (s *Store) Get(ctx context.Context, id string) (*Document, error) {
 	d, err := scan(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM documents.documents WHERE id = $1`, id))
 	if err != nil {
-		return nil, dbError(err, "document "+id)
+		return nil, postgres.Error(err, "document "+id)
 	}
 	return d, nil
 }
@@ -87,18 +86,18 @@ func (s *Store) List(ctx context.Context, skip, limit int) ([]*Document, error) 
 	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM documents.documents
 		ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT $2`, skip, limit)
 	if err != nil {
-		return nil, dbError(err, "list documents")
+		return nil, postgres.Error(err, "list documents")
 	}
 	defer rows.Close()
 	out := []*Document{}
 	for rows.Next() {
 		d, err := scan(rows)
 		if err != nil {
-			return nil, dbError(err, "list documents")
+			return nil, postgres.Error(err, "list documents")
 		}
 		out = append(out, d)
 	}
-	return out, dbError(rows.Err(), "list documents")
+	return out, postgres.Error(rows.Err(), "list documents")
 }
 
 // Update applies in under a row lock: checks If-Match and the transition,
@@ -108,7 +107,7 @@ func (s *Store) Update(ctx context.Context, id string, in UpdateInput) (doc *Doc
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		cur, err := scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM documents.documents WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
-			return dbError(err, "document "+id)
+			return postgres.Error(err, "document "+id)
 		}
 		if in.IfMatch != nil && *in.IfMatch != cur.Version {
 			return apperr.E(apperr.PreconditionFailed, "document %s is at version %d, not %d", id, cur.Version, *in.IfMatch)
@@ -130,7 +129,7 @@ func (s *Store) Update(ctx context.Context, id string, in UpdateInput) (doc *Doc
 		doc, err = scan(tx.QueryRow(ctx, `UPDATE documents.documents
 			SET title = $2, status = $3, version = coalesce(version, 1) + 1
 			WHERE id = $1 RETURNING `+columns, id, title, status))
-		return dbError(err, "update document "+id)
+		return postgres.Error(err, "update document "+id)
 	})
 	if err != nil {
 		return nil, 0, err
@@ -142,38 +141,10 @@ func (s *Store) Update(ctx context.Context, id string, in UpdateInput) (doc *Doc
 func (s *Store) Delete(ctx context.Context, id string) (*Document, error) {
 	d, err := scan(s.pool.QueryRow(ctx, `DELETE FROM documents.documents WHERE id = $1 RETURNING `+columns, id))
 	if err != nil {
-		return nil, dbError(err, "document "+id)
+		return nil, postgres.Error(err, "document "+id)
 	}
 	return d, nil
 }
 
 // Ping checks the database (readiness).
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
-
-// dbError maps driver errors to application errors; what is not a known
-// client mistake stays internal (and is logged by the edge).
-func dbError(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	var ae *apperr.Error
-	if errors.As(err, &ae) {
-		return err
-	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return apperr.E(apperr.NotFound, "%s not found", what)
-	}
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) {
-		switch pg.Code {
-		case "23505":
-			return apperr.Wrap(apperr.Conflict, err, "%s already exists", what)
-		case "23514", "22001":
-			return apperr.Wrap(apperr.Validation, err, "%s: %s", what, pg.Message)
-		}
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return apperr.Wrap(apperr.Unavailable, err, "%s: timed out", what)
-	}
-	return apperr.Wrap(apperr.Internal, err, "internal error")
-}

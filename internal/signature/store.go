@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/postgres"
 )
 
 // Store is the PostgreSQL side of signatures: queries and nothing else.
@@ -86,13 +86,13 @@ SELECT `+selectColumns+` FROM s LEFT JOIN u ON u.signature_id = s.id`,
 		r.Key, r.ContentType, r.Size, firstAttempt.Seconds())
 	sig, err := scanSignature(row)
 	var pgErr *pgconn.PgError
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, apperr.E(apperr.NotFound, "document %s not found", r.DocumentID)
-	case errors.As(err, &pgErr) && pgErr.Code == "23503": // FK: deleted between read and insert
-		return nil, apperr.E(apperr.NotFound, "document %s not found", r.DocumentID)
-	case err != nil:
-		return nil, dbError(err, "insert signature")
+	if errors.As(err, &pgErr) && pgErr.Code == "23503" {
+		// The document was deleted between the read and the insert.
+		err = pgx.ErrNoRows
+	}
+	if err != nil {
+		// No row: the document does not exist (any more).
+		return nil, postgres.Error(err, "document "+r.DocumentID)
 	}
 	return sig, nil
 }
@@ -103,11 +103,8 @@ func (s *Store) Get(ctx context.Context, id string) (*Signature, error) {
 		FROM signatures.signatures s LEFT JOIN signatures.status_updates u ON u.signature_id = s.id
 		WHERE s.id = $1::uuid`, id)
 	sig, err := scanSignature(row)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, apperr.E(apperr.NotFound, "signature %s not found", id)
-	}
 	if err != nil {
-		return nil, dbError(err, "get signature")
+		return nil, postgres.Error(err, "signature "+id)
 	}
 	return sig, nil
 }
@@ -131,11 +128,11 @@ func (s *Store) ListByDocument(ctx context.Context, documentID string) ([]*Signa
 func (s *Store) list(ctx context.Context, sql string, args ...any) ([]*Signature, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, dbError(err, "list signatures")
+		return nil, postgres.Error(err, "list signatures")
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Signature, error) { return scanSignature(row) })
 	if err != nil {
-		return nil, dbError(err, "list signatures")
+		return nil, postgres.Error(err, "list signatures")
 	}
 	if out == nil {
 		out = []*Signature{}
@@ -152,7 +149,7 @@ func (s *Store) DocumentStatus(ctx context.Context, documentID string) (status s
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, dbError(err, "read document status")
+		return "", false, postgres.Error(err, "read document status")
 	}
 	return status, true, nil
 }
@@ -183,11 +180,11 @@ WHERE u.signature_id IN (
 	FOR UPDATE SKIP LOCKED)
 RETURNING u.signature_id::text, u.document_id::text, u.status, u.attempts`, n, lease.Seconds())
 	if err != nil {
-		return nil, dbError(err, "claim status updates")
+		return nil, postgres.Error(err, "claim status updates")
 	}
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[pendingUpdate])
 	if err != nil {
-		return nil, dbError(err, "claim status updates")
+		return nil, postgres.Error(err, "claim status updates")
 	}
 	return out, nil
 }
@@ -195,7 +192,7 @@ RETURNING u.signature_id::text, u.document_id::text, u.status, u.attempts`, n, l
 // Applied removes a status update the document service accepted.
 func (s *Store) Applied(ctx context.Context, signatureID string) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM signatures.status_updates WHERE signature_id = $1::uuid`, signatureID)
-	return dbError(err, "mark status update applied")
+	return postgres.Error(err, "mark status update applied")
 }
 
 // Retry makes a pending status update due again after delay, recording why
@@ -204,7 +201,7 @@ func (s *Store) Retry(ctx context.Context, signatureID string, delay time.Durati
 	_, err := s.pool.Exec(ctx, `UPDATE signatures.status_updates
 		SET next_attempt_at = now() + make_interval(secs => $2::float8), last_error = $3, updated_at = now()
 		WHERE signature_id = $1::uuid AND state = 'pending'`, signatureID, delay.Seconds(), reason)
-	return dbError(err, "reschedule status update")
+	return postgres.Error(err, "reschedule status update")
 }
 
 // Failed parks a status update the document service refused for good.
@@ -212,28 +209,12 @@ func (s *Store) Failed(ctx context.Context, signatureID, reason string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE signatures.status_updates
 		SET state = 'failed', last_error = $2, updated_at = now()
 		WHERE signature_id = $1::uuid`, signatureID, reason)
-	return dbError(err, "mark status update failed")
+	return postgres.Error(err, "mark status update failed")
 }
 
 // Pending counts status updates still to apply (for the metrics gauge).
 func (s *Store) Pending(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM signatures.status_updates WHERE state = 'pending'`).Scan(&n)
-	return n, dbError(err, "count pending status updates")
-}
-
-// dbError wraps a database failure: unavailable when PostgreSQL cannot be
-// reached (retry later), internal otherwise. nil stays nil.
-func dbError(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) || errors.Is(err, context.Canceled) {
-		return apperr.Wrap(apperr.Internal, err, "internal error")
-	}
-	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
-		return apperr.Wrap(apperr.Unavailable, err, "database unavailable")
-	}
-	return apperr.Wrap(apperr.Internal, err, "internal error")
+	return n, postgres.Error(err, "count pending status updates")
 }
