@@ -5,14 +5,12 @@ package document
 
 import (
 	"fmt"
-	"net/mail"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/validate"
 )
 
 // Status is a document's lifecycle state.
@@ -109,7 +107,6 @@ func (t Time) String() string { return t.UTC().Format(timeLayout) }
 // Limits.
 const (
 	MaxTitle       = 255
-	MaxEmail       = 255
 	MaxContentType = 100
 	MaxJSONContent = 10 << 20 // content inline in a JSON create
 )
@@ -125,7 +122,7 @@ type CreateInput struct {
 func (in CreateInput) Validate() error {
 	var errs []apperr.FieldError
 	errs = appendTitle(errs, in.Title, true)
-	if msg := checkEmail(in.CreatedBy); msg != "" {
+	if msg := validate.Email(in.CreatedBy); msg != "" {
 		errs = append(errs, apperr.FieldError{Field: "created_by", Message: msg})
 	}
 	if len(in.ContentType) > MaxContentType {
@@ -151,20 +148,6 @@ func appendTitle(errs []apperr.FieldError, title string, required bool) []apperr
 	return errs
 }
 
-func checkEmail(s string) string {
-	switch {
-	case s == "":
-		return "is required"
-	case len(s) > MaxEmail:
-		return fmt.Sprintf("must be at most %d characters", MaxEmail)
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || !strings.Contains(s[strings.IndexByte(s, '@'):], ".") {
-		return "must be a valid email address"
-	}
-	return ""
-}
-
 // UpdateInput is a partial update; nil fields are left alone.
 type UpdateInput struct {
 	Title   *string
@@ -187,15 +170,6 @@ func (in UpdateInput) Validate() error {
 		}
 	}
 	return apperr.Fields(errs...)
-}
-
-// ParseID checks that s is a UUID; anything else is a client error (400).
-func ParseID(s string) (string, error) {
-	id, err := uuid.Parse(s)
-	if err != nil || len(s) != 36 {
-		return "", apperr.E(apperr.Invalid, "document id %q is not a UUID", s)
-	}
-	return id.String(), nil
 }
 
 // Stats are a document's view analytics.

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/validate"
 	pb "github.com/docstream/docstream/proto/documentpb"
 )
 
@@ -51,7 +52,7 @@ func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 }
 
 func (g *GRPCServer) UpdateDocumentStatus(ctx context.Context, req *pb.UpdateDocumentStatusRequest) (*pb.DocumentResponse, error) {
-	id, err := ParseID(req.GetDocumentId())
+	id, err := validate.ID("document", req.GetDocumentId())
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +67,7 @@ func (g *GRPCServer) UpdateDocumentStatus(ctx context.Context, req *pb.UpdateDoc
 }
 
 func (g *GRPCServer) GetDocument(ctx context.Context, req *pb.GetDocumentRequest) (*pb.DocumentResponse, error) {
-	id, err := ParseID(req.GetDocumentId())
+	id, err := validate.ID("document", req.GetDocumentId())
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func (g *GRPCServer) GetDocument(ctx context.Context, req *pb.GetDocumentRequest
 
 // DocumentExists answers exists=false for an unknown id (not an error).
 func (g *GRPCServer) DocumentExists(ctx context.Context, req *pb.DocumentExistsRequest) (*pb.DocumentExistsResponse, error) {
-	id, err := ParseID(req.GetDocumentId())
+	id, err := validate.ID("document", req.GetDocumentId())
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/httpx"
+	"github.com/docstream/docstream/internal/validate"
 )
 
 // HTTPConfig tunes the REST API.
@@ -207,9 +208,9 @@ func multipartError(err error, limit int64) error {
 
 func (s *Server) handleList() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		skip, err1 := intParam(r, "skip", 0, 0, 1<<31-1)
-		limit, err2 := intParam(r, "limit", 100, 1, 100)
-		if err := apperr.Fields(append(err1, err2...)...); err != nil {
+		q := httpx.NewQuery(r)
+		skip, limit := q.Page()
+		if err := q.Err(); err != nil {
 			s.respondErr(w, r, err)
 			return
 		}
@@ -224,7 +225,7 @@ func (s *Server) handleList() http.Handler {
 
 func (s *Server) handleGet() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := ParseID(r.PathValue("id"))
+		id, err := validate.ID("document", r.PathValue("id"))
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
@@ -246,7 +247,7 @@ type updateRequest struct {
 
 func (s *Server) handleUpdate() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := ParseID(r.PathValue("id"))
+		id, err := validate.ID("document", r.PathValue("id"))
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
@@ -277,7 +278,7 @@ func (s *Server) handleUpdate() http.Handler {
 
 func (s *Server) handleDelete() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := ParseID(r.PathValue("id"))
+		id, err := validate.ID("document", r.PathValue("id"))
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
@@ -292,7 +293,7 @@ func (s *Server) handleDelete() http.Handler {
 
 func (s *Server) handleContent() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := ParseID(r.PathValue("id"))
+		id, err := validate.ID("document", r.PathValue("id"))
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
@@ -314,7 +315,7 @@ func (s *Server) handleContent() http.Handler {
 
 func (s *Server) handleStats() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := ParseID(r.PathValue("id"))
+		id, err := validate.ID("document", r.PathValue("id"))
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
@@ -348,18 +349,6 @@ func parseETag(s string) (int32, error) {
 		return 0, apperr.E(apperr.Invalid, "If-Match must be a document version ETag such as \"3\", got %q", s)
 	}
 	return int32(v), nil
-}
-
-func intParam(r *http.Request, name string, def, min, max int) (int, []apperr.FieldError) {
-	s := r.URL.Query().Get(name)
-	if s == "" {
-		return def, nil
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil || v < min || v > max {
-		return 0, []apperr.FieldError{{Field: name, Message: fmt.Sprintf("must be an integer from %d to %d", min, max)}}
-	}
-	return v, nil
 }
 
 func deref(p *string) string {

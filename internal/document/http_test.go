@@ -136,7 +136,7 @@ func TestBadInputGetsExactStatusAndCode(t *testing.T) {
 		{"deleting an unknown id is 404", "DELETE", "/documents/0691e72f-799b-7efd-8000-e5c4e1cb7813", ``, nil, 404, "not_found", ""},
 		{"patching an unknown id is 404", "PATCH", "/documents/0691e72f-799b-7efd-8000-e5c4e1cb7813", `{"title":"x"}`, nil, 404, "not_found", ""},
 		{"limit 0 is 422", "GET", "/documents?limit=0", ``, nil, 422, "validation", "limit"},
-		{"limit 101 is 422", "GET", "/documents?limit=101", ``, nil, 422, "validation", "limit"},
+		{"limit 1001 is 422", "GET", "/documents?limit=1001", ``, nil, 422, "validation", "limit"},
 		{"a negative skip is 422", "GET", "/documents?skip=-1", ``, nil, 422, "validation", "skip"},
 		{"a word for skip is 422", "GET", "/documents?skip=ten", ``, nil, 422, "validation", "skip"},
 		{"an unknown path is a JSON 404", "GET", "/nothing-here", ``, nil, 404, "not_found", ""},

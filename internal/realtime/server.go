@@ -4,15 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/mail"
 	"strconv"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/google/uuid"
 
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/httpx"
+	"github.com/docstream/docstream/internal/validate"
 )
 
 // ServerConfig configures the HTTP side.
@@ -63,9 +62,9 @@ func (s *Server) Handler(ctx context.Context, checks ...httpx.Check) http.Handle
 // about the document.
 func (s *Server) handleWebSocket() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		docID, err := uuid.Parse(r.PathValue("document_id"))
+		docID, err := validate.ID("document", r.PathValue("document_id"))
 		if err != nil {
-			httpx.RespondErr(w, r, s.log, apperr.E(apperr.Invalid, "document_id must be a UUID"))
+			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
 		var since *uint64
@@ -103,7 +102,7 @@ func (s *Server) handleWebSocket() http.Handler {
 		}
 		s.hub.clients.Add(1)
 		defer s.hub.clients.Done()
-		c := newClient(s.hub, ws, docID.String(), id.ExpiresAt)
+		c := newClient(s.hub, ws, docID, id.ExpiresAt)
 		if !s.hub.subscribe(c, since) {
 			since = nil // nothing to replay
 		}
@@ -146,8 +145,8 @@ func (s *Server) handleToken() http.Handler {
 			fields = append(fields, apperr.FieldError{Field: "user_id", Message: "must be at most 255 characters"})
 		}
 		if email != "" {
-			if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
-				fields = append(fields, apperr.FieldError{Field: "email", Message: "must be an email address"})
+			if msg := validate.Email(email); msg != "" {
+				fields = append(fields, apperr.FieldError{Field: "email", Message: msg})
 			}
 		}
 		if err := apperr.Fields(fields...); err != nil {

@@ -100,19 +100,19 @@ type termsResponse struct {
 
 func (s *Server) handleSearch() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := params{r: r}
+		p := newParams(r)
 		q := Query{
 			Text:      p.text("q", 1),
 			Status:    p.filter("status"),
 			CreatedBy: p.filter("created_by"),
-			From:      p.int("from", 0, 0, MaxWindow),
-			Size:      p.int("size", DefaultSize, 1, MaxSize),
+			From:      p.Int("from", 0, 0, MaxWindow),
+			Size:      p.Int("size", DefaultSize, 1, MaxSize),
 		}
 		minLSN := p.minLSN()
-		if len(p.errs) == 0 && q.From+q.Size > MaxWindow {
-			p.fail("from", "from + size must be at most "+strconv.Itoa(MaxWindow))
+		if p.Err() == nil && q.From+q.Size > MaxWindow {
+			p.Fail("from", "from + size must be at most "+strconv.Itoa(MaxWindow))
 		}
-		if err := apperr.Fields(p.errs...); err != nil {
+		if err := p.Err(); err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
@@ -138,11 +138,11 @@ func (s *Server) handleSearch() http.Handler {
 
 func (s *Server) handleSuggest() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := params{r: r}
+		p := newParams(r)
 		prefix := p.text("q", MinSuggestLen)
-		size := p.int("size", DefaultSuggestSize, 1, MaxSuggestSize)
+		size := p.Int("size", DefaultSuggestSize, 1, MaxSuggestSize)
 		minLSN := p.minLSN()
-		if err := apperr.Fields(p.errs...); err != nil {
+		if err := p.Err(); err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
@@ -163,14 +163,14 @@ func (s *Server) handleAggregations() http.Handler {
 			httpx.RespondErr(w, r, s.log, apperr.E(apperr.Invalid, "cannot aggregate by %q: choose one of %s", field, strings.Join(AggregationFields, ", ")))
 			return
 		}
-		p := params{r: r}
-		text := strings.TrimSpace(r.URL.Query().Get("q"))
+		p := newParams(r)
+		text := strings.TrimSpace(p.Get("q"))
 		if utf8.RuneCountInString(text) > MaxQueryLen {
-			p.fail("q", "must be at most "+strconv.Itoa(MaxQueryLen)+" characters")
+			p.Fail("q", "must be at most "+strconv.Itoa(MaxQueryLen)+" characters")
 		}
-		size := p.int("size", DefaultTermsSize, 1, MaxSize)
+		size := p.Int("size", DefaultTermsSize, 1, MaxSize)
 		minLSN := p.minLSN()
-		if err := apperr.Fields(p.errs...); err != nil {
+		if err := p.Err(); err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
@@ -220,62 +220,42 @@ func unavailable(err error) error {
 	return apperr.Wrap(apperr.Unavailable, err, "search index unavailable")
 }
 
-// params reads query parameters, collecting every validation error so one
-// answer names all the wrong fields.
+// params are the query parameters of a search request: httpx.Query's,
+// plus free text, filters and min_lsn.
 type params struct {
-	r    *http.Request
-	errs []apperr.FieldError
+	*httpx.Query
+	r *http.Request
 }
 
-func (p *params) fail(field, msg string) {
-	p.errs = append(p.errs, apperr.FieldError{Field: field, Message: msg})
-}
+func newParams(r *http.Request) params { return params{Query: httpx.NewQuery(r), r: r} }
 
 // text reads a required free-text parameter of at least minLen characters.
 func (p *params) text(name string, minLen int) string {
-	v := strings.TrimSpace(p.r.URL.Query().Get(name))
+	v := strings.TrimSpace(p.Get(name))
 	n := utf8.RuneCountInString(v)
 	switch {
 	case n == 0:
-		p.fail(name, "is required")
+		p.Fail(name, "is required")
 	case n < minLen:
-		p.fail(name, "must be at least "+strconv.Itoa(minLen)+" characters")
+		p.Fail(name, "must be at least "+strconv.Itoa(minLen)+" characters")
 	case n > MaxQueryLen:
-		p.fail(name, "must be at most "+strconv.Itoa(MaxQueryLen)+" characters")
+		p.Fail(name, "must be at most "+strconv.Itoa(MaxQueryLen)+" characters")
 	}
 	return v
 }
 
 // filter reads an optional exact-match filter.
 func (p *params) filter(name string) string {
-	v := strings.TrimSpace(p.r.URL.Query().Get(name))
+	v := strings.TrimSpace(p.Get(name))
 	if len(v) > 255 {
-		p.fail(name, "must be at most 255 characters")
-	}
-	return v
-}
-
-// int reads an optional integer in [lo, hi].
-func (p *params) int(name string, def, lo, hi int) int {
-	raw := p.r.URL.Query().Get(name)
-	if raw == "" {
-		return def
-	}
-	v, err := strconv.Atoi(raw)
-	if err != nil {
-		p.fail(name, "must be an integer")
-		return def
-	}
-	if v < lo || v > hi {
-		p.fail(name, "must be between "+strconv.Itoa(lo)+" and "+strconv.Itoa(hi))
-		return def
+		p.Fail(name, "must be at most 255 characters")
 	}
 	return v
 }
 
 // minLSN reads min_lsn, or the X-Min-LSN header when the parameter is absent.
 func (p *params) minLSN() uint64 {
-	field, raw := "min_lsn", p.r.URL.Query().Get("min_lsn")
+	field, raw := "min_lsn", p.Get("min_lsn")
 	if raw == "" {
 		field, raw = MinLSNHeader, p.r.Header.Get(MinLSNHeader)
 	}
@@ -284,7 +264,7 @@ func (p *params) minLSN() uint64 {
 	}
 	v, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
 	if err != nil {
-		p.fail(field, "must be a non-negative integer LSN (as in X-Commit-LSN)")
+		p.Fail(field, "must be a non-negative integer LSN (as in X-Commit-LSN)")
 		return 0
 	}
 	return v

@@ -1,20 +1,12 @@
 package signature
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 
-	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/httpx"
-)
-
-// List paging limits.
-const (
-	defaultLimit = 100
-	maxLimit     = 1000
+	"github.com/docstream/docstream/internal/validate"
 )
 
 // Server is the signature service's HTTP API.
@@ -72,8 +64,9 @@ func (s *Server) handleCreate() http.Handler {
 
 func (s *Server) handleList() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		skip, limit, err := paging(r)
-		if err != nil {
+		q := httpx.NewQuery(r)
+		skip, limit := q.Page()
+		if err := q.Err(); err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
@@ -88,7 +81,7 @@ func (s *Server) handleList() http.Handler {
 
 func (s *Server) handleGet() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := ParseID("signature", r.PathValue("id"))
+		id, err := validate.ID("signature", r.PathValue("id"))
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
@@ -104,7 +97,7 @@ func (s *Server) handleGet() http.Handler {
 
 func (s *Server) handleListByDocument() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := ParseID("document", r.PathValue("id"))
+		id, err := validate.ID("document", r.PathValue("id"))
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
@@ -116,27 +109,4 @@ func (s *Server) handleListByDocument() http.Handler {
 		}
 		httpx.Respond(w, http.StatusOK, sigs)
 	})
-}
-
-// paging reads skip (≥ 0, default 0) and limit (1–1000, default 100).
-func paging(r *http.Request) (skip, limit int, err error) {
-	var errs []apperr.FieldError
-	num := func(name string, def, lo, hi int) int {
-		v := r.URL.Query().Get(name)
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < lo || n > hi {
-			msg := fmt.Sprintf("must be an integer from %d to %d", lo, hi)
-			if hi == int(^uint(0)>>1) {
-				msg = fmt.Sprintf("must be an integer ≥ %d", lo)
-			}
-			errs = append(errs, apperr.FieldError{Field: name, Message: msg})
-		}
-		return n
-	}
-	skip = num("skip", 0, 0, int(^uint(0)>>1))
-	limit = num("limit", defaultLimit, 1, maxLimit)
-	return skip, limit, apperr.Fields(errs...)
 }

@@ -11,16 +11,14 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"net/mail"
 	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/validate"
 )
 
 // Bucket is the object storage bucket holding signature data, one object per
@@ -31,7 +29,6 @@ const Bucket = "signatures"
 const (
 	MaxSignatureData = 1 << 20 // bytes of signature_data as sent
 	MaxName          = 255
-	MaxEmail         = 255
 	// maxBody leaves room for JSON escaping of a signature_data at the limit
 	// (a base64 image needs none; "\u00e9"-style escapes need up to 6×, but a
 	// body that large is refused with 413 before it is parsed).
@@ -110,22 +107,18 @@ func (r CreateRequest) Validate() (CreateInput, error) {
 	case r.DocumentID == nil || *r.DocumentID == "":
 		bad("document_id", "is required")
 	default:
-		id, err := uuid.Parse(*r.DocumentID)
-		if err != nil || len(*r.DocumentID) != 36 {
-			bad("document_id", "must be a UUID")
+		if id, ok := validate.UUID(*r.DocumentID); ok {
+			in.DocumentID = id
 		} else {
-			in.DocumentID = id.String()
+			bad("document_id", "must be a UUID")
 		}
 	}
 
-	switch {
-	case r.SignerEmail == nil || *r.SignerEmail == "":
+	if r.SignerEmail == nil {
 		bad("signer_email", "is required")
-	case len(*r.SignerEmail) > MaxEmail:
-		bad("signer_email", fmt.Sprintf("must be at most %d characters", MaxEmail))
-	case !validEmail(*r.SignerEmail):
-		bad("signer_email", "must be a valid email address")
-	default:
+	} else if msg := validate.Email(*r.SignerEmail); msg != "" {
+		bad("signer_email", msg)
+	} else {
 		in.SignerEmail = *r.SignerEmail
 	}
 
@@ -171,25 +164,7 @@ func (r CreateRequest) Validate() (CreateInput, error) {
 	return in, apperr.Fields(errs...)
 }
 
-func validEmail(s string) bool {
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s {
-		return false
-	}
-	at := strings.LastIndexByte(s, '@')
-	return at > 0 && strings.Contains(s[at:], ".")
-}
-
 func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
-
-// ParseID checks that s is a UUID; anything else is a client error (400).
-func ParseID(what, s string) (string, error) {
-	id, err := uuid.Parse(s)
-	if err != nil || len(s) != 36 {
-		return "", apperr.E(apperr.Invalid, "%s id %q is not a UUID", what, s)
-	}
-	return id.String(), nil
-}
 
 // signable reports whether a document in status s may be signed: exactly
 // when the document service's state machine allows s → signed (signing an
