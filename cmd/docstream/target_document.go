@@ -18,11 +18,13 @@ func init() {
 			addr, grpcAddr, proxies string
 			ttl                     time.Duration
 			maxUpload               int64
+			invalidator             bool
 		)
 		fs.StringVar(&addr, "document-addr", ":8005", "document REST API listen address")
 		fs.StringVar(&grpcAddr, "document-grpc-addr", ":50051", "document gRPC listen address")
 		fs.DurationVar(&ttl, "document-cache-ttl", 300*time.Second, "how long a document stays in the Redis cache")
 		fs.Int64Var(&maxUpload, "document-max-upload", 100<<20, "largest multipart upload in bytes (inline JSON content is capped at 10 MiB)")
+		fs.BoolVar(&invalidator, "document-cache-invalidator", true, "apply every change on cdc.documents to the Redis cache (heals invalidations missed in an outage; needs the shared bus: --bus-url when services run in several processes)")
 		fs.StringVar(&proxies, "document-trusted-proxies", "127.0.0.1,::1", "peers (CIDRs) whose X-Forwarded-For is trusted for the viewer's address")
 		return func(ctx context.Context, sys *system) error {
 			trusted, err := httpx.ParsePrefixes(proxies)
@@ -42,7 +44,18 @@ func init() {
 				return err
 			}
 			log := sys.log.With("service", "document")
-			svc := document.NewService(document.NewStore(pool), bucket, document.NewCache(rdb, ttl, log), log)
+			cache := document.NewCache(rdb, ttl, log)
+			svc := document.NewService(document.NewStore(pool), bucket, cache, log)
+			var checks []httpx.Check
+			if invalidator && rdb != nil {
+				b, err := sys.Bus(ctx)
+				if err != nil {
+					return err
+				}
+				inv := document.NewInvalidator(cache, document.InvalidatorConfig{}, log)
+				sys.Go("document cache invalidator", func(ctx context.Context) error { return inv.Run(ctx, b) })
+				checks = append(checks, httpx.Check{Name: "cache-invalidator", Probe: inv.Health})
+			}
 			ln, err := sys.Listen("document", addr)
 			if err != nil {
 				return err
@@ -52,7 +65,7 @@ func init() {
 				ln.Close()
 				return err
 			}
-			handler := document.NewServer(svc, document.HTTPConfig{MaxUpload: maxUpload, TrustedProxies: trusted}, log)
+			handler := document.NewServer(svc, document.HTTPConfig{MaxUpload: maxUpload, TrustedProxies: trusted, Checks: checks}, log)
 			sys.Go("document http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log) })
 			gs, _ := document.NewGRPCServer(svc, log)
 			sys.Go("document grpc", func(ctx context.Context) error { return serveGRPC(ctx, gs, gln) })

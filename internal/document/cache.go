@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,26 +36,75 @@ type Cache struct {
 	log       *slog.Logger
 	downUntil atomic.Int64 // unix nanos; skip Redis until then after a failure
 
-	// Invalidations that could not reach Redis are remembered and replayed
-	// when it answers again, so an entry cached before an outage is not
-	// served after a change made during it. Past maxPending ids, every
+	// Invalidations that could not reach Redis are remembered (id → the
+	// version the entry must reach; gone for a deletion) and replayed when
+	// it answers again: the fast path after a short outage. What this
+	// memory loses (a restart, another instance's entries) the
+	// Invalidator heals from the change stream. Past maxPending ids, every
 	// document entry is dropped on recovery instead.
 	mu       sync.Mutex
 	down     bool
-	pending  map[string]struct{}
+	pending  map[string]int32
 	overflow bool
 }
 
 const maxPending = 100_000
 
-// tombstone marks a just-changed document for a few seconds so that a reader
-// that loaded the old row before the change cannot put it back (readers
-// write with SET NX, and NX fails while the tombstone is there).
+// Entries carry their version, and every write to document:{id} is a
+// compare on it inside Redis (a Lua script), so no order of fills and
+// invalidations can replace a row with an older one:
+//
+//   - an entry is the document's JSON, whose "version" field is compared;
+//   - a tombstone "-N" says "the row is at version N or later": a fill
+//     with an older row is refused, one with N or newer replaces it;
+//   - a tombstone "-" (deleted; also any tombstone that does not parse)
+//     refuses every fill until it expires.
+//
+// Tombstones live as long as an entry would (the cache TTL): a fill that
+// read the row before a change and arrives after the tombstone expired
+// would have to be a whole TTL late.
 const (
-	tombstone    = "-"
-	tombstoneTTL = 10 * time.Second
-	backoff      = time.Second
+	tombstonePrefix = "-"
+	gone            = int32(-1) // pending version of a deleted document
+	backoff         = time.Second
 )
+
+// fillScript sets KEYS[1] to ARGV[2] (a document of version ARGV[1]) for
+// ARGV[3] ms unless what is there is as new or newer. Returns 1 if set.
+var fillScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+local v = tonumber(ARGV[1])
+if cur then
+  if string.sub(cur, 1, 1) == '-' then
+    local min = tonumber(string.sub(cur, 2))
+    if min == nil or v < min then return 0 end
+  else
+    local ok, doc = pcall(cjson.decode, cur)
+    if ok and type(doc) == 'table' and tonumber(doc.version) ~= nil and tonumber(doc.version) >= v then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`)
+
+// invalidateScript replaces KEYS[1] with the tombstone "-ARGV[1]" for
+// ARGV[2] ms unless it already holds version ARGV[1] or newer (an entry or
+// a tombstone). Returns 1 if it wrote the tombstone.
+var invalidateScript = redis.NewScript(invalidateLua)
+
+const invalidateLua = `
+local cur = redis.call('GET', KEYS[1])
+local v = tonumber(ARGV[1])
+if cur then
+  if string.sub(cur, 1, 1) == '-' then
+    local min = tonumber(string.sub(cur, 2))
+    if min == nil or min >= v then return 0 end
+  else
+    local ok, doc = pcall(cjson.decode, cur)
+    if ok and type(doc) == 'table' and tonumber(doc.version) ~= nil and tonumber(doc.version) >= v then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], '-' .. ARGV[1], 'PX', ARGV[2])
+return 1`
 
 // NewCache wraps rdb (which may be nil).
 func NewCache(rdb *redis.Client, ttl time.Duration, log *slog.Logger) *Cache {
@@ -81,18 +131,21 @@ func (c *Cache) failed(ctx context.Context, op string, err error) {
 	redisUp.Set(0)
 }
 
-// remember records an invalidation Redis did not get.
-func (c *Cache) remember(id string) {
+// remember records an invalidation Redis did not get: the document must
+// be at version or later (gone: deleted).
+func (c *Cache) remember(id string, version int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pending == nil {
-		c.pending = map[string]struct{}{}
+		c.pending = map[string]int32{}
 	}
 	if len(c.pending) >= maxPending {
 		c.overflow = true
 		return
 	}
-	c.pending[id] = struct{}{}
+	if cur, ok := c.pending[id]; !ok || (cur != gone && (version == gone || version > cur)) {
+		c.pending[id] = version
+	}
 }
 
 // ok is called after Redis answered. After an outage it replays the missed
@@ -116,15 +169,15 @@ func (c *Cache) ok(ctx context.Context, id string) (stale bool) {
 		stale = true
 	} else if len(pending) > 0 {
 		_, err = c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for pid := range pending {
-				p.Set(ctx, docKey(pid), tombstone, tombstoneTTL)
+			for pid, v := range pending {
+				c.queueInvalidate(ctx, p, pid, v)
 			}
 			return nil
 		})
 	}
 	if err != nil {
-		for pid := range pending {
-			c.remember(pid)
+		for pid, v := range pending {
+			c.remember(pid, v)
 		}
 		c.failed(ctx, "replay", err)
 		return true
@@ -169,7 +222,7 @@ func (c *Cache) GetAndCountView(ctx context.Context, id, clientIP string) *Docum
 	}
 	stale := c.ok(ctx, id)
 	b, err := get.Bytes()
-	if err != nil || string(b) == tombstone || stale {
+	if err != nil || strings.HasPrefix(string(b), tombstonePrefix) || stale {
 		cacheResults.WithLabelValues("miss").Inc()
 		return nil
 	}
@@ -182,7 +235,8 @@ func (c *Cache) GetAndCountView(ctx context.Context, id, clientIP string) *Docum
 	return &d
 }
 
-// Put caches d unless a tombstone or a newer entry is there (SET NX).
+// Put caches d unless what is cached is as new or newer (a later fill, or
+// the tombstone of a change d predates).
 func (c *Cache) Put(ctx context.Context, d *Document) {
 	if !c.usable() {
 		return
@@ -191,45 +245,100 @@ func (c *Cache) Put(ctx context.Context, d *Document) {
 	if err != nil {
 		return
 	}
-	c.failed(ctx, "put", c.rdb.SetNX(ctx, docKey(d.ID), b, c.ttl).Err())
+	err = fillScript.Run(ctx, c.rdb, []string{docKey(d.ID)}, d.Version, b, c.ttl.Milliseconds()).Err()
+	c.failed(ctx, "put", err)
 }
 
-// Invalidate replaces the entry with a short-lived tombstone after a change.
-func (c *Cache) Invalidate(ctx context.Context, id string) {
+// Invalidate records that document id is now at version (or later): an
+// older entry is replaced by a tombstone that refuses older fills.
+func (c *Cache) Invalidate(ctx context.Context, id string, version int32) {
 	if c.rdb == nil {
 		return
 	}
 	if !c.usable() {
-		c.remember(id)
+		c.remember(id, version)
 		return
 	}
-	if err := c.rdb.Set(ctx, docKey(id), tombstone, tombstoneTTL).Err(); err != nil {
-		c.remember(id)
+	if err := invalidateScript.Run(ctx, c.rdb, []string{docKey(id)}, version, c.ttl.Milliseconds()).Err(); err != nil && err != redis.Nil {
+		c.remember(id, version)
 		c.failed(ctx, "invalidate", err)
 		return
 	}
 	c.ok(ctx, id)
 }
 
-// Forget removes everything about a deleted document, analytics included.
-// A view recorded for an id that turned out not to exist is forgotten too.
+// Forget removes everything about a deleted document, analytics included,
+// and refuses fills of it until the tombstone expires. A view recorded for
+// an id that turned out not to exist is forgotten too.
 func (c *Cache) Forget(ctx context.Context, id string) {
 	if c.rdb == nil {
 		return
 	}
 	if !c.usable() {
-		c.remember(id)
+		c.remember(id, gone)
 		return
 	}
 	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, docKey(id), tombstone, tombstoneTTL)
-		p.Del(ctx, viewsKey(id), uniqueKey(id))
+		c.queueInvalidate(ctx, p, id, gone)
 		return nil
 	})
 	if err != nil {
-		c.remember(id)
+		c.remember(id, gone)
 	}
 	c.failed(ctx, "forget", err)
+}
+
+// queueInvalidate adds the commands of one invalidation to p. Scripts in a
+// pipeline go as EVAL (not EVALSHA): a Redis that just restarted has no
+// scripts loaded, and a pipeline cannot fall back per command.
+func (c *Cache) queueInvalidate(ctx context.Context, p redis.Pipeliner, id string, version int32) {
+	if version == gone {
+		p.Set(ctx, docKey(id), tombstonePrefix, c.ttl)
+		p.Del(ctx, viewsKey(id), uniqueKey(id))
+		return
+	}
+	p.Eval(ctx, invalidateLua, []string{docKey(id)}, version, c.ttl.Milliseconds())
+}
+
+// Apply writes a batch of invalidations in one round trip, bypassing the
+// request path's back-off (the caller retries). It reports Redis errors.
+// Invalidations are idempotent: applying one twice, or an older one after
+// a newer, changes nothing.
+func (c *Cache) Apply(ctx context.Context, invs []Invalidation) error {
+	if c.rdb == nil || len(invs) == 0 {
+		return nil
+	}
+	cmds, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, inv := range invs {
+			v := inv.Version
+			if inv.Deleted {
+				v = gone
+			}
+			c.queueInvalidate(ctx, p, inv.ID, v)
+		}
+		return nil
+	})
+	if err == nil {
+		for _, cmd := range cmds {
+			if e := cmd.Err(); e != nil && e != redis.Nil {
+				err = e
+				break
+			}
+		}
+	}
+	if err != nil && err != redis.Nil {
+		c.failed(ctx, "apply", err)
+		return err
+	}
+	c.ok(ctx, "")
+	return nil
+}
+
+// Invalidation says that document ID is at Version or later, or deleted.
+type Invalidation struct {
+	ID      string
+	Version int32
+	Deleted bool
 }
 
 // Stats reads the view counters; ok is false when Redis is unavailable.

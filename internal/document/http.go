@@ -20,6 +20,9 @@ import (
 type HTTPConfig struct {
 	MaxUpload      int64          // largest multipart upload, bytes
 	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For is believed
+	// Checks are more readiness details (e.g. the cache invalidator's
+	// health), reported under /health/ready beside the service's own.
+	Checks []httpx.Check
 }
 
 // Server is the REST API on port 8005.
@@ -42,11 +45,11 @@ func NewServer(docs *Service, cfg HTTPConfig, log *slog.Logger) http.Handler {
 
 func (s *Server) routes() {
 	db, cache, blobs := s.docs.Ready()
-	httpx.Routes(s.mux,
-		httpx.Check{Name: "postgres", Critical: true, Probe: db},
-		httpx.Check{Name: "blob", Critical: true, Probe: blobs},
-		httpx.Check{Name: "redis", Critical: false, Probe: cache},
-	)
+	httpx.Routes(s.mux, append([]httpx.Check{
+		{Name: "postgres", Critical: true, Probe: db},
+		{Name: "blob", Critical: true, Probe: blobs},
+		{Name: "redis", Critical: false, Probe: cache},
+	}, s.cfg.Checks...)...)
 	s.mux.Handle("POST /documents", s.handleCreate())
 	s.mux.Handle("GET /documents", s.handleList())
 	s.mux.Handle("GET /documents/{id}", s.handleGet())

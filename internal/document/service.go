@@ -180,7 +180,8 @@ func (s *Service) List(ctx context.Context, skip, limit int) ([]*Document, error
 	return s.store.List(ctx, skip, limit)
 }
 
-// Update changes title and/or status and invalidates the cache entry.
+// Update changes title and/or status and invalidates the cache entry (the
+// fast path; the Invalidator applies the same change from the stream).
 func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (*Created, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
@@ -189,7 +190,7 @@ func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (*Creat
 	if err != nil {
 		return nil, err
 	}
-	s.cache.Invalidate(ctx, id)
+	s.cache.Invalidate(ctx, id, d.Version)
 	return &Created{Document: d, LSN: lsn}, nil
 }
 

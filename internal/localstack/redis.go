@@ -85,3 +85,7 @@ func (r *Redis) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }
 
 // URL is the redis:// URL.
 func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
+
+// Kill stops redis with SIGKILL (a crash: no shutdown work). What it
+// acknowledged is in the AOF already: it writes the AOF before replying.
+func (r *Redis) Kill() { r.proc.stop(syscall.SIGKILL, 10*time.Second) }
