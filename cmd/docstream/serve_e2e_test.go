@@ -136,6 +136,7 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode == http.StatusOK && !strings.Contains(string(body), `"available":false`)
 	})
+	checkErrorsAgree(t, addr)
 
 	// The reference walkthrough, through the gateway.
 	var doc docOut
