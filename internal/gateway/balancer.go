@@ -19,7 +19,7 @@ import (
 var (
 	upstreamRequests = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_gateway_upstream_requests_total",
-		Help: "Requests sent to upstreams, by service, upstream and outcome (ok, failed, error).",
+		Help: "Requests sent to upstreams, by service, upstream and outcome (ok; busy: 503/429 with Retry-After; failed: transport error or 5xx).",
 	}, []string{"service", "upstream", "outcome"})
 	upstreamAvailable = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "docstream_gateway_upstream_available",
@@ -27,7 +27,11 @@ var (
 	}, []string{"service", "upstream"})
 	retriesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_gateway_retries_total",
-		Help: "Idempotent requests retried on another upstream after a connection error, by service.",
+		Help: "Idempotent requests retried on another upstream after a connection error or a busy answer, by service.",
+	}, []string{"service"})
+	panicTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "docstream_gateway_panic_total",
+		Help: "Upstream choices made in panic mode (fewer available upstreams than the panic threshold: all are used), by service.",
 	}, []string{"service"})
 )
 
@@ -85,15 +89,20 @@ func newPool(svc Service, transport http.RoundTripper) *pool {
 	return p
 }
 
-// pick returns an available upstream not in tried, or nil.
+// pick returns an available upstream not in tried, or nil. Below the panic
+// threshold every upstream counts as available.
 func (p *pool) pick(tried []*upstream) *upstream {
 	now := p.now()
 	n := len(p.ups)
+	panicking := p.panicking(now)
+	if panicking {
+		panicTotal.WithLabelValues(p.svc.Name).Inc()
+	}
 	start := int(p.next.Add(1) - 1)
 	var best *upstream
 	for i := range n {
 		u := p.ups[(start+i)%n]
-		if slices.Contains(tried, u) || !u.available(now) {
+		if slices.Contains(tried, u) || (!panicking && !u.available(now)) {
 			continue
 		}
 		if p.svc.Balance == BalanceRoundRobin {
@@ -107,22 +116,59 @@ func (p *pool) pick(tried []*upstream) *upstream {
 	return best
 }
 
+// panicking reports whether fewer than the panic threshold's share of the
+// upstreams are available.
+func (p *pool) panicking(now time.Time) bool {
+	t := p.svc.PanicThreshold
+	if t == nil || *t == 0 {
+		return false
+	}
+	avail := 0
+	for _, u := range p.ups {
+		if u.available(now) {
+			avail++
+		}
+	}
+	return avail*100 < *t*len(p.ups)
+}
+
+// othersAvailable counts the available upstreams other than u.
+func (p *pool) othersAvailable(u *upstream, now time.Time) int {
+	n := 0
+	for _, o := range p.ups {
+		if o != u && o.available(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// Outcomes of a proxied request, for passive health.
+const (
+	outcomeOK     = "ok"
+	outcomeBusy   = "busy"   // shed with Retry-After: working as designed
+	outcomeFailed = "failed" // transport error or a real 5xx
+)
+
 // recordResult feeds passive health: failures in a row eject the upstream
-// for the configured time; any success resets the count.
-func (p *pool) recordResult(u *upstream, failed bool, errText string) {
-	outcome := "ok"
+// for the configured time, unless it is the last available one (ejecting
+// it would turn a struggling service into a dead one); a success resets the
+// count and a busy answer leaves it as it is.
+func (p *pool) recordResult(u *upstream, outcome, errText string) {
+	now := p.now()
+	last := p.othersAvailable(u, now) == 0
 	u.mu.Lock()
 	u.totalRequests++
-	if failed {
-		outcome = "failed"
+	switch outcome {
+	case outcomeFailed:
 		u.totalFailures++
 		u.failures++
 		u.lastProxyErr = errText
-		if p.svc.Passive.Failures > 0 && u.failures >= p.svc.Passive.Failures {
-			u.ejectedUntil = p.now().Add(p.svc.Passive.Ejection)
+		if p.svc.Passive.Failures > 0 && u.failures >= p.svc.Passive.Failures && !last {
+			u.ejectedUntil = now.Add(p.svc.Passive.Ejection)
 			u.failures = 0
 		}
-	} else {
+	case outcomeOK:
 		u.failures = 0
 	}
 	u.mu.Unlock()

@@ -39,8 +39,15 @@ type Service struct {
 	HealthCheck HealthCheck `yaml:"health_check"`
 	Passive     Passive     `yaml:"passive"`
 	// Retries is how many other upstreams an idempotent request may be
-	// retried on after a connection error.
+	// retried on after a connection error, or (without a body) after a
+	// busy answer (503/429 with Retry-After).
 	Retries int `yaml:"retries"`
+	// PanicThreshold (percent, default 50) is Envoy's panic threshold: when
+	// fewer than this share of the upstreams are available, requests are
+	// balanced over all of them, healthy or not, because sending to a
+	// possibly slow upstream beats answering "no upstream" for a whole
+	// service. 0 turns it off.
+	PanicThreshold *int `yaml:"panic_threshold"`
 }
 
 // HealthCheck is the active check: GET Path on every upstream each Interval.
@@ -55,7 +62,11 @@ type HealthCheck struct {
 }
 
 // Passive ejects an upstream for Ejection after Failures consecutive failed
-// proxied requests (connection errors, or a status in Statuses).
+// proxied requests (connection errors, or a 5xx status in Statuses). A
+// client's mistake (4xx) never counts, and neither does a "busy" answer
+// (503 or 429 carrying Retry-After): shedding load is the upstream working
+// as designed, and ejecting it would move its load onto the others. The
+// last available upstream of a service is never ejected.
 type Passive struct {
 	Failures int           `yaml:"failures"`
 	Ejection time.Duration `yaml:"ejection"`
@@ -211,7 +222,11 @@ func (c *Config) applyDefaults() {
 			p.Ejection = 10 * time.Second
 		}
 		if p.Statuses == nil {
-			p.Statuses = []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
+			p.Statuses = []int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
+		}
+		if s.PanicThreshold == nil {
+			v := 50
+			s.PanicThreshold = &v
 		}
 		if s.Retries == 0 {
 			s.Retries = 2
@@ -285,9 +300,12 @@ func (c *Config) Validate() error {
 			bad(f+".passive", "failures and ejection must be positive")
 		}
 		for k, st := range s.Passive.Statuses {
-			if st < 100 || st > 599 {
-				bad(fmt.Sprintf("%s.passive.statuses[%d]", f, k), "%d is not an HTTP status", st)
+			if st < 500 || st > 599 {
+				bad(fmt.Sprintf("%s.passive.statuses[%d]", f, k), "%d is not a 5xx status (a client's mistake never counts against an upstream)", st)
 			}
+		}
+		if t := s.PanicThreshold; t != nil && (*t < 0 || *t > 100) {
+			bad(f+".panic_threshold", "%d is not a percentage (0 to 100; 0 turns it off)", *t)
 		}
 		if s.Retries < 0 {
 			bad(f+".retries", "must not be negative")

@@ -161,6 +161,11 @@ func (g *Gateway) proxy(p *pool) http.Handler {
 // proxyError answers a request the upstream did not: what went wrong
 // becomes its apperr code (the one place a code meets its status).
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, p *pool, err error) {
+	if errors.Is(err, errNoUpstream) {
+		// Nothing to send to is answered at once, as "busy": a client that
+		// retries after a second may find an upstream back.
+		w.Header().Set("Retry-After", "1")
+	}
 	httpx.RespondErr(w, r, g.log, g.upstreamError(r, p, err))
 }
 

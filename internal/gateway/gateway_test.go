@@ -39,6 +39,7 @@ type backend struct {
 	srv         *httptest.Server
 	readyStatus atomic.Int32
 	status      atomic.Int32 // status for proxied requests; 0 = 200
+	retryAfter  atomic.Bool  // send Retry-After with status (a "busy" answer)
 	hits        atomic.Int64
 }
 
@@ -55,6 +56,9 @@ func newBackend(t *testing.T, name string) *backend {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Request-ID", r.Header.Get("X-Request-ID"))
+		if b.retryAfter.Load() {
+			w.Header().Set("Retry-After", "1")
+		}
 		if s := b.status.Load(); s != 0 {
 			w.WriteHeader(int(s))
 		}
@@ -357,18 +361,40 @@ func TestUpstreamFailingHealthReadyIsSkippedUntilItRecovers(t *testing.T) {
 		t.Fatalf("round robin after recovery reached %v", seen)
 	}
 
-	t.Run("with no healthy upstream the route answers 503", func(t *testing.T) {
+	t.Run("with no healthy upstream all of them are used (panic threshold)", func(t *testing.T) {
 		a.readyStatus.Store(http.StatusServiceUnavailable)
 		b.readyStatus.Store(http.StatusServiceUnavailable)
 		testenv.WaitFor(t, "both unhealthy", func() bool {
 			u := upstreamsOf(t, g, "document")
 			return !u[0].Healthy && !u[1].Healthy
 		})
-		resp, body := get(t, gw.Client(), gw.URL+"/documents")
-		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "no healthy upstream") {
-			t.Fatalf("got %d %s", resp.StatusCode, body)
+		seen := map[string]bool{}
+		for range 4 {
+			resp, body := get(t, gw.Client(), gw.URL+"/documents")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("got %d %s", resp.StatusCode, body)
+			}
+			seen[decodeEcho(t, body).Backend] = true
+		}
+		if !seen["a"] || !seen["b"] {
+			t.Fatalf("panic mode reached %v; want both", seen)
 		}
 	})
+}
+
+func TestNoUpstreamToSendToIs503WithRetryAfter(t *testing.T) {
+	a := newBackend(t, "a")
+	cfg := DefaultFor(map[string][]string{"document": {a.srv.URL}, "signature": {a.srv.URL}, "search": {a.srv.URL}, "realtime": {a.srv.URL}})
+	off := 0
+	cfg.Services[0].PanicThreshold = &off
+	cfg.Services[0].HealthCheck = HealthCheck{Path: "/health/ready", Interval: 20 * time.Millisecond, Timeout: time.Second, UnhealthyThreshold: 1, HealthyThreshold: 1}
+	g, gw := startGateway(t, cfg)
+	a.readyStatus.Store(http.StatusServiceUnavailable)
+	testenv.WaitFor(t, "a unhealthy", func() bool { return !upstreamsOf(t, g, "document")[0].Healthy })
+	resp, body := get(t, gw.Client(), gw.URL+"/documents")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("got %d (Retry-After %q) %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
 }
 
 func TestUpstreamFailingRequestsIsEjected(t *testing.T) {

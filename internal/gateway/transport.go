@@ -14,11 +14,12 @@ import (
 // upstream here, rather than in Rewrite, lets a failed attempt move on to
 // another upstream.
 //
-// Retries: only idempotent methods, only after a transport error (no
-// response), each on an upstream not yet tried. A request without a body is
-// retried after any transport error; one with a body only when the
-// connection was never made (a dial error), because only then is it certain
-// that none of the body was consumed.
+// Retries: only idempotent methods, each on an upstream not yet tried. A
+// request without a body is retried after any transport error, and after a
+// busy answer (503/429 with Retry-After: the upstream shed it unprocessed);
+// one with a body only when the connection was never made (a dial error),
+// because only then is it certain that none of the body was consumed. The
+// last busy answer is passed to the client as it is.
 func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	idempotent := isIdempotent(req.Method)
 	hasBody := req.Body != nil && req.Body != http.NoBody
@@ -57,14 +58,27 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 				// The client went away or sent too much: not the upstream's fault.
 				return nil, err
 			}
-			p.recordResult(u, true, err.Error())
+			p.recordResult(u, outcomeFailed, err.Error())
 			lastErr = err
 			if attempt < p.svc.Retries && idempotent && (!hasBody || isDialError(err)) {
 				continue
 			}
 			return nil, err
 		}
-		p.recordResult(u, slices.Contains(p.svc.Passive.Statuses, resp.StatusCode), "status "+strconv.Itoa(resp.StatusCode))
+		outcome := outcomeOK
+		switch {
+		case isBusy(resp):
+			outcome = outcomeBusy
+		case slices.Contains(p.svc.Passive.Statuses, resp.StatusCode):
+			outcome = outcomeFailed
+		}
+		p.recordResult(u, outcome, "status "+strconv.Itoa(resp.StatusCode))
+		if outcome == outcomeBusy && idempotent && !hasBody && attempt < p.svc.Retries && p.pick(tried) != nil {
+			u.inflight.Add(-1)
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			continue
+		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			// The body is the upgraded connection and must stay an
 			// io.ReadWriteCloser for ReverseProxy; it is not a request in flight.
@@ -90,6 +104,13 @@ func (b *inflightBody) Close() error {
 		b.u.inflight.Add(-1)
 	}
 	return b.ReadCloser.Close()
+}
+
+// isBusy: the upstream shed the request (503 or 429 with Retry-After)
+// rather than failed it.
+func isBusy(resp *http.Response) bool {
+	return (resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests) &&
+		resp.Header.Get("Retry-After") != ""
 }
 
 func isIdempotent(method string) bool {
