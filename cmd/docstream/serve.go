@@ -22,6 +22,7 @@ import (
 
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/bus"
+	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/postgres"
 	"github.com/docstream/docstream/internal/search"
@@ -68,6 +69,7 @@ type sharedConfig struct {
 	LogLevel          string
 	Dev               bool
 	Migrate           bool
+	Admission         httpx.AdmissionConfig // per route class, in each of document, signature, search
 }
 
 func (c *sharedConfig) bind(fs *pflag.FlagSet) {
@@ -83,6 +85,7 @@ func (c *sharedConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.SearchURL, "search-url", "", "search index: http(s):// for Elasticsearch/OpenSearch; default: Bleve in <data-dir>/index")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending schema migrations at start")
+	c.Admission.RegisterFlags(fs)
 }
 
 func (c *sharedConfig) directURL() string {

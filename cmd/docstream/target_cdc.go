@@ -61,10 +61,10 @@ func init() {
 			}
 			mux := http.NewServeMux()
 			httpx.Routes(mux,
-				httpx.Check{Name: "bus", Critical: true, Probe: b.Ping},
+				httpx.Check{Name: "bus", Probe: b.Ping},
 				// A standby is ready too: it is doing its job. An active
 				// engine that keeps failing is not.
-				httpx.Check{Name: "engine", Critical: true, Probe: func(context.Context) error {
+				httpx.Check{Name: "engine", Probe: func(context.Context) error {
 					if st := e.Status(); st.LastError != "" && !st.Streaming {
 						return fmt.Errorf("cdc: %s", st.LastError)
 					}

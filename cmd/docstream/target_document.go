@@ -65,7 +65,8 @@ func init() {
 				ln.Close()
 				return err
 			}
-			handler := document.NewServer(svc, document.HTTPConfig{MaxUpload: maxUpload, TrustedProxies: trusted, Checks: checks}, log)
+			handler := document.NewServer(svc, document.HTTPConfig{MaxUpload: maxUpload, TrustedProxies: trusted, Checks: checks,
+				Admission: httpx.NewAdmission("document", sys.cfg.Admission)}, log)
 			sys.Go("document http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log) })
 			gs, _ := document.NewGRPCServer(svc, log)
 			sys.Go("document grpc", func(ctx context.Context) error { return serveGRPC(ctx, gs, gln) })

@@ -43,8 +43,8 @@ func init() {
 			// (applied LSN, batches, retries) like every service.
 			mux := http.NewServeMux()
 			httpx.Routes(mux,
-				httpx.Check{Name: "index", Critical: true, Probe: idx.Ping},
-				httpx.Check{Name: "bus", Critical: true, Probe: b.Ping},
+				httpx.Check{Name: "index", Probe: idx.Ping},
+				httpx.Check{Name: "bus", Probe: b.Ping},
 			)
 			sys.Go("indexer", func(ctx context.Context) error { return x.Run(ctx, b) })
 			sys.Go("indexer http", func(ctx context.Context) error {

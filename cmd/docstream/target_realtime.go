@@ -70,7 +70,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			handler := srv.Handler(sys.ctx, httpx.Check{Name: "bus", Critical: true, Probe: h.Ready})
+			handler := srv.Handler(sys.ctx, httpx.Check{Name: "bus", Probe: h.Ready})
 			sys.Go("realtime consumer", h.Consume)
 			sys.Go("realtime http", func(ctx context.Context) error {
 				err := httpx.Serve(ctx, ln, handler, log)

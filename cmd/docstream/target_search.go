@@ -28,7 +28,8 @@ func init() {
 				return err
 			}
 			log := sys.log.With("service", "search")
-			handler := search.NewServer(idx, log, search.Options{MaxWait: maxWait}).Handler()
+			handler := search.NewServer(idx, log, search.Options{MaxWait: maxWait,
+				Admission: httpx.NewAdmission("search", sys.cfg.Admission)}).Handler()
 			sys.Go("search http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log) })
 			return nil
 		}

@@ -55,12 +55,12 @@ func init() {
 				return err
 			}
 			handler := signature.NewServer(svc, log, trusted,
-				httpx.Check{Name: "postgres", Critical: true, Probe: pool.Ping},
-				httpx.Check{Name: "blob", Critical: true, Probe: blob.Ping(bucket)},
+				httpx.Check{Name: "postgres", Probe: pool.Ping},
+				httpx.Check{Name: "blob", Probe: blob.Ping(bucket)},
 				// Signing works while the document service is down (the
-				// status update waits in the outbox), so it is not critical.
-				httpx.Check{Name: "document-grpc", Critical: false, Probe: svc.PingDocuments},
-			).Handler()
+				// status update waits in the outbox): reported, never a 503.
+				httpx.Check{Name: "document-grpc", Probe: svc.PingDocuments},
+			).WithAdmission(httpx.NewAdmission("signature", sys.cfg.Admission)).Handler()
 			sys.Go("signature http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log) })
 			sys.Go("signature reconciler", signature.NewReconciler(svc, rec).Run)
 			return nil

@@ -18,8 +18,9 @@ import (
 
 // HTTPConfig tunes the REST API.
 type HTTPConfig struct {
-	MaxUpload      int64          // largest multipart upload, bytes
-	TrustedProxies []netip.Prefix // peers whose X-Forwarded-For is believed
+	MaxUpload      int64            // largest multipart upload, bytes
+	TrustedProxies []netip.Prefix   // peers whose X-Forwarded-For is believed
+	Admission      *httpx.Admission // bounds in-flight requests per route class; nil: none
 	// Checks are more readiness details (e.g. the cache invalidator's
 	// health), reported under /health/ready beside the service's own.
 	Checks []httpx.Check
@@ -46,17 +47,21 @@ func NewServer(docs *Service, cfg HTTPConfig, log *slog.Logger) http.Handler {
 func (s *Server) routes() {
 	db, cache, blobs := s.docs.Ready()
 	httpx.Routes(s.mux, append([]httpx.Check{
-		{Name: "postgres", Critical: true, Probe: db},
-		{Name: "blob", Critical: true, Probe: blobs},
-		{Name: "redis", Critical: false, Probe: cache},
+		{Name: "postgres", Probe: db},
+		{Name: "blob", Probe: blobs},
+		{Name: "redis", Probe: cache},
 	}, s.cfg.Checks...)...)
-	s.mux.Handle("POST /documents", s.handleCreate())
-	s.mux.Handle("GET /documents", s.handleList())
-	s.mux.Handle("GET /documents/{id}", s.handleGet())
-	s.mux.Handle("PATCH /documents/{id}", s.handleUpdate())
-	s.mux.Handle("DELETE /documents/{id}", s.handleDelete())
+	read := func(h http.Handler) http.Handler { return s.cfg.Admission.Wrap(httpx.Read, h) }
+	write := func(h http.Handler) http.Handler { return s.cfg.Admission.Wrap(httpx.Write, h) }
+	s.mux.Handle("POST /documents", write(s.handleCreate()))
+	s.mux.Handle("GET /documents", read(s.handleList()))
+	s.mux.Handle("GET /documents/{id}", read(s.handleGet()))
+	s.mux.Handle("PATCH /documents/{id}", write(s.handleUpdate()))
+	s.mux.Handle("DELETE /documents/{id}", write(s.handleDelete()))
+	// A download's time goes to the client's network, not this process's
+	// CPU; a slot held for it would starve the reads.
 	s.mux.Handle("GET /documents/{id}/content", s.handleContent())
-	s.mux.Handle("GET /documents/{id}/stats", s.handleStats())
+	s.mux.Handle("GET /documents/{id}/stats", read(s.handleStats()))
 }
 
 func (s *Server) respondErr(w http.ResponseWriter, r *http.Request, err error) {

@@ -3,18 +3,23 @@ package httpx
 import (
 	"context"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Check is one dependency probed by /health/ready. A failing Critical check
-// makes the service not ready (503); a failing non-critical one is reported
-// as degraded while the service keeps answering (200).
+// ReadyTimeout bounds every dependency probe of /health/ready. It is below
+// the gateway checker's default timeout (1 s), so a slow dependency shows
+// as "down" in the answer instead of making the probe itself time out and
+// the gateway take the service out.
+const ReadyTimeout = 500 * time.Millisecond
+
+// Check is one dependency whose state /health/ready reports.
 type Check struct {
-	Name     string
-	Critical bool
-	Probe    func(ctx context.Context) error
+	Name  string
+	Probe func(ctx context.Context) error
 }
 
 type checkResult struct {
@@ -25,29 +30,65 @@ type checkResult struct {
 // Routes registers what every listener answers besides its own API:
 // /health/live, /health/ready, /metrics, and the JSON error for an unknown
 // path or method (Unmatched, at "/"; mux must not have its own "/").
+//
+// Ready means "this process can serve": it has started (its listener is
+// open, which happens after migrations) and is not draining (see Serve). A
+// dependency that is down is detail under a 200 ("degraded"), not a 503: the
+// service still answers what it can (reads from cache, signing with the
+// status update in the outbox, a clear 503 for the rest), whereas a 503 here
+// would make the gateway take the only upstream out and answer nothing.
 func Routes(mux *http.ServeMux, checks ...Check) {
 	mux.Handle("/", Unmatched(mux))
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		Respond(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
 		defer cancel()
-		status, code := "ok", http.StatusOK
-		results := make(map[string]checkResult, len(checks))
-		for _, c := range checks {
-			if err := c.Probe(ctx); err != nil {
-				results[c.Name] = checkResult{Status: "down", Error: err.Error()}
-				if c.Critical {
-					status, code = "unavailable", http.StatusServiceUnavailable
-				} else if status == "ok" {
-					status = "degraded"
+		results := make([]checkResult, len(checks))
+		var wg sync.WaitGroup
+		for i, c := range checks {
+			wg.Go(func() {
+				results[i] = checkResult{Status: "ok"}
+				if err := probe(ctx, c.Probe); err != nil {
+					results[i] = checkResult{Status: "down", Error: err.Error()}
 				}
-				continue
-			}
-			results[c.Name] = checkResult{Status: "ok"}
+			})
 		}
-		Respond(w, code, map[string]any{"status": status, "checks": results})
+		wg.Wait()
+		status := "ok"
+		byName := make(map[string]checkResult, len(checks))
+		for i, c := range checks {
+			byName[c.Name] = results[i]
+			if results[i].Status != "ok" {
+				status = "degraded"
+			}
+		}
+		Respond(w, http.StatusOK, map[string]any{"status": status, "checks": byName})
 	})
 	mux.Handle("GET /metrics", promhttp.Handler())
+}
+
+// probe runs p, giving up when ctx is done even if p does not watch ctx.
+func probe(ctx context.Context, p func(context.Context) error) error {
+	done := make(chan error, 1)
+	go func() { done <- p(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drainAware answers /health/ready with 503 once draining is set, so a
+// load balancer stops sending new requests while in-flight ones finish.
+func drainAware(draining *atomic.Bool, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() && r.URL.Path == "/health/ready" {
+			Respond(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -124,18 +124,20 @@ func TestClientIPTrustsForwardedForOnlyFromTrustedPeers(t *testing.T) {
 	}
 }
 
-func TestReadyReportsDegradedAndUnavailable(t *testing.T) {
+func TestReadyIs200WithDependencyStatesAsDetail(t *testing.T) {
 	down := func(context.Context) error { return errors.New("connection refused") }
 	up := func(context.Context) error { return nil }
+	hung := func(context.Context) error { select {} } // ignores its context
 	cases := []struct {
 		name   string
 		checks []Check
 		code   int
 		status string
 	}{
-		{"all up", []Check{{Name: "db", Critical: true, Probe: up}, {Name: "cache", Probe: up}}, 200, "ok"},
-		{"optional down", []Check{{Name: "db", Critical: true, Probe: up}, {Name: "cache", Probe: down}}, 200, "degraded"},
-		{"critical down", []Check{{Name: "db", Critical: true, Probe: down}, {Name: "cache", Probe: up}}, 503, "unavailable"},
+		{"all up", []Check{{Name: "db", Probe: up}, {Name: "cache", Probe: up}}, 200, "ok"},
+		{"one down", []Check{{Name: "db", Probe: up}, {Name: "cache", Probe: down}}, 200, "degraded"},
+		{"all down", []Check{{Name: "db", Probe: down}, {Name: "cache", Probe: down}}, 200, "degraded"},
+		{"one hung past ReadyTimeout", []Check{{Name: "db", Probe: up}, {Name: "grpc", Probe: hung}}, 200, "degraded"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

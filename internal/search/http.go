@@ -40,6 +40,8 @@ type Options struct {
 	// Poll is how often a waiting request re-reads the applied LSN
 	// (default 20ms).
 	Poll time.Duration
+	// Admission bounds the searches in flight; nil: no bound.
+	Admission *httpx.Admission
 }
 
 // Server is the search HTTP service (port 8003). It only reads the index.
@@ -63,10 +65,11 @@ func NewServer(idx Index, log *slog.Logger, opts Options) *Server {
 // Handler returns the routes wrapped in the shared middleware.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /search", s.handleSearch())
-	mux.Handle("GET /suggest", s.handleSuggest())
-	mux.Handle("GET /aggregations/{field}", s.handleAggregations())
-	httpx.Routes(mux, httpx.Check{Name: "index", Critical: true, Probe: s.idx.Ping})
+	adm := s.opts.Admission
+	mux.Handle("GET /search", adm.Wrap(httpx.Search, s.handleSearch()))
+	mux.Handle("GET /suggest", adm.Wrap(httpx.Search, s.handleSuggest()))
+	mux.Handle("GET /aggregations/{field}", adm.Wrap(httpx.Search, s.handleAggregations()))
+	httpx.Routes(mux, httpx.Check{Name: "index", Probe: s.idx.Ping})
 	return httpx.Wrap("search", s.log, mux)
 }
 
@@ -116,7 +119,11 @@ func (s *Server) handleSearch() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		stale := s.waitApplied(r.Context(), minLSN)
+		stale, err := s.waitApplied(w, r, minLSN)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
 		start := time.Now()
 		res, err := s.idx.Search(r.Context(), q)
 		if err != nil {
@@ -146,7 +153,11 @@ func (s *Server) handleSuggest() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		stale := s.waitApplied(r.Context(), minLSN)
+		stale, err := s.waitApplied(w, r, minLSN)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
 		out, err := s.idx.Suggest(r.Context(), prefix, size)
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, unavailable(err))
@@ -174,7 +185,11 @@ func (s *Server) handleAggregations() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		stale := s.waitApplied(r.Context(), minLSN)
+		stale, err := s.waitApplied(w, r, minLSN)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
 		values, err := s.idx.Terms(r.Context(), field, text, size)
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, unavailable(err))
@@ -186,11 +201,18 @@ func (s *Server) handleAggregations() http.Handler {
 
 // waitApplied waits until the indexer has applied minLSN, at most
 // opts.MaxWait, and reports whether it gave up (the answer may then miss
-// the caller's own write). minLSN 0 does not wait.
-func (s *Server) waitApplied(ctx context.Context, minLSN uint64) (stale bool) {
+// the caller's own write). minLSN 0 does not wait. The wait costs no CPU
+// here, so the request's admission slot is given back meanwhile; the error
+// is a busy 503 when no slot is free again afterwards.
+func (s *Server) waitApplied(w http.ResponseWriter, r *http.Request, minLSN uint64) (stale bool, err error) {
 	if minLSN == 0 {
-		return false
+		return false, nil
 	}
+	err = httpx.Outside(r.Context(), w, func() { stale = s.waitLSN(r.Context(), minLSN) })
+	return stale, err
+}
+
+func (s *Server) waitLSN(ctx context.Context, minLSN uint64) (stale bool) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.MaxWait)
 	defer cancel()
 	t := time.NewTicker(s.opts.Poll)

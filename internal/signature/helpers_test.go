@@ -200,6 +200,7 @@ type testOptions struct {
 	docAddr     string // document gRPC address; default the env's
 	callTimeout time.Duration
 	reconciler  ReconcilerOptions
+	readiness   bool // /health/ready probes what the binary's does
 }
 
 func (e *env) startSignature(t testing.TB, o testOptions) *sigService {
@@ -221,7 +222,11 @@ func (e *env) startSignature(t testing.TB, o testOptions) *sigService {
 	log := testLog()
 	svc := NewService(NewStore(e.pool), documentpb.NewDocumentServiceClient(conn), e.sigs,
 		Options{CallTimeout: o.callTimeout, Retries: 2, RetryBackoff: 20 * time.Millisecond}, log)
-	srv := httptest.NewServer(NewServer(svc, log, trusted).Handler())
+	var checks []httpx.Check
+	if o.readiness {
+		checks = []httpx.Check{{Name: "postgres", Probe: e.pool.Ping}, {Name: "document-grpc", Probe: svc.PingDocuments}}
+	}
+	srv := httptest.NewServer(NewServer(svc, log, trusted, checks...).Handler())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	if o.noRecon {

@@ -15,12 +15,19 @@ type Server struct {
 	log     *slog.Logger
 	trusted []netip.Prefix // proxies whose X-Forwarded-For is believed
 	checks  []httpx.Check
+	adm     *httpx.Admission
 }
 
 // NewServer returns the HTTP API over svc. X-Forwarded-For is trusted only
 // from peers in trusted (the gateway); checks feed /health/ready.
 func NewServer(svc *Service, log *slog.Logger, trusted []netip.Prefix, checks ...httpx.Check) *Server {
 	return &Server{svc: svc, log: log, trusted: trusted, checks: checks}
+}
+
+// WithAdmission bounds the in-flight requests of each route class.
+func (s *Server) WithAdmission(a *httpx.Admission) *Server {
+	s.adm = a
+	return s
 }
 
 // Handler returns the API with the shared middleware.
@@ -30,10 +37,10 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("POST /signatures", s.handleCreate())
-	mux.Handle("GET /signatures", s.handleList())
-	mux.Handle("GET /signatures/{id}", s.handleGet())
-	mux.Handle("GET /documents/{id}/signatures", s.handleListByDocument())
+	mux.Handle("POST /signatures", s.adm.Wrap(httpx.Write, s.handleCreate()))
+	mux.Handle("GET /signatures", s.adm.Wrap(httpx.Read, s.handleList()))
+	mux.Handle("GET /signatures/{id}", s.adm.Wrap(httpx.Read, s.handleGet()))
+	mux.Handle("GET /documents/{id}/signatures", s.adm.Wrap(httpx.Read, s.handleListByDocument()))
 	httpx.Routes(mux, s.checks...)
 	return mux
 }

@@ -1,0 +1,157 @@
+package httpx
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
+)
+
+// blocking is a handler that holds every request until release is closed,
+// counting the requests inside it.
+type blocking struct {
+	mu      sync.Mutex
+	inside  int
+	release chan struct{}
+}
+
+func (b *blocking) count() int { b.mu.Lock(); defer b.mu.Unlock(); return b.inside }
+
+func (b *blocking) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	b.inside++
+	b.mu.Unlock()
+	<-b.release
+	w.WriteHeader(http.StatusOK)
+}
+
+type answer struct {
+	status     int
+	retryAfter string
+	body       string
+}
+
+func fetch(t *testing.T, url string) answer {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Errorf("GET %s: %v", url, err)
+		return answer{}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, resp.Header.Get("Retry-After"), string(b)}
+}
+
+func TestAdmissionBoundsInFlightQueuesBrieflyAndShedsWithRetryAfter(t *testing.T) {
+	search := &blocking{release: make(chan struct{})}
+	read := &blocking{release: make(chan struct{})}
+	close(read.release)
+	cfg := AdmissionConfig{
+		Search:     ClassLimit{Limit: 2, Queue: 2, MaxWait: 50 * time.Millisecond},
+		Read:       ClassLimit{Limit: 2, Queue: 0},
+		RetryAfter: 2 * time.Second,
+	}
+	adm := NewAdmission("test", cfg)
+	mux := http.NewServeMux()
+	mux.Handle("GET /search", adm.Wrap(Search, search))
+	mux.Handle("GET /doc", adm.Wrap(Read, read))
+	srv := httptest.NewServer(Wrap("test", logging.Discard(), mux))
+	defer srv.Close()
+
+	const n = 10
+	answers := make(chan answer, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { answers <- fetch(t, srv.URL+"/search") })
+	}
+	// Two are served (blocked inside), the other eight are shed: six at
+	// once (queue full), two after waiting their max in the queue.
+	shed := 0
+	for shed < n-2 {
+		a := <-answers
+		if a.status != http.StatusServiceUnavailable || a.retryAfter != "2" || !strings.Contains(a.body, `"code":"unavailable"`) {
+			t.Fatalf("shed answer: %+v", a)
+		}
+		shed++
+	}
+	if got := search.count(); got != 2 {
+		t.Fatalf("%d searches inside the handler; want the limit, 2", got)
+	}
+	// The search class is saturated; reads have their own slots.
+	if a := fetch(t, srv.URL+"/doc"); a.status != http.StatusOK {
+		t.Fatalf("read while searches saturate: %+v", a)
+	}
+	close(search.release)
+	wg.Wait()
+	close(answers)
+	for a := range answers {
+		if a.status != http.StatusOK {
+			t.Fatalf("admitted search: %+v", a)
+		}
+	}
+	st := adm.Stats()[Search]
+	if st.PeakInFlight != 2 {
+		t.Fatalf("peak in flight %d; want 2", st.PeakInFlight)
+	}
+	// The queue wait is bounded by MaxWait plus timer slack; the slack
+	// allowed is generous because the machine is shared.
+	if st.MaxQueueWait < cfg.Search.MaxWait || st.MaxQueueWait > cfg.Search.MaxWait+time.Second {
+		t.Fatalf("longest queue wait %v; want MaxWait %v (plus slack)", st.MaxQueueWait, cfg.Search.MaxWait)
+	}
+}
+
+func TestOutsideGivesTheSlotBackWhileWaiting(t *testing.T) {
+	adm := NewAdmission("test-outside", AdmissionConfig{Search: ClassLimit{Limit: 1}})
+	waiting := make(chan struct{})
+	proceed := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.Handle("GET /wait", adm.Wrap(Search, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := Outside(r.Context(), w, func() { close(waiting); <-proceed })
+		if err != nil {
+			RespondErr(w, r, logging.Discard(), err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})))
+	mux.Handle("GET /quick", adm.Wrap(Search, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	done := make(chan answer, 1)
+	go func() { done <- fetch(t, srv.URL+"/wait") }()
+	<-waiting
+	// The only slot is free while /wait waits outside it.
+	if a := fetch(t, srv.URL+"/quick"); a.status != http.StatusNoContent {
+		t.Fatalf("request during another's outside wait: %+v", a)
+	}
+	close(proceed)
+	if a := <-done; a.status != http.StatusOK {
+		t.Fatalf("request after its outside wait: %+v", a)
+	}
+	testenv.WaitFor(t, "slot released", func() bool { return adm.gates[Search].inUse.Load() == 0 })
+}
+
+func TestNilAdmissionAdmitsEverything(t *testing.T) {
+	var adm *Admission
+	h := adm.Wrap(Write, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := Outside(r.Context(), w, func() {}); err != nil {
+			t.Error(err)
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil).WithContext(context.Background()))
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("got %d", rec.Code)
+	}
+}
