@@ -5,6 +5,7 @@ package document
 
 import (
 	"fmt"
+	"mime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -125,13 +126,42 @@ func (in CreateInput) Validate() error {
 	if msg := validate.Email(in.CreatedBy); msg != "" {
 		errs = append(errs, apperr.FieldError{Field: "created_by", Message: msg})
 	}
-	if len(in.ContentType) > MaxContentType {
-		errs = append(errs, apperr.FieldError{Field: "content_type", Message: fmt.Sprintf("must be at most %d characters", MaxContentType)})
-	} else if in.ContentType != "" && !strings.Contains(in.ContentType, "/") {
-		errs = append(errs, apperr.FieldError{Field: "content_type", Message: "must be a media type such as text/plain"})
+	if in.ContentType != "" {
+		if _, msg := ParseContentType(in.ContentType); msg != "" {
+			errs = append(errs, apperr.FieldError{Field: "content_type", Message: msg})
+		}
 	}
 	return apperr.Fields(errs...)
 }
+
+// ParseContentType checks that s is a media type as RFC 2045 defines it
+// (type/subtype, then well-formed parameters) and returns its canonical
+// form, which is what object storage records; or, when s is not one, a
+// message for the field. Object storage parses the type again and fails on
+// anything this lets through, and that must never happen on a client's
+// input: it would read as storage being down.
+func ParseContentType(s string) (canonical, problem string) {
+	const want = "must be a media type such as text/plain or text/plain; charset=utf-8"
+	if !validText(s) {
+		return "", want
+	}
+	mt, params, err := mime.ParseMediaType(s)
+	if err != nil || !strings.Contains(mt, "/") {
+		return "", want
+	}
+	ct := mime.FormatMediaType(mt, params)
+	switch {
+	case ct == "":
+		return "", want
+	case len(ct) > MaxContentType:
+		return "", fmt.Sprintf("must be at most %d characters", MaxContentType)
+	}
+	return ct, ""
+}
+
+// validText is what PostgreSQL text columns and object storage metadata can
+// hold: valid UTF-8 without NUL.
+func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 func appendTitle(errs []apperr.FieldError, title string, required bool) []apperr.FieldError {
 	n := utf8.RuneCountInString(title)
@@ -142,8 +172,8 @@ func appendTitle(errs []apperr.FieldError, title string, required bool) []apperr
 		return append(errs, apperr.FieldError{Field: "title", Message: "must not be blank"})
 	case n > MaxTitle:
 		return append(errs, apperr.FieldError{Field: "title", Message: fmt.Sprintf("must be at most %d characters, got %d", MaxTitle, n)})
-	case !utf8.ValidString(title) || strings.ContainsRune(title, 0):
-		return append(errs, apperr.FieldError{Field: "title", Message: "must be valid text"})
+	case !validText(title):
+		return append(errs, apperr.FieldError{Field: "title", Message: "must be valid UTF-8 text without NUL characters"})
 	}
 	return errs
 }

@@ -166,6 +166,10 @@ func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request) (*Creat
 			}
 			ct := in.ContentType
 			if pct := part.Header.Get("Content-Type"); ct == "" && pct != "" && pct != "application/octet-stream" {
+				if _, problem := ParseContentType(normalizeContentType(pct)); problem != "" {
+					discard()
+					return nil, apperr.Fields(apperr.FieldError{Field: "file", Message: "the part's Content-Type " + problem})
+				}
 				ct = normalizeContentType(pct)
 			}
 			if up, err = s.docs.Upload(r.Context(), ct, part, s.cfg.MaxUpload); err != nil {
@@ -185,6 +189,12 @@ func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request) (*Creat
 			fields = append(apperr.As(err).Details, fields...)
 		}
 		return nil, apperr.Fields(fields...)
+	}
+	// A content_type field after the file came too late to type the stored
+	// bytes, so the upload's type stands; a bad one is still refused.
+	if err := in.Validate(); err != nil {
+		discard()
+		return nil, err
 	}
 	in.ContentType = up.ContentType
 	return s.docs.Commit(r.Context(), up, in)
@@ -266,13 +276,9 @@ func (s *Server) handleUpdate() http.Handler {
 			return
 		}
 		in := UpdateInput{Title: req.Title, Status: req.Status}
-		if m := r.Header.Get("If-Match"); m != "" {
-			v, err := parseETag(m)
-			if err != nil {
-				s.respondErr(w, r, err)
-				return
-			}
-			in.IfMatch = &v
+		if in.IfMatch, err = parseIfMatch(r.Header.Get("If-Match")); err != nil {
+			s.respondErr(w, r, err)
+			return
 		}
 		d, err := s.docs.Update(r.Context(), id, in)
 		if err != nil {
@@ -350,13 +356,29 @@ func setVersionHeaders(w http.ResponseWriter, d *Created) {
 
 func etag(v int32) string { return fmt.Sprintf(`"%d"`, v) }
 
-func parseETag(s string) (int32, error) {
-	s = strings.TrimPrefix(strings.TrimSpace(s), "W/")
-	v, err := strconv.ParseInt(strings.Trim(s, `"`), 10, 32)
-	if err != nil {
-		return 0, apperr.E(apperr.Invalid, "If-Match must be a document version ETag such as \"3\", got %q", s)
+// parseIfMatch reads If-Match (RFC 9110 §13.1.1): absent or "*" (any
+// current version) is no condition; otherwise the version the client holds.
+// If-Match uses the strong comparison, which a weak validator never
+// satisfies, so W/"3" always fails the precondition.
+func parseIfMatch(h string) (*int32, error) {
+	h = strings.TrimSpace(h)
+	if h == "" || h == "*" {
+		return nil, nil
 	}
-	return int32(v), nil
+	if strings.HasPrefix(h, "W/") {
+		return nil, apperr.E(apperr.PreconditionFailed, "If-Match %q is a weak validator; If-Match needs the strong ETag of the current version, such as \"3\"", h)
+	}
+	// A bare number is accepted as well: it was before, and curl users type it.
+	tag := h
+	if len(tag) >= 2 && tag[0] == '"' && tag[len(tag)-1] == '"' {
+		tag = tag[1 : len(tag)-1]
+	}
+	v, err := strconv.ParseInt(tag, 10, 32)
+	if err != nil {
+		return nil, apperr.E(apperr.Invalid, "If-Match must be a document version ETag such as \"3\", or *; got %q", h)
+	}
+	version := int32(v)
+	return &version, nil
 }
 
 func deref(p *string) string {

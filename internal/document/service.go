@@ -69,6 +69,13 @@ func (s *Service) Upload(ctx context.Context, contentType string, content io.Rea
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Internal, err, "internal error")
 	}
+	if contentType != "" {
+		ct, problem := ParseContentType(contentType)
+		if problem != "" {
+			return nil, apperr.Fields(apperr.FieldError{Field: "content_type", Message: problem})
+		}
+		contentType = ct
+	}
 	u := &Upload{ID: id.String(), Key: ContentKey(id.String()), ContentType: contentType}
 	br := bufio.NewReaderSize(content, 4096)
 	if u.ContentType == "" {

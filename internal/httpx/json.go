@@ -5,13 +5,16 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/docstream/docstream/apperr"
 )
@@ -24,7 +27,11 @@ import (
 // a hint when the header was not JSON either.
 func Decode[T any](w http.ResponseWriter, r *http.Request, limit int64) (T, error) {
 	var v T
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return v, decodeError(err, limit)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
 		err = decodeError(err, limit)
@@ -37,7 +44,30 @@ func Decode[T any](w http.ResponseWriter, r *http.Request, limit int64) (T, erro
 	if dec.More() {
 		return v, apperr.E(apperr.Invalid, "malformed JSON: unexpected data after the JSON value")
 	}
+	if !utf8.Valid(body) {
+		return v, invalidUTF8(body)
+	}
 	return v, nil
+}
+
+// invalidUTF8 names the top-level field holding bytes that are not UTF-8.
+// encoding/json would quietly turn them into U+FFFD, storing something the
+// client never sent; RFC 8259 requires UTF-8, so it is the client's mistake.
+func invalidUTF8(body []byte) error {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) == nil {
+		names := make([]string, 0, len(fields))
+		for k := range fields {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			if !utf8.Valid(fields[k]) {
+				return apperr.Fields(apperr.FieldError{Field: k, Message: "must be valid UTF-8 text"})
+			}
+		}
+	}
+	return apperr.E(apperr.Invalid, "request body is not valid UTF-8")
 }
 
 func decodeError(err error, limit int64) error {

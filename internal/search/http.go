@@ -176,7 +176,10 @@ func (s *Server) handleAggregations() http.Handler {
 		}
 		p := newParams(r)
 		text := strings.TrimSpace(p.Get("q"))
-		if utf8.RuneCountInString(text) > MaxQueryLen {
+		switch {
+		case !validText(text):
+			p.Fail("q", textProblem)
+		case utf8.RuneCountInString(text) > MaxQueryLen:
 			p.Fail("q", "must be at most "+strconv.Itoa(MaxQueryLen)+" characters")
 		}
 		size := p.Int("size", DefaultTermsSize, 1, MaxSize)
@@ -256,6 +259,8 @@ func (p *params) text(name string, minLen int) string {
 	v := strings.TrimSpace(p.Get(name))
 	n := utf8.RuneCountInString(v)
 	switch {
+	case !validText(v):
+		p.Fail(name, textProblem)
 	case n == 0:
 		p.Fail(name, "is required")
 	case n < minLen:
@@ -269,11 +274,21 @@ func (p *params) text(name string, minLen int) string {
 // filter reads an optional exact-match filter.
 func (p *params) filter(name string) string {
 	v := strings.TrimSpace(p.Get(name))
-	if len(v) > 255 {
+	switch {
+	case !validText(v):
+		p.Fail(name, textProblem)
+	case len(v) > 255:
 		p.Fail(name, "must be at most 255 characters")
 	}
 	return v
 }
+
+// textProblem is the message for a parameter that is not text: a query
+// with invalid UTF-8 or NUL is a client's mistake and must not reach the
+// index, where it would surface as a backend failure.
+const textProblem = "must be valid UTF-8 text without NUL characters"
+
+func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 // minLSN reads min_lsn, or the X-Min-LSN header when the parameter is absent.
 func (p *params) minLSN() uint64 {

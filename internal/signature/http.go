@@ -57,9 +57,7 @@ func (s *Server) handleCreate() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		if in.IPAddress == "" {
-			in.IPAddress = httpx.ClientIP(r, s.trusted)
-		}
+		in.IPAddress = httpx.ClientIP(r, s.trusted)
 		sig, err := s.svc.Create(r.Context(), in)
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, err)

@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -81,7 +80,9 @@ type CreateRequest struct {
 	SignerEmail   *string `json:"signer_email"`
 	SignerName    *string `json:"signer_name"`
 	SignatureData *string `json:"signature_data"`
-	IPAddress     *string `json:"ip_address"`
+	// IPAddress is accepted for wire compatibility with the reference and
+	// ignored: a client must not choose the address a signature records.
+	IPAddress *string `json:"ip_address"`
 	// DocumentStatus is accepted for compatibility with the reference's
 	// payload and validated as a status; it does not change what happens:
 	// a signed document reads "signed".
@@ -94,7 +95,7 @@ type CreateInput struct {
 	SignerEmail   string
 	SignerName    string
 	SignatureData *string
-	IPAddress     string // empty: the caller fills in the client address
+	IPAddress     string // the observed client address, filled in by the caller
 }
 
 // Validate checks every field, naming each offending one.
@@ -144,15 +145,6 @@ func (r CreateRequest) Validate() (CreateInput, error) {
 			bad("signature_data", "must be text without NUL characters (send binary data base64-encoded)")
 		case *r.SignatureData != "":
 			in.SignatureData = r.SignatureData
-		}
-	}
-
-	if r.IPAddress != nil && *r.IPAddress != "" {
-		a, err := netip.ParseAddr(*r.IPAddress)
-		if err != nil || a.Zone() != "" {
-			bad("ip_address", "must be an IPv4 or IPv6 address")
-		} else {
-			in.IPAddress = a.Unmap().String()
 		}
 	}
 
