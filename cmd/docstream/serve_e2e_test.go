@@ -96,7 +96,7 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 	}
 	t.Cleanup(nats.Stop)
 
-	const secret = "microservices-test-secret"
+	const secret = "microservices-test-secret-of-32-bytes-or-more"
 	addr := map[string]string{}
 	for _, f := range []string{"document-addr", "document-grpc-addr", "cdc-addr", "indexer-addr", "search-addr",
 		"signature-addr", "realtime-addr", "gateway-addr", "gateway-admin-addr"} {

@@ -22,7 +22,7 @@ func init() {
 			hub                   realtime.Options
 		)
 		fs.StringVar(&addr, "realtime-addr", ":8004", "realtime WebSocket service listen address")
-		fs.StringVar(&secret, "realtime-jwt-secret", "", "HS256 secret verifying WebSocket tokens (and signing /auth/token's in development); in dev, when empty, a random one kept in <data-dir>/realtime.secret")
+		fs.StringVar(&secret, "realtime-jwt-secret", "", "HS256 secret, at least 32 bytes, verifying WebSocket tokens (and signing /auth/token's in development); in dev, when empty, a random one kept in <data-dir>/realtime.secret")
 		fs.StringVar(&auth.JWKSURL, "realtime-jwks-url", "", "JWKS URL of the RS256/ES256/EdDSA keys accepted for WebSocket tokens")
 		fs.StringVar(&auth.Issuer, "realtime-jwt-issuer", "", "required iss of tokens (empty: not checked)")
 		fs.StringVar(&auth.Audience, "realtime-jwt-audience", "", "required aud of tokens (empty: not checked)")

@@ -82,7 +82,7 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 		h = limitBody(cfg.MaxBodyBytes, h)
 	}
 	if cfg.RateLimit.Requests > 0 {
-		h = httprate.LimitBy(cfg.RateLimit.Requests, cfg.RateLimit.Window,
+		h = exceptHealth(h, httprate.LimitBy(cfg.RateLimit.Requests, cfg.RateLimit.Window,
 			func(r *http.Request) (string, error) {
 				return httprate.CanonicalizeIP(httpx.ClientIP(r, g.trusted)), nil
 			},
@@ -90,7 +90,7 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 				httpx.RespondErr(w, r, log, apperr.E(apperr.RateLimited,
 					"rate limit of %d requests per %v exceeded; retry later", cfg.RateLimit.Requests, cfg.RateLimit.Window))
 			}),
-		)(h)
+		)(h))
 	}
 	if cfg.CORS.enabled() {
 		h = corsHandler(cfg.CORS).Handler(h)
@@ -228,6 +228,19 @@ func (g *Gateway) readyHandler() http.Handler {
 	mux := http.NewServeMux()
 	httpx.Routes(mux, checks...)
 	return mux
+}
+
+// exceptHealth sends /health/* to plain and everything else to limited: a
+// load balancer or orchestrator probing from one address must not have its
+// probes refused (and the gateway taken out) because of the rate limit.
+func exceptHealth(plain, limited http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/health/") {
+			plain.ServeHTTP(w, r)
+			return
+		}
+		limited.ServeHTTP(w, r)
+	})
 }
 
 // limitBody refuses bodies over limit: at once when Content-Length says so,

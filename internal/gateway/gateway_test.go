@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/docstream/docstream/internal/testenv"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -267,6 +268,57 @@ func TestRateLimitAnswers429WithRetryAfterPerClient(t *testing.T) {
 	if resp, body := get(t, gw.Client(), gw.URL+"/documents", "X-Forwarded-For", "198.51.100.9"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("other client: %d %s", resp.StatusCode, body)
 	}
+	// Health probes from the limited client are never limited.
+	for _, path := range []string{"/health/live", "/health/ready", "/health/live", "/health/ready"} {
+		if resp, body := get(t, gw.Client(), gw.URL+path); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s from a rate-limited client: %d %s", path, resp.StatusCode, body)
+		}
+	}
+}
+
+// Issue 11 §9: the gateway's logger already carries service=gateway; the
+// proxied service goes under its own key, so no line has "service" twice.
+func TestGatewayLogLinesCarryTheServiceKeyOnce(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil)).With("service", "gateway")
+	cfg := quietChecks(DefaultFor(map[string][]string{"document": {"http://127.0.0.1:1"}, "signature": {"http://127.0.0.1:1"},
+		"search": {"http://127.0.0.1:1"}, "realtime": {"http://127.0.0.1:1"}}))
+	g, err := New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(g.Handler())
+	t.Cleanup(gw.Close)
+	resp, _ := get(t, gw.Client(), gw.URL+"/documents")
+	if resp.StatusCode < 500 {
+		t.Fatalf("an unreachable upstream answered %d", resp.StatusCode)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatal("no log line for the upstream failure")
+	}
+	for _, l := range lines {
+		if n := strings.Count(l, `"service":`); n != 1 {
+			t.Fatalf("%d service keys in %s", n, l)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestBodyOverTheLimitIs413(t *testing.T) {

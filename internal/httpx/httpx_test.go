@@ -37,6 +37,7 @@ func TestDecodeMapsEveryMistakeToAClientError(t *testing.T) {
 		{"too large", `{"name":"` + strings.Repeat("x", 100) + `"}`, "application/json", apperr.TooLarge, ""},
 		{"a form body", `name=x`, "application/x-www-form-urlencoded", apperr.Invalid, ""},
 		{"JSON under curl's default content type", `{"name":"x"}`, "application/x-www-form-urlencoded", "", ""},
+		{"bytes that are not UTF-8 name the field", `{"name":"a` + "\xff" + `b"}`, "application/json", apperr.Validation, "name"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -261,4 +262,69 @@ func TestServeContentAnswersRangeAndPreconditionErrorsAsJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRequestIDFromTheClientIsKeptOnlyWhenItIsSafe(t *testing.T) {
+	h := Wrap("test", logging.Discard(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(r.Header.Get(RequestIDHeader)))
+	}))
+	cases := []struct {
+		name, given string
+		kept        bool
+	}{
+		{"a UUID is kept", "0195f3c2-7d1e-7b3a-9c4d-1f2e3a4b5c6d", true},
+		{"a trace ID with = and : is kept", "Root=1-5e1b4151-5ac6c58f:span.7", true},
+		{"markup is replaced", "<script>alert(1)</script>", false},
+		{"spaces and quotes are replaced", `a "b" c`, false},
+		{"a newline is replaced", "a\nb", false},
+		{"longer than 128 bytes is replaced", strings.Repeat("a", 129), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set(RequestIDHeader, c.given)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			got := w.Header().Get(RequestIDHeader)
+			if (got == c.given) != c.kept || got == "" || w.Body.String() != got {
+				t.Fatalf("given %q: answered %q, handler saw %q, want kept=%v", c.given, got, w.Body.String(), c.kept)
+			}
+			if strings.ContainsAny(got, "<>\" \n") {
+				t.Fatalf("unsafe request ID reflected: %q", got)
+			}
+		})
+	}
+}
+
+func TestPathsWithDotOrEmptySegmentsAreNotFoundNotRedirected(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /documents/{id}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+	mux.HandleFunc("GET /etc/passwd", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+	srv := httptest.NewServer(Wrap("test", logging.Discard(), mux))
+	t.Cleanup(srv.Close)
+	for _, p := range []string{"/documents/../../etc/passwd", "/documents/./x", "/documents//x", "/documents/%2e%2e/%2e%2e/etc/passwd"} {
+		t.Run(p, func(t *testing.T) {
+			// A raw request line: Go's client would clean nothing, but be
+			// explicit that the path reaches the server as written.
+			req, _ := http.NewRequest("GET", srv.URL, nil)
+			req.URL.Opaque = p
+			resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Error struct{ Code string } `json:"error"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != http.StatusNotFound || body.Error.Code != "not_found" || resp.Header.Get("Location") != "" {
+				t.Fatalf("%s: %d %+v Location=%q, want 404 JSON", p, resp.StatusCode, body, resp.Header.Get("Location"))
+			}
+		})
+	}
+	resp, err := http.Get(srv.URL + "/documents/abc")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a clean path: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

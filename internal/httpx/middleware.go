@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -43,7 +44,7 @@ func Wrap(service string, log *slog.Logger, h http.Handler) http.Handler {
 	g := inflight.WithLabelValues(service)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
-		if id == "" || len(id) > 128 {
+		if !validRequestID(id) {
 			id = NewRequestID()
 			r.Header.Set(RequestIDHeader, id)
 		}
@@ -51,6 +52,13 @@ func Wrap(service string, log *slog.Logger, h http.Handler) http.Handler {
 		r = r.WithContext(logging.WithRequestID(r.Context(), id))
 
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		if r.RequestURI != "*" && r.URL.Path != cleanPath(r.URL.Path) {
+			// ServeMux would answer a redirect to the cleaned path, which
+			// turns /documents/../../etc/passwd into a probe that "works";
+			// no route of ours has dot segments or empty ones.
+			RespondErr(sw, r, log, apperr.E(apperr.NotFound, "no resource at a path with dot or empty segments"))
+			return
+		}
 		start := time.Now()
 		g.Inc()
 		defer func() {
@@ -78,6 +86,38 @@ func Wrap(service string, log *slog.Logger, h http.Handler) http.Handler {
 		}()
 		h.ServeHTTP(sw, r)
 	})
+}
+
+// validRequestID accepts what request IDs are made of in practice (UUIDs,
+// hex, base64, trace IDs such as "Root=1-5e1b-…") and nothing that could be
+// markup or break a log line, since the ID is echoed and logged.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-_.:+=/", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// cleanPath is the form ServeMux redirects to: dot segments resolved,
+// repeated slashes collapsed, a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // NewRequestID returns a random 16-byte hex ID.

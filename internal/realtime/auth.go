@@ -75,11 +75,41 @@ type Identity struct {
 }
 
 // tokenClaims are the claims of our tokens: the registered ones plus the
-// reference's user_id and email.
+// reference's user_id and email. The time claims shadow RegisteredClaims'
+// with a stricter type (see numericDate).
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	UserID string `json:"user_id,omitempty"`
-	Email  string `json:"email,omitempty"`
+	ExpiresAt *numericDate `json:"exp,omitempty"`
+	NotBefore *numericDate `json:"nbf,omitempty"`
+	IssuedAt  *numericDate `json:"iat,omitempty"`
+	UserID    string       `json:"user_id,omitempty"`
+	Email     string       `json:"email,omitempty"`
+}
+
+func (c tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt.date(), nil }
+func (c tokenClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore.date(), nil }
+func (c tokenClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt.date(), nil }
+
+// numericDate is a JWT NumericDate that must be a JSON number (RFC 7519
+// §2). jwt.NumericDate also takes a string holding a number, so a token
+// with "exp":"9999999999" would pass: issuers that produce one are broken,
+// and a verifier that accepts one is lenient where it must be strict.
+type numericDate struct{ jwt.NumericDate }
+
+func newNumericDate(t time.Time) *numericDate { return &numericDate{*jwt.NewNumericDate(t)} }
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
+		return fmt.Errorf("a NumericDate must be a JSON number, got %.20s", b)
+	}
+	return d.NumericDate.UnmarshalJSON(b)
+}
+
+func (d *numericDate) date() *jwt.NumericDate {
+	if d == nil {
+		return nil
+	}
+	return &d.NumericDate
 }
 
 // NewAuthenticator builds an Authenticator. With a JWKS URL it starts a
@@ -88,6 +118,10 @@ type tokenClaims struct {
 func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, error) {
 	if len(cfg.Secret) == 0 && cfg.JWKSURL == "" {
 		return nil, errors.New("realtime: a JWT secret or a JWKS URL is required")
+	}
+	if n := len(cfg.Secret); n > 0 && n < MinSecretLen {
+		// RFC 7518 §3.2: an HS256 key must be at least as long as the hash.
+		return nil, fmt.Errorf("realtime: the JWT secret is %d bytes; HS256 needs at least %d (e.g. openssl rand -base64 32)", n, MinSecretLen)
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 30 * time.Second
@@ -141,6 +175,9 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 	a.parser = jwt.NewParser(opts...)
 	return a, nil
 }
+
+// MinSecretLen is the shortest HS256 secret accepted, in bytes.
+const MinSecretLen = 32
 
 // RandomSecret returns a fresh 32-byte HMAC secret (development only: tokens
 // signed with it are valid in this process alone).
@@ -240,15 +277,12 @@ func (a *Authenticator) IssueToken(userID, email string, now time.Time) (string,
 	}
 	exp := now.Add(a.ttl)
 	c := tokenClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   userID,
-			IssuedAt:  jwt.NewNumericDate(now),
-			NotBefore: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(exp),
-			Issuer:    a.issuer,
-		},
-		UserID: userID,
-		Email:  email,
+		RegisteredClaims: jwt.RegisteredClaims{Subject: userID, Issuer: a.issuer},
+		IssuedAt:         newNumericDate(now),
+		NotBefore:        newNumericDate(now),
+		ExpiresAt:        newNumericDate(exp),
+		UserID:           userID,
+		Email:            email,
 	}
 	if a.aud != "" {
 		c.Audience = jwt.ClaimStrings{a.aud}

@@ -10,6 +10,8 @@ import (
 	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -231,5 +233,54 @@ func TestIssueTokenRoundTrip(t *testing.T) {
 	}
 	if id.UserID != "alice" || id.Email != "alice@example.com" {
 		t.Fatalf("identity %+v", id)
+	}
+}
+
+// Issue 11 §9: time claims must be JSON numbers; a string holding a number
+// is refused, whatever it says.
+func TestTimeClaimsGivenAsStringsAreRefused(t *testing.T) {
+	a, err := NewAuthenticator(t.Context(), AuthConfig{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := a.Verify(t.Context(), hsToken(t, testSecret, validClaims())); err != nil {
+		t.Fatalf("numeric claims refused: %v", err)
+	}
+	for _, claim := range []string{"exp", "nbf", "iat"} {
+		t.Run(claim, func(t *testing.T) {
+			c := validClaims()
+			c["nbf"] = now.Add(-time.Minute).Unix()
+			c[claim] = strconv.FormatInt(c[claim].(int64), 10)
+			if claim == "exp" {
+				c[claim] = strconv.FormatInt(now.Add(time.Hour).Unix(), 10)
+			}
+			_, err := a.Verify(t.Context(), hsToken(t, testSecret, c))
+			if apperr.CodeOf(err) != apperr.Unauthenticated {
+				t.Fatalf("%s as a string %q: %v, want refused", claim, c[claim], err)
+			}
+		})
+	}
+	// Tokens the server issues itself still verify.
+	tok, _, err := a.IssueToken("u1", "u1@example.com", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := a.Verify(t.Context(), tok); err != nil || id.UserID != "u1" || id.ExpiresAt.IsZero() {
+		t.Fatalf("issued token: %+v %v", id, err)
+	}
+}
+
+// Issue 11 §9: an HS256 secret shorter than the hash is refused at start,
+// saying why.
+func TestShortHS256SecretIsRefusedAtStart(t *testing.T) {
+	for _, n := range []int{1, 16, 31} {
+		_, err := NewAuthenticator(t.Context(), AuthConfig{Secret: make([]byte, n)})
+		if err == nil || !strings.Contains(err.Error(), "at least 32") {
+			t.Fatalf("%d-byte secret: %v, want refused naming the minimum", n, err)
+		}
+	}
+	if _, err := NewAuthenticator(t.Context(), AuthConfig{Secret: make([]byte, 32)}); err != nil {
+		t.Fatalf("32-byte secret: %v", err)
 	}
 }

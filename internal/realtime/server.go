@@ -117,7 +117,9 @@ func (s *Server) handleWebSocket() http.Handler {
 
 func (s *Server) handleStats() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpx.Respond(w, http.StatusOK, s.hub.Stats(100))
+		// Counts only: /stats is unauthenticated, and the ids of watched
+		// documents would tell anyone what others are working on.
+		httpx.Respond(w, http.StatusOK, s.hub.Stats(0))
 	})
 }
 
