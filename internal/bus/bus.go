@@ -33,6 +33,18 @@ const (
 	// this, not the change's own lsn (transactions interleave), is what
 	// tells which changes may come twice.
 	HeaderCommitLSN = "commit_lsn"
+	// HeaderLate marks an event published after events of later
+	// transactions: the CDC engine found it missing from the bus after a
+	// restart while events committed after it were stored (a publish lost
+	// on a broken connection while later ones got through). It was never
+	// delivered before, so consumers must not drop it as a repeat (see
+	// Dedup) although its cursor is behind.
+	HeaderLate = "late"
+	// HeaderSystemID and HeaderTimeline are set on watermarks: the
+	// PostgreSQL system identifier and timeline (IDENTIFY_SYSTEM) the
+	// engine read the WAL of. LSNs are only comparable within one of them.
+	HeaderSystemID = "pg_system_id"
+	HeaderTimeline = "pg_timeline"
 )
 
 // Message is one event.
@@ -45,6 +57,9 @@ type Message struct {
 	// (JetStream stream sequence; Kafka offset) and when it was stored.
 	Position uint64
 	Time     time.Time
+	// Partition is the Kafka partition the message was read from (always 0
+	// on NATS). Positions are comparable only within one topic and partition.
+	Partition int32
 }
 
 // Handler processes a batch. Returning nil acknowledges every message in it;
@@ -113,6 +128,31 @@ type Bus interface {
 	// Ping checks the connection (readiness).
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Resumer is implemented by a bus that can tell a restarted producer what
+// it already holds of its change stream (the NATS bus). The CDC engine uses
+// it so that a restart at any later time never publishes an event twice.
+type Resumer interface {
+	// Resume reads the last message of marks (the watermark topic) and every
+	// event of topics whose cursor is at or above that watermark's lsn
+	// header: those are all that a producer resuming from the watermark may
+	// find already stored.
+	Resume(ctx context.Context, topics []string, marks string) (Resume, error)
+}
+
+// Resume is what the bus holds at the end of a change stream.
+type Resume struct {
+	// Mark is the last watermark; HasMark is false when there is none.
+	Mark    Message
+	HasMark bool
+	// Tail is the number of events read back, Last the highest cursor among
+	// them (0 when none).
+	Tail int
+	Last uint64
+	// Stored reports whether an event with m's topic, lsn header and key is
+	// among the events read back.
+	Stored func(m Message) bool
 }
 
 // Topics joins topics into the topic argument of one Broadcast over all of

@@ -165,6 +165,7 @@ type Engine struct {
 	mu     sync.Mutex
 	status Status
 	acked  atomic.Uint64
+	src    source // set by resume before anything is published
 }
 
 // New checks cfg and returns an engine publishing on b.

@@ -21,6 +21,10 @@ var (
 		Help:    "Time from handing a batch of events to the bus to its acknowledgement.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 	})
+	eventsSkipped = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "docstream_cdc_events_skipped_total",
+		Help: "Replayed change events not published again because the bus already holds them, by reason: before_mark (transaction before the bus's last watermark), stored (found among the events after it).",
+	}, []string{"reason"})
 	confirmedLSN = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "docstream_cdc_confirmed_lsn",
 		Help: "Last LSN confirmed to PostgreSQL, by slot.",

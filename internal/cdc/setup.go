@@ -37,6 +37,10 @@ func (e *Engine) capture(ctx context.Context, pool *pgxpool.Pool, log *slog.Logg
 		return fmt.Errorf("cdc: replication connection: %w", err)
 	}
 	defer repl.Close(context.Background())
+	rp, err := e.resume(ctx, repl, log)
+	if err != nil {
+		return err
+	}
 
 	var done, exists bool
 	var slotRowExists bool
@@ -59,8 +63,11 @@ func (e *Engine) capture(ctx context.Context, pool *pgxpool.Pool, log *slog.Logg
 		if err := e.createSlot(ctx, pool, repl, log); err != nil {
 			return err
 		}
+		// The new slot starts after its consistent point, above anything
+		// of this history already on the bus: nothing to skip.
+		rp = resumePoint{}
 	}
-	return e.stream(ctx, pool, repl, log)
+	return e.stream(ctx, pool, repl, rp, log)
 }
 
 func (e *Engine) ensurePublication(ctx context.Context, pool *pgxpool.Pool) error {
@@ -114,6 +121,12 @@ func (e *Engine) createSlot(ctx context.Context, pool *pgxpool.Pool, repl *pgcon
 			return err
 		}
 		log.Info("initial snapshot published", "rows", n, "took", time.Since(start))
+		// The snapshot is everything committed before the consistent point:
+		// a watermark says so, and is the high-water mark a restart resumes
+		// from until streaming publishes the next one.
+		if err := e.publishMark(ctx, uint64(point)); err != nil {
+			return err
+		}
 	}
 	if _, err := pool.Exec(ctx, "UPDATE cdc.slots SET snapshot_done_at = now() WHERE slot_name = $1", e.cfg.Slot); err != nil {
 		return fmt.Errorf("cdc: record snapshot: %w", err)

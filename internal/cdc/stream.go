@@ -2,7 +2,6 @@ package cdc
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -35,7 +34,7 @@ type batch struct {
 
 // stream runs START_REPLICATION from the slot's confirmed position and
 // turns pgoutput messages into events until ctx is done.
-func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.PgConn, log *slog.Logger) error {
+func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.PgConn, rp resumePoint, log *slog.Logger) error {
 	err := pglogrepl.StartReplication(ctx, repl, e.cfg.Slot, 0, pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication,
 		PluginArgs: []string{
@@ -58,6 +57,11 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 		return fmt.Errorf("cdc: slot position %q: %w", s, err)
 	}
 	confirmed := uint64(l)
+	if rp.mark > confirmed {
+		// The bus holds more than PostgreSQL persisted for the slot: the
+		// mark is what is acked, and the next status update confirms it.
+		confirmed = rp.mark
+	}
 	e.acked.Store(confirmed)
 	e.setStatus(func(s *Status) { s.Streaming, s.LastError = true, "" })
 	log.Info("streaming changes", "from", LSN(confirmed))
@@ -100,7 +104,7 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 
 	// The database name is read once: pool.Config() copies the whole
 	// configuration, which showed in the capture profile when done per row.
-	r := &reader{e: e, pool: pool, db: pool.Config().ConnConfig.Database, rels: map[uint32]*table{}, topics: map[string]bool{}}
+	r := &reader{e: e, pool: pool, db: pool.Config().ConnConfig.Database, rels: map[uint32]*table{}, topics: map[string]bool{}, rp: rp, log: log}
 	for _, t := range e.cfg.Tables {
 		r.topics[t] = true
 	}
@@ -361,13 +365,7 @@ func (e *Engine) confirm(s sent) error {
 		return nil
 	}
 	e.acked.Store(s.b.confirm)
-	wm, _ := json.Marshal(change.Watermark{LSN: s.b.confirm, TsMs: time.Now().UnixMilli()})
-	lsn := strconv.FormatUint(s.b.confirm, 10)
-	if err := e.bus.Publish(s.ctx, bus.Message{Topic: bus.TopicWatermarks, Key: []byte(e.cfg.Slot), Value: wm,
-		Headers: map[string]string{bus.HeaderLSN: lsn}}); err != nil {
-		return fmt.Errorf("cdc: publish watermark: %w", err)
-	}
-	return nil
+	return e.publishMark(s.ctx, s.b.confirm)
 }
 
 // heartbeat runs the heartbeat action so the slot keeps advancing while the
@@ -418,6 +416,14 @@ type reader struct {
 	commitTime time.Time
 	lastCommit uint64
 
+	// What the bus already holds (see resume.go): skip is set for a
+	// transaction committed before rp.mark, late for one committed before
+	// the last one stored.
+	rp   resumePoint
+	skip bool
+	late bool
+	log  *slog.Logger
+
 	// Reused per row: the decoded old and new tuples (only read while the
 	// row is encoded) and the slab that keys and values are cut from, so a
 	// row costs a few exact-size pieces of one large allocation instead of
@@ -459,6 +465,10 @@ func (r *reader) handle(ctx context.Context, xld pglogrepl.XLogData, out *[]bus.
 	case *pglogrepl.BeginMessage:
 		r.inTx, r.xid, r.commitTime, r.commitLSN = true, m.Xid, m.CommitTime, uint64(m.FinalLSN)
 		r.commitStr = strconv.FormatUint(r.commitLSN, 10)
+		r.skip, r.late = r.commitLSN < r.rp.mark, false
+		if r.rp.stored != nil && r.commitLSN > r.rp.last {
+			r.rp.stored = nil // past everything the bus held at start
+		}
 	case *pglogrepl.CommitMessage:
 		r.inTx = false
 		r.lastCommit = uint64(m.CommitLSN)
@@ -511,6 +521,10 @@ func (r *reader) emit(relID uint32, op string, oldT, newT *pglogrepl.TupleData, 
 	if !r.topics[t.schema+"."+t.name] {
 		return nil // in the publication but not configured here
 	}
+	if r.skip {
+		eventsSkipped.WithLabelValues("before_mark").Inc()
+		return nil
+	}
 	var before, after []value
 	if oldT != nil {
 		r.before = tupleValues(r.before[:0], oldT)
@@ -538,16 +552,31 @@ func (r *reader) emit(relID uint32, op string, oldT, newT *pglogrepl.TupleData, 
 	if keyRow == nil {
 		keyRow = before
 	}
-	*out = append(*out, bus.Message{
+	m := bus.Message{
 		Topic: t.topic,
 		Key:   r.cut(func(b []byte) []byte { return appendKey(b, t, keyRow) }),
-		Value: r.cut(func(b []byte) []byte { return appendEnvelope(b, t, &env) }),
 		Headers: map[string]string{
 			bus.HeaderLSN:       strconv.FormatUint(lsn, 10),
 			bus.HeaderOp:        op,
 			bus.HeaderCommitLSN: r.commitStr,
 		},
-	})
+	}
+	if r.rp.stored != nil {
+		if r.rp.stored(m) {
+			eventsSkipped.WithLabelValues("stored").Inc()
+			return nil
+		}
+		if r.commitLSN < r.rp.last {
+			m.Headers[bus.HeaderLate] = "true"
+			if !r.late {
+				r.late = true
+				r.log.Warn("publishing a transaction the bus lacks after later ones it holds (a publish was lost); its events are marked late",
+					"commit_lsn", LSN(r.commitLSN), "bus_last_commit", LSN(r.rp.last))
+			}
+		}
+	}
+	m.Value = r.cut(func(b []byte) []byte { return appendEnvelope(b, t, &env) })
+	*out = append(*out, m)
 	return nil
 }
 

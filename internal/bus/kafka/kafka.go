@@ -298,7 +298,7 @@ func (b *Bus) poll(ctx context.Context, cl *kgo.Client, maxBatch int, start bus.
 
 func toMessage(r *kgo.Record) bus.Message {
 	m := bus.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: make(map[string]string, len(r.Headers)),
-		Position: uint64(r.Offset), Time: r.Timestamp}
+		Position: uint64(r.Offset), Time: r.Timestamp, Partition: r.Partition}
 	for _, h := range r.Headers {
 		m.Headers[h.Key] = string(h.Value)
 	}

@@ -28,6 +28,14 @@ type EmbeddedOptions struct {
 	Host     string
 	Port     int
 	NoListen bool
+	// SyncInterval is how often JetStream fsyncs its files. 0 (the default)
+	// fsyncs every write before it is acknowledged, so an event the bus has
+	// acked survives an OS crash or power loss; the CDC engine moves the
+	// replication slot past an event only once it is acked, so after that
+	// PostgreSQL no longer holds it either. A positive interval (NATS' own
+	// default is 2 minutes) is faster but may lose acknowledged events, for
+	// good, to a power loss.
+	SyncInterval time.Duration
 	Options
 }
 
@@ -58,6 +66,11 @@ func StartEmbedded(ctx context.Context, eo EmbeddedOptions) (*Bus, error) {
 		NoLog:      true,
 		// The embedded store is for one machine's dev data; no other limits.
 		JetStreamMaxStore: -1,
+	}
+	if eo.SyncInterval > 0 {
+		sopts.SyncInterval = eo.SyncInterval
+	} else {
+		sopts.SyncAlways = true
 	}
 	ns, err := server.NewServer(sopts)
 	if err != nil {
