@@ -18,10 +18,10 @@ import (
 // in <data-dir>/nats (also listening on --bus-listen), nats:// → an external
 // NATS server or cluster, kafka:// → Apache Kafka.
 func openBus(ctx context.Context, cfg *sharedConfig, log *slog.Logger) (bus.Bus, error) {
-	opts := busnats.Options{MaxAge: cfg.BusMaxAge, Log: log}
+	opts := busnats.Options{MaxAge: cfg.BusMaxAge, Replicas: cfg.BusReplicas, Log: log}
 	switch u := cfg.BusURL; {
 	case u == "":
-		eo := busnats.EmbeddedOptions{Dir: filepath.Join(cfg.DataDir, "nats"), Options: opts, NoListen: cfg.BusListen == ""}
+		eo := busnats.EmbeddedOptions{Dir: filepath.Join(cfg.DataDir, "nats"), Options: opts, NoListen: cfg.BusListen == "", Sync: cfg.BusSync}
 		if !eo.NoListen {
 			host, port, err := net.SplitHostPort(cfg.BusListen)
 			if err != nil {

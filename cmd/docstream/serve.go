@@ -65,6 +65,8 @@ type sharedConfig struct {
 	BusURL            string
 	BusListen         string        // embedded NATS: loopback address other processes attach to
 	BusMaxAge         time.Duration // retention of the bus's streams/topics
+	BusSync           string        // embedded NATS: when published events reach the disk
+	BusReplicas       int           // NATS: replicas of each stream
 	SearchURL         string
 	LogLevel          string
 	Dev               bool
@@ -82,6 +84,8 @@ func (c *sharedConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.BusURL, "bus-url", "", "event bus: nats://host:port, kafka://host:port,…; default: NATS JetStream embedded in <data-dir>/nats")
 	fs.StringVar(&c.BusListen, "bus-listen", "127.0.0.1:4250", "embedded NATS: address it also listens on so the CLI and other processes can attach (not 4222, to leave a standard NATS alone); empty: in-process only")
 	fs.DurationVar(&c.BusMaxAge, "bus-max-age", 7*24*time.Hour, "how long the bus keeps events (JetStream stream max age)")
+	fs.StringVar(&c.BusSync, "bus-sync", "batch", "embedded NATS: when published events reach the disk: batch (fsync once per publish, grouped, before it counts as acknowledged), always (fsync every event), or a duration (background fsync only: a power loss may lose acknowledged events)")
+	fs.IntVar(&c.BusReplicas, "bus-replicas", 1, "NATS: replicas of each stream (3 on a cluster: an event is acknowledged once a quorum stored it)")
 	fs.StringVar(&c.SearchURL, "search-url", "", "search index: http(s):// for Elasticsearch/OpenSearch; default: Bleve in <data-dir>/index")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending schema migrations at start")

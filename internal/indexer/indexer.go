@@ -8,6 +8,8 @@
 //     update that sets it is indexed.
 //   - The version of every write is the event's LSN, so redeliveries and
 //     replays are idempotent and can never move a document backwards.
+//     Repeats of events already handled are dropped before that, by LSN
+//     (bus.Dedup), so they cost no content read and no index write.
 //   - For text/* documents the content is read from the "documents"
 //     bucket (up to Config.ContentCap bytes) and indexed with the title.
 //   - A batch is acknowledged only after the index has durably written it.
@@ -138,6 +140,7 @@ type Indexer struct {
 	failing      bool
 	lastBatchEnd time.Time
 	applied      uint64 // highest LSN written with SetAppliedLSN
+	dedup        *bus.Dedup
 }
 
 // mark is one watermark and when it was stored on the bus and received.
@@ -150,7 +153,7 @@ type mark struct {
 // New returns an indexer writing to idx and reading content from blobs.
 func New(idx search.Index, blobs *blob.Bucket, cfg Config, log *slog.Logger) *Indexer {
 	cfg.defaults()
-	return &Indexer{idx: idx, blobs: blobs, cfg: cfg, log: log}
+	return &Indexer{idx: idx, blobs: blobs, cfg: cfg, log: log, dedup: bus.NewDedup("indexer")}
 }
 
 // Run consumes until ctx is done: the change events as a group member, the
@@ -172,7 +175,7 @@ func (x *Indexer) Run(ctx context.Context, b bus.Bus) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return b.Group(ctx, bus.TopicDocuments, x.cfg.Group, bus.GroupOptions{MaxBatch: x.cfg.MaxBatch, MaxWait: x.cfg.MaxWait}, x.HandleBatch)
+		return b.Group(ctx, bus.TopicDocuments, x.cfg.Group, bus.GroupOptions{MaxBatch: x.cfg.MaxBatch, MaxWait: x.cfg.MaxWait}, x.dedup.Wrap(x.HandleBatch))
 	})
 	g.Go(func() error {
 		return b.Broadcast(ctx, bus.TopicWatermarks, bus.Start{Kind: bus.StartAfterLSN, LSN: applied}, x.HandleWatermarks)

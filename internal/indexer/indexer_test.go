@@ -8,18 +8,22 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	gcblob "gocloud.dev/blob"
 
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/bus"
+	busnats "github.com/docstream/docstream/internal/bus/nats"
 	"github.com/docstream/docstream/internal/change"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/search/bleve"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // row is a documents.documents row as the CDC engine encodes it.
@@ -288,4 +292,79 @@ func TestWatermarksBecomeTheAppliedLSN(t *testing.T) {
 			t.Fatalf("applied = %d while the batch before the watermark is not indexed", lsn)
 		}
 	})
+}
+
+// countingIndex counts the operations written per document.
+type countingIndex struct {
+	search.Index
+	mu  sync.Mutex
+	ops map[string]int
+}
+
+func (c *countingIndex) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, error) {
+	res, err := c.Index.Apply(ctx, ops)
+	if err == nil {
+		c.mu.Lock()
+		for _, op := range ops {
+			c.ops[op.ID]++
+		}
+		c.mu.Unlock()
+	}
+	return res, err
+}
+
+func (c *countingIndex) count(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ops[id]
+}
+
+func TestRepeatedEventsOnTheBusAreDroppedByLSN(t *testing.T) {
+	f := newFixture(t, Config{MaxWait: 20 * time.Millisecond})
+	idx := &countingIndex{Index: f.idx, ops: map[string]int{}}
+	f.x = New(idx, f.blobs, Config{MaxWait: 20 * time.Millisecond}, logging.Discard())
+	// A short duplicate window, so the copies published below are stored,
+	// as after a CDC restart later than the window.
+	const window = 100 * time.Millisecond
+	b, err := busnats.StartEmbedded(context.Background(), busnats.EmbeddedOptions{Dir: t.TempDir(), NoListen: true,
+		Options: busnats.Options{Duplicates: window}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.x.Run(ctx, b) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	a1, a2, late, last := newRow(uuid.NewString(), "alpha"), newRow(uuid.NewString(), "bravo"), newRow(uuid.NewString(), "charlie"), newRow(uuid.NewString(), "delta")
+	at := func(m bus.Message, commit uint64) bus.Message {
+		m.Headers[bus.HeaderCommitLSN] = strconv.FormatUint(commit, 10)
+		return m
+	}
+	lateEvent := at(event(change.OpCreate, 150, nil, &late), 150)
+	lateEvent.Headers[bus.HeaderLate] = "true"
+	publish := func(msgs ...bus.Message) {
+		t.Helper()
+		if err := b.Publish(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(at(event(change.OpCreate, 100, nil, &a1), 100), at(event(change.OpCreate, 200, nil, &a2), 200))
+	testenv.WaitFor(t, "both rows indexed", func() bool { return idx.count(a2.ID) == 1 })
+	time.Sleep(3 * window)
+	// The CDC engine publishing both again after a restart (another
+	// position, same topic, lsn and key), and an event it published late.
+	publish(at(event(change.OpCreate, 100, nil, &a1), 100), at(event(change.OpCreate, 200, nil, &a2), 200), lateEvent,
+		at(event(change.OpCreate, 300, nil, &last), 300))
+	testenv.WaitFor(t, "the last row indexed", func() bool { return idx.count(last.ID) == 1 })
+	if n1, n2 := idx.count(a1.ID), idx.count(a2.ID); n1 != 1 || n2 != 1 {
+		t.Errorf("repeated events reached the index: %d and %d writes, want 1 each", n1, n2)
+	}
+	if idx.count(late.ID) != 1 {
+		t.Errorf("the late event was dropped as a repeat (%d writes)", idx.count(late.ID))
+	}
+	if got := f.titles(t, "charlie"); !slices.Equal(got, []string{"charlie"}) {
+		t.Errorf("search charlie = %v", got)
+	}
 }

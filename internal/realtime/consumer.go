@@ -84,7 +84,8 @@ func (c *consumerState) position() uint64 {
 // space; Kafka has no order across topics (see bus.Bus.Broadcast).
 //
 // Each instance consumes everything, so each instance's clients get every
-// event. A subscription that fails is resumed right after the last position
+// event. Repeats of events already dispatched (the same change published
+// again) are dropped by LSN (bus.Dedup), so a client never gets one twice. A subscription that fails is resumed right after the last position
 // it delivered, so no event is skipped. Blocks until ctx is done.
 func (h *Hub) Consume(ctx context.Context) error {
 	if h.opts.Bus == nil {
@@ -95,7 +96,7 @@ func (h *Hub) Consume(ctx context.Context) error {
 	backoff := 500 * time.Millisecond
 	for {
 		st.set("running", nil)
-		err := h.opts.Bus.Broadcast(ctx, subscription, start, func(ctx context.Context, msgs []bus.Message) error {
+		err := h.opts.Bus.Broadcast(ctx, subscription, start, h.dedup.Wrap(func(ctx context.Context, msgs []bus.Message) error {
 			for _, m := range msgs {
 				ev, err := Decode(m)
 				if err != nil {
@@ -105,7 +106,7 @@ func (h *Hub) Consume(ctx context.Context) error {
 				h.Dispatch(ev)
 			}
 			return nil
-		})
+		}))
 		if ctx.Err() != nil {
 			st.set("stopped", nil)
 			return nil

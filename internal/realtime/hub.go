@@ -132,6 +132,7 @@ type Hub struct {
 	total    atomic.Int64
 	clients  sync.WaitGroup
 	consumer consumerState
+	dedup    *bus.Dedup // repeats of events already dispatched (by LSN)
 }
 
 // NewHub returns a hub; start Consume to feed it from the bus.
@@ -142,6 +143,7 @@ func NewHub(opts Options) *Hub {
 		log:       opts.Log,
 		docs:      map[string]map[*client]struct{}{},
 		replaying: map[*client]struct{}{},
+		dedup:     bus.NewDedup("realtime"),
 	}
 }
 

@@ -95,7 +95,7 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 	items := make(chan Event)
 	errc := make(chan error, 1)
 	wg.Go(func() {
-		err := c.h.opts.Bus.Broadcast(sctx, subscription, bus.Start{Kind: bus.StartAfterLSN, LSN: since}, func(hctx context.Context, msgs []bus.Message) error {
+		err := c.h.opts.Bus.Broadcast(sctx, subscription, bus.Start{Kind: bus.StartAfterLSN, LSN: since}, bus.NewDedup("realtime-replay").Wrap(func(hctx context.Context, msgs []bus.Message) error {
 			for _, m := range msgs {
 				ev, err := Decode(m)
 				if err != nil {
@@ -108,7 +108,7 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 				}
 			}
 			return nil
-		})
+		}))
 		if err != nil && sctx.Err() == nil {
 			errc <- err
 		}

@@ -468,3 +468,45 @@ func TestStatsEndpoint(t *testing.T) {
 		t.Fatalf("consumer state %+v, want idle (not started) over both topics", c)
 	}
 }
+
+// scriptedBus delivers msgs to the first broadcast once release is closed.
+type scriptedBus struct {
+	bus.Bus // nil: only Broadcast and Ping are used
+	msgs    []bus.Message
+	release chan struct{}
+}
+
+func (s *scriptedBus) Broadcast(ctx context.Context, _ string, _ bus.Start, h bus.Handler) error {
+	select {
+	case <-s.release:
+		if err := h(ctx, s.msgs); err != nil {
+			return err
+		}
+	case <-ctx.Done():
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (s *scriptedBus) Ping(context.Context) error { return nil }
+
+func TestAChangePublishedAgainReachesClientsOnce(t *testing.T) {
+	const doc, other = "0691e72f-799b-7efd-8000-e5c4e1cb7813", "0691e72f-799b-7efd-8000-e5c4e1cb7814"
+	ev := func(doc string, lsn, pos uint64) bus.Message {
+		return envelopeMsg(bus.TopicDocuments, "u", docRow(doc, "old", "created", 1), docRow(doc, fmt.Sprint("title ", lsn), "created", 2), lsn, pos)
+	}
+	sb := &scriptedBus{release: make(chan struct{}), msgs: []bus.Message{
+		ev(doc, 100, 1), ev(other, 200, 2),
+		ev(doc, 100, 3), ev(other, 200, 4), // the CDC engine published both again
+		ev(doc, 300, 5),
+	}}
+	s := startServer(t, serverOpts{hub: Options{Bus: sb}})
+	c := s.dial(t, doc, "", 0)
+	testenv.WaitFor(t, "client subscribed", func() bool { return s.hub.Connections() == 1 })
+	close(sb.release)
+	for _, want := range []uint64{100, 300} {
+		if m := readMsg(t, c); m.LSN != want {
+			t.Fatalf("got the message of lsn %d, want %d (a repeat reached the client)", m.LSN, want)
+		}
+	}
+}

@@ -28,14 +28,12 @@ type EmbeddedOptions struct {
 	Host     string
 	Port     int
 	NoListen bool
-	// SyncInterval is how often JetStream fsyncs its files. 0 (the default)
-	// fsyncs every write before it is acknowledged, so an event the bus has
-	// acked survives an OS crash or power loss; the CDC engine moves the
-	// replication slot past an event only once it is acked, so after that
-	// PostgreSQL no longer holds it either. A positive interval (NATS' own
-	// default is 2 minutes) is faster but may lose acknowledged events, for
-	// good, to a power loss.
-	SyncInterval time.Duration
+	// Sync is when published messages reach the disk: SyncBatch (default:
+	// fsync once per publish, grouped, before it counts as acknowledged),
+	// SyncAlways (JetStream fsyncs every message), or a duration (JetStream's
+	// background fsync only; a power loss may lose acknowledged events).
+	// See sync.go.
+	Sync string
 	Options
 }
 
@@ -67,10 +65,15 @@ func StartEmbedded(ctx context.Context, eo EmbeddedOptions) (*Bus, error) {
 		// The embedded store is for one machine's dev data; no other limits.
 		JetStreamMaxStore: -1,
 	}
-	if eo.SyncInterval > 0 {
-		sopts.SyncInterval = eo.SyncInterval
-	} else {
+	mode, interval, err := parseSync(eo.Sync)
+	if err != nil {
+		return nil, err
+	}
+	switch mode {
+	case SyncAlways:
 		sopts.SyncAlways = true
+	case "interval":
+		sopts.SyncInterval = interval
 	}
 	ns, err := server.NewServer(sopts)
 	if err != nil {
@@ -105,6 +108,9 @@ func StartEmbedded(ctx context.Context, eo EmbeddedOptions) (*Bus, error) {
 		if addr, ok := ns.Addr().(*net.TCPAddr); ok {
 			b.url = "nats://" + net.JoinHostPort(eo.Host, strconv.Itoa(addr.Port))
 		}
+	}
+	if mode == SyncBatch {
+		b.syncer = newSyncer(eo.Dir)
 	}
 	b.shutdown = func() {
 		ns.Shutdown()

@@ -73,6 +73,9 @@ type Bus struct {
 	// shutdown stops what Close must stop besides the connection (the
 	// embedded server).
 	shutdown func()
+	// syncer, when set, makes a publish durable before it counts as
+	// acknowledged (embedded server, SyncBatch).
+	syncer *syncer
 }
 
 var _ bus.Bus = (*Bus)(nil)
@@ -178,7 +181,8 @@ func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
 
 // PublishAsync sends msgs as Publish does but returns once they are sent,
 // with wait, which returns once JetStream has stored every one of them (or
-// ctx is done). Messages of a later call from the same goroutine follow
+// ctx is done); on the embedded server with SyncBatch, once they are also
+// on disk (see sync.go). Messages of a later call from the same goroutine follow
 // those of an earlier one on the connection, so a caller can send the next
 // batch while the previous one is still being stored: the CDC engine does,
 // to keep JetStream busy between batches.
@@ -228,6 +232,9 @@ func (b *Bus) PublishAsync(ctx context.Context, msgs ...bus.Message) (wait func(
 			case <-ctx.Done():
 				return ctx.Err()
 			}
+		}
+		if b.syncer != nil && len(futures) > 0 {
+			return b.syncer.Sync()
 		}
 		return nil
 	}, nil
