@@ -67,6 +67,8 @@ func TestInvalidConfigErrorsNameTheField(t *testing.T) {
 		{"a bad trusted proxy", "services: [{name: d, upstreams: ['http://h:1']}]\nroutes: [{service: d, paths: [/x]}]\ntrusted_proxies: [nope]\n", "trusted_proxies[0]"},
 		{"two routes on the same path", "services: [{name: d, upstreams: ['http://h:1']}]\nroutes: [{name: one, service: d, paths: [/x]}, {name: two, service: d, paths: [/x]}]\n", "routes[1] (two): path \"/x\""},
 		{"ambiguous wildcard routes", "services: [{name: d, upstreams: ['http://h:1']}]\nroutes: [{service: d, paths: ['/a/{x}']}, {service: d, paths: ['/{y}/b']}]\n", "routes[1]"},
+		{"a 4xx counted against an upstream", "services: [{name: d, upstreams: ['http://h:1'], passive: {statuses: [404]}}]\nroutes: [{service: d, paths: [/x]}]\n", "services[0].passive.statuses[0]"},
+		{"a panic threshold over 100", "services: [{name: d, upstreams: ['http://h:1'], panic_threshold: 150}]\nroutes: [{service: d, paths: [/x]}]\n", "services[0].panic_threshold"},
 		{"a negative rate limit", "services: [{name: d, upstreams: ['http://h:1']}]\nroutes: [{service: d, paths: [/x]}]\nrate_limit: {requests: -1}\n", "rate_limit.requests"},
 	}
 	for _, c := range cases {
