@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -13,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/testenv"
 	pb "github.com/docstream/docstream/proto/documentpb"
 )
 
@@ -28,33 +26,17 @@ type errAnswer struct {
 
 func errorAnswer(t *testing.T, method, url, body string) errAnswer {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var send any
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		send = body
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var e struct {
-		Error *struct {
-			Code    apperr.Code         `json:"code"`
-			Message string              `json:"message"`
-			Details []apperr.FieldError `json:"details"`
-		} `json:"error"`
-	}
-	a := errAnswer{status: resp.StatusCode, allow: resp.Header.Get("Allow")}
-	if json.Unmarshal(raw, &e) == nil && e.Error != nil && e.Error.Details != nil &&
-		resp.Header.Get("Content-Type") == "application/json" {
-		a.json, a.code, a.message = true, e.Error.Code, e.Error.Message
-		if len(e.Error.Details) > 0 {
-			a.field = e.Error.Details[0].Field
-		}
+	var e testenv.ErrorResponse
+	resp := testenv.Do(t, method, url, send, &e)
+	a := errAnswer{status: resp.StatusCode, allow: resp.Header.Get("Allow"),
+		json: resp.Header.Get("Content-Type") == "application/json" && e.Error.Details != nil,
+		code: apperr.Code(e.Error.Code), message: e.Error.Message}
+	if len(e.Error.Details) > 0 {
+		a.field = e.Error.Details[0].Field
 	}
 	return a
 }

@@ -1,13 +1,13 @@
 package gateway
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // TestEveryGatewayErrorIsTheOneErrorShape: what the gateway answers itself
@@ -51,23 +51,10 @@ func TestEveryGatewayErrorIsTheOneErrorShape(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, gw := startGateway(t, c.cfg)
-			req, _ := http.NewRequest(c.method, gw.URL+c.path, nil)
-			resp, err := gw.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var body struct {
-				Error struct {
-					Code    apperr.Code `json:"code"`
-					Message string      `json:"message"`
-				} `json:"error"`
-			}
-			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-				t.Fatalf("%d: body is not the JSON error shape: %v", resp.StatusCode, err)
-			}
-			if resp.StatusCode != c.status || body.Error.Code != c.code || body.Error.Message == "" {
-				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, body.Error, c.status, c.code)
+			var er testenv.ErrorResponse
+			resp := testenv.Do(t, c.method, gw.URL+c.path, nil, &er)
+			if resp.StatusCode != c.status || er.Error.Code != string(c.code) || er.Error.Message == "" {
+				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, er.Error, c.status, c.code)
 			}
 			if apperr.HTTPStatus(c.code) != c.status {
 				t.Fatalf("apperr maps %s to %d", c.code, apperr.HTTPStatus(c.code))

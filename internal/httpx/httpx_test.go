@@ -4,15 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 type sample struct {
@@ -188,24 +190,10 @@ func TestUnknownPathAndMethodAnswerTheJSONErrorShape(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req, _ := http.NewRequest(c.method, srv.URL+c.path, nil)
-			resp, err := srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var body struct {
-				Error struct {
-					Code    apperr.Code         `json:"code"`
-					Message string              `json:"message"`
-					Details []apperr.FieldError `json:"details"`
-				} `json:"error"`
-			}
-			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-				t.Fatalf("body is not JSON: %v", err)
-			}
-			if resp.StatusCode != c.status || body.Error.Code != c.code || body.Error.Message == "" || body.Error.Details == nil {
-				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, body.Error, c.status, c.code)
+			var er testenv.ErrorResponse
+			resp := testenv.Do(t, c.method, srv.URL+c.path, nil, &er)
+			if resp.StatusCode != c.status || er.Error.Code != string(c.code) || er.Error.Message == "" || er.Error.Details == nil {
+				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, er.Error, c.status, c.code)
 			}
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 				t.Fatalf("Content-Type %q", ct)
