@@ -124,7 +124,7 @@ func (g *Gateway) proxy(p *pool) http.Handler {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// Keep the chain only from a proxy we trust; otherwise the
 			// client could forge it.
-			if xff := pr.In.Header["X-Forwarded-For"]; xff != nil && g.trustedPeer(pr.In) {
+			if xff := pr.In.Header["X-Forwarded-For"]; xff != nil && httpx.TrustedPeer(pr.In, g.trusted) {
 				pr.Out.Header["X-Forwarded-For"] = xff
 			}
 			pr.SetXForwarded()
@@ -187,24 +187,6 @@ func (g *Gateway) upstreamError(r *http.Request, p *pool, err error) error {
 
 func tooLarge(limit int64) error {
 	return apperr.E(apperr.TooLarge, "request body is larger than %d bytes", limit)
-}
-
-func (g *Gateway) trustedPeer(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	a = a.Unmap()
-	for _, p := range g.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // readyHandler reports each service's availability (at least one upstream

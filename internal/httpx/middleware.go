@@ -168,7 +168,7 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) string {
 	}
 	peer = peer.Unmap()
 	xff := r.Header.Get("X-Forwarded-For")
-	if xff == "" || !trustedPeer(peer, trusted) {
+	if xff == "" || !contains(trusted, peer) {
 		return peer.String()
 	}
 	first, _, _ := strings.Cut(xff, ",")
@@ -178,8 +178,19 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) string {
 	return peer.String()
 }
 
-func trustedPeer(a netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
+// TrustedPeer reports whether r comes straight from one of the trusted
+// proxies, whose X-Forwarded-For may then be believed.
+func TrustedPeer(r *http.Request, trusted []netip.Prefix) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && contains(trusted, a.Unmap())
+}
+
+func contains(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, p := range prefixes {
 		if p.Contains(a) {
 			return true
 		}
