@@ -117,6 +117,10 @@ func checkErrorsAgree(t *testing.T, addr map[string]string) {
 			{"suggest", "GET", url("search-addr", "/suggest?q=xy&size=ten"), ""},
 			{"aggregations", "GET", url("search-addr", "/aggregations/status?size=ten"), ""},
 		}},
+		{"an LSN that is not a number", apperr.Validation, "", []ask{
+			{"search min_lsn", "GET", url("search-addr", "/search?q=x&min_lsn=abc"), ""},
+			{"realtime since", "GET", url("realtime-addr", "/ws/"+unknown+"?since=abc"), ""},
+		}},
 		{"an email with two @", apperr.Validation, "", []ask{
 			{"document created_by", "POST", url("document-addr", "/documents"), `{"title":"t","content":"c","created_by":"a@b@company.com"}`},
 			{"signature signer_email", "POST", url("signature-addr", "/signatures"), `{"document_id":"` + unknown + `","signer_email":"a@b@company.com","signer_name":"A"}`},

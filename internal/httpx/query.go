@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/docstream/docstream/apperr"
 )
@@ -53,6 +54,21 @@ func (q *Query) Int(name string, def, lo, hi int) int {
 }
 
 const maxInt = int(^uint(0) >> 1)
+
+// LSN reads raw, the value of field, as a WAL position written the way
+// X-Commit-LSN carries it (a decimal integer). ok is false when raw is
+// empty or wrong (then field is failed).
+func (q *Query) LSN(field, raw string) (lsn uint64, ok bool) {
+	if raw == "" {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
+	if err != nil {
+		q.Fail(field, "must be a non-negative integer LSN (as in X-Commit-LSN)")
+		return 0, false
+	}
+	return v, true
+}
 
 // Page reads skip and limit.
 func (q *Query) Page() (skip, limit int) {

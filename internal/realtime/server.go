@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/coder/websocket"
@@ -58,7 +57,7 @@ func (s *Server) Handler(ctx context.Context, checks ...httpx.Check) http.Handle
 }
 
 // handleWebSocket upgrades after checking, in this order, the document id
-// (400), since (400) and the token (401): a refused handshake says nothing
+// (400), since (422) and the token (401): a refused handshake says nothing
 // about the document.
 func (s *Server) handleWebSocket() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -68,13 +67,13 @@ func (s *Server) handleWebSocket() http.Handler {
 			return
 		}
 		var since *uint64
-		if v := r.URL.Query().Get("since"); v != "" {
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				httpx.RespondErr(w, r, s.log, apperr.E(apperr.Invalid, "since must be an LSN (a non-negative integer)"))
-				return
-			}
+		q := httpx.NewQuery(r)
+		if n, ok := q.LSN("since", q.Get("since")); ok {
 			since = &n
+		}
+		if err := q.Err(); err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
 		}
 		id, proto, err := s.auth.Authenticate(r)
 		if err != nil {

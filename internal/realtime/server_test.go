@@ -180,7 +180,7 @@ func TestHandshakeIsRefusedBeforeUpgrade(t *testing.T) {
 		{"an alg none token", doc, "token=" + none, nil, http.StatusUnauthorized},
 		{"a bad bearer header", doc, "", http.Header{"Authorization": {"Bearer " + wrongKey}}, http.StatusUnauthorized},
 		{"a document id that is not a UUID", "not-a-uuid", "token=" + s.token(t), nil, http.StatusBadRequest},
-		{"a since that is not an LSN", doc, "token=" + s.token(t) + "&since=abc", nil, http.StatusBadRequest},
+		{"a since that is not an LSN", doc, "token=" + s.token(t) + "&since=abc", nil, http.StatusUnprocessableEntity},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

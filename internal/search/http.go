@@ -296,13 +296,6 @@ func (p *params) minLSN() uint64 {
 	if raw == "" {
 		field, raw = MinLSNHeader, p.r.Header.Get(MinLSNHeader)
 	}
-	if raw == "" {
-		return 0
-	}
-	v, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
-	if err != nil {
-		p.Fail(field, "must be a non-negative integer LSN (as in X-Commit-LSN)")
-		return 0
-	}
-	return v
+	lsn, _ := p.LSN(field, raw)
+	return lsn
 }
