@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
+	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/httpx"
 )
@@ -19,6 +20,7 @@ func init() {
 			ttl                     time.Duration
 			maxUpload               int64
 			invalidator             bool
+			sweep                   = blob.DefaultSweepConfig()
 		)
 		fs.StringVar(&addr, "document-addr", ":8005", "document REST API listen address")
 		fs.StringVar(&grpcAddr, "document-grpc-addr", ":50051", "document gRPC listen address")
@@ -26,9 +28,13 @@ func init() {
 		fs.Int64Var(&maxUpload, "document-max-upload", 100<<20, "largest multipart upload in bytes (inline JSON content is capped at 10 MiB)")
 		fs.BoolVar(&invalidator, "document-cache-invalidator", true, "apply every change on cdc.documents to the Redis cache (heals invalidations missed in an outage; needs the shared bus: --bus-url when services run in several processes)")
 		fs.StringVar(&proxies, "document-trusted-proxies", "127.0.0.1,::1", "peers (CIDRs) whose X-Forwarded-For is trusted for the viewer's address")
+		sweep.RegisterFlags(fs, "document")
 		return func(ctx context.Context, sys *system) error {
 			trusted, err := httpx.ParsePrefixes(proxies)
 			if err != nil {
+				return err
+			}
+			if err := sweep.Validate("document"); err != nil {
 				return err
 			}
 			pool, err := sys.Pool(ctx)
@@ -67,6 +73,7 @@ func init() {
 			}
 			handler := document.NewServer(svc, document.HTTPConfig{MaxUpload: maxUpload, TrustedProxies: trusted, Checks: checks,
 				Admission: httpx.NewAdmission("document", sys.cfg.Admission)}, log)
+			sys.Go("document blob sweeper", blob.NewSweeper(bucket, document.Bucket, svc.Ownership(), sweep, log).Run)
 			sys.Go("document http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log) })
 			gs, _ := document.NewGRPCServer(svc, log)
 			sys.Go("document grpc", func(ctx context.Context) error { return serveGRPC(ctx, gs, gln) })

@@ -18,6 +18,7 @@ func init() {
 			addr, docGRPC, proxies string
 			opts                   signature.Options
 			rec                    signature.ReconcilerOptions
+			sweep                  = blob.DefaultSweepConfig()
 		)
 		fs.StringVar(&addr, "signature-addr", ":8002", "signature REST API listen address")
 		fs.StringVar(&docGRPC, "signature-document-grpc", "127.0.0.1:50051", "address of the document service's gRPC API (used in every mode, also when both run in one process)")
@@ -27,9 +28,13 @@ func init() {
 		fs.DurationVar(&opts.RetryBackoff, "signature-grpc-backoff", 50*time.Millisecond, "first backoff between those retries")
 		fs.DurationVar(&rec.Interval, "signature-reconcile-interval", time.Second, "how often pending document status updates are retried from the outbox")
 		fs.DurationVar(&rec.MaxBackoff, "signature-reconcile-max-backoff", 5*time.Second, "longest delay between attempts of one pending status update")
+		sweep.RegisterFlags(fs, "signature")
 		return func(ctx context.Context, sys *system) error {
 			trusted, err := httpx.ParsePrefixes(proxies)
 			if err != nil {
+				return err
+			}
+			if err := sweep.Validate("signature"); err != nil {
 				return err
 			}
 			pool, err := sys.Pool(ctx)
@@ -63,6 +68,7 @@ func init() {
 			).WithAdmission(httpx.NewAdmission("signature", sys.cfg.Admission)).Handler()
 			sys.Go("signature http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log) })
 			sys.Go("signature reconciler", signature.NewReconciler(svc, rec).Run)
+			sys.Go("signature blob sweeper", blob.NewSweeper(bucket, signature.Bucket, svc.Ownership(), sweep, log).Run)
 			return nil
 		}
 	}})

@@ -139,8 +139,8 @@ func (s *Service) Commit(ctx context.Context, u *Upload, in CreateInput) (*Creat
 // Discard removes uploaded content that will not become a document.
 func (s *Service) Discard(ctx context.Context, u *Upload) {
 	// Not the request's context: the blob must go even if the client left.
-	if err := s.blobs.Delete(context.WithoutCancel(ctx), u.Key); err != nil {
-		s.log.ErrorContext(ctx, "orphan blob", "key", u.Key, "err", err)
+	if err := blobstore.Delete(context.WithoutCancel(ctx), s.blobs, u.Key); err != nil {
+		s.log.ErrorContext(ctx, "orphan blob; the sweeper will remove it", "key", u.Key, "err", err)
 	}
 }
 
@@ -221,8 +221,8 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	ctx = context.WithoutCancel(ctx)
 	s.cache.Forget(ctx, id)
 	if d.S3Key != "" {
-		if err := s.blobs.Delete(ctx, d.S3Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-			s.log.ErrorContext(ctx, "orphan blob after delete", "key", d.S3Key, "err", err)
+		if err := blobstore.Delete(ctx, s.blobs, d.S3Key); err != nil {
+			s.log.ErrorContext(ctx, "orphan blob after delete; the sweeper will remove it", "key", d.S3Key, "err", err)
 		}
 	}
 	return nil
@@ -254,6 +254,13 @@ func (s *Service) Stats(ctx context.Context, id string) (*Stats, error) {
 	}
 	total, unique, _ := s.cache.Stats(ctx, id)
 	return &Stats{DocumentID: id, TotalViews: total, UniqueViews: unique}, nil
+}
+
+// Ownership is who owns the objects of the documents bucket, for the blob
+// sweeper: everything under "{id}/" (content, and objects derived from it
+// such as extracted text or thumbnails) belongs to document {id}.
+func (s *Service) Ownership() blobstore.Ownership {
+	return blobstore.Ownership{Owner: blobstore.FirstSegmentUUID, Existing: s.store.Existing}
 }
 
 // Ready probes for /health/ready.

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/proto/documentpb"
 )
@@ -293,4 +294,10 @@ func (s *Service) PingDocuments(ctx context.Context) error {
 		return fmt.Errorf("document service: %w", err)
 	}
 	return nil
+}
+
+// Ownership is who owns the objects of the signatures bucket, for the blob
+// sweeper: the object keyed by a signature id belongs to that signature.
+func (s *Service) Ownership() blob.Ownership {
+	return blob.Ownership{Owner: blob.FirstSegmentUUID, Existing: s.store.Existing}
 }
