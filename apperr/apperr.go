@@ -26,6 +26,8 @@ const (
 	RangeNotSatisfiable Code = "range_not_satisfiable" // Range outside the content
 	RateLimited         Code = "rate_limited"          // too many requests
 	Unauthenticated     Code = "unauthenticated"       // missing or bad credentials
+	Forbidden           Code = "forbidden"             // known caller, not allowed (e.g. a WebSocket origin)
+	UpgradeRequired     Code = "upgrade_required"      // a WebSocket route asked without the upgrade
 	Canceled            Code = "canceled"              // the client went away before the answer
 	Unavailable         Code = "unavailable"           // a dependency is down; retry later
 	BadGateway          Code = "bad_gateway"           // the gateway could not reach the service
@@ -108,6 +110,8 @@ var httpStatus = map[Code]int{
 	RangeNotSatisfiable: http.StatusRequestedRangeNotSatisfiable,
 	RateLimited:         http.StatusTooManyRequests,
 	Unauthenticated:     http.StatusUnauthorized,
+	Forbidden:           http.StatusForbidden,
+	UpgradeRequired:     http.StatusUpgradeRequired,
 	Canceled:            StatusClientClosedRequest,
 	Unavailable:         http.StatusServiceUnavailable,
 	BadGateway:          http.StatusBadGateway,
@@ -152,6 +156,10 @@ func GRPCCode(c Code) codes.Code {
 		return codes.ResourceExhausted
 	case Unauthenticated:
 		return codes.Unauthenticated
+	case Forbidden:
+		return codes.PermissionDenied
+	case UpgradeRequired:
+		return codes.FailedPrecondition
 	case Canceled:
 		return codes.Canceled
 	case Unavailable, BadGateway:
@@ -174,6 +182,8 @@ func FromGRPC(c codes.Code) Code {
 		return Conflict
 	case codes.Unauthenticated:
 		return Unauthenticated
+	case codes.PermissionDenied:
+		return Forbidden
 	case codes.Canceled:
 		return Canceled
 	case codes.Unavailable, codes.DeadlineExceeded:

@@ -51,8 +51,18 @@ func Unmatched(mux *http.ServeMux) http.Handler {
 // whose error answers (416, 412, a failed seek) come in the one error
 // shape instead of the standard library's plain text.
 func ServeContent(w http.ResponseWriter, r *http.Request, modtime time.Time, content io.ReadSeeker) {
+	JSONErrors(w, r, func(w http.ResponseWriter) { http.ServeContent(w, r, "", modtime, content) })
+}
+
+// JSONErrors runs serve, code that answers its errors the standard
+// library's way (http.Error: plain text), and turns an error answer
+// (status ≥ 400) into the one error shape: the code is the one whose
+// status it is (apperr.FromHTTP), the message the text serve wrote.
+// Anything else serve does (a 2xx, a 304, a hijacked connection) passes
+// through untouched.
+func JSONErrors(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter)) {
 	ew := &errorWriter{ResponseWriter: w}
-	http.ServeContent(ew, r, "", modtime, content)
+	serve(ew)
 	if ew.status == 0 {
 		return
 	}

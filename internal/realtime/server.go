@@ -93,9 +93,11 @@ func (s *Server) handleWebSocket() http.Handler {
 		if proto != "" {
 			opts.Subprotocols = []string{proto}
 		}
-		ws, err := websocket.Accept(w, r, opts)
+		var ws *websocket.Conn
+		httpx.JSONErrors(w, r, func(w http.ResponseWriter) { ws, err = websocket.Accept(w, r, opts) })
 		if err != nil {
-			// Accept has already answered (400/403/426).
+			// Accept has answered (400 bad handshake, 403 origin, 426 not
+			// an upgrade), in the one error shape through JSONErrors.
 			s.log.DebugContext(r.Context(), "websocket accept failed", "err", err)
 			return
 		}

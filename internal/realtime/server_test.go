@@ -5,13 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/docstream/docstream/internal/testenv"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/testenv"
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
@@ -205,6 +207,33 @@ func TestHandshakeIsRefusedBeforeUpgrade(t *testing.T) {
 	}
 	if n := s.hub.Connections(); n != 0 {
 		t.Fatalf("%d connections after refusals", n)
+	}
+}
+
+// What websocket.Accept refuses comes in the one error shape too.
+func TestAHandshakeTheWebSocketLibraryRefusesIsTheJSONError(t *testing.T) {
+	s := startServer(t, serverOpts{cfg: ServerConfig{OriginPatterns: []string{"app.example.com"}}})
+	url := s.url + "/ws/" + uuid.NewString() + "?token=" + s.token(t)
+	cases := []struct {
+		name   string
+		header []string
+		status int
+		code   apperr.Code
+	}{
+		{"a plain GET without the upgrade", nil, http.StatusUpgradeRequired, apperr.UpgradeRequired},
+		{"an upgrade from a foreign origin", []string{"Connection", "Upgrade", "Upgrade", "websocket",
+			"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", "Origin", "https://evil.example"},
+			http.StatusForbidden, apperr.Forbidden},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var er testenv.ErrorResponse
+			resp := testenv.Do(t, "GET", url, nil, &er, c.header...)
+			if resp.StatusCode != c.status || er.Error.Code != string(c.code) || er.Error.Message == "" ||
+				resp.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, er.Error, c.status, c.code)
+			}
+		})
 	}
 }
 
