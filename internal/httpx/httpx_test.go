@@ -316,3 +316,43 @@ func TestPathsWithDotOrEmptySegmentsAreNotFoundNotRedirected(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+func TestQueryNamesEveryBadParameterWithOneRule(t *testing.T) {
+	cases := []struct {
+		name, query string
+		skip, limit int
+		fields      []string
+	}{
+		{"defaults", "", 0, DefaultLimit, nil},
+		{"in range", "skip=5&limit=1000", 5, 1000, nil},
+		{"every bad one is named", "skip=-1&limit=1001", 0, DefaultLimit, []string{"skip", "limit"}},
+		{"a word is refused", "skip=ten&limit=1.5", 0, DefaultLimit, []string{"skip", "limit"}},
+		{"zero is not a limit", "limit=0", 0, DefaultLimit, []string{"limit"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q := NewQuery(httptest.NewRequest("GET", "/?"+c.query, nil))
+			skip, limit := q.Page()
+			var got []string
+			if err := q.Err(); err != nil {
+				e := apperr.As(err)
+				if e.Code != apperr.Validation {
+					t.Fatalf("code %s", e.Code)
+				}
+				for _, d := range e.Details {
+					got = append(got, d.Field)
+				}
+			}
+			if skip != c.skip || limit != c.limit || strings.Join(got, ",") != strings.Join(c.fields, ",") {
+				t.Fatalf("skip %d limit %d fields %v; want %d %d %v", skip, limit, got, c.skip, c.limit, c.fields)
+			}
+		})
+	}
+	q := NewQuery(httptest.NewRequest("GET", "/?since=12", nil))
+	if lsn, ok := q.LSN("since", q.Get("since")); !ok || lsn != 12 || q.Err() != nil {
+		t.Fatalf("LSN 12: %d %v %v", lsn, ok, q.Err())
+	}
+	if _, ok := q.LSN("since", "-3"); ok || q.Err() == nil {
+		t.Fatal("a negative LSN was taken")
+	}
+}
