@@ -72,6 +72,7 @@ type sharedConfig struct {
 	Dev               bool
 	Migrate           bool
 	Admission         httpx.AdmissionConfig // per route class, in each of document, signature, search
+	HTTP              httpx.ServerConfig    // timeouts and connection cap of every HTTP listener
 }
 
 func (c *sharedConfig) bind(fs *pflag.FlagSet) {
@@ -90,6 +91,7 @@ func (c *sharedConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending schema migrations at start")
 	c.Admission.RegisterFlags(fs)
+	c.HTTP.RegisterFlags(fs)
 }
 
 func (c *sharedConfig) directURL() string {

@@ -78,7 +78,7 @@ func init() {
 				log.Warn("cdc engine not streaming yet; continuing start-up", "last_error", st.LastError)
 			}
 			sys.Go("cdc http", func(ctx context.Context) error {
-				return httpx.Serve(ctx, ln, httpx.Wrap("cdc", log, mux), log)
+				return httpx.Serve(ctx, ln, httpx.Wrap("cdc", log, mux), log, sys.cfg.HTTP)
 			})
 			return nil
 		}

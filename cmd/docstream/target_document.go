@@ -74,7 +74,7 @@ func init() {
 			handler := document.NewServer(svc, document.HTTPConfig{MaxUpload: maxUpload, TrustedProxies: trusted, Checks: checks,
 				Admission: httpx.NewAdmission("document", sys.cfg.Admission)}, log)
 			sys.Go("document blob sweeper", blob.NewSweeper(bucket, document.Bucket, svc.Ownership(), sweep, log).Run)
-			sys.Go("document http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log) })
+			sys.Go("document http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, sys.cfg.HTTP) })
 			gs, _ := document.NewGRPCServer(svc, log)
 			sys.Go("document grpc", func(ctx context.Context) error { return serveGRPC(ctx, gs, gln) })
 			return nil

@@ -75,10 +75,10 @@ func init() {
 					ln.Close()
 					return err
 				}
-				sys.Go("gateway admin", func(ctx context.Context) error { return httpx.Serve(ctx, aln, g.AdminHandler(), log) })
+				sys.Go("gateway admin", func(ctx context.Context) error { return httpx.Serve(ctx, aln, g.AdminHandler(), log, sys.cfg.HTTP) })
 			}
 			sys.Go("gateway health checks", g.Run)
-			sys.Go("gateway", func(ctx context.Context) error { return httpx.Serve(ctx, ln, g.Handler(), log) })
+			sys.Go("gateway", func(ctx context.Context) error { return httpx.Serve(ctx, ln, g.Handler(), log, sys.cfg.HTTP) })
 			return nil
 		}
 	}})

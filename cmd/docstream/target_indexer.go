@@ -48,7 +48,7 @@ func init() {
 			)
 			sys.Go("indexer", func(ctx context.Context) error { return x.Run(ctx, b) })
 			sys.Go("indexer http", func(ctx context.Context) error {
-				return httpx.Serve(ctx, ln, httpx.Wrap("indexer", log, mux), log)
+				return httpx.Serve(ctx, ln, httpx.Wrap("indexer", log, mux), log, sys.cfg.HTTP)
 			})
 			return nil
 		}

@@ -73,7 +73,7 @@ func init() {
 			handler := srv.Handler(sys.ctx, httpx.Check{Name: "bus", Probe: h.Ready})
 			sys.Go("realtime consumer", h.Consume)
 			sys.Go("realtime http", func(ctx context.Context) error {
-				err := httpx.Serve(ctx, ln, handler, log)
+				err := httpx.Serve(ctx, ln, handler, log, sys.cfg.HTTP)
 				// Serve does not wait for hijacked connections: every
 				// WebSocket has been told 1001 through ctx; wait for them.
 				h.Wait()

@@ -30,7 +30,7 @@ func init() {
 			log := sys.log.With("service", "search")
 			handler := search.NewServer(idx, log, search.Options{MaxWait: maxWait,
 				Admission: httpx.NewAdmission("search", sys.cfg.Admission)}).Handler()
-			sys.Go("search http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log) })
+			sys.Go("search http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, sys.cfg.HTTP) })
 			return nil
 		}
 	}})

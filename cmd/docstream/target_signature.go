@@ -66,7 +66,7 @@ func init() {
 				// status update waits in the outbox): reported, never a 503.
 				httpx.Check{Name: "document-grpc", Probe: svc.PingDocuments},
 			).WithAdmission(httpx.NewAdmission("signature", sys.cfg.Admission)).Handler()
-			sys.Go("signature http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log) })
+			sys.Go("signature http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, sys.cfg.HTTP) })
 			sys.Go("signature reconciler", signature.NewReconciler(svc, rec).Run)
 			sys.Go("signature blob sweeper", blob.NewSweeper(bucket, signature.Bucket, svc.Ownership(), sweep, log).Run)
 			return nil

@@ -65,7 +65,7 @@ func startDocumentInstances(t *testing.T, n int) []*documentInstance {
 		}
 		sctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { _ = httpx.Serve(sctx, ln, counted, log); close(done) }()
+		go func() { _ = httpx.Serve(sctx, ln, counted, log, httpx.DefaultServerConfig()); close(done) }()
 		var once sync.Once
 		inst.url, inst.stop = "http://"+ln.Addr().String(), func() { once.Do(func() { cancel(); <-done }) }
 		t.Cleanup(inst.stop)

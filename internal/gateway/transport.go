@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+
+	"github.com/docstream/docstream/internal/httpx"
 )
 
 // RoundTrip sends req to an upstream of the pool. ReverseProxy calls it with
@@ -54,8 +56,8 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := p.transport.RoundTrip(out)
 		if err != nil {
 			u.inflight.Add(-1)
-			if req.Context().Err() != nil || isBodyTooLarge(err) {
-				// The client went away or sent too much: not the upstream's fault.
+			if req.Context().Err() != nil || isBodyTooLarge(err) || errors.Is(err, httpx.ErrBodyTooSlow) {
+				// The client went away, sent too much or too slowly: not the upstream's fault.
 				return nil, err
 			}
 			p.recordResult(u, outcomeFailed, err.Error())

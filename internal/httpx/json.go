@@ -79,6 +79,8 @@ func decodeError(err error, limit int64) error {
 	switch {
 	case errors.As(err, &tooLarge):
 		return apperr.E(apperr.TooLarge, "request body is larger than %d bytes", limit)
+	case errors.Is(err, ErrBodyTooSlow):
+		return apperr.Wrap(apperr.Invalid, err, "request body arrived too slowly")
 	case errors.Is(err, io.EOF):
 		return apperr.E(apperr.Invalid, "request body is empty; a JSON object is required")
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):

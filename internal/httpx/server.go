@@ -3,26 +3,88 @@ package httpx
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/spf13/pflag"
 )
 
 // ShutdownTimeout bounds how long in-flight requests may drain after SIGTERM.
 const ShutdownTimeout = 15 * time.Second
 
-// Serve serves h on ln until ctx is done, then stops accepting, drains
-// in-flight requests (up to ShutdownTimeout) and returns. Long-lived
-// connections (WebSockets) must watch ctx themselves, or register with
-// RegisterOnShutdown through the returned server's hook.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	var draining atomic.Bool
-	srv := &http.Server{
-		Handler:           drainAware(&draining, h),
+// ServerConfig bounds what one client can hold of an HTTP listener: how
+// long its headers and body may take, how long an idle keep-alive
+// connection stays, and how many connections the listener keeps at once.
+type ServerConfig struct {
+	// ReadHeaderTimeout is the time from accepting a connection (or the end
+	// of the previous request) to the end of the request headers.
+	ReadHeaderTimeout time.Duration
+	// A request body must keep arriving: a read waits at most
+	// BodyIdleTimeout for data, and, after BodyGrace, the body must have
+	// averaged at least MinBodyRate bytes per second since the request
+	// began. A client trickling bytes to hold a connection is dropped; a
+	// large upload over a slow link is not. MinBodyRate 0 turns the rate
+	// rule off, BodyIdleTimeout 0 the idle rule.
+	BodyIdleTimeout time.Duration
+	BodyGrace       time.Duration
+	MinBodyRate     int64
+	// IdleTimeout closes a keep-alive connection with no request for this long.
+	IdleTimeout time.Duration
+	// MaxConns is the most connections one listener holds (upgraded
+	// WebSockets included). Above it a connection is still accepted and
+	// answered 503 with Retry-After and Connection: close, so a client
+	// learns to come back instead of timing out in the accept backlog.
+	// 0: no cap.
+	MaxConns int
+}
+
+// DefaultServerConfig is what RegisterFlags sets by default; tests and
+// embedders start from it.
+func DefaultServerConfig() ServerConfig {
+	return ServerConfig{
 		ReadHeaderTimeout: 10 * time.Second,
+		BodyIdleTimeout:   30 * time.Second,
+		BodyGrace:         10 * time.Second,
+		MinBodyRate:       4 << 10,
 		IdleTimeout:       120 * time.Second,
+		// Above the 10,000 concurrent WebSockets the realtime service (and
+		// the gateway in front of it) is built for.
+		MaxConns: 16384,
+	}
+}
+
+// RegisterFlags registers --http-* with the defaults of DefaultServerConfig.
+// They apply to every HTTP listener of the process, each counted alone.
+func (c *ServerConfig) RegisterFlags(fs *pflag.FlagSet) {
+	d := DefaultServerConfig()
+	fs.DurationVar(&c.ReadHeaderTimeout, "http-read-header-timeout", d.ReadHeaderTimeout, "longest a client may take to send a request's headers")
+	fs.DurationVar(&c.BodyIdleTimeout, "http-body-idle-timeout", d.BodyIdleTimeout, "longest a request body may pause before the connection is dropped; 0: no limit")
+	fs.DurationVar(&c.BodyGrace, "http-body-grace", d.BodyGrace, "time a request body may take before --http-body-min-rate applies")
+	fs.Int64Var(&c.MinBodyRate, "http-body-min-rate", d.MinBodyRate, "bytes per second a request body must average after --http-body-grace, else the connection is dropped; 0: no minimum")
+	fs.DurationVar(&c.IdleTimeout, "http-idle-timeout", d.IdleTimeout, "how long an idle keep-alive connection is kept")
+	fs.IntVar(&c.MaxConns, "http-max-conns", d.MaxConns, "connections per HTTP listener (WebSockets included); above it new ones are answered 503 + Retry-After + Connection: close; 0: no cap")
+}
+
+// Serve serves h on ln under cfg until ctx is done, then stops accepting,
+// drains in-flight requests (up to ShutdownTimeout) and returns.
+// Long-lived connections (WebSockets) must watch ctx themselves.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, cfg ServerConfig) error {
+	var draining atomic.Bool
+	if cfg.MaxConns > 0 {
+		ln = newCapListener(ln, cfg.MaxConns, log)
+	}
+	srv := &http.Server{
+		Handler:           bodyDeadline(cfg, drainAware(&draining, h)),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	errc := make(chan error, 1)
@@ -44,4 +106,203 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 		return e
 	}
 	return nil
+}
+
+// ErrBodyTooSlow is what reading a request body returns once the client
+// has fallen below the minimum rate or paused too long; the connection is
+// dropped after the answer.
+var ErrBodyTooSlow = errors.New("request body arrived too slowly")
+
+var (
+	connsOpen = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "docstream_http_connections_open",
+		Help: "Connections held by an HTTP listener, by listen address.",
+	}, []string{"listener"})
+	connsRefused = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "docstream_http_connections_refused_total",
+		Help: "Connections answered 503 because the listener was at its connection cap, by listen address.",
+	}, []string{"listener"})
+	slowBodies = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "docstream_http_slow_bodies_total",
+		Help: "Requests whose body arrived below the minimum rate or paused too long, and were dropped.",
+	})
+)
+
+// bodyDeadline keeps a read deadline on the connection while the handler
+// reads a request body, moved forward as bytes arrive: at most
+// BodyIdleTimeout from each read, and never later than the time by which
+// the bytes so far should have arrived at MinBodyRate (after BodyGrace).
+// http.Server's own ReadTimeout cannot do this: it is one fixed deadline
+// for the whole request, which either lets a trickle hold the connection
+// or cuts off a large upload on a slow link.
+func bodyDeadline(cfg ServerConfig, h http.Handler) http.Handler {
+	if cfg.BodyIdleTimeout <= 0 && cfg.MinBodyRate <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		// No reset when h returns: the server discards what is left of the
+		// body under the same deadline, and sets its own for the next request.
+		r.Body = &deadlineBody{body: r.Body, rc: http.NewResponseController(w), cfg: cfg, start: time.Now()}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type deadlineBody struct {
+	body  io.ReadCloser
+	rc    *http.ResponseController
+	cfg   ServerConfig
+	start time.Time
+
+	// Reads are sequential (io.Reader), possibly on another goroutine than
+	// the handler's (a reverse proxy's transport).
+	n    int64
+	done bool
+	slow bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	if b.done {
+		return b.body.Read(p)
+	}
+	now := time.Now()
+	var deadline time.Time
+	if b.cfg.BodyIdleTimeout > 0 {
+		deadline = now.Add(b.cfg.BodyIdleTimeout)
+	}
+	if b.cfg.MinBodyRate > 0 {
+		due := b.start.Add(b.cfg.BodyGrace + time.Duration(float64(b.n)/float64(b.cfg.MinBodyRate)*float64(time.Second)))
+		if deadline.IsZero() || due.Before(deadline) {
+			deadline = due
+		}
+	}
+	if !deadline.After(now) {
+		return 0, b.tooSlow()
+	}
+	_ = b.rc.SetReadDeadline(deadline)
+	n, err := b.body.Read(p)
+	b.n += int64(n)
+	var ne net.Error
+	switch {
+	case err == io.EOF:
+		b.finish()
+	case errors.As(err, &ne) && ne.Timeout():
+		return n, b.tooSlow()
+	}
+	return n, err
+}
+
+func (b *deadlineBody) tooSlow() error {
+	if !b.slow {
+		b.slow = true
+		slowBodies.Inc()
+	}
+	return ErrBodyTooSlow
+}
+
+// finish clears the deadline once the body is read: the server's
+// background read, which watches for the client going away while the
+// handler works, would otherwise hit it and cancel the request.
+func (b *deadlineBody) finish() {
+	if !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+}
+
+func (b *deadlineBody) Close() error { return b.body.Close() }
+
+// capListener holds at most max connections; over that it accepts and
+// answers 503 itself.
+type capListener struct {
+	net.Listener
+	max      int64
+	open     atomic.Int64
+	refusing atomic.Int64
+	gauge    prometheus.Gauge
+	refused  prometheus.Counter
+	log      *slog.Logger
+}
+
+// maxRefusing bounds the goroutines answering over-cap connections; past
+// it a flood is closed without an answer rather than piling up.
+const maxRefusing = 1024
+
+func newCapListener(ln net.Listener, max int, log *slog.Logger) *capListener {
+	addr := ln.Addr().String()
+	return &capListener{Listener: ln, max: int64(max), log: log,
+		gauge: connsOpen.WithLabelValues(addr), refused: connsRefused.WithLabelValues(addr)}
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) <= l.max {
+			l.gauge.Inc()
+			return &countedConn{Conn: c, l: l}, nil
+		}
+		l.open.Add(-1)
+		l.refused.Inc()
+		if l.refusing.Add(1) > maxRefusing {
+			l.refusing.Add(-1)
+			_ = c.Close()
+			continue
+		}
+		go l.refuse(c)
+	}
+}
+
+var overCapResponse = func() string {
+	body := `{"error":{"code":"unavailable","message":"too many connections; retry later","details":[]}}` + "\n"
+	return "HTTP/1.1 503 Service Unavailable\r\n" +
+		"Content-Type: application/json\r\n" +
+		"Retry-After: 1\r\n" +
+		"Connection: close\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}()
+
+// refuse answers 503 on c and closes it. What the client sent is read (a
+// little, for a second) after the answer, so that closing does not reset
+// the connection before the client has read the answer.
+func (l *capListener) refuse(c net.Conn) {
+	defer l.refusing.Add(-1)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(c, overCapResponse); err != nil {
+		return
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+}
+
+// countedConn gives its slot back when closed, whoever closes it (the
+// server, or a handler that hijacked it for a WebSocket).
+type countedConn struct {
+	net.Conn
+	l    *capListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.l.open.Add(-1)
+		c.l.gauge.Dec()
+	})
+	return c.Conn.Close()
+}
+
+// ReadFrom keeps the sendfile path of *net.TCPConn for file downloads.
+func (c *countedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(c.Conn, r)
 }

@@ -60,7 +60,7 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 		ln = smallBufferListener{ln, o.sendBuffer}
 	}
 	done := make(chan error, 1)
-	go func() { done <- httpx.Serve(ctx, ln, srv.Handler(ctx), logging.Discard()) }()
+	go func() { done <- httpx.Serve(ctx, ln, srv.Handler(ctx), logging.Discard(), httpx.DefaultServerConfig()) }()
 	if o.hub.Bus != nil {
 		go func() { _ = hub.Consume(ctx) }()
 	}
