@@ -53,7 +53,7 @@ func (c *InvalidatorConfig) defaults() {
 var (
 	invalidationsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_document_cache_invalidations_total",
-		Help: "Change events handled by the cache invalidator, by result: applied, duplicate (LSN already applied), skipped (creates: nothing can be cached yet), invalid.",
+		Help: "Change events handled by the cache invalidator, by result: applied, superseded (a later change of the same document in the batch), skipped (creates: nothing can be cached yet), invalid. Repeats are counted in docstream_bus_repeats_dropped_total{consumer=\"document-cache\"}.",
 	}, []string{"result"})
 	invalidationLag = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name:    "docstream_document_cache_invalidation_lag_seconds",
@@ -76,7 +76,8 @@ var (
 // is applied.
 //
 // Idempotent by construction (invalidations compare versions in Redis),
-// and repeats are dropped by LSN before they cost a round trip. There is no
+// and repeats are dropped by LSN (bus.Dedup) before they cost a round
+// trip. There is no
 // in-process document cache today; one would need a broadcast
 // subscription per instance, not this shared group.
 type Invalidator struct {
@@ -84,20 +85,17 @@ type Invalidator struct {
 	cfg   InvalidatorConfig
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	applied map[string]uint64 // document id → highest LSN applied by this process
-	lastErr error             // of the latest attempt; nil once a batch applied
-	stopped bool              // Run returned
-}
+	dedup *bus.Dedup
 
-// maxTracked bounds the per-document LSN memory; past it the memory starts
-// over (repeats then cost a harmless round trip).
-const maxTracked = 100_000
+	mu      sync.Mutex
+	lastErr error // of the latest attempt; nil once a batch applied
+	stopped bool  // Run returned
+}
 
 // NewInvalidator returns an invalidator applying to cache.
 func NewInvalidator(cache *Cache, cfg InvalidatorConfig, log *slog.Logger) *Invalidator {
 	cfg.defaults()
-	return &Invalidator{cache: cache, cfg: cfg, log: log, applied: map[string]uint64{}}
+	return &Invalidator{cache: cache, cfg: cfg, log: log, dedup: bus.NewDedup("document-cache")}
 }
 
 // Run consumes until ctx is done; it returns nil then, and a fatal bus
@@ -108,7 +106,7 @@ func (v *Invalidator) Run(ctx context.Context, b bus.Bus) error {
 		v.stopped = true
 		v.mu.Unlock()
 	}()
-	err := b.Group(ctx, bus.TopicDocuments, v.cfg.Group, bus.GroupOptions{MaxBatch: v.cfg.MaxBatch, MaxWait: v.cfg.MaxWait}, v.HandleBatch)
+	err := b.Group(ctx, bus.TopicDocuments, v.cfg.Group, bus.GroupOptions{MaxBatch: v.cfg.MaxBatch, MaxWait: v.cfg.MaxWait}, v.dedup.Wrap(v.HandleBatch))
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -135,19 +133,13 @@ func (v *Invalidator) Health(context.Context) error {
 // meanwhile it retries with backoff, and after RetryFor hands the batch
 // back to the bus.
 func (v *Invalidator) HandleBatch(ctx context.Context, msgs []bus.Message) error {
-	invs, lsns, commits := v.decode(msgs)
+	invs, commits := v.decode(msgs)
 	if len(invs) > 0 {
 		if err := v.apply(ctx, invs); err != nil {
 			return err
 		}
 	}
 	v.mu.Lock()
-	if len(v.applied)+len(invs) > maxTracked {
-		clear(v.applied)
-	}
-	for i, inv := range invs {
-		v.applied[inv.ID] = max(v.applied[inv.ID], lsns[i])
-	}
 	v.lastErr = nil
 	v.mu.Unlock()
 	invalidatorFailing.Set(0)
@@ -160,13 +152,12 @@ func (v *Invalidator) HandleBatch(ctx context.Context, msgs []bus.Message) error
 }
 
 // decode turns events into invalidations, dropping creates (no entry can
-// exist for a new id), repeats and undecodable events (retrying cannot fix
-// them, and holding the batch would stop invalidation for every document).
+// exist for a new id) and undecodable events (retrying cannot fix them,
+// and holding the batch would stop invalidation for every document).
 // Within a batch only the latest invalidation of a document is kept.
-func (v *Invalidator) decode(msgs []bus.Message) (invs []Invalidation, lsns []uint64, commits []int64) {
+func (v *Invalidator) decode(msgs []bus.Message) (invs []Invalidation, commits []int64) {
 	at := map[string]int{}
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	var lsns []uint64
 	for _, m := range msgs {
 		inv, lsn, ts, err := invalidation(m)
 		switch {
@@ -177,9 +168,6 @@ func (v *Invalidator) decode(msgs []bus.Message) (invs []Invalidation, lsns []ui
 		case inv.ID == "":
 			invalidationsTotal.WithLabelValues("skipped").Inc()
 			continue
-		case lsn <= v.applied[inv.ID]:
-			invalidationsTotal.WithLabelValues("duplicate").Inc()
-			continue
 		}
 		if ts > 0 {
 			commits = append(commits, ts)
@@ -187,15 +175,14 @@ func (v *Invalidator) decode(msgs []bus.Message) (invs []Invalidation, lsns []ui
 		if i, ok := at[inv.ID]; ok {
 			if lsn > lsns[i] {
 				invs[i], lsns[i] = inv, lsn
-			} else {
-				invalidationsTotal.WithLabelValues("duplicate").Inc()
 			}
+			invalidationsTotal.WithLabelValues("superseded").Inc()
 			continue
 		}
 		at[inv.ID] = len(invs)
 		invs, lsns = append(invs, inv), append(lsns, lsn)
 	}
-	return invs, lsns, commits
+	return invs, commits
 }
 
 // apply writes invs, retrying with exponential backoff (100ms doubling to
