@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -137,6 +138,9 @@ func (pg *Postgres) Start(ctx context.Context) error {
 		// turns into 200–600 ms of event latency. With fsync off it is cheap.
 		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off")
 	}
+	if err := clearStalePid(ctx, pg.Dir); err != nil {
+		return err
+	}
 	p, err := startProc("postgres", pg.bin, args, filepath.Join(pg.Dir, "server.log"), pg.user)
 	if err != nil {
 		return err
@@ -190,4 +194,106 @@ func (pg *Postgres) ensureDatabase(ctx context.Context) error {
 	}
 	_, err = c.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{pg.Database}.Sanitize())
 	return err
+}
+
+// clearStalePid makes a data dir left by a crash startable again. A
+// postmaster killed with -9 (docstream's Pdeathsig does that when docstream
+// itself is killed) leaves postmaster.pid behind, and its children
+// (checkpointer, walsenders, backends) live on for a moment holding its
+// shared memory. PostgreSQL then refuses to start: "lock file already
+// exists" when the old PID has been reused by a process of the postgres
+// user, "pre-existing shared memory block is still in use" while the
+// children live. So, unless the file names a live postmaster of this data
+// dir (which must keep its lock), the leftover children are given a moment
+// to notice and exit, then killed, and the file is removed.
+func clearStalePid(ctx context.Context, dir string) error {
+	pidFile := filepath.Join(dir, "postmaster.pid")
+	raw, err := os.ReadFile(pidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	first, _, _ := strings.Cut(string(raw), "\n")
+	if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && isPostmasterOf(pid, real) {
+		return nil
+	}
+	if err := reapOrphans(ctx, real); err != nil {
+		return err
+	}
+	if err := os.Remove(pidFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// isPostmasterOf reports whether pid is a running postmaster whose data dir
+// is dir: a postgres process working in dir whose command line was not
+// rewritten to "postgres: <role>" as every child's is.
+func isPostmasterOf(pid int, dir string) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) == syscall.ESRCH {
+		return false
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || strings.HasPrefix(string(cmdline), "postgres: ") {
+		return false
+	}
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	return err == nil && cwd == dir
+}
+
+// processesIn lists the processes whose working directory is dir: every
+// PostgreSQL process chdirs into its data dir.
+func processesIn(dir string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && cwd == dir {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// orphanGrace is how long children of a dead postmaster get to exit on
+// their own (they notice its death within a second or so) before they are
+// killed.
+const orphanGrace = 3 * time.Second
+
+func reapOrphans(ctx context.Context, dir string) error {
+	deadline := time.Now().Add(orphanGrace)
+	killed := false
+	for {
+		pids := processesIn(dir)
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if killed {
+				return fmt.Errorf("postgres data dir %s: processes %v of a dead server do not exit; stop them and start again", dir, pids)
+			}
+			for _, pid := range pids {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			killed, deadline = true, time.Now().Add(orphanGrace)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
