@@ -36,6 +36,8 @@ func newDevCmd(e *env) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	f := bindServeFlags(cmd.Flags(), "all")
+	var slotWALKeep string
+	cmd.Flags().StringVar(&slotWALKeep, "dev-max-slot-wal-keep-size", "4GB", "max_slot_wal_keep_size of the local PostgreSQL: the most WAL the CDC slot may hold back (the engine warns at half of it; beyond it the slot is invalidated and needs a re-snapshot); -1: unlimited")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		log := logging.New(e.stderr, f.shared.LogLevel)
@@ -44,7 +46,7 @@ func newDevCmd(e *env) *cobra.Command {
 		var stack localstack.Stack
 		defer stack.Close()
 		if f.shared.DatabaseURL == "" {
-			pg, err := localstack.StartPostgres(ctx, filepath.Join(f.shared.DataDir, "pg"), localstack.PostgresOptions{Durable: true})
+			pg, err := localstack.StartPostgres(ctx, filepath.Join(f.shared.DataDir, "pg"), localstack.PostgresOptions{Durable: true, MaxSlotWALKeepSize: slotWALKeep})
 			if err != nil {
 				return err
 			}

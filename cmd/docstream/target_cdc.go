@@ -37,6 +37,7 @@ func init() {
 		fs.StringVar(&f.cfg.HeartbeatSQL, "cdc-heartbeat-sql", "", "heartbeat action (default: SELECT pg_logical_emit_message(false, 'docstream.heartbeat', ''))")
 		fs.IntVar(&f.cfg.MaxBatch, "cdc-max-batch", 1000, "most events published in one bus round trip")
 		fs.DurationVar(&f.cfg.StandbyPoll, "cdc-standby-poll", time.Second, "how often a hot-standby engine tries to take over")
+		fs.Float64Var(&f.cfg.SlotWALWarn, "cdc-slot-wal-warn", 0.5, "share of max_slot_wal_keep_size the slot may retain before the engine logs a warning (each minute)")
 		return func(ctx context.Context, sys *system) error {
 			log := sys.log.With("service", "cdc")
 			// Replication and the session advisory lock need a real

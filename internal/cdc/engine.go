@@ -74,6 +74,11 @@ type Config struct {
 	FlushInterval time.Duration
 	// StandbyPoll is how often a standby tries to become active (default 1s).
 	StandbyPoll time.Duration
+	// SlotWALWarn is the share of max_slot_wal_keep_size the slot may
+	// retain before the engine logs a warning every minute (default 0.5):
+	// at the limit PostgreSQL invalidates the slot and only a re-snapshot
+	// recovers.
+	SlotWALWarn float64
 	// Name is source.name (default "cdc"); Version is source.version.
 	Name    string
 	Version string
@@ -134,6 +139,9 @@ func (c *Config) defaults() error {
 	}
 	if c.StandbyPoll <= 0 {
 		c.StandbyPoll = time.Second
+	}
+	if c.SlotWALWarn <= 0 || c.SlotWALWarn > 1 {
+		c.SlotWALWarn = 0.5
 	}
 	if c.Name == "" {
 		c.Name = "cdc"

@@ -33,6 +33,14 @@ var (
 		Name: "docstream_cdc_slot_lag_bytes",
 		Help: "pg_current_wal_lsn() - confirmed_flush_lsn of the slot: WAL retained for this engine.",
 	}, []string{"slot"})
+	slotRetainedBytes = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "docstream_cdc_slot_retained_wal_bytes",
+		Help: "pg_current_wal_lsn() - restart_lsn of the slot: WAL it keeps from being recycled.",
+	}, []string{"slot"})
+	slotSafeBytes = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "docstream_cdc_slot_safe_wal_bytes",
+		Help: "safe_wal_size of the slot: WAL that can still be written before max_slot_wal_keep_size invalidates it (-1: unlimited). Alert well above 0.",
+	}, []string{"slot"})
 )
 
 func observePublish(msgs []bus.Message, d time.Duration) {

@@ -44,11 +44,16 @@ func (e *Engine) capture(ctx context.Context, pool *pgxpool.Pool, log *slog.Logg
 
 	var done, exists bool
 	var slotRowExists bool
+	var walStatus string
 	err = pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()),
 		coalesce((SELECT snapshot_done_at IS NOT NULL FROM cdc.slots WHERE slot_name = $1), false),
-		EXISTS (SELECT 1 FROM cdc.slots WHERE slot_name = $1)`, e.cfg.Slot).Scan(&exists, &done, &slotRowExists)
+		EXISTS (SELECT 1 FROM cdc.slots WHERE slot_name = $1),
+		coalesce((SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1), '')`, e.cfg.Slot).Scan(&exists, &done, &slotRowExists, &walStatus)
 	if err != nil {
 		return fmt.Errorf("cdc: read slot state (is migration 00003 applied?): %w", err)
+	}
+	if exists && done && walStatus == "lost" {
+		return e.slotLost(log)
 	}
 	if exists && slotRowExists && !done {
 		// An engine died during the snapshot: PostgreSQL cannot tell how
@@ -68,6 +73,25 @@ func (e *Engine) capture(ctx context.Context, pool *pgxpool.Pool, log *slog.Logg
 		rp = resumePoint{}
 	}
 	return e.stream(ctx, pool, repl, rp, log)
+}
+
+// ErrSlotLost is the cause of the fatal error Run returns when PostgreSQL
+// invalidated the slot (wal_status lost).
+var ErrSlotLost = errors.New("cdc: the replication slot was invalidated")
+
+// slotLost logs and returns the fatal error of an invalidated slot. The
+// engine never recreates such a slot by itself: the changes in the WAL
+// PostgreSQL removed are gone, and only a re-snapshot, which an operator
+// decides on, brings the consumers back to the table's state.
+func (e *Engine) slotLost(log *slog.Logger) error {
+	what := fmt.Sprintf("replication slot %s is invalidated (wal_status lost): it retained more WAL than max_slot_wal_keep_size, "+
+		"PostgreSQL removed WAL holding changes not yet published, and those changes can no longer be captured", e.cfg.Slot)
+	remedy := fmt.Sprintf("Remedy: drop the slot (SELECT pg_drop_replication_slot('%s')) and start the engine again: it creates a new slot and "+
+		"publishes every row as a snapshot (op r) so consumers converge on the table's state; changes in between reach them as their result, "+
+		"not as events (docs/architecture.md, \"Re-snapshot\"). To avoid it, keep the engine running or raise max_slot_wal_keep_size, "+
+		"and alert on docstream_cdc_slot_safe_wal_bytes.", e.cfg.Slot)
+	log.Error("cdc engine refuses to start: "+what, "remedy", remedy)
+	return &fatalError{fmt.Errorf("%w: %s. %s", ErrSlotLost, what, remedy)}
 }
 
 func (e *Engine) ensurePublication(ctx context.Context, pool *pgxpool.Pool) error {

@@ -11,14 +11,25 @@ import (
 // SlotInfo describes a replication slot and its publication, for
 // `docstream cdc status` and the slot lag metric.
 type SlotInfo struct {
-	Slot         string   `json:"slot"`
-	Exists       bool     `json:"exists"`
-	Active       bool     `json:"active"`
-	ActivePID    *int32   `json:"active_pid"`
-	ConfirmedLSN string   `json:"confirmed_flush_lsn"`
-	RestartLSN   string   `json:"restart_lsn"`
-	CurrentLSN   string   `json:"current_wal_lsn"`
-	LagBytes     int64    `json:"lag_bytes"` // pg_current_wal_lsn() - confirmed_flush_lsn: WAL kept for the slot
+	Slot         string `json:"slot"`
+	Exists       bool   `json:"exists"`
+	Active       bool   `json:"active"`
+	ActivePID    *int32 `json:"active_pid"`
+	ConfirmedLSN string `json:"confirmed_flush_lsn"`
+	RestartLSN   string `json:"restart_lsn"`
+	CurrentLSN   string `json:"current_wal_lsn"`
+	LagBytes     int64  `json:"lag_bytes"` // pg_current_wal_lsn() - confirmed_flush_lsn: WAL kept for the slot
+	// RetainedBytes is pg_current_wal_lsn() - restart_lsn: the WAL the slot
+	// holds back from recycling. WALStatus is pg_replication_slots.wal_status:
+	// reserved, extended, unreserved (removed at the next checkpoint) or
+	// lost (the slot is invalidated and can never stream again).
+	// SafeBytes is safe_wal_size, WAL that can still be written before the
+	// slot is in danger; nil when max_slot_wal_keep_size is unlimited.
+	RetainedBytes int64  `json:"retained_wal_bytes"`
+	WALStatus     string `json:"wal_status"`
+	SafeBytes     *int64 `json:"safe_wal_size"`
+	// MaxKeepBytes is max_slot_wal_keep_size in bytes, -1 when unlimited.
+	MaxKeepBytes int64    `json:"max_slot_wal_keep_bytes"`
 	Publication  string   `json:"publication"`
 	Tables       []string `json:"publication_tables"`
 	SnapshotDone *bool    `json:"snapshot_done"` // from cdc.slots; nil when the slot was not created by the engine
@@ -33,10 +44,16 @@ type Querier interface {
 // Inspect reads the state of slot and publication.
 func Inspect(ctx context.Context, q Querier, slot, publication string) (SlotInfo, error) {
 	info := SlotInfo{Slot: slot, Publication: publication}
+	if err := q.QueryRow(ctx, `SELECT CASE WHEN setting::int8 < 0 THEN -1 ELSE setting::int8 * 1024 * 1024 END
+		FROM pg_settings WHERE name = 'max_slot_wal_keep_size'`).Scan(&info.MaxKeepBytes); err != nil {
+		return info, fmt.Errorf("cdc: max_slot_wal_keep_size: %w", err)
+	}
 	err := q.QueryRow(ctx, `SELECT active, active_pid, coalesce(confirmed_flush_lsn::text, ''), coalesce(restart_lsn::text, ''),
-			pg_current_wal_lsn()::text, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::int8
+			pg_current_wal_lsn()::text, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::int8,
+			coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::int8, coalesce(wal_status, ''), safe_wal_size
 		FROM pg_replication_slots WHERE slot_name = $1`, slot).
-		Scan(&info.Active, &info.ActivePID, &info.ConfirmedLSN, &info.RestartLSN, &info.CurrentLSN, &info.LagBytes)
+		Scan(&info.Active, &info.ActivePID, &info.ConfirmedLSN, &info.RestartLSN, &info.CurrentLSN, &info.LagBytes,
+			&info.RetainedBytes, &info.WALStatus, &info.SafeBytes)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		if err := q.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&info.CurrentLSN); err != nil {

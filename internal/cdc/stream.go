@@ -95,7 +95,8 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 
 	lagCtx, stopLag := context.WithCancel(ctx)
 	defer stopLag()
-	go e.watchLag(lagCtx, pool)
+	slotErr := make(chan error, 1)
+	go e.watchSlot(lagCtx, pool, log, slotErr)
 	if e.cfg.HeartbeatInterval > 0 {
 		hbCtx, stop := context.WithCancel(ctx)
 		defer stop()
@@ -150,6 +151,8 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 	for {
 		select {
 		case err := <-pubErr:
+			return err
+		case err := <-slotErr:
 			return err
 		default:
 		}
@@ -385,18 +388,45 @@ func (e *Engine) heartbeat(ctx context.Context, pool *pgxpool.Pool, log *slog.Lo
 	}
 }
 
-// watchLag keeps the slot lag gauge current.
-func (e *Engine) watchLag(ctx context.Context, pool *pgxpool.Pool) {
+// watchSlot keeps the slot's gauges current and warns well before
+// max_slot_wal_keep_size: at the limit PostgreSQL invalidates the slot, and
+// then only a re-snapshot recovers. An invalidated slot is reported on lost
+// (fatal).
+func (e *Engine) watchSlot(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, lost chan<- error) {
 	t := time.NewTicker(e.cfg.StatusInterval)
 	defer t.Stop()
+	var warned time.Time
+	first := true
 	for {
+		info, err := Inspect(ctx, pool, e.cfg.Slot, e.cfg.Publication)
+		if err == nil && info.Exists {
+			slot := e.cfg.Slot
+			slotLagBytes.WithLabelValues(slot).Set(float64(info.LagBytes))
+			slotRetainedBytes.WithLabelValues(slot).Set(float64(info.RetainedBytes))
+			safe := float64(-1)
+			if info.SafeBytes != nil {
+				safe = float64(*info.SafeBytes)
+			}
+			slotSafeBytes.WithLabelValues(slot).Set(safe)
+			switch {
+			case info.WALStatus == "lost":
+				lost <- e.slotLost(log)
+				return
+			case info.MaxKeepBytes < 0 && first:
+				log.Warn("max_slot_wal_keep_size is unlimited: while the engine is stopped or behind, the slot retains WAL until the disk is full; " +
+					"set it, with an alert on docstream_cdc_slot_safe_wal_bytes (docs/architecture.md)")
+			case info.MaxKeepBytes > 0 && (info.WALStatus == "unreserved" ||
+				float64(info.RetainedBytes) >= e.cfg.SlotWALWarn*float64(info.MaxKeepBytes)) && time.Since(warned) >= time.Minute:
+				warned = time.Now()
+				log.Warn("replication slot retains WAL close to max_slot_wal_keep_size; at the limit PostgreSQL invalidates it and the engine must re-snapshot",
+					"retained_bytes", info.RetainedBytes, "max_slot_wal_keep_bytes", info.MaxKeepBytes, "safe_wal_bytes", safe, "wal_status", info.WALStatus)
+			}
+			first = false
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if info, err := Inspect(ctx, pool, e.cfg.Slot, e.cfg.Publication); err == nil && info.Exists {
-				slotLagBytes.WithLabelValues(e.cfg.Slot).Set(float64(info.LagBytes))
-			}
 		}
 	}
 }

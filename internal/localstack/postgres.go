@@ -22,6 +22,11 @@ type PostgresOptions struct {
 	Password string // of the postgres role; default "docstream"
 	// Durable keeps fsync on. Tests turn it off: they throw the data away.
 	Durable bool
+	// MaxSlotWALKeepSize is max_slot_wal_keep_size ("4GB"; "" leaves
+	// PostgreSQL's default, unlimited): the most WAL a replication slot may
+	// hold back before PostgreSQL invalidates it. The CDC engine warns well
+	// before it (docstream_cdc_slot_safe_wal_bytes).
+	MaxSlotWALKeepSize string
 }
 
 // Postgres is a running local PostgreSQL cluster with wal_level=logical.
@@ -131,6 +136,9 @@ func (pg *Postgres) Start(ctx context.Context) error {
 		"-c", "max_wal_senders=20",
 		"-c", "max_connections=200",
 		"-c", "password_encryption=scram-sha-256",
+	}
+	if pg.opts.MaxSlotWALKeepSize != "" {
+		args = append(args, "-c", "max_slot_wal_keep_size="+pg.opts.MaxSlotWALKeepSize)
 	}
 	if !pg.opts.Durable {
 		// synchronous_commit stays on: with it off a commit may wait up to
