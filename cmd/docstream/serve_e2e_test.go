@@ -149,6 +149,7 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 		call(t, http.MethodGet, gw+"/documents/"+doc.ID, nil, http.StatusOK, &got)
 		return got.Status == "signed"
 	})
+	checkHostileRequests(t, addr, pg.URL(), filepath.Join(dir, "blobs"))
 
 	// Read-your-writes search across processes: the update's commit LSN.
 	hdr := call(t, http.MethodPatch, gw+"/documents/"+doc.ID, strings.NewReader(`{"title":"Quarterly sales agreement"}`), http.StatusOK, nil)
