@@ -2,7 +2,9 @@ package httpx
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,19 +47,22 @@ type AdmissionConfig struct {
 	RetryAfter time.Duration
 }
 
-// RegisterFlags registers --admission-* with their defaults. The search
-// class is the tightest because it is the one that eats the CPU; reads get
-// the most slots so that they are never starved by the others; a shed
-// answer never waits longer than the class's max wait.
+// RegisterFlags registers --admission-* with their defaults, scaled by the
+// cores this process may use (GOMAXPROCS). Searches are CPU-bound, so two
+// per core keep the cores busy without stretching each search; reads and
+// writes mostly wait on PostgreSQL (and writes on fsync), so they get more
+// slots, still below the default query pool. A shed answer never waits
+// longer than the class's max wait.
 func (c *AdmissionConfig) RegisterFlags(fs *pflag.FlagSet) {
-	class := func(l *ClassLimit, name string, limit, queue int, wait time.Duration, what string) {
-		fs.IntVar(&l.Limit, "admission-"+name+"-limit", limit, "requests of the "+name+" class ("+what+") served at once by each service; 0: no bound")
-		fs.IntVar(&l.Queue, "admission-"+name+"-queue", queue, "requests of the "+name+" class waiting for a slot, beyond which they are shed (503 + Retry-After) at once")
-		fs.DurationVar(&l.MaxWait, "admission-"+name+"-max-wait", wait, "longest a "+name+" request waits for a slot before it is shed")
+	cores := runtime.GOMAXPROCS(0)
+	class := func(l *ClassLimit, name string, perCore int, what string) {
+		fs.IntVar(&l.Limit, "admission-"+name+"-limit", perCore*cores, fmt.Sprintf("requests of the %s class (%s) served at once by each service (default %d per core); 0: no bound", name, what, perCore))
+		fs.IntVar(&l.Queue, "admission-"+name+"-queue", 4*perCore*cores, "requests of the "+name+" class waiting for a slot, beyond which they are shed (503 + Retry-After) at once (default 4 × the limit)")
+		fs.DurationVar(&l.MaxWait, "admission-"+name+"-max-wait", 100*time.Millisecond, "longest a "+name+" request waits for a slot before it is shed")
 	}
-	class(&c.Read, "read", 64, 256, 100*time.Millisecond, "GETs of documents and signatures")
-	class(&c.Search, "search", 8, 32, 100*time.Millisecond, "/search, /suggest, /aggregations")
-	class(&c.Write, "write", 32, 128, 100*time.Millisecond, "creates, updates, deletes")
+	class(&c.Read, "read", 8, "GETs of documents and signatures")
+	class(&c.Search, "search", 2, "/search, /suggest, /aggregations")
+	class(&c.Write, "write", 8, "creates, updates, deletes")
 	fs.DurationVar(&c.RetryAfter, "admission-retry-after", time.Second, "Retry-After sent with a request shed by admission control")
 }
 
@@ -86,17 +91,28 @@ var (
 type Admission struct {
 	service    string
 	retryAfter string
-	gates      map[Class]*gate
+	limits     map[Class]ClassLimit
+
+	mu    sync.Mutex
+	gates map[Class]*gate // made by the first Wrap of each class
 }
 
 // NewAdmission returns the gates of service under cfg.
 func NewAdmission(service string, cfg AdmissionConfig) *Admission {
 	retry := max(1, int(cfg.RetryAfter.Round(time.Second)/time.Second))
-	a := &Admission{service: service, retryAfter: strconv.Itoa(retry), gates: map[Class]*gate{}}
-	for class, l := range map[Class]ClassLimit{Read: cfg.Read, Search: cfg.Search, Write: cfg.Write} {
-		a.gates[class] = newGate(service, class, l)
+	return &Admission{service: service, retryAfter: strconv.Itoa(retry), gates: map[Class]*gate{},
+		limits: map[Class]ClassLimit{Read: cfg.Read, Search: cfg.Search, Write: cfg.Write}}
+}
+
+func (a *Admission) gate(class Class) *gate {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	g := a.gates[class]
+	if g == nil {
+		g = newGate(a.service, class, a.limits[class])
+		a.gates[class] = g
 	}
-	return a
+	return g
 }
 
 // Wrap admits requests to h under class: each holds a slot while h runs,
@@ -109,10 +125,10 @@ func (a *Admission) Wrap(class Class, h http.Handler) http.Handler {
 	if a == nil {
 		return h
 	}
-	g := a.gates[class]
-	if g == nil || g.limit.Limit <= 0 {
+	if a.limits[class].Limit <= 0 {
 		return h
 	}
+	g := a.gate(class)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.acquire(r.Context()) {
 			a.shed(w, r)
@@ -275,6 +291,8 @@ func (a *Admission) Stats() map[Class]ClassStats {
 	if a == nil {
 		return out
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for c, g := range a.gates {
 		out[c] = ClassStats{PeakInFlight: g.peak.Load(), MaxQueueWait: time.Duration(g.maxWait.Load())}
 	}
