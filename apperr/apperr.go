@@ -5,6 +5,7 @@
 package apperr
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -191,4 +192,41 @@ func FromGRPC(c codes.Code) Code {
 	default:
 		return Internal
 	}
+}
+
+// Body is the JSON body of every error answer of the HTTP API:
+// {"error":{"code":…,"message":…,"details":[…]}}.
+type Body struct {
+	Error Error `json:"error"`
+}
+
+// wireError is Error as the API shows it: never the cause, and details as
+// an array even when there are none.
+type wireError struct {
+	Code    Code         `json:"code"`
+	Message string       `json:"message"`
+	Details []FieldError `json:"details"`
+}
+
+// MarshalJSON encodes the code, message and details; the cause (Err) is
+// never shown.
+func (e Error) MarshalJSON() ([]byte, error) {
+	d := e.Details
+	if d == nil {
+		d = []FieldError{}
+	}
+	return json.Marshal(wireError{Code: e.Code, Message: e.Message, Details: d})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes (for clients of the API).
+func (e *Error) UnmarshalJSON(b []byte) error {
+	var w wireError
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*e = Error{Code: w.Code, Message: w.Message, Details: w.Details}
+	if len(e.Details) == 0 {
+		e.Details = nil
+	}
+	return nil
 }

@@ -1,18 +1,19 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/client"
 )
 
 // clientFlags are the flags of every user command (doc, sign, search,
@@ -49,148 +50,70 @@ func bindClientFlags(cmd *cobra.Command) *clientFlags {
 	return f
 }
 
-// client talks to the gateway for the user commands.
-type client struct {
-	base   *url.URL
-	http   *http.Client
+// userClient is what a user command works with: the typed API client of
+// the gateway, the output format and the command's streams.
+type userClient struct {
+	api    *client.Client
 	json   bool
 	stdout io.Writer
 	stderr io.Writer
 }
 
-func (f *clientFlags) client(e *env) (*client, error) {
+func (f *clientFlags) client(e *env) (*userClient, error) {
 	if f.output != outputText && f.output != outputJSON {
 		return nil, fmt.Errorf("--output %q: choose text or json", f.output)
-	}
-	u, err := url.Parse(strings.TrimRight(f.server, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--server %q: want http(s)://host:port", f.server)
 	}
 	// No overall timeout: uploads and downloads may be large; a stuck
 	// server is noticed by the connect and response-header timeouts.
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = 60 * time.Second
-	return &client{base: u, http: &http.Client{Transport: transport}, json: f.output == outputJSON, stdout: e.stdout, stderr: e.stderr}, nil
-}
-
-func (c *client) url(path string, q url.Values) string {
-	u := *c.base
-	u.Path = strings.TrimRight(u.Path, "/") + path
-	if len(q) > 0 {
-		u.RawQuery = q.Encode()
+	c, err := client.New(f.server, client.WithHTTPClient(&http.Client{Transport: transport}))
+	if err != nil {
+		return nil, fmt.Errorf("--server %q: want http(s)://host:port", f.server)
 	}
-	return u.String()
+	return &userClient{api: c, json: f.output == outputJSON, stdout: e.stdout, stderr: e.stderr}, nil
 }
 
-// apiError is a non-2xx answer in docstream's error shape.
-type apiError struct {
-	Status  int
-	Code    string
-	Message string
-	Details []struct {
-		Field   string `json:"field"`
-		Message string `json:"message"`
-	}
+// shownError is an error answer as the CLI prints it: the HTTP status, the
+// message, the code and each offending field.
+type shownError struct {
+	status int
+	err    *apperr.Error
 }
 
-func (e *apiError) Error() string {
+func (e *shownError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d %s", e.Status, e.Message)
-	if e.Code != "" {
-		fmt.Fprintf(&b, " (%s)", e.Code)
+	fmt.Fprintf(&b, "%d %s", e.status, e.err.Message)
+	if e.err.Code != "" {
+		fmt.Fprintf(&b, " (%s)", e.err.Code)
 	}
-	for _, d := range e.Details {
+	for _, d := range e.err.Details {
 		fmt.Fprintf(&b, "\n  %s: %s", d.Field, d.Message)
 	}
 	return b.String()
 }
 
-// do sends a request and returns the response when its status is 2xx; any
-// other status becomes an *apiError read from the body.
-func (c *client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.url(path, q), body)
-	if err != nil {
-		return nil, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 == 2 {
-		return resp, nil
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var shape struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-			Details []struct {
-				Field   string `json:"field"`
-				Message string `json:"message"`
-			} `json:"details"`
-		} `json:"error"`
-	}
-	ae := &apiError{Status: resp.StatusCode}
-	if json.Unmarshal(raw, &shape) == nil && shape.Error.Message != "" {
-		ae.Code, ae.Message, ae.Details = shape.Error.Code, shape.Error.Message, shape.Error.Details
-	} else {
-		ae.Message = strings.TrimSpace(string(raw))
-		if ae.Message == "" {
-			ae.Message = http.StatusText(resp.StatusCode)
-		}
-	}
-	return nil, ae
-}
+func (e *shownError) Unwrap() error { return e.err }
 
-// call sends a JSON request (in may be nil) and decodes a JSON answer into
-// out, also returning its raw bytes for -o json.
-func (c *client) call(ctx context.Context, method, path string, q url.Values, in, out any) ([]byte, error) {
-	var body io.Reader
-	ct := ""
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body, ct = bytes.NewReader(b), "application/json"
+// shown turns an error answer of the API into a shownError; other errors
+// pass unchanged.
+func shown(err error) error {
+	var ae *apperr.Error
+	if status := client.StatusCode(err); status != 0 && errors.As(err, &ae) {
+		return &shownError{status: status, err: ae}
 	}
-	resp, err := c.do(ctx, method, path, q, body, ct)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return raw, fmt.Errorf("unexpected answer from %s %s: %w", method, path, err)
-		}
-	}
-	return raw, nil
-}
-
-// printJSON writes raw JSON indented, for -o json.
-func (c *client) printJSON(raw []byte) error {
-	var b bytes.Buffer
-	if err := json.Indent(&b, raw, "", "  "); err != nil {
-		_, err = c.stdout.Write(raw)
-		return err
-	}
-	b.WriteByte('\n')
-	_, err := c.stdout.Write(b.Bytes())
 	return err
 }
 
-func jsonUnmarshal(raw []byte, out any) error {
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("unexpected answer: %w", err)
+// print writes v for -o json (indented) or calls text otherwise.
+func (c *userClient) print(v any, text func() error) error {
+	if !c.json {
+		return text()
 	}
-	return nil
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "%s\n", b)
+	return err
 }

@@ -5,10 +5,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"mime/multipart"
-	"net/http"
-	"net/textproto"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,32 +15,13 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/client"
 	"github.com/docstream/docstream/internal/config"
 )
 
 func init() {
 	commands = append(commands, newDocCmd)
-}
-
-// docOut is the document service's wire shape, as much as the CLI shows.
-type docOut struct {
-	ID            string `json:"id"`
-	Title         string `json:"title"`
-	ContentType   string `json:"content_type"`
-	ContentSize   int64  `json:"content_size"`
-	S3Key         string `json:"s3_key"`
-	Status        string `json:"status"`
-	CreatedBy     string `json:"created_by"`
-	CreatedAt     string `json:"created_at"`
-	UpdatedAt     string `json:"updated_at"`
-	Version       int    `json:"version"`
-	ContentSHA256 string `json:"content_sha256"`
-}
-
-type docStats struct {
-	DocumentID  string `json:"document_id"`
-	TotalViews  int64  `json:"total_views"`
-	UniqueViews int64  `json:"unique_views"`
 }
 
 // progressThreshold: uploads at least this large show a progress bar.
@@ -55,13 +32,13 @@ func newDocCmd(e *env) *cobra.Command {
 	cf := bindClientFlags(cmd)
 
 	// run wraps a subcommand body with the client built from the flags.
-	run := func(f func(ctx context.Context, c *client, args []string) error) func(*cobra.Command, []string) error {
+	run := func(f func(ctx context.Context, c *userClient, args []string) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client(e)
 			if err != nil {
 				return err
 			}
-			return f(cmd.Context(), c, args)
+			return shown(f(cmd.Context(), c, args))
 		}
 	}
 
@@ -71,29 +48,21 @@ func newDocCmd(e *env) *cobra.Command {
 		Use:   "create",
 		Short: "Create a document from --content, or upload -f FILE (streamed, multipart)",
 		Args:  cobra.NoArgs,
-		RunE: run(func(ctx context.Context, c *client, _ []string) error {
-			var d docOut
-			var raw []byte
+		RunE: run(func(ctx context.Context, c *userClient, _ []string) error {
+			var d *client.Written
 			var err error
 			switch {
 			case file != "" && content != "":
 				return fmt.Errorf("give either --content or --file, not both")
 			case file != "":
-				raw, err = c.upload(ctx, file, title, createdBy, contentType, !noProgress, &d)
+				d, err = c.upload(ctx, file, title, createdBy, contentType, !noProgress)
 			default:
-				in := map[string]string{"title": title, "content": content, "created_by": createdBy}
-				if contentType != "" {
-					in["content_type"] = contentType
-				}
-				raw, err = c.call(ctx, http.MethodPost, "/documents", nil, in, &d)
+				d, err = c.api.CreateDocument(ctx, api.CreateDocumentRequest{Title: title, Content: content, ContentType: contentType, CreatedBy: createdBy})
 			}
 			if err != nil {
 				return err
 			}
-			if c.json {
-				return c.printJSON(raw)
-			}
-			return c.printDocument(d)
+			return c.print(d, func() error { return c.printDocument(&d.Document) })
 		}),
 	}
 	create.Flags().StringVar(&title, "title", "", "title (with --file, default: the file's name)")
@@ -105,33 +74,24 @@ func newDocCmd(e *env) *cobra.Command {
 
 	get := &cobra.Command{
 		Use: "get ID", Short: "Show a document (counts a view)", Args: cobra.ExactArgs(1),
-		RunE: run(func(ctx context.Context, c *client, args []string) error {
-			var d docOut
-			raw, err := c.call(ctx, http.MethodGet, "/documents/"+url.PathEscape(args[0]), nil, nil, &d)
+		RunE: run(func(ctx context.Context, c *userClient, args []string) error {
+			d, err := c.api.GetDocument(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			if c.json {
-				return c.printJSON(raw)
-			}
-			return c.printDocument(d)
+			return c.print(d, func() error { return c.printDocument(d) })
 		}),
 	}
 
 	var skip, limit int
 	list := &cobra.Command{
 		Use: "list", Short: "List documents, newest first", Args: cobra.NoArgs,
-		RunE: run(func(ctx context.Context, c *client, _ []string) error {
-			var docs []docOut
-			q := url.Values{"skip": {strconv.Itoa(skip)}, "limit": {strconv.Itoa(limit)}}
-			raw, err := c.call(ctx, http.MethodGet, "/documents", q, nil, &docs)
+		RunE: run(func(ctx context.Context, c *userClient, _ []string) error {
+			docs, err := c.api.ListDocuments(ctx, api.ListOptions{Skip: skip, Limit: limit})
 			if err != nil {
 				return err
 			}
-			if c.json {
-				return c.printJSON(raw)
-			}
-			return c.printDocuments(docs)
+			return c.print(docs, func() error { return c.printDocuments(docs) })
 		}),
 	}
 	list.Flags().IntVar(&skip, "skip", 0, "documents to skip")
@@ -140,26 +100,15 @@ func newDocCmd(e *env) *cobra.Command {
 	var newTitle, newStatus string
 	update := &cobra.Command{
 		Use: "update ID", Short: "Change a document's --title and/or --status", Args: cobra.ExactArgs(1),
-		RunE: run(func(ctx context.Context, c *client, args []string) error {
-			in := map[string]string{}
-			if newTitle != "" {
-				in["title"] = newTitle
-			}
-			if newStatus != "" {
-				in["status"] = newStatus
-			}
-			if len(in) == 0 {
+		RunE: run(func(ctx context.Context, c *userClient, args []string) error {
+			if newTitle == "" && newStatus == "" {
 				return fmt.Errorf("nothing to update: give --title and/or --status")
 			}
-			var d docOut
-			raw, err := c.call(ctx, http.MethodPatch, "/documents/"+url.PathEscape(args[0]), nil, in, &d)
+			d, err := c.api.UpdateDocument(ctx, args[0], api.UpdateDocumentRequest{Title: newTitle, Status: api.Status(newStatus)})
 			if err != nil {
 				return err
 			}
-			if c.json {
-				return c.printJSON(raw)
-			}
-			return c.printDocument(d)
+			return c.print(d, func() error { return c.printDocument(&d.Document) })
 		}),
 	}
 	update.Flags().StringVar(&newTitle, "title", "", "new title")
@@ -167,27 +116,26 @@ func newDocCmd(e *env) *cobra.Command {
 
 	del := &cobra.Command{
 		Use: "delete ID", Short: "Delete a document and its signatures", Args: cobra.ExactArgs(1),
-		RunE: run(func(ctx context.Context, c *client, args []string) error {
-			if _, err := c.call(ctx, http.MethodDelete, "/documents/"+url.PathEscape(args[0]), nil, nil, nil); err != nil {
+		RunE: run(func(ctx context.Context, c *userClient, args []string) error {
+			if err := c.api.DeleteDocument(ctx, args[0]); err != nil {
 				return err
 			}
-			if c.json {
-				return c.printJSON([]byte(fmt.Sprintf(`{"deleted":%q}`, args[0])))
-			}
-			_, err := fmt.Fprintf(c.stdout, "deleted %s\n", args[0])
-			return err
+			return c.print(map[string]string{"deleted": args[0]}, func() error {
+				_, err := fmt.Fprintf(c.stdout, "deleted %s\n", args[0])
+				return err
+			})
 		}),
 	}
 
 	var outFile string
 	contentCmd := &cobra.Command{
 		Use: "content ID", Short: "Write a document's content to stdout or --out FILE", Args: cobra.ExactArgs(1),
-		RunE: run(func(ctx context.Context, c *client, args []string) error {
-			resp, err := c.do(ctx, http.MethodGet, "/documents/"+url.PathEscape(args[0])+"/content", nil, nil, "")
+		RunE: run(func(ctx context.Context, c *userClient, args []string) error {
+			body, err := c.api.DocumentContent(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
+			defer body.Close()
 			var w io.Writer = c.stdout
 			if outFile != "" {
 				f, err := os.Create(outFile)
@@ -197,7 +145,7 @@ func newDocCmd(e *env) *cobra.Command {
 				defer f.Close()
 				w = f
 			}
-			if _, err := io.Copy(w, resp.Body); err != nil {
+			if _, err := io.Copy(w, body); err != nil {
 				return fmt.Errorf("download: %w", err)
 			}
 			if f, ok := w.(*os.File); ok && outFile != "" {
@@ -210,17 +158,15 @@ func newDocCmd(e *env) *cobra.Command {
 
 	stats := &cobra.Command{
 		Use: "stats ID", Short: "Show a document's view counters", Args: cobra.ExactArgs(1),
-		RunE: run(func(ctx context.Context, c *client, args []string) error {
-			var s docStats
-			raw, err := c.call(ctx, http.MethodGet, "/documents/"+url.PathEscape(args[0])+"/stats", nil, nil, &s)
+		RunE: run(func(ctx context.Context, c *userClient, args []string) error {
+			s, err := c.api.DocumentStats(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			if c.json {
-				return c.printJSON(raw)
-			}
-			_, err = fmt.Fprintf(c.stdout, "document      %s\ntotal views   %d\nunique views  %d\n", s.DocumentID, s.TotalViews, s.UniqueViews)
-			return err
+			return c.print(s, func() error {
+				_, err := fmt.Fprintf(c.stdout, "document      %s\ntotal views   %d\nunique views  %d\n", s.DocumentID, s.TotalViews, s.UniqueViews)
+				return err
+			})
 		}),
 	}
 	for _, sub := range []*cobra.Command{create, get, list, update, del, contentCmd, stats} {
@@ -231,9 +177,8 @@ func newDocCmd(e *env) *cobra.Command {
 }
 
 // upload streams path as multipart/form-data (fields title, created_by,
-// content_type, then file) without holding it in memory: the form is
-// written into a pipe that is the request body.
-func (c *client) upload(ctx context.Context, path, title, createdBy, contentType string, progress bool, out *docOut) ([]byte, error) {
+// content_type, then file) without holding it in memory.
+func (c *userClient) upload(ctx context.Context, path, title, createdBy, contentType string, progress bool) (*client.Written, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -249,9 +194,6 @@ func (c *client) upload(ctx context.Context, path, title, createdBy, contentType
 	partType := contentType
 	if partType == "" {
 		partType = mime.TypeByExtension(filepath.Ext(path))
-	}
-	if partType == "" {
-		partType = "application/octet-stream"
 	}
 	var src io.Reader = f
 	if progress && st.Size() >= progressThreshold {
@@ -272,55 +214,18 @@ func (c *client) upload(ctx context.Context, path, title, createdBy, contentType
 		src = io.TeeReader(f, bar)
 		defer func() { _ = bar.Finish() }()
 	}
-
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		pw.CloseWithError(writeForm(mw, title, createdBy, contentType, filepath.Base(path), partType, src))
-	}()
-	resp, err := c.do(ctx, http.MethodPost, "/documents", nil, pr, mw.FormDataContentType())
-	// Unblock the writer if the request ended before reading the whole form.
-	pr.CloseWithError(io.ErrClosedPipe)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return raw, jsonUnmarshal(raw, out)
+	return c.api.UploadDocument(ctx, client.Upload{
+		Title: title, CreatedBy: createdBy, ContentType: contentType,
+		FileName: filepath.Base(path), FileType: partType, Content: src,
+	})
 }
 
-func writeForm(mw *multipart.Writer, title, createdBy, contentType, filename, partType string, src io.Reader) error {
-	fields := [][2]string{{"title", title}, {"created_by", createdBy}}
-	if contentType != "" {
-		fields = append(fields, [2]string{"content_type", contentType})
-	}
-	for _, kv := range fields {
-		if err := mw.WriteField(kv[0], kv[1]); err != nil {
-			return err
-		}
-	}
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": "file", "filename": filename}))
-	h.Set("Content-Type", partType)
-	part, err := mw.CreatePart(h)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(part, src); err != nil {
-		return err
-	}
-	return mw.Close()
-}
-
-func (c *client) printDocument(d docOut) error {
+func (c *userClient) printDocument(d *api.Document) error {
 	w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	rows := [][2]string{
-		{"id", d.ID}, {"title", d.Title}, {"status", d.Status}, {"version", strconv.Itoa(d.Version)},
+		{"id", d.ID}, {"title", d.Title}, {"status", string(d.Status)}, {"version", strconv.Itoa(int(d.Version))},
 		{"content type", d.ContentType}, {"content size", humanBytes(d.ContentSize)},
-		{"created by", d.CreatedBy}, {"created at", d.CreatedAt}, {"updated at", d.UpdatedAt},
+		{"created by", d.CreatedBy}, {"created at", d.CreatedAt.String()}, {"updated at", d.UpdatedAt.String()},
 	}
 	if d.ContentSHA256 != "" {
 		rows = append(rows, [2]string{"sha256", d.ContentSHA256})
@@ -331,7 +236,7 @@ func (c *client) printDocument(d docOut) error {
 	return w.Flush()
 }
 
-func (c *client) printDocuments(docs []docOut) error {
+func (c *userClient) printDocuments(docs []api.Document) error {
 	if len(docs) == 0 {
 		_, err := fmt.Fprintln(c.stdout, "no documents")
 		return err

@@ -2,29 +2,18 @@ package main
 
 import (
 	"fmt"
-	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/config"
 )
 
 func init() {
 	commands = append(commands, newSignCmd, newSearchCmd)
-}
-
-type signatureOut struct {
-	ID            string `json:"id"`
-	DocumentID    string `json:"document_id"`
-	SignerEmail   string `json:"signer_email"`
-	SignerName    string `json:"signer_name"`
-	SignedAt      string `json:"signed_at"`
-	SignatureData string `json:"signature_data"`
-	IPAddress     string `json:"ip_address"`
 }
 
 func newSignCmd(e *env) *cobra.Command {
@@ -46,39 +35,20 @@ func newSignCmd(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		in := map[string]string{"document_id": args[0], "signer_email": email, "signer_name": name}
-		for k, v := range map[string]string{"signature_data": data, "document_status": status, "ip_address": ip} {
-			if v != "" {
-				in[k] = v
-			}
-		}
-		var s signatureOut
-		raw, err := c.call(cmd.Context(), http.MethodPost, "/signatures", nil, in, &s)
+		sig, err := c.api.CreateSignature(cmd.Context(), api.CreateSignatureRequest{
+			DocumentID: args[0], SignerEmail: email, SignerName: name,
+			SignatureData: data, DocumentStatus: api.Status(status), IPAddress: ip,
+		})
 		if err != nil {
-			return err
+			return shown(err)
 		}
-		if c.json {
-			return c.printJSON(raw)
-		}
-		w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(w, "signature\t%s\ndocument\t%s\nsigner\t%s <%s>\nsigned at\t%s\n", s.ID, s.DocumentID, s.SignerName, s.SignerEmail, s.SignedAt)
-		return w.Flush()
+		return c.print(sig, func() error {
+			w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(w, "signature\t%s\ndocument\t%s\nsigner\t%s <%s>\nsigned at\t%s\n", sig.ID, sig.DocumentID, sig.SignerName, sig.SignerEmail, sig.SignedAt.Format(time.RFC3339Nano))
+			return w.Flush()
+		})
 	}
 	return cmd
-}
-
-type searchHit struct {
-	docOut
-	Score      float64             `json:"score"`
-	Highlights map[string][]string `json:"highlights"`
-}
-
-type searchResult struct {
-	Total     int64       `json:"total"`
-	Documents []searchHit `json:"documents"`
-	TookMs    float64     `json:"took_ms"`
-	From      int         `json:"from"`
-	Size      int         `json:"size"`
 }
 
 func newSearchCmd(e *env) *cobra.Command {
@@ -100,34 +70,26 @@ func newSearchCmd(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		q := url.Values{"from": {strconv.Itoa(from)}, "size": {strconv.Itoa(size)}}
+		q := api.SearchRequest{From: from, Size: size, Status: api.Status(status), CreatedBy: createdBy}
 		if len(args) == 1 {
-			q.Set("q", args[0])
+			q.Query = args[0]
 		}
-		if status != "" {
-			q.Set("status", status)
-		}
-		if createdBy != "" {
-			q.Set("created_by", createdBy)
-		}
-		var res searchResult
-		raw, err := c.call(cmd.Context(), http.MethodGet, "/search", q, nil, &res)
+		res, err := c.api.Search(cmd.Context(), q)
 		if err != nil {
-			return err
+			return shown(err)
 		}
-		if c.json {
-			return c.printJSON(raw)
-		}
-		fmt.Fprintf(c.stdout, "%d found in %g ms\n", res.Total, res.TookMs)
-		if len(res.Documents) == 0 {
-			return nil
-		}
-		w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "SCORE\tID\tSTATUS\tTITLE\tMATCH")
-		for _, h := range res.Documents {
-			fmt.Fprintf(w, "%.2f\t%s\t%s\t%s\t%s\n", h.Score, h.ID, h.Status, oneLine(h.Title, 50), oneLine(firstHighlight(h.Highlights), 60))
-		}
-		return w.Flush()
+		return c.print(res, func() error {
+			fmt.Fprintf(c.stdout, "%d found in %d ms\n", res.Total, res.TookMs)
+			if len(res.Documents) == 0 {
+				return nil
+			}
+			w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "SCORE\tID\tSTATUS\tTITLE\tMATCH")
+			for _, h := range res.Documents {
+				fmt.Fprintf(w, "%.2f\t%s\t%s\t%s\t%s\n", h.Score, h.ID, h.Status, oneLine(h.Title, 50), oneLine(firstHighlight(h.Highlights), 60))
+			}
+			return w.Flush()
+		})
 	}
 	return cmd
 }

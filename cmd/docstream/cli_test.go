@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/docstream/docstream/api"
 )
 
 const testDocJSON = `{"id":"0194c3a0-0000-7000-8000-000000000001","title":"Sales Agreement Q4 2025","content_type":"text/plain","content_size":36,"s3_key":"documents/0194c3a0-0000-7000-8000-000000000001","status":"created","created_by":"ebemad@company.com","created_at":"2025-11-20T01:46:31.657647Z","updated_at":"2025-11-20T01:46:31.657647Z","version":1}`
@@ -96,7 +98,7 @@ func TestDocCreateInlineSendsTheReferenceJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d docOut
+	var d api.Document
 	if err := json.Unmarshal([]byte(out), &d); err != nil || d.ID == "" {
 		t.Fatalf("-o json output %q: %v", out, err)
 	}

@@ -1,32 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"net/http"
-	"net/url"
 	"strings"
 
-	"github.com/coder/websocket"
 	"github.com/spf13/cobra"
 
+	"github.com/docstream/docstream/client"
 	"github.com/docstream/docstream/internal/config"
 )
 
 func init() {
 	commands = append(commands, newWatchCmd)
-}
-
-type tokenOut struct {
-	AccessToken string `json:"access_token"`
-}
-
-type liveMessage struct {
-	Type      string          `json:"type"`
-	Data      json.RawMessage `json:"data"`
-	Timestamp string          `json:"timestamp"`
 }
 
 func newWatchCmd(e *env) *cobra.Command {
@@ -48,72 +38,61 @@ func newWatchCmd(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return c.watch(cmd.Context(), args[0], token, user, email)
+		return shown(c.watch(cmd.Context(), args[0], token, user, email))
 	}
 	return cmd
 }
 
 // watch prints events until ctx is done (nil) or the server ends the stream.
-func (c *client) watch(ctx context.Context, docID, token, user, email string) error {
+func (c *userClient) watch(ctx context.Context, docID, token, user, email string) error {
 	if token == "" {
-		q := url.Values{"user_id": {user}}
-		if email != "" {
-			q.Set("email", email)
-		}
-		var t tokenOut
-		if _, err := c.call(ctx, http.MethodGet, "/auth/token", q, nil, &t); err != nil {
-			return fmt.Errorf("getting a development token: %w", err)
+		t, err := c.api.DevToken(ctx, user, email)
+		if err != nil {
+			return fmt.Errorf("getting a development token: %w", shown(err))
 		}
 		token = t.AccessToken
 	}
-	wsURL := c.url("/ws/"+url.PathEscape(docID), url.Values{"token": {token}})
-	wsURL = "ws" + strings.TrimPrefix(wsURL, "http") // http→ws, https→wss
-	conn, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: c.http})
+	w, err := c.api.Watch(ctx, docID, client.WatchOptions{Token: token})
 	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return fmt.Errorf("connect %s: %d %s", docID, resp.StatusCode, http.StatusText(resp.StatusCode))
+		if status := client.StatusCode(err); status != 0 {
+			return fmt.Errorf("connect %s: %d %s", docID, status, http.StatusText(status))
 		}
 		return fmt.Errorf("connect: %w", err)
 	}
-	defer conn.CloseNow()
-	conn.SetReadLimit(1 << 20)
+	defer w.Close()
 	if !c.json {
 		fmt.Fprintf(c.stderr, "watching %s (Ctrl-C stops)\n", docID)
 	}
 	for {
-		_, msg, err := conn.Read(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				conn.Close(websocket.StatusNormalClosure, "bye")
-				return nil
-			}
-			if s := websocket.CloseStatus(err); s == websocket.StatusNormalClosure || s == websocket.StatusGoingAway {
-				return nil
-			}
-			return fmt.Errorf("stream ended: %w", err)
+		m, err := w.Next(ctx)
+		switch {
+		case ctx.Err() != nil, err == io.EOF:
+			return nil
+		case err != nil:
+			return err
 		}
 		if c.json {
 			// One event per line, as received: easy to pipe into jq.
-			if _, err := fmt.Fprintf(c.stdout, "%s\n", strings.TrimSpace(string(msg))); err != nil {
+			if _, err := fmt.Fprintf(c.stdout, "%s\n", bytes.TrimSpace(w.Frame())); err != nil {
 				return err
 			}
 			continue
 		}
-		var m liveMessage
-		if err := json.Unmarshal(msg, &m); err != nil {
-			return errors.New("stream sent a message that is not JSON")
-		}
-		if _, err := fmt.Fprintf(c.stdout, "%s  %-24s %s\n", m.Timestamp, m.Type, summarize(m.Data)); err != nil {
+		if _, err := fmt.Fprintf(c.stdout, "%s  %-24s %s\n", m.Timestamp, m.Type, summarize(w.Frame())); err != nil {
 			return err
 		}
 	}
 }
 
-// summarize renders an event's data as key=value pairs of its scalar fields.
-func summarize(data json.RawMessage) string {
+// summarize renders a message's data as key=value pairs of its scalar
+// fields, in a fixed order.
+func summarize(frame []byte) string {
+	var m struct {
+		Data json.RawMessage `json:"data"`
+	}
 	var fields map[string]any
-	if json.Unmarshal(data, &fields) != nil {
-		return string(data)
+	if json.Unmarshal(frame, &m) != nil || json.Unmarshal(m.Data, &fields) != nil {
+		return string(m.Data)
 	}
 	var b strings.Builder
 	for _, k := range []string{"document_id", "title", "old_status", "new_status", "status", "signer_email", "signer_name", "version", "changed"} {

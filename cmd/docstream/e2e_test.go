@@ -20,6 +20,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/client"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/testenv"
 )
@@ -177,15 +179,22 @@ func startDev(t *testing.T) *devSystem {
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("docstream dev not ready after 2 minutes\n%s", d.output.String())
 	}
+	gwc := newClient(t, d.gateway)
 	testenv.WaitFor(t, "the gateway is ready", func() bool {
-		resp, err := http.Get(d.gateway + "/health/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		_, err := gwc.Ready(context.Background())
+		return err == nil
 	})
 	return d
+}
+
+// newClient is the public client of the API at base.
+func newClient(t *testing.T, base string) *client.Client {
+	t.Helper()
+	c, err := client.New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // stop sends SIGTERM and expects a clean exit.
@@ -204,7 +213,9 @@ func (d *devSystem) stop(t *testing.T) {
 	}
 }
 
-// call sends a JSON request and decodes the JSON answer into out.
+// call sends a raw JSON request and decodes the JSON answer into out: for
+// the reference's curl walkthrough verbatim and the gateway's admin API.
+// Every other call goes through the public client.
 func call(t *testing.T, method, url string, body io.Reader, wantStatus int, out any) http.Header {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
@@ -238,9 +249,10 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 	d := startDev(t)
 	gw := d.gateway
 	ctx := context.Background()
+	gwc := newClient(t, gw)
 
 	// 1A. Create a document with inline JSON.
-	var doc docOut
+	var doc api.Document
 	hdr := call(t, http.MethodPost, gw+"/documents", strings.NewReader(`{
     "title": "Sales Agreement Q4 2025",
     "content": "This agreement outlines the terms...",
@@ -262,18 +274,19 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fromFile docOut
+	var fromFile api.Document
 	call(t, http.MethodPost, gw+"/documents", f, http.StatusCreated, &fromFile)
 	f.Close()
 	if fromFile.ID == "" || fromFile.Title != "Master Services Agreement" {
 		t.Fatalf("created from file: %+v", fromFile)
 	}
 	// The same works directly on the document port.
-	var direct docOut
-	call(t, http.MethodGet, d.document+"/documents/"+fromFile.ID, nil, http.StatusOK, &direct)
+	if direct, err := newClient(t, d.document).GetDocument(ctx, fromFile.ID); err != nil || direct.ID != fromFile.ID {
+		t.Fatalf("GET on the document port: %+v %v", direct, err)
+	}
 
 	// 2. Sign it through the gateway.
-	var sig signatureOut
+	var sig api.Signature
 	call(t, http.MethodPost, gw+"/signatures", strings.NewReader(`{
     "document_id": "`+doc.ID+`",
     "signer_email": "ebemad@client.com",
@@ -288,20 +301,25 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 	// 3. The document reads signed (the signature service updates it over
 	// gRPC; its outbox retries if that first call failed).
 	testenv.WaitFor(t, "the document reads signed", func() bool {
-		var got docOut
-		call(t, http.MethodGet, gw+"/documents/"+doc.ID, nil, http.StatusOK, &got)
-		return got.Status == "signed"
+		got, err := gwc.GetDocument(ctx, doc.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Status == api.StatusSigned
 	})
-	var sigs []signatureOut
-	call(t, http.MethodGet, gw+"/documents/"+doc.ID+"/signatures", nil, http.StatusOK, &sigs)
-	if len(sigs) != 1 || sigs[0].ID != sig.ID {
-		t.Fatalf("/documents/{id}/signatures through the gateway: %+v", sigs)
+	sigs, err := gwc.DocumentSignatures(ctx, doc.ID)
+	if err != nil || len(sigs) != 1 || sigs[0].ID != sig.ID {
+		t.Fatalf("/documents/{id}/signatures through the gateway: %+v %v", sigs, err)
 	}
 
 	// Stats and the view counters in Redis agree.
-	call(t, http.MethodGet, gw+"/documents/"+doc.ID, nil, http.StatusOK, nil)
-	var st docStats
-	call(t, http.MethodGet, gw+"/documents/"+doc.ID+"/stats", nil, http.StatusOK, &st)
+	if _, err := gwc.GetDocument(ctx, doc.ID); err != nil {
+		t.Fatal(err)
+	}
+	st, err := gwc.DocumentStats(ctx, doc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if st.DocumentID != doc.ID || st.TotalViews < 2 || st.UniqueViews != 1 {
 		t.Fatalf("stats: %+v", st)
 	}
@@ -343,7 +361,7 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 	if err := os.WriteFile(upload, bytes.Repeat([]byte("uploaded through the gateway\n"), 100000), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var up docOut
+	var up api.Document
 	if err := json.Unmarshal([]byte(cliRun("doc", "create", "-f", upload, "--created-by", "cli@company.com", "-o", "json")), &up); err != nil || up.ContentSize != 2900000 {
 		t.Fatalf("upload: %+v %v", up, err)
 	}
@@ -360,10 +378,17 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 			if strings.Contains(flag, "grpc") || flag == "bus-listen" {
 				continue
 			}
-			for _, path := range []string{"/health/live", "/health/ready", "/metrics"} {
-				if flag == "gateway-addr" && path == "/metrics" {
-					continue // the proxy port forwards everything else; its metrics are on the admin port
-				}
+			c := newClient(t, "http://"+addr)
+			if h, err := c.Live(ctx); err != nil || h.Status != "ok" {
+				t.Errorf("--%s /health/live: %+v %v", flag, h, err)
+			}
+			if h, err := c.Ready(ctx); err != nil || h.Status != "ok" {
+				t.Errorf("--%s /health/ready: %+v %v", flag, h, err)
+			}
+			if flag == "gateway-addr" {
+				continue // the proxy port forwards everything else; its metrics are on the admin port
+			}
+			for _, path := range []string{"/metrics"} {
 				resp, err := http.Get("http://" + addr + path)
 				if err != nil {
 					t.Fatalf("%s %s: %v", flag, path, err)
@@ -387,10 +412,12 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 			}
 		}
 		testenv.WaitFor(t, "search finds the signed document", func() bool {
-			var res searchResult
-			call(t, http.MethodGet, gw+"/search?q=Sales", nil, http.StatusOK, &res)
+			res, err := gwc.Search(ctx, api.SearchRequest{Query: "Sales"})
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, h := range res.Documents {
-				if h.ID == doc.ID && h.Status == "signed" {
+				if h.ID == doc.ID && h.Status == api.StatusSigned {
 					return true
 				}
 			}
@@ -405,8 +432,10 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 		if !d.targets["cdc"] {
 			t.Skipf("NOT TESTED: this build has no \"cdc\" target yet, so no events reach realtime (targets: %v)", d.targets)
 		}
-		var live docOut
-		call(t, http.MethodPost, gw+"/documents", strings.NewReader(`{"title":"Watched","content":"watch me","created_by":"ebemad@company.com"}`), http.StatusCreated, &live)
+		live, err := gwc.CreateDocument(ctx, api.CreateDocumentRequest{Title: "Watched", Content: "watch me", CreatedBy: "ebemad@company.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
 		var out syncBuffer
 		watchCtx, stopWatch := context.WithCancel(ctx)
 		watchDone := make(chan error, 1)
@@ -421,7 +450,9 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 				return true
 			}
 			n++
-			call(t, http.MethodPatch, gw+"/documents/"+live.ID, strings.NewReader(fmt.Sprintf(`{"title":"Watched %d"}`, n)), http.StatusOK, nil)
+			if _, err := gwc.UpdateDocument(ctx, live.ID, api.UpdateDocumentRequest{Title: fmt.Sprintf("Watched %d", n)}); err != nil {
+				t.Fatal(err)
+			}
 			time.Sleep(200 * time.Millisecond)
 			return false
 		})
@@ -433,6 +464,22 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 		stopWatch()
 		if err := <-watchDone; err != nil {
 			t.Fatalf("watch ended with %v; output:\n%s", err, out.String())
+		}
+	})
+
+	t.Run("the public client's examples work against the system", func(t *testing.T) {
+		for _, need := range []string{"search", "indexer", "cdc"} {
+			if !d.targets[need] {
+				t.Skipf("NOT TESTED: this build has no %q target (targets: %v)", need, d.targets)
+			}
+		}
+		// The client package's own test runs its Example functions, so
+		// these are exactly the documented calls.
+		cmd := exec.Command("go", "test", "-count=1", "-run", "^TestExamplesAgainstARunningSystem$", "-v", "github.com/docstream/docstream/client")
+		cmd.Env = append(os.Environ(), "DOCSTREAM_CLIENT_E2E_SERVER="+gw)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestExamplesAgainstARunningSystem") {
+			t.Fatalf("client examples against %s: %v\n%s", gw, err, out)
 		}
 	})
 

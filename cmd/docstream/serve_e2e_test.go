@@ -16,6 +16,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/testenv"
 )
@@ -116,13 +117,10 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 		"--document-addr", addr["document-addr"], "--search-addr", addr["search-addr"])...)
 
 	for _, f := range []string{"document-addr", "cdc-addr", "indexer-addr", "search-addr", "signature-addr", "realtime-addr", "gateway-addr"} {
+		c := newClient(t, "http://"+addr[f])
 		testenv.WaitFor(t, f+" ready", func() bool {
-			resp, err := http.Get("http://" + addr[f] + "/health/ready")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
+			_, err := c.Ready(ctx)
+			return err == nil
 		})
 	}
 	gw := "http://" + addr["gateway-addr"]
@@ -139,29 +137,30 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 	checkErrorsAgree(t, addr)
 
 	// The reference walkthrough, through the gateway.
-	var doc docOut
+	gwc := newClient(t, gw)
+	var doc api.Document
 	call(t, http.MethodPost, gw+"/documents", strings.NewReader(`{"title":"Sales Agreement Q4 2025","content":"This agreement outlines the terms...","created_by":"ebemad@company.com"}`), http.StatusCreated, &doc)
 	call(t, http.MethodPost, gw+"/signatures", strings.NewReader(`{"document_id":"`+doc.ID+`","signer_email":"ebemad@client.com","signer_name":"Ebrahim Emad","signature_data":"base64encoded_signature_image_data_here","document_status":"pending"}`), http.StatusCreated, nil)
 	// B may have tried A's gRPC before A listened; then the status update
 	// is "pending" and B's reconciler applies it once the channel is up.
 	testenv.WaitFor(t, "the document reads signed across processes", func() bool {
-		var got docOut
-		call(t, http.MethodGet, gw+"/documents/"+doc.ID, nil, http.StatusOK, &got)
-		return got.Status == "signed"
+		got, err := gwc.GetDocument(ctx, doc.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Status == api.StatusSigned
 	})
 	checkHostileRequests(t, addr, pg.URL(), filepath.Join(dir, "blobs"))
 
 	// Read-your-writes search across processes: the update's commit LSN.
-	hdr := call(t, http.MethodPatch, gw+"/documents/"+doc.ID, strings.NewReader(`{"title":"Quarterly sales agreement"}`), http.StatusOK, nil)
-	var res struct {
-		Total     int  `json:"total"`
-		Stale     bool `json:"stale"`
-		Documents []struct {
-			ID    string `json:"id"`
-			Title string `json:"title"`
-		} `json:"documents"`
+	upd, err := gwc.UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "Quarterly sales agreement"})
+	if err != nil || upd.CommitLSN == 0 {
+		t.Fatalf("update: %+v %v", upd, err)
 	}
-	call(t, http.MethodGet, gw+"/search?q=quarterly&min_lsn="+hdr.Get("X-Commit-LSN"), nil, http.StatusOK, &res)
+	res, err := gwc.Search(ctx, api.SearchRequest{Query: "quarterly", MinLSN: upd.CommitLSN})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if res.Stale || res.Total != 1 || res.Documents[0].ID != doc.ID || res.Documents[0].Title != "Quarterly sales agreement" {
 		t.Fatalf("read-your-writes search: %+v", res)
 	}
@@ -206,7 +205,9 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 			default:
 			}
 			n++
-			call(t, http.MethodPatch, gw+"/documents/"+doc.ID, strings.NewReader(fmt.Sprintf(`{"title":"Retitled %d"}`, n)), http.StatusOK, nil)
+			if _, err := gwc.UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: fmt.Sprintf("Retitled %d", n)}); err != nil {
+				t.Fatal(err)
+			}
 			time.Sleep(200 * time.Millisecond)
 			return false
 		}

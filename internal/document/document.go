@@ -7,26 +7,26 @@ import (
 	"fmt"
 	"mime"
 	"strings"
-	"time"
 	"unicode/utf8"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/validate"
 )
 
-// Status is a document's lifecycle state.
-type Status string
+// Status is a document's lifecycle state (the wire type).
+type Status = api.Status
 
 const (
-	StatusCreated   Status = "created"
-	StatusSent      Status = "sent"
-	StatusViewed    Status = "viewed"
-	StatusPending   Status = "pending"
-	StatusApproved  Status = "approved"
-	StatusSigned    Status = "signed"
-	StatusCompleted Status = "completed"
-	StatusCancelled Status = "cancelled"
-	StatusArchived  Status = "archived"
+	StatusCreated   = api.StatusCreated
+	StatusSent      = api.StatusSent
+	StatusViewed    = api.StatusViewed
+	StatusPending   = api.StatusPending
+	StatusApproved  = api.StatusApproved
+	StatusSigned    = api.StatusSigned
+	StatusCompleted = api.StatusCompleted
+	StatusCancelled = api.StatusCancelled
+	StatusArchived  = api.StatusArchived
 )
 
 // transitions is the state machine: the statuses each status may move to.
@@ -74,36 +74,10 @@ func transitionError(from, to Status) error {
 }
 
 // Document is a document's metadata, as the API returns it.
-type Document struct {
-	ID            string `json:"id"`
-	Title         string `json:"title"`
-	ContentType   string `json:"content_type"`
-	ContentSize   int64  `json:"content_size"`
-	S3Key         string `json:"s3_key"`
-	Status        Status `json:"status"`
-	CreatedBy     string `json:"created_by"`
-	CreatedAt     Time   `json:"created_at"`
-	UpdatedAt     Time   `json:"updated_at"`
-	Version       int32  `json:"version"`
-	ContentSHA256 string `json:"content_sha256"`
-}
+type Document = api.Document
 
 // Time renders as ISO-8601 UTC with microseconds, like the CDC events.
-type Time struct{ time.Time }
-
-const timeLayout = "2006-01-02T15:04:05.000000Z"
-
-func (t Time) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + t.UTC().Format(timeLayout) + `"`), nil
-}
-
-func (t *Time) UnmarshalJSON(b []byte) error {
-	v, err := time.Parse(`"`+time.RFC3339Nano+`"`, string(b))
-	t.Time = v
-	return err
-}
-
-func (t Time) String() string { return t.UTC().Format(timeLayout) }
+type Time = api.Time
 
 // Limits.
 const (
@@ -203,11 +177,7 @@ func (in UpdateInput) Validate() error {
 }
 
 // Stats are a document's view analytics.
-type Stats struct {
-	DocumentID  string `json:"document_id"`
-	TotalViews  int64  `json:"total_views"`
-	UniqueViews int64  `json:"unique_views"`
-}
+type Stats = api.DocumentStats
 
 // ContentKey is the object key of a document's content in bucket "documents".
 func ContentKey(id string) string { return id + "/content" }

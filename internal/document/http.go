@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/validate"
@@ -51,18 +52,25 @@ func (s *Server) routes() {
 		{Name: "blob", Probe: blobs},
 		{Name: "redis", Probe: cache},
 	}, s.cfg.Checks...)...)
-	read := func(h http.Handler) http.Handler { return s.cfg.Admission.Wrap(httpx.Read, h) }
-	write := func(h http.Handler) http.Handler { return s.cfg.Admission.Wrap(httpx.Write, h) }
-	s.mux.Handle("POST /documents", write(s.handleCreate()))
-	s.mux.Handle("GET /documents", read(s.handleList()))
-	s.mux.Handle("GET /documents/{id}", read(s.handleGet()))
-	s.mux.Handle("PATCH /documents/{id}", write(s.handleUpdate()))
-	s.mux.Handle("DELETE /documents/{id}", write(s.handleDelete()))
+	httpx.Handle(s.mux, s.cfg.Admission, s, routeTable)
+}
+
+// routeTable is the REST API besides health and metrics.
+var routeTable = map[string]httpx.Route[*Server]{
+	"POST /documents":        {Class: httpx.Write, Handler: (*Server).handleCreate},
+	"GET /documents":         {Class: httpx.Read, Handler: (*Server).handleList},
+	"GET /documents/{id}":    {Class: httpx.Read, Handler: (*Server).handleGet},
+	"PATCH /documents/{id}":  {Class: httpx.Write, Handler: (*Server).handleUpdate},
+	"DELETE /documents/{id}": {Class: httpx.Write, Handler: (*Server).handleDelete},
 	// A download's time goes to the client's network, not this process's
 	// CPU; a slot held for it would starve the reads.
-	s.mux.Handle("GET /documents/{id}/content", s.handleContent())
-	s.mux.Handle("GET /documents/{id}/stats", read(s.handleStats()))
+	"GET /documents/{id}/content": {Handler: (*Server).handleContent},
+	"GET /documents/{id}/stats":   {Class: httpx.Read, Handler: (*Server).handleStats},
 }
+
+// Routes lists the REST API's routes (http.ServeMux patterns, besides
+// health and metrics), for the public client's test that each has a method.
+func Routes() []string { return httpx.Patterns(routeTable) }
 
 func (s *Server) respondErr(w http.ResponseWriter, r *http.Request, err error) {
 	httpx.RespondErr(w, r, s.log, err)
@@ -345,7 +353,7 @@ func (s *Server) handleStats() http.Handler {
 
 // CommitLSNHeader carries the WAL position after a write's commit; search
 // accepts it as min_lsn for read-your-writes.
-const CommitLSNHeader = "X-Commit-LSN"
+const CommitLSNHeader = api.CommitLSNHeader
 
 func setVersionHeaders(w http.ResponseWriter, d *Created) {
 	w.Header().Set("ETag", etag(d.Version))

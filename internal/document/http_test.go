@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docstream/docstream/internal/testenv"
+	"github.com/docstream/docstream/apperr"
 )
 
 func TestCreateThenGetReturnsTheReferenceFields(t *testing.T) {
@@ -112,7 +112,8 @@ func TestBadInputGetsExactStatusAndCode(t *testing.T) {
 		name, method, path, body string
 		header                   []string
 		status                   int
-		code, field              string
+		code                     apperr.Code
+		field                    string
 	}{
 		{"malformed JSON is 400", "POST", "/documents", `{"title":`, nil, 400, "invalid", ""},
 		{"an empty body is 400", "POST", "/documents", ``, nil, 400, "invalid", ""},
@@ -148,7 +149,7 @@ func TestBadInputGetsExactStatusAndCode(t *testing.T) {
 			if c.body != "" {
 				body = c.body
 			}
-			var er testenv.ErrorResponse
+			var er apperr.Body
 			resp := e.do(t, c.method, c.path, body, &er, c.header...)
 			if resp.StatusCode != c.status || er.Error.Code != c.code {
 				t.Fatalf("got %d %q (%s); want %d %q", resp.StatusCode, er.Error.Code, er.Error.Message, c.status, c.code)
@@ -172,7 +173,7 @@ func TestBadInputGetsExactStatusAndCode(t *testing.T) {
 func TestInlineContentOverTenMiBIs413AndStoresNothing(t *testing.T) {
 	e := newEnv(t)
 	big := strings.Repeat("a", MaxJSONContent+1)
-	var er testenv.ErrorResponse
+	var er apperr.Body
 	resp := e.do(t, "POST", "/documents", map[string]any{"title": "big", "content": big, "created_by": "a@b.co"}, &er)
 	if resp.StatusCode != 413 || er.Error.Code != "too_large" {
 		t.Fatalf("got %d %+v", resp.StatusCode, er.Error)
@@ -222,7 +223,7 @@ func TestPatchVersionsInvalidatesAndFollowsTheStateMachine(t *testing.T) {
 		t.Fatalf("after patch GET shows %+v: cache not invalidated", got)
 	}
 
-	var er testenv.ErrorResponse
+	var er apperr.Body
 	if r := e.do(t, "PATCH", "/documents/"+d.ID, map[string]any{"title": "Stale"}, &er, "If-Match", `"1"`); r.StatusCode != 412 || er.Error.Code != "precondition_failed" {
 		t.Fatalf("stale If-Match: %d %+v", r.StatusCode, er.Error)
 	}
@@ -237,7 +238,7 @@ func TestPatchVersionsInvalidatesAndFollowsTheStateMachine(t *testing.T) {
 		status string
 		code   int
 	}{{"signed", 200}, {"created", 409}, {"completed", 200}, {"archived", 200}, {"sent", 409}, {"bogus", 422}} {
-		var er testenv.ErrorResponse
+		var er apperr.Body
 		r := e.do(t, "PATCH", "/documents/"+d.ID, map[string]any{"status": step.status}, &er)
 		if r.StatusCode != step.code {
 			t.Fatalf("-> %s: %d %+v; want %d", step.status, r.StatusCode, er.Error, step.code)
@@ -326,7 +327,7 @@ func TestContentSupportsRanges(t *testing.T) {
 	}
 
 	t.Run("a range past the end is a JSON 416", func(t *testing.T) {
-		var er testenv.ErrorResponse
+		var er apperr.Body
 		resp := e.do(t, "GET", "/documents/"+d.ID+"/content", nil, &er, "Range", "bytes=20-30")
 		if resp.StatusCode != 416 || er.Error.Code != "range_not_satisfiable" || resp.Header.Get("Content-Range") != "bytes */10" {
 			t.Fatalf("got %d %+v Content-Range %q", resp.StatusCode, er.Error, resp.Header.Get("Content-Range"))

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docstream/docstream/internal/testenv"
+	"github.com/docstream/docstream/apperr"
 )
 
 // form builds a multipart body from ordered fields; "file" entries are files.
@@ -118,7 +118,7 @@ func TestMultipartFailuresLeaveNothingBehind(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			body, ct := form(t, c.fields, "")
-			var er testenv.ErrorResponse
+			var er apperr.Body
 			resp := e.upload(t, body, ct, &er)
 			if resp.StatusCode != c.status {
 				t.Fatalf("got %d %+v; want %d", resp.StatusCode, er.Error, c.status)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/docstream/docstream/api"
 )
 
 // ReadyTimeout bounds every dependency probe of /health/ready. It is below
@@ -20,11 +22,6 @@ const ReadyTimeout = 500 * time.Millisecond
 type Check struct {
 	Name  string
 	Probe func(ctx context.Context) error
-}
-
-type checkResult struct {
-	Status string `json:"status"`
-	Error  string `json:"error,omitempty"`
 }
 
 // Routes registers what every listener answers besides its own API:
@@ -40,31 +37,31 @@ type checkResult struct {
 func Routes(mux *http.ServeMux, checks ...Check) {
 	mux.Handle("/", Unmatched(mux))
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
-		Respond(w, http.StatusOK, map[string]string{"status": "ok"})
+		Respond(w, http.StatusOK, api.Health{Status: "ok"})
 	})
 	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
 		defer cancel()
-		results := make([]checkResult, len(checks))
+		results := make([]api.CheckResult, len(checks))
 		var wg sync.WaitGroup
 		for i, c := range checks {
 			wg.Go(func() {
-				results[i] = checkResult{Status: "ok"}
+				results[i] = api.CheckResult{Status: "ok"}
 				if err := probe(ctx, c.Probe); err != nil {
-					results[i] = checkResult{Status: "down", Error: err.Error()}
+					results[i] = api.CheckResult{Status: "down", Error: err.Error()}
 				}
 			})
 		}
 		wg.Wait()
 		status := "ok"
-		byName := make(map[string]checkResult, len(checks))
+		byName := make(map[string]api.CheckResult, len(checks))
 		for i, c := range checks {
 			byName[c.Name] = results[i]
 			if results[i].Status != "ok" {
 				status = "degraded"
 			}
 		}
-		Respond(w, http.StatusOK, map[string]any{"status": status, "checks": byName})
+		Respond(w, http.StatusOK, api.Health{Status: status, Checks: byName})
 	})
 	mux.Handle("GET /metrics", promhttp.Handler())
 }
@@ -86,7 +83,7 @@ func probe(ctx context.Context, p func(context.Context) error) error {
 func drainAware(draining *atomic.Bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining.Load() && r.URL.Path == "/health/ready" {
-			Respond(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+			Respond(w, http.StatusServiceUnavailable, api.Health{Status: "draining"})
 			return
 		}
 		h.ServeHTTP(w, r)

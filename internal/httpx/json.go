@@ -123,16 +123,6 @@ func Respond(w http.ResponseWriter, status int, v any) {
 	}
 }
 
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    apperr.Code         `json:"code"`
-	Message string              `json:"message"`
-	Details []apperr.FieldError `json:"details"`
-}
-
 // RespondErr writes err in the one error shape. Internal errors are logged
 // (to log, or slog's default when nil) with their cause and shown to the
 // client only as "internal error". A 429 without Retry-After gets one.
@@ -154,9 +144,5 @@ func RespondErr(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		}
 		log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
 	}
-	details := e.Details
-	if details == nil {
-		details = []apperr.FieldError{}
-	}
-	Respond(w, status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Details: details}})
+	Respond(w, status, apperr.Body{Error: *e})
 }

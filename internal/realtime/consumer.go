@@ -7,22 +7,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/bus"
 )
 
 // ConsumerStats is the state of the live consumer.
-type ConsumerStats struct {
-	// Topics are what the one subscription covers (cdc.documents and
-	// cdc.signatures), delivered in commit order across them.
-	Topics        []string          `json:"topics"`
-	State         string            `json:"state"` // idle (not started), running, retrying, stopped
-	Position      uint64            `json:"position"`
-	LSN           uint64            `json:"lsn"`
-	Events        uint64            `json:"events"`
-	EventsByTopic map[string]uint64 `json:"events_by_topic"`
-	LastEventAt   *time.Time        `json:"last_event_at,omitempty"`
-	Error         string            `json:"error,omitempty"`
-}
+type ConsumerStats = api.ConsumerStats
 
 type consumerState struct {
 	mu sync.Mutex

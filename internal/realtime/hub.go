@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/bus"
 )
 
@@ -243,14 +244,7 @@ func (h *Hub) Connections() int { return int(h.total.Load()) }
 func (h *Hub) Wait() { h.clients.Wait() }
 
 // Stats is what GET /stats reports.
-type Stats struct {
-	TotalConnections         int            `json:"total_connections"`
-	DocumentsWithSubscribers int            `json:"documents_with_subscribers"`
-	Replaying                int            `json:"replaying"`
-	Documents                map[string]int `json:"documents,omitempty"`
-	// Consumer is the one live subscription over both topics.
-	Consumer ConsumerStats `json:"consumer"`
-}
+type Stats = api.RealtimeStats
 
 // Stats snapshots the hub. Per-document counts are included up to
 // maxDocs documents (the busiest are not picked: it is a sample).

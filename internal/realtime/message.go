@@ -6,20 +6,21 @@ import (
 	"slices"
 	"time"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/change"
 )
 
 // Message types sent to clients: the reference's names.
 const (
-	TypeDocumentCreated       = "document.created"
-	TypeDocumentStatusChanged = "document.status_changed"
-	TypeDocumentSigned        = "document.signed"
-	TypeDocumentViewed        = "document.viewed"
-	TypeDocumentSent          = "document.sent"
-	TypeDocumentUpdated       = "document.updated"
-	TypeDocumentDeleted       = "document.deleted"
-	TypeSignatureAdded        = "signature.added"
+	TypeDocumentCreated       = api.TypeDocumentCreated
+	TypeDocumentStatusChanged = api.TypeDocumentStatusChanged
+	TypeDocumentSigned        = api.TypeDocumentSigned
+	TypeDocumentViewed        = api.TypeDocumentViewed
+	TypeDocumentSent          = api.TypeDocumentSent
+	TypeDocumentUpdated       = api.TypeDocumentUpdated
+	TypeDocumentDeleted       = api.TypeDocumentDeleted
+	TypeSignatureAdded        = api.TypeSignatureAdded
 )
 
 // statusTypes are the statuses whose change has a type of its own; any
@@ -36,57 +37,15 @@ var statusTypes = map[string]string{
 // every change of the transactions committed after it. (Changes of one
 // transaction share the cursor; a client cut off in the middle of one
 // transaction's messages for its document misses the rest of them.)
-type Message struct {
-	Type      string `json:"type"`
-	Data      any    `json:"data"`
-	Timestamp string `json:"timestamp"`
-	LSN       uint64 `json:"lsn"`
-}
+type Message = api.Message
 
-// DocumentData is the data of document.created and document.deleted.
-type DocumentData struct {
-	DocumentID  string  `json:"document_id"`
-	Title       string  `json:"title"`
-	Status      string  `json:"status"`
-	CreatedBy   string  `json:"created_by"`
-	ContentType *string `json:"content_type"`
-	ContentSize *int64  `json:"content_size"`
-	Version     *int32  `json:"version"`
-	CreatedAt   *string `json:"created_at"`
-	UpdatedAt   *string `json:"updated_at"`
-}
-
-// StatusData is the data of a status change (document.status_changed and
-// the status-specific types).
-type StatusData struct {
-	DocumentID string  `json:"document_id"`
-	Title      string  `json:"title"`
-	OldStatus  string  `json:"old_status"`
-	NewStatus  string  `json:"new_status"`
-	Version    *int32  `json:"version"`
-	UpdatedAt  *string `json:"updated_at"`
-}
-
-// UpdatedData is the data of document.updated.
-type UpdatedData struct {
-	DocumentID string  `json:"document_id"`
-	Title      string  `json:"title"`
-	OldTitle   string  `json:"old_title"`
-	Version    *int32  `json:"version"`
-	UpdatedAt  *string `json:"updated_at"`
-	// Changed names the columns that changed besides status, version and
-	// updated_at (e.g. ["title"], ["content_size","s3_key"]).
-	Changed []string `json:"changed"`
-}
-
-// SignatureData is the data of signature.added.
-type SignatureData struct {
-	SignatureID string  `json:"signature_id"`
-	DocumentID  string  `json:"document_id"`
-	SignerName  string  `json:"signer_name"`
-	SignerEmail string  `json:"signer_email"`
-	SignedAt    *string `json:"signed_at"`
-}
+// The data of each message type.
+type (
+	DocumentData  = api.DocumentData  // document.created, document.deleted
+	StatusData    = api.StatusData    // document.status_changed and the status-specific types
+	UpdatedData   = api.UpdatedData   // document.updated
+	SignatureData = api.SignatureData // signature.added
+)
 
 // Event is one change event turned into client messages, encoded once and
 // shared by every subscriber.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/validate"
@@ -49,12 +50,22 @@ func NewServer(hub *Hub, auth *Authenticator, cfg ServerConfig) *Server {
 func (s *Server) Handler(ctx context.Context, checks ...httpx.Check) http.Handler {
 	s.ctx = ctx
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws/{document_id}", s.handleWebSocket())
-	mux.Handle("GET /stats", s.handleStats())
-	mux.Handle("GET /auth/token", s.handleToken())
+	httpx.Handle(mux, nil, s, routeTable)
 	httpx.Routes(mux, checks...)
 	return httpx.Wrap("realtime", s.log, mux)
 }
+
+// routeTable is the API besides health and metrics. None is under
+// admission control: a WebSocket holds its connection, not the CPU.
+var routeTable = map[string]httpx.Route[*Server]{
+	"GET /ws/{document_id}": {Handler: (*Server).handleWebSocket},
+	"GET /stats":            {Handler: (*Server).handleStats},
+	"GET /auth/token":       {Handler: (*Server).handleToken},
+}
+
+// Routes lists the API's routes (http.ServeMux patterns, besides health
+// and metrics), for the public client's test that each has a method.
+func Routes() []string { return httpx.Patterns(routeTable) }
 
 // handleWebSocket upgrades after checking, in this order, the document id
 // (400), since (422) and the token (401): a refused handshake says nothing
@@ -124,14 +135,6 @@ func (s *Server) handleStats() http.Handler {
 	})
 }
 
-type tokenResponse struct {
-	AccessToken string    `json:"access_token"`
-	TokenType   string    `json:"token_type"`
-	UserID      string    `json:"user_id"`
-	Email       string    `json:"email"`
-	ExpiresAt   time.Time `json:"expires_at"`
-}
-
 // handleToken issues a token for anyone who asks: development only.
 func (s *Server) handleToken() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -161,7 +164,7 @@ func (s *Server) handleToken() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		httpx.Respond(w, http.StatusOK, tokenResponse{
+		httpx.Respond(w, http.StatusOK, api.Token{
 			AccessToken: tok, TokenType: "bearer", UserID: userID, Email: email, ExpiresAt: exp,
 		})
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/logging"
@@ -450,7 +451,7 @@ func TestTokenEndpointOnlyInDevelopment(t *testing.T) {
 				}
 				return
 			}
-			var tr tokenResponse
+			var tr api.Token
 			if err := json.Unmarshal(body, &tr); err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/httpx"
 )
@@ -30,7 +31,7 @@ const (
 
 // MinLSNHeader is the header form of the min_lsn parameter; a client copies
 // the document service's X-Commit-LSN into either.
-const MinLSNHeader = "X-Min-LSN"
+const MinLSNHeader = api.MinLSNHeader
 
 // Options tune the HTTP service.
 type Options struct {
@@ -65,40 +66,34 @@ func NewServer(idx Index, log *slog.Logger, opts Options) *Server {
 // Handler returns the routes wrapped in the shared middleware.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	adm := s.opts.Admission
-	mux.Handle("GET /search", adm.Wrap(httpx.Search, s.handleSearch()))
-	mux.Handle("GET /suggest", adm.Wrap(httpx.Search, s.handleSuggest()))
-	mux.Handle("GET /aggregations/{field}", adm.Wrap(httpx.Search, s.handleAggregations()))
+	httpx.Handle(mux, s.opts.Admission, s, routeTable)
 	httpx.Routes(mux, httpx.Check{Name: "index", Probe: s.idx.Ping})
 	return httpx.Wrap("search", s.log, mux)
 }
 
-// documentJSON is one hit in the response: the document's fields, its
-// score and its highlights.
-type documentJSON struct {
-	Document
-	Score      float64             `json:"score"`
-	Highlights map[string][]string `json:"highlights"`
+// routeTable is the REST API besides health and metrics.
+var routeTable = map[string]httpx.Route[*Server]{
+	"GET /search":               {Class: httpx.Search, Handler: (*Server).handleSearch},
+	"GET /suggest":              {Class: httpx.Search, Handler: (*Server).handleSuggest},
+	"GET /aggregations/{field}": {Class: httpx.Search, Handler: (*Server).handleAggregations},
 }
 
-type searchResponse struct {
-	Total     int64          `json:"total"`
-	Documents []documentJSON `json:"documents"`
-	TookMs    int64          `json:"took_ms"`
-	From      int            `json:"from"`
-	Size      int            `json:"size"`
-	Stale     bool           `json:"stale,omitempty"`
-}
+// Routes lists the REST API's routes (http.ServeMux patterns, besides
+// health and metrics), for the public client's test that each has a method.
+func Routes() []string { return httpx.Patterns(routeTable) }
 
-type suggestResponse struct {
-	Suggestions []string `json:"suggestions"`
-	Stale       bool     `json:"stale,omitempty"`
-}
-
-type termsResponse struct {
-	Field  string   `json:"field"`
-	Values []Bucket `json:"values"`
-	Stale  bool     `json:"stale,omitempty"`
+// wire is the hit as the API returns it (never the indexed content).
+func (h Hit) wire() api.SearchHit {
+	hl := h.Highlights
+	if hl == nil {
+		hl = map[string][]string{}
+	}
+	d := h.Document
+	return api.SearchHit{
+		ID: d.ID, Title: d.Title, ContentType: d.ContentType, ContentSize: d.ContentSize, S3Key: d.S3Key,
+		Status: api.Status(d.Status), CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		Version: d.Version, Score: h.Score, Highlights: hl,
+	}
 }
 
 func (s *Server) handleSearch() http.Handler {
@@ -130,14 +125,10 @@ func (s *Server) handleSearch() http.Handler {
 			httpx.RespondErr(w, r, s.log, unavailable(err))
 			return
 		}
-		out := searchResponse{Total: res.Total, Documents: make([]documentJSON, 0, len(res.Hits)),
+		out := api.SearchResponse{Total: res.Total, Documents: make([]api.SearchHit, 0, len(res.Hits)),
 			TookMs: time.Since(start).Milliseconds(), From: q.From, Size: q.Size, Stale: stale}
 		for _, h := range res.Hits {
-			hl := h.Highlights
-			if hl == nil {
-				hl = map[string][]string{}
-			}
-			out.Documents = append(out.Documents, documentJSON{Document: h.Document, Score: h.Score, Highlights: hl})
+			out.Documents = append(out.Documents, h.wire())
 		}
 		httpx.Respond(w, http.StatusOK, out)
 	})
@@ -163,7 +154,7 @@ func (s *Server) handleSuggest() http.Handler {
 			httpx.RespondErr(w, r, s.log, unavailable(err))
 			return
 		}
-		httpx.Respond(w, http.StatusOK, suggestResponse{Suggestions: out, Stale: stale})
+		httpx.Respond(w, http.StatusOK, api.SuggestResponse{Suggestions: out, Stale: stale})
 	})
 }
 
@@ -198,7 +189,7 @@ func (s *Server) handleAggregations() http.Handler {
 			httpx.RespondErr(w, r, s.log, unavailable(err))
 			return
 		}
-		httpx.Respond(w, http.StatusOK, termsResponse{Field: field, Values: values, Stale: stale})
+		httpx.Respond(w, http.StatusOK, api.AggregationResponse{Field: field, Values: values, Stale: stale})
 	})
 }
 

@@ -15,6 +15,8 @@ package search
 import (
 	"context"
 	"time"
+
+	"github.com/docstream/docstream/api"
 )
 
 // Document is what the index holds for one documents.documents row: the
@@ -74,13 +76,10 @@ type Result struct {
 }
 
 // Bucket is one value of a terms aggregation.
-type Bucket struct {
-	Key   string `json:"key"`
-	Count int64  `json:"count"`
-}
+type Bucket = api.Bucket
 
 // AggregationFields are the fields a terms aggregation may group by.
-var AggregationFields = []string{"status", "content_type", "created_by"}
+var AggregationFields = []string{api.AggregateStatus, api.AggregateContentType, api.AggregateCreatedBy}
 
 // Index is implemented by every backend. All methods are safe for
 // concurrent use.

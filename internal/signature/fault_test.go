@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/testenv"
 )
 
@@ -40,7 +41,7 @@ func TestStatusUpdateIsAppliedWhenTheDocumentServiceComesBack(t *testing.T) {
 	}
 	// The checks still hold while the document service is down: they fall
 	// back to the shared database.
-	var er testenv.ErrorResponse
+	var er apperr.Body
 	if resp := testenv.Do(t, "POST", sig.url+"/signatures", map[string]any{"document_id": uuid.NewString(), "signer_email": "a@b.co", "signer_name": "A"}, &er); resp.StatusCode != 404 {
 		t.Errorf("unknown document while down: %d %+v, want 404", resp.StatusCode, er.Error)
 	}

@@ -37,13 +37,22 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("POST /signatures", s.adm.Wrap(httpx.Write, s.handleCreate()))
-	mux.Handle("GET /signatures", s.adm.Wrap(httpx.Read, s.handleList()))
-	mux.Handle("GET /signatures/{id}", s.adm.Wrap(httpx.Read, s.handleGet()))
-	mux.Handle("GET /documents/{id}/signatures", s.adm.Wrap(httpx.Read, s.handleListByDocument()))
+	httpx.Handle(mux, s.adm, s, routeTable)
 	httpx.Routes(mux, s.checks...)
 	return mux
 }
+
+// routeTable is the REST API besides health and metrics.
+var routeTable = map[string]httpx.Route[*Server]{
+	"POST /signatures":               {Class: httpx.Write, Handler: (*Server).handleCreate},
+	"GET /signatures":                {Class: httpx.Read, Handler: (*Server).handleList},
+	"GET /signatures/{id}":           {Class: httpx.Read, Handler: (*Server).handleGet},
+	"GET /documents/{id}/signatures": {Class: httpx.Read, Handler: (*Server).handleListByDocument},
+}
+
+// Routes lists the REST API's routes (http.ServeMux patterns, besides
+// health and metrics), for the public client's test that each has a method.
+func Routes() []string { return httpx.Patterns(routeTable) }
 
 func (s *Server) handleCreate() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

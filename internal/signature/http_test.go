@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/testenv"
 )
 
@@ -117,7 +118,7 @@ func TestDocumentsThatCannotBeSignedAreRefused(t *testing.T) {
 				e.setStatus(t, doc.ID, "signed")
 			}
 			e.setStatus(t, doc.ID, st)
-			var er testenv.ErrorResponse
+			var er apperr.Body
 			resp := testenv.Do(t, "POST", sig.url+"/signatures",
 				map[string]any{"document_id": doc.ID, "signer_email": "a@b.co", "signer_name": "A"}, &er)
 			if resp.StatusCode != http.StatusConflict || er.Error.Code != "conflict" ||
@@ -178,7 +179,7 @@ func TestBadInputIsRefusedNamingTheField(t *testing.T) {
 		name   string
 		body   any
 		status int
-		code   string
+		code   apperr.Code
 		field  string // "" when the error names no field
 	}{
 		{"malformed JSON is invalid", `{"document_id":`, 400, "invalid", ""},
@@ -210,7 +211,7 @@ func TestBadInputIsRefusedNamingTheField(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var er testenv.ErrorResponse
+			var er apperr.Body
 			resp := testenv.Do(t, "POST", sig.url+"/signatures", c.body, &er)
 			if resp.StatusCode != c.status || er.Error.Code != c.code {
 				t.Fatalf("status %d code %q (%s), want %d %q", resp.StatusCode, er.Error.Code, er.Error.Message, c.status, c.code)
@@ -224,14 +225,14 @@ func TestBadInputIsRefusedNamingTheField(t *testing.T) {
 		})
 	}
 	t.Run("a body that is not JSON is invalid, with a hint about the content type", func(t *testing.T) {
-		var er testenv.ErrorResponse
+		var er apperr.Body
 		resp := testenv.Do(t, "POST", sig.url+"/signatures", `document_id=x`, &er, "Content-Type", "application/x-www-form-urlencoded")
 		if resp.StatusCode != 400 || er.Error.Code != "invalid" || !strings.Contains(er.Error.Message, "must be JSON") {
 			t.Fatalf("status %d code %q", resp.StatusCode, er.Error.Code)
 		}
 	})
 	t.Run("every bad field is named at once", func(t *testing.T) {
-		var er testenv.ErrorResponse
+		var er apperr.Body
 		resp := testenv.Do(t, "POST", sig.url+"/signatures", map[string]any{"document_id": "x", "signer_email": "y"}, &er)
 		var fields []string
 		for _, d := range er.Error.Details {
@@ -255,7 +256,7 @@ func TestReadsAnswerWithTheRightStatus(t *testing.T) {
 	cases := []struct {
 		name, path string
 		status     int
-		code       string
+		code       apperr.Code
 	}{
 		{"a malformed signature id is invalid", "/signatures/nope", 400, "invalid"},
 		{"an unknown signature is not found", "/signatures/" + uuid.NewString(), 404, "not_found"},
@@ -267,7 +268,7 @@ func TestReadsAnswerWithTheRightStatus(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var er testenv.ErrorResponse
+			var er apperr.Body
 			resp := testenv.Do(t, "GET", sig.url+c.path, nil, &er)
 			if resp.StatusCode != c.status || er.Error.Code != c.code {
 				t.Fatalf("status %d code %q, want %d %q", resp.StatusCode, er.Error.Code, c.status, c.code)

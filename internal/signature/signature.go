@@ -12,9 +12,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 	"unicode/utf8"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/validate"
@@ -35,46 +35,24 @@ const (
 )
 
 // UpdateState says where the "document is signed" status update stands.
-type UpdateState string
+type UpdateState = api.UpdateState
 
 const (
 	// UpdateApplied: the document service accepted the update.
-	UpdateApplied UpdateState = "applied"
+	UpdateApplied = api.UpdateApplied
 	// UpdatePending: the document service was unreachable; the reconciler
 	// keeps retrying from the PostgreSQL outbox.
-	UpdatePending UpdateState = "pending"
-	// UpdateFailed: the document service refused the update for good (for
-	// example the document was cancelled after the signature was checked).
-	UpdateFailed UpdateState = "failed"
+	UpdatePending = api.UpdatePending
+	// UpdateFailed: the document service refused the update for good.
+	UpdateFailed = api.UpdateFailed
 )
 
-// Signature is a signature as the API returns it. The first seven fields are
-// the reference's response; the rest are additive.
-type Signature struct {
-	ID            string    `json:"id"`
-	DocumentID    string    `json:"document_id"`
-	SignerEmail   string    `json:"signer_email"`
-	SignerName    string    `json:"signer_name"`
-	SignedAt      time.Time `json:"signed_at"`
-	SignatureData *string   `json:"signature_data"`
-	IPAddress     *string   `json:"ip_address"`
+// Signature is a signature as the API returns it.
+type Signature = api.Signature
 
-	// What was signed: the document's version and content hash when the
-	// signature was recorded (null if the document has no hash).
-	DocumentVersion *int32  `json:"document_version"`
-	ContentSHA256   *string `json:"content_sha256"`
-	// Where signature_data is stored, in bucket "signatures".
-	SignatureKey         *string `json:"signature_key"`
-	SignatureContentType *string `json:"signature_content_type"`
-	SignatureSize        *int64  `json:"signature_size"`
-	// DocumentStatusUpdate is applied, pending or failed.
-	DocumentStatusUpdate UpdateState `json:"document_status_update"`
-	// DocumentStatusError is why a failed update was refused.
-	DocumentStatusError string `json:"document_status_error,omitempty"`
-}
-
-// CreateRequest is the body of POST /signatures. Pointers tell "absent" from
-// "empty" so that each field gets the right message.
+// CreateRequest is the body of POST /signatures as the server reads it
+// (api.CreateSignatureRequest is what clients send). Pointers tell "absent"
+// from "empty" so that each field gets the right message.
 type CreateRequest struct {
 	DocumentID    *string `json:"document_id"`
 	SignerEmail   *string `json:"signer_email"`

@@ -5,21 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
-
-// ErrorResponse is the body httpx.RespondErr writes, for tests to decode
-// and check the code and the fields named.
-type ErrorResponse struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Details []struct {
-			Field   string `json:"field"`
-			Message string `json:"message"`
-		} `json:"details"`
-	} `json:"error"`
-}
 
 // Do sends a request to url and fails the test if it cannot. body is nil,
 // a raw string or []byte, or any other value sent as JSON; a body is sent
@@ -69,4 +59,20 @@ func Do(t testing.TB, method, url string, body, out any, header ...string) *http
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(raw))
 	return resp
+}
+
+// JSONFields lists the JSON names of a struct's fields, sorted; tests use
+// it to check that a server's request type reads exactly the fields the
+// public api type sends.
+func JSONFields(v any) []string {
+	t := reflect.TypeOf(v)
+	var out []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

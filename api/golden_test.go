@@ -1,0 +1,182 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/apperr"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.json from the values in this test")
+
+func ptr[T any](v T) *T { return &v }
+
+var (
+	created = time.Date(2025, 11, 20, 1, 46, 31, 657647000, time.UTC)
+	signed  = time.Date(2025, 11, 20, 1, 47, 2, 120003000, time.UTC)
+	docID   = "06946681-6080-71f1-8000-e0ba48255d59"
+)
+
+// Golden is every response shape of the API with a value whose every
+// field is set. Each is encoded and compared with testdata/<name>.json, and
+// the file is decoded (unknown fields refused) and compared with the
+// value: a renamed or dropped JSON tag fails here even though it compiles.
+// The files are written from the reference contract (the reference's
+// fields first, then docstream's additive ones); -update rewrites them
+// after a deliberate change.
+var golden = map[string]any{
+	"document": api.Document{
+		ID: docID, Title: "Sales Agreement Q4 2025", ContentType: "text/plain", ContentSize: 36,
+		S3Key: docID + "/content", Status: api.StatusCreated, CreatedBy: "ebemad@company.com",
+		CreatedAt: api.Time{Time: created}, UpdatedAt: api.Time{Time: created}, Version: 1,
+		ContentSHA256: "9c1185a5c5e9fc54612808977ee8f548b2258d31b3b6e8e5a9b0f7cbd0e5c3b1",
+	},
+	"document_stats": api.DocumentStats{DocumentID: docID, TotalViews: 3, UniqueViews: 2},
+	"signature": api.Signature{
+		ID: "06946681-7a00-7000-8000-5b6c1f0e9a21", DocumentID: docID,
+		SignerEmail: "ebemad@client.com", SignerName: "Ebrahim Emad", SignedAt: signed,
+		SignatureData: ptr("base64encoded_signature_image_data_here"), IPAddress: ptr("127.0.0.1"),
+		DocumentVersion: ptr(int32(1)), ContentSHA256: ptr("9c1185a5c5e9fc54612808977ee8f548b2258d31b3b6e8e5a9b0f7cbd0e5c3b1"),
+		SignatureKey: ptr("06946681-7a00-7000-8000-5b6c1f0e9a21"), SignatureContentType: ptr("text/plain; charset=utf-8"),
+		SignatureSize: ptr(int64(39)), DocumentStatusUpdate: api.UpdateFailed,
+		DocumentStatusError: "illegal status transition from cancelled to signed",
+	},
+	"search_response": api.SearchResponse{
+		Total: 1, TookMs: 3, From: 0, Size: 10, Stale: true,
+		Documents: []api.SearchHit{{
+			ID: docID, Title: "Sales Agreement Q4 2025", ContentType: "text/plain", ContentSize: 36,
+			S3Key: docID + "/content", Status: api.StatusSigned, CreatedBy: "ebemad@company.com",
+			CreatedAt: &created, UpdatedAt: &signed, Version: 2, Score: 1.2876821,
+			Highlights: map[string][]string{"title": {"<mark>Sales</mark> Agreement Q4 2025"}},
+		}},
+	},
+	"suggest_response": api.SuggestResponse{Suggestions: []string{"Sales Agreement Q4 2025"}, Stale: true},
+	"aggregation_response": api.AggregationResponse{
+		Field: api.AggregateStatus, Stale: true,
+		Values: []api.Bucket{{Key: "signed", Count: 2}, {Key: "created", Count: 1}},
+	},
+	"token": api.Token{
+		AccessToken: "eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl", TokenType: "bearer",
+		UserID: "user-1", Email: "user@company.com", ExpiresAt: created.Add(24 * time.Hour),
+	},
+	"realtime_stats": api.RealtimeStats{
+		TotalConnections: 2, DocumentsWithSubscribers: 1, Replaying: 1, Documents: map[string]int{docID: 2},
+		Consumer: api.ConsumerStats{
+			Topics: []string{"cdc.documents", "cdc.signatures"}, State: "running", Position: 42, LSN: 23842352,
+			Events: 42, EventsByTopic: map[string]uint64{"cdc.documents": 30, "cdc.signatures": 12},
+			LastEventAt: &signed, Error: "retrying: nats: timeout",
+		},
+	},
+	"health_live": api.Health{Status: "ok"},
+	"health_ready": api.Health{Status: "degraded", Checks: map[string]api.CheckResult{
+		"postgres": {Status: "ok"}, "redis": {Status: "down", Error: "dial tcp 127.0.0.1:6379: connect: connection refused"},
+	}},
+	"error": apperr.Body{Error: apperr.Error{
+		Code: apperr.Validation, Message: "created_by: is required (and 1 more)",
+		Details: []apperr.FieldError{{Field: "created_by", Message: "is required"}, {Field: "content", Message: "is required"}},
+	}},
+	"message_document_created": api.Message{Type: api.TypeDocumentCreated, Timestamp: "2025-11-20T01:46:31.657000Z", LSN: 23842352,
+		Data: api.DocumentData{DocumentID: docID, Title: "Sales Agreement Q4 2025", Status: "created", CreatedBy: "ebemad@company.com",
+			ContentType: ptr("text/plain"), ContentSize: ptr(int64(36)), Version: ptr(int32(1)),
+			CreatedAt: ptr("2025-11-20T01:46:31.657647Z"), UpdatedAt: ptr("2025-11-20T01:46:31.657647Z")}},
+	"message_document_signed": api.Message{Type: api.TypeDocumentSigned, Timestamp: "2025-11-20T01:47:02.120000Z", LSN: 23842901,
+		Data: api.StatusData{DocumentID: docID, Title: "Sales Agreement Q4 2025", OldStatus: "pending", NewStatus: "signed",
+			Version: ptr(int32(3)), UpdatedAt: ptr("2025-11-20T01:47:02.120003Z")}},
+	"message_document_updated": api.Message{Type: api.TypeDocumentUpdated, Timestamp: "2025-11-20T01:47:10.001000Z", LSN: 23843000,
+		Data: api.UpdatedData{DocumentID: docID, Title: "Sales Agreement Q1 2026", OldTitle: "Sales Agreement Q4 2025",
+			Version: ptr(int32(4)), UpdatedAt: ptr("2025-11-20T01:47:10.001234Z"), Changed: []string{"title"}}},
+	"message_signature_added": api.Message{Type: api.TypeSignatureAdded, Timestamp: "2025-11-20T01:47:02.118000Z", LSN: 23842901,
+		Data: api.SignatureData{SignatureID: "06946681-7a00-7000-8000-5b6c1f0e9a21", DocumentID: docID,
+			SignerName: "Ebrahim Emad", SignerEmail: "ebemad@client.com", SignedAt: ptr("2025-11-20T01:47:02.120003Z")}},
+}
+
+func TestGoldenJSON(t *testing.T) {
+	for name, v := range golden {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join("testdata", name+".json")
+			got, err := json.MarshalIndent(v, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%T encodes differently from %s (a JSON tag changed?)\ngot:\n%s\nwant:\n%s", v, path, got, want)
+			}
+			back := reflect.New(reflect.TypeOf(v))
+			dec := json.NewDecoder(bytes.NewReader(want))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(back.Interface()); err != nil {
+				t.Fatalf("%s does not decode into %T: %v", path, v, err)
+			}
+			if !reflect.DeepEqual(back.Elem().Interface(), v) {
+				t.Fatalf("%s decodes into\n%#v\nwant\n%#v", path, back.Elem().Interface(), v)
+			}
+		})
+	}
+}
+
+// The reference system's response fields must stay in each shape, whatever
+// is added.
+func TestGoldenHoldsTheReferenceFields(t *testing.T) {
+	reference := map[string][]string{
+		"document":                 {"id", "title", "content_type", "content_size", "s3_key", "status", "created_by", "created_at", "updated_at", "version"},
+		"document_stats":           {"document_id", "total_views", "unique_views"},
+		"signature":                {"id", "document_id", "signer_email", "signer_name", "signed_at", "signature_data", "ip_address"},
+		"search_response":          {"total", "documents", "took_ms", "from", "size"},
+		"suggest_response":         {"suggestions"},
+		"aggregation_response":     {"field", "values"},
+		"token":                    {"access_token", "token_type", "user_id", "email"},
+		"error":                    {"error"},
+		"message_document_created": {"type", "data", "timestamp"},
+	}
+	for name, fields := range reference {
+		raw, err := os.ReadFile(filepath.Join("testdata", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fields {
+			if _, ok := m[f]; !ok {
+				t.Errorf("%s.json lacks the reference field %q", name, f)
+			}
+		}
+	}
+}
+
+// Time is sent with exactly six fractional digits, as the CDC events.
+func TestTimeHasMicroseconds(t *testing.T) {
+	b, err := json.Marshal(api.Time{Time: time.Date(2025, 11, 20, 1, 46, 31, 0, time.FixedZone("CET", 3600))})
+	if err != nil || string(b) != `"2025-11-20T00:46:31.000000Z"` {
+		t.Fatalf("%s %v", b, err)
+	}
+}
+
+// A message of a type this version does not know keeps its data raw.
+func TestMessageOfUnknownTypeKeepsRawData(t *testing.T) {
+	var m api.Message
+	if err := json.Unmarshal([]byte(`{"type":"document.shared","data":{"to":"x"},"timestamp":"t","lsn":7}`), &m); err != nil {
+		t.Fatal(err)
+	}
+	if raw, ok := m.Data.(json.RawMessage); !ok || string(raw) != `{"to":"x"}` || m.LSN != 7 {
+		t.Fatalf("%#v", m)
+	}
+}

@@ -1,0 +1,18 @@
+package api
+
+// Health is the answer of GET /health/live (Status only) and GET
+// /health/ready on every service. Ready means "this process can serve": a
+// dependency that is down is detail under a 200 (degraded); ready answers
+// 503 (Status draining) only while the process shuts down.
+type Health struct {
+	// Status is ok, degraded (a dependency is down; the service answers
+	// what it can) or draining.
+	Status string                 `json:"status"`
+	Checks map[string]CheckResult `json:"checks,omitempty"`
+}
+
+// CheckResult is one dependency's state in Health.
+type CheckResult struct {
+	Status string `json:"status"` // ok or down
+	Error  string `json:"error,omitempty"`
+}

@@ -1,0 +1,242 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/docstream/docstream/api"
+)
+
+// Written is a document as a write (create, update) returned it, with
+// what the answer's headers add.
+type Written struct {
+	api.Document
+	// CommitLSN is the write's X-Commit-LSN: pass it as MinLSN to Search,
+	// Suggest or Aggregate to read your own write.
+	CommitLSN uint64 `json:"-"`
+}
+
+// CreateDocument creates a document from inline content
+// (POST /documents, JSON). Larger files go through UploadDocument.
+func (c *Client) CreateDocument(ctx context.Context, req api.CreateDocumentRequest) (*Written, error) {
+	return c.write(ctx, http.MethodPost, "/documents", req, nil)
+}
+
+// Upload is a document uploaded as multipart/form-data.
+type Upload struct {
+	Title     string
+	CreatedBy string
+	// ContentType is the document's content type; empty: the file part's
+	// type, else detected by the server from the first bytes.
+	ContentType string
+	// FileName names the file part (the server keeps no file name).
+	FileName string
+	// FileType is the file part's Content-Type (default
+	// application/octet-stream, which lets the server detect the type).
+	FileType string
+	// Content is streamed: it is never held in memory whole.
+	Content io.Reader
+}
+
+// UploadDocument creates a document by streaming u.Content as a multipart
+// form (POST /documents: fields title, created_by and content_type, then
+// the part "file"). The request has no Content-Length; nothing is
+// buffered.
+func (c *Client) UploadDocument(ctx context.Context, u Upload) (*Written, error) {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() { pw.CloseWithError(writeForm(mw, u)) }()
+	resp, err := c.send(ctx, request{method: http.MethodPost, path: "/documents", body: pr, contentType: mw.FormDataContentType()})
+	// Unblock the writer if the request ended before reading the whole form.
+	pr.CloseWithError(io.ErrClosedPipe)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	w := &Written{CommitLSN: commitLSN(resp.Header, api.CommitLSNHeader)}
+	return w, decode(resp, &w.Document)
+}
+
+func writeForm(mw *multipart.Writer, u Upload) error {
+	fields := [][2]string{{"title", u.Title}, {"created_by", u.CreatedBy}}
+	if u.ContentType != "" {
+		fields = append(fields, [2]string{"content_type", u.ContentType})
+	}
+	for _, kv := range fields {
+		if err := mw.WriteField(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	fileType := u.FileType
+	if fileType == "" {
+		fileType = "application/octet-stream"
+	}
+	name := u.FileName
+	if name == "" {
+		name = "content"
+	}
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", mime.FormatMediaType("form-data", map[string]string{"name": "file", "filename": name}))
+	h.Set("Content-Type", fileType)
+	part, err := mw.CreatePart(h)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(part, u.Content); err != nil {
+		return err
+	}
+	return mw.Close()
+}
+
+// GetDocument returns a document's metadata (GET /documents/{id}). Each
+// call counts a view.
+func (c *Client) GetDocument(ctx context.Context, id string) (*api.Document, error) {
+	var d api.Document
+	if _, err := c.call(ctx, http.MethodGet, idPath("documents", id), nil, nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// ListDocuments returns a page of documents, newest first (GET /documents).
+func (c *Client) ListDocuments(ctx context.Context, page api.ListOptions) ([]api.Document, error) {
+	var docs []api.Document
+	if _, err := c.call(ctx, http.MethodGet, "/documents", pageQuery(page), nil, &docs); err != nil {
+		return nil, err
+	}
+	return docs, nil
+}
+
+func pageQuery(p api.ListOptions) url.Values {
+	q := url.Values{"skip": {strconv.Itoa(p.Skip)}}
+	setInt(q, "limit", p.Limit)
+	return q
+}
+
+// UpdateDocument changes a document's title and/or status
+// (PATCH /documents/{id}); the version goes up by one. An illegal status
+// transition is an apperr.Conflict.
+func (c *Client) UpdateDocument(ctx context.Context, id string, req api.UpdateDocumentRequest) (*Written, error) {
+	return c.write(ctx, http.MethodPatch, idPath("documents", id), req, nil)
+}
+
+// UpdateDocumentIfVersion is UpdateDocument only if the document is still
+// at version (If-Match): otherwise nothing changes and the error is an
+// apperr.PreconditionFailed.
+func (c *Client) UpdateDocumentIfVersion(ctx context.Context, id string, version int32, req api.UpdateDocumentRequest) (*Written, error) {
+	return c.write(ctx, http.MethodPatch, idPath("documents", id), req, http.Header{"If-Match": {`"` + strconv.Itoa(int(version)) + `"`}})
+}
+
+func (c *Client) write(ctx context.Context, method, path string, in any, h http.Header) (*Written, error) {
+	body, err := jsonBody(in)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.send(ctx, request{method: method, path: path, body: body, contentType: "application/json", header: h})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	w := &Written{CommitLSN: commitLSN(resp.Header, api.CommitLSNHeader)}
+	return w, decode(resp, &w.Document)
+}
+
+// DeleteDocument deletes a document, its content and its signatures
+// (DELETE /documents/{id}).
+func (c *Client) DeleteDocument(ctx context.Context, id string) error {
+	_, err := c.call(ctx, http.MethodDelete, idPath("documents", id), nil, nil, nil)
+	return err
+}
+
+// DocumentStats returns a document's view counters
+// (GET /documents/{id}/stats).
+func (c *Client) DocumentStats(ctx context.Context, id string) (*api.DocumentStats, error) {
+	var s api.DocumentStats
+	if _, err := c.call(ctx, http.MethodGet, idPath("documents", id, "stats"), nil, nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Content is a document's content as the server streams it. Close it.
+type Content struct {
+	io.ReadCloser
+	ContentType string
+	// Length is the number of bytes this answer carries (-1: unknown).
+	Length int64
+	// Offset is where these bytes start in the content (0 unless a range
+	// was asked for).
+	Offset int64
+	// Size is the whole content's size (-1: unknown).
+	Size int64
+	// SHA256 is the content's hex SHA-256 (its ETag), when the server
+	// knows it.
+	SHA256 string
+}
+
+// DocumentContent streams a document's content
+// (GET /documents/{id}/content).
+func (c *Client) DocumentContent(ctx context.Context, id string) (*Content, error) {
+	return c.content(ctx, id, "")
+}
+
+// DocumentContentRange streams length bytes of a document's content from
+// offset (length ≤ 0: to the end), with an HTTP Range request. A range
+// that starts past the end is an error answer (416).
+func (c *Client) DocumentContentRange(ctx context.Context, id string, offset, length int64) (*Content, error) {
+	if offset < 0 {
+		return nil, fmt.Errorf("client: negative range offset %d", offset)
+	}
+	r := fmt.Sprintf("bytes=%d-", offset)
+	if length > 0 {
+		r += strconv.FormatInt(offset+length-1, 10)
+	}
+	return c.content(ctx, id, r)
+}
+
+func (c *Client) content(ctx context.Context, id, rangeHeader string) (*Content, error) {
+	h := http.Header{"Accept": {"*/*"}}
+	if rangeHeader != "" {
+		h.Set("Range", rangeHeader)
+	}
+	resp, err := c.send(ctx, request{method: http.MethodGet, path: idPath("documents", id, "content"), header: h})
+	if err != nil {
+		return nil, err
+	}
+	out := &Content{
+		ReadCloser:  resp.Body,
+		ContentType: resp.Header.Get("Content-Type"),
+		Length:      resp.ContentLength,
+		Size:        resp.ContentLength,
+		SHA256:      strings.Trim(resp.Header.Get("ETag"), `"`),
+	}
+	switch {
+	case resp.StatusCode == http.StatusPartialContent:
+		// Content-Range: bytes first-last/size
+		var first, last int64
+		var size string
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%s", &first, &last, &size); err != nil {
+			resp.Body.Close()
+			return nil, fmt.Errorf("client: malformed Content-Range %q", resp.Header.Get("Content-Range"))
+		}
+		out.Offset = first
+		out.Size = -1
+		if n, err := strconv.ParseInt(size, 10, 64); err == nil {
+			out.Size = n
+		}
+	case rangeHeader != "" && rangeHeader != "bytes=0-":
+		// The server (or a proxy) ignored Range: the bytes would not be
+		// the ones asked for.
+		resp.Body.Close()
+		return nil, fmt.Errorf("client: the server answered %d to a Range request, not 206", resp.StatusCode)
+	}
+	return out, nil
+}

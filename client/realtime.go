@@ -1,0 +1,177 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/apperr"
+)
+
+// DevToken asks the development endpoint GET /auth/token for a WebSocket
+// token (only `docstream dev` serves it; elsewhere it is not found).
+func (c *Client) DevToken(ctx context.Context, userID, email string) (*api.Token, error) {
+	q := url.Values{"user_id": {userID}}
+	setString(q, "email", email)
+	var t api.Token
+	if _, err := c.call(ctx, http.MethodGet, "/auth/token", q, nil, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// RealtimeStats returns the realtime service's connection and consumer
+// state (GET /stats).
+func (c *Client) RealtimeStats(ctx context.Context) (*api.RealtimeStats, error) {
+	var s api.RealtimeStats
+	if _, err := c.call(ctx, http.MethodGet, "/stats", nil, nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// WatchOptions configure Watch.
+type WatchOptions struct {
+	// Token is the JWT the connection is opened with (see DevToken).
+	Token string
+	// Since resumes after a message already handled: the server first
+	// replays every change committed after this LSN (a Message's LSN),
+	// then streams live ones. 0: live changes only.
+	Since uint64
+	// Resume reconnects when the connection is lost or the server goes
+	// away or sheds the connection (close codes 1001, 1013), asking for
+	// the changes after the last message returned, so none is missed or
+	// repeated. Without it, Next returns the end of the stream.
+	Resume bool
+}
+
+// Watch is a live stream of one document's change messages
+// (WS /ws/{document_id}). It is not safe for concurrent use.
+type Watch struct {
+	c     *Client
+	docID string
+	opts  WatchOptions
+	conn  *websocket.Conn
+	lsn   uint64 // cursor of the last message returned
+	frame []byte
+}
+
+// maxFrame bounds one message; the server's are far smaller.
+const maxFrame = 1 << 20
+
+// Watch opens the WebSocket of one document. The handshake's refusals are
+// *apperr.Error like any answer (401 without a valid token).
+func (c *Client) Watch(ctx context.Context, documentID string, opts WatchOptions) (*Watch, error) {
+	w := &Watch{c: c, docID: documentID, opts: opts, lsn: opts.Since}
+	if err := w.dial(ctx); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *Watch) dial(ctx context.Context) error {
+	q := url.Values{}
+	setString(q, "token", w.opts.Token)
+	if w.lsn != 0 {
+		q.Set("since", strconv.FormatUint(w.lsn, 10))
+	}
+	u := w.c.url(idPath("ws", w.docID), q)
+	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1) // http→ws, https→wss
+	conn, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: w.c.http})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			if resp.Body == nil {
+				resp.Body = http.NoBody
+			}
+			return responseError(http.MethodGet, u, resp)
+		}
+		return fmt.Errorf("client: watch %s: %w", w.docID, err)
+	}
+	conn.SetReadLimit(maxFrame)
+	w.conn = conn
+	return nil
+}
+
+// Next returns the next message. It returns io.EOF when the server ended
+// the stream normally (or went away, without Resume), and ctx's error when
+// ctx is done (the connection is then closed).
+func (w *Watch) Next(ctx context.Context) (api.Message, error) {
+	for {
+		_, frame, err := w.conn.Read(ctx)
+		if err == nil {
+			var m api.Message
+			if err := json.Unmarshal(frame, &m); err != nil {
+				return api.Message{}, fmt.Errorf("client: watch %s: a message is not JSON: %w", w.docID, err)
+			}
+			w.frame = frame
+			if m.LSN != 0 {
+				w.lsn = m.LSN
+			}
+			return m, nil
+		}
+		if ctx.Err() != nil {
+			w.conn.Close(websocket.StatusNormalClosure, "bye")
+			return api.Message{}, ctx.Err()
+		}
+		code := websocket.CloseStatus(err)
+		switch {
+		case code == websocket.StatusNormalClosure:
+			return api.Message{}, io.EOF
+		case w.opts.Resume && (code == -1 || code == websocket.StatusGoingAway || code == websocket.StatusTryAgainLater):
+			if err := w.redial(ctx); err != nil {
+				return api.Message{}, err
+			}
+		case code == websocket.StatusGoingAway:
+			return api.Message{}, io.EOF
+		default:
+			return api.Message{}, fmt.Errorf("client: watch %s: stream ended: %w", w.docID, err)
+		}
+	}
+}
+
+// redial reconnects after the last message returned, retrying with
+// backoff until it connects, the server refuses for good (a 4xx answer)
+// or ctx is done.
+func (w *Watch) redial(ctx context.Context) error {
+	w.conn.CloseNow()
+	wait := 100 * time.Millisecond
+	for {
+		err := w.dial(ctx)
+		if err == nil {
+			return nil
+		}
+		var ae *apperr.Error
+		if errors.As(err, &ae) && StatusCode(err) >= 400 && StatusCode(err) < 500 && ae.Code != apperr.RateLimited {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// Frame returns the JSON text of the message Next last returned, exactly
+// as the server sent it.
+func (w *Watch) Frame() []byte { return w.frame }
+
+// LSN is the cursor to resume after the messages returned so far (give it
+// as WatchOptions.Since to a later Watch).
+func (w *Watch) LSN() uint64 { return w.lsn }
+
+// Close ends the stream.
+func (w *Watch) Close() error {
+	return w.conn.Close(websocket.StatusNormalClosure, "bye")
+}

@@ -1,0 +1,206 @@
+package client_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/client"
+	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/realtime"
+	"github.com/docstream/docstream/internal/search"
+	"github.com/docstream/docstream/internal/signature"
+)
+
+// healthRoutes are registered on every service by httpx.Routes. /metrics
+// is for Prometheus, not a call of the API, and has no client method.
+var healthRoutes = []string{"GET /health/live", "GET /health/ready"}
+
+// fixture is the answer each route's fake gives: a golden response of the
+// api package, so that the client also decodes every shape.
+var fixture = map[string]string{
+	"POST /documents":                "document",
+	"GET /documents":                 "[document]",
+	"GET /documents/{id}":            "document",
+	"PATCH /documents/{id}":          "document",
+	"DELETE /documents/{id}":         "",
+	"GET /documents/{id}/content":    "",
+	"GET /documents/{id}/stats":      "document_stats",
+	"POST /signatures":               "signature",
+	"GET /signatures":                "[signature]",
+	"GET /signatures/{id}":           "signature",
+	"GET /documents/{id}/signatures": "[signature]",
+	"GET /search":                    "search_response",
+	"GET /suggest":                   "suggest_response",
+	"GET /aggregations/{field}":      "aggregation_response",
+	"GET /stats":                     "realtime_stats",
+	"GET /auth/token":                "token",
+	"GET /ws/{document_id}":          "",
+	"GET /health/live":               "health_live",
+	"GET /health/ready":              "health_ready",
+}
+
+// TestEveryRouteHasAClientMethod serves every route the services register
+// (their Routes lists, which their muxes are built from) on one fake
+// server, calls every exported method of *client.Client, and fails if a
+// route was never called — a route added to a service without a client
+// method — or if a method was left out of the table below.
+func TestEveryRouteHasAClientMethod(t *testing.T) {
+	var routes []string
+	for _, rs := range [][]string{document.Routes(), signature.Routes(), search.Routes(), realtime.Routes(), healthRoutes} {
+		for _, r := range rs {
+			if !slices.Contains(routes, r) {
+				routes = append(routes, r)
+			}
+		}
+	}
+
+	var mu sync.Mutex
+	hit := map[string]bool{}
+	mux := http.NewServeMux()
+	for _, pattern := range routes {
+		name, ok := fixture[pattern]
+		if !ok {
+			t.Errorf("route %q has no fixture here: add one, and a client method", pattern)
+			continue
+		}
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			hit[r.Pattern] = true
+			mu.Unlock()
+			_, _ = io.Copy(io.Discard, r.Body)
+			switch pattern {
+			case "GET /ws/{document_id}":
+				c, err := websocket.Accept(w, r, nil)
+				if err != nil {
+					return
+				}
+				_ = c.Write(r.Context(), websocket.MessageText, readGolden(t, "message_document_signed"))
+				c.Close(websocket.StatusNormalClosure, "done")
+			case "DELETE /documents/{id}":
+				w.WriteHeader(http.StatusNoContent)
+			case "GET /documents/{id}/content":
+				w.Header().Set("Content-Type", "text/plain")
+				http.ServeContent(w, r, "", testTime, strings.NewReader("0123456789"))
+			default:
+				w.Header().Set("Content-Type", "application/json")
+				body := readGolden(t, strings.Trim(name, "[]"))
+				if strings.HasPrefix(name, "[") {
+					body = append(append([]byte("["), body...), ']')
+				}
+				_, _ = w.Write(body)
+			}
+		})
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	id := "06946681-6080-71f1-8000-e0ba48255d59"
+
+	calls := map[string]func() error{
+		"CreateDocument": func() error {
+			_, err := c.CreateDocument(ctx, api.CreateDocumentRequest{Title: "t", Content: "c", CreatedBy: "a@b.co"})
+			return err
+		},
+		"UploadDocument": func() error {
+			_, err := c.UploadDocument(ctx, client.Upload{Title: "t", CreatedBy: "a@b.co", Content: strings.NewReader("c")})
+			return err
+		},
+		"GetDocument":   func() error { _, err := c.GetDocument(ctx, id); return err },
+		"ListDocuments": func() error { _, err := c.ListDocuments(ctx, api.ListOptions{}); return err },
+		"UpdateDocument": func() error {
+			_, err := c.UpdateDocument(ctx, id, api.UpdateDocumentRequest{Title: "u"})
+			return err
+		},
+		"UpdateDocumentIfVersion": func() error {
+			_, err := c.UpdateDocumentIfVersion(ctx, id, 1, api.UpdateDocumentRequest{Title: "u"})
+			return err
+		},
+		"DeleteDocument":  func() error { return c.DeleteDocument(ctx, id) },
+		"DocumentStats":   func() error { _, err := c.DocumentStats(ctx, id); return err },
+		"DocumentContent": func() error { return drain(c.DocumentContent(ctx, id)) },
+		"DocumentContentRange": func() error {
+			return drain(c.DocumentContentRange(ctx, id, 2, 4))
+		},
+		"CreateSignature": func() error {
+			_, err := c.CreateSignature(ctx, api.CreateSignatureRequest{DocumentID: id, SignerEmail: "a@b.co", SignerName: "A"})
+			return err
+		},
+		"GetSignature":       func() error { _, err := c.GetSignature(ctx, id); return err },
+		"ListSignatures":     func() error { _, err := c.ListSignatures(ctx, api.ListOptions{Limit: 5}); return err },
+		"DocumentSignatures": func() error { _, err := c.DocumentSignatures(ctx, id); return err },
+		"Search":             func() error { _, err := c.Search(ctx, api.SearchRequest{Query: "q"}); return err },
+		"Suggest":            func() error { _, err := c.Suggest(ctx, api.SuggestRequest{Query: "qq"}); return err },
+		"Aggregate": func() error {
+			_, err := c.Aggregate(ctx, api.AggregationRequest{Field: api.AggregateStatus})
+			return err
+		},
+		"DevToken":      func() error { _, err := c.DevToken(ctx, "u", ""); return err },
+		"RealtimeStats": func() error { _, err := c.RealtimeStats(ctx); return err },
+		"Watch": func() error {
+			w, err := c.Watch(ctx, id, client.WatchOptions{Token: "t"})
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			_, err = w.Next(ctx)
+			return err
+		},
+		"Live":  func() error { _, err := c.Live(ctx); return err },
+		"Ready": func() error { _, err := c.Ready(ctx); return err },
+	}
+
+	typ := reflect.TypeOf(c)
+	for i := range typ.NumMethod() {
+		name := typ.Method(i).Name
+		call, ok := calls[name]
+		if !ok {
+			t.Errorf("(*client.Client).%s is not exercised by this test: add it to calls", name)
+			continue
+		}
+		if err := call(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for _, r := range routes {
+		if !hit[r] {
+			t.Errorf("route %q is served but no client method calls it", r)
+		}
+	}
+}
+
+var testTime = time.Date(2025, 11, 20, 1, 46, 31, 0, time.UTC)
+
+func drain(c *client.Content, err error) error {
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = io.Copy(io.Discard, c)
+	return err
+}
+
+func readGolden(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "api", "testdata", name+".json"))
+	if err != nil {
+		t.Error(err)
+	}
+	return b
+}
