@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docstream/docstream/internal/testenv"
+	"github.com/docstream/docstream/apperr"
 )
 
 // assertNothingWritten fails when the service holds any document row or any
@@ -57,7 +57,7 @@ func TestBadInputIsRefusedBeforeObjectStorage(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var er testenv.ErrorResponse
+			var er apperr.Body
 			resp := e.do(t, "POST", "/documents", c.body, &er)
 			if resp.StatusCode != http.StatusUnprocessableEntity || er.Error.Code != "validation" ||
 				len(er.Error.Details) == 0 || er.Error.Details[0].Field != c.field {
@@ -87,7 +87,7 @@ func TestBadInputIsRefusedBeforeObjectStorage(t *testing.T) {
 	for _, c := range multipartCases {
 		t.Run("multipart: "+c.name, func(t *testing.T) {
 			body, ct := form(t, c.fields, c.fileCT)
-			var er testenv.ErrorResponse
+			var er apperr.Body
 			resp := e.upload(t, body, ct, &er)
 			if resp.StatusCode != http.StatusUnprocessableEntity || len(er.Error.Details) == 0 || er.Error.Details[0].Field != c.field {
 				t.Fatalf("%d %+v, want 422 naming %s", resp.StatusCode, er.Error, c.field)
