@@ -224,9 +224,9 @@ func (e *Error) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
+	// Details stays as sent: [] (the server always sends an array) is
+	// empty, not nil, so a client can tell the error shape from a body
+	// that merely has a code.
 	*e = Error{Code: w.Code, Message: w.Message, Details: w.Details}
-	if len(e.Details) == 0 {
-		e.Details = nil
-	}
 	return nil
 }

@@ -51,9 +51,9 @@ func TestEveryGatewayErrorIsTheOneErrorShape(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, gw := startGateway(t, c.cfg)
-			var er testenv.ErrorResponse
+			var er apperr.Body
 			resp := testenv.Do(t, c.method, gw.URL+c.path, nil, &er)
-			if resp.StatusCode != c.status || er.Error.Code != string(c.code) || er.Error.Message == "" {
+			if resp.StatusCode != c.status || er.Error.Code != c.code || er.Error.Message == "" {
 				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, er.Error, c.status, c.code)
 			}
 			if apperr.HTTPStatus(c.code) != c.status {

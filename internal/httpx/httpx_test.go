@@ -190,9 +190,9 @@ func TestUnknownPathAndMethodAnswerTheJSONErrorShape(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var er testenv.ErrorResponse
+			var er apperr.Body
 			resp := testenv.Do(t, c.method, srv.URL+c.path, nil, &er)
-			if resp.StatusCode != c.status || er.Error.Code != string(c.code) || er.Error.Message == "" || er.Error.Details == nil {
+			if resp.StatusCode != c.status || er.Error.Code != c.code || er.Error.Message == "" || er.Error.Details == nil {
 				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, er.Error, c.status, c.code)
 			}
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
