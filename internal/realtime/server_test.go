@@ -228,9 +228,9 @@ func TestAHandshakeTheWebSocketLibraryRefusesIsTheJSONError(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var er testenv.ErrorResponse
+			var er apperr.Body
 			resp := testenv.Do(t, "GET", url, nil, &er, c.header...)
-			if resp.StatusCode != c.status || er.Error.Code != string(c.code) || er.Error.Message == "" ||
+			if resp.StatusCode != c.status || er.Error.Code != c.code || er.Error.Message == "" ||
 				resp.Header.Get("Content-Type") != "application/json" {
 				t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, er.Error, c.status, c.code)
 			}
