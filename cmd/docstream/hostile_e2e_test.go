@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/docstream/docstream/apperr"
 )
 
 // hostile is one request a hostile or broken client sends.
@@ -239,17 +241,11 @@ func checkHostileRequests(t *testing.T, addr map[string]string, dbURL, blobDir s
 				}
 				defer resp.Body.Close()
 				raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-				var e struct {
-					Error *struct {
-						Code    string          `json:"code"`
-						Message string          `json:"message"`
-						Details json.RawMessage `json:"details"`
-					} `json:"error"`
-				}
+				var e apperr.Body
 				if resp.StatusCode < 400 || resp.StatusCode > 499 {
 					t.Fatalf("%d %s, want a 4xx", resp.StatusCode, raw)
 				}
-				if err := json.Unmarshal(raw, &e); err != nil || e.Error == nil || e.Error.Code == "" || e.Error.Message == "" ||
+				if err := json.Unmarshal(raw, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" ||
 					!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 					t.Fatalf("%d %q (%s): not the JSON error shape", resp.StatusCode, raw, resp.Header.Get("Content-Type"))
 				}
