@@ -4,7 +4,7 @@ BIN     := bin/docstream
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: run test build bench proto bootstrap lint clean
+.PHONY: run test build bench fuzz proto bootstrap lint clean
 
 run: bootstrap build
 	./$(BIN) dev
@@ -13,6 +13,17 @@ test: bootstrap
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Each request decoder's fuzz target, one at a time (`go test` runs only the
+# seeds). FUZZTIME=1000000x is the long run recorded in docs/benchmarks.md.
+FUZZTIME ?= 30s
+FUZZ := internal/document:FuzzCreateJSON internal/document:FuzzCreateMultipart internal/document:FuzzUpdate \
+	internal/signature:FuzzCreate internal/search:FuzzQueryParams
+fuzz: bootstrap
+	@for t in $(FUZZ); do \
+		echo "== $$t"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -parallel 1 ./$${t%%:*}/ || exit 1; \
+	done
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/docstream
