@@ -17,6 +17,7 @@ import (
 	gcblob "gocloud.dev/blob"
 	"google.golang.org/grpc"
 
+	"github.com/docstream/docstream/api"
 	blobstore "github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/httpx"
@@ -159,7 +160,7 @@ func (e *env) documentStatus(t testing.TB, id string) string {
 	if resp := testenv.Do(t, "GET", e.doc.http.URL+"/documents/"+id, nil, &d); resp.StatusCode != http.StatusOK {
 		t.Fatalf("get document: status %d", resp.StatusCode)
 	}
-	return d.Status
+	return string(d.Status)
 }
 
 // waitStatus waits up to within for the document to read want.
@@ -178,12 +179,7 @@ func (e *env) waitStatus(t testing.TB, id, want string, within time.Duration) {
 	}
 }
 
-type documentJSON struct {
-	ID            string `json:"id"`
-	Status        string `json:"status"`
-	Version       int32  `json:"version"`
-	ContentSHA256 string `json:"content_sha256"`
-}
+type documentJSON = api.Document
 
 // sigService is one signature service instance: its HTTP API on an
 // httptest server and its reconciler, with its own gRPC connection, as a
@@ -263,22 +259,7 @@ func (s *sigService) sign(t testing.TB, body any) (*http.Response, signatureJSON
 	return resp, out
 }
 
-type signatureJSON struct {
-	ID                   string  `json:"id"`
-	DocumentID           string  `json:"document_id"`
-	SignerEmail          string  `json:"signer_email"`
-	SignerName           string  `json:"signer_name"`
-	SignedAt             string  `json:"signed_at"`
-	SignatureData        *string `json:"signature_data"`
-	IPAddress            *string `json:"ip_address"`
-	DocumentVersion      *int32  `json:"document_version"`
-	ContentSHA256        *string `json:"content_sha256"`
-	SignatureKey         *string `json:"signature_key"`
-	SignatureContentType *string `json:"signature_content_type"`
-	SignatureSize        *int64  `json:"signature_size"`
-	DocumentStatusUpdate string  `json:"document_status_update"`
-	DocumentStatusError  string  `json:"document_status_error"`
-}
+type signatureJSON = api.Signature
 
 func mustPrefixes(t testing.TB, s string) []netip.Prefix {
 	t.Helper()

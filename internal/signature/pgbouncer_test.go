@@ -38,7 +38,7 @@ func TestSignaturesThroughPgBouncer(t *testing.T) {
 	for i := range docs {
 		docs[i] = e.createDocument(t, fmt.Sprint("Pooled ", i), "x")
 	}
-	signAll := func(part []documentJSON, want string) {
+	signAll := func(part []documentJSON, want UpdateState) {
 		var wg sync.WaitGroup
 		for w := range workers {
 			wg.Go(func() {

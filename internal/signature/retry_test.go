@@ -69,7 +69,7 @@ func TestStatusUpdateRetriesWithinTheRequest(t *testing.T) {
 	cases := []struct {
 		name       string
 		flaky      *flakyDocs
-		wantUpdate string
+		wantUpdate UpdateState
 		wantCalls  int32 // UpdateDocumentStatus calls made by the request itself
 	}{
 		{"two refusals as unavailable are retried", &flakyDocs{failFirst: 2}, "applied", 3},
@@ -89,7 +89,7 @@ func TestStatusUpdateRetriesWithinTheRequest(t *testing.T) {
 			if n := c.flaky.updates.Load(); n != c.wantCalls {
 				t.Errorf("%d UpdateDocumentStatus calls, want %d", n, c.wantCalls)
 			}
-			want := map[string]string{"applied": "signed", "pending": "created"}[c.wantUpdate]
+			want := map[UpdateState]string{"applied": "signed", "pending": "created"}[c.wantUpdate]
 			if s := e.documentStatus(t, doc.ID); s != want {
 				t.Fatalf("document %q, want %q", s, want)
 			}
