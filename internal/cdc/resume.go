@@ -118,11 +118,22 @@ func (e *Engine) mismatch(log *slog.Logger, what string) error {
 }
 
 // publishMark publishes a watermark: everything up to lsn is on the bus.
-func (e *Engine) publishMark(ctx context.Context, lsn uint64) error {
+// With wait false, on a bus that can, it only sends it: a watermark the bus
+// then loses costs nothing (the next one supersedes it, and a restart
+// finds the events after an older one stored), so the confirmer does not
+// wait a round trip and a disk sync for each.
+func (e *Engine) publishMark(ctx context.Context, lsn uint64, wait bool) error {
 	wm, _ := json.Marshal(change.Watermark{LSN: lsn, TsMs: time.Now().UnixMilli()})
-	if err := e.bus.Publish(ctx, bus.Message{Topic: bus.TopicWatermarks, Key: []byte(e.cfg.Slot), Value: wm,
+	m := bus.Message{Topic: bus.TopicWatermarks, Key: []byte(e.cfg.Slot), Value: wm,
 		Headers: map[string]string{bus.HeaderLSN: strconv.FormatUint(lsn, 10),
-			bus.HeaderSystemID: e.src.systemID, bus.HeaderTimeline: e.src.timeline}}); err != nil {
+			bus.HeaderSystemID: e.src.systemID, bus.HeaderTimeline: e.src.timeline}}
+	var err error
+	if a, ok := e.bus.(asyncPublisher); ok && !wait {
+		_, err = a.PublishAsync(ctx, m)
+	} else {
+		err = e.bus.Publish(ctx, m)
+	}
+	if err != nil {
 		return fmt.Errorf("cdc: publish watermark: %w", err)
 	}
 	return nil

@@ -148,7 +148,7 @@ func (e *Engine) createSlot(ctx context.Context, pool *pgxpool.Pool, repl *pgcon
 		// The snapshot is everything committed before the consistent point:
 		// a watermark says so, and is the high-water mark a restart resumes
 		// from until streaming publishes the next one.
-		if err := e.publishMark(ctx, uint64(point)); err != nil {
+		if err := e.publishMark(ctx, uint64(point), true); err != nil {
 			return err
 		}
 	}

@@ -368,7 +368,7 @@ func (e *Engine) confirm(s sent) error {
 		return nil
 	}
 	e.acked.Store(s.b.confirm)
-	return e.publishMark(s.ctx, s.b.confirm)
+	return e.publishMark(s.ctx, s.b.confirm, false)
 }
 
 // heartbeat runs the heartbeat action so the slot keeps advancing while the
