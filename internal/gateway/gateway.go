@@ -174,7 +174,7 @@ func (g *Gateway) upstreamError(r *http.Request, p *pool, err error) error {
 	switch {
 	case isBodyTooLarge(err):
 		return tooLarge(g.cfg.MaxBodyBytes)
-	case errors.Is(err, httpx.ErrBodyTooSlow):
+	case errors.Is(err, httpx.ErrBodyTooSlow), httpx.BodyTooSlow(r):
 		return apperr.Wrap(apperr.Invalid, err, "request body arrived too slowly")
 	case r.Context().Err() != nil:
 		return apperr.Wrap(apperr.Canceled, err, "the client closed the request")

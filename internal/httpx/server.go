@@ -146,7 +146,9 @@ func bodyDeadline(cfg ServerConfig, h http.Handler) http.Handler {
 		}
 		// No reset when h returns: the server discards what is left of the
 		// body under the same deadline, and sets its own for the next request.
-		r.Body = &deadlineBody{body: r.Body, rc: http.NewResponseController(w), cfg: cfg, start: time.Now()}
+		b := &deadlineBody{body: r.Body, rc: http.NewResponseController(w), cfg: cfg, start: time.Now()}
+		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, b))
+		r.Body = b
 		h.ServeHTTP(w, r)
 	})
 }
@@ -162,6 +164,24 @@ type deadlineBody struct {
 	n    int64
 	done bool
 	slow bool
+	// deadline is the current read's (Unix ns; 0 once the body is read),
+	// for BodyTooSlow on the handler's goroutine.
+	deadline atomic.Int64
+}
+
+type bodyKey struct{}
+
+// BodyTooSlow reports whether r's body broke the body rules, as a read
+// returning ErrBodyTooSlow does. It is for a caller that saw only the
+// request's context canceled: net/http cancels it on the same read
+// timeout, and that may reach a reverse proxy first.
+func BodyTooSlow(r *http.Request) bool {
+	b, _ := r.Context().Value(bodyKey{}).(*deadlineBody)
+	if b == nil {
+		return false
+	}
+	d := b.deadline.Load()
+	return d != 0 && time.Now().UnixNano() >= d
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
@@ -179,6 +199,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 			deadline = due
 		}
 	}
+	b.deadline.Store(deadline.UnixNano())
 	if !deadline.After(now) {
 		return 0, b.tooSlow()
 	}
@@ -209,6 +230,7 @@ func (b *deadlineBody) tooSlow() error {
 func (b *deadlineBody) finish() {
 	if !b.done {
 		b.done = true
+		b.deadline.Store(0)
 		_ = b.rc.SetReadDeadline(time.Time{})
 	}
 }
