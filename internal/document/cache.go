@@ -267,9 +267,18 @@ func (c *Cache) Invalidate(ctx context.Context, id string, version int32) {
 	c.ok(ctx, id)
 }
 
+// DropViews undoes the view just counted for an id that turned out not to
+// exist. It writes no tombstone: a flood of reads of random ids must not
+// fill Redis with keys.
+func (c *Cache) DropViews(ctx context.Context, id string) {
+	if !c.usable() {
+		return
+	}
+	c.failed(ctx, "drop views", c.rdb.Del(ctx, viewsKey(id), uniqueKey(id)).Err())
+}
+
 // Forget removes everything about a deleted document, analytics included,
-// and refuses fills of it until the tombstone expires. A view recorded for
-// an id that turned out not to exist is forgotten too.
+// and refuses fills of it until the tombstone expires.
 func (c *Cache) Forget(ctx context.Context, id string) {
 	if c.rdb == nil {
 		return

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/cdc/cdctest"
 	"github.com/docstream/docstream/internal/logging"
@@ -275,6 +277,22 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 			testenv.WaitForWithin(t, healBound, name+" to serve the last title of "+id, func() bool {
 				return e.title(t, id) == row.Title
 			})
+		}
+	}
+}
+
+// A read of an id that does not exist undoes its view count and writes no
+// tombstone: a flood of random ids leaves nothing behind in Redis.
+func TestReadsOfUnknownIdsLeaveNothingInRedis(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for range 3 {
+		id := uuid.Must(uuid.NewV7()).String()
+		if r := e.do(t, "GET", "/documents/"+id, nil, nil); r.StatusCode != http.StatusNotFound {
+			t.Fatalf("GET unknown id: %d", r.StatusCode)
+		}
+		if n, _ := e.rdb.Exists(ctx, docKey(id), viewsKey(id), uniqueKey(id)).Result(); n != 0 {
+			t.Fatalf("%d keys left in Redis for unknown id %s", n, id)
 		}
 	}
 }

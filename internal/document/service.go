@@ -169,7 +169,7 @@ func (s *Service) Get(ctx context.Context, id, clientIP string) (*Document, erro
 	d, err := s.store.Get(ctx, id)
 	if err != nil {
 		if apperr.CodeOf(err) == apperr.NotFound {
-			s.cache.Forget(ctx, id) // undo the view just counted for a missing id
+			s.cache.DropViews(ctx, id) // undo the view just counted for a missing id
 		}
 		return nil, err
 	}
