@@ -31,7 +31,7 @@ var (
 	}, []string{"service"})
 	panicTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_gateway_panic_total",
-		Help: "Upstream choices made in panic mode (fewer available upstreams than the panic threshold: all are used), by service.",
+		Help: "Upstream picks made in panic mode (fewer available upstreams than the panic threshold: all are used), by service; a busy answer's look for another upstream counts too.",
 	}, []string{"service"})
 )
 
