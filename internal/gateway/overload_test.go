@@ -132,7 +132,7 @@ func TestOverloadIsShedCleanlyThroughTheGateway(t *testing.T) {
 	}
 	// A wait ends when its timer fires at MaxWait; what passes it is the
 	// scheduler's delay on a busy machine, bounded here generously.
-	if maxWait := limits.Search.MaxWait + 500*time.Millisecond; st.MaxQueueWait > maxWait {
+	if maxWait := limits.Search.MaxWait + time.Second; st.MaxQueueWait > maxWait {
 		t.Fatalf("longest queue wait %v; the maximum is %v", st.MaxQueueWait, limits.Search.MaxWait)
 	}
 	t.Logf("served %d, shed %d, peak in flight %d, longest queue wait %v", served.Load(), shed.Load(), st.PeakInFlight, st.MaxQueueWait)
