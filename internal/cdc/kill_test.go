@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docstream/docstream/internal/testenv"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/docstream/docstream/internal/bus"
+	buskafka "github.com/docstream/docstream/internal/bus/kafka"
 	busnats "github.com/docstream/docstream/internal/bus/nats"
 	"github.com/docstream/docstream/internal/cdc"
 	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 const (
@@ -250,5 +252,52 @@ func TestEngineRefusesABusFromAnotherPostgreSQLHistory(t *testing.T) {
 				t.Error("the engine created a slot (and snapshot) before refusing")
 			}
 		})
+	}
+}
+
+// TestEngineOnKafkaRestartedAfterPostgreSQLRestartPublishesNothingTwice is
+// the clean-stop case on the Kafka bus (franz-go's in-process kfake: no
+// broker can be installed here), which has no duplicate window at all.
+func TestEngineOnKafkaRestartedAfterPostgreSQLRestartPublishesNothingTwice(t *testing.T) {
+	f := newFixture(t)
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	kb, err := buskafka.Connect(context.Background(), kc.ListenAddrs(), buskafka.Options{Partitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kb.Close() })
+	c := collect(t, kb, bus.TopicDocuments)
+	var ids []string
+	for i := 0; i < 3; i++ {
+		_, stop := f.StartEngine(t, f.Config(), kb)
+		w := startWriter(t, f, 200)
+		<-w.done
+		ids = append(ids, w.ids()...)
+		waitAll(t, c, bus.TopicDocuments, ids)
+		stop()
+		if i == 2 {
+			break
+		}
+		pg := testenv.Postgres()
+		pg.Stop()
+		if err := pg.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		f.Pool.Reset()
+	}
+	msgs := c.topic(bus.TopicDocuments)
+	byPartition := map[int32][]bus.Message{}
+	for _, m := range msgs {
+		byPartition[m.Partition] = append(byPartition[m.Partition], m)
+	}
+	for _, p := range byPartition {
+		assertExactlyOnceInCommitOrder(t, p)
+	}
+	if len(msgs) != len(ids) {
+		t.Fatalf("%d events for %d committed rows", len(msgs), len(ids))
 	}
 }

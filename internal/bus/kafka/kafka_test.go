@@ -112,3 +112,58 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+func TestResumeReadsBackTheMarkAndWhatWasStoredAfterIt(t *testing.T) {
+	b := connect(t, cluster(t), kafka.Options{Partitions: 3})
+	ctx := context.Background()
+	ev := func(row string, commit uint64) bus.Message {
+		return bus.Message{Topic: bus.TopicDocuments, Key: []byte(`{"id":"` + row + `"}`), Value: []byte("{}"),
+			Headers: map[string]string{bus.HeaderLSN: fmt.Sprint(commit - 1), bus.HeaderCommitLSN: fmt.Sprint(commit)}}
+	}
+	topics := []string{bus.TopicDocuments, bus.TopicSignatures}
+
+	r, err := b.Resume(ctx, topics, bus.TopicWatermarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HasMark || r.Tail != 0 || r.Stored(ev("a", 10)) {
+		t.Fatalf("empty bus: %+v", r)
+	}
+
+	var before, after []bus.Message
+	for i := 0; i < 30; i++ {
+		before = append(before, ev(fmt.Sprint("row", i), uint64(100+i)))
+	}
+	if err := b.Publish(ctx, before...); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, bus.Message{Topic: bus.TopicWatermarks, Key: []byte("slot"), Value: []byte(`{"lsn":200}`),
+		Headers: map[string]string{bus.HeaderLSN: "200"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 12; i++ {
+		after = append(after, ev(fmt.Sprint("row", i), uint64(200+i)))
+	}
+	if err := b.Publish(ctx, after...); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err = b.Resume(ctx, topics, bus.TopicWatermarks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.HasMark || bus.Cursor(r.Mark) != 200 {
+		t.Fatalf("mark = %+v, want the watermark at 200", r.Mark)
+	}
+	if r.Tail != len(after) || r.Last != 211 {
+		t.Errorf("tail %d events up to %d, want %d up to 211", r.Tail, r.Last, len(after))
+	}
+	for _, m := range after {
+		if !r.Stored(m) {
+			t.Errorf("event %s at %s not reported stored", m.Key, m.Headers[bus.HeaderCommitLSN])
+		}
+	}
+	if m := ev("row99", 212); r.Stored(m) {
+		t.Error("an event never published is reported stored")
+	}
+}
