@@ -149,6 +149,7 @@ func bodyDeadline(cfg ServerConfig, h http.Handler) http.Handler {
 		b := &deadlineBody{body: r.Body, rc: http.NewResponseController(w), cfg: cfg, start: time.Now()}
 		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, b))
 		r.Body = b
+		defer b.handlerReturned()
 		h.ServeHTTP(w, r)
 	})
 }
@@ -160,13 +161,36 @@ type deadlineBody struct {
 	start time.Time
 
 	// Reads are sequential (io.Reader), possibly on another goroutine than
-	// the handler's (a reverse proxy's transport).
+	// the handler's (a reverse proxy's transport), which may go on reading
+	// after the handler has returned.
 	n    int64
-	done bool
 	slow bool
 	// deadline is the current read's (Unix ns; 0 once the body is read),
 	// for BodyTooSlow on the handler's goroutine.
 	deadline atomic.Int64
+
+	mu   sync.Mutex
+	done bool // read to the end, or the handler returned: deadlines are no longer ours
+}
+
+// handlerReturned stops every change to the connection's deadline: it may
+// already be reading the next request, under the server's own deadlines.
+func (b *deadlineBody) handlerReturned() {
+	b.mu.Lock()
+	b.done = true
+	b.mu.Unlock()
+}
+
+// setDeadline sets the connection's read deadline to d unless the body is
+// done; it reports whether it did.
+func (b *deadlineBody) setDeadline(d time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return false
+	}
+	_ = b.rc.SetReadDeadline(d)
+	return true
 }
 
 type bodyKey struct{}
@@ -185,9 +209,6 @@ func BodyTooSlow(r *http.Request) bool {
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
-	if b.done {
-		return b.body.Read(p)
-	}
 	now := time.Now()
 	var deadline time.Time
 	if b.cfg.BodyIdleTimeout > 0 {
@@ -199,17 +220,26 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 			deadline = due
 		}
 	}
-	b.deadline.Store(deadline.UnixNano())
-	if !deadline.After(now) {
+	if !deadline.After(now) && !b.isDone() {
+		b.deadline.Store(deadline.UnixNano())
 		return 0, b.tooSlow()
 	}
-	_ = b.rc.SetReadDeadline(deadline)
+	if !b.setDeadline(deadline) {
+		return b.body.Read(p)
+	}
+	b.deadline.Store(deadline.UnixNano())
 	n, err := b.body.Read(p)
 	b.n += int64(n)
 	var ne net.Error
 	switch {
 	case err == io.EOF:
-		b.finish()
+		// The server's background read, which watches for the client going
+		// away while the handler works, would otherwise hit the deadline
+		// and cancel the request.
+		b.deadline.Store(0)
+		if b.setDeadline(time.Time{}) {
+			b.handlerReturned()
+		}
 	case errors.As(err, &ne) && ne.Timeout():
 		return n, b.tooSlow()
 	}
@@ -224,15 +254,10 @@ func (b *deadlineBody) tooSlow() error {
 	return ErrBodyTooSlow
 }
 
-// finish clears the deadline once the body is read: the server's
-// background read, which watches for the client going away while the
-// handler works, would otherwise hit it and cancel the request.
-func (b *deadlineBody) finish() {
-	if !b.done {
-		b.done = true
-		b.deadline.Store(0)
-		_ = b.rc.SetReadDeadline(time.Time{})
-	}
+func (b *deadlineBody) isDone() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.done
 }
 
 func (b *deadlineBody) Close() error { return b.body.Close() }
