@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/docstream/docstream/internal/app"
 	"github.com/docstream/docstream/internal/cdc"
 	"github.com/docstream/docstream/internal/localstack"
 )
@@ -78,7 +79,7 @@ func TestCDCTargetEventsTailAndStatus(t *testing.T) {
 	// Without --bus-url, tail finds the bus in <data-dir>/dev.json as
 	// `docstream dev` writes it.
 	devDir := t.TempDir()
-	st, _ := json.Marshal(devState{BusURL: busURL, DatabaseURL: pg.URL()})
+	st, _ := json.Marshal(app.DevState{BusURL: busURL, DatabaseURL: pg.URL()})
 	if err := os.WriteFile(devDir+"/dev.json", st, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +112,28 @@ func TestCDCTargetEventsTailAndStatus(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("cdc status output lacks %q:\n%s", want, out.String())
 		}
+	}
+
+	// -o json as in the other commands; --json, the first spelling, still works.
+	for _, args := range [][]string{{"-o", "json"}, {"--output", "json"}, {"--json"}} {
+		out.Reset()
+		if err := run(ctx, append([]string{"cdc", "status", "--data-dir", devDir}, args...), func(string) string { return "" }, &out, &out); err != nil {
+			t.Fatalf("cdc status %v: %v", args, err)
+		}
+		var info cdc.SlotInfo
+		if err := json.Unmarshal(out.Bytes(), &info); err != nil || info.Slot != "docstream_slot" || !info.Exists {
+			t.Errorf("cdc status %v printed %s (%v)", args, out.String(), err)
+		}
+	}
+}
+
+func TestCDCStatusHidesItsOldJSONFlag(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"cdc", "status", "--help"}, func(string) string { return "" }, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "-o, --docstream-output") || strings.Contains(out.String(), "--json") {
+		t.Fatalf("cdc status --help:\n%s", out.String())
 	}
 }
 

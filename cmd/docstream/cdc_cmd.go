@@ -5,32 +5,35 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/docstream/docstream/internal/app"
 	"github.com/docstream/docstream/internal/cdc"
 )
-
-func init() {
-	commands = append(commands, newCDCCmd)
-}
 
 func newCDCCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "cdc", Short: "Operator tools for change data capture"}
 	var (
-		dbURL, dataDir string
-		asJSONOut      bool
+		dbURL, dataDir, output string
+		asJSONOut              bool
 	)
-	f := &cdcFlags{}
+	slot := cdc.DefaultConfig()
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show the replication slot, publication, confirmed LSN and lag",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSONOut {
+				output = outputJSON
+			}
+			if output != outputText && output != outputJSON {
+				return fmt.Errorf("--output %q: choose text or json", output)
+			}
 			url, err := findDatabaseURL(dbURL, dataDir)
 			if err != nil {
 				return err
@@ -41,11 +44,11 @@ func newCDCCmd(e *env) *cobra.Command {
 				return fmt.Errorf("connect: %w", err)
 			}
 			defer conn.Close(ctx)
-			info, err := cdc.Inspect(ctx, conn, f.cfg.Slot, f.cfg.Publication)
+			info, err := cdc.Inspect(ctx, conn, slot.Slot, slot.Publication)
 			if err != nil {
 				return err
 			}
-			if asJSONOut {
+			if output == outputJSON {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(info)
@@ -64,10 +67,10 @@ func newCDCCmd(e *env) *cobra.Command {
 					}
 				}
 				row("state", state)
-				row("confirmed lsn", formatLSN(info.ConfirmedLSN))
-				row("restart lsn", formatLSN(info.RestartLSN))
+				row("confirmed lsn", cdc.DescribeLSN(info.ConfirmedLSN))
+				row("restart lsn", cdc.DescribeLSN(info.RestartLSN))
 			}
-			row("current wal lsn", formatLSN(info.CurrentLSN))
+			row("current wal lsn", cdc.DescribeLSN(info.CurrentLSN))
 			if info.Exists {
 				row("lag", fmt.Sprintf("%d bytes", info.LagBytes))
 			}
@@ -83,10 +86,21 @@ func newCDCCmd(e *env) *cobra.Command {
 		},
 	}
 	fs := status.Flags()
-	f.bind(fs)
+	slot.RegisterSlotFlags(fs)
 	fs.StringVar(&dbURL, "database-url", "", "PostgreSQL URL reaching the server directly; default: the running dev system's (from <data-dir>/dev.json)")
 	fs.StringVar(&dataDir, "data-dir", "./var", "where `docstream dev` keeps dev.json")
-	fs.BoolVar(&asJSONOut, "json", false, "print JSON")
+	// As in the user commands: the env fallback reads DOCSTREAM_OUTPUT,
+	// not the far too generic OUTPUT; --output is an alias.
+	fs.StringVarP(&output, "docstream-output", "o", outputText, "output format: text or json; alias --output")
+	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "output" {
+			name = "docstream-output"
+		}
+		return pflag.NormalizedName(name)
+	})
+	// --json was the first spelling; kept working, no longer documented.
+	fs.BoolVar(&asJSONOut, "json", false, "print JSON (same as -o json)")
+	_ = fs.MarkHidden("json")
 	cmd.AddCommand(status)
 	return cmd
 }
@@ -95,17 +109,12 @@ func findDatabaseURL(flag, dataDir string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	path := filepath.Join(dataDir, "dev.json")
-	raw, err := os.ReadFile(path)
+	st, err := app.ReadDevState(dataDir)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("no --database-url and no %s: start `docstream dev` or pass --database-url", path)
+		return "", fmt.Errorf("no --database-url and no %s: start `docstream dev` or pass --database-url", app.DevStatePath(dataDir))
 	}
 	if err != nil {
 		return "", err
-	}
-	var st devState
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return st.DatabaseURL, nil
 }

@@ -20,10 +20,6 @@ import (
 	"github.com/docstream/docstream/internal/config"
 )
 
-func init() {
-	commands = append(commands, newDocCmd)
-}
-
 // progressThreshold: uploads at least this large show a progress bar.
 const progressThreshold = 1 << 20
 

@@ -12,10 +12,6 @@ import (
 	"github.com/docstream/docstream/internal/config"
 )
 
-func init() {
-	commands = append(commands, newSignCmd, newSearchCmd)
-}
-
 func newSignCmd(e *env) *cobra.Command {
 	var email, name, data, status, ip string
 	cmd := &cobra.Command{

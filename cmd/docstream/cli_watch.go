@@ -15,10 +15,6 @@ import (
 	"github.com/docstream/docstream/internal/config"
 )
 
-func init() {
-	commands = append(commands, newWatchCmd)
-}
-
 func newWatchCmd(e *env) *cobra.Command {
 	var user, email, token string
 	cmd := &cobra.Command{

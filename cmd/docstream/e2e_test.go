@@ -22,6 +22,7 @@ import (
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/client"
+	"github.com/docstream/docstream/internal/app"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/testenv"
 )
@@ -323,7 +324,7 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 	if st.DocumentID != doc.ID || st.TotalViews < 2 || st.UniqueViews != 1 {
 		t.Fatalf("stats: %+v", st)
 	}
-	var state devState
+	var state app.DevState
 	raw, err := os.ReadFile(filepath.Join(d.dataDir, "dev.json"))
 	if err != nil || json.Unmarshal(raw, &state) != nil || state.RedisURL == "" {
 		t.Fatalf("dev.json: %v %s", err, raw)

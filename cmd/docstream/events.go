@@ -7,22 +7,17 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/docstream/docstream/internal/app"
 	"github.com/docstream/docstream/internal/bus"
 	buskafka "github.com/docstream/docstream/internal/bus/kafka"
 	busnats "github.com/docstream/docstream/internal/bus/nats"
 	"github.com/docstream/docstream/internal/change"
 )
-
-func init() {
-	commands = append(commands, newEventsCmd)
-}
 
 func newEventsCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "events", Short: "Operator tools for the event bus"}
@@ -84,20 +79,15 @@ func findBusURL(flag, dataDir string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	path := filepath.Join(dataDir, "dev.json")
-	raw, err := os.ReadFile(path)
+	st, err := app.ReadDevState(dataDir)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("no --bus-url and no %s: start `docstream dev` or pass --bus-url nats://… / kafka://…", path)
+		return "", fmt.Errorf("no --bus-url and no %s: start `docstream dev` or pass --bus-url nats://… / kafka://…", app.DevStatePath(dataDir))
 	}
 	if err != nil {
 		return "", err
 	}
-	var st devState
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
 	if st.BusURL == "" {
-		return "", fmt.Errorf("%s has no bus_url (was dev started with --bus-listen \"\"?)", path)
+		return "", fmt.Errorf("%s has no bus_url (was dev started with --bus-listen \"\"?)", app.DevStatePath(dataDir))
 	}
 	return st.BusURL, nil
 }
@@ -174,14 +164,4 @@ func tailEvents(ctx context.Context, b bus.Bus, topic string, start bus.Start, k
 		return nil
 	}
 	return err
-}
-
-// formatLSN prints an LSN both ways: PostgreSQL's and the decimal of the
-// events' source.lsn.
-func formatLSN(s string) string {
-	var hi, lo uint64
-	if _, err := fmt.Sscanf(s, "%X/%X", &hi, &lo); err != nil {
-		return s
-	}
-	return s + " (" + strconv.FormatUint(hi<<32|lo, 10) + ")"
 }

@@ -39,7 +39,14 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	for _, c := range commands {
+	for _, c := range []func(*env) *cobra.Command{
+		// The servers (internal/app).
+		newServeCmd, newDevCmd, newMigrateCmd, newConfigTableCmd,
+		// Operator tools.
+		newCDCCmd, newEventsCmd,
+		// The user CLI.
+		newDocCmd, newSignCmd, newSearchCmd, newWatchCmd,
+	} {
 		root.AddCommand(c(e))
 	}
 	root.AddCommand(&cobra.Command{
@@ -50,9 +57,6 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 	annotate(root)
 	return root
 }
-
-// commands are the subcommands; each file adds its own in init.
-var commands []func(*env) *cobra.Command
 
 func annotate(c *cobra.Command) {
 	config.AnnotateUsage(c.Flags())

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -19,12 +18,19 @@ import (
 	_ "gocloud.dev/blob/s3blob" // registers s3://
 )
 
+// Bucket is an open bucket and, for file:// buckets, its directory (which
+// Sync needs: gocloud's fileblob does not expose it).
+type Bucket struct {
+	*blob.Bucket
+	dir string // "" unless file://
+}
+
 // Open opens bucket name under base. For file:///path, the bucket is the
 // directory /path/<name>, created if missing. For s3://?endpoint=…, the host
 // part is replaced by name, and the bucket is created if missing. Query
 // parameters (endpoint, region, use_path_style, …) are gocloud's; credentials
 // come from the usual AWS environment variables.
-func Open(ctx context.Context, base, name string) (*blob.Bucket, error) {
+func Open(ctx context.Context, base, name string) (*Bucket, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, fmt.Errorf("blob url %q: %w", base, err)
@@ -38,10 +44,10 @@ func Open(ctx context.Context, base, name string) (*blob.Bucket, error) {
 		// Metadata (content type) goes in sidecar files; no_tmp_dir keeps the
 		// temporary file beside the target, so the final rename is atomic.
 		b, err := fileblob.OpenBucket(dir, &fileblob.Options{NoTempDir: true})
-		if err == nil {
-			fileDirs.Store(b, dir)
+		if err != nil {
+			return nil, err
 		}
-		return b, err
+		return &Bucket{Bucket: b, dir: dir}, nil
 	case "s3":
 		u.Host = name
 		b, err := blob.OpenBucket(ctx, u.String())
@@ -52,7 +58,7 @@ func Open(ctx context.Context, base, name string) (*blob.Bucket, error) {
 			b.Close()
 			return nil, err
 		}
-		return b, nil
+		return &Bucket{Bucket: b}, nil
 	default:
 		return nil, fmt.Errorf("blob url %q: scheme must be file:// or s3://", base)
 	}
@@ -76,21 +82,17 @@ func ensureS3Bucket(ctx context.Context, b *blob.Bucket, name string) error {
 	return nil
 }
 
-// fileDirs maps buckets opened from file:// URLs to their directory, for Sync.
-var fileDirs sync.Map
-
 // Sync makes the object at key durable before the caller records it
 // elsewhere (a database row pointing at it). S3 acknowledges a write only
 // once it is durable, so there it does nothing. gocloud's fileblob writes a
 // temp file and renames it without fsync; here the file, its directory and
 // the directory above are fsynced, so a power loss after the caller's
 // commit cannot leave the row pointing at nothing.
-func Sync(b *blob.Bucket, key string) error {
-	v, ok := fileDirs.Load(b)
-	if !ok {
+func (b *Bucket) Sync(key string) error {
+	if b.dir == "" {
 		return nil
 	}
-	path := filepath.Join(v.(string), filepath.FromSlash(key))
+	path := filepath.Join(b.dir, filepath.FromSlash(key))
 	for _, p := range []string{path, filepath.Dir(path), filepath.Dir(filepath.Dir(path))} {
 		if err := fsync(p); err != nil {
 			return fmt.Errorf("sync %s: %w", p, err)
@@ -109,12 +111,10 @@ func fsync(path string) error {
 }
 
 // Ping checks that the bucket answers (readiness).
-func Ping(b *blob.Bucket) func(context.Context) error {
-	return func(ctx context.Context) error {
-		ok, err := b.IsAccessible(ctx)
-		if err == nil && !ok {
-			err = errors.New("bucket is not accessible")
-		}
-		return err
+func (b *Bucket) Ping(ctx context.Context) error {
+	ok, err := b.IsAccessible(ctx)
+	if err == nil && !ok {
+		err = errors.New("bucket is not accessible")
 	}
+	return err
 }

@@ -20,7 +20,7 @@ func roundTrip(t *testing.T, base string) {
 			t.Fatalf("open %s: %v", name, err)
 		}
 		defer b.Close()
-		if err := Ping(b)(ctx); err != nil {
+		if err := b.Ping(ctx); err != nil {
 			t.Fatalf("ping %s: %v", name, err)
 		}
 		key := "0691e72f-799b-7efd-8000-e5c4e1cb7813/content"
@@ -33,7 +33,7 @@ func roundTrip(t *testing.T, base string) {
 		if err := w.Close(); err != nil {
 			t.Fatalf("write to %s: %v", name, err)
 		}
-		if err := Sync(b, key); err != nil {
+		if err := b.Sync(key); err != nil {
 			t.Fatalf("sync %s: %v", name, err)
 		}
 		got, err := b.ReadAll(ctx, key)
@@ -82,7 +82,7 @@ func TestSyncOfAMissingFileObjectFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := Sync(b, "nope/content"); err == nil {
+	if err := b.Sync("nope/content"); err == nil {
 		t.Fatal("Sync of a missing object succeeded")
 	}
 }

@@ -112,7 +112,7 @@ var (
 // deletes leave behind. Several instances may sweep one bucket: every
 // removal is idempotent.
 type Sweeper struct {
-	bucket *blob.Bucket
+	bucket *Bucket
 	name   string
 	own    Ownership
 	cfg    SweepConfig
@@ -126,7 +126,7 @@ type SweepReport struct {
 }
 
 // NewSweeper sweeps bucket (called name in metrics and logs).
-func NewSweeper(bucket *blob.Bucket, name string, own Ownership, cfg SweepConfig, log *slog.Logger) *Sweeper {
+func NewSweeper(bucket *Bucket, name string, own Ownership, cfg SweepConfig, log *slog.Logger) *Sweeper {
 	return &Sweeper{bucket: bucket, name: name, own: own, cfg: cfg, log: log.With("bucket", name)}
 }
 
@@ -212,7 +212,7 @@ func (s *Sweeper) sweepObjects(ctx context.Context, cutoff time.Time, rep *Sweep
 				continue
 			}
 			for _, o := range candidates[id] {
-				if err := Delete(ctx, s.bucket, o.Key); err != nil {
+				if err := s.bucket.Remove(ctx, o.Key); err != nil {
 					return fmt.Errorf("sweep %s: delete %s: %w", s.name, o.Key, err)
 				}
 				s.log.Info("blob sweep: removed object with no row", "key", o.Key, "size", o.Size, "modified", o.ModTime)
@@ -231,11 +231,10 @@ func (s *Sweeper) sweepObjects(ctx context.Context, cutoff time.Time, rep *Sweep
 // create has just made for its content (keys are new ids, so nothing
 // writes into an old empty directory). S3 has no directories.
 func (s *Sweeper) sweepDirs(cutoff time.Time, rep *SweepReport) error {
-	v, ok := fileDirs.Load(s.bucket)
-	if !ok {
+	root := s.bucket.dir
+	if root == "" {
 		return nil
 	}
-	root := v.(string)
 	var dirs []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -279,18 +278,17 @@ func removeEmptyDir(dir string, cutoff time.Time) bool {
 	return os.Remove(dir) == nil
 }
 
-// Delete removes the object at key and, in a file:// bucket, the
+// Remove deletes the object at key and, in a file:// bucket, the
 // directories above it that it leaves empty, so deletes leave no empty
 // directories behind. A missing object is not an error.
-func Delete(ctx context.Context, b *blob.Bucket, key string) error {
+func (b *Bucket) Remove(ctx context.Context, key string) error {
 	if err := b.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return err
 	}
-	v, ok := fileDirs.Load(b)
-	if !ok {
+	root := b.dir
+	if root == "" {
 		return nil
 	}
-	root := v.(string)
 	for dir := filepath.Dir(filepath.Join(root, filepath.FromSlash(key))); dir != root && strings.HasPrefix(dir, root); dir = filepath.Dir(dir) {
 		if !removeEmptyDir(dir, time.Time{}) {
 			break

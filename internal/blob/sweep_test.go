@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"gocloud.dev/blob"
 
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/logging"
@@ -21,7 +20,7 @@ const (
 	young  = "0691e72f-799b-7efd-8000-e5c4e1cb7815" // a create in progress: no row yet
 )
 
-func keys(t *testing.T, b *blob.Bucket) []string {
+func keys(t *testing.T, b *Bucket) []string {
 	t.Helper()
 	var out []string
 	it := b.List(nil)
@@ -40,7 +39,7 @@ func keys(t *testing.T, b *blob.Bucket) []string {
 // the cutoff go, with what derives from them; owned, young and foreign
 // objects stay; the listing is paged (page size 2) and the removal is
 // counted in the metrics.
-func sweepRemovesOnlyOldUnownedObjects(t *testing.T, base, metricName string) *blob.Bucket {
+func sweepRemovesOnlyOldUnownedObjects(t *testing.T, base, metricName string) *Bucket {
 	ctx := context.Background()
 	b, err := Open(ctx, base, "documents")
 	if err != nil {
@@ -130,19 +129,19 @@ func TestDeleteLeavesNoEmptyDirectories(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := Delete(ctx, b, owned+"/content"); err != nil {
+	if err := b.Remove(ctx, owned+"/content"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "documents", owned)); err != nil {
 		t.Fatalf("directory still holding %s/text: %v", owned, err)
 	}
-	if err := Delete(ctx, b, owned+"/text"); err != nil {
+	if err := b.Remove(ctx, owned+"/text"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "documents", owned)); !os.IsNotExist(err) {
 		t.Fatalf("directory after its last object was deleted: %v, want it removed", err)
 	}
-	if err := Delete(ctx, b, owned+"/text"); err != nil {
+	if err := b.Remove(ctx, owned+"/text"); err != nil {
 		t.Fatalf("deleting a missing object: %v", err)
 	}
 	// A directory emptied by a plain delete is removed by the sweep.

@@ -1,7 +1,7 @@
 // Package bus is the one publish/subscribe interface every producer and
 // consumer of change events uses. Backends: NATS JetStream (nats/, default,
-// embedded or external) and Apache Kafka (kafka/). Pick one with Open by URL
-// scheme.
+// embedded or external) and Apache Kafka (kafka/). A process picks one by
+// the scheme of --bus-url (internal/app).
 package bus
 
 import (
@@ -21,6 +21,10 @@ const (
 	// published (see change.Watermark), including idle periods.
 	TopicWatermarks = "cdc.watermarks"
 )
+
+// DefaultMaxAge is how long the bus keeps events unless told otherwise
+// (--bus-max-age; a stream's or topic's retention).
+const DefaultMaxAge = 7 * 24 * time.Hour
 
 // Header names set by the CDC engine on every change event.
 const (

@@ -25,7 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,124 +36,6 @@ import (
 
 	"github.com/docstream/docstream/internal/bus"
 )
-
-// Snapshot modes.
-const (
-	SnapshotInitial = "initial" // read existing rows as op "r" when the slot is created
-	SnapshotNever   = "never"
-)
-
-// Config configures an Engine. DatabaseURL and Bus are required.
-type Config struct {
-	// DatabaseURL reaches PostgreSQL directly (never through PgBouncer:
-	// replication and session advisory locks need a real session).
-	DatabaseURL string
-	Slot        string   // replication slot (default docstream_slot)
-	Publication string   // publication (default docstream_pub)
-	Tables      []string // schema-qualified captured tables (default documents.documents, signatures.signatures)
-	// TopicPrefix + "." + table name is a table's topic (default "cdc").
-	TopicPrefix string
-	// Snapshot is SnapshotInitial (default) or SnapshotNever.
-	Snapshot string
-	// StatusInterval is how often the confirmed position is reported to
-	// PostgreSQL (default 10s).
-	StatusInterval time.Duration
-	// WatermarkInterval is how often an idle engine asks the server for its
-	// WAL position and publishes it as a watermark (default 1s).
-	WatermarkInterval time.Duration
-	// HeartbeatInterval runs HeartbeatSQL so the slot advances while the
-	// captured tables are idle (default 30s; negative: off).
-	HeartbeatInterval time.Duration
-	// HeartbeatSQL is the heartbeat action (default: a non-transactional
-	// logical decoding message, which writes WAL and reaches this slot).
-	HeartbeatSQL string
-	// MaxBatch is the most events published in one bus round trip (default 1000).
-	MaxBatch int
-	// FlushInterval is the longest events wait to be batched while the bus
-	// is busy with the previous batch (default 20ms).
-	FlushInterval time.Duration
-	// StandbyPoll is how often a standby tries to become active (default 1s).
-	StandbyPoll time.Duration
-	// SlotWALWarn is the share of max_slot_wal_keep_size the slot may
-	// retain before the engine logs a warning every minute (default 0.5):
-	// at the limit PostgreSQL invalidates the slot and only a re-snapshot
-	// recovers.
-	SlotWALWarn float64
-	// Name is source.name (default "cdc"); Version is source.version.
-	Name    string
-	Version string
-	Log     *slog.Logger
-}
-
-var identRe = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
-
-func (c *Config) defaults() error {
-	if c.DatabaseURL == "" {
-		return errors.New("cdc: database URL required")
-	}
-	if c.Slot == "" {
-		c.Slot = "docstream_slot"
-	}
-	if c.Publication == "" {
-		c.Publication = "docstream_pub"
-	}
-	if !identRe.MatchString(c.Slot) || !identRe.MatchString(c.Publication) {
-		return fmt.Errorf("cdc: slot %q and publication %q must be lower-case identifiers", c.Slot, c.Publication)
-	}
-	if len(c.Tables) == 0 {
-		c.Tables = []string{"documents.documents", "signatures.signatures"}
-	}
-	for _, t := range c.Tables {
-		s, n, ok := strings.Cut(t, ".")
-		if !ok || !identRe.MatchString(s) || !identRe.MatchString(n) {
-			return fmt.Errorf("cdc: table %q must be schema.table in lower case", t)
-		}
-	}
-	if c.TopicPrefix == "" {
-		c.TopicPrefix = "cdc"
-	}
-	switch c.Snapshot {
-	case "":
-		c.Snapshot = SnapshotInitial
-	case SnapshotInitial, SnapshotNever:
-	default:
-		return fmt.Errorf("cdc: snapshot mode %q: want initial or never", c.Snapshot)
-	}
-	if c.StatusInterval <= 0 {
-		c.StatusInterval = 10 * time.Second
-	}
-	if c.WatermarkInterval <= 0 {
-		c.WatermarkInterval = time.Second
-	}
-	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = 30 * time.Second
-	}
-	if c.HeartbeatSQL == "" {
-		c.HeartbeatSQL = "SELECT pg_logical_emit_message(false, 'docstream.heartbeat', '')"
-	}
-	if c.MaxBatch <= 0 {
-		c.MaxBatch = 1000
-	}
-	if c.FlushInterval <= 0 {
-		c.FlushInterval = 20 * time.Millisecond
-	}
-	if c.StandbyPoll <= 0 {
-		c.StandbyPoll = time.Second
-	}
-	if c.SlotWALWarn <= 0 || c.SlotWALWarn > 1 {
-		c.SlotWALWarn = 0.5
-	}
-	if c.Name == "" {
-		c.Name = "cdc"
-	}
-	if c.Version == "" {
-		c.Version = "dev"
-	}
-	if c.Log == nil {
-		c.Log = slog.New(slog.DiscardHandler)
-	}
-	return nil
-}
 
 // Status is a point-in-time view of the engine (health, CLI, tests).
 type Status struct {
@@ -178,8 +60,17 @@ type Engine struct {
 
 // New checks cfg and returns an engine publishing on b.
 func New(cfg Config, b bus.Bus) (*Engine, error) {
-	if err := cfg.defaults(); err != nil {
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("cdc: database URL required")
+	}
+	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.HeartbeatSQL == "" {
+		cfg.HeartbeatSQL = defaultHeartbeatSQL
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if b == nil {
 		return nil, errors.New("cdc: bus required")
@@ -354,3 +245,13 @@ func withParams(url string, params map[string]string) string {
 
 // LSN formats an LSN as PostgreSQL does (0/16B3748).
 func LSN(lsn uint64) string { return pglogrepl.LSN(lsn).String() }
+
+// DescribeLSN prints an LSN in PostgreSQL's form (0/16B3748) both ways:
+// as given and as the decimal the events carry in source.lsn.
+func DescribeLSN(s string) string {
+	lsn, err := pglogrepl.ParseLSN(s)
+	if err != nil {
+		return s
+	}
+	return s + " (" + strconv.FormatUint(uint64(lsn), 10) + ")"
+}

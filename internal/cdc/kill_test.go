@@ -47,8 +47,10 @@ func runChild() int {
 		return 1
 	}
 	defer b.Close()
-	e, err := cdc.New(cdc.Config{DatabaseURL: os.Getenv(childURLEnv), Slot: os.Getenv(childSlotEnv),
-		HeartbeatInterval: -1, Log: logging.Discard()}, b)
+	cfg := cdc.DefaultConfig()
+	cfg.DatabaseURL, cfg.Slot, cfg.Log = os.Getenv(childURLEnv), os.Getenv(childSlotEnv), logging.Discard()
+	cfg.HeartbeatInterval = -1
+	e, err := cdc.New(cfg, b)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

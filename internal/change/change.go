@@ -1,6 +1,7 @@
 // Package change defines the change events on the bus: the Debezium
-// PostgreSQL envelope (JSON converter, schemas disabled), exactly as
-// ../shared/contracts/cdc-events.md pins it, and the typed rows consumers
+// PostgreSQL envelope (JSON converter, schemas disabled), exactly as the
+// reference's contract pins it (docs/architecture.md, "Event bus and CDC";
+// internal/cdc/testdata/*.golden hold a worked example), and the typed rows consumers
 // decode from it. The CDC engine writes these; the indexer and realtime read.
 package change
 

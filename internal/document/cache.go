@@ -42,6 +42,10 @@ type Cache struct {
 	// memory loses (a restart, another instance's entries) the
 	// Invalidator heals from the change stream. Past maxPending ids, every
 	// document entry is dropped on recovery instead.
+	// invalidator, if one applies the change stream to this cache, is
+	// reported under /health/ready.
+	invalidator *Invalidator
+
 	mu       sync.Mutex
 	down     bool
 	pending  map[string]int32

@@ -92,11 +92,11 @@ func TestInvalidationMissedDuringRedisOutageIsHealedFromTheStream(t *testing.T) 
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := cdctest.Start(t)
-			a := newEnvWith(t, p.URL, HTTPConfig{})
+			a := newEnvWith(t, p.URL, noProxies())
 			stopInvA := runInvalidator(t, a, p.Bus)
 			var b *env
 			startB := func() {
-				b = newEnvWith(t, p.URL, HTTPConfig{})
+				b = newEnvWith(t, p.URL, noProxies())
 				runInvalidator(t, b, p.Bus)
 			}
 			if !tc.startB {
@@ -212,7 +212,7 @@ func TestLateFillNeverBringsBackAnOlderVersion(t *testing.T) {
 // document reads as its last committed title on both instances.
 func TestRedisKilledUnderLoad(t *testing.T) {
 	p := cdctest.Start(t)
-	a, b := newEnvWith(t, p.URL, HTTPConfig{}), newEnvWith(t, p.URL, HTTPConfig{})
+	a, b := newEnvWith(t, p.URL, noProxies()), newEnvWith(t, p.URL, noProxies())
 	runInvalidator(t, a, p.Bus)
 	runInvalidator(t, b, p.Bus)
 	const workers = 4

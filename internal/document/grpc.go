@@ -25,14 +25,14 @@ type GRPCServer struct {
 
 // NewGRPCServer returns a grpc.Server with DocumentService, the standard
 // health service and server reflection registered.
-func NewGRPCServer(docs *Service, log *slog.Logger) (*grpc.Server, *health.Server) {
+func NewGRPCServer(docs *Service, log *slog.Logger) *grpc.Server {
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(errorInterceptor(log)))
 	pb.RegisterDocumentServiceServer(srv, &GRPCServer{docs: docs, log: log})
 	hs := health.NewServer()
 	hs.SetServingStatus(pb.DocumentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
-	return srv, hs
+	return srv
 }
 
 // errorInterceptor maps *apperr.Error to a gRPC status in one place and

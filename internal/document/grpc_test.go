@@ -21,7 +21,7 @@ func grpcClient(t *testing.T, e *env) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs, _ := NewGRPCServer(e.svc, logging.Discard())
+	gs := NewGRPCServer(e.svc, logging.Discard())
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
 	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,10 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
-	"gocloud.dev/blob"
 
 	blobstore "github.com/docstream/docstream/internal/blob"
-	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/postgres"
 	"github.com/docstream/docstream/internal/testenv"
@@ -34,14 +31,14 @@ type env struct {
 	svc    *Service
 	pool   *pgxpool.Pool
 	rdb    *redis.Client
-	bucket *blob.Bucket
+	bucket *blobstore.Bucket
 }
 
 func newEnv(t *testing.T) *env {
-	return newEnvWith(t, testenv.Database(t), HTTPConfig{})
+	return newEnvWith(t, testenv.Database(t), noProxies())
 }
 
-func newEnvWith(t *testing.T, dbURL string, cfg HTTPConfig) *env {
+func newEnvWith(t *testing.T, dbURL string, cfg Config) *env {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, dbURL, 20)
@@ -85,13 +82,18 @@ func (e *env) create(t *testing.T, title, content string) Document {
 
 func testDB(t *testing.T) string { return testenv.Database(t) }
 
-func mustPrefixes(t *testing.T, s string) []netip.Prefix {
-	t.Helper()
-	p, err := httpx.ParsePrefixes(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+// noProxies is the default configuration trusting no X-Forwarded-For.
+func noProxies() Config {
+	c := DefaultConfig()
+	c.TrustedProxies = nil
+	return c
+}
+
+// withMaxUpload is noProxies with a smaller upload cap.
+func withMaxUpload(n int64) Config {
+	c := noProxies()
+	c.MaxUpload = n
+	return c
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -17,29 +16,17 @@ import (
 	"github.com/docstream/docstream/internal/validate"
 )
 
-// HTTPConfig tunes the REST API.
-type HTTPConfig struct {
-	MaxUpload      int64            // largest multipart upload, bytes
-	TrustedProxies []netip.Prefix   // peers whose X-Forwarded-For is believed
-	Admission      *httpx.Admission // bounds in-flight requests per route class; nil: none
-	// Checks are more readiness details (e.g. the cache invalidator's
-	// health), reported under /health/ready beside the service's own.
-	Checks []httpx.Check
-}
-
 // Server is the REST API on port 8005.
 type Server struct {
 	docs *Service
-	cfg  HTTPConfig
+	cfg  Config
 	log  *slog.Logger
 	mux  *http.ServeMux
 }
 
-// NewServer builds the handler with every route, health and metrics.
-func NewServer(docs *Service, cfg HTTPConfig, log *slog.Logger) http.Handler {
-	if cfg.MaxUpload <= 0 {
-		cfg.MaxUpload = 100 << 20
-	}
+// NewServer builds the handler with every route, health and metrics. cfg
+// must be valid (Config.Validate).
+func NewServer(docs *Service, cfg Config, log *slog.Logger) http.Handler {
 	s := &Server{docs: docs, cfg: cfg, log: log, mux: http.NewServeMux()}
 	s.routes()
 	return httpx.Wrap("document", log, s.mux)
@@ -47,11 +34,15 @@ func NewServer(docs *Service, cfg HTTPConfig, log *slog.Logger) http.Handler {
 
 func (s *Server) routes() {
 	db, cache, blobs := s.docs.Ready()
-	httpx.Routes(s.mux, append([]httpx.Check{
+	checks := []httpx.Check{
 		{Name: "postgres", Probe: db},
 		{Name: "blob", Probe: blobs},
 		{Name: "redis", Probe: cache},
-	}, s.cfg.Checks...)...)
+	}
+	if inv := s.docs.cache.invalidator; inv != nil {
+		checks = append(checks, httpx.Check{Name: "cache-invalidator", Probe: inv.Health})
+	}
+	httpx.Routes(s.mux, checks...)
 	httpx.Handle(s.mux, s.cfg.Admission, s, routeTable)
 }
 

@@ -92,10 +92,13 @@ type Invalidator struct {
 	stopped bool  // Run returned
 }
 
-// NewInvalidator returns an invalidator applying to cache.
+// NewInvalidator returns an invalidator applying to cache; the document
+// server over that cache reports its health. Create it before NewServer.
 func NewInvalidator(cache *Cache, cfg InvalidatorConfig, log *slog.Logger) *Invalidator {
 	cfg.defaults()
-	return &Invalidator{cache: cache, cfg: cfg, log: log, dedup: bus.NewDedup("document-cache")}
+	v := &Invalidator{cache: cache, cfg: cfg, log: log, dedup: bus.NewDedup("document-cache")}
+	cache.invalidator = v
+	return v
 }
 
 // Run consumes until ctx is done; it returns nil then, and a fatal bus

@@ -101,7 +101,7 @@ func TestMultipartUploadStreamsAndDetectsType(t *testing.T) {
 }
 
 func TestMultipartFailuresLeaveNothingBehind(t *testing.T) {
-	e := newEnvWith(t, testDB(t), HTTPConfig{MaxUpload: 1 << 20})
+	e := newEnvWith(t, testDB(t), withMaxUpload(1<<20))
 	big := strings.Repeat("z", 1<<20+1)
 	cases := []struct {
 		name   string

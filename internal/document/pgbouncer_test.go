@@ -29,7 +29,7 @@ func TestDocumentAPIThroughPgBouncerTransactionPooling(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Stop)
-	e := newEnvWith(t, b.URL(), HTTPConfig{})
+	e := newEnvWith(t, b.URL(), DefaultConfig())
 
 	const workers, each = 40, 10
 	var wg sync.WaitGroup

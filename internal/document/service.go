@@ -24,13 +24,13 @@ import (
 // talks to.
 type Service struct {
 	store *Store
-	blobs *blob.Bucket // bucket "documents"
-	cache *Cache       // Redis; may be unavailable
+	blobs *blobstore.Bucket // bucket "documents"
+	cache *Cache            // Redis; may be unavailable
 	log   *slog.Logger
 }
 
 // NewService wires the use cases.
-func NewService(store *Store, blobs *blob.Bucket, cache *Cache, log *slog.Logger) *Service {
+func NewService(store *Store, blobs *blobstore.Bucket, cache *Cache, log *slog.Logger) *Service {
 	return &Service{store: store, blobs: blobs, cache: cache, log: log}
 }
 
@@ -111,7 +111,7 @@ func (s *Service) Upload(ctx context.Context, contentType string, content io.Rea
 		return nil, apperr.Wrap(apperr.Unavailable, err, "object storage unavailable")
 	}
 	// Durable before the row that points at it is committed.
-	if err := blobstore.Sync(s.blobs, u.Key); err != nil {
+	if err := s.blobs.Sync(u.Key); err != nil {
 		s.Discard(ctx, u)
 		return nil, apperr.Wrap(apperr.Unavailable, err, "object storage unavailable")
 	}
@@ -139,7 +139,7 @@ func (s *Service) Commit(ctx context.Context, u *Upload, in CreateInput) (*Creat
 // Discard removes uploaded content that will not become a document.
 func (s *Service) Discard(ctx context.Context, u *Upload) {
 	// Not the request's context: the blob must go even if the client left.
-	if err := blobstore.Delete(context.WithoutCancel(ctx), s.blobs, u.Key); err != nil {
+	if err := s.blobs.Remove(context.WithoutCancel(ctx), u.Key); err != nil {
 		s.log.ErrorContext(ctx, "orphan blob; the sweeper will remove it", "key", u.Key, "err", err)
 	}
 }
@@ -221,7 +221,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	ctx = context.WithoutCancel(ctx)
 	s.cache.Forget(ctx, id)
 	if d.S3Key != "" {
-		if err := blobstore.Delete(ctx, s.blobs, d.S3Key); err != nil {
+		if err := s.blobs.Remove(ctx, d.S3Key); err != nil {
 			s.log.ErrorContext(ctx, "orphan blob after delete; the sweeper will remove it", "key", d.S3Key, "err", err)
 		}
 	}
@@ -265,7 +265,7 @@ func (s *Service) Ownership() blobstore.Ownership {
 
 // Ready probes for /health/ready.
 func (s *Service) Ready() (db, cache, blobs func(context.Context) error) {
-	return s.store.Ping, s.cache.Ping, blobstore.Ping(s.blobs)
+	return s.store.Ping, s.cache.Ping, s.blobs.Ping
 }
 
 // normalizeContentType lowercases and trims a given content type.

@@ -12,7 +12,9 @@ import (
 	"github.com/docstream/docstream/internal/postgres"
 )
 
-// Store is the PostgreSQL side of documents: queries and nothing else.
+// Store is the PostgreSQL side of documents: the queries, and in Update the
+// checks that must hold under the row lock (If-Match and the status
+// transition), so that two writers cannot both pass them.
 type Store struct {
 	pool *pgxpool.Pool
 }

@@ -112,52 +112,33 @@ type Timeouts struct {
 	ResponseHeader time.Duration `yaml:"response_header"`
 }
 
-// Ports of the other targets, used by Default.
-const (
-	DocumentPort  = 8005
-	SignaturePort = 8002
-	SearchPort    = 8003
-	RealtimePort  = 8004
-)
-
-// Default is the built-in configuration for dev/all mode: one upstream per
-// service on the reference ports of 127.0.0.1, the reference routes, and a
-// CORS policy like the reference's Kong cors plugin.
-func Default() *Config {
-	return DefaultFor(map[string][]string{
-		"document":  {fmt.Sprintf("http://127.0.0.1:%d", DocumentPort)},
-		"signature": {fmt.Sprintf("http://127.0.0.1:%d", SignaturePort)},
-		"search":    {fmt.Sprintf("http://127.0.0.1:%d", SearchPort)},
-		"realtime":  {fmt.Sprintf("http://127.0.0.1:%d", RealtimePort)},
-	})
-}
-
-// DefaultFor is Default with the given upstream URLs per service name
-// (document, signature, search, realtime).
-func DefaultFor(upstreams map[string][]string) *Config {
-	svc := func(name string) Service {
-		return Service{Name: name, Upstreams: upstreams[name]}
-	}
+// Builtin is the configuration used without a YAML file: one service per
+// service named by routes (in their order) with upstreams[service], the
+// routes, a CORS policy like the reference's Kong cors plugin, and the
+// limits of DefaultFlags. The routes come from the module table
+// (internal/app), the one place a target declares what it serves.
+func Builtin(routes []Route, upstreams map[string][]string) *Config {
+	d := DefaultFlags()
 	c := &Config{
-		Services: []Service{svc("document"), svc("signature"), svc("search"), svc("realtime")},
-		Routes: []Route{
-			{Name: "documents", Service: "document", Paths: []string{"/documents"}},
-			// Signatures of a document live in the signature service even
-			// though the path is under /documents; the more specific pattern wins.
-			{Name: "signatures", Service: "signature", Paths: []string{"/signatures", "/documents/{id}/signatures"}},
-			{Name: "search", Service: "search", Paths: []string{"/search", "/suggest", "/aggregations"}},
-			{Name: "realtime", Service: "realtime", Paths: []string{"/ws", "/auth"}},
-		},
+		Routes: routes,
 		CORS: CORS{
-			Origins:        []string{"*"},
+			Origins:        splitList(d.CORSOrigins),
 			Methods:        []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
 			Headers:        []string{"Accept", "Accept-Version", "Authorization", "Content-Length", "Content-MD5", "Content-Type", "Date", "X-Auth-Token", "X-Request-ID", "If-Match", "If-None-Match"},
 			ExposedHeaders: []string{"X-Auth-Token", "X-Request-ID", "X-Commit-LSN", "ETag", "Location", "Retry-After"},
 			Credentials:    true,
 			MaxAge:         3600,
 		},
-		RateLimit:    RateLimit{Requests: 1000, Window: time.Second},
-		MaxBodyBytes: 100 << 20,
+		RateLimit:      RateLimit{Requests: d.RateLimit, Window: d.RateWindow},
+		MaxBodyBytes:   d.MaxBody,
+		TrustedProxies: splitList(d.TrustedProxies),
+	}
+	seen := map[string]bool{}
+	for _, r := range routes {
+		if !seen[r.Service] {
+			seen[r.Service] = true
+			c.Services = append(c.Services, Service{Name: r.Service, Upstreams: upstreams[r.Service]})
+		}
 	}
 	c.applyDefaults()
 	return c

@@ -51,7 +51,9 @@ func startDocumentInstances(t *testing.T, n int) []*documentInstance {
 	var out []*documentInstance
 	for range n {
 		svc := document.NewService(document.NewStore(pool), bucket, document.NewCache(rdb, time.Minute, log), log)
-		h := document.NewServer(svc, document.HTTPConfig{}, log)
+		cfg := document.DefaultConfig()
+		cfg.TrustedProxies = nil
+		h := document.NewServer(svc, cfg, log)
 		inst := &documentInstance{}
 		counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !strings.HasPrefix(r.URL.Path, "/health/") {

@@ -47,7 +47,9 @@ func TestOverloadIsShedCleanlyThroughTheGateway(t *testing.T) {
 		RetryAfter: time.Second,
 	}
 	adm := httpx.NewAdmission("search-overload-test", limits)
-	svc := httptest.NewServer(search.NewServer(idx, logging.Discard(), search.Options{Admission: adm}).Handler())
+	scfg := search.DefaultConfig()
+	scfg.Admission = adm
+	svc := httptest.NewServer(search.NewServer(idx, scfg, logging.Discard()))
 	t.Cleanup(svc.Close)
 
 	cfg := DefaultFor(map[string][]string{"document": {svc.URL}, "signature": {svc.URL}, "search": {svc.URL}, "realtime": {svc.URL}})

@@ -222,3 +222,41 @@ func ParsePrefixes(s string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// Prefixes is a list of CIDRs, given as one comma-separated flag value
+// (see ParsePrefixes); a single address prints without its /32 or /128.
+type Prefixes []netip.Prefix
+
+// Set parses s (pflag.Value).
+func (p *Prefixes) Set(s string) error {
+	l, err := ParsePrefixes(s)
+	if err != nil {
+		return err
+	}
+	*p = l
+	return nil
+}
+
+func (p *Prefixes) String() string {
+	parts := make([]string, 0, len(*p))
+	for _, x := range *p {
+		if x.IsSingleIP() {
+			parts = append(parts, x.Addr().String())
+		} else {
+			parts = append(parts, x.String())
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// Type names the flag's value in --help, as for any text flag.
+func (p *Prefixes) Type() string { return "string" }
+
+// MustPrefixes is ParsePrefixes for literals known to be valid.
+func MustPrefixes(s string) Prefixes {
+	l, err := ParsePrefixes(s)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}

@@ -353,3 +353,7 @@ func (c *countedConn) ReadFrom(r io.Reader) (int64, error) {
 	}
 	return io.Copy(c.Conn, r)
 }
+
+// DefaultMaxUpload is the largest request body accepted by default, at the
+// gateway and by the document service's uploads.
+const DefaultMaxUpload int64 = 100 << 20

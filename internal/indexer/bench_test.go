@@ -58,7 +58,7 @@ func BenchmarkIndexingThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer idx.Close()
-	x := indexer.New(idx, nil, indexer.Config{}, logging.Discard())
+	x := indexer.New(idx, nil, nil, indexer.DefaultConfig(), logging.Discard())
 	r := rand.New(rand.NewPCG(1, 2))
 	const batch = 500
 	b.ResetTimer()
@@ -145,7 +145,7 @@ func BenchmarkSearch100k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		x := indexer.New(idx, nil, indexer.Config{}, logging.Discard())
+		x := indexer.New(idx, nil, nil, indexer.DefaultConfig(), logging.Discard())
 		r := rand.New(rand.NewPCG(3, 4))
 		start := time.Now()
 		for k := 0; k < docs; k += 500 {

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	gcblob "gocloud.dev/blob"
-
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/cdc/cdctest"
 	"github.com/docstream/docstream/internal/indexer"
@@ -35,7 +33,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // bucket and the directory of its index.
 type stack struct {
 	*cdctest.Pipeline
-	blobs    *gcblob.Bucket
+	blobs    *blob.Bucket
 	indexDir string
 }
 
@@ -66,12 +64,14 @@ func (s *stack) startIndexer(t testing.TB) (idx *bleve.Index, stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := indexer.New(idx, s.blobs, indexer.Config{MaxWait: 50 * time.Millisecond}, logging.Discard())
+	cfg := indexer.DefaultConfig()
+	cfg.MaxWait = 50 * time.Millisecond
+	x := indexer.New(idx, s.Bus, s.blobs.Bucket, cfg, logging.Discard())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := x.Run(ctx, s.Bus); err != nil {
+		if err := x.Run(ctx); err != nil {
 			t.Errorf("indexer: %v", err)
 		}
 	}()
@@ -161,7 +161,7 @@ func TestEndToEnd(t *testing.T) {
 	s.insert(t, "Old Sales Contract", "Quarterly sales terms.", "signed")
 	s.startCDC(t)
 	idx, _ := s.startIndexer(t)
-	srv := httptest.NewServer(search.NewServer(idx, logging.Discard(), search.Options{MaxWait: 5 * time.Second}).Handler())
+	srv := httptest.NewServer(search.NewServer(idx, searchConfig(5*time.Second), logging.Discard()))
 	t.Cleanup(srv.Close)
 	find := func(q string, minLSN uint64) searchBody {
 		return getJSON(t, fmt.Sprintf("%s/search?q=%s&min_lsn=%d", srv.URL, url.QueryEscape(q), minLSN))
@@ -319,4 +319,12 @@ func TestIndexerRestartMidStreamConverges(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("index by status %v, table %v", got, want)
 	}
+}
+
+// searchConfig is the search service's default configuration with another
+// MaxWait.
+func searchConfig(maxWait time.Duration) search.Config {
+	c := search.DefaultConfig()
+	c.MaxWait = maxWait
+	return c
 }

@@ -62,46 +62,6 @@ import (
 // ContentBucket is the bucket the document service stores content in.
 const ContentBucket = "documents"
 
-// Config tunes the indexer; zero values take the defaults.
-type Config struct {
-	Group      string        // durable consumer group (default "indexer")
-	MaxBatch   int           // events per batch (default 500)
-	MaxWait    time.Duration // age of a partial batch (default 200ms)
-	ContentCap int64         // bytes of text content indexed per document (default 1 MiB; <0: none)
-	// IdleGrace is how long the indexer must have been idle before it
-	// trusts a watermark (default 2×MaxWait + 100ms).
-	IdleGrace time.Duration
-	// RetryMax caps the backoff between attempts to write a batch
-	// (default 10s); RetryFor is how long one delivery keeps retrying
-	// before handing the batch back to the bus (default 30s).
-	RetryMax time.Duration
-	RetryFor time.Duration
-}
-
-func (c *Config) defaults() {
-	if c.Group == "" {
-		c.Group = "indexer"
-	}
-	if c.MaxBatch <= 0 {
-		c.MaxBatch = 500
-	}
-	if c.MaxWait <= 0 {
-		c.MaxWait = 200 * time.Millisecond
-	}
-	if c.ContentCap == 0 {
-		c.ContentCap = 1 << 20
-	}
-	if c.IdleGrace <= 0 {
-		c.IdleGrace = 2*c.MaxWait + 100*time.Millisecond
-	}
-	if c.RetryMax <= 0 {
-		c.RetryMax = 10 * time.Second
-	}
-	if c.RetryFor <= 0 {
-		c.RetryFor = 30 * time.Second
-	}
-}
-
 var (
 	eventsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_indexer_events_total",
@@ -130,6 +90,7 @@ var (
 // Indexer applies change events to an index.
 type Indexer struct {
 	idx   search.Index
+	bus   bus.Bus
 	blobs *blob.Bucket // may be nil: no content indexed
 	cfg   Config
 	log   *slog.Logger
@@ -150,17 +111,21 @@ type mark struct {
 	received time.Time
 }
 
-// New returns an indexer writing to idx and reading content from blobs.
-func New(idx search.Index, blobs *blob.Bucket, cfg Config, log *slog.Logger) *Indexer {
-	cfg.defaults()
-	return &Indexer{idx: idx, blobs: blobs, cfg: cfg, log: log, dedup: bus.NewDedup("indexer")}
+// New returns an indexer consuming b, writing to idx and reading content
+// from blobs. cfg must be valid (Config.Validate).
+func New(idx search.Index, b bus.Bus, blobs *blob.Bucket, cfg Config, log *slog.Logger) *Indexer {
+	if cfg.IdleGrace <= 0 {
+		cfg.IdleGrace = 2*cfg.MaxWait + 100*time.Millisecond
+	}
+	return &Indexer{idx: idx, bus: b, blobs: blobs, cfg: cfg, log: log, dedup: bus.NewDedup("indexer")}
 }
 
 // Run consumes until ctx is done: the change events as a group member, the
 // watermarks as a broadcast (from the applied LSN stored in the index), and
 // a ticker promoting watermarks when idle. It returns nil once ctx is done
 // and the batch in hand is acknowledged or handed back.
-func (x *Indexer) Run(ctx context.Context, b bus.Bus) error {
+func (x *Indexer) Run(ctx context.Context) error {
+	b := x.bus
 	applied, err := x.idx.AppliedLSN(ctx)
 	if err != nil {
 		return fmt.Errorf("indexer: read applied lsn: %w", err)
@@ -458,12 +423,4 @@ func (x *Indexer) promote(ctx context.Context, newest time.Time) {
 	x.applied = max(x.applied, best)
 	x.mu.Unlock()
 	appliedLSNGauge.Set(float64(best))
-}
-
-// AppliedLSN returns the LSN up to which this indexer has made every change
-// searchable.
-func (x *Indexer) AppliedLSN() uint64 {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.applied
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	gcblob "gocloud.dev/blob"
 
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/bus"
@@ -78,7 +77,7 @@ func event(op string, lsn uint64, before, after *row) bus.Message {
 
 type fixture struct {
 	idx   *bleve.Index
-	blobs *gcblob.Bucket
+	blobs *blob.Bucket
 	x     *Indexer
 }
 
@@ -94,7 +93,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	return &fixture{idx: idx, blobs: b, x: New(idx, b, cfg, logging.Discard())}
+	return &fixture{idx: idx, blobs: b, x: New(idx, nil, b.Bucket, cfg, logging.Discard())}
 }
 
 func (f *fixture) put(t *testing.T, key, content string) {
@@ -126,7 +125,7 @@ func (f *fixture) titles(t *testing.T, q string) []string {
 }
 
 func TestEventsKeepTheIndexEqualToTheTable(t *testing.T) {
-	f := newFixture(t, Config{})
+	f := newFixture(t, DefaultConfig())
 	a, b, c := newRow("a", "Sales Agreement"), newRow("b", "Lease Contract"), newRow("c", "Sales Memo")
 	incomplete := newRow("d", "Draft Sales Plan")
 	incomplete.S3Key = nil
@@ -163,7 +162,7 @@ func TestEventsKeepTheIndexEqualToTheTable(t *testing.T) {
 }
 
 func TestTextContentIsIndexedUpToTheCap(t *testing.T) {
-	f := newFixture(t, Config{ContentCap: 64})
+	f := newFixture(t, with(func(c *Config) { c.ContentCap = 64 }))
 	text := newRow("t", "Notes")
 	pdf := newRow("p", "Scan")
 	pdf.ContentType = "application/pdf"
@@ -188,7 +187,7 @@ func TestTextContentIsIndexedUpToTheCap(t *testing.T) {
 }
 
 func TestUndecodableEventsAreDroppedNotRetried(t *testing.T) {
-	f := newFixture(t, Config{})
+	f := newFixture(t, DefaultConfig())
 	a := newRow("a", "Alpha")
 	f.handle(t, bus.Message{Topic: bus.TopicDocuments, Value: []byte("{not json"), Time: time.Now()}, event("c", 5, nil, &a))
 	if got := f.titles(t, "alpha"); !slices.Equal(got, []string{"Alpha"}) {
@@ -210,10 +209,10 @@ func (f *flaky) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, 
 }
 
 func TestWritesAreRetriedWithBackoff(t *testing.T) {
-	f := newFixture(t, Config{})
+	f := newFixture(t, DefaultConfig())
 	fl := &flaky{Index: f.idx}
 	fl.failures.Store(3)
-	x := New(fl, nil, Config{RetryFor: time.Minute}, logging.Discard())
+	x := New(fl, nil, nil, with(func(c *Config) { c.RetryFor = time.Minute }), logging.Discard())
 	a := newRow("a", "Alpha")
 	if err := x.HandleBatch(context.Background(), []bus.Message{event("c", 5, nil, &a)}); err != nil {
 		t.Fatal(err)
@@ -224,7 +223,7 @@ func TestWritesAreRetriedWithBackoff(t *testing.T) {
 
 	t.Run("past RetryFor the batch goes back to the bus", func(t *testing.T) {
 		fl.failures.Store(1000)
-		x := New(fl, nil, Config{RetryFor: 250 * time.Millisecond}, logging.Discard())
+		x := New(fl, nil, nil, with(func(c *Config) { c.RetryFor = 250 * time.Millisecond }), logging.Discard())
 		b := newRow("b", "Beta")
 		if err := x.HandleBatch(context.Background(), []bus.Message{event("c", 6, nil, &b)}); err == nil {
 			t.Fatal("HandleBatch succeeded with the index down")
@@ -239,7 +238,7 @@ func watermark(lsn uint64, stored time.Time) bus.Message {
 
 func TestWatermarksBecomeTheAppliedLSN(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, Config{MaxWait: 50 * time.Millisecond})
+	f := newFixture(t, with(func(c *Config) { c.MaxWait = 50 * time.Millisecond }))
 	t0 := time.Now()
 	a, b := newRow("a", "Alpha"), newRow("b", "Beta")
 	ea := event("c", 100, nil, &a)
@@ -281,7 +280,7 @@ func TestWatermarksBecomeTheAppliedLSN(t *testing.T) {
 	t.Run("not while the last batch failed", func(t *testing.T) {
 		fl := &flaky{Index: f.idx}
 		fl.failures.Store(1000)
-		x := New(fl, nil, Config{MaxWait: 20 * time.Millisecond, RetryFor: time.Millisecond}, logging.Discard())
+		x := New(fl, nil, nil, with(func(c *Config) { c.MaxWait = 20 * time.Millisecond; c.RetryFor = time.Millisecond }), logging.Discard())
 		x.applied = 400
 		c := newRow("c", "Gamma")
 		_ = x.HandleBatch(ctx, []bus.Message{event("c", 450, nil, &c)})
@@ -320,9 +319,8 @@ func (c *countingIndex) count(id string) int {
 }
 
 func TestRepeatedEventsOnTheBusAreDroppedByLSN(t *testing.T) {
-	f := newFixture(t, Config{MaxWait: 20 * time.Millisecond})
+	f := newFixture(t, with(func(c *Config) { c.MaxWait = 20 * time.Millisecond }))
 	idx := &countingIndex{Index: f.idx, ops: map[string]int{}}
-	f.x = New(idx, f.blobs, Config{MaxWait: 20 * time.Millisecond}, logging.Discard())
 	// A short duplicate window, so the copies published below are stored,
 	// as after a CDC restart later than the window.
 	const window = 100 * time.Millisecond
@@ -332,9 +330,10 @@ func TestRepeatedEventsOnTheBusAreDroppedByLSN(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
+	f.x = New(idx, b, f.blobs.Bucket, with(func(c *Config) { c.MaxWait = 20 * time.Millisecond }), logging.Discard())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.x.Run(ctx, b) }()
+	go func() { done <- f.x.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	a1, a2, late, last := newRow(uuid.NewString(), "alpha"), newRow(uuid.NewString(), "bravo"), newRow(uuid.NewString(), "charlie"), newRow(uuid.NewString(), "delta")
@@ -367,4 +366,11 @@ func TestRepeatedEventsOnTheBusAreDroppedByLSN(t *testing.T) {
 	if got := f.titles(t, "charlie"); !slices.Equal(got, []string{"charlie"}) {
 		t.Errorf("search charlie = %v", got)
 	}
+}
+
+// with is the default configuration changed by f.
+func with(f func(c *Config)) Config {
+	c := DefaultConfig()
+	f(&c)
+	return c
 }

@@ -50,7 +50,8 @@ type AuthConfig struct {
 	Audience string
 	// Leeway tolerates clock skew on exp, nbf and iat (default 30s).
 	Leeway time.Duration
-	// TokenTTL is the lifetime of tokens issued by IssueToken (default 24h).
+	// TokenTTL is the lifetime of tokens issued by IssueToken (0:
+	// DefaultTokenTTL).
 	TokenTTL time.Duration
 	// HTTPClient fetches the JWKS (default: http.DefaultClient with a 10s timeout).
 	HTTPClient *http.Client
@@ -127,7 +128,7 @@ func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, erro
 		cfg.Leeway = 30 * time.Second
 	}
 	if cfg.TokenTTL <= 0 {
-		cfg.TokenTTL = 24 * time.Hour
+		cfg.TokenTTL = DefaultTokenTTL
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

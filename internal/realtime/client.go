@@ -95,8 +95,8 @@ func (c *client) overflow() {
 var pongFrame = []byte(`{"type":"pong"}`)
 
 // run serves the connection until it ends, then closes it with the reason
-// it ended for. ctx is the hub's serving context: when it is done every
-// connection is closed with 1001.
+// it ended for. When the hub shuts down (or ctx, the request's, is done)
+// the connection is closed with 1001.
 func (c *client) run(ctx context.Context, since *uint64) {
 	c.ws.SetReadLimit(c.h.opts.ReadLimit)
 	var wg sync.WaitGroup
@@ -146,6 +146,9 @@ func (c *client) writeLoop(ctx context.Context) {
 		case <-c.kicked:
 			return
 		case <-ctx.Done():
+			c.kick(closeShutdown)
+			return
+		case <-c.h.shutdown:
 			c.kick(closeShutdown)
 			return
 		case <-expiry:

@@ -15,6 +15,7 @@
 package realtime
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -71,46 +72,26 @@ func ours(topic string) bool {
 	return false
 }
 
-// Options tune a Hub. Zero values take the defaults.
+// Options tune a Hub. Start from DefaultConfig().Hub: every duration and
+// size must be > 0 (Config.Validate).
 type Options struct {
 	// Bus is consumed by Consume and read by replays (?since=). Without it
 	// the hub only fans out what Dispatch is given, and ?since= is refused.
 	Bus bus.Bus
 	// QueueSize is how many messages may wait for one connection before it
-	// is closed with 1013 (default 64).
+	// is closed with 1013
 	QueueSize int
-	// WriteTimeout bounds one write to a client (default 10s); a client
+	// WriteTimeout bounds one write to a client; a client
 	// that does not take a message in that time is dropped.
 	WriteTimeout time.Duration
-	// PingInterval is how often the server pings each client (default 30s)
-	// and PongTimeout how long it waits for the pong before dropping the
-	// connection as dead (default 10s).
+	// PingInterval is how often the server pings each client and
+	// PongTimeout how long it waits for the pong before dropping the
+	// connection as dead.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
-	// ReadLimit is the largest message a client may send (default 4 KiB).
+	// ReadLimit is the largest message a client may send.
 	ReadLimit int64
-	Log       *slog.Logger
-}
-
-func (o *Options) defaults() {
-	if o.QueueSize <= 0 {
-		o.QueueSize = 64
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
-	}
-	if o.PingInterval <= 0 {
-		o.PingInterval = 30 * time.Second
-	}
-	if o.PongTimeout <= 0 {
-		o.PongTimeout = 10 * time.Second
-	}
-	if o.ReadLimit <= 0 {
-		o.ReadLimit = 4096
-	}
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
+	Log       *slog.Logger // nil: discard
 }
 
 // Hub keeps the subscriptions and fans events out to them.
@@ -134,19 +115,39 @@ type Hub struct {
 	clients  sync.WaitGroup
 	consumer consumerState
 	dedup    *bus.Dedup // repeats of events already dispatched (by LSN)
+	// shutdown is closed by Shutdown: every connection ends with 1001.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
 }
 
 // NewHub returns a hub; start Consume to feed it from the bus.
 func NewHub(opts Options) *Hub {
-	opts.defaults()
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	return &Hub{
 		opts:      opts,
 		log:       opts.Log,
 		docs:      map[string]map[*client]struct{}{},
 		replaying: map[*client]struct{}{},
 		dedup:     bus.NewDedup("realtime"),
+		shutdown:  make(chan struct{}),
 	}
 }
+
+// Run consumes the bus (if the hub has one) until ctx is done, then closes
+// every connection with 1001 going away (Wait waits for them).
+func (h *Hub) Run(ctx context.Context) error {
+	defer h.Shutdown()
+	if h.opts.Bus == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return h.Consume(ctx)
+}
+
+// Shutdown closes every connection, present and future, with 1001.
+func (h *Hub) Shutdown() { h.shutdownOnce.Do(func() { close(h.shutdown) }) }
 
 // Dispatch fans ev out to the subscribers of its document without blocking:
 // a subscriber whose queue is full is closed with 1013. Events must be

@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -33,24 +32,23 @@ type Server struct {
 	auth *Authenticator
 	cfg  ServerConfig
 	log  *slog.Logger
-	// ctx ends every connection (1001) when done; set by Handler.
-	ctx context.Context
 }
 
-// NewServer returns the service over hub and auth.
-func NewServer(hub *Hub, auth *Authenticator, cfg ServerConfig) *Server {
+// NewServer returns the service over hub and auth: its routes, health
+// checks and metrics. Connections live until they end or the hub shuts
+// down (Hub.Shutdown closes them with 1001 going away; Hub.Wait waits for
+// them).
+func NewServer(hub *Hub, auth *Authenticator, cfg ServerConfig) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{hub: hub, auth: auth, cfg: cfg, log: cfg.Log}
-}
-
-// Handler returns the routes. Connections live until they end or ctx is
-// done (then they are closed with 1001 going away; Hub.Wait waits for them).
-func (s *Server) Handler(ctx context.Context, checks ...httpx.Check) http.Handler {
-	s.ctx = ctx
+	s := &Server{hub: hub, auth: auth, cfg: cfg, log: cfg.Log}
 	mux := http.NewServeMux()
 	httpx.Handle(mux, nil, s, routeTable)
+	var checks []httpx.Check
+	if hub.opts.Bus != nil {
+		checks = append(checks, httpx.Check{Name: "bus", Probe: hub.Ready})
+	}
 	httpx.Routes(mux, checks...)
 	return httpx.Wrap("realtime", s.log, mux)
 }
@@ -119,11 +117,7 @@ func (s *Server) handleWebSocket() http.Handler {
 			since = nil // nothing to replay
 		}
 		s.log.DebugContext(r.Context(), "websocket connected", "document_id", c.doc, "user_id", id.UserID, "since", since)
-		ctx := s.ctx
-		if ctx == nil {
-			ctx = context.Background()
-		}
-		c.run(ctx, since)
+		c.run(r.Context(), since)
 	})
 }
 

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,6 +48,7 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	o.hub = withDefaults(o.hub)
 	o.hub.Log = logging.Discard()
 	hub := NewHub(o.hub)
 	o.cfg.Log = logging.Discard()
@@ -61,16 +63,25 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 		ln = smallBufferListener{ln, o.sendBuffer}
 	}
 	done := make(chan error, 1)
-	go func() { done <- httpx.Serve(ctx, ln, srv.Handler(ctx), logging.Discard(), httpx.DefaultServerConfig()) }()
-	if o.hub.Bus != nil {
-		go func() { _ = hub.Consume(ctx) }()
-	}
+	go func() { done <- httpx.Serve(ctx, ln, srv, logging.Discard(), httpx.DefaultServerConfig()) }()
+	go func() { _ = hub.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
 		hub.Wait()
 	})
 	return &testServer{url: "http://" + ln.Addr().String(), hub: hub, auth: auth}
+}
+
+// withDefaults fills the options a test leaves zero from the defaults.
+func withDefaults(o Options) Options {
+	d := DefaultConfig().Hub
+	o.QueueSize = cmp.Or(o.QueueSize, d.QueueSize)
+	o.WriteTimeout = cmp.Or(o.WriteTimeout, d.WriteTimeout)
+	o.PingInterval = cmp.Or(o.PingInterval, d.PingInterval)
+	o.PongTimeout = cmp.Or(o.PongTimeout, d.PongTimeout)
+	o.ReadLimit = cmp.Or(o.ReadLimit, d.ReadLimit)
+	return o
 }
 
 type smallBufferListener struct {

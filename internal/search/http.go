@@ -33,38 +33,17 @@ const (
 // the document service's X-Commit-LSN into either.
 const MinLSNHeader = api.MinLSNHeader
 
-// Options tune the HTTP service.
-type Options struct {
-	// MaxWait bounds how long a request with min_lsn waits for the indexer
-	// (default 2s); after it, the answer carries "stale": true.
-	MaxWait time.Duration
-	// Poll is how often a waiting request re-reads the applied LSN
-	// (default 20ms).
-	Poll time.Duration
-	// Admission bounds the searches in flight; nil: no bound.
-	Admission *httpx.Admission
-}
-
 // Server is the search HTTP service (port 8003). It only reads the index.
 type Server struct {
 	idx  Index
 	log  *slog.Logger
-	opts Options
+	opts Config
 }
 
-// NewServer returns the service over idx.
-func NewServer(idx Index, log *slog.Logger, opts Options) *Server {
-	if opts.MaxWait <= 0 {
-		opts.MaxWait = 2 * time.Second
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = 20 * time.Millisecond
-	}
-	return &Server{idx: idx, log: log, opts: opts}
-}
-
-// Handler returns the routes wrapped in the shared middleware.
-func (s *Server) Handler() http.Handler {
+// NewServer returns the service over idx: its routes, health checks and
+// metrics in the shared middleware. cfg must be valid (Config.Validate).
+func NewServer(idx Index, cfg Config, log *slog.Logger) http.Handler {
+	s := &Server{idx: idx, log: log, opts: cfg}
 	mux := http.NewServeMux()
 	httpx.Handle(mux, s.opts.Admission, s, routeTable)
 	httpx.Routes(mux, httpx.Check{Name: "index", Probe: s.idx.Ping})

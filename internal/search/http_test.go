@@ -16,7 +16,7 @@ import (
 	"github.com/docstream/docstream/internal/search/bleve"
 )
 
-func newServer(t *testing.T, opts search.Options) (*httptest.Server, search.Index) {
+func newServer(t *testing.T, opts search.Config) (*httptest.Server, search.Index) {
 	t.Helper()
 	idx, err := bleve.OpenMem()
 	if err != nil {
@@ -36,7 +36,7 @@ func newServer(t *testing.T, opts search.Options) (*httptest.Server, search.Inde
 	}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(search.NewServer(idx, logging.Discard(), opts).Handler())
+	srv := httptest.NewServer(search.NewServer(idx, opts, logging.Discard()))
 	t.Cleanup(srv.Close)
 	return srv, idx
 }
@@ -69,7 +69,7 @@ func keys(m map[string]any) []string {
 }
 
 func TestSearchResponseShape(t *testing.T) {
-	srv, _ := newServer(t, search.Options{})
+	srv, _ := newServer(t, search.DefaultConfig())
 	code, body := get(t, srv.URL+"/search?q=sales&status=created&from=0&size=5")
 	if code != 200 {
 		t.Fatalf("status %d: %v", code, body)
@@ -94,7 +94,7 @@ func TestSearchResponseShape(t *testing.T) {
 }
 
 func TestSuggestAndAggregations(t *testing.T) {
-	srv, _ := newServer(t, search.Options{})
+	srv, _ := newServer(t, search.DefaultConfig())
 	code, body := get(t, srv.URL+"/suggest?q=sA&size=1")
 	if code != 200 || len(body["suggestions"].([]any)) != 1 || body["suggestions"].([]any)[0] != "Sales Agreement Q4 2025" {
 		t.Fatalf("suggest: %d %v", code, body)
@@ -109,7 +109,7 @@ func TestSuggestAndAggregations(t *testing.T) {
 }
 
 func TestBadParameters(t *testing.T) {
-	srv, _ := newServer(t, search.Options{})
+	srv, _ := newServer(t, search.DefaultConfig())
 	cases := []struct {
 		name   string
 		path   string
@@ -157,7 +157,7 @@ func TestBadParameters(t *testing.T) {
 }
 
 func TestReadYourWrites(t *testing.T) {
-	srv, idx := newServer(t, search.Options{MaxWait: 2 * time.Second})
+	srv, idx := newServer(t, search.DefaultConfig())
 	ctx := context.Background()
 	if err := idx.SetAppliedLSN(ctx, 100); err != nil {
 		t.Fatal(err)
@@ -184,7 +184,7 @@ func TestReadYourWrites(t *testing.T) {
 	})
 
 	t.Run("past the bound the answer is marked stale", func(t *testing.T) {
-		srv2 := httptest.NewServer(search.NewServer(idx, logging.Discard(), search.Options{MaxWait: 100 * time.Millisecond}).Handler())
+		srv2 := httptest.NewServer(search.NewServer(idx, maxWait(100*time.Millisecond), logging.Discard()))
 		defer srv2.Close()
 		for _, path := range []string{"/search?q=sales&min_lsn=999", "/suggest?q=sa&min_lsn=999", "/aggregations/status?min_lsn=999"} {
 			code, body := get(t, srv2.URL+path)
@@ -196,9 +196,16 @@ func TestReadYourWrites(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
-	srv, _ := newServer(t, search.Options{})
+	srv, _ := newServer(t, search.DefaultConfig())
 	code, body := get(t, srv.URL+"/health/ready")
 	if code != 200 || body["status"] != "ok" {
 		t.Fatalf("%d %v", code, body)
 	}
+}
+
+// maxWait is the default configuration with another MaxWait.
+func maxWait(d time.Duration) search.Config {
+	c := search.DefaultConfig()
+	c.MaxWait = d
+	return c
 }

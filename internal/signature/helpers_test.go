@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	gcblob "gocloud.dev/blob"
 	"google.golang.org/grpc"
 
 	"github.com/docstream/docstream/api"
@@ -43,7 +42,7 @@ type env struct {
 	dbURL   string
 	pool    *pgxpool.Pool
 	blobDir string
-	sigs    *gcblob.Bucket
+	sigs    *blobstore.Bucket
 	doc     *docService
 }
 
@@ -72,7 +71,7 @@ func newEnvWith(t testing.TB, dbURL string) *env {
 	t.Cleanup(func() { sigs.Close() })
 	log := testLog()
 	dsvc := document.NewService(document.NewStore(pool), docBucket, document.NewCache(nil, time.Minute, log), log)
-	d := &docService{svc: dsvc, log: log, http: httptest.NewServer(document.NewServer(dsvc, document.HTTPConfig{}, log))}
+	d := &docService{svc: dsvc, log: log, http: httptest.NewServer(document.NewServer(dsvc, docConfig(), log))}
 	t.Cleanup(d.http.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -97,7 +96,7 @@ type docService struct {
 }
 
 func (d *docService) serve(ln net.Listener) {
-	gs, _ := document.NewGRPCServer(d.svc, d.log)
+	gs := document.NewGRPCServer(d.svc, d.log)
 	d.mu.Lock()
 	d.gs = gs
 	d.mu.Unlock()
@@ -196,7 +195,6 @@ type testOptions struct {
 	docAddr     string // document gRPC address; default the env's
 	callTimeout time.Duration
 	reconciler  ReconcilerOptions
-	readiness   bool // /health/ready probes what the binary's does
 }
 
 func (e *env) startSignature(t testing.TB, o testOptions) *sigService {
@@ -218,11 +216,9 @@ func (e *env) startSignature(t testing.TB, o testOptions) *sigService {
 	log := testLog()
 	svc := NewService(NewStore(e.pool), documentpb.NewDocumentServiceClient(conn), e.sigs,
 		Options{CallTimeout: o.callTimeout, Retries: 2, RetryBackoff: 20 * time.Millisecond}, log)
-	var checks []httpx.Check
-	if o.readiness {
-		checks = []httpx.Check{{Name: "postgres", Probe: e.pool.Ping}, {Name: "document-grpc", Probe: svc.PingDocuments}}
-	}
-	srv := httptest.NewServer(NewServer(svc, log, trusted, checks...).Handler())
+	cfg := DefaultConfig()
+	cfg.TrustedProxies = trusted
+	srv := httptest.NewServer(NewServer(svc, cfg, log))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	if o.noRecon {
@@ -268,4 +264,12 @@ func mustPrefixes(t testing.TB, s string) []netip.Prefix {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// docConfig is the document service's default configuration trusting no
+// X-Forwarded-For.
+func docConfig() document.Config {
+	c := document.DefaultConfig()
+	c.TrustedProxies = nil
+	return c
 }

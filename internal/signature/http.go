@@ -14,31 +14,27 @@ type Server struct {
 	svc     *Service
 	log     *slog.Logger
 	trusted []netip.Prefix // proxies whose X-Forwarded-For is believed
-	checks  []httpx.Check
 	adm     *httpx.Admission
 }
 
-// NewServer returns the HTTP API over svc. X-Forwarded-For is trusted only
-// from peers in trusted (the gateway); checks feed /health/ready.
-func NewServer(svc *Service, log *slog.Logger, trusted []netip.Prefix, checks ...httpx.Check) *Server {
-	return &Server{svc: svc, log: log, trusted: trusted, checks: checks}
-}
-
-// WithAdmission bounds the in-flight requests of each route class.
-func (s *Server) WithAdmission(a *httpx.Admission) *Server {
-	s.adm = a
-	return s
-}
-
-// Handler returns the API with the shared middleware.
-func (s *Server) Handler() http.Handler {
+// NewServer returns the HTTP API over svc with its health checks and
+// metrics. X-Forwarded-For is trusted only from cfg.TrustedProxies (the
+// gateway); cfg.Admission bounds the requests in flight per route class.
+func NewServer(svc *Service, cfg Config, log *slog.Logger) http.Handler {
+	s := &Server{svc: svc, log: log, trusted: cfg.TrustedProxies, adm: cfg.Admission}
 	return httpx.Wrap("signature", s.log, s.routes())
 }
 
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	httpx.Handle(mux, s.adm, s, routeTable)
-	httpx.Routes(mux, s.checks...)
+	httpx.Routes(mux,
+		httpx.Check{Name: "postgres", Probe: s.svc.store.Ping},
+		httpx.Check{Name: "blob", Probe: s.svc.blobs.Ping},
+		// Signing works while the document service is down (the status
+		// update waits in the outbox): reported, never a 503.
+		httpx.Check{Name: "document-grpc", Probe: s.svc.PingDocuments},
+	)
 	return mux
 }
 

@@ -29,17 +29,11 @@ type ReconcilerOptions struct {
 }
 
 func (o *ReconcilerOptions) defaults(callTimeout time.Duration) {
-	if o.Interval <= 0 {
-		o.Interval = time.Second
-	}
 	if o.Batch <= 0 {
 		o.Batch = 50
 	}
 	if o.Lease < 2*callTimeout {
 		o.Lease = max(30*time.Second, 2*callTimeout)
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 5 * time.Second
 	}
 }
 
@@ -54,6 +48,7 @@ type Reconciler struct {
 }
 
 // NewReconciler returns a reconciler applying updates through svc.
+// Interval and MaxBackoff must be > 0 (Config.Validate).
 func NewReconciler(svc *Service, opts ReconcilerOptions) *Reconciler {
 	opts.defaults(svc.opts.CallTimeout)
 	return &Reconciler{svc: svc, opts: opts}

@@ -30,10 +30,11 @@ var statusUpdates = promauto.NewCounterVec(prometheus.CounterOpts{
 }, []string{"path", "result"})
 
 // Blobs is the object storage the service writes signature data to
-// (a *gocloud.dev/blob.Bucket).
+// (a *blob.Bucket).
 type Blobs interface {
 	WriteAll(ctx context.Context, key string, p []byte, opts *gcblob.WriterOptions) error
 	Delete(ctx context.Context, key string) error
+	Ping(ctx context.Context) error
 }
 
 // Options tune how the service talks to the document service.
@@ -46,15 +47,6 @@ type Options struct {
 	RetryBackoff time.Duration
 }
 
-func (o *Options) defaults() {
-	if o.CallTimeout <= 0 {
-		o.CallTimeout = 2 * time.Second
-	}
-	if o.RetryBackoff <= 0 {
-		o.RetryBackoff = 50 * time.Millisecond
-	}
-}
-
 // Service holds the signature use cases. Its fields are the only things it
 // talks to.
 type Service struct {
@@ -65,9 +57,8 @@ type Service struct {
 	log   *slog.Logger
 }
 
-// NewService returns the service.
+// NewService returns the service. opts must be valid (Config.Validate).
 func NewService(store *Store, docs documentpb.DocumentServiceClient, blobs Blobs, opts Options, log *slog.Logger) *Service {
-	opts.defaults()
 	return &Service{store: store, docs: docs, blobs: blobs, opts: opts, log: log}
 }
 

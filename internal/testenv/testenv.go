@@ -72,7 +72,8 @@ func Postgres() *localstack.Postgres { return pg }
 func Redis() *localstack.Redis { return redis }
 
 // Database creates a fresh database with the schema applied and returns its
-// URL. It is dropped when the test ends.
+// URL. Nothing drops it: it lives in the package's throwaway cluster, which
+// Main removes with its directory when the tests end.
 func Database(t testing.TB) string {
 	t.Helper()
 	if pg == nil {

@@ -34,7 +34,7 @@ type Options struct {
 	Partitions int32
 	// ReplicationFactor of created topics (default -1: the broker's default).
 	ReplicationFactor int16
-	// MaxAge sets retention.ms of created topics (default 7 days).
+	// MaxAge sets retention.ms of created topics (default bus.DefaultMaxAge).
 	MaxAge time.Duration
 	Log    *slog.Logger
 }
@@ -71,7 +71,7 @@ func Connect(ctx context.Context, seeds []string, opts Options) (*Bus, error) {
 		opts.ReplicationFactor = -1
 	}
 	if opts.MaxAge <= 0 {
-		opts.MaxAge = 7 * 24 * time.Hour
+		opts.MaxAge = bus.DefaultMaxAge
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)

@@ -33,7 +33,7 @@ const HeaderKey = "key"
 
 // Options tune the streams this client creates. The zero value is usable.
 type Options struct {
-	// MaxAge is how long a stream keeps messages (default 7 days). Applied
+	// MaxAge is how long a stream keeps messages (default bus.DefaultMaxAge). Applied
 	// when this client creates or updates the stream of a topic family.
 	MaxAge time.Duration
 	// Duplicates is the JetStream dedup window (default 2 minutes): a
@@ -47,7 +47,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.MaxAge <= 0 {
-		o.MaxAge = 7 * 24 * time.Hour
+		o.MaxAge = bus.DefaultMaxAge
 	}
 	if o.Duplicates <= 0 {
 		o.Duplicates = 2 * time.Minute

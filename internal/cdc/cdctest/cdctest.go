@@ -33,7 +33,7 @@ var slotSeq atomic.Int64
 // started with StartEngine stop when the test ends, before the slot is
 // dropped and the database with it.
 type Pipeline struct {
-	URL  string        // the database, migrated, dropped when the test ends
+	URL  string        // a fresh migrated database (testenv.Database)
 	Pool *pgxpool.Pool // a pool on URL
 	Bus  *busnats.Bus  // embedded JetStream in a temp dir
 	Slot string        // the replication slot engines use (unique in the cluster)
@@ -53,9 +53,9 @@ func New(t testing.TB) *Pipeline {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		// The slot must go before the database can be dropped (testenv's
-		// cleanup, registered earlier, runs later); an engine stopped or
-		// killed a moment ago may still hold it for an instant.
+		// Slots are cluster-wide and retain WAL: drop this test's. An
+		// engine stopped or killed a moment ago may still hold it for an
+		// instant.
 		for range 50 {
 			_, err := p.Pool.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", p.Slot)
 			if err == nil {
@@ -80,8 +80,11 @@ func Start(t testing.TB) *Pipeline {
 // so that tests see status, watermarks and standby takeover quickly, and no
 // heartbeat writes (they would add rows the tests do not expect).
 func (p *Pipeline) Config() cdc.Config {
-	return cdc.Config{DatabaseURL: p.URL, Slot: p.Slot, Version: "test", StatusInterval: 200 * time.Millisecond,
-		WatermarkInterval: 200 * time.Millisecond, StandbyPoll: 200 * time.Millisecond, HeartbeatInterval: -1, Log: logging.Discard()}
+	cfg := cdc.DefaultConfig()
+	cfg.DatabaseURL, cfg.Slot, cfg.Version, cfg.Log = p.URL, p.Slot, "test", logging.Discard()
+	cfg.StatusInterval, cfg.WatermarkInterval, cfg.StandbyPoll = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
+	cfg.HeartbeatInterval = -1
+	return cfg
 }
 
 // StartEngine runs an engine with cfg publishing to b until the test ends

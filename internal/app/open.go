@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -12,12 +12,15 @@ import (
 	"github.com/docstream/docstream/internal/bus"
 	buskafka "github.com/docstream/docstream/internal/bus/kafka"
 	busnats "github.com/docstream/docstream/internal/bus/nats"
+	"github.com/docstream/docstream/internal/search"
+	"github.com/docstream/docstream/internal/search/bleve"
+	"github.com/docstream/docstream/internal/search/elastic"
 )
 
 // openBus opens the bus named by cfg.BusURL: empty → NATS JetStream embedded
 // in <data-dir>/nats (also listening on --bus-listen), nats:// → an external
 // NATS server or cluster, kafka:// → Apache Kafka.
-func openBus(ctx context.Context, cfg *sharedConfig, log *slog.Logger) (bus.Bus, error) {
+func openBus(ctx context.Context, cfg *Shared, log *slog.Logger) (bus.Bus, error) {
 	opts := busnats.Options{MaxAge: cfg.BusMaxAge, Replicas: cfg.BusReplicas, Log: log}
 	switch u := cfg.BusURL; {
 	case u == "":
@@ -44,28 +47,25 @@ func openBus(ctx context.Context, cfg *sharedConfig, log *slog.Logger) (bus.Bus,
 	case strings.HasPrefix(u, "nats://") || strings.HasPrefix(u, "tls://"):
 		return busnats.Connect(ctx, u, opts)
 	case strings.HasPrefix(u, "kafka://"):
-		return openKafka(ctx, u, cfg, log)
+		seeds, err := buskafka.ParseURL(u)
+		if err != nil {
+			return nil, err
+		}
+		return buskafka.Connect(ctx, seeds, buskafka.Options{MaxAge: cfg.BusMaxAge, Log: log})
 	default:
 		return nil, fmt.Errorf("--bus-url %q: want nats://…, kafka://… or empty for the embedded NATS", u)
 	}
 }
 
-// busURL is the URL other processes use to attach to this system's bus:
-// the embedded server's loopback address when it runs, else --bus-url.
-func (s *system) busURL() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if nb, ok := s.bus.(*busnats.Bus); ok && s.cfg.BusURL == "" {
-		return nb.URL()
+// openIndex opens the index named by --search-url: empty is Bleve in
+// <data-dir>/index, http(s):// is Elasticsearch/OpenSearch.
+func openIndex(ctx context.Context, cfg *Shared) (search.Index, error) {
+	switch u := cfg.SearchURL; {
+	case u == "":
+		return bleve.Open(filepath.Join(cfg.DataDir, "index"))
+	case strings.HasPrefix(u, "http://"), strings.HasPrefix(u, "https://"):
+		return elastic.Open(ctx, u, nil)
+	default:
+		return nil, fmt.Errorf("--search-url %q: want http(s)://host:port[/index] for Elasticsearch/OpenSearch, or empty for the embedded Bleve index", u)
 	}
-	return s.cfg.BusURL
-}
-
-// openKafka connects to Kafka brokers (kafka://host:port,host:port).
-func openKafka(ctx context.Context, url string, cfg *sharedConfig, log *slog.Logger) (bus.Bus, error) {
-	seeds, err := buskafka.ParseURL(url)
-	if err != nil {
-		return nil, err
-	}
-	return buskafka.Connect(ctx, seeds, buskafka.Options{MaxAge: cfg.BusMaxAge, Log: log})
 }

@@ -1,0 +1,382 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/docstream/docstream/internal/config"
+	"github.com/docstream/docstream/internal/gateway"
+	"github.com/docstream/docstream/internal/localstack"
+	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
+)
+
+// parse is the configuration serve would run with for args and env.
+func parse(t *testing.T, env map[string]string, args ...string) *Config {
+	t.Helper()
+	c := DefaultConfig()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := config.ApplyEnv(fs, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+func TestDependenciesStartFirst(t *testing.T) {
+	order := startOrder()
+	pos := map[string]int{}
+	for i, m := range order {
+		pos[m.Name] = i
+	}
+	if len(order) != len(Modules()) {
+		t.Fatalf("start order has %d modules, the table %d", len(order), len(Modules()))
+	}
+	for _, m := range order {
+		for _, d := range m.Deps {
+			p, ok := pos[d]
+			if !ok {
+				t.Errorf("%s depends on %q, which is not in the module table", m.Name, d)
+				continue
+			}
+			if p >= pos[m.Name] {
+				t.Errorf("%s starts before its dependency %s", m.Name, d)
+			}
+		}
+	}
+	// Choosing a subset keeps the order and starts no dependency implicitly.
+	chosen, err := Choose("gateway,signature")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(chosen); !slices.Equal(got, []string{"signature", "gateway"}) {
+		t.Errorf("Choose(gateway,signature) = %v, want [signature gateway]", got)
+	}
+}
+
+func names(ms []*Module) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+func TestEveryRowIsComplete(t *testing.T) {
+	c := DefaultConfig()
+	ports := map[string]string{}
+	for _, m := range Modules() {
+		if m.Flags == nil || m.Validate == nil || m.Ports == nil || m.Start == nil {
+			t.Errorf("%s: row lacks Flags, Validate, Ports or Start", m.Name)
+			continue
+		}
+		http := 0
+		for _, p := range m.Ports(&c) {
+			if other, dup := ports[p.Name]; dup {
+				t.Errorf("port name %q of %s is also %s's", p.Name, m.Name, other)
+			}
+			ports[p.Name] = m.Name
+			if p.HTTP {
+				http++
+			}
+		}
+		// Every module answers /health/* and /metrics somewhere.
+		if http == 0 {
+			t.Errorf("%s has no HTTP port for its health checks and metrics", m.Name)
+		}
+	}
+}
+
+func TestAModuleGetsOnlyTheResourcesItsRowDeclares(t *testing.T) {
+	shared := defaultShared()
+	shared.DataDir = t.TempDir()
+	sys := newSystem(context.Background(), &shared, logging.Discard())
+	defer sys.close()
+	m := &Module{Name: "frugal", Needs: []Resource{BucketOf("documents")}}
+	r := &Resources{sys: sys, module: m, ports: []Port{{Name: "frugal", Addr: "127.0.0.1:0", HTTP: true}}, log: logging.Discard()}
+	ctx := context.Background()
+
+	if _, err := r.Bucket(ctx, "documents"); err != nil {
+		t.Fatalf("declared bucket: %v", err)
+	}
+	undeclared := map[string]func() error{
+		"postgres pool":       func() error { _, err := r.Pool(ctx); return err },
+		"direct database url": func() error { _, err := r.DirectDatabaseURL(); return err },
+		"redis":               func() error { _, err := r.Redis(); return err },
+		"bus":                 func() error { _, err := r.Bus(ctx); return err },
+		"search index":        func() error { _, err := r.Index(ctx); return err },
+		"bucket signatures":   func() error { _, err := r.Bucket(ctx, "signatures"); return err },
+		`port "other"`:        func() error { _, err := r.Listener("other"); return err },
+	}
+	for what, ask := range undeclared {
+		err := ask()
+		if err == nil || !strings.Contains(err.Error(), "frugal") || !strings.Contains(err.Error(), what) {
+			t.Errorf("asking for undeclared %s: err = %v, want one naming the module and %s", what, err, what)
+		}
+	}
+}
+
+// TestEachModuleAsksOnlyForWhatItDeclares starts every module over a real
+// system; a row that forgot a resource its start function asks for fails
+// with the undeclared-resource error.
+func TestEachModuleAsksOnlyForWhatItDeclares(t *testing.T) {
+	for _, m := range Modules() {
+		t.Run(m.Name, func(t *testing.T) {
+			c := testConfig(t)
+			c.Targets = m.Name
+			ctx, cancel := context.WithCancel(context.Background())
+			ready := make(chan struct{})
+			done := make(chan error, 1)
+			go func() { done <- Run(ctx, c, logging.Discard(), func(*System) { close(ready) }) }()
+			select {
+			case <-ready:
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatalf("stop: %v", err)
+				}
+			case err := <-done:
+				cancel()
+				t.Fatalf("start: %v", err)
+			}
+		})
+	}
+}
+
+// testConfig is every module on free loopback ports over the test
+// database and Redis, with data in a temp dir.
+func testConfig(t *testing.T) *Config {
+	t.Helper()
+	free := func() string {
+		p, err := localstack.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	c := parse(t, nil,
+		"--data-dir", testenv.TempDir(t),
+		"--database-url", testenv.Database(t),
+		"--redis-url", testenv.Redis().URL(),
+		"--bus-listen", "",
+		"--document-addr", free(), "--document-grpc-addr", free(), "--signature-addr", free(),
+		"--cdc-addr", free(), "--cdc-slot", "app_test_"+strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name())),
+		"--indexer-addr", free(), "--search-addr", free(), "--realtime-addr", free(),
+		"--realtime-jwt-secret", strings.Repeat("s", 32),
+		"--gateway-addr", free(), "--gateway-admin-addr", free(),
+	)
+	return c
+}
+
+func TestZeroIsRefusedWhereItMeansNothing(t *testing.T) {
+	for _, flag := range []string{
+		"db-max-conns", "bus-max-age",
+		"cdc-max-batch", "cdc-slot-wal-warn", "cdc-status-interval", "cdc-watermark-interval", "cdc-heartbeat-interval", "cdc-standby-poll",
+		"indexer-content-cap", "indexer-batch-size", "indexer-batch-wait",
+		"realtime-queue-size", "realtime-write-timeout", "realtime-ping-interval", "realtime-pong-timeout", "realtime-token-ttl",
+		"document-max-upload", "document-cache-ttl",
+		"signature-grpc-timeout", "signature-grpc-backoff", "signature-reconcile-interval", "signature-reconcile-max-backoff",
+		"search-max-wait", "gateway-rate-window",
+	} {
+		t.Run(flag, func(t *testing.T) {
+			zero := "0"
+			if strings.Contains(flag, "interval") || strings.Contains(flag, "timeout") || strings.Contains(flag, "wait") ||
+				strings.Contains(flag, "backoff") || strings.Contains(flag, "ttl") || strings.Contains(flag, "age") ||
+				strings.Contains(flag, "poll") || strings.Contains(flag, "window") {
+				zero = "0s"
+			}
+			c := parse(t, nil, "--"+flag, zero)
+			_, err := prepare(c)
+			if err == nil || !strings.Contains(err.Error(), "--"+flag) {
+				t.Fatalf("--%s %s: err = %v, want an error naming the flag", flag, zero, err)
+			}
+		})
+	}
+}
+
+func TestMeaningfulZerosAreKept(t *testing.T) {
+	c := parse(t, nil, "--gateway-rate-limit", "0", "--gateway-max-body", "0", "--signature-grpc-retries", "0")
+	if _, err := prepare(c); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := c.Gateway.Resolve(gateway.Builtin(BuiltinRoutes(), localUpstreams(c)), c.given)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RateLimit.Requests != 0 || cfg.MaxBodyBytes != 0 {
+		t.Fatalf("rate limit %d, max body %d: want 0 (off, no limit)", cfg.RateLimit.Requests, cfg.MaxBodyBytes)
+	}
+}
+
+func TestGatewayRoutesComeFromTheTable(t *testing.T) {
+	c := parse(t, nil, "--document-addr", ":18005", "--signature-addr", "0.0.0.0:18002", "--search-addr", "127.0.0.2:18003")
+	cfg := gateway.Builtin(BuiltinRoutes(), localUpstreams(c))
+	want := map[string]string{"document": "http://127.0.0.1:18005", "signature": "http://127.0.0.1:18002",
+		"search": "http://127.0.0.2:18003", "realtime": "http://127.0.0.1:8004"}
+	if len(cfg.Services) != len(want) {
+		t.Fatalf("services %v, want %v", cfg.Services, want)
+	}
+	for _, s := range cfg.Services {
+		if len(s.Upstreams) != 1 || s.Upstreams[0] != want[s.Name] {
+			t.Errorf("service %s upstreams %v, want %s", s.Name, s.Upstreams, want[s.Name])
+		}
+	}
+	// The reference routes, each to the module that serves it.
+	routes := map[string]string{}
+	for _, r := range cfg.Routes {
+		for _, p := range r.Paths {
+			routes[p] = r.Service
+		}
+	}
+	for path, svc := range map[string]string{"/documents": "document", "/documents/{id}/signatures": "signature",
+		"/signatures": "signature", "/search": "search", "/suggest": "search", "/aggregations": "search", "/ws": "realtime", "/auth": "realtime"} {
+		if routes[path] != svc {
+			t.Errorf("%s routed to %q, want %s", path, routes[path], svc)
+		}
+	}
+	if problems := CheckGatewayRoutes(cfg); len(problems) != 0 {
+		t.Errorf("built-in routes disagree with the table: %v", problems)
+	}
+}
+
+func TestAUsersGatewayYAMLIsCheckedAgainstTheTable(t *testing.T) {
+	cfg, err := gateway.Parse([]byte(`
+services:
+  - name: document
+    upstreams: ["http://10.0.0.1:8005"]
+  - name: search
+    upstreams: ["http://10.0.0.2:8003"]
+routes:
+  - name: documents
+    service: document
+    paths: ["/documents", "/documents/{id}/signatures"]
+  - name: search
+    service: search
+    paths: ["/search", "/thumbnails"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(CheckGatewayRoutes(cfg), "\n")
+	for _, want := range []string{
+		`/documents/{id}/signatures is routed to service "document", but module signature serves it`,
+		"/signatures (served by signature) is not routed",
+		"/suggest (served by search) is not routed",
+		"/thumbnails (routed to search) is served by no module",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems lack %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestSignatureFollowsTheDocumentGRPCAddr: in one process the signature
+// service dials the document service's gRPC port wherever it is moved,
+// unless --signature-document-grpc says otherwise.
+func TestSignatureFollowsTheDocumentGRPCAddr(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		targets string
+		want    string
+	}{
+		{"moved in one process", nil, []string{"--document-grpc-addr", ":57051"}, "all", "127.0.0.1:57051"},
+		{"moved to a host in one process", nil, []string{"--document-grpc-addr", "10.1.2.3:57051"}, "document,signature", "10.1.2.3:57051"},
+		{"given explicitly", nil, []string{"--document-grpc-addr", ":57051", "--signature-document-grpc", "10.0.0.9:50051"}, "all", "10.0.0.9:50051"},
+		{"given by environment", map[string]string{"SIGNATURE_DOCUMENT_GRPC": "10.0.0.9:50051"}, []string{"--document-grpc-addr", ":57051"}, "all", "10.0.0.9:50051"},
+		{"document in another process", nil, []string{"--document-grpc-addr", ":57051"}, "signature", "127.0.0.1:50051"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := parse(t, tc.env, append(tc.args, "--targets", tc.targets)...)
+			if _, err := prepare(c); err != nil {
+				t.Fatal(err)
+			}
+			if c.Signature.DocumentGRPC != tc.want {
+				t.Fatalf("signature dials %s, want %s", c.Signature.DocumentGRPC, tc.want)
+			}
+		})
+	}
+}
+
+// TestSigningInOneProcessReachesAMovedDocumentService runs document and
+// signature in one process with the document gRPC port moved and no
+// --signature-document-grpc: the signed document reads "signed".
+func TestSigningInOneProcessReachesAMovedDocumentService(t *testing.T) {
+	c := testConfig(t)
+	c.Targets = "document,signature"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, c, logging.Discard(), func(*System) { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("start: %v", err)
+	}
+	var doc struct {
+		ID string `json:"id"`
+	}
+	testenv.Do(t, http.MethodPost, "http://"+c.Document.Addr+"/documents",
+		map[string]string{"title": "Lease", "content": "x", "created_by": "a@example.com"}, &doc)
+	var sig struct {
+		Update string `json:"document_status_update"`
+	}
+	resp := testenv.Do(t, http.MethodPost, "http://"+c.Signature.Addr+"/signatures",
+		map[string]string{"document_id": doc.ID, "signer_email": "b@example.com", "signer_name": "B"}, &sig)
+	if resp.StatusCode != http.StatusCreated || sig.Update != "applied" {
+		t.Fatalf("POST /signatures: %d, document_status_update %q; want 201 and applied", resp.StatusCode, sig.Update)
+	}
+	var got struct {
+		Status string `json:"status"`
+	}
+	testenv.Do(t, http.MethodGet, "http://"+c.Document.Addr+"/documents/"+doc.ID, nil, &got)
+	if got.Status != "signed" {
+		t.Fatalf("document status %q, want signed", got.Status)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDevStateHasTheRealGatewayURL: dev.json names the gateway where
+// --gateway-addr put it, not the reference's port.
+func TestDevStateHasTheRealGatewayURL(t *testing.T) {
+	port, err := localstack.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := testenv.TempDir(t)
+	// Only the gateway runs, so the URLs are never dialled.
+	c := parse(t, nil, "--targets", "gateway", "--data-dir", dir, "--migrate=false",
+		"--database-url", "postgres://unused", "--redis-url", "redis://unused",
+		"--gateway-addr", fmt.Sprintf(":%d", port), "--gateway-admin-addr", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	go func() { done <- Dev(ctx, c, DefaultDevConfig(), logging.Discard(), &out) }()
+	var st DevState
+	testenv.WaitFor(t, "dev.json", func() bool {
+		st, err = ReadDevState(dir)
+		return err == nil
+	})
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("http://localhost:%d", port); st.GatewayURL != want {
+		t.Fatalf("gateway_url %q, want %q", st.GatewayURL, want)
+	}
+}

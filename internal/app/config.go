@@ -1,0 +1,140 @@
+package app
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/docstream/docstream/internal/bus"
+	"github.com/docstream/docstream/internal/cdc"
+	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/gateway"
+	"github.com/docstream/docstream/internal/httpx"
+	"github.com/docstream/docstream/internal/indexer"
+	"github.com/docstream/docstream/internal/realtime"
+	"github.com/docstream/docstream/internal/search"
+	"github.com/docstream/docstream/internal/signature"
+)
+
+// Shared is the configuration of the shared resources (System).
+type Shared struct {
+	DataDir           string
+	DatabaseURL       string
+	DirectDatabaseURL string
+	DBMaxConns        int
+	RedisURL          string
+	BlobURL           string
+	BusURL            string
+	BusListen         string        // embedded NATS: loopback address other processes attach to
+	BusMaxAge         time.Duration // retention of the bus's streams/topics
+	BusSync           string        // embedded NATS: when published events reach the disk
+	BusReplicas       int           // NATS: replicas of each stream
+	SearchURL         string
+	LogLevel          string
+	Migrate           bool
+	// Admission bounds requests in flight per route class, in each of
+	// document, signature and search.
+	Admission httpx.AdmissionConfig
+	// HTTP is the timeouts and connection cap of every HTTP listener.
+	HTTP httpx.ServerConfig
+	// Dev is set by `docstream dev`: development conveniences (GET
+	// /auth/token, a generated realtime secret).
+	Dev bool
+}
+
+func defaultShared() Shared {
+	return Shared{DataDir: "./var", DBMaxConns: 20, BusListen: "127.0.0.1:4250", BusMaxAge: bus.DefaultMaxAge, BusSync: "batch", BusReplicas: 1, LogLevel: "info", Migrate: true,
+		HTTP: httpx.DefaultServerConfig()}
+}
+
+// RegisterFlags registers the shared resources' flags, defaulting to c's
+// values.
+func (c *Shared) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for embedded data (blobs, NATS, search index, local PostgreSQL/Redis in dev)")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL for queries; may point at PgBouncer (transaction pooling)")
+	fs.StringVar(&c.DirectDatabaseURL, "direct-database-url", c.DirectDatabaseURL, "PostgreSQL URL reaching the server directly, for migrations (advisory lock) and WAL replication; default: --database-url")
+	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "connections per process in the query pool (at least 1)")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (cache and view analytics); empty: no cache, no analytics")
+	fs.StringVar(&c.BlobURL, "blob-url", c.BlobURL, "object storage: file:///dir or s3://?endpoint=…&use_path_style=true; default: file://<data-dir>/blobs")
+	fs.StringVar(&c.BusURL, "bus-url", c.BusURL, "event bus: nats://host:port, kafka://host:port,…; default: NATS JetStream embedded in <data-dir>/nats")
+	fs.StringVar(&c.BusListen, "bus-listen", c.BusListen, "embedded NATS: address it also listens on so the CLI and other processes can attach (not 4222, to leave a standard NATS alone); empty: in-process only")
+	fs.DurationVar(&c.BusMaxAge, "bus-max-age", c.BusMaxAge, "how long the bus keeps events (JetStream stream max age; must be > 0)")
+	fs.StringVar(&c.BusSync, "bus-sync", c.BusSync, "embedded NATS: when published events reach the disk: batch (fsync once per publish, grouped, before it counts as acknowledged), always (fsync every event), or a duration (background fsync only: a power loss may lose acknowledged events)")
+	fs.IntVar(&c.BusReplicas, "bus-replicas", c.BusReplicas, "NATS: replicas of each stream (3 on a cluster: an event is acknowledged once a quorum stored it)")
+	fs.StringVar(&c.SearchURL, "search-url", c.SearchURL, "search index: http(s):// for Elasticsearch/OpenSearch; default: Bleve in <data-dir>/index")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "apply pending schema migrations at start")
+	c.Admission.RegisterFlags(fs)
+	c.HTTP.RegisterFlags(fs)
+}
+
+// Validate refuses shared settings nothing can run with, naming the flag.
+func (c *Shared) Validate() error {
+	if c.DBMaxConns < 1 {
+		return fmt.Errorf("--db-max-conns must be at least 1, got %d", c.DBMaxConns)
+	}
+	if c.BusMaxAge <= 0 {
+		return fmt.Errorf("--bus-max-age must be > 0, got %v", c.BusMaxAge)
+	}
+	return nil
+}
+
+func (c *Shared) directURL() string {
+	if c.DirectDatabaseURL != "" {
+		return c.DirectDatabaseURL
+	}
+	return c.DatabaseURL
+}
+
+// Config is everything `serve` and `dev` run with: the shared resources'
+// settings and each module's own Config, which its package owns.
+type Config struct {
+	Shared    Shared
+	Targets   string // comma-separated module names, or all
+	Document  document.Config
+	Signature signature.Config
+	CDC       cdc.Config
+	Indexer   indexer.Config
+	Search    search.Config
+	Realtime  realtime.Config
+	Gateway   gateway.Flags
+	// Version is the binary's version (source.version of change events).
+	Version string
+
+	fs *pflag.FlagSet // where the flags were registered: which were given
+}
+
+// DefaultConfig is the configuration when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		Shared:    defaultShared(),
+		Targets:   "all",
+		Document:  document.DefaultConfig(),
+		Signature: signature.DefaultConfig(),
+		CDC:       cdc.DefaultConfig(),
+		Indexer:   indexer.DefaultConfig(),
+		Search:    search.DefaultConfig(),
+		Realtime:  realtime.DefaultConfig(),
+		Gateway:   gateway.DefaultFlags(),
+		Version:   "dev",
+	}
+}
+
+// RegisterFlags registers the shared flags, --targets and every module's
+// flags (from the module table), so `--help` and the README table list all
+// of them whatever targets are chosen.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	c.fs = fs
+	c.Shared.RegisterFlags(fs)
+	fs.StringVar(&c.Targets, "targets", c.Targets, "comma-separated services to run: all, "+joinNames(sortedNames()))
+	for _, m := range Modules() {
+		m.Flags(c, fs)
+	}
+}
+
+// given reports whether flag was set on the command line or by its
+// environment variable.
+func (c *Config) given(flag string) bool {
+	return c.fs != nil && c.fs.Changed(flag)
+}

@@ -1,0 +1,411 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+
+	"github.com/docstream/docstream/internal/blob"
+	"github.com/docstream/docstream/internal/cdc"
+	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/gateway"
+	"github.com/docstream/docstream/internal/httpx"
+	"github.com/docstream/docstream/internal/indexer"
+	"github.com/docstream/docstream/internal/realtime"
+	"github.com/docstream/docstream/internal/search"
+	"github.com/docstream/docstream/internal/signature"
+	"github.com/docstream/docstream/proto/documentpb"
+)
+
+// Module is one target: a service or worker that runs alone
+// (`serve --targets=<name>`) or with others in one process. Its row says
+// everything about it; adding a target is adding a row and its start
+// function.
+type Module struct {
+	Name string
+	// Deps start before this module when both run in this process. They
+	// are not started implicitly: in microservices mode a dependency runs
+	// in another process.
+	Deps []string
+	// Needs are the shared resources the module may ask the System for.
+	Needs []Resource
+	// Flags registers the module's flags: its package's RegisterFlags.
+	Flags func(c *Config, fs *pflag.FlagSet)
+	// Validate refuses, before anything starts, a configuration the
+	// module cannot run with.
+	Validate func(c *Config) error
+	// Ports are the addresses the module listens on, bound before any
+	// module starts.
+	Ports func(c *Config) []Port
+	// Routes are the gateway routes this module serves, sent to its HTTP
+	// port: the gateway's built-in routes, and what a user's gateway YAML
+	// is checked against.
+	Routes []gateway.Route
+	// Wire adjusts c for the modules running in this process (in reports
+	// whether a module does) before any starts.
+	Wire func(c *Config, in func(module string) bool)
+	// Start starts the module's components with r.Go and returns once they
+	// are serving. ctx is done when the system stops.
+	Start func(ctx context.Context, c *Config, r *Resources) error
+}
+
+// Port is one listen address of a module.
+type Port struct {
+	Name string // unique in the table: document, document-grpc, gateway-admin…
+	Addr string
+	// HTTP ports serve the module's API (if any), /health/live,
+	// /health/ready and /metrics; the first is where the gateway sends the
+	// module's routes. The others are gRPC.
+	HTTP bool
+	GRPC bool
+}
+
+// Modules is the module table, in start order: dependencies before
+// dependents (TestDependenciesStartFirst).
+func Modules() []*Module {
+	return []*Module{
+		{
+			Name: "document",
+			// The bus only with --document-cache-invalidator and a Redis.
+			Needs:    []Resource{PGPool, Redis, BucketOf(document.Bucket), Bus},
+			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Document.RegisterFlags(fs) },
+			Validate: func(c *Config) error { return c.Document.Validate() },
+			Ports: func(c *Config) []Port {
+				return []Port{{Name: "document", Addr: c.Document.Addr, HTTP: true}, {Name: "document-grpc", Addr: c.Document.GRPCAddr, GRPC: true}}
+			},
+			Routes: []gateway.Route{{Name: "documents", Paths: []string{"/documents"}}},
+			Start:  startDocument,
+		},
+		{
+			Name:     "signature",
+			Deps:     []string{"document"},
+			Needs:    []Resource{PGPool, BucketOf(signature.Bucket)},
+			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Signature.RegisterFlags(fs) },
+			Validate: func(c *Config) error { return c.Signature.Validate() },
+			Ports:    func(c *Config) []Port { return []Port{{Name: "signature", Addr: c.Signature.Addr, HTTP: true}} },
+			// Signatures of a document live in the signature service even
+			// though the path is under /documents; the more specific
+			// pattern wins.
+			Routes: []gateway.Route{{Name: "signatures", Paths: []string{"/signatures", "/documents/{id}/signatures"}}},
+			Wire: func(c *Config, in func(string) bool) {
+				// In one process the signature service follows the document
+				// service's gRPC port unless told otherwise.
+				if in("document") && !c.given(signature.DocumentGRPCFlag) {
+					c.Signature.DocumentGRPC = loopbackDial(c.Document.GRPCAddr)
+				}
+			},
+			Start: startSignature,
+		},
+		{
+			Name:     "cdc",
+			Needs:    []Resource{DirectDB, Bus},
+			Flags:    func(c *Config, fs *pflag.FlagSet) { c.CDC.RegisterFlags(fs) },
+			Validate: func(c *Config) error { return c.CDC.Validate() },
+			Ports:    func(c *Config) []Port { return []Port{{Name: "cdc", Addr: c.CDC.Addr, HTTP: true}} },
+			Start:    startCDC,
+		},
+		{
+			Name:     "indexer",
+			Deps:     []string{"cdc"},
+			Needs:    []Resource{Index, Bus, BucketOf(indexer.ContentBucket)},
+			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Indexer.RegisterFlags(fs) },
+			Validate: func(c *Config) error { return c.Indexer.Validate() },
+			Ports:    func(c *Config) []Port { return []Port{{Name: "indexer", Addr: c.Indexer.Addr, HTTP: true}} },
+			Start:    startIndexer,
+		},
+		{
+			Name:     "search",
+			Deps:     []string{"indexer"},
+			Needs:    []Resource{Index},
+			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Search.RegisterFlags(fs) },
+			Validate: func(c *Config) error { return c.Search.Validate() },
+			Ports:    func(c *Config) []Port { return []Port{{Name: "search", Addr: c.Search.Addr, HTTP: true}} },
+			Routes:   []gateway.Route{{Name: "search", Paths: []string{"/search", "/suggest", "/aggregations"}}},
+			Start:    startSearch,
+		},
+		{
+			Name:     "realtime",
+			Deps:     []string{"cdc"},
+			Needs:    []Resource{Bus},
+			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Realtime.RegisterFlags(fs) },
+			Validate: func(c *Config) error { return c.Realtime.Validate() },
+			Ports:    func(c *Config) []Port { return []Port{{Name: "realtime", Addr: c.Realtime.Addr, HTTP: true}} },
+			Routes:   []gateway.Route{{Name: "realtime", Paths: []string{"/ws", "/auth"}}},
+			Start:    startRealtime,
+		},
+		{
+			Name:     "gateway",
+			Deps:     []string{"document", "signature", "search", "realtime"},
+			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Gateway.RegisterFlags(fs) },
+			Validate: func(c *Config) error { return c.Gateway.Validate() },
+			Ports: func(c *Config) []Port {
+				ports := []Port{{Name: "gateway", Addr: c.Gateway.Addr, HTTP: true}}
+				if c.Gateway.AdminAddr != "" {
+					ports = append(ports, Port{Name: "gateway-admin", Addr: c.Gateway.AdminAddr, HTTP: true})
+				}
+				return ports
+			},
+			Start: startGateway,
+		},
+	}
+}
+
+func startDocument(ctx context.Context, c *Config, r *Resources) error {
+	pool, err := r.Pool(ctx)
+	if err != nil {
+		return err
+	}
+	rdb, err := r.Redis()
+	if err != nil {
+		return err
+	}
+	bucket, err := r.Bucket(ctx, document.Bucket)
+	if err != nil {
+		return err
+	}
+	ln, err := r.Listener("document")
+	if err != nil {
+		return err
+	}
+	gln, err := r.Listener("document-grpc")
+	if err != nil {
+		return err
+	}
+	log := r.Log()
+	cache := document.NewCache(rdb, c.Document.CacheTTL, log)
+	if c.Document.CacheInvalidator && rdb != nil {
+		b, err := r.Bus(ctx)
+		if err != nil {
+			return err
+		}
+		inv := document.NewInvalidator(cache, document.InvalidatorConfig{}, log)
+		r.Go("document cache invalidator", func(ctx context.Context) error { return inv.Run(ctx, b) })
+	}
+	svc := document.NewService(document.NewStore(pool), bucket, cache, log)
+	cfg := c.Document
+	cfg.Admission = httpx.NewAdmission("document", c.Shared.Admission)
+	handler := document.NewServer(svc, cfg, log)
+	r.Go("document http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
+	gs := document.NewGRPCServer(svc, log)
+	r.Go("document blob sweeper", blob.NewSweeper(bucket, document.Bucket, svc.Ownership(), c.Document.Sweep, log).Run)
+	r.Go("document grpc", func(ctx context.Context) error { return serveGRPC(ctx, gs, gln) })
+	return nil
+}
+
+func startSignature(ctx context.Context, c *Config, r *Resources) error {
+	pool, err := r.Pool(ctx)
+	if err != nil {
+		return err
+	}
+	bucket, err := r.Bucket(ctx, signature.Bucket)
+	if err != nil {
+		return err
+	}
+	ln, err := r.Listener("signature")
+	if err != nil {
+		return err
+	}
+	conn, err := signature.Dial(c.Signature.DocumentGRPC)
+	if err != nil {
+		return err
+	}
+	// Closed with the shared resources, after both the HTTP server and the
+	// reconciler have stopped.
+	r.OnClose(conn.Close)
+	log := r.Log()
+	svc := signature.NewService(signature.NewStore(pool), documentpb.NewDocumentServiceClient(conn), bucket, c.Signature.Options, log)
+	cfg := c.Signature
+	cfg.Admission = httpx.NewAdmission("signature", c.Shared.Admission)
+	handler := signature.NewServer(svc, cfg, log)
+	r.Go("signature http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
+	r.Go("signature blob sweeper", blob.NewSweeper(bucket, signature.Bucket, svc.Ownership(), c.Signature.Sweep, log).Run)
+	r.Go("signature reconciler", signature.NewReconciler(svc, c.Signature.Reconciler).Run)
+	return nil
+}
+
+func startCDC(ctx context.Context, c *Config, r *Resources) error {
+	url, err := r.DirectDatabaseURL()
+	if err != nil {
+		return err
+	}
+	b, err := r.Bus(ctx)
+	if err != nil {
+		return err
+	}
+	ln, err := r.Listener("cdc")
+	if err != nil {
+		return err
+	}
+	log := r.Log()
+	cfg := c.CDC
+	cfg.DatabaseURL, cfg.Version, cfg.Log = url, c.Version, log
+	e, err := cdc.New(cfg, b)
+	if err != nil {
+		return err
+	}
+	r.Go("cdc engine", e.Run)
+	// Report started once capture is live (or this instance is a standby),
+	// so "ready" means new commits are streamed as they happen.
+	if st := e.WaitStarted(ctx, 15*time.Second); !st.Streaming && !st.Standby {
+		log.Warn("cdc engine not streaming yet; continuing start-up", "last_error", st.LastError)
+	}
+	r.Go("cdc http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, e.Handler(), log, c.Shared.HTTP) })
+	return nil
+}
+
+func startIndexer(ctx context.Context, c *Config, r *Resources) error {
+	idx, err := r.Index(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := r.Bus(ctx)
+	if err != nil {
+		return err
+	}
+	bucket, err := r.Bucket(ctx, indexer.ContentBucket)
+	if err != nil {
+		return err
+	}
+	ln, err := r.Listener("indexer")
+	if err != nil {
+		return err
+	}
+	log := r.Log()
+	x := indexer.New(idx, b, bucket.Bucket, c.Indexer, log)
+	r.Go("indexer", x.Run)
+	r.Go("indexer http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, x.Handler(), log, c.Shared.HTTP) })
+	return nil
+}
+
+func startSearch(ctx context.Context, c *Config, r *Resources) error {
+	idx, err := r.Index(ctx)
+	if err != nil {
+		return err
+	}
+	ln, err := r.Listener("search")
+	if err != nil {
+		return err
+	}
+	log := r.Log()
+	cfg := c.Search
+	cfg.Admission = httpx.NewAdmission("search", c.Shared.Admission)
+	handler := search.NewServer(idx, cfg, log)
+	r.Go("search http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
+	return nil
+}
+
+func startRealtime(ctx context.Context, c *Config, r *Resources) error {
+	log := r.Log()
+	auth := realtime.AuthConfig{Secret: []byte(c.Realtime.Secret), JWKSURL: c.Realtime.JWKSURL, Issuer: c.Realtime.Issuer,
+		Audience: c.Realtime.Audience, TokenTTL: c.Realtime.TokenTTL, Log: log}
+	if c.Realtime.Secret == "" && c.Realtime.JWKSURL == "" {
+		if !c.Shared.Dev {
+			return errors.New("realtime needs --realtime-jwt-secret (REALTIME_JWT_SECRET) or --realtime-jwks-url")
+		}
+		// A random secret kept in the data dir, so that dev tokens survive
+		// a restart of `docstream dev` like its data does.
+		s, err := devSecret(filepath.Join(c.Shared.DataDir, "realtime.secret"))
+		if err != nil {
+			return err
+		}
+		auth.Secret = s
+		log.Info("no --realtime-jwt-secret: using the development secret in the data dir")
+	}
+	a, err := realtime.NewAuthenticator(ctx, auth)
+	if err != nil {
+		return err
+	}
+	b, err := r.Bus(ctx)
+	if err != nil {
+		return err
+	}
+	ln, err := r.Listener("realtime")
+	if err != nil {
+		return err
+	}
+	opts := c.Realtime.Hub
+	opts.Bus, opts.Log = b, log
+	h := realtime.NewHub(opts)
+	handler := realtime.NewServer(h, a, realtime.ServerConfig{Dev: c.Shared.Dev, OriginPatterns: c.Realtime.OriginPatterns(), Log: log})
+	r.Go("realtime hub", h.Run)
+	r.Go("realtime http", func(ctx context.Context) error {
+		err := httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP)
+		// Serve does not wait for hijacked connections: the hub closes
+		// every WebSocket with 1001 when ctx is done; wait for them.
+		h.Wait()
+		return err
+	})
+	return nil
+}
+
+func startGateway(ctx context.Context, c *Config, r *Resources) error {
+	log := r.Log()
+	cfg, err := c.Gateway.Resolve(gateway.Builtin(BuiltinRoutes(), localUpstreams(c)), c.given)
+	if err != nil {
+		return err
+	}
+	if c.Gateway.File != "" {
+		for _, p := range CheckGatewayRoutes(cfg) {
+			log.Warn("gateway config does not match the module table", "file", c.Gateway.File, "problem", p)
+		}
+	}
+	g, err := gateway.New(cfg, log)
+	if err != nil {
+		if c.Gateway.File != "" {
+			return errors.Join(errors.New("gateway config "+c.Gateway.File), err)
+		}
+		return err
+	}
+	ln, err := r.Listener("gateway")
+	if err != nil {
+		return err
+	}
+	if c.Gateway.AdminAddr != "" {
+		aln, err := r.Listener("gateway-admin")
+		if err != nil {
+			return err
+		}
+		r.Go("gateway admin", func(ctx context.Context) error { return httpx.Serve(ctx, aln, g.AdminHandler(), log, c.Shared.HTTP) })
+	}
+	r.Go("gateway health checks", g.Run)
+	r.Go("gateway", func(ctx context.Context) error { return httpx.Serve(ctx, ln, g.Handler(), log, c.Shared.HTTP) })
+	return nil
+}
+
+// serveGRPC serves until ctx is done, then lets in-flight calls finish
+// (bounded by httpx.ShutdownTimeout).
+func serveGRPC(ctx context.Context, gs *grpc.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(httpx.ShutdownTimeout):
+		gs.Stop()
+	}
+	return nil
+}
+
+// devSecret reads the secret at path, creating a random one first.
+func devSecret(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	b := realtime.RandomSecret()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return b, os.WriteFile(path, b, 0o600)
+}

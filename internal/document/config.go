@@ -1,0 +1,69 @@
+package document
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/docstream/docstream/internal/blob"
+	"github.com/docstream/docstream/internal/httpx"
+)
+
+// Config is the document target's configuration. Start from DefaultConfig;
+// Validate refuses a zero where zero has no meaning.
+type Config struct {
+	Addr     string        // REST API listen address
+	GRPCAddr string        // gRPC listen address
+	CacheTTL time.Duration // how long a document stays in the Redis cache
+	// MaxUpload is the largest multipart upload, bytes.
+	MaxUpload int64
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies httpx.Prefixes
+	// CacheInvalidator applies cdc.documents to the Redis cache (the
+	// Invalidator), healing invalidations missed in an outage.
+	CacheInvalidator bool
+	// Sweep removes objects of the bucket no row owns.
+	Sweep blob.SweepConfig
+	// Admission bounds in-flight requests per route class (nil: none); it
+	// comes from the shared --admission-* flags.
+	Admission *httpx.Admission
+}
+
+// DefaultConfig is the document service's configuration when nothing is
+// set: the one place its defaults are written (the flags show them).
+func DefaultConfig() Config {
+	return Config{
+		Addr:             ":8005",
+		GRPCAddr:         ":50051",
+		CacheTTL:         300 * time.Second,
+		MaxUpload:        httpx.DefaultMaxUpload,
+		TrustedProxies:   httpx.MustPrefixes("127.0.0.1,::1"),
+		CacheInvalidator: true,
+		Sweep:            blob.DefaultSweepConfig(),
+	}
+}
+
+// RegisterFlags registers the document target's flags, defaulting to c's
+// values.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Addr, "document-addr", c.Addr, "document REST API listen address")
+	fs.StringVar(&c.GRPCAddr, "document-grpc-addr", c.GRPCAddr, "document gRPC listen address")
+	fs.DurationVar(&c.CacheTTL, "document-cache-ttl", c.CacheTTL, "how long a document stays in the Redis cache (must be > 0; no --redis-url: no cache)")
+	fs.Int64Var(&c.MaxUpload, "document-max-upload", c.MaxUpload, "largest multipart upload in bytes (inline JSON content is capped at 10 MiB; at least 1)")
+	fs.BoolVar(&c.CacheInvalidator, "document-cache-invalidator", c.CacheInvalidator, "apply every change on cdc.documents to the Redis cache (heals invalidations missed in an outage; needs the shared bus: --bus-url when services run in several processes)")
+	fs.Var(&c.TrustedProxies, "document-trusted-proxies", "peers (CIDRs) whose X-Forwarded-For is trusted for the viewer's address")
+	c.Sweep.RegisterFlags(fs, "document")
+}
+
+// Validate refuses a configuration the service cannot run with, naming the
+// flag.
+func (c *Config) Validate() error {
+	if c.CacheTTL <= 0 {
+		return fmt.Errorf("document: --document-cache-ttl must be > 0, got %v", c.CacheTTL)
+	}
+	if c.MaxUpload < 1 {
+		return fmt.Errorf("document: --document-max-upload must be at least 1 byte, got %d", c.MaxUpload)
+	}
+	return c.Sweep.Validate("document")
+}

@@ -1,0 +1,49 @@
+package search
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/docstream/docstream/internal/httpx"
+)
+
+// Config is the search target's configuration. Start from DefaultConfig;
+// Validate refuses a zero where zero has no meaning.
+type Config struct {
+	Addr string // REST API listen address
+	// MaxWait bounds how long a request with min_lsn waits for the
+	// indexer; after it, the answer carries "stale": true.
+	MaxWait time.Duration
+	// Poll is how often a waiting request re-reads the applied LSN.
+	Poll time.Duration
+	// Admission bounds the searches in flight (nil: no bound); it comes
+	// from the shared --admission-* flags.
+	Admission *httpx.Admission
+}
+
+// DefaultConfig is the search service's configuration when nothing is
+// set: the one place its defaults are written (the flags show them).
+func DefaultConfig() Config {
+	return Config{Addr: ":8003", MaxWait: 2 * time.Second, Poll: 20 * time.Millisecond}
+}
+
+// RegisterFlags registers the search target's flags, defaulting to c's
+// values.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Addr, "search-addr", c.Addr, "search REST API listen address")
+	fs.DurationVar(&c.MaxWait, "search-max-wait", c.MaxWait, "longest a search with min_lsn / X-Min-LSN waits for the indexer before answering with \"stale\": true (must be > 0)")
+}
+
+// Validate refuses a configuration the service cannot run with, naming
+// the flag.
+func (c *Config) Validate() error {
+	if c.MaxWait <= 0 {
+		return fmt.Errorf("search: --search-max-wait must be > 0, got %v", c.MaxWait)
+	}
+	if c.Poll <= 0 {
+		return fmt.Errorf("search: poll interval must be > 0, got %v", c.Poll)
+	}
+	return nil
+}
