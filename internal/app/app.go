@@ -23,25 +23,9 @@ import (
 // Run starts the chosen targets (c.Targets) and blocks until ctx is done or
 // one fails. onReady, if set, is called once every target is serving.
 func Run(ctx context.Context, c *Config, log *slog.Logger, onReady func(sys *System)) error {
-	chosen, err := Choose(c.Targets)
+	chosen, err := prepare(c)
 	if err != nil {
 		return err
-	}
-	if err := c.Shared.Validate(); err != nil {
-		return err
-	}
-	in := func(name string) bool {
-		return slices.ContainsFunc(chosen, func(m *Module) bool { return m.Name == name })
-	}
-	for _, m := range chosen {
-		if m.Wire != nil {
-			m.Wire(c, in)
-		}
-	}
-	for _, m := range chosen {
-		if err := m.Validate(c); err != nil {
-			return err
-		}
 	}
 	if c.Shared.Migrate && c.Shared.directURL() != "" {
 		if err := postgres.Migrate(ctx, c.Shared.directURL(), log); err != nil {
