@@ -25,6 +25,10 @@ type Bucket struct {
 	dir string // "" unless file://
 }
 
+// Wrap is b as a Bucket without a directory (memblob in tests, a bucket
+// opened elsewhere): Sync and Remove have no directory to care for.
+func Wrap(b *blob.Bucket) *Bucket { return &Bucket{Bucket: b} }
+
 // Open opens bucket name under base. For file:///path, the bucket is the
 // directory /path/<name>, created if missing. For s3://?endpoint=…, the host
 // part is replaced by name, and the bucket is created if missing. Query

@@ -16,6 +16,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
+	blobstore "github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/postgres"
 	"github.com/docstream/docstream/internal/testenv"
@@ -49,8 +50,8 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 	bucket := memblob.OpenBucket(nil)
 	tb.Cleanup(func() { bucket.Close() })
 	log := logging.Discard()
-	svc := NewService(NewStore(pool), bucket, NewCache(nil, time.Minute, log), log)
-	return &fuzzEnv{h: NewServer(svc, HTTPConfig{MaxUpload: 1 << 20}, log), svc: svc, pool: pool, bucket: bucket}
+	svc := NewService(NewStore(pool), blobstore.Wrap(bucket), NewCache(nil, time.Minute, log), log)
+	return &fuzzEnv{h: NewServer(svc, withMaxUpload(1<<20), log), svc: svc, pool: pool, bucket: bucket}
 }
 
 func (e *fuzzEnv) serve(method, path string, body io.Reader, header ...string) *httptest.ResponseRecorder {

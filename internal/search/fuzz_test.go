@@ -49,7 +49,9 @@ func FuzzQueryParams(f *testing.F) {
 		f.Fatal(err)
 	}
 	// min_lsn waits are cut to a millisecond: the wait is not what is fuzzed.
-	h := search.NewServer(idx, logging.Discard(), search.Options{MaxWait: time.Millisecond, Poll: time.Millisecond}).Handler()
+	cfg := search.DefaultConfig()
+	cfg.MaxWait, cfg.Poll = time.Millisecond, time.Millisecond
+	h := search.NewServer(idx, cfg, logging.Discard())
 	total := func(tb testing.TB) int64 {
 		res, err := idx.Search(context.Background(), search.Query{Text: "agreement", Size: 10})
 		if err != nil {

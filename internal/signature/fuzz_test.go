@@ -34,7 +34,9 @@ func FuzzCreate(f *testing.F) {
 	e := newEnv(f)
 	doc := e.createDocument(f, "Fuzz", "fuzzed content")
 	sig := e.startSignature(f, testOptions{noRecon: true})
-	h := NewServer(sig.svc, testLog(), mustPrefixes(f, "127.0.0.1")).Handler()
+	cfg := DefaultConfig()
+	cfg.TrustedProxies = mustPrefixes(f, "127.0.0.1")
+	h := NewServer(sig.svc, cfg, testLog())
 	ctx := context.Background()
 	counts := func(t *testing.T) (rows, objects int) {
 		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM signatures.signatures").Scan(&rows); err != nil {
