@@ -124,6 +124,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		var fatal *fatalError
 		if errors.As(err, &fatal) {
+			e.setStatus(func(s *Status) { s.Active, s.Streaming, s.LastError = false, false, err.Error() })
 			return err
 		}
 		log.Error("cdc engine stopped; restarting from the slot", "err", err, "in", backoff)
