@@ -143,7 +143,7 @@ func TestKilledEngineRestartedAfterTheDuplicateWindowPublishesNothingTwice(t *te
 			})
 			// Writes go on through kills and outages, so the slot's
 			// confirmed position lags what the bus holds when the engine dies.
-			w = startWriter(t, f, 20_000)
+			w = startWriter(t, f, 10_000)
 		}
 		time.Sleep(time.Duration(300+mrand.IntN(700)) * time.Millisecond)
 		if err := cmd.Process.Signal(os.Kill); err != nil {
