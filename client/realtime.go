@@ -31,7 +31,8 @@ func (c *Client) DevToken(ctx context.Context, userID, email string) (*api.Token
 }
 
 // RealtimeStats returns the realtime service's connection and consumer
-// state (GET /stats).
+// state (GET /stats). The gateway does not route /stats: call it with a
+// client of the realtime service's own address (port 8004).
 func (c *Client) RealtimeStats(ctx context.Context) (*api.RealtimeStats, error) {
 	var s api.RealtimeStats
 	if _, err := c.call(ctx, http.MethodGet, "/stats", nil, nil, &s); err != nil {
