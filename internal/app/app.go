@@ -146,6 +146,9 @@ func module(name string) *Module {
 	return nil
 }
 
+// joinNames lists names for a message or a flag's help.
+func joinNames(names []string) string { return strings.Join(names, ", ") }
+
 func sortedNames() []string {
 	var names []string
 	for _, m := range Modules() {

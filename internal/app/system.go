@@ -8,7 +8,6 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -363,6 +362,3 @@ func (r *Resources) OnClose(f func() error) {
 	defer r.sys.mu.Unlock()
 	r.sys.closers = append(r.sys.closers, f)
 }
-
-// joinNames is a, b and c.
-func joinNames(names []string) string { return strings.Join(names, ", ") }
