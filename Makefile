@@ -13,9 +13,12 @@ test: bootstrap
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 # Each request decoder's fuzz target, one at a time (`go test` runs only the
-# seeds). FUZZTIME=1000000x is the long run recorded in docs/benchmarks.md.
+# seeds); make test fuzzes each briefly (5 s, after replaying the corpus the
+# machine has gathered). FUZZTIME=1000000x is the long run recorded in
+# docs/benchmarks.md.
 # The targets run against PostgreSQL, so minimising a new input is bounded
 # to 50 executions instead of the default minute.
 FUZZTIME ?= 30s
