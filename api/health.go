@@ -13,6 +13,6 @@ type Health struct {
 
 // CheckResult is one dependency's state in Health.
 type CheckResult struct {
-	Status string `json:"status"` // ok or down
+	Status string `json:"status"` // ok, down, or off (not running in this configuration; Error says why)
 	Error  string `json:"error,omitempty"`
 }

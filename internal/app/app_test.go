@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/config"
 	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/localstack"
@@ -378,5 +380,85 @@ func TestDevStateHasTheRealGatewayURL(t *testing.T) {
 	}
 	if want := fmt.Sprintf("http://localhost:%d", port); st.GatewayURL != want {
 		t.Fatalf("gateway_url %q, want %q", st.GatewayURL, want)
+	}
+}
+
+// TestTheDocumentInvalidatorUsesOnlyASharedBus: the document service's
+// cache invalidator consumes cdc.documents, so it runs only where that
+// stream can reach it: a cdc target in the same process or --bus-url.
+func TestTheDocumentInvalidatorUsesOnlyASharedBus(t *testing.T) {
+	for _, tc := range []struct {
+		targets string
+		args    []string
+		on      bool
+	}{
+		{"all", nil, true},
+		{"document,cdc", nil, true},
+		{"document", []string{"--bus-url", "nats://10.0.0.9:4222"}, true},
+		{"document", nil, false},
+		{"document,signature,indexer", nil, false},
+		{"document", []string{"--document-cache-invalidator=false"}, true}, // not wanted: nothing to report
+	} {
+		t.Run(tc.targets+strings.Join(tc.args, ""), func(t *testing.T) {
+			c := parse(t, nil, append(tc.args, "--targets", tc.targets)...)
+			if _, err := prepare(c); err != nil {
+				t.Fatal(err)
+			}
+			if on := c.Document.InvalidatorOff == ""; on != tc.on {
+				t.Fatalf("invalidator off reason %q, want on=%v", c.Document.InvalidatorOff, tc.on)
+			}
+		})
+	}
+}
+
+// TestADocumentServiceAloneOpensNoBus runs `serve --targets=document` with a
+// Redis and no --bus-url: no embedded NATS listens on --bus-listen, one
+// warning says invalidation is off and why, and readiness shows it as
+// "off" without calling the service degraded.
+func TestADocumentServiceAloneOpensNoBus(t *testing.T) {
+	c := testConfig(t)
+	c.Targets = "document"
+	busPort, err := localstack.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Shared.BusListen = fmt.Sprintf("127.0.0.1:%d", busPort)
+	var logs bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan *System, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, c, logging.New(&logs, "info"), func(s *System) { ready <- s }) }()
+	var sys *System
+	select {
+	case sys = <-ready:
+	case err := <-done:
+		t.Fatalf("start: %v", err)
+	}
+	var health api.Health
+	testenv.Do(t, http.MethodGet, "http://"+c.Document.Addr+"/health/ready", nil, &health)
+	inv := health.Checks["cache-invalidator"]
+	if health.Status != "ok" || inv.Status != "off" || !strings.Contains(inv.Error, "--bus-url") {
+		t.Errorf("readiness %+v; want ok with cache-invalidator off naming --bus-url", health)
+	}
+	if u := sys.BusURL(); u != "" {
+		t.Errorf("a bus was opened: %s", u)
+	}
+	if conn, err := net.Dial("tcp", c.Shared.BusListen); err == nil {
+		conn.Close()
+		t.Errorf("something listens on --bus-listen %s", c.Shared.BusListen)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"level":"WARN"`) {
+			warnings = append(warnings, line)
+		}
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "change-stream cache invalidation is off") || !strings.Contains(warnings[0], "no cdc target") {
+		t.Fatalf("warnings: %q; want one saying invalidation is off and why", warnings)
 	}
 }

@@ -72,7 +72,7 @@ func Modules() []*Module {
 	return []*Module{
 		{
 			Name: "document",
-			// The bus only with --document-cache-invalidator and a Redis.
+			// The bus only for the cache invalidator (see Wire).
 			Needs:    []Resource{PGPool, Redis, BucketOf(document.Bucket), Bus},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Document.RegisterFlags(fs) },
 			Validate: func(c *Config) error { return c.Document.Validate() },
@@ -80,7 +80,16 @@ func Modules() []*Module {
 				return []Port{{Name: "document", Addr: c.Document.Addr, HTTP: true}, {Name: "document-grpc", Addr: c.Document.GRPCAddr, GRPC: true}}
 			},
 			Routes: []gateway.Route{{Name: "documents", Paths: []string{"/documents"}}},
-			Start:  startDocument,
+			Wire: func(c *Config, in func(string) bool) {
+				// The invalidator consumes cdc.documents. A bus of its own
+				// (embedded, no cdc target beside it) would never carry
+				// one event, and would hold --bus-listen against the
+				// process that does.
+				if c.Document.CacheInvalidator && !in("cdc") && c.Shared.BusURL == "" {
+					c.Document.InvalidatorOff = "no cdc target in this process and no --bus-url to reach the shared bus"
+				}
+			},
+			Start: startDocument,
 		},
 		{
 			Name:     "signature",
@@ -179,7 +188,13 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 	}
 	log := r.Log()
 	cache := document.NewCache(rdb, c.Document.CacheTTL, log)
-	if c.Document.CacheInvalidator && rdb != nil {
+	cfg := c.Document
+	switch {
+	case !cfg.CacheInvalidator || rdb == nil:
+		cfg.InvalidatorOff = "" // nothing to heal: no detail, no warning
+	case cfg.InvalidatorOff != "":
+		log.Warn("change-stream cache invalidation is off: cached documents are invalidated by this instance's own writes only", "reason", cfg.InvalidatorOff)
+	default:
 		b, err := r.Bus(ctx)
 		if err != nil {
 			return err
@@ -188,7 +203,6 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 		r.Go("document cache invalidator", func(ctx context.Context) error { return inv.Run(ctx, b) })
 	}
 	svc := document.NewService(document.NewStore(pool), bucket, cache, log)
-	cfg := c.Document
 	cfg.Admission = httpx.NewAdmission("document", c.Shared.Admission)
 	handler := document.NewServer(svc, cfg, log)
 	r.Go("document http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })

@@ -23,6 +23,10 @@ type Config struct {
 	// CacheInvalidator applies cdc.documents to the Redis cache (the
 	// Invalidator), healing invalidations missed in an outage.
 	CacheInvalidator bool
+	// InvalidatorOff, set by the wiring, is why the invalidator does not
+	// run although CacheInvalidator is set: the readiness detail of
+	// "cache-invalidator" says so instead of the check being absent.
+	InvalidatorOff string
 	// Sweep removes objects of the bucket no row owns.
 	Sweep blob.SweepConfig
 	// Admission bounds in-flight requests per route class (nil: none); it
@@ -51,7 +55,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.GRPCAddr, "document-grpc-addr", c.GRPCAddr, "document gRPC listen address")
 	fs.DurationVar(&c.CacheTTL, "document-cache-ttl", c.CacheTTL, "how long a document stays in the Redis cache (must be > 0; no --redis-url: no cache)")
 	fs.Int64Var(&c.MaxUpload, "document-max-upload", c.MaxUpload, "largest multipart upload in bytes (inline JSON content is capped at 10 MiB; at least 1)")
-	fs.BoolVar(&c.CacheInvalidator, "document-cache-invalidator", c.CacheInvalidator, "apply every change on cdc.documents to the Redis cache (heals invalidations missed in an outage; needs the shared bus: --bus-url when services run in several processes)")
+	fs.BoolVar(&c.CacheInvalidator, "document-cache-invalidator", c.CacheInvalidator, "apply every change on cdc.documents to the Redis cache (heals invalidations missed in an outage; runs only beside the cdc target or with --bus-url; otherwise off, with a warning)")
 	fs.Var(&c.TrustedProxies, "document-trusted-proxies", "peers (CIDRs) whose X-Forwarded-For is trusted for the viewer's address")
 	c.Sweep.RegisterFlags(fs, "document")
 }

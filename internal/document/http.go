@@ -1,6 +1,7 @@
 package document
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -39,8 +40,12 @@ func (s *Server) routes() {
 		{Name: "blob", Probe: blobs},
 		{Name: "redis", Probe: cache},
 	}
-	if inv := s.docs.cache.invalidator; inv != nil {
+	switch inv := s.docs.cache.invalidator; {
+	case inv != nil:
 		checks = append(checks, httpx.Check{Name: "cache-invalidator", Probe: inv.Health})
+	case s.cfg.InvalidatorOff != "":
+		off := httpx.Off(s.cfg.InvalidatorOff)
+		checks = append(checks, httpx.Check{Name: "cache-invalidator", Probe: func(context.Context) error { return off }})
 	}
 	httpx.Routes(s.mux, checks...)
 	httpx.Handle(s.mux, s.cfg.Admission, s, routeTable)

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -47,7 +48,11 @@ func Routes(mux *http.ServeMux, checks ...Check) {
 		for i, c := range checks {
 			wg.Go(func() {
 				results[i] = api.CheckResult{Status: "ok"}
-				if err := probe(ctx, c.Probe); err != nil {
+				var off Off
+				switch err := probe(ctx, c.Probe); {
+				case errors.As(err, &off):
+					results[i] = api.CheckResult{Status: "off", Error: err.Error()}
+				case err != nil:
 					results[i] = api.CheckResult{Status: "down", Error: err.Error()}
 				}
 			})
@@ -57,7 +62,7 @@ func Routes(mux *http.ServeMux, checks ...Check) {
 		byName := make(map[string]api.CheckResult, len(checks))
 		for i, c := range checks {
 			byName[c.Name] = results[i]
-			if results[i].Status != "ok" {
+			if results[i].Status == "down" {
 				status = "degraded"
 			}
 		}
@@ -65,6 +70,13 @@ func Routes(mux *http.ServeMux, checks ...Check) {
 	})
 	mux.Handle("GET /metrics", promhttp.Handler())
 }
+
+// Off is what a check returns for a component deliberately not running in
+// this configuration: its detail reads "off" with the reason, and the
+// service is not degraded by it.
+type Off string
+
+func (o Off) Error() string { return string(o) }
 
 // probe runs p, giving up when ctx is done even if p does not watch ctx.
 func probe(ctx context.Context, p func(context.Context) error) error {

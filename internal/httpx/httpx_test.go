@@ -131,6 +131,7 @@ func TestReadyIs200WithDependencyStatesAsDetail(t *testing.T) {
 	down := func(context.Context) error { return errors.New("connection refused") }
 	up := func(context.Context) error { return nil }
 	hung := func(context.Context) error { select {} } // ignores its context
+	off := func(context.Context) error { return Off("not configured") }
 	cases := []struct {
 		name   string
 		checks []Check
@@ -141,6 +142,8 @@ func TestReadyIs200WithDependencyStatesAsDetail(t *testing.T) {
 		{"one down", []Check{{Name: "db", Probe: up}, {Name: "cache", Probe: down}}, 200, "degraded"},
 		{"all down", []Check{{Name: "db", Probe: down}, {Name: "cache", Probe: down}}, 200, "degraded"},
 		{"one hung past ReadyTimeout", []Check{{Name: "db", Probe: up}, {Name: "grpc", Probe: hung}}, 200, "degraded"},
+		{"one off by configuration", []Check{{Name: "db", Probe: up}, {Name: "invalidator", Probe: off}}, 200, "ok"},
+		{"one off, one down", []Check{{Name: "db", Probe: down}, {Name: "invalidator", Probe: off}}, 200, "degraded"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
