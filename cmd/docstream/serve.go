@@ -29,7 +29,9 @@ func newServeCmd(e *env) *cobra.Command {
 	}
 	c := serverFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return app.Run(cmd.Context(), c, logging.New(e.stderr, c.Shared.LogLevel), nil)
+		log := logging.New(e.stderr, c.Shared.LogLevel)
+		logging.Libraries(log)
+		return app.Run(cmd.Context(), c, log, nil)
 	}
 	return cmd
 }
@@ -44,7 +46,9 @@ func newDevCmd(e *env) *cobra.Command {
 	d := app.DefaultDevConfig()
 	d.RegisterFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return app.Dev(cmd.Context(), c, d, logging.New(e.stderr, c.Shared.LogLevel), e.stdout)
+		log := logging.New(e.stderr, c.Shared.LogLevel)
+		logging.Libraries(log)
+		return app.Dev(cmd.Context(), c, d, log, e.stdout)
 	}
 	return cmd
 }

@@ -86,6 +86,9 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// net/http's own lines (TLS handshake errors, a superfluous
+		// WriteHeader) otherwise go to the standard log on stderr.
+		ErrorLog: slog.NewLogLogger(log.With("logger", "net/http").Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

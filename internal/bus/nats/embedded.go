@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -79,6 +80,10 @@ func StartEmbedded(ctx context.Context, eo EmbeddedOptions) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats: embedded server: %w", err)
 	}
+	eo.Options.defaults()
+	// NoLog keeps the server off stderr; its warnings and errors (a full
+	// disk, a corrupt store) still belong in the process's log.
+	ns.SetLoggerV2(serverLogger{eo.Log.With("logger", "nats-server")}, false, false, false)
 	go ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()
@@ -90,7 +95,6 @@ func StartEmbedded(ctx context.Context, eo EmbeddedOptions) (*Bus, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("nats: connect embedded: %w", err)
 	}
-	eo.Options.defaults()
 	var b *Bus
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		b, err = newBus(ctx, nc, eo.Options)
@@ -118,3 +122,14 @@ func StartEmbedded(ctx context.Context, eo EmbeddedOptions) (*Bus, error) {
 	}
 	return b, nil
 }
+
+// serverLogger is the embedded server's Logger: notices (start-up chatter)
+// at debug, warnings and errors as such.
+type serverLogger struct{ log *slog.Logger }
+
+func (l serverLogger) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l serverLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
+func (l serverLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l serverLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l serverLogger) Debugf(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l serverLogger) Tracef(f string, v ...any)  {}
