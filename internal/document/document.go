@@ -53,7 +53,11 @@ func ParseStatus(s string) (Status, bool) {
 
 // Statuses lists every status, for error messages.
 func Statuses() string {
-	return "created, sent, viewed, pending, approved, signed, completed, cancelled, archived"
+	names := make([]string, len(api.Statuses))
+	for i, st := range api.Statuses {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
 }
 
 // CanTransition reports whether from → to is legal (from == to is).

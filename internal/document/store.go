@@ -154,17 +154,5 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 // Existing returns which of ids (canonical UUIDs) have a row: the blob
 // sweeper's ownership check.
 func (s *Store) Existing(ctx context.Context, ids []string) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id::text FROM documents.documents WHERE id = ANY($1::uuid[])`, ids)
-	if err != nil {
-		return nil, postgres.Error(err, "ownership lookup")
-	}
-	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, postgres.Error(err, "ownership lookup")
-	}
-	out := make(map[string]bool, len(found))
-	for _, id := range found {
-		out[id] = true
-	}
-	return out, nil
+	return postgres.ExistingIDs(ctx, s.pool, "documents.documents", ids)
 }

@@ -34,3 +34,22 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	}
 	return pool, nil
 }
+
+// ExistingIDs returns which of ids (canonical UUIDs) have a row in table,
+// whose id column is a uuid: a blob sweeper's ownership check. table is a
+// schema-qualified constant of the caller, never input.
+func ExistingIDs(ctx context.Context, pool *pgxpool.Pool, table string, ids []string) (map[string]bool, error) {
+	rows, err := pool.Query(ctx, `SELECT id::text FROM `+table+` WHERE id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return nil, Error(err, "ownership lookup")
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, Error(err, "ownership lookup")
+	}
+	out := make(map[string]bool, len(found))
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, nil
+}

@@ -223,17 +223,5 @@ func (s *Store) Pending(ctx context.Context) (int64, error) {
 // the blob sweeper's ownership check (a signature's object is keyed by its
 // id; rows removed by the document's cascade leave their objects to it).
 func (s *Store) Existing(ctx context.Context, ids []string) (map[string]bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id::text FROM signatures.signatures WHERE id = ANY($1::uuid[])`, ids)
-	if err != nil {
-		return nil, postgres.Error(err, "ownership lookup")
-	}
-	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, postgres.Error(err, "ownership lookup")
-	}
-	out := make(map[string]bool, len(found))
-	for _, id := range found {
-		out[id] = true
-	}
-	return out, nil
+	return postgres.ExistingIDs(ctx, s.pool, "signatures.signatures", ids)
 }
