@@ -74,6 +74,19 @@ var golden = map[string]any{
 			LastEventAt: &signed, Error: "retrying: nats: timeout",
 		},
 	},
+	"gateway_status": api.GatewayStatus{Status: "ok", StartedAt: created, UptimeSeconds: 3600,
+		Services:  map[string]api.UpstreamCount{"document": {Upstreams: 2, Available: 1}, "search": {Upstreams: 1, Available: 1}},
+		RateLimit: api.RateLimit{Requests: 100, WindowSeconds: 60}, MaxBodyBytes: 104857600},
+	"gateway_routes": api.GatewayRoutes{Routes: []api.GatewayRoute{
+		{Route: "documents", Service: "document", Pattern: "/documents"},
+		{Route: "signatures", Service: "signature", Pattern: "/documents/{id}/signatures"},
+	}},
+	"gateway_upstreams": api.GatewayUpstreams{Services: []api.ServiceUpstreams{{
+		Name: "document", Balance: "round_robin", HealthCheck: "/health/ready every 5s",
+		Upstreams: []api.Upstream{{URL: "http://127.0.0.1:8005", Available: false, Healthy: true, EjectedUntil: &signed,
+			InFlight: 3, LastCheck: &created, LastCheckErr: "GET /health/ready: context deadline exceeded",
+			LastProxyErr: "dial tcp 127.0.0.1:8005: connect: connection refused", TotalRequests: 1200, TotalFailures: 3}},
+	}}},
 	"health_live": api.Health{Status: "ok"},
 	"health_ready": api.Health{Status: "degraded", Checks: map[string]api.CheckResult{
 		"postgres": {Status: "ok"}, "redis": {Status: "down", Error: "dial tcp 127.0.0.1:6379: connect: connection refused"},

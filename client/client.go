@@ -1,6 +1,7 @@
 // Package client is the typed Go client of docstream's public API: every
 // REST endpoint of the document, signature, search and realtime services
-// and the realtime WebSocket, usually through the gateway (port 8000).
+// and the realtime WebSocket, usually through the gateway (port 8000), and
+// the gateway's read-only admin API (port 8001, its own Client).
 //
 // Answers are decoded into the types of package api, the same types the
 // services encode, so a field renamed on the server breaks this package at

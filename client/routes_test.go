@@ -19,6 +19,7 @@ import (
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/client"
 	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/realtime"
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/signature"
@@ -50,16 +51,20 @@ var fixture = map[string]string{
 	"GET /ws/{document_id}":          "",
 	"GET /health/live":               "health_live",
 	"GET /health/ready":              "health_ready",
+	"GET /status":                    "gateway_status",
+	"GET /routes":                    "gateway_routes",
+	"GET /upstreams":                 "gateway_upstreams",
 }
 
-// TestEveryRouteHasAClientMethod serves every route the services register
-// (their Routes lists, which their muxes are built from) on one fake
+// TestEveryRouteHasAClientMethod serves every route the services and the
+// gateway's admin API register (their Routes lists, which their muxes are
+// built from) on one fake
 // server, calls every exported method of *client.Client, and fails if a
 // route was never called — a route added to a service without a client
 // method — or if a method was left out of the table below.
 func TestEveryRouteHasAClientMethod(t *testing.T) {
 	var routes []string
-	for _, rs := range [][]string{document.Routes(), signature.Routes(), search.Routes(), realtime.Routes(), healthRoutes} {
+	for _, rs := range [][]string{document.Routes(), signature.Routes(), search.Routes(), realtime.Routes(), gateway.AdminRoutes(), healthRoutes} {
 		for _, r := range rs {
 			if !slices.Contains(routes, r) {
 				routes = append(routes, r)
@@ -162,8 +167,11 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 			_, err = w.Next(ctx)
 			return err
 		},
-		"Live":  func() error { _, err := c.Live(ctx); return err },
-		"Ready": func() error { _, err := c.Ready(ctx); return err },
+		"GatewayStatus":    func() error { _, err := c.GatewayStatus(ctx); return err },
+		"GatewayRoutes":    func() error { _, err := c.GatewayRoutes(ctx); return err },
+		"GatewayUpstreams": func() error { _, err := c.GatewayUpstreams(ctx); return err },
+		"Live":             func() error { _, err := c.Live(ctx); return err },
+		"Ready":            func() error { _, err := c.Ready(ctx); return err },
 	}
 
 	typ := reflect.TypeOf(c)

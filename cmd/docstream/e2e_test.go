@@ -484,17 +484,13 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 		}
 	})
 
-	// The gateway's admin shows every upstream available.
-	var ups struct {
-		Services []struct {
-			Name      string `json:"name"`
-			Upstreams []struct {
-				Available bool `json:"available"`
-			} `json:"upstreams"`
-		} `json:"services"`
+	// The gateway's admin, read with the public client, shows every
+	// upstream available.
+	ups, err := newClient(t, "http://"+d.addrs["gateway-admin-addr"]).GatewayUpstreams(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	call(t, http.MethodGet, "http://"+d.addrs["gateway-admin-addr"]+"/upstreams", nil, http.StatusOK, &ups)
-	for _, s := range ups.Services {
+	for _, s := range ups {
 		if s.Name == "document" || s.Name == "signature" || s.Name == "realtime" {
 			if !s.Upstreams[0].Available {
 				t.Fatalf("admin: %s not available", s.Name)

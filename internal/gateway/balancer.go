@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/docstream/docstream/api"
 )
 
 var (
@@ -247,27 +249,14 @@ func (p *pool) probe(ctx context.Context, target string) error {
 	return nil
 }
 
-// upstreamStatus is the admin view of one upstream.
-type upstreamStatus struct {
-	URL           string     `json:"url"`
-	Available     bool       `json:"available"`
-	Healthy       bool       `json:"healthy"`
-	EjectedUntil  *time.Time `json:"ejected_until,omitempty"`
-	InFlight      int64      `json:"in_flight"`
-	LastCheck     *time.Time `json:"last_check,omitempty"`
-	LastCheckErr  string     `json:"last_check_error,omitempty"`
-	LastProxyErr  string     `json:"last_proxy_error,omitempty"`
-	TotalRequests int64      `json:"total_requests"`
-	TotalFailures int64      `json:"total_failures"`
-}
-
-func (p *pool) status() []upstreamStatus {
+// status is the admin view of the pool's upstreams.
+func (p *pool) status() []api.Upstream {
 	now := p.now()
-	out := make([]upstreamStatus, 0, len(p.ups))
+	out := make([]api.Upstream, 0, len(p.ups))
 	for _, u := range p.ups {
 		avail := u.available(now)
 		u.mu.Lock()
-		s := upstreamStatus{URL: u.url.String(), Available: avail, Healthy: u.healthy,
+		s := api.Upstream{URL: u.url.String(), Available: avail, Healthy: u.healthy,
 			InFlight: u.inflight.Load(), LastCheckErr: u.lastCheckErr, LastProxyErr: u.lastProxyErr,
 			TotalRequests: u.totalRequests, TotalFailures: u.totalFailures}
 		if now.Before(u.ejectedUntil) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/docstream/docstream/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -19,7 +18,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // echoed is what a test backend answers: who it is and what it received.
@@ -357,16 +358,11 @@ func TestBodyOverTheLimitIs413(t *testing.T) {
 	}
 }
 
-func upstreamsOf(t *testing.T, g *Gateway, service string) []upstreamStatus {
+func upstreamsOf(t *testing.T, g *Gateway, service string) []api.Upstream {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	g.AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/upstreams", nil))
-	var out struct {
-		Services []struct {
-			Name      string           `json:"name"`
-			Upstreams []upstreamStatus `json:"upstreams"`
-		} `json:"services"`
-	}
+	var out api.GatewayUpstreams
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		t.Fatalf("admin /upstreams: %v: %s", err, rec.Body)
 	}

@@ -5,15 +5,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/httpx"
 )
-
-// routeEntry is one registered ServeMux pattern, for the admin API.
-type routeEntry struct {
-	Route   string `json:"route"`
-	Service string `json:"service"`
-	Pattern string `json:"pattern"`
-}
 
 // patterns expands a route path into ServeMux patterns: a plain path is a
 // prefix (itself and its subtree), a path with {wildcards} or a trailing
@@ -77,15 +71,15 @@ func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 	return nil
 }
 
-func routeTable(c *Config) []routeEntry {
-	var out []routeEntry
+func routeTable(c *Config) []api.GatewayRoute {
+	var out []api.GatewayRoute
 	for i, r := range c.Routes {
 		name := r.Name
 		if name == "" {
 			name = fmt.Sprintf("routes[%d]", i)
 		}
 		for _, p := range patterns(r) {
-			out = append(out, routeEntry{Route: name, Service: r.Service, Pattern: p})
+			out = append(out, api.GatewayRoute{Route: name, Service: r.Service, Pattern: p})
 		}
 	}
 	return out

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/testenv"
 )
@@ -79,22 +80,11 @@ func TestSigningThroughTheGatewayWhileTheDocumentServiceHangs(t *testing.T) {
 	}
 }
 
-type upstreamView struct {
-	Healthy      bool       `json:"healthy"`
-	LastCheck    *time.Time `json:"last_check"`
-	LastCheckErr string     `json:"last_check_error"`
-}
-
-func signatureUpstream(t *testing.T, g *gateway.Gateway) upstreamView {
+func signatureUpstream(t *testing.T, g *gateway.Gateway) api.Upstream {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	g.AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/upstreams", nil))
-	var out struct {
-		Services []struct {
-			Name      string         `json:"name"`
-			Upstreams []upstreamView `json:"upstreams"`
-		} `json:"services"`
-	}
+	var out api.GatewayUpstreams
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		t.Fatal(err)
 	}
@@ -104,5 +94,5 @@ func signatureUpstream(t *testing.T, g *gateway.Gateway) upstreamView {
 		}
 	}
 	t.Fatal("no signature service in the gateway's admin view")
-	return upstreamView{}
+	return api.Upstream{}
 }
