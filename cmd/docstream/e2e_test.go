@@ -73,25 +73,8 @@ type devSystem struct {
 	gateway  string            // http://127.0.0.1:port
 	document string
 	sig      string
-	output   *syncBuffer
+	output   *testenv.SyncBuffer
 	exited   chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var (
@@ -109,7 +92,7 @@ func startDev(t *testing.T) *devSystem {
 	if err != nil {
 		t.Fatalf("dev --help: %v\n%s", err, help)
 	}
-	d := &devSystem{dataDir: testenv.TempDir(t), addrs: map[string]string{}, targets: map[string]bool{}, output: &syncBuffer{}, exited: make(chan error, 1)}
+	d := &devSystem{dataDir: testenv.TempDir(t), addrs: map[string]string{}, targets: map[string]bool{}, output: &testenv.SyncBuffer{}, exited: make(chan error, 1)}
 	if m := targetsRE.FindSubmatch(help); m != nil {
 		for _, n := range strings.Split(string(m[1]), ",") {
 			d.targets[strings.TrimSpace(n)] = true
@@ -437,7 +420,7 @@ func TestDevWalkthroughThroughTheGateway(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out syncBuffer
+		var out testenv.SyncBuffer
 		watchCtx, stopWatch := context.WithCancel(ctx)
 		watchDone := make(chan error, 1)
 		go func() {

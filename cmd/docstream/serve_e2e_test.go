@@ -24,13 +24,13 @@ import (
 // serveProc is one `docstream serve` process.
 type serveProc struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testenv.SyncBuffer
 	exited chan error
 }
 
 func startServe(t *testing.T, name string, args ...string) *serveProc {
 	t.Helper()
-	p := &serveProc{out: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &serveProc{out: &testenv.SyncBuffer{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command(docstreamBinary(t), append([]string{"serve", "--log-level", "warn"}, args...)...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -12,6 +12,7 @@ import (
 
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 const (
@@ -19,21 +20,6 @@ const (
 	owned  = "0691e72f-799b-7efd-8000-e5c4e1cb7814" // a document with its row
 	young  = "0691e72f-799b-7efd-8000-e5c4e1cb7815" // a create in progress: no row yet
 )
-
-func keys(t *testing.T, b *Bucket) []string {
-	t.Helper()
-	var out []string
-	it := b.List(nil)
-	for {
-		o, err := it.Next(context.Background())
-		if err != nil {
-			break
-		}
-		out = append(out, o.Key)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // sweepRemovesOnlyOldUnownedObjects: objects of a missing row older than
 // the cutoff go, with what derives from them; owned, young and foreign
@@ -74,7 +60,7 @@ func sweepRemovesOnlyOldUnownedObjects(t *testing.T, base, metricName string) *B
 		t.Fatal(err)
 	}
 	want := []string{owned + "/content", young + "/content", "notes/readme"}
-	if got := keys(t, b); !slices.Equal(got, want) {
+	if got := testenv.Keys(t, b); !slices.Equal(got, want) {
 		t.Fatalf("after the sweep the bucket holds %v, want %v", got, want)
 	}
 	if rep.Removed != 2 || rep.Bytes != int64(len("lost content")+len("derived")) || rep.Listed != 5 {

@@ -2,12 +2,12 @@ package document
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // assertNothingWritten fails when the service holds any document row or any
@@ -19,18 +19,7 @@ func (e *env) assertNothingWritten(t *testing.T) {
 	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM documents.documents").Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
-	it := e.bucket.List(nil)
-	var keys []string
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, obj.Key)
-	}
+	keys := testenv.Keys(t, e.bucket)
 	if rows != 0 || len(keys) != 0 {
 		t.Fatalf("half-written: %d rows, objects %v", rows, keys)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 func TestCreateThenGetReturnsTheReferenceFields(t *testing.T) {
@@ -337,15 +338,7 @@ func TestContentSupportsRanges(t *testing.T) {
 
 func assertNoBlobs(t *testing.T, e *env) {
 	t.Helper()
-	it := e.bucket.List(nil)
-	for {
-		obj, err := it.Next(context.Background())
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Fatalf("left-over blob %s", obj.Key)
+	if keys := testenv.Keys(t, e.bucket); len(keys) > 0 {
+		t.Fatalf("left-over blobs %v", keys)
 	}
 }

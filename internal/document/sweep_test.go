@@ -10,6 +10,7 @@ import (
 
 	blobstore "github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // A create that crashed between writing its content and inserting its row
@@ -42,11 +43,7 @@ func TestSweepCollectsContentOfCrashedCreatesAndNothingElse(t *testing.T) {
 	if rep.Removed != 2 {
 		t.Errorf("removed %d objects, want 2 (the crashed create's and the deleted document's)", rep.Removed)
 	}
-	var left []string
-	it := e.bucket.List(nil)
-	for o, err := it.Next(ctx); err == nil; o, err = it.Next(ctx) {
-		left = append(left, o.Key)
-	}
+	left := testenv.Keys(t, e.bucket)
 	if want := []string{ContentKey(kept.ID), kept.ID + "/text"}; !slices.Equal(left, want) {
 		t.Fatalf("bucket holds %v, want %v (crashed: %s)", left, want, crashed.Key)
 	}

@@ -280,7 +280,7 @@ func TestRateLimitAnswers429WithRetryAfterPerClient(t *testing.T) {
 // Issue 11 §9: the gateway's logger already carries service=gateway; the
 // proxied service goes under its own key, so no line has "service" twice.
 func TestGatewayLogLinesCarryTheServiceKeyOnce(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil)).With("service", "gateway")
 	cfg := quietChecks(DefaultFor(map[string][]string{"document": {"http://127.0.0.1:1"}, "signature": {"http://127.0.0.1:1"},
 		"search": {"http://127.0.0.1:1"}, "realtime": {"http://127.0.0.1:1"}}))
@@ -303,23 +303,6 @@ func TestGatewayLogLinesCarryTheServiceKeyOnce(t *testing.T) {
 			t.Fatalf("%d service keys in %s", n, l)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestBodyOverTheLimitIs413(t *testing.T) {

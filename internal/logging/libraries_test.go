@@ -1,42 +1,25 @@
-package logging
+package logging_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the pool's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRedisPoolFailuresAreLoggedThroughSlog: go-redis's own line about a
 // failed dial arrives as a JSON record at warn, tagged logger=go-redis,
 // instead of a "redis: 2026/…" line on stderr.
 func TestRedisPoolFailuresAreLoggedThroughSlog(t *testing.T) {
-	var out syncBuffer
-	Libraries(New(&out, "info"))
+	var out testenv.SyncBuffer
+	logging.Libraries(logging.New(&out, "info"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

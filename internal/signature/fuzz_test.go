@@ -3,11 +3,12 @@ package signature
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // FuzzCreate drives POST /signatures (middleware, decoder, validation,
@@ -42,18 +43,7 @@ func FuzzCreate(f *testing.F) {
 		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM signatures.signatures").Scan(&rows); err != nil {
 			t.Fatal(err)
 		}
-		it := e.sigs.List(nil)
-		for {
-			_, err := it.Next(ctx)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			objects++
-		}
-		return rows, objects
+		return rows, len(testenv.Keys(t, e.sigs))
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		r := httptest.NewRequest("POST", "/signatures", strings.NewReader(strings.ReplaceAll(body, "{{doc}}", doc.ID)))
