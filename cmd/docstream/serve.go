@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -21,6 +22,14 @@ func serverFlags(fs *pflag.FlagSet) *app.Config {
 	return &c
 }
 
+// serverLog is the log of serve and dev, which the libraries' own log
+// lines join.
+func serverLog(e *env, level string) *slog.Logger {
+	log := logging.New(e.stderr, level)
+	logging.Libraries(log)
+	return log
+}
+
 func newServeCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -29,9 +38,7 @@ func newServeCmd(e *env) *cobra.Command {
 	}
 	c := serverFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		log := logging.New(e.stderr, c.Shared.LogLevel)
-		logging.Libraries(log)
-		return app.Run(cmd.Context(), c, log, nil)
+		return app.Run(cmd.Context(), c, serverLog(e, c.Shared.LogLevel), nil)
 	}
 	return cmd
 }
@@ -46,9 +53,7 @@ func newDevCmd(e *env) *cobra.Command {
 	d := app.DefaultDevConfig()
 	d.RegisterFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		log := logging.New(e.stderr, c.Shared.LogLevel)
-		logging.Libraries(log)
-		return app.Dev(cmd.Context(), c, d, log, e.stdout)
+		return app.Dev(cmd.Context(), c, d, serverLog(e, c.Shared.LogLevel), e.stdout)
 	}
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // serveWith runs h under httpx.Serve with cfg on a loopback port.
@@ -28,23 +29,6 @@ func serveWith(t *testing.T, cfg httpx.ServerConfig, h http.Handler) string {
 	go func() { _ = httpx.Serve(ctx, ln, h, logging.Discard(), cfg); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return "http://" + ln.Addr().String()
-}
-
-// slowSteady yields n bytes in chunks, pausing before each.
-type slowSteady struct {
-	left, chunk int
-	pause       time.Duration
-}
-
-func (b *slowSteady) Read(p []byte) (int, error) {
-	if b.left == 0 {
-		return 0, io.EOF
-	}
-	time.Sleep(b.pause)
-	n := min(len(p), b.chunk, b.left)
-	clear(p[:n])
-	b.left -= n
-	return n, nil
 }
 
 // Issue 11 §6 through the gateway, both listeners under the same rules
@@ -77,7 +61,7 @@ func TestGatewayBodyRulesDropATrickleAndPassASlowUpload(t *testing.T) {
 	upload := func() (int, int64) {
 		t.Helper()
 		const size = 8 << 20
-		req, _ := http.NewRequest("POST", gw+"/documents", &slowSteady{left: size, chunk: 32 << 10, pause: 8 * time.Millisecond})
+		req, _ := http.NewRequest("POST", gw+"/documents", &testenv.SlowBody{Left: size, Chunk: 32 << 10, Pause: 8 * time.Millisecond})
 		req.ContentLength = size
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // edgeConfig is a scaled-down ServerConfig: the same rules as production,
@@ -142,34 +143,14 @@ func TestStalledBodyIsDroppedByTheIdleRule(t *testing.T) {
 	}
 }
 
-// throttledBody yields its bytes in chunks with a pause before each: an
-// upload that is slow but steady (about 4 MiB/s here, 16 times the test's
-// minimum rate; 1 MiB/s is 256 times the default one).
-type throttledBody struct {
-	left  int
-	chunk int
-	pause time.Duration
-}
-
-func (b *throttledBody) Read(p []byte) (int, error) {
-	if b.left == 0 {
-		return 0, io.EOF
-	}
-	time.Sleep(b.pause)
-	n := min(len(p), b.chunk, b.left)
-	for i := range p[:n] {
-		p[i] = 'u'
-	}
-	b.left -= n
-	return n, nil
-}
-
 // Issue 11 §6: the same rules let a large upload on a slow, steady link
 // through.
 func TestSlowButSteadyLargeUploadSucceeds(t *testing.T) {
 	addr := serveTest(t, edgeConfig(), &bodyCounter{})
 	const size = 8 << 20
-	req, _ := http.NewRequest("POST", "http://"+addr+"/", &throttledBody{left: size, chunk: 32 << 10, pause: 8 * time.Millisecond})
+	// About 4 MiB/s: 16 times the test's minimum rate (1 MiB/s is 256
+	// times the default one).
+	req, _ := http.NewRequest("POST", "http://"+addr+"/", &testenv.SlowBody{Left: size, Chunk: 32 << 10, Pause: 8 * time.Millisecond})
 	req.ContentLength = size
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

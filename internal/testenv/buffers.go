@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"gocloud.dev/blob"
 )
@@ -50,4 +51,22 @@ func Keys(t testing.TB, b interface {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// SlowBody is a request body that yields Left zero bytes in chunks of
+// Chunk, pausing before each: an upload that is slow but steady.
+type SlowBody struct {
+	Left, Chunk int
+	Pause       time.Duration
+}
+
+func (b *SlowBody) Read(p []byte) (int, error) {
+	if b.Left == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(b.Pause)
+	n := min(len(p), b.Chunk, b.Left)
+	clear(p[:n])
+	b.Left -= n
+	return n, nil
 }
