@@ -16,6 +16,7 @@ import (
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/client"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // fake serves mux and returns a client of it.
@@ -78,37 +79,15 @@ func TestNewRefusesAURLThatIsNotHTTP(t *testing.T) {
 }
 
 func TestUploadStreamsTheForm(t *testing.T) {
-	type seen struct {
-		contentLength int64
-		names         []string
-		fields        map[string]string
-		fileName      string
-		fileType      string
-		file          string
-	}
-	got := make(chan seen, 1)
+	got := make(chan testenv.Form, 1)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /documents", func(w http.ResponseWriter, r *http.Request) {
-		s := seen{contentLength: r.ContentLength, fields: map[string]string{}}
-		mr, err := r.MultipartReader()
+		f, err := testenv.ReadForm(r)
 		if err != nil {
 			http.Error(w, err.Error(), 400)
 			return
 		}
-		for {
-			p, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			b, _ := io.ReadAll(p)
-			s.names = append(s.names, p.FormName())
-			if p.FormName() == "file" {
-				s.fileName, s.fileType, s.file = p.FileName(), p.Header.Get("Content-Type"), string(b)
-				continue
-			}
-			s.fields[p.FormName()] = string(b)
-		}
-		got <- s
+		got <- f
 		w.Header().Set(api.CommitLSNHeader, "12345")
 		w.WriteHeader(http.StatusCreated)
 		io.WriteString(w, `{"id":"d1","title":"T","content_type":"text/csv","content_size":5,"version":1}`)
@@ -122,15 +101,15 @@ func TestUploadStreamsTheForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := <-got
-	if s.contentLength != -1 {
-		t.Errorf("Content-Length %d: the form was buffered", s.contentLength)
+	if s.ContentLength != -1 {
+		t.Errorf("Content-Length %d: the form was buffered", s.ContentLength)
 	}
-	if strings.Join(s.names, ",") != "title,created_by,content_type,file" || s.fields["title"] != "T" ||
-		s.fields["created_by"] != "a@b.co" || s.fields["content_type"] != "text/csv" {
-		t.Errorf("form parts %v %v", s.names, s.fields)
+	if strings.Join(s.Names, ",") != "title,created_by,content_type,file" || s.Fields["title"] != "T" ||
+		s.Fields["created_by"] != "a@b.co" || s.Fields["content_type"] != "text/csv" {
+		t.Errorf("form parts %v %v", s.Names, s.Fields)
 	}
-	if s.fileName != "x.csv" || s.fileType != "application/octet-stream" || s.file != "a,b\n1" {
-		t.Errorf("file part %q %q %q", s.fileName, s.fileType, s.file)
+	if s.FileName != "x.csv" || s.FileType != "application/octet-stream" || string(s.File) != "a,b\n1" {
+		t.Errorf("file part %q %q %q", s.FileName, s.FileType, s.File)
 	}
 	if d.ID != "d1" || d.ContentSize != 5 || d.CommitLSN != 12345 {
 		t.Errorf("answer %+v", d)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 const testDocJSON = `{"id":"0194c3a0-0000-7000-8000-000000000001","title":"Sales Agreement Q4 2025","content_type":"text/plain","content_size":36,"s3_key":"documents/0194c3a0-0000-7000-8000-000000000001","status":"created","created_by":"ebemad@company.com","created_at":"2025-11-20T01:46:31.657647Z","updated_at":"2025-11-20T01:46:31.657647Z","version":1}`
@@ -111,38 +111,14 @@ func TestDocCreateFileStreamsMultipartWithProgress(t *testing.T) {
 	if err := os.WriteFile(path, content, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	type got struct {
-		fields        map[string]string
-		fileName      string
-		partType      string
-		sum           [32]byte
-		contentLength int64
-	}
-	gotc := make(chan got, 1)
+	gotc := make(chan testenv.Form, 1)
 	srv, _ := fakeGateway(t, map[string]func(http.ResponseWriter, *http.Request){"POST /documents": func(w http.ResponseWriter, r *http.Request) {
-		g := got{fields: map[string]string{}, contentLength: r.ContentLength}
-		mr, err := r.MultipartReader()
+		f, err := testenv.ReadForm(r)
 		if err != nil {
 			http.Error(w, err.Error(), 400)
 			return
 		}
-		for {
-			p, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				http.Error(w, err.Error(), 400)
-				return
-			}
-			b, _ := io.ReadAll(p)
-			if p.FormName() == "file" {
-				g.fileName, g.partType, g.sum = p.FileName(), p.Header.Get("Content-Type"), sha256.Sum256(b)
-				continue
-			}
-			g.fields[p.FormName()] = string(b)
-		}
-		gotc <- g
+		gotc <- f
 		answer(201, testDocJSON)(w, r)
 	}})
 	_, stderr, err := cli(t, srv.URL, "doc", "create", "-f", path, "--created-by", "ebemad@company.com")
@@ -150,14 +126,14 @@ func TestDocCreateFileStreamsMultipartWithProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := <-gotc
-	if g.fields["title"] != "contract.pdf" || g.fields["created_by"] != "ebemad@company.com" {
-		t.Fatalf("form fields %v", g.fields)
+	if g.Fields["title"] != "contract.pdf" || g.Fields["created_by"] != "ebemad@company.com" {
+		t.Fatalf("form fields %v", g.Fields)
 	}
-	if g.fileName != "contract.pdf" || g.partType != "application/pdf" || g.sum != sha256.Sum256(content) {
-		t.Fatalf("file part %q %q, content intact: %v", g.fileName, g.partType, g.sum == sha256.Sum256(content))
+	if g.FileName != "contract.pdf" || g.FileType != "application/pdf" || !bytes.Equal(g.File, content) {
+		t.Fatalf("file part %q %q, content intact: %v", g.FileName, g.FileType, bytes.Equal(g.File, content))
 	}
-	if g.contentLength != -1 {
-		t.Fatalf("Content-Length %d: the form was buffered, not streamed", g.contentLength)
+	if g.ContentLength != -1 {
+		t.Fatalf("Content-Length %d: the form was buffered, not streamed", g.ContentLength)
 	}
 	if !strings.Contains(stderr, "uploading contract.pdf") || !strings.Contains(stderr, "100%") {
 		t.Fatalf("no progress bar on stderr: %q", stderr)
