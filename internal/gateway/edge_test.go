@@ -3,7 +3,6 @@ package gateway
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -58,20 +57,7 @@ func TestGatewayBodyRulesDropATrickleAndPassASlowUpload(t *testing.T) {
 	}
 	gw := serveWith(t, cfg, g.Handler())
 
-	upload := func() (int, int64) {
-		t.Helper()
-		const size = 8 << 20
-		req, _ := http.NewRequest("POST", gw+"/documents", &testenv.SlowBody{Left: size, Chunk: 32 << 10, Pause: 8 * time.Millisecond})
-		req.ContentLength = size
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var got struct{ Bytes int64 }
-		_ = json.NewDecoder(resp.Body).Decode(&got)
-		return resp.StatusCode, got.Bytes
-	}
+	upload := func() (int, int64) { return testenv.SlowUpload(t, gw+"/documents", 8<<20) }
 	if status, n := upload(); status != 200 || n != 8<<20 {
 		t.Fatalf("slow steady upload through the gateway: %d, %d bytes arrived", status, n)
 	}

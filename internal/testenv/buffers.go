@@ -3,7 +3,9 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -69,4 +71,24 @@ func (b *SlowBody) Read(p []byte) (int, error) {
 	clear(p[:n])
 	b.Left -= n
 	return n, nil
+}
+
+// SlowUpload POSTs size bytes to url at a slow but steady 4 MiB/s (32 KiB
+// every 8 ms), with a Content-Length, and returns the answer's status and
+// its "bytes" field: how much the receiving fake counted.
+func SlowUpload(t testing.TB, url string, size int) (status int, received int64) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, &SlowBody{Left: size, Chunk: 32 << 10, Pause: 8 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(size)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct{ Bytes int64 }
+	_ = json.NewDecoder(resp.Body).Decode(&got)
+	return resp.StatusCode, got.Bytes
 }
