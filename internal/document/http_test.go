@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/testenv"
 )
@@ -279,6 +280,23 @@ func TestTransitionTable(t *testing.T) {
 				t.Errorf("%s may go back to created", s)
 			}
 		}
+	}
+}
+
+// TestEveryWireStatusHasARule: the statuses a client can send
+// (api.Statuses, which the 422 message lists) are exactly the rows of the
+// transition table.
+func TestEveryWireStatusHasARule(t *testing.T) {
+	if len(api.Statuses) != len(transitions) {
+		t.Errorf("api.Statuses has %d statuses, the transition table %d", len(api.Statuses), len(transitions))
+	}
+	for _, st := range api.Statuses {
+		if _, ok := ParseStatus(string(st)); !ok {
+			t.Errorf("%s is not accepted", st)
+		}
+	}
+	if got := Statuses(); got != "created, sent, viewed, pending, approved, signed, completed, cancelled, archived" {
+		t.Errorf("Statuses() = %q", got)
 	}
 }
 
