@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,7 +75,7 @@ func Dev(ctx context.Context, c *Config, d DevConfig, log *slog.Logger, stdout i
 		}
 		stack.Add(pg.Stop)
 		c.Shared.DatabaseURL = pg.URL()
-		log.Info("local postgres started", "url", pg.URL(), "dir", pg.Dir)
+		log.Info("local postgres started", "url", redactURL(pg.URL()), "dir", pg.Dir)
 	}
 	if c.Shared.RedisURL == "" {
 		r, err := localstack.StartRedis(ctx, filepath.Join(c.Shared.DataDir, "redis"), 0)
@@ -115,4 +116,14 @@ func writeDevState(dataDir string, st DevState) error {
 		return err
 	}
 	return os.WriteFile(DevStatePath(dataDir), b, 0o600)
+}
+
+// redactURL hides a URL's password: secrets never reach a log (the banner
+// and dev.json, which are the developer's own, keep it).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
 }

@@ -259,8 +259,10 @@ func isPostmasterOf(pid int, dir string) bool {
 	return err == nil && cwd == dir
 }
 
-// processesIn lists the processes whose working directory is dir: every
-// PostgreSQL process chdirs into its data dir.
+// processesIn lists the PostgreSQL processes whose working directory is
+// dir: every PostgreSQL process chdirs into its data dir. Only processes
+// named postgres count, so a shell or a `tail -f` sitting in the data dir
+// is never taken for a dead server's child and killed.
 func processesIn(dir string) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
@@ -269,7 +271,10 @@ func processesIn(dir string) []int {
 		if err != nil {
 			continue
 		}
-		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && cwd == dir {
+		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil || cwd != dir {
+			continue
+		}
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
 			pids = append(pids, pid)
 		}
 	}

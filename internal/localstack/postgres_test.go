@@ -3,6 +3,7 @@ package localstack
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -104,5 +105,26 @@ func TestStartAfterACrashRemovesAStalePostmasterPid(t *testing.T) {
 	}
 	if _, err := os.Stat(pidFile); err != nil {
 		t.Fatalf("the live postmaster's pid file was removed: %v", err)
+	}
+}
+
+// Reaping a dead server's children takes only PostgreSQL processes: a
+// shell or a tail sitting in the data dir survives.
+func TestReapingSparesOtherProcessesInTheDataDir(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command("sleep", "60")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if pids := processesIn(dir); len(pids) != 0 {
+		t.Fatalf("processesIn(%s) = %v, want none (only a sleep sits there)", dir, pids)
+	}
+	if err := reapOrphans(context.Background(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the sleep in the data dir was killed: %v", err)
 	}
 }
