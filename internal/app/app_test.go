@@ -14,8 +14,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/config"
+	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/gateway"
+	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/testenv"
@@ -460,5 +463,20 @@ func TestADocumentServiceAloneOpensNoBus(t *testing.T) {
 	}
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "change-stream cache invalidation is off") || !strings.Contains(warnings[0], "no cdc target") {
 		t.Fatalf("warnings: %q; want one saying invalidation is off and why", warnings)
+	}
+}
+
+// The sweeper's default grace is above the longest create the default body
+// rules allow, so a slow legal upload never loses its content to a sweep.
+func TestDefaultSweepGraceOutlastsTheLongestLegalUpload(t *testing.T) {
+	longest, ok := longestCreate(document.DefaultConfig().MaxUpload, httpx.DefaultServerConfig())
+	if !ok {
+		t.Fatal("the default body rules set no minimum rate: an upload has no bound")
+	}
+	if grace := blob.DefaultSweepConfig().Grace; grace <= longest {
+		t.Fatalf("default sweep grace %v is not above the longest legal upload %v", grace, longest)
+	}
+	if _, ok := longestCreate(1<<20, httpx.ServerConfig{}); ok {
+		t.Fatal("no minimum body rate must mean no bound")
 	}
 }

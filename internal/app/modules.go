@@ -207,6 +207,13 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 	handler := document.NewServer(svc, cfg, log)
 	r.Go("document http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
 	gs := document.NewGRPCServer(svc, log)
+	if longest, ok := longestCreate(c.Document.MaxUpload, c.Shared.HTTP); !ok || c.Document.Sweep.Grace <= longest {
+		// An object younger than the longest legal create may belong to a
+		// row not committed yet (on S3 a multipart object is dated from its
+		// first part): sweeping it would leave a document without content.
+		log.Warn("--document-sweep-grace is shorter than the longest legal upload: a slow create could lose its content to the sweeper",
+			"grace", c.Document.Sweep.Grace, "longest_upload", longest, "bounded", ok)
+	}
 	r.Go("document blob sweeper", blob.NewSweeper(bucket, document.Bucket, svc.Ownership(), c.Document.Sweep, log).Run)
 	r.Go("document grpc", func(ctx context.Context) error { return serveGRPC(ctx, gs, gln) })
 	return nil
@@ -422,4 +429,13 @@ func devSecret(path string) ([]byte, error) {
 		return nil, err
 	}
 	return b, os.WriteFile(path, b, 0o600)
+}
+
+// longestCreate is how long a create of maxUpload bytes may legally take
+// under the body rules (ok false: no minimum rate, no bound).
+func longestCreate(maxUpload int64, h httpx.ServerConfig) (time.Duration, bool) {
+	if h.MinBodyRate <= 0 {
+		return 0, false
+	}
+	return h.BodyGrace + time.Duration(maxUpload/h.MinBodyRate+1)*time.Second, true
 }

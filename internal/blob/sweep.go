@@ -29,7 +29,9 @@ type SweepConfig struct {
 	Interval time.Duration
 	// Grace is the age below which an object is never removed, whatever
 	// its row says: a create writes content before its row and must not
-	// lose it to a sweep in between.
+	// lose it to a sweep in between. The default, 24 h, is above the
+	// longest legal upload (100 MiB at the 4 KiB/s minimum body rate: 7.1 h;
+	// on S3 a multipart object is dated from its first part).
 	Grace    time.Duration
 	PageSize int     // keys per listing page
 	Rate     float64 // listing pages per second
@@ -37,7 +39,7 @@ type SweepConfig struct {
 
 // DefaultSweepConfig is what the flags default to.
 func DefaultSweepConfig() SweepConfig {
-	return SweepConfig{Interval: time.Hour, Grace: time.Hour, PageSize: 1000, Rate: 5}
+	return SweepConfig{Interval: time.Hour, Grace: 24 * time.Hour, PageSize: 1000, Rate: 5}
 }
 
 // RegisterFlags binds c to --<prefix>-sweep-* flags.
