@@ -106,7 +106,12 @@ func (s *Server) handleCreate() http.Handler {
 }
 
 func (s *Server) createJSON(w http.ResponseWriter, r *http.Request) (*Created, error) {
-	req, err := httpx.Decode[createRequest](w, r, maxCreateBody)
+	// Reading the body is not CPU: give the write slot back meanwhile.
+	var req createRequest
+	var err error
+	if busy := httpx.Outside(r.Context(), w, func() { req, err = httpx.Decode[createRequest](w, r, maxCreateBody) }); busy != nil {
+		return nil, busy
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -146,45 +151,59 @@ func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request) (*Creat
 			s.docs.Discard(r.Context(), up)
 		}
 	}
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			discard()
-			return nil, multipartError(err, s.cfg.MaxUpload)
-		}
-		switch name := part.FormName(); name {
-		case "title", "created_by", "content_type":
-			v, err := io.ReadAll(io.LimitReader(part, 4<<10))
+	// The body may take minutes to arrive (a large file over a slow link):
+	// that is not CPU, so the request gives its write slot back while it
+	// reads, and takes one again (or is shed) before the insert.
+	readForm := func() error {
+		for {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				break
+			}
 			if err != nil {
 				discard()
-				return nil, multipartError(err, s.cfg.MaxUpload)
+				return multipartError(err, s.cfg.MaxUpload)
 			}
-			set(&in, name, string(v))
-		case "file":
-			if up != nil {
-				discard()
-				return nil, apperr.Fields(apperr.FieldError{Field: "file", Message: "only one file may be uploaded"})
-			}
-			ct := in.ContentType
-			if pct := part.Header.Get("Content-Type"); ct == "" && pct != "" && pct != "application/octet-stream" {
-				if _, problem := ParseContentType(normalizeContentType(pct)); problem != "" {
+			switch name := part.FormName(); name {
+			case "title", "created_by", "content_type":
+				v, err := io.ReadAll(io.LimitReader(part, 4<<10))
+				if err != nil {
 					discard()
-					return nil, apperr.Fields(apperr.FieldError{Field: "file", Message: "the part's Content-Type " + problem})
+					return multipartError(err, s.cfg.MaxUpload)
 				}
-				ct = normalizeContentType(pct)
-			}
-			if up, err = s.docs.Upload(r.Context(), ct, part, s.cfg.MaxUpload); err != nil {
-				return nil, multipartError(err, s.cfg.MaxUpload)
-			}
-		default:
-			if _, err := io.Copy(io.Discard, part); err != nil {
-				discard()
-				return nil, multipartError(err, s.cfg.MaxUpload)
+				set(&in, name, string(v))
+			case "file":
+				if up != nil {
+					discard()
+					return apperr.Fields(apperr.FieldError{Field: "file", Message: "only one file may be uploaded"})
+				}
+				ct := in.ContentType
+				if pct := part.Header.Get("Content-Type"); ct == "" && pct != "" && pct != "application/octet-stream" {
+					if _, problem := ParseContentType(normalizeContentType(pct)); problem != "" {
+						discard()
+						return apperr.Fields(apperr.FieldError{Field: "file", Message: "the part's Content-Type " + problem})
+					}
+					ct = normalizeContentType(pct)
+				}
+				if up, err = s.docs.Upload(r.Context(), ct, part, s.cfg.MaxUpload); err != nil {
+					return multipartError(err, s.cfg.MaxUpload)
+				}
+			default:
+				if _, err := io.Copy(io.Discard, part); err != nil {
+					discard()
+					return multipartError(err, s.cfg.MaxUpload)
+				}
 			}
 		}
+		return nil
+	}
+	var formErr error
+	if err := httpx.Outside(r.Context(), w, func() { formErr = readForm() }); err != nil {
+		discard()
+		return nil, err
+	}
+	if formErr != nil {
+		return nil, formErr
 	}
 	if up == nil {
 		in.ContentType = "" // checked against the upload only
