@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -325,5 +326,32 @@ func TestWatchWithoutResumeEndsWhenTheServerGoesAway(t *testing.T) {
 	}
 	if d := f.handshakes(); len(d) != 1 {
 		t.Fatalf("%d handshakes without Resume", len(d))
+	}
+}
+
+// A watch that cannot connect says so without the token: the transport's
+// message quotes the URL, and CLI output or a caller's log must not carry
+// the credential.
+func TestAFailedWatchDialDoesNotShowTheToken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: the dial fails in the transport
+	c, err := client.New("http://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl"
+	_, err = c.Watch(context.Background(), "7d9b1a3e-8a7f-4b52-9f3e-2f6d1c0b9a11", client.WatchOptions{Token: token})
+	if err == nil {
+		t.Fatal("watch of a closed port succeeded")
+	}
+	if strings.Contains(err.Error(), token) || strings.Contains(err.Error(), "c2VjcmV0LXBheWxvYWQ") {
+		t.Fatalf("the error shows the token: %v", err)
+	}
+	if !strings.Contains(err.Error(), "REDACTED") {
+		t.Fatalf("the error does not show where the token was (want REDACTED): %v", err)
 	}
 }

@@ -96,7 +96,7 @@ func (w *Watch) dial(ctx context.Context) error {
 			}
 			return responseError(http.MethodGet, u, resp)
 		}
-		return fmt.Errorf("client: watch %s: %w", w.docID, err)
+		return &dialError{msg: fmt.Sprintf("client: watch %s: %s", w.docID, scrubToken(err.Error(), w.opts.Token)), err: err}
 	}
 	conn.SetReadLimit(maxFrame)
 	w.conn = conn
@@ -175,4 +175,24 @@ func (w *Watch) LSN() uint64 { return w.lsn }
 // Close ends the stream.
 func (w *Watch) Close() error {
 	return w.conn.Close(websocket.StatusNormalClosure, "bye")
+}
+
+// dialError is a failed WebSocket dial. The transport's message quotes the
+// URL, token included; Error shows it with the token removed, so printing
+// or logging the error never leaks it.
+type dialError struct {
+	msg string
+	err error
+}
+
+func (e *dialError) Error() string { return e.msg }
+func (e *dialError) Unwrap() error { return e.err }
+
+// scrubToken replaces token, raw and query-escaped, in s.
+func scrubToken(s, token string) string {
+	if token == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, url.QueryEscape(token), "REDACTED")
+	return strings.ReplaceAll(s, token, "REDACTED")
 }
