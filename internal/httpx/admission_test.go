@@ -1,8 +1,10 @@
 package httpx
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/testenv"
 )
@@ -154,5 +157,21 @@ func TestNilAdmissionAdmitsEverything(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil).WithContext(context.Background()))
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("got %d", rec.Code)
+	}
+}
+
+// A shed answer is counted, not logged: under overload a line per shed
+// request would flood the log. Other 5xx answers are still logged.
+func TestShedAnswersAreNotLogged(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	r := httptest.NewRequest("GET", "/search?q=x", nil)
+	RespondErr(httptest.NewRecorder(), r, log, errBusy)
+	if buf.Len() != 0 {
+		t.Fatalf("a shed answer was logged: %s", buf.String())
+	}
+	RespondErr(httptest.NewRecorder(), r, log, apperr.E(apperr.Unavailable, "object storage unavailable"))
+	if !strings.Contains(buf.String(), "request failed") {
+		t.Fatalf("an unavailable dependency was not logged: %q", buf.String())
 	}
 }

@@ -132,7 +132,9 @@ func RespondErr(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
-	if status >= 500 {
+	// A shed request is not logged: under overload that would be a line per
+	// request; docstream_admission_shed_total counts them.
+	if status >= 500 && !errors.Is(err, errBusy) {
 		if log == nil {
 			log = slog.Default()
 		}
