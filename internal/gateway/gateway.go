@@ -220,12 +220,15 @@ func (g *Gateway) readyHandler() http.Handler {
 	return mux
 }
 
-// exceptHealth sends /health/* to plain and everything else to limited: a
-// load balancer or orchestrator probing from one address must not have its
-// probes refused (and the gateway taken out) because of the rate limit.
+// exceptHealth sends the gateway's own probes (GET or HEAD of
+// /health/live and /health/ready) to plain and everything else to limited:
+// a load balancer or orchestrator probing from one address must not have
+// its probes refused (and the gateway taken out) because of the rate limit,
+// while any other /health/ path a user's routes may proxy stays limited.
 func exceptHealth(plain, limited http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/health/") {
+		probe := r.URL.Path == "/health/live" || r.URL.Path == "/health/ready"
+		if probe && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			plain.ServeHTTP(w, r)
 			return
 		}

@@ -275,6 +275,11 @@ func TestRateLimitAnswers429WithRetryAfterPerClient(t *testing.T) {
 			t.Fatalf("%s from a rate-limited client: %d %s", path, resp.StatusCode, body)
 		}
 	}
+	// Only the gateway's own probes are exempt: another /health/ path
+	// (which a user's routes could send upstream) is limited like the rest.
+	if resp, body := get(t, gw.Client(), gw.URL+"/health/anything"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("/health/anything from a rate-limited client: %d %s (want 429)", resp.StatusCode, body)
+	}
 }
 
 // Issue 11 §9: the gateway's logger already carries service=gateway; the
