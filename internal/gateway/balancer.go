@@ -75,6 +75,9 @@ type pool struct {
 	transport http.RoundTripper
 	checker   *http.Client
 	now       func() time.Time
+	// ejectMu makes "is it the last available upstream?" and the ejection
+	// one step, so two upstreams failing at once cannot both be ejected.
+	ejectMu sync.Mutex
 }
 
 func newPool(svc Service, transport http.RoundTripper) *pool {
@@ -157,25 +160,40 @@ const (
 // it would turn a struggling service into a dead one); a success resets the
 // count and a busy answer leaves it as it is.
 func (p *pool) recordResult(u *upstream, outcome, errText string) {
-	now := p.now()
-	last := p.othersAvailable(u, now) == 0
 	u.mu.Lock()
 	u.totalRequests++
+	due := false
 	switch outcome {
 	case outcomeFailed:
 		u.totalFailures++
 		u.failures++
 		u.lastProxyErr = errText
-		if p.svc.Passive.Failures > 0 && u.failures >= p.svc.Passive.Failures && !last {
-			u.ejectedUntil = now.Add(p.svc.Passive.Ejection)
-			u.failures = 0
-		}
+		due = p.svc.Passive.Failures > 0 && u.failures >= p.svc.Passive.Failures
 	case outcomeOK:
 		u.failures = 0
 	}
 	u.mu.Unlock()
+	if due {
+		p.eject(u)
+	}
 	upstreamRequests.WithLabelValues(p.svc.Name, u.url.Host, outcome).Inc()
 	p.publish(u)
+}
+
+// eject takes u out for the ejection time unless no other upstream is
+// available; its failure count then keeps growing and it is reconsidered
+// at its next failure.
+func (p *pool) eject(u *upstream) {
+	p.ejectMu.Lock()
+	defer p.ejectMu.Unlock()
+	now := p.now()
+	if p.othersAvailable(u, now) == 0 {
+		return
+	}
+	u.mu.Lock()
+	u.ejectedUntil = now.Add(p.svc.Passive.Ejection)
+	u.failures = 0
+	u.mu.Unlock()
 }
 
 func (p *pool) publish(u *upstream) {

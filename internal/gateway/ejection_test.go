@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -109,5 +110,27 @@ func TestBusyIdempotentRequestIsRetriedOnAnotherUpstream(t *testing.T) {
 	resp, body := get(t, gw.Client(), gw.URL+"/documents")
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("both busy: %d (Retry-After %q) %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}
+
+// Two upstreams failing at the same moment: the "last available" check
+// and the ejection are one step, so one of them always stays, even with
+// the panic threshold off (which would otherwise still route to both).
+func TestConcurrentFailuresNeverEjectEveryUpstream(t *testing.T) {
+	off := 0
+	svc := Service{Name: "document", Upstreams: []string{"http://127.0.0.1:1", "http://127.0.0.1:2"},
+		PanicThreshold: &off, Passive: Passive{Failures: 1, Ejection: time.Hour}}
+	for round := range 2000 {
+		p := newPool(svc, http.DefaultTransport)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, u := range p.ups {
+			wg.Go(func() { <-start; p.recordResult(u, outcomeFailed, "connection refused") })
+		}
+		close(start)
+		wg.Wait()
+		if p.pick(nil) == nil {
+			t.Fatalf("round %d: both upstreams ejected; the last available one must stay", round)
+		}
 	}
 }
