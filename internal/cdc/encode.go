@@ -115,6 +115,10 @@ func appendValue(b []byte, oid uint32, v value) []byte {
 			return append(b, '"')
 		}
 		return appendString(b, s) // infinity, BC dates
+	case pgtype.TextArrayOID, pgtype.VarcharArrayOID:
+		if out, ok := appendTextArray(b, oid, s); ok {
+			return out
+		}
 	case pgtype.ByteaOID:
 		if raw, err := hex.AppendDecode(nil, bytes.TrimPrefix(s, []byte(`\x`))); err == nil {
 			b = append(b, '"')
@@ -123,6 +127,28 @@ func appendValue(b []byte, oid uint32, v value) []byte {
 		}
 	}
 	return appendString(b, s)
+}
+
+// appendTextArray encodes a text[] (documents.readers) as a JSON array of
+// strings, as Debezium does. A fresh pgtype.Map per call: a Map is not safe
+// for concurrent use, and arrays are rare in the captured tables.
+func appendTextArray(b []byte, oid uint32, s []byte) ([]byte, bool) {
+	var elems []pgtype.Text
+	if err := pgtype.NewMap().Scan(oid, pgtype.TextFormatCode, s, &elems); err != nil {
+		return b, false
+	}
+	b = append(b, '[')
+	for i, e := range elems {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if !e.Valid {
+			b = append(b, "null"...)
+			continue
+		}
+		b = appendString(b, e.String)
+	}
+	return append(b, ']'), true
 }
 
 // appendUTCTimestamp is the fast path for what the replication session

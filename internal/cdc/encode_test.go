@@ -70,3 +70,23 @@ func TestAppendStringBytesAndString(t *testing.T) {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }
+
+// documents.readers is a text[]: Debezium gives a JSON array of strings.
+func TestTextArrayIsAJSONArray(t *testing.T) {
+	for in, want := range map[string]string{
+		`{}`:                     `[]`,
+		`{user:a,"group:x y"}`:   `["user:a","group:x y"]`,
+		`{"email:a\"b@c",NULL}`:  `["email:a\"b@c",null]`,
+		`{"line\\nbreak","é"}`:   `["line\\nbreak","é"]`,
+		`{user:a,user:b,user:c}`: `["user:a","user:b","user:c"]`,
+	} {
+		got := string(appendValue(nil, pgtype.TextArrayOID, value{text: []byte(in)}))
+		if got != want {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+	// Not an array after all: kept as a string rather than lost.
+	if got := string(appendValue(nil, pgtype.TextArrayOID, value{text: []byte(`oops`)})); got != `"oops"` {
+		t.Errorf("malformed array: %s", got)
+	}
+}
