@@ -159,3 +159,18 @@ func FromContext(ctx context.Context) Principal {
 	}
 	return Anonymous
 }
+
+// APIKeyPrefix starts every API key ("dsk_<key id>_<secret>"), so a bearer
+// credential is told apart from a JWT without trying to parse it.
+const APIKeyPrefix = "dsk_"
+
+// IsAPIKey reports whether a bearer credential is an API key.
+func IsAPIKey(raw string) bool { return strings.HasPrefix(raw, APIKeyPrefix) }
+
+// KeyVerifier checks an API key presented as a bearer credential (REST
+// Authorization header, gRPC metadata, WebSocket subprotocol) and returns
+// the principal it acts as (KindAPIKey, capped by its scopes). An unknown,
+// malformed or revoked key is an apperr Unauthenticated error.
+type KeyVerifier interface {
+	VerifyKey(ctx context.Context, raw string) (Principal, error)
+}
