@@ -12,6 +12,8 @@
 // one, and their tests check that every field of these types is accepted.
 package api
 
+import "time"
+
 // Headers of the API.
 const (
 	// CommitLSNHeader carries the WAL position after a write's commit
@@ -26,4 +28,34 @@ const (
 type ListOptions struct {
 	Skip  int // rows to skip
 	Limit int // rows to return; 0: the server's default (100)
+}
+
+// NextCursorHeader carries, on a page of GET /documents that is not the
+// last, the opaque cursor of the next page (pass it back as cursor). The
+// list's body is the reference's bare JSON array, so the cursor travels
+// beside it, as does an RFC 8288 Link header with rel="next".
+const NextCursorHeader = "X-Next-Cursor"
+
+// MaxListSkip is the largest skip GET /documents accepts; page further
+// with the cursor.
+const MaxListSkip = 10_000
+
+// ListDocumentsRequest selects a page of GET /documents: keyset paging by
+// Cursor (or the reference's Skip, at most MaxListSkip) and filters. Zero
+// fields select everything.
+type ListDocumentsRequest struct {
+	Limit         int       // rows to return; 0: the server's default (100)
+	Skip          int       // rows to skip; not with Cursor
+	Cursor        string    // the NextCursor of the previous page
+	Status        Status    // exact
+	CreatedBy     string    // exact
+	CreatedAfter  time.Time // created_at strictly after
+	CreatedBefore time.Time // created_at strictly before
+}
+
+// DocumentPage is one page of GET /documents and the cursor of the next
+// ("" on the last page).
+type DocumentPage struct {
+	Documents  []Document `json:"documents"`
+	NextCursor string     `json:"next_cursor,omitempty"`
 }

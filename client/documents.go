@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/docstream/docstream/api"
 )
@@ -113,6 +114,31 @@ func (c *Client) ListDocuments(ctx context.Context, page api.ListOptions) ([]api
 		return nil, err
 	}
 	return docs, nil
+}
+
+// ListDocumentsPage returns a page of documents, newest first, selected
+// by req's filters, and the cursor of the next page (GET /documents). Pass
+// NextCursor back as req.Cursor to read on; it is "" on the last page.
+func (c *Client) ListDocumentsPage(ctx context.Context, req api.ListDocumentsRequest) (*api.DocumentPage, error) {
+	q := url.Values{}
+	setInt(q, "limit", req.Limit)
+	setInt(q, "skip", req.Skip)
+	setString(q, "cursor", req.Cursor)
+	setString(q, "status", string(req.Status))
+	setString(q, "created_by", req.CreatedBy)
+	if !req.CreatedAfter.IsZero() {
+		q.Set("created_after", req.CreatedAfter.UTC().Format(time.RFC3339Nano))
+	}
+	if !req.CreatedBefore.IsZero() {
+		q.Set("created_before", req.CreatedBefore.UTC().Format(time.RFC3339Nano))
+	}
+	page := &api.DocumentPage{}
+	h, err := c.call(ctx, http.MethodGet, "/documents", q, nil, &page.Documents)
+	if err != nil {
+		return nil, err
+	}
+	page.NextCursor = h.Get(api.NextCursorHeader)
+	return page, nil
 }
 
 func pageQuery(p api.ListOptions) url.Values {

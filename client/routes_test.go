@@ -129,6 +129,10 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 		},
 		"GetDocument":   func() error { _, err := c.GetDocument(ctx, id); return err },
 		"ListDocuments": func() error { _, err := c.ListDocuments(ctx, api.ListOptions{}); return err },
+		"ListDocumentsPage": func() error {
+			_, err := c.ListDocumentsPage(ctx, api.ListDocumentsRequest{Status: api.StatusSigned})
+			return err
+		},
 		"UpdateDocument": func() error {
 			_, err := c.UpdateDocument(ctx, id, api.UpdateDocumentRequest{Title: "u"})
 			return err

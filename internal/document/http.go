@@ -250,18 +250,32 @@ func multipartError(err error, limit int64) error {
 func (s *Server) handleList() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := httpx.NewQuery(r)
-		skip, limit := q.Page()
+		lq := parseListQuery(q)
 		if err := q.Err(); err != nil {
 			s.respondErr(w, r, err)
 			return
 		}
-		docs, err := s.docs.List(r.Context(), skip, limit)
+		page, err := s.docs.List(r.Context(), lq)
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
 		}
-		httpx.Respond(w, http.StatusOK, docs)
+		if page.Next != nil {
+			next := page.Next.String()
+			w.Header().Set(NextCursorHeader, next)
+			w.Header().Set("Link", "<"+nextLink(r, next)+`>; rel="next"`)
+		}
+		httpx.Respond(w, http.StatusOK, page.Documents)
 	})
+}
+
+// nextLink is this request's path and query with cursor set to next (and
+// skip dropped: the cursor already says where the page starts).
+func nextLink(r *http.Request, next string) string {
+	v := r.URL.Query()
+	v.Del("skip")
+	v.Set("cursor", next)
+	return r.URL.Path + "?" + v.Encode()
 }
 
 func (s *Server) handleGet() http.Handler {

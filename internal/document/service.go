@@ -182,9 +182,12 @@ func (s *Service) Lookup(ctx context.Context, id string) (*Document, error) {
 	return s.store.Get(ctx, id)
 }
 
-// List returns a page, newest first.
-func (s *Service) List(ctx context.Context, skip, limit int) ([]*Document, error) {
-	return s.store.List(ctx, skip, limit)
+// List returns a page, newest first, and the cursor of the next one.
+func (s *Service) List(ctx context.Context, lq ListQuery) (*Page, error) {
+	if err := validateListQuery(lq); err != nil {
+		return nil, err
+	}
+	return s.store.List(ctx, lq)
 }
 
 // Update changes title and/or status and invalidates the cache entry (the

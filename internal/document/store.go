@@ -83,23 +83,30 @@ func (s *Store) Get(ctx context.Context, id string) (*Document, error) {
 	return d, nil
 }
 
-// List returns a page, newest first.
-func (s *Store) List(ctx context.Context, skip, limit int) ([]*Document, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+columns+` FROM documents.documents
-		ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT $2`, skip, limit)
+// List returns a page, newest first, and the cursor of the next one.
+func (s *Store) List(ctx context.Context, lq ListQuery) (*Page, error) {
+	sql, args := listSQL(lq)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, postgres.Error(err, "list documents")
 	}
 	defer rows.Close()
-	out := []*Document{}
+	page := &Page{Documents: []*Document{}}
 	for rows.Next() {
 		d, err := scan(rows)
 		if err != nil {
 			return nil, postgres.Error(err, "list documents")
 		}
-		out = append(out, d)
+		page.Documents = append(page.Documents, d)
 	}
-	return out, postgres.Error(rows.Err(), "list documents")
+	if err := rows.Err(); err != nil {
+		return nil, postgres.Error(err, "list documents")
+	}
+	if len(page.Documents) > lq.Limit {
+		page.Documents = page.Documents[:lq.Limit]
+		page.Next = cursorOf(page.Documents[lq.Limit-1])
+	}
+	return page, nil
 }
 
 // Update applies in under a row lock: checks If-Match and the transition,

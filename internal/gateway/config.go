@@ -125,7 +125,7 @@ func Builtin(routes []Route, upstreams map[string][]string) *Config {
 			Origins:        splitList(d.CORSOrigins),
 			Methods:        []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
 			Headers:        []string{"Accept", "Accept-Version", "Authorization", "Content-Length", "Content-MD5", "Content-Type", "Date", "X-Auth-Token", "X-Request-ID", "If-Match", "If-None-Match"},
-			ExposedHeaders: []string{"X-Auth-Token", "X-Request-ID", "X-Commit-LSN", "ETag", "Location", "Retry-After"},
+			ExposedHeaders: []string{"X-Auth-Token", "X-Request-ID", "X-Commit-LSN", "ETag", "Location", "Retry-After", "X-Next-Cursor", "Link"},
 			Credentials:    true,
 			MaxAge:         3600,
 		},
