@@ -3,10 +3,12 @@ package api
 // Health is the answer of GET /health/live (Status only) and GET
 // /health/ready on every service. Ready means "this process can serve": a
 // dependency that is down is detail under a 200 (degraded); ready answers
-// 503 (Status draining) only while the process shuts down.
+// 503 while the process shuts down (Status draining) and while what it
+// exists to do fails (Status unavailable: a stalled bus consumer, an
+// active CDC engine that cannot publish, realtime with no live stream).
 type Health struct {
 	// Status is ok, degraded (a dependency is down; the service answers
-	// what it can) or draining.
+	// what it can), unavailable or draining.
 	Status string                 `json:"status"`
 	Checks map[string]CheckResult `json:"checks,omitempty"`
 }

@@ -29,7 +29,9 @@ type Shared struct {
 	BusListen         string        // embedded NATS: loopback address other processes attach to
 	BusMaxAge         time.Duration // retention of the bus's streams/topics
 	BusSync           string        // embedded NATS: when published events reach the disk
-	BusReplicas       int           // NATS: replicas of each stream
+	BusReplicas       int           // NATS: replicas of each stream and durable consumer (never lowers a stream's)
+	BusPublishTimeout time.Duration // NATS: wait for one publish's acknowledgement before it fails (and is retried)
+	BusStallTimeout   time.Duration // NATS: no progress with messages pending before a subscription is replaced and reported stalled
 	SearchURL         string
 	LogLevel          string
 	Migrate           bool
@@ -44,7 +46,8 @@ type Shared struct {
 }
 
 func defaultShared() Shared {
-	return Shared{DataDir: "./var", DBMaxConns: 20, BusListen: "127.0.0.1:4250", BusMaxAge: bus.DefaultMaxAge, BusSync: "batch", BusReplicas: 1, LogLevel: "info", Migrate: true,
+	return Shared{DataDir: "./var", DBMaxConns: 20, BusListen: "127.0.0.1:4250", BusMaxAge: bus.DefaultMaxAge, BusSync: "batch", BusReplicas: 1,
+		BusPublishTimeout: 5 * time.Second, BusStallTimeout: 30 * time.Second, LogLevel: "info", Migrate: true,
 		HTTP: httpx.DefaultServerConfig()}
 }
 
@@ -61,7 +64,9 @@ func (c *Shared) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.BusListen, "bus-listen", c.BusListen, "embedded NATS: address it also listens on so the CLI and other processes can attach (not 4222, to leave a standard NATS alone); empty: in-process only")
 	fs.DurationVar(&c.BusMaxAge, "bus-max-age", c.BusMaxAge, "how long the bus keeps events (JetStream stream max age; must be > 0)")
 	fs.StringVar(&c.BusSync, "bus-sync", c.BusSync, "embedded NATS: when published events reach the disk: batch (fsync once per publish, grouped, before it counts as acknowledged), always (fsync every event), or a duration (background fsync only: a power loss may lose acknowledged events)")
-	fs.IntVar(&c.BusReplicas, "bus-replicas", c.BusReplicas, "NATS: replicas of each stream (3 on a cluster: an event is acknowledged once a quorum stored it)")
+	fs.IntVar(&c.BusReplicas, "bus-replicas", c.BusReplicas, "NATS: replicas of each stream and durable consumer (3 on a cluster: an event is acknowledged once a quorum stored it, and a node may fail); a stream with more replicas keeps them")
+	fs.DurationVar(&c.BusPublishTimeout, "bus-publish-timeout", c.BusPublishTimeout, "NATS: how long one publish waits for its acknowledgement before it fails and is retried (a stream electing a new leader answers nothing meanwhile)")
+	fs.DurationVar(&c.BusStallTimeout, "bus-stall-timeout", c.BusStallTimeout, "NATS: how long a consumer may go without progress while events wait (or its stream is unavailable) before it is subscribed again and reported stalled (/health/ready 503)")
 	fs.StringVar(&c.SearchURL, "search-url", c.SearchURL, "search index: http(s):// for Elasticsearch/OpenSearch; default: Bleve in <data-dir>/index")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "apply pending schema migrations at start")
@@ -76,6 +81,15 @@ func (c *Shared) Validate() error {
 	}
 	if c.BusMaxAge <= 0 {
 		return fmt.Errorf("--bus-max-age must be > 0, got %v", c.BusMaxAge)
+	}
+	if c.BusReplicas < 1 || c.BusReplicas > 5 {
+		return fmt.Errorf("--bus-replicas must be between 1 and 5 (JetStream's limit), got %d", c.BusReplicas)
+	}
+	if c.BusPublishTimeout <= 0 {
+		return fmt.Errorf("--bus-publish-timeout must be > 0, got %v", c.BusPublishTimeout)
+	}
+	if c.BusStallTimeout <= 0 {
+		return fmt.Errorf("--bus-stall-timeout must be > 0, got %v", c.BusStallTimeout)
 	}
 	return nil
 }

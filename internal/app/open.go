@@ -21,7 +21,8 @@ import (
 // in <data-dir>/nats (also listening on --bus-listen), nats:// → an external
 // NATS server or cluster, kafka:// → Apache Kafka.
 func openBus(ctx context.Context, cfg *Shared, log *slog.Logger) (bus.Bus, error) {
-	opts := busnats.Options{MaxAge: cfg.BusMaxAge, Replicas: cfg.BusReplicas, Log: log}
+	opts := busnats.Options{MaxAge: cfg.BusMaxAge, Replicas: cfg.BusReplicas, PublishTimeout: cfg.BusPublishTimeout,
+		StallAfter: cfg.BusStallTimeout, Log: log}
 	switch u := cfg.BusURL; {
 	case u == "":
 		eo := busnats.EmbeddedOptions{Dir: filepath.Join(cfg.DataDir, "nats"), Options: opts, NoListen: cfg.BusListen == "", Sync: cfg.BusSync}

@@ -6,7 +6,9 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -181,4 +183,90 @@ func SplitTopics(topic string) ([]string, error) {
 		parts[i] = p
 	}
 	return parts, nil
+}
+
+// consumerNameKey is the context key of Named.
+type consumerNameKey struct{}
+
+// Named labels the subscriptions (Group, Broadcast) started with the
+// returned context as the consumer name, e.g. "indexer": a bus that watches
+// its subscriptions (Watcher) reports them under that name in Consumers,
+// and in the docstream_bus_consumer_* metrics. Unnamed subscriptions (a
+// client's replay, a CLI tail) are watched too but not reported.
+func Named(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, consumerNameKey{}, name)
+}
+
+// ConsumerName is the name Named put on ctx ("" when none).
+func ConsumerName(ctx context.Context) string {
+	s, _ := ctx.Value(consumerNameKey{}).(string)
+	return s
+}
+
+// ConsumerState is what a bus knows of one named subscription of this
+// process (readiness, metrics, tests).
+type ConsumerState struct {
+	Name  string // the Named name
+	Topic string
+	Group string // "" for a broadcast
+	// Pending is how many messages the bus holds for the subscription that
+	// were not delivered yet (JetStream num_pending); AckPending, how many
+	// were delivered and not acknowledged yet.
+	Pending    uint64
+	AckPending int
+	// LastProgress is when the subscription last delivered a message or was
+	// seen caught up (nothing pending); its start before either.
+	LastProgress time.Time
+	// Stalled is set while nothing progressed for the bus's stall timeout
+	// although messages are pending, the subscription is lost, or the bus
+	// cannot tell (its stream unavailable). The bus re-subscribes each time
+	// a subscription stalls; Stalled clears at the next progress.
+	Stalled bool
+	// Resubscribes counts the subscriptions the bus replaced (lost, stalled
+	// or failed), LastError the reason of the latest.
+	Resubscribes int
+	LastError    string
+}
+
+// Watcher is implemented by a bus that watches its subscriptions and heals
+// them (the NATS bus): a subscription that was lost (its consumer deleted,
+// its connection's pull requests gone) or stopped progressing while
+// messages wait is replaced, and logged; Consumers reports every named one.
+type Watcher interface {
+	Consumers() []ConsumerState
+}
+
+// CheckConsumers is a readiness probe over b's named subscriptions whose
+// name is one of names: an error naming each stalled one, or each one not
+// subscribed at all. nil when b does not watch its subscriptions.
+func CheckConsumers(b Bus, names ...string) error {
+	w, ok := b.(Watcher)
+	if !ok {
+		return nil
+	}
+	seen := map[string]bool{}
+	var problems []string
+	for _, c := range w.Consumers() {
+		if !slices.Contains(names, c.Name) {
+			continue
+		}
+		seen[c.Name] = true
+		if c.Stalled {
+			p := fmt.Sprintf("consumer %s of %s stalled: no progress since %s with %d pending", c.Name, c.Topic,
+				c.LastProgress.UTC().Format(time.RFC3339), c.Pending)
+			if c.LastError != "" {
+				p += " (" + c.LastError + ")"
+			}
+			problems = append(problems, p)
+		}
+	}
+	for _, n := range names {
+		if !seen[n] {
+			problems = append(problems, "consumer "+n+" is not subscribed")
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }

@@ -116,11 +116,18 @@ func (e *Engine) setStatus(f func(s *Status)) {
 // when ctx is done (nil) or the configuration is unusable.
 func (e *Engine) Run(ctx context.Context) error {
 	log := e.cfg.Log.With("slot", e.cfg.Slot)
+	e.prepare(ctx, log)
 	backoff := time.Second
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := e.runOnce(ctx, log)
 		if ctx.Err() != nil {
 			break
+		}
+		if st := e.Status(); st.Streaming || time.Since(began) > maxRestartWait {
+			// It had worked (a bus failover, a dropped connection): retry
+			// soon, not after the backoff of an earlier outage.
+			backoff = time.Second
 		}
 		var fatal *fatalError
 		if errors.As(err, &fatal) {
@@ -133,10 +140,42 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 30*time.Second)
+		backoff = min(2*backoff, maxRestartWait)
 	}
 	e.setStatus(func(s *Status) { s.Active, s.Streaming = false, false })
 	return nil
+}
+
+// maxRestartWait caps the pause between restarts of a failing engine. A
+// bus that is back after 10 s (a stream electing a leader) must cost about
+// that, not a 30 s backoff.
+const maxRestartWait = 10 * time.Second
+
+// preparer is a bus that can make sure the streams of topics exist ahead of
+// the first publish (the NATS bus).
+type preparer interface {
+	Prepare(ctx context.Context, topics ...string) error
+}
+
+// prepare has the bus set up the engine's streams before the engine waits
+// for its lock, so that an engine taking over publishes at once: nothing
+// on the way from the lock to the first publish asks the bus's control
+// plane (a JetStream meta leader being elected at the moment the active
+// engine's node died would otherwise hold the first publish). A failure
+// is only logged: the first publish sets them up then.
+func (e *Engine) prepare(ctx context.Context, log *slog.Logger) {
+	p, ok := e.bus.(preparer)
+	if !ok {
+		return
+	}
+	topics := []string{bus.TopicWatermarks}
+	for _, t := range e.cfg.Tables {
+		_, name, _ := strings.Cut(t, ".")
+		topics = append(topics, e.cfg.TopicPrefix+"."+name)
+	}
+	if err := p.Prepare(ctx, topics...); err != nil {
+		log.Warn("cdc: could not set up the bus's streams ahead of publishing; the first publish will", "err", err)
+	}
 }
 
 // fatalError is a configuration problem retrying cannot fix.
@@ -213,7 +252,8 @@ func (e *Engine) acquireLock(ctx context.Context, pool *pgxpool.Pool, log *slog.
 		}
 		if !standby {
 			standby = true
-			e.setStatus(func(s *Status) { s.Standby = true })
+			// A standby is healthy whatever made it lose the lock before.
+			e.setStatus(func(s *Status) { s.Standby, s.LastError = true, "" })
 			log.Info("another cdc engine is active; waiting as hot standby")
 		}
 		select {

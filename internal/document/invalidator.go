@@ -88,8 +88,9 @@ type Invalidator struct {
 	dedup *bus.Dedup
 
 	mu      sync.Mutex
-	lastErr error // of the latest attempt; nil once a batch applied
-	stopped bool  // Run returned
+	lastErr error   // of the latest attempt; nil once a batch applied
+	stopped bool    // Run returned
+	bus     bus.Bus // set by Run
 }
 
 // NewInvalidator returns an invalidator applying to cache; the document
@@ -109,7 +110,10 @@ func (v *Invalidator) Run(ctx context.Context, b bus.Bus) error {
 		v.stopped = true
 		v.mu.Unlock()
 	}()
-	err := b.Group(ctx, bus.TopicDocuments, v.cfg.Group, bus.GroupOptions{MaxBatch: v.cfg.MaxBatch, MaxWait: v.cfg.MaxWait}, v.dedup.Wrap(v.HandleBatch))
+	v.mu.Lock()
+	v.bus = b
+	v.mu.Unlock()
+	err := b.Group(bus.Named(ctx, v.cfg.Group), bus.TopicDocuments, v.cfg.Group, bus.GroupOptions{MaxBatch: v.cfg.MaxBatch, MaxWait: v.cfg.MaxWait}, v.dedup.Wrap(v.HandleBatch))
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -121,12 +125,21 @@ func (v *Invalidator) Run(ctx context.Context, b bus.Bus) error {
 // meanwhile; the check says the cache may be stale.
 func (v *Invalidator) Health(context.Context) error {
 	v.mu.Lock()
-	defer v.mu.Unlock()
+	b := v.bus
 	switch {
 	case v.stopped:
+		v.mu.Unlock()
 		return errors.New("cache invalidator stopped")
 	case v.lastErr != nil:
-		return fmt.Errorf("cache invalidator cannot apply changes: %w", v.lastErr)
+		err := v.lastErr
+		v.mu.Unlock()
+		return fmt.Errorf("cache invalidator cannot apply changes: %w", err)
+	}
+	v.mu.Unlock()
+	if b != nil {
+		// A stalled subscription leaves the cache to this instance's own
+		// invalidations: detail (the service still serves), not a 503.
+		return bus.CheckConsumers(b, v.cfg.Group)
 	}
 	return nil
 }

@@ -23,6 +23,12 @@ const ReadyTimeout = 500 * time.Millisecond
 type Check struct {
 	Name  string
 	Probe func(ctx context.Context) error
+	// Critical marks what the process exists to do (a consumer's
+	// progress, an active CDC engine's publishing): while it fails,
+	// /health/ready answers 503 "unavailable", so an orchestrator or an
+	// alert sees an instance that is up but useless. Other checks are
+	// detail under a 200 (see Routes).
+	Critical bool
 }
 
 // Routes registers what every listener answers besides its own API:
@@ -58,15 +64,19 @@ func Routes(mux *http.ServeMux, checks ...Check) {
 			})
 		}
 		wg.Wait()
-		status := "ok"
+		status, code := "ok", http.StatusOK
 		byName := make(map[string]api.CheckResult, len(checks))
 		for i, c := range checks {
 			byName[c.Name] = results[i]
-			if results[i].Status == "down" {
+			switch {
+			case results[i].Status != "down":
+			case c.Critical:
+				status, code = "unavailable", http.StatusServiceUnavailable
+			case code == http.StatusOK:
 				status = "degraded"
 			}
 		}
-		Respond(w, http.StatusOK, api.Health{Status: status, Checks: byName})
+		Respond(w, code, api.Health{Status: status, Checks: byName})
 	})
 	mux.Handle("GET /metrics", promhttp.Handler())
 }

@@ -144,6 +144,9 @@ func TestReadyIs200WithDependencyStatesAsDetail(t *testing.T) {
 		{"one hung past ReadyTimeout", []Check{{Name: "db", Probe: up}, {Name: "grpc", Probe: hung}}, 200, "degraded"},
 		{"one off by configuration", []Check{{Name: "db", Probe: up}, {Name: "invalidator", Probe: off}}, 200, "ok"},
 		{"one off, one down", []Check{{Name: "db", Probe: down}, {Name: "invalidator", Probe: off}}, 200, "degraded"},
+		{"a critical one down", []Check{{Name: "db", Probe: down}, {Name: "consumers", Probe: down, Critical: true}}, 503, "unavailable"},
+		{"a critical one up, another down", []Check{{Name: "db", Probe: down}, {Name: "consumers", Probe: up, Critical: true}}, 200, "degraded"},
+		{"a critical one hung", []Check{{Name: "engine", Probe: hung, Critical: true}}, 503, "unavailable"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package indexer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/httpx"
 )
 
@@ -80,6 +82,10 @@ func (x *Indexer) Handler() http.Handler {
 	httpx.Routes(mux,
 		httpx.Check{Name: "index", Probe: x.idx.Ping},
 		httpx.Check{Name: "bus", Probe: x.bus.Ping},
+		// An indexer whose subscription stalled indexes nothing: unready.
+		httpx.Check{Name: "consumers", Critical: true, Probe: func(context.Context) error {
+			return bus.CheckConsumers(x.bus, ConsumerName, WatermarkConsumerName)
+		}},
 	)
 	return httpx.Wrap("indexer", x.log, mux)
 }

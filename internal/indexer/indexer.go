@@ -62,6 +62,13 @@ import (
 // ContentBucket is the bucket the document service stores content in.
 const ContentBucket = "documents"
 
+// The indexer's subscriptions, as named in readiness and the
+// docstream_bus_consumer_* metrics.
+const (
+	ConsumerName          = "indexer"
+	WatermarkConsumerName = "indexer-watermarks"
+)
+
 var (
 	eventsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_indexer_events_total",
@@ -140,10 +147,10 @@ func (x *Indexer) Run(ctx context.Context) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return b.Group(ctx, bus.TopicDocuments, x.cfg.Group, bus.GroupOptions{MaxBatch: x.cfg.MaxBatch, MaxWait: x.cfg.MaxWait}, x.dedup.Wrap(x.HandleBatch))
+		return b.Group(bus.Named(ctx, ConsumerName), bus.TopicDocuments, x.cfg.Group, bus.GroupOptions{MaxBatch: x.cfg.MaxBatch, MaxWait: x.cfg.MaxWait}, x.dedup.Wrap(x.HandleBatch))
 	})
 	g.Go(func() error {
-		return b.Broadcast(ctx, bus.TopicWatermarks, bus.Start{Kind: bus.StartAfterLSN, LSN: applied}, x.HandleWatermarks)
+		return b.Broadcast(bus.Named(ctx, WatermarkConsumerName), bus.TopicWatermarks, bus.Start{Kind: bus.StartAfterLSN, LSN: applied}, x.HandleWatermarks)
 	})
 	g.Go(func() error {
 		t := time.NewTicker(x.cfg.MaxWait / 2)

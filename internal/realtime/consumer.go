@@ -86,7 +86,7 @@ func (h *Hub) Consume(ctx context.Context) error {
 	backoff := 500 * time.Millisecond
 	for {
 		st.set("running", nil)
-		err := h.opts.Bus.Broadcast(ctx, subscription, start, h.dedup.Wrap(func(ctx context.Context, msgs []bus.Message) error {
+		err := h.opts.Bus.Broadcast(bus.Named(ctx, ConsumerName), subscription, start, h.dedup.Wrap(func(ctx context.Context, msgs []bus.Message) error {
 			for _, m := range msgs {
 				ev, err := Decode(m)
 				if err != nil {
@@ -119,13 +119,22 @@ func (h *Hub) Consume(ctx context.Context) error {
 	}
 }
 
-// Ready reports whether the live subscription is running (readiness).
+// ConsumerName names the live subscription in readiness and the
+// docstream_bus_consumer_* metrics.
+const ConsumerName = "realtime"
+
+// Ready reports whether the live subscription is running and progressing
+// (readiness): an instance whose stream is unavailable or whose
+// subscription stalled pushes nothing to its clients.
 func (h *Hub) Ready(ctx context.Context) error {
 	if s := h.consumer.snapshot(); s.State != "running" {
 		return errors.New("consumer of " + subscription + " " + s.State + ": " + s.Error)
 	}
 	if h.opts.Bus != nil {
-		return h.opts.Bus.Ping(ctx)
+		if err := h.opts.Bus.Ping(ctx); err != nil {
+			return err
+		}
+		return bus.CheckConsumers(h.opts.Bus, ConsumerName)
 	}
 	return nil
 }

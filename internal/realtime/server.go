@@ -47,7 +47,7 @@ func NewServer(hub *Hub, auth *Authenticator, cfg ServerConfig) http.Handler {
 	httpx.Handle(mux, nil, s, routeTable)
 	var checks []httpx.Check
 	if hub.opts.Bus != nil {
-		checks = append(checks, httpx.Check{Name: "bus", Probe: hub.Ready})
+		checks = append(checks, httpx.Check{Name: "bus", Probe: hub.Ready, Critical: true})
 	}
 	httpx.Routes(mux, checks...)
 	return httpx.Wrap("realtime", s.log, mux)

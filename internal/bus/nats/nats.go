@@ -40,9 +40,24 @@ type Options struct {
 	// re-published change with the same topic, LSN and key inside it is
 	// dropped.
 	Duplicates time.Duration
-	// Replicas of each stream (default 1; use 3 on a cluster).
+	// Replicas of each stream and durable consumer (default 1; use 3 on a
+	// cluster). A stream with more replicas (scaled by an operator) keeps
+	// them: see stream.go.
 	Replicas int
-	Log      *slog.Logger
+	// PublishTimeout bounds the wait for the acknowledgement of each
+	// published message (default 5s). A message whose stream lost its
+	// leader gets none; failing it then lets the publisher retry (the CDC
+	// engine restarts from its slot, the dedup window drops repeats) on the
+	// newly elected leader instead of waiting out the caller's deadline.
+	PublishTimeout time.Duration
+	// RequestTimeout bounds each JetStream API request (default 5s): stream
+	// and consumer lookups, creation, state.
+	RequestTimeout time.Duration
+	// StallAfter is how long a subscription may go without progress while
+	// messages wait (or its stream is unavailable) before it is replaced
+	// and reported stalled (default 30s). See watch.go.
+	StallAfter time.Duration
+	Log        *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -54,6 +69,15 @@ func (o *Options) defaults() {
 	}
 	if o.Replicas <= 0 {
 		o.Replicas = 1
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 5 * time.Second
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 5 * time.Second
+	}
+	if o.StallAfter <= 0 {
+		o.StallAfter = 30 * time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -68,7 +92,10 @@ type Bus struct {
 	url  string
 
 	mu      sync.Mutex
-	streams map[string]jetstream.Stream // by family
+	streams map[string]jetstream.Stream // by family, once ensured (stream.go)
+
+	wmu     sync.Mutex
+	watched map[*watched]struct{} // running subscriptions (watch.go)
 
 	// shutdown stops what Close must stop besides the connection (the
 	// embedded server).
@@ -104,11 +131,12 @@ func Connect(ctx context.Context, url string, opts Options) (*Bus, error) {
 func newBus(ctx context.Context, nc *natsgo.Conn, opts Options) (*Bus, error) {
 	// Unacked publishes allowed at once: room for the CDC engine's pipeline
 	// (a few batches of up to 1,000 events by default) without stalling.
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384),
+		jetstream.WithPublishAsyncTimeout(opts.PublishTimeout), jetstream.WithDefaultTimeout(opts.RequestTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("nats: jetstream: %w", err)
 	}
-	b := &Bus{nc: nc, js: js, opts: opts, streams: map[string]jetstream.Stream{}}
+	b := &Bus{nc: nc, js: js, opts: opts, streams: map[string]jetstream.Stream{}, watched: map[*watched]struct{}{}}
 	// Fail now, not on first publish, when JetStream is off on the server.
 	if _, err := js.AccountInfo(ctx); err != nil {
 		return nil, fmt.Errorf("nats: jetstream not available: %w", err)
@@ -130,7 +158,8 @@ func family(topic string) (name, subjects string, err error) {
 	return strings.ToUpper(first), first + ".>", nil
 }
 
-// stream returns (creating or updating once per process) the stream holding topic.
+// stream returns the stream holding topic, ensured (created or reconciled,
+// see stream.go) once per process and then known without a request.
 func (b *Bus) stream(ctx context.Context, topic string) (jetstream.Stream, error) {
 	name, subjects, err := family(topic)
 	if err != nil {
@@ -141,16 +170,7 @@ func (b *Bus) stream(ctx context.Context, topic string) (jetstream.Stream, error
 	if s, ok := b.streams[name]; ok {
 		return s, nil
 	}
-	s, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        name,
-		Subjects:    []string{subjects},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      b.opts.MaxAge,
-		Duplicates:  b.opts.Duplicates,
-		Replicas:    b.opts.Replicas,
-		AllowDirect: true, // cheap GetMsg for StartAfterLSN's search
-	})
+	s, err := b.ensureStream(ctx, name, subjects)
 	if err != nil {
 		return nil, fmt.Errorf("nats: stream %s: %w", name, err)
 	}
@@ -250,7 +270,9 @@ func consumerName(group, topic string) string {
 // Group consumes topic with the durable pull consumer named after group
 // and topic, explicit ack. A new group starts at the oldest retained
 // message. Handler success acks the batch; an error naks it with a delay
-// so it comes back. Returns nil once ctx is done.
+// so it comes back. The subscription is watched (watch.go): lost or
+// stalled, it is replaced, and a consumer deleted on the server is created
+// again after its last known ack floor. Returns nil once ctx is done.
 func (b *Bus) Group(ctx context.Context, topic, group string, opts bus.GroupOptions, h bus.Handler) error {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 500
@@ -258,26 +280,13 @@ func (b *Bus) Group(ctx context.Context, topic, group string, opts bus.GroupOpti
 	if opts.MaxWait <= 0 {
 		opts.MaxWait = 200 * time.Millisecond
 	}
-	s, err := b.stream(ctx, topic)
-	if err != nil {
+	if _, _, err := family(topic); err != nil {
 		return err
 	}
-	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       consumerName(group, topic),
-		FilterSubject: topic,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		// How long a member that died holding messages keeps them. A member
-		// that stops cleanly gives its unprocessed messages back at once.
-		AckWait: 30 * time.Second,
-		// Enough in flight for a full batch plus the client's prefetch.
-		MaxAckPending: 4 * opts.MaxBatch,
-	})
-	if err != nil {
-		return fmt.Errorf("nats: consumer %s: %w", group, err)
-	}
+	w := b.watch(ctx, topic, group)
+	defer b.unwatch(w)
 	nak := func(m jetstream.Msg) { _ = m.Nak() }
-	return b.consume(ctx, cons, opts.MaxBatch, opts.MaxWait, bus.Start{}, nak, func(ctx context.Context, batch []jetstream.Msg, msgs []bus.Message) {
+	deliver := func(ctx context.Context, batch []jetstream.Msg, msgs []bus.Message) {
 		if err := h(ctx, msgs); err != nil {
 			if ctx.Err() == nil {
 				b.opts.Log.Warn("bus handler failed; batch will be redelivered", "topic", topic, "group", group, "err", err)
@@ -290,12 +299,124 @@ func (b *Bus) Group(ctx context.Context, topic, group string, opts bus.GroupOpti
 		for _, m := range batch {
 			_ = m.Ack()
 		}
+	}
+	return b.subscribe(ctx, w, func(ctx context.Context) (jetstream.Consumer, error) {
+		return b.groupConsumer(ctx, topic, group, opts, w.position())
+	}, func(ctx context.Context, cons jetstream.Consumer) error {
+		return b.consume(ctx, cons, w, opts.MaxBatch, opts.MaxWait, 0, nak, deliver)
 	})
+}
+
+// groupConsumer returns the durable consumer of group on topic, creating
+// it when missing (after stream sequence after, when known: a consumer lost
+// on the server resumes where it was, not from the start) and updating
+// only the settings docstream owns when it exists.
+func (b *Bus) groupConsumer(ctx context.Context, topic, group string, opts bus.GroupOptions, after uint64) (jetstream.Consumer, error) {
+	s, err := b.stream(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	name := consumerName(group, topic)
+	cfg := jetstream.ConsumerConfig{
+		Durable:       name,
+		FilterSubject: topic,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// How long a member that died holding messages keeps them. A member
+		// that stops cleanly gives its unprocessed messages back at once.
+		AckWait: 30 * time.Second,
+		// Enough in flight for a full batch plus the client's prefetch.
+		MaxAckPending: 4 * opts.MaxBatch,
+		// As many as the stream has (at least --bus-replicas once the
+		// stream is ensured): a consumer on one node would stop the group
+		// when that node does, however many copies the stream has.
+		Replicas: s.CachedInfo().Config.Replicas,
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+	defer cancel()
+	cur, err := s.Consumer(rctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		if after > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+			b.opts.Log.Warn("bus consumer missing on the server; creating it again after its last ack floor", "consumer", name, "from_seq", after+1)
+		}
+		cons, err := s.CreateConsumer(rctx, cfg)
+		if errors.Is(err, jetstream.ErrConsumerExists) { // another member was first
+			return s.Consumer(rctx, name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("nats: consumer %s: %w", name, err)
+		}
+		return cons, nil
+	case err != nil:
+		return nil, fmt.Errorf("nats: consumer %s: %w", name, err)
+	}
+	have := cur.CachedInfo().Config
+	if have.AckWait == cfg.AckWait && have.MaxAckPending == cfg.MaxAckPending && have.Replicas >= cfg.Replicas && have.FilterSubject == cfg.FilterSubject {
+		return cur, nil
+	}
+	// Where it starts is fixed at creation; the rest is docstream's.
+	cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+	cfg.Replicas = max(cfg.Replicas, have.Replicas)
+	cons, err := s.UpdateConsumer(rctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("nats: consumer %s: %w", name, err)
+	}
+	return cons, nil
+}
+
+// subscribe runs one subscription after another until ctx is done: open
+// makes the consumer, run consumes it under a watchdog. Whatever ends a
+// subscription other than ctx (an error, a lost consumer, a stall) is
+// logged and counted, and the next one starts after a short pause.
+func (b *Bus) subscribe(ctx context.Context, w *watched, open func(context.Context) (jetstream.Consumer, error),
+	run func(context.Context, jetstream.Consumer) error) error {
+	for fails := 0; ; {
+		cons, err := open(ctx)
+		if err == nil {
+			sub, cancel := context.WithCancelCause(ctx)
+			var wg sync.WaitGroup
+			wg.Go(func() { b.watchdog(sub, cons, w, cancel) })
+			began := time.Now()
+			err = run(sub, cons)
+			cause := context.Cause(sub)
+			cancel(nil)
+			wg.Wait()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if cause != nil && !errors.Is(cause, context.Canceled) {
+				err = cause
+			}
+			if err == nil {
+				err = errors.New("subscription ended")
+			}
+			if time.Since(began) > b.opts.StallAfter {
+				fails = 0 // it had worked: retry at once
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := retryWait(fails, 5*time.Second)
+		fails++
+		w.resubscribed(err)
+		b.opts.Log.Warn("bus subscription lost; subscribing again", "consumer", w.name, "topic", w.st.Topic, "group", w.st.Group,
+			"reason", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
 }
 
 // Broadcast reads topic with an ordered (ephemeral, unacked) consumer from
 // start. A handler error retries the same batch after a pause, so the
-// subscriber still sees every message in order. Returns nil once ctx is done.
+// subscriber still sees every message in order. The subscription is
+// watched (watch.go): lost or stalled, it is replaced by one starting right
+// after the last message the handler took. Returns nil once ctx is done.
 //
 // topic may list several topics (bus.Topics); they must share one stream
 // (one family, e.g. cdc.*). One ordered consumer then filters on all of
@@ -323,48 +444,17 @@ func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bu
 				topic, subjects[0], fam, t, f)
 		}
 	}
-	s, err := b.stream(ctx, subjects[0])
-	if err != nil {
-		return err
-	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects}
-	switch start.Kind {
-	case bus.StartNew:
-		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
-	case bus.StartBeginning:
-		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
-	case bus.StartPosition:
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = max(start.Position, 1)
-	case bus.StartAfterLSN:
-		seq, err := b.seekLSN(ctx, s, subjects, start.LSN)
-		if err != nil {
-			return err
-		}
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = seq
-	default:
+	if start.Kind < bus.StartNew || start.Kind > bus.StartAfterLSN {
 		return fmt.Errorf("nats: unknown start kind %d", start.Kind)
 	}
-	cons, err := s.OrderedConsumer(ctx, cfg)
+	var afterLSN uint64 // what consume skips: repeats at or below a StartAfterLSN
+	if start.Kind == bus.StartAfterLSN {
+		afterLSN = start.LSN
+	}
 	var only map[string]bool // subjects to keep when the server filters less
-	if errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
-		// nats-server before 2.10 takes one filter subject: filter on the
-		// family's wildcard, which keeps stream order, and drop the other
-		// topics here.
-		_, wildcard, _ := family(subjects[0])
-		cfg.FilterSubjects = []string{wildcard}
-		only = map[string]bool{}
-		for _, t := range subjects {
-			only[t] = true
-		}
-		cons, err = s.OrderedConsumer(ctx, cfg)
-	}
-	if err != nil {
-		return fmt.Errorf("nats: ordered consumer on %s: %w", topic, err)
-	}
-	// An ordered consumer acks nothing: there is nothing to give back.
-	return b.consume(ctx, cons, 500, 0, start, func(jetstream.Msg) {}, func(ctx context.Context, _ []jetstream.Msg, msgs []bus.Message) {
+	w := b.watch(ctx, topic, "")
+	defer b.unwatch(w)
+	deliver := func(ctx context.Context, _ []jetstream.Msg, msgs []bus.Message) {
 		if only != nil {
 			msgs = slices.DeleteFunc(msgs, func(m bus.Message) bool { return !only[m.Topic] })
 			if len(msgs) == 0 {
@@ -382,7 +472,74 @@ func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bu
 			case <-time.After(time.Second):
 			}
 		}
+	}
+	return b.subscribe(ctx, w, func(ctx context.Context) (jetstream.Consumer, error) {
+		// A replacement subscription resumes right after the last message
+		// the handler took, so the subscriber misses nothing and sees
+		// nothing twice.
+		from := start
+		if p := w.position(); p > 0 {
+			from = bus.Start{Kind: bus.StartPosition, Position: p + 1}
+		}
+		cons, filtered, err := b.orderedConsumer(ctx, subjects, from)
+		if filtered != nil {
+			only = filtered
+		}
+		return cons, err
+	}, func(ctx context.Context, cons jetstream.Consumer) error {
+		// An ordered consumer acks nothing: there is nothing to give back.
+		return b.consume(ctx, cons, w, 500, 0, afterLSN, func(jetstream.Msg) {}, deliver)
 	})
+}
+
+// orderedConsumer creates the ordered consumer of a broadcast over
+// subjects (of one stream) from start. only is set when the server filters
+// on the family's wildcard and the other topics must be dropped here.
+func (b *Bus) orderedConsumer(ctx context.Context, subjects []string, start bus.Start) (cons jetstream.Consumer, only map[string]bool, err error) {
+	s, err := b.stream(ctx, subjects[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects}
+	switch start.Kind {
+	case bus.StartNew:
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	case bus.StartBeginning:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	case bus.StartPosition:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = max(start.Position, 1)
+	case bus.StartAfterLSN:
+		rctx, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+		seq, err := b.seekLSN(rctx, s, subjects, start.LSN)
+		cancel()
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = seq
+	default:
+		return nil, nil, fmt.Errorf("nats: unknown start kind %d", start.Kind)
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+	defer cancel()
+	cons, err = s.OrderedConsumer(rctx, cfg)
+	if errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
+		// nats-server before 2.10 takes one filter subject: filter on the
+		// family's wildcard, which keeps stream order, and drop the other
+		// topics here.
+		_, wildcard, _ := family(subjects[0])
+		cfg.FilterSubjects = []string{wildcard}
+		only = map[string]bool{}
+		for _, t := range subjects {
+			only[t] = true
+		}
+		cons, err = s.OrderedConsumer(rctx, cfg)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: ordered consumer on %s: %w", strings.Join(subjects, ","), err)
+	}
+	return cons, only, nil
 }
 
 // seekLSN returns the stream sequence to start from to get the first
@@ -439,7 +596,7 @@ func (b *Bus) seekLSN(ctx context.Context, s jetstream.Stream, subjects []string
 // consume pulls from cons and hands batches to deliver: it waits for a
 // first message, then gathers more for up to maxWait (0: only what is
 // already buffered) until maxBatch.
-func (b *Bus) consume(ctx context.Context, cons jetstream.Consumer, maxBatch int, maxWait time.Duration, start bus.Start,
+func (b *Bus) consume(ctx context.Context, cons jetstream.Consumer, w *watched, maxBatch int, maxWait time.Duration, afterLSN uint64,
 	release func(jetstream.Msg), deliver func(ctx context.Context, raw []jetstream.Msg, msgs []bus.Message)) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * maxBatch))
 	if err != nil {
@@ -546,8 +703,8 @@ func (b *Bus) consume(ctx context.Context, cons jetstream.Consumer, maxBatch int
 		keep := raw[:0:0]
 		for _, m := range raw {
 			bm := toMessage(m)
-			if start.Kind == bus.StartAfterLSN {
-				if c := bus.Cursor(bm); c != 0 && c <= start.LSN {
+			if afterLSN > 0 {
+				if c := bus.Cursor(bm); c != 0 && c <= afterLSN {
 					_ = m.Ack()
 					continue
 				}
@@ -556,7 +713,13 @@ func (b *Bus) consume(ctx context.Context, cons jetstream.Consumer, maxBatch int
 			keep = append(keep, m)
 		}
 		if len(msgs) > 0 {
+			w.handling()
 			deliver(ctx, keep, msgs)
+			var upto uint64
+			if !w.group && ctx.Err() == nil {
+				upto = msgs[len(msgs)-1].Position
+			}
+			w.handled(upto)
 		}
 	}
 }
