@@ -39,6 +39,10 @@ type Document struct {
 	// ContentSHA256 is the hex SHA-256 of the content (also the content's
 	// ETag); empty for rows written before it was recorded.
 	ContentSHA256 string `json:"content_sha256"`
+	// Owner is the creator's principal key ("user:<subject>",
+	// "apikey:<id>"); absent for a document created anonymously in open
+	// mode (so the reference's answers stay as they were).
+	Owner string `json:"owner,omitempty"`
 }
 
 // Time is a document timestamp. It is sent as ISO-8601 UTC with
@@ -82,4 +86,29 @@ type DocumentStats struct {
 	DocumentID  string `json:"document_id"`
 	TotalViews  int64  `json:"total_views"`
 	UniqueViews int64  `json:"unique_views"`
+}
+
+// Share grants one grantee a level on a document: an element of
+// GET /documents/{id}/shares and the answer of POST /documents/{id}/shares.
+type Share struct {
+	DocumentID string `json:"document_id"`
+	// Grantee is "user:<subject>", "group:<name>", "email:<address>" or
+	// "apikey:<id>". An email share counts only for a token whose email is
+	// verified.
+	Grantee string `json:"grantee"`
+	// Level is view, edit, sign or own (see ShareRequest).
+	Level string `json:"level"`
+	// CreatedBy is the principal key of who granted it.
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ShareRequest is the body of POST /documents/{id}/shares: grant (or
+// change) grantee's level. view reads the document, its content, stats and
+// signatures; edit also changes it; sign also signs it; own is everything,
+// including deleting and sharing. Only the owner, a holder of own or an
+// admin may share.
+type ShareRequest struct {
+	Grantee string `json:"grantee"`
+	Level   string `json:"level"`
 }

@@ -37,7 +37,10 @@ var golden = map[string]any{
 		S3Key: docID + "/content", Status: api.StatusCreated, CreatedBy: "ebemad@company.com",
 		CreatedAt: api.Time{Time: created}, UpdatedAt: api.Time{Time: created}, Version: 1,
 		ContentSHA256: "9c1185a5c5e9fc54612808977ee8f548b2258d31b3b6e8e5a9b0f7cbd0e5c3b1",
+		Owner:         "user:ebemad",
 	},
+	"share": api.Share{DocumentID: docID, Grantee: "email:ebemad@client.com", Level: "sign",
+		CreatedBy: "user:ebemad", CreatedAt: signed},
 	"document_stats": api.DocumentStats{DocumentID: docID, TotalViews: 3, UniqueViews: 2},
 	"signature": api.Signature{
 		ID: "06946681-7a00-7000-8000-5b6c1f0e9a21", DocumentID: docID,

@@ -266,3 +266,32 @@ func (c *Client) content(ctx context.Context, id, rangeHeader string) (*Content,
 	}
 	return out, nil
 }
+
+// DocumentShares lists who a document is shared with
+// (GET /documents/{id}/shares; the owner, a holder of own or an admin).
+func (c *Client) DocumentShares(ctx context.Context, id string) ([]api.Share, error) {
+	var shares []api.Share
+	if _, err := c.call(ctx, http.MethodGet, idPath("documents", id, "shares"), nil, nil, &shares); err != nil {
+		return nil, err
+	}
+	return shares, nil
+}
+
+// ShareDocument grants req.Grantee req.Level on a document, or changes the
+// level it has (POST /documents/{id}/shares). The answer's CommitLSN, as
+// MinLSN of a search, makes the grantee find the document at once.
+func (c *Client) ShareDocument(ctx context.Context, id string, req api.ShareRequest) (*api.Share, uint64, error) {
+	var sh api.Share
+	h, err := c.call(ctx, http.MethodPost, idPath("documents", id, "shares"), nil, req, &sh)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &sh, commitLSN(h, api.CommitLSNHeader), nil
+}
+
+// UnshareDocument revokes grantee's share of a document
+// (DELETE /documents/{id}/shares/{grantee}).
+func (c *Client) UnshareDocument(ctx context.Context, id, grantee string) error {
+	_, err := c.call(ctx, http.MethodDelete, idPath("documents", id, "shares", url.PathEscape(grantee)), nil, nil, nil)
+	return err
+}

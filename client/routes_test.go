@@ -32,28 +32,31 @@ var healthRoutes = []string{"GET /health/live", "GET /health/ready"}
 // fixture is the answer each route's fake gives: a golden response of the
 // api package, so that the client also decodes every shape.
 var fixture = map[string]string{
-	"POST /documents":                "document",
-	"GET /documents":                 "[document]",
-	"GET /documents/{id}":            "document",
-	"PATCH /documents/{id}":          "document",
-	"DELETE /documents/{id}":         "",
-	"GET /documents/{id}/content":    "",
-	"GET /documents/{id}/stats":      "document_stats",
-	"POST /signatures":               "signature",
-	"GET /signatures":                "[signature]",
-	"GET /signatures/{id}":           "signature",
-	"GET /documents/{id}/signatures": "[signature]",
-	"GET /search":                    "search_response",
-	"GET /suggest":                   "suggest_response",
-	"GET /aggregations/{field}":      "aggregation_response",
-	"GET /stats":                     "realtime_stats",
-	"GET /auth/token":                "token",
-	"GET /ws/{document_id}":          "",
-	"GET /health/live":               "health_live",
-	"GET /health/ready":              "health_ready",
-	"GET /status":                    "gateway_status",
-	"GET /routes":                    "gateway_routes",
-	"GET /upstreams":                 "gateway_upstreams",
+	"POST /documents":                         "document",
+	"GET /documents":                          "[document]",
+	"GET /documents/{id}":                     "document",
+	"PATCH /documents/{id}":                   "document",
+	"DELETE /documents/{id}":                  "",
+	"GET /documents/{id}/content":             "",
+	"GET /documents/{id}/stats":               "document_stats",
+	"GET /documents/{id}/shares":              "[share]",
+	"POST /documents/{id}/shares":             "share",
+	"DELETE /documents/{id}/shares/{grantee}": "",
+	"POST /signatures":                        "signature",
+	"GET /signatures":                         "[signature]",
+	"GET /signatures/{id}":                    "signature",
+	"GET /documents/{id}/signatures":          "[signature]",
+	"GET /search":                             "search_response",
+	"GET /suggest":                            "suggest_response",
+	"GET /aggregations/{field}":               "aggregation_response",
+	"GET /stats":                              "realtime_stats",
+	"GET /auth/token":                         "token",
+	"GET /ws/{document_id}":                   "",
+	"GET /health/live":                        "health_live",
+	"GET /health/ready":                       "health_ready",
+	"GET /status":                             "gateway_status",
+	"GET /routes":                             "gateway_routes",
+	"GET /upstreams":                          "gateway_upstreams",
 }
 
 // TestEveryRouteHasAClientMethod serves every route the services and the
@@ -94,7 +97,7 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 				}
 				_ = c.Write(r.Context(), websocket.MessageText, readGolden(t, "message_document_signed"))
 				c.Close(websocket.StatusNormalClosure, "done")
-			case "DELETE /documents/{id}":
+			case "DELETE /documents/{id}", "DELETE /documents/{id}/shares/{grantee}":
 				w.WriteHeader(http.StatusNoContent)
 			case "GET /documents/{id}/content":
 				w.Header().Set("Content-Type", "text/plain")
@@ -147,6 +150,12 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 		"DocumentContentRange": func() error {
 			return drain(c.DocumentContentRange(ctx, id, 2, 4))
 		},
+		"DocumentShares": func() error { _, err := c.DocumentShares(ctx, id); return err },
+		"ShareDocument": func() error {
+			_, _, err := c.ShareDocument(ctx, id, api.ShareRequest{Grantee: "user:bob", Level: "view"})
+			return err
+		},
+		"UnshareDocument": func() error { return c.UnshareDocument(ctx, id, "user:bob") },
 		"CreateSignature": func() error {
 			_, err := c.CreateSignature(ctx, api.CreateSignatureRequest{DocumentID: id, SignerEmail: "a@b.co", SignerName: "A"})
 			return err

@@ -141,7 +141,7 @@ func BenchmarkFloorRawInsertCommit(b *testing.B) {
 }
 
 // The floor under the cache hit's Redis part: one pipelined GET+INCR+PFADD
-// round trip, as GetAndCountView sends it, without HTTP.
+// round trip, as Cache.Get sends it in open mode, without HTTP.
 func BenchmarkFloorRedisPipelineRoundTrip(b *testing.B) {
 	e := newEnv(&testing.T{})
 	ctx := context.Background()
@@ -150,7 +150,7 @@ func BenchmarkFloorRedisPipelineRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	runParallel(b, func() error {
-		if e.svc.cache.GetAndCountView(ctx, d.ID, "127.0.0.1") == nil {
+		if e.svc.cache.Get(ctx, d.ID, "127.0.0.1", true, nil) == nil {
 			return &statusErr{404}
 		}
 		return nil

@@ -48,19 +48,23 @@ type Cache struct {
 
 	mu       sync.Mutex
 	down     bool
-	pending  map[string]int32
+	pending  map[string]stamp
 	overflow bool
 }
 
 const maxPending = 100_000
 
-// Entries carry their version, and every write to document:{id} is a
-// compare on it inside Redis (a Lua script), so no order of fills and
-// invalidations can replace a row with an older one:
+// Entries carry their version and access version, and every write to
+// document:{id} is a compare on the pair (version, access_version) inside
+// Redis (a Lua script), so no order of fills and invalidations can replace
+// a row with an older one, nor readers with older readers (a share change
+// moves access_version alone):
 //
-//   - an entry is the document's JSON, whose "version" field is compared;
-//   - a tombstone "-N" says "the row is at version N or later": a fill
-//     with an older row is refused, one with N or newer replaces it;
+//   - an entry is the document's JSON with its readers, whose "version"
+//     and "access_version" fields are compared;
+//   - a tombstone "-N" or "-N.A" says "the row is at (N, A) or later"
+//     (A is 0 when absent): a fill with an older row is refused, one with
+//     (N, A) or newer replaces it;
 //   - a tombstone "-" (deleted; also any tombstone that does not parse)
 //     refuses every fill until it expires.
 //
@@ -69,46 +73,114 @@ const maxPending = 100_000
 // would have to be a whole TTL late.
 const (
 	tombstonePrefix = "-"
-	gone            = int32(-1) // pending version of a deleted document
 	backoff         = time.Second
 )
 
-// fillScript sets KEYS[1] to ARGV[2] (a document of version ARGV[1]) for
-// ARGV[3] ms unless what is there is as new or newer. Returns 1 if set.
-var fillScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-local v = tonumber(ARGV[1])
-if cur then
+// stamp orders the states of one document: (version, access version).
+// gone (a deleted document) is later than every stamp.
+type stamp struct {
+	Version int32
+	Access  int64
+}
+
+var gone = stamp{Version: -1}
+
+func (a stamp) after(b stamp) bool {
+	switch {
+	case a == gone:
+		return b != gone
+	case b == gone:
+		return false
+	}
+	return a.Version > b.Version || a.Version == b.Version && a.Access > b.Access
+}
+
+// stampLua defines stamp_of(cur), the (version, access version) of what
+// document:{id} holds ('gone' for a deletion or a tombstone that does not
+// parse; nil for an entry that does not decode, which anything replaces),
+// and cmp, which orders two stamps (-1, 0, 1).
+const stampLua = `
+local function stamp_of(cur)
   if string.sub(cur, 1, 1) == '-' then
-    local min = tonumber(string.sub(cur, 2))
-    if min == nil or v < min then return 0 end
-  else
-    local ok, doc = pcall(cjson.decode, cur)
-    if ok and type(doc) == 'table' and tonumber(doc.version) ~= nil and tonumber(doc.version) >= v then return 0 end
+    local cv, ca = string.match(cur, '^%-(%d+)%.?(%d*)$')
+    if cv == nil then return 'gone' end
+    return tonumber(cv), tonumber(ca) or 0
+  end
+  local ok, doc = pcall(cjson.decode, cur)
+  if not ok or type(doc) ~= 'table' or tonumber(doc.version) == nil then return nil end
+  return tonumber(doc.version), tonumber(doc.access_version) or 0
+end
+local function cmp(v1, a1, v2, a2)
+  if v1 ~= v2 then return v1 < v2 and -1 or 1 end
+  if a1 ~= a2 then return a1 < a2 and -1 or 1 end
+  return 0
+end
+`
+
+// fillScript sets KEYS[1] to ARGV[2] (a document at (ARGV[1], ARGV[4]))
+// for ARGV[3] ms unless what is there is as new or newer: an entry at the
+// same stamp or later, a tombstone later than it. Returns 1 if set.
+var fillScript = redis.NewScript(stampLua + `
+local cur = redis.call('GET', KEYS[1])
+local v, a = tonumber(ARGV[1]), tonumber(ARGV[4])
+if cur then
+  local cv, ca = stamp_of(cur)
+  if cv == 'gone' then return 0 end
+  if cv ~= nil then
+    local c = cmp(v, a, cv, ca)
+    if c < 0 or (c == 0 and string.sub(cur, 1, 1) ~= '-') then return 0 end
   end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`)
 
-// invalidateScript replaces KEYS[1] with the tombstone "-ARGV[1]" for
-// ARGV[2] ms unless it already holds version ARGV[1] or newer (an entry or
-// a tombstone). Returns 1 if it wrote the tombstone.
+// invalidateScript replaces KEYS[1] with the tombstone "-ARGV[1].ARGV[3]"
+// for ARGV[2] ms unless it already holds that stamp or a newer one (an
+// entry or a tombstone). Returns 1 if it wrote the tombstone.
 var invalidateScript = redis.NewScript(invalidateLua)
 
-const invalidateLua = `
+const invalidateLua = stampLua + `
 local cur = redis.call('GET', KEYS[1])
-local v = tonumber(ARGV[1])
+local v, a = tonumber(ARGV[1]), tonumber(ARGV[3])
 if cur then
-  if string.sub(cur, 1, 1) == '-' then
-    local min = tonumber(string.sub(cur, 2))
-    if min == nil or min >= v then return 0 end
-  else
-    local ok, doc = pcall(cjson.decode, cur)
-    if ok and type(doc) == 'table' and tonumber(doc.version) ~= nil and tonumber(doc.version) >= v then return 0 end
+  local cv, ca = stamp_of(cur)
+  if cv == 'gone' then return 0 end
+  if cv ~= nil and cmp(cv, ca, v, a) >= 0 then return 0 end
+end
+redis.call('SET', KEYS[1], '-' .. ARGV[1] .. '.' .. ARGV[3], 'PX', ARGV[2])
+return 1`
+
+// viewLua reads KEYS[1] and, when it is an entry whose readers hold one of
+// ARGV[2..], counts a view by ARGV[1] (KEYS[2], KEYS[3]): the access
+// checked read of required mode in one round trip. A caller the entry
+// does not admit is not counted; the caller decides again in Go from the
+// same entry.
+var viewScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur or string.sub(cur, 1, 1) == '-' then return cur end
+local ok, doc = pcall(cjson.decode, cur)
+if not ok or type(doc) ~= 'table' or type(doc.readers) ~= 'table' then return cur end
+for _, r in ipairs(doc.readers) do
+  for i = 2, #ARGV do
+    if r == ARGV[i] then
+      redis.call('INCR', KEYS[2])
+      redis.call('PFADD', KEYS[3], ARGV[1])
+      return cur
+    end
   end
 end
-redis.call('SET', KEYS[1], '-' .. ARGV[1], 'PX', ARGV[2])
-return 1`
+return cur`)
+
+// entry is what document:{id} holds: the document and who may read it.
+type entry struct {
+	Document
+	Readers       []string `json:"readers"`
+	AccessVersion int64    `json:"access_version"`
+}
+
+func (e *entry) record() *record {
+	return &record{Document: &e.Document, Readers: e.Readers, AccessVersion: e.AccessVersion}
+}
 
 // NewCache wraps rdb (which may be nil).
 func NewCache(rdb *redis.Client, ttl time.Duration, log *slog.Logger) *Cache {
@@ -136,19 +208,19 @@ func (c *Cache) failed(ctx context.Context, op string, err error) {
 }
 
 // remember records an invalidation Redis did not get: the document must
-// be at version or later (gone: deleted).
-func (c *Cache) remember(id string, version int32) {
+// be at st or later (gone: deleted).
+func (c *Cache) remember(id string, st stamp) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pending == nil {
-		c.pending = map[string]int32{}
+		c.pending = map[string]stamp{}
 	}
 	if len(c.pending) >= maxPending {
 		c.overflow = true
 		return
 	}
-	if cur, ok := c.pending[id]; !ok || (cur != gone && (version == gone || version > cur)) {
-		c.pending[id] = version
+	if cur, ok := c.pending[id]; !ok || st.after(cur) {
+		c.pending[id] = st
 	}
 }
 
@@ -204,21 +276,36 @@ func docKey(id string) string    { return "document:" + id }
 func viewsKey(id string) string  { return "views:" + id }
 func uniqueKey(id string) string { return "unique_views:" + id }
 
-// GetAndCountView reads the cached document and records a view by clientIP,
-// all in one pipelined round trip. It returns nil on a miss (or when Redis
-// is unavailable).
-func (c *Cache) GetAndCountView(ctx context.Context, id, clientIP string) *Document {
+// Get reads the cached document and its readers, and records a view by
+// clientIP, in one round trip. With count (open mode, or an admin) the
+// view is counted whatever the answer (the caller undoes it for an id
+// that does not exist); otherwise only when the entry's readers hold one
+// of keys, and the caller counts a miss itself (CountView) once it knows
+// the caller may view. It returns nil on a miss (or when Redis is
+// unavailable).
+func (c *Cache) Get(ctx context.Context, id, clientIP string, count bool, keys []string) *record {
 	if !c.usable() {
 		cacheResults.WithLabelValues("skipped").Inc()
 		return nil
 	}
-	var get *redis.StringCmd
-	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, docKey(id))
-		p.Incr(ctx, viewsKey(id))
-		p.PFAdd(ctx, uniqueKey(id), clientIP)
-		return nil
-	})
+	var get interface{ Bytes() ([]byte, error) }
+	var err error
+	if count {
+		_, err = c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			get = p.Get(ctx, docKey(id))
+			p.Incr(ctx, viewsKey(id))
+			p.PFAdd(ctx, uniqueKey(id), clientIP)
+			return nil
+		})
+	} else {
+		args := make([]any, 0, len(keys)+1)
+		args = append(args, clientIP)
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		cmd := viewScript.Run(ctx, c.rdb, []string{docKey(id), viewsKey(id), uniqueKey(id)}, args...)
+		get, err = scriptBytes{cmd}, cmd.Err()
+	}
 	if err != nil && err != redis.Nil {
 		c.failed(ctx, "get", err)
 		cacheResults.WithLabelValues("skipped").Inc()
@@ -230,41 +317,71 @@ func (c *Cache) GetAndCountView(ctx context.Context, id, clientIP string) *Docum
 		cacheResults.WithLabelValues("miss").Inc()
 		return nil
 	}
-	var d Document
-	if json.Unmarshal(b, &d) != nil {
+	var e entry
+	// An entry without readers was written before entries carried them:
+	// access cannot be decided from it.
+	if json.Unmarshal(b, &e) != nil || e.Readers == nil {
 		cacheResults.WithLabelValues("miss").Inc()
 		return nil
 	}
 	cacheResults.WithLabelValues("hit").Inc()
-	return &d
+	return e.record()
 }
 
-// Put caches d unless what is cached is as new or newer (a later fill, or
-// the tombstone of a change d predates).
-func (c *Cache) Put(ctx context.Context, d *Document) {
+// scriptBytes reads a script's string answer as a StringCmd would.
+type scriptBytes struct{ *redis.Cmd }
+
+func (s scriptBytes) Bytes() ([]byte, error) {
+	v, err := s.Text()
+	return []byte(v), err
+}
+
+// CountView records a view by clientIP (a read that missed the cache in
+// required mode, once the caller was found to be a reader).
+func (c *Cache) CountView(ctx context.Context, id, clientIP string) {
 	if !c.usable() {
 		return
 	}
-	b, err := json.Marshal(d)
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, viewsKey(id))
+		p.PFAdd(ctx, uniqueKey(id), clientIP)
+		return nil
+	})
+	c.failed(ctx, "count view", err)
+}
+
+// Put caches r (the document and its readers) unless what is cached is as
+// new or newer (a later fill, or the tombstone of a change r predates).
+func (c *Cache) Put(ctx context.Context, r *record) {
+	if !c.usable() {
+		return
+	}
+	readers := r.Readers
+	if readers == nil {
+		readers = []string{}
+	}
+	b, err := json.Marshal(entry{Document: *r.Document, Readers: readers, AccessVersion: r.AccessVersion})
 	if err != nil {
 		return
 	}
-	err = fillScript.Run(ctx, c.rdb, []string{docKey(d.ID)}, d.Version, b, c.ttl.Milliseconds()).Err()
+	err = fillScript.Run(ctx, c.rdb, []string{docKey(r.ID)}, r.Version, b, c.ttl.Milliseconds(), r.AccessVersion).Err()
 	c.failed(ctx, "put", err)
 }
 
-// Invalidate records that document id is now at version (or later): an
-// older entry is replaced by a tombstone that refuses older fills.
-func (c *Cache) Invalidate(ctx context.Context, id string, version int32) {
+// Invalidate records that document id is now at version and access version
+// (or later): an older entry is replaced by a tombstone that refuses older
+// fills. An edit may pass access 0: it is a weaker claim, still true.
+func (c *Cache) Invalidate(ctx context.Context, id string, version int32, access int64) {
 	if c.rdb == nil {
 		return
 	}
+	st := stamp{Version: version, Access: access}
 	if !c.usable() {
-		c.remember(id, version)
+		c.remember(id, st)
 		return
 	}
-	if err := invalidateScript.Run(ctx, c.rdb, []string{docKey(id)}, version, c.ttl.Milliseconds()).Err(); err != nil && err != redis.Nil {
-		c.remember(id, version)
+	if err := invalidateScript.Run(ctx, c.rdb, []string{docKey(id)}, version, c.ttl.Milliseconds(), access).Err(); err != nil && err != redis.Nil {
+		c.remember(id, st)
 		c.failed(ctx, "invalidate", err)
 		return
 	}
@@ -304,13 +421,13 @@ func (c *Cache) Forget(ctx context.Context, id string) {
 // queueInvalidate adds the commands of one invalidation to p. Scripts in a
 // pipeline go as EVAL (not EVALSHA): a Redis that just restarted has no
 // scripts loaded, and a pipeline cannot fall back per command.
-func (c *Cache) queueInvalidate(ctx context.Context, p redis.Pipeliner, id string, version int32) {
-	if version == gone {
+func (c *Cache) queueInvalidate(ctx context.Context, p redis.Pipeliner, id string, st stamp) {
+	if st == gone {
 		p.Set(ctx, docKey(id), tombstonePrefix, c.ttl)
 		p.Del(ctx, viewsKey(id), uniqueKey(id))
 		return
 	}
-	p.Eval(ctx, invalidateLua, []string{docKey(id)}, version, c.ttl.Milliseconds())
+	p.Eval(ctx, invalidateLua, []string{docKey(id)}, st.Version, c.ttl.Milliseconds(), st.Access)
 }
 
 // Apply writes a batch of invalidations in one round trip, bypassing the
@@ -323,11 +440,11 @@ func (c *Cache) Apply(ctx context.Context, invs []Invalidation) error {
 	}
 	cmds, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, inv := range invs {
-			v := inv.Version
+			st := stamp{Version: inv.Version, Access: inv.AccessVersion}
 			if inv.Deleted {
-				v = gone
+				st = gone
 			}
-			c.queueInvalidate(ctx, p, inv.ID, v)
+			c.queueInvalidate(ctx, p, inv.ID, st)
 		}
 		return nil
 	})
@@ -347,11 +464,13 @@ func (c *Cache) Apply(ctx context.Context, invs []Invalidation) error {
 	return nil
 }
 
-// Invalidation says that document ID is at Version or later, or deleted.
+// Invalidation says that document ID is at (Version, AccessVersion) or
+// later, or deleted.
 type Invalidation struct {
-	ID      string
-	Version int32
-	Deleted bool
+	ID            string
+	Version       int32
+	AccessVersion int64
+	Deleted       bool
 }
 
 // Stats reads the view counters; ok is false when Redis is unavailable.

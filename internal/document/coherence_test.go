@@ -148,25 +148,25 @@ func TestLateFillNeverBringsBackAnOlderVersion(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		before func(t *testing.T, e *env, id string) // after the PATCH, before the late fill
-		late   func(e *env, old *Document)
+		late   func(e *env, old *record)
 		want   int // status of the GET after the late fill
 	}{
 		{
 			name:   "a late fill after the invalidation is refused",
 			before: func(*testing.T, *env, string) {},
-			late:   func(e *env, old *Document) { e.svc.cache.Put(ctx, old) },
+			late:   func(e *env, old *record) { e.svc.cache.Put(ctx, old) },
 			want:   http.StatusOK,
 		},
 		{
 			name:   "a late fill after the new version was cached is refused",
 			before: func(t *testing.T, e *env, id string) { e.title(t, id) },
-			late:   func(e *env, old *Document) { e.svc.cache.Put(ctx, old) },
+			late:   func(e *env, old *record) { e.svc.cache.Put(ctx, old) },
 			want:   http.StatusOK,
 		},
 		{
 			name:   "a replayed older invalidation does not evict or downgrade",
 			before: func(t *testing.T, e *env, id string) { e.title(t, id) },
-			late: func(e *env, old *Document) {
+			late: func(e *env, old *record) {
 				_ = e.svc.cache.Apply(ctx, []Invalidation{{ID: old.ID, Version: old.Version}})
 				e.svc.cache.Put(ctx, old)
 			},
@@ -179,14 +179,14 @@ func TestLateFillNeverBringsBackAnOlderVersion(t *testing.T) {
 					t.Fatalf("DELETE: %d", r.StatusCode)
 				}
 			},
-			late: func(e *env, old *Document) { e.svc.cache.Put(ctx, old) },
+			late: func(e *env, old *record) { e.svc.cache.Put(ctx, old) },
 			want: http.StatusNotFound,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			d := e.create(t, "Version one", "x")
-			old, err := e.svc.store.Get(ctx, d.ID) // the slow reader's row
+			old, err := e.svc.store.Record(ctx, d.ID, nil) // the slow reader's row
 			if err != nil {
 				t.Fatal(err)
 			}

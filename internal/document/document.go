@@ -95,6 +95,9 @@ type CreateInput struct {
 	Title       string
 	ContentType string // empty: detected
 	CreatedBy   string
+	// owner is the creator's principal key, filled in by the service from
+	// the request's principal, never from the body.
+	owner string
 }
 
 // Validate checks the fields, naming every offending one.

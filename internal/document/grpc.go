@@ -86,20 +86,24 @@ func (g *GRPCServer) DocumentExists(ctx context.Context, req *pb.DocumentExistsR
 	if err != nil {
 		return nil, err
 	}
-	d, err := g.docs.Lookup(ctx, id)
+	d, levels, err := g.docs.Levels(ctx, id)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return &pb.DocumentExistsResponse{Exists: false}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &pb.DocumentExistsResponse{Exists: true, Status: string(d.Status)}, nil
+	out := &pb.DocumentExistsResponse{Exists: true, Status: string(d.Status)}
+	for _, l := range levels {
+		out.Levels = append(out.Levels, string(l))
+	}
+	return out, nil
 }
 
 func toProto(d *Document) *pb.DocumentResponse {
 	return &pb.DocumentResponse{
 		Id: d.ID, Title: d.Title, Status: string(d.Status), CreatedBy: d.CreatedBy,
 		ContentType: d.ContentType, ContentSize: d.ContentSize, S3Key: d.S3Key,
-		CreatedAt: d.CreatedAt.String(), UpdatedAt: d.UpdatedAt.String(), Version: d.Version,
+		CreatedAt: d.CreatedAt.String(), UpdatedAt: d.UpdatedAt.String(), Version: d.Version, Owner: d.Owner,
 	}
 }

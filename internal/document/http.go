@@ -62,6 +62,10 @@ var routeTable = map[string]httpx.Route[*Server]{
 	// CPU; a slot held for it would starve the reads.
 	"GET /documents/{id}/content": {Handler: (*Server).handleContent},
 	"GET /documents/{id}/stats":   {Class: httpx.Read, Handler: (*Server).handleStats},
+	// Sharing: the owner, a holder of own or an admin.
+	"GET /documents/{id}/shares":              {Class: httpx.Read, Handler: (*Server).handleShares},
+	"POST /documents/{id}/shares":             {Class: httpx.Write, Handler: (*Server).handleShare},
+	"DELETE /documents/{id}/shares/{grantee}": {Class: httpx.Write, Handler: (*Server).handleUnshare},
 }
 
 // Routes lists the REST API's routes (http.ServeMux patterns, besides
@@ -115,7 +119,7 @@ func (s *Server) createJSON(w http.ResponseWriter, r *http.Request) (*Created, e
 	if err != nil {
 		return nil, err
 	}
-	in := CreateInput{Title: deref(req.Title), CreatedBy: deref(req.CreatedBy), ContentType: normalizeContentType(deref(req.ContentType))}
+	in := s.docs.asCaller(r.Context(), CreateInput{Title: deref(req.Title), CreatedBy: deref(req.CreatedBy), ContentType: normalizeContentType(deref(req.ContentType))})
 	var fields []apperr.FieldError
 	if req.Content == nil {
 		fields = append(fields, apperr.FieldError{Field: "content", Message: "is required"})
@@ -205,6 +209,7 @@ func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request) (*Creat
 	if formErr != nil {
 		return nil, formErr
 	}
+	in = s.docs.asCaller(r.Context(), in)
 	if up == nil {
 		in.ContentType = "" // checked against the upload only
 		fields := []apperr.FieldError{{Field: "file", Message: "is required"}}
@@ -380,14 +385,75 @@ func (s *Server) handleStats() http.Handler {
 	})
 }
 
+func (s *Server) handleShares() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := validate.ID("document", r.PathValue("id"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		shares, err := s.docs.Shares(r.Context(), id)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, shares)
+	})
+}
+
+func (s *Server) handleShare() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := validate.ID("document", r.PathValue("id"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		req, err := httpx.Decode[api.ShareRequest](w, r, 4<<10)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		sh, err := s.docs.Share(r.Context(), id, req)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		setCommitLSN(w, sh.LSN)
+		httpx.Respond(w, http.StatusOK, sh.Share)
+	})
+}
+
+func (s *Server) handleUnshare() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := validate.ID("document", r.PathValue("id"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		lsn, err := s.docs.Unshare(r.Context(), id, r.PathValue("grantee"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		setCommitLSN(w, lsn)
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
 // CommitLSNHeader carries the WAL position after a write's commit; search
 // accepts it as min_lsn for read-your-writes.
 const CommitLSNHeader = api.CommitLSNHeader
 
 func setVersionHeaders(w http.ResponseWriter, d *Created) {
 	w.Header().Set("ETag", etag(d.Version))
-	if d.LSN != 0 {
-		w.Header().Set(CommitLSNHeader, strconv.FormatUint(d.LSN, 10))
+	setCommitLSN(w, d.LSN)
+}
+
+// setCommitLSN sends a write's WAL position (a share too: search filters
+// by readers, and a share granted a moment ago must show).
+func setCommitLSN(w http.ResponseWriter, lsn uint64) {
+	if lsn != 0 {
+		w.Header().Set(CommitLSNHeader, strconv.FormatUint(lsn, 10))
 	}
 }
 

@@ -247,7 +247,12 @@ func invalidation(m bus.Message) (inv Invalidation, lsn uint64, commitMs int64, 
 	if env.Source.Snapshot == "false" {
 		commitMs = env.Source.TsMs
 	}
-	var row change.Document
+	var row struct {
+		change.Document
+		// A share change moves access_version alone: the cache must see it
+		// although version stays.
+		AccessVersion *int64 `json:"access_version"`
+	}
 	switch env.Op {
 	case change.OpCreate:
 		return inv, lsn, 0, nil
@@ -270,6 +275,9 @@ func invalidation(m bus.Message) (inv Invalidation, lsn uint64, commitMs int64, 
 		inv = Invalidation{ID: row.ID, Version: 1}
 		if row.Version != nil {
 			inv.Version = *row.Version
+		}
+		if row.AccessVersion != nil {
+			inv.AccessVersion = *row.AccessVersion
 		}
 		return inv, lsn, commitMs, nil
 	default:

@@ -39,6 +39,9 @@ type ListQuery struct {
 	CreatedBy     string
 	CreatedAfter  time.Time // created_at > CreatedAfter
 	CreatedBefore time.Time // created_at < CreatedBefore
+	// readers, set by the service in required mode, keeps the documents
+	// whose readers hold one of these keys (nil: no filter).
+	readers []string
 }
 
 // Cursor is a position in the list: the (created_at, id) of the last row
@@ -155,6 +158,9 @@ func listSQL(lq ListQuery) (string, []any) {
 	}
 	if !lq.CreatedBefore.IsZero() {
 		where = append(where, "created_at < "+arg(lq.CreatedBefore))
+	}
+	if lq.readers != nil {
+		where = append(where, "readers && "+arg(lq.readers)+"::text[]")
 	}
 	if lq.After != nil {
 		where = append(where, "(created_at, id) < ("+arg(lq.After.CreatedAt)+", "+arg(lq.After.ID)+")")

@@ -16,7 +16,9 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/auth"
 	blobstore "github.com/docstream/docstream/internal/blob"
 )
 
@@ -27,12 +29,17 @@ type Service struct {
 	blobs *blobstore.Bucket // bucket "documents"
 	cache *Cache            // Redis; may be unavailable
 	log   *slog.Logger
+	mode  auth.Mode // required: access control applies (zero: open)
 }
 
-// NewService wires the use cases.
+// NewService wires the use cases, in open mode until SetMode says
+// otherwise.
 func NewService(store *Store, blobs *blobstore.Bucket, cache *Cache, log *slog.Logger) *Service {
 	return &Service{store: store, blobs: blobs, cache: cache, log: log}
 }
+
+// SetMode sets the auth mode (--auth-mode) before the service is used.
+func (s *Service) SetMode(m auth.Mode) { s.mode = m }
 
 // Created is a new document and the WAL position after its commit.
 type Created struct {
@@ -45,6 +52,10 @@ type Created struct {
 // points at missing bytes; if the insert fails the blob is removed. At most
 // limit bytes are read from content; more is a too_large error.
 func (s *Service) Create(ctx context.Context, in CreateInput, content io.Reader, limit int64) (*Created, error) {
+	in = s.asCaller(ctx, in)
+	if err := s.mayCreate(ctx); err != nil {
+		return nil, err
+	}
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
@@ -122,12 +133,17 @@ func (s *Service) Upload(ctx context.Context, contentType string, content io.Rea
 // Commit validates in and inserts the document row for u in one statement.
 // On any failure the uploaded content is removed.
 func (s *Service) Commit(ctx context.Context, u *Upload, in CreateInput) (*Created, error) {
-	err := in.Validate()
+	in = s.asCaller(ctx, in)
+	err := s.mayCreate(ctx)
+	if err == nil {
+		err = in.Validate()
+	}
 	var out *Document
 	var lsn uint64
 	if err == nil {
 		out, lsn, err = s.store.Insert(ctx, &Document{ID: u.ID, Title: in.Title, ContentType: u.ContentType,
-			ContentSize: u.Size, S3Key: u.Key, Status: StatusCreated, CreatedBy: in.CreatedBy, ContentSHA256: u.SHA256})
+			ContentSize: u.Size, S3Key: u.Key, Status: StatusCreated, CreatedBy: in.CreatedBy, ContentSHA256: u.SHA256,
+			Owner: in.owner})
 	}
 	if err != nil {
 		s.Discard(ctx, u)
@@ -160,53 +176,165 @@ func DetectContentType(head []byte) string {
 	return ct
 }
 
-// Get returns a document, from the cache when it can, and counts a view by
-// clientIP.
-func (s *Service) Get(ctx context.Context, id, clientIP string) (*Document, error) {
-	if d := s.cache.GetAndCountView(ctx, id, clientIP); d != nil {
-		return d, nil
+// mayCreate refuses a create in required mode by a caller without an
+// identity (the middleware answers 401 first; this is the backstop) or an
+// API key without the write scope.
+func (s *Service) mayCreate(ctx context.Context) error {
+	if !s.required() {
+		return nil
 	}
-	d, err := s.store.Get(ctx, id)
+	p := auth.FromContext(ctx)
+	switch {
+	case p.IsAnonymous() || p.Key() == "":
+		return apperr.E(apperr.Unauthenticated, "a document needs an owner: sign in")
+	case p.Kind == auth.KindService:
+		return apperr.E(apperr.Forbidden, "a service credential may not create documents")
+	}
+	return s.checkScope(p, auth.LevelEdit)
+}
+
+// Get returns a document, from the cache when it can, and counts a view by
+// clientIP. In required mode a document the caller may not view is
+// NotFound, decided from the readers cached with it (kept coherent with
+// share changes, see Cache) or read with it from PostgreSQL.
+func (s *Service) Get(ctx context.Context, id, clientIP string) (*Document, error) {
+	p := auth.FromContext(ctx)
+	if err := s.checkScope(p, auth.LevelView); err != nil {
+		return nil, err
+	}
+	all := !s.required() || p.Admin && p.Kind != auth.KindService
+	if r := s.cache.Get(ctx, id, clientIP, all, p.ReaderKeys()); r != nil {
+		if err := s.authorize(ctx, r, auth.LevelView); err != nil {
+			return nil, err
+		}
+		return r.Document, nil
+	}
+	r, err := s.store.Record(ctx, id, nil)
 	if err != nil {
-		if apperr.CodeOf(err) == apperr.NotFound {
+		if all && apperr.CodeOf(err) == apperr.NotFound {
 			s.cache.DropViews(ctx, id) // undo the view just counted for a missing id
 		}
 		return nil, err
 	}
-	s.cache.Put(ctx, d)
-	return d, nil
+	s.cache.Put(ctx, r)
+	if err := s.authorize(ctx, r, auth.LevelView); err != nil {
+		return nil, err
+	}
+	if !all {
+		s.cache.CountView(ctx, id, clientIP)
+	}
+	return r.Document, nil
 }
 
-// Lookup returns a document without counting a view (gRPC, content).
+// Lookup returns a document the caller may view, without counting a view
+// (gRPC, content).
 func (s *Service) Lookup(ctx context.Context, id string) (*Document, error) {
-	return s.store.Get(ctx, id)
+	r, err := s.lookup(ctx, id, auth.LevelView)
+	if err != nil {
+		return nil, err
+	}
+	return r.Document, nil
 }
 
-// List returns a page, newest first, and the cursor of the next one.
+// lookup reads the record and checks the caller may do need to it.
+func (s *Service) lookup(ctx context.Context, id string, need auth.Level) (*record, error) {
+	if err := s.checkScope(auth.FromContext(ctx), need); err != nil {
+		return nil, err
+	}
+	r, err := s.store.Record(ctx, id, s.callerKeys(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.authorize(ctx, r, need); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Levels are the levels the caller holds on a document it may view (own
+// for everyone in open mode), for the signature service's check.
+func (s *Service) Levels(ctx context.Context, id string) (*Document, []auth.Level, error) {
+	r, err := s.lookup(ctx, id, auth.LevelView)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !s.required() {
+		return r.Document, []auth.Level{auth.LevelOwn}, nil
+	}
+	return r.Document, levelsOf(auth.FromContext(ctx), r), nil
+}
+
+// List returns a page, newest first, and the cursor of the next one: in
+// required mode only what the caller may view (everything for an admin).
 func (s *Service) List(ctx context.Context, lq ListQuery) (*Page, error) {
 	if err := validateListQuery(lq); err != nil {
 		return nil, err
+	}
+	p := auth.FromContext(ctx)
+	lq.readers = nil
+	if s.required() && !(p.Admin && p.Kind != auth.KindService) {
+		if err := s.checkScope(p, auth.LevelView); err != nil {
+			return nil, err
+		}
+		lq.readers = p.ReaderKeys()
+		if len(lq.readers) == 0 || p.Kind == auth.KindService {
+			return &Page{Documents: []*Document{}}, nil
+		}
 	}
 	return s.store.List(ctx, lq)
 }
 
 // Update changes title and/or status and invalidates the cache entry (the
-// fast path; the Invalidator applies the same change from the stream).
+// fast path; the Invalidator applies the same change from the stream). In
+// required mode it needs edit.
 func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (*Created, error) {
+	return s.update(ctx, id, in, auth.LevelEdit)
+}
+
+func (s *Service) update(ctx context.Context, id string, in UpdateInput, need auth.Level) (*Created, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	d, lsn, err := s.store.Update(ctx, id, in)
+	may := func(r *record) error { return s.authorize(ctx, r, need) }
+	if need == levelSetSigned {
+		may = s.maySetSigned(ctx)
+	} else if err := s.checkScope(auth.FromContext(ctx), need); err != nil {
+		return nil, err
+	}
+	d, lsn, err := s.store.Update(ctx, id, in, s.callerKeys(ctx), may)
 	if err != nil {
 		return nil, err
 	}
-	s.cache.Invalidate(ctx, id, d.Version)
+	s.cache.Invalidate(ctx, id, d.Version, 0)
 	return &Created{Document: d, LSN: lsn}, nil
 }
 
+// levelSetSigned is the need of a gRPC status update to signed: edit, or
+// the signature service's own credential (its outbox applies a signature
+// recorded when the signer's sign level was checked, possibly after the
+// signer's token expired).
+const levelSetSigned auth.Level = "set-signed"
+
+// maySetSigned admits a service principal (for this and nothing else) and
+// otherwise asks for edit.
+func (s *Service) maySetSigned(ctx context.Context) guard {
+	return func(r *record) error {
+		if s.required() && auth.FromContext(ctx).Kind == auth.KindService {
+			return nil
+		}
+		return s.authorize(ctx, r, auth.LevelEdit)
+	}
+}
+
 // SetStatus is the gRPC status update: idempotent, legal transitions only.
+// It needs edit, except that setting signed is also what a service
+// credential may do (and the only thing it may do).
 func (s *Service) SetStatus(ctx context.Context, id, status string) (*Document, error) {
-	u, err := s.Update(ctx, id, UpdateInput{Status: &status})
+	need := auth.LevelEdit
+	if status == string(StatusSigned) {
+		need = levelSetSigned
+	}
+	u, err := s.update(ctx, id, UpdateInput{Status: &status}, need)
 	if err != nil {
 		return nil, err
 	}
@@ -215,9 +343,19 @@ func (s *Service) SetStatus(ctx context.Context, id, status string) (*Document, 
 
 // Delete removes the row (signatures cascade), then the cache entries and
 // the content. The row goes first: a failure after it leaves at worst an
-// orphan blob, never a row pointing at nothing.
+// orphan blob, never a row pointing at nothing. In required mode it needs
+// own (a deletion cannot be undone and takes every signature with it).
 func (s *Service) Delete(ctx context.Context, id string) error {
-	d, err := s.store.Delete(ctx, id)
+	var d *Document
+	var err error
+	if s.required() {
+		if err := s.checkScope(auth.FromContext(ctx), auth.LevelOwn); err != nil {
+			return err
+		}
+		d, err = s.store.Delete(ctx, id, s.callerKeys(ctx), func(r *record) error { return s.authorize(ctx, r, auth.LevelOwn) })
+	} else {
+		d, err = s.store.deleteUnchecked(ctx, id)
+	}
 	if err != nil {
 		return err
 	}
@@ -233,7 +371,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 
 // Content opens the stored bytes of a document.
 func (s *Service) Content(ctx context.Context, id string) (*Document, *blob.Reader, error) {
-	d, err := s.store.Get(ctx, id)
+	d, err := s.Lookup(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -252,7 +390,7 @@ func (s *Service) Content(ctx context.Context, id string) (*Document, *blob.Read
 
 // Stats returns view analytics. Without Redis the counts read as zero.
 func (s *Service) Stats(ctx context.Context, id string) (*Stats, error) {
-	if _, err := s.store.Get(ctx, id); err != nil {
+	if _, err := s.Lookup(ctx, id); err != nil {
 		return nil, err
 	}
 	total, unique, _ := s.cache.Stats(ctx, id)
@@ -273,3 +411,68 @@ func (s *Service) Ready() (db, cache, blobs func(context.Context) error) {
 
 // normalizeContentType lowercases and trims a given content type.
 func normalizeContentType(ct string) string { return strings.ToLower(strings.TrimSpace(ct)) }
+
+// Shares lists a document's shares (owner, own or admin).
+func (s *Service) Shares(ctx context.Context, id string) ([]*api.Share, error) {
+	if err := s.checkScope(auth.FromContext(ctx), auth.LevelOwn); err != nil {
+		return nil, err
+	}
+	return s.store.Shares(ctx, id, s.callerKeys(ctx), s.mayShare(ctx))
+}
+
+// ShareChange is a share as granted, with where the document's access
+// stands after it.
+type ShareChange struct {
+	*api.Share
+	LSN uint64 `json:"-"`
+}
+
+// Share grants grantee level on document id, or changes its level (owner,
+// own or admin). The document's readers change in the same transaction;
+// the cache entry is invalidated up to the new access version at once.
+func (s *Service) Share(ctx context.Context, id string, req api.ShareRequest) (*ShareChange, error) {
+	grantee, problem := ParseGrantee(req.Grantee)
+	var errs []apperr.FieldError
+	if problem != "" {
+		errs = append(errs, apperr.FieldError{Field: "grantee", Message: problem})
+	}
+	level, lerr := auth.ParseLevel(req.Level)
+	if lerr != nil {
+		errs = append(errs, apperr.FieldError{Field: "level", Message: "must be view, edit, sign or own"})
+	}
+	if err := apperr.Fields(errs...); err != nil {
+		return nil, err
+	}
+	if err := s.checkScope(auth.FromContext(ctx), auth.LevelOwn); err != nil {
+		return nil, err
+	}
+	sh, ch, err := s.store.Share(ctx, id, grantee, level, auth.FromContext(ctx).Key(), s.callerKeys(ctx), s.mayShare(ctx))
+	if err != nil {
+		return nil, err
+	}
+	s.cache.Invalidate(ctx, id, ch.Version, ch.AccessVersion)
+	return &ShareChange{Share: sh, LSN: ch.LSN}, nil
+}
+
+// Unshare revokes grantee's share of document id (owner, own or admin).
+func (s *Service) Unshare(ctx context.Context, id, grantee string) (uint64, error) {
+	g, problem := ParseGrantee(grantee)
+	if problem != "" {
+		return 0, apperr.Fields(apperr.FieldError{Field: "grantee", Message: problem})
+	}
+	if err := s.checkScope(auth.FromContext(ctx), auth.LevelOwn); err != nil {
+		return 0, err
+	}
+	ch, err := s.store.Unshare(ctx, id, g, s.callerKeys(ctx), s.mayShare(ctx))
+	if err != nil {
+		return 0, err
+	}
+	s.cache.Invalidate(ctx, id, ch.Version, ch.AccessVersion)
+	return ch.LSN, nil
+}
+
+// mayShare is the guard of the shares: own (the owner, a holder of own,
+// an admin).
+func (s *Service) mayShare(ctx context.Context) guard {
+	return func(r *record) error { return s.authorize(ctx, r, auth.LevelOwn) }
+}

@@ -2,13 +2,16 @@ package document
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/postgres"
 )
 
@@ -23,25 +26,55 @@ type Store struct {
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 const columns = `id, title, coalesce(content_type, ''), coalesce(content_size, 0), coalesce(s3_key, ''), status,
-	created_by, created_at, updated_at, coalesce(version, 1), coalesce(content_sha256, '')`
+	created_by, created_at, updated_at, coalesce(version, 1), coalesce(content_sha256, ''), coalesce(owner, '')`
 
 func scan(row pgx.Row) (*Document, error) {
 	var d Document
 	err := row.Scan(&d.ID, &d.Title, &d.ContentType, &d.ContentSize, &d.S3Key, &d.Status,
-		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256)
+		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256, &d.Owner)
 	if err != nil {
 		return nil, err
 	}
 	return &d, nil
 }
 
+// recordColumns are columns, the readers and the access version, and the
+// levels documents.shares grants to any of the keys in parameter $2 (empty
+// when $2 is NULL or names no grantee).
+const recordColumns = columns + `, readers, access_version,
+	coalesce((SELECT array_agg(level) FROM documents.shares s WHERE s.document_id = d.id AND s.grantee = ANY($2::text[])), '{}')`
+
+func scanRecord(row pgx.Row) (*record, error) {
+	var d Document
+	var r record
+	var levels []string
+	err := row.Scan(&d.ID, &d.Title, &d.ContentType, &d.ContentSize, &d.S3Key, &d.Status,
+		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256, &d.Owner,
+		&r.Readers, &r.AccessVersion, &levels)
+	if err != nil {
+		return nil, err
+	}
+	r.Document = &d
+	for _, l := range levels {
+		r.Levels = append(r.Levels, auth.Level(l))
+	}
+	return &r, nil
+}
+
 // Insert stores a new row in one statement (one transaction, one CDC event)
 // and returns it with the WAL insert position after its commit.
 func (s *Store) Insert(ctx context.Context, d *Document) (*Document, uint64, error) {
+	// The owner is the first reader; an anonymous document has none (in
+	// required mode only admins see it).
+	var owner *string
+	if d.Owner != "" {
+		owner = &d.Owner
+	}
 	row := s.pool.QueryRow(ctx, `INSERT INTO documents.documents
-		(id, title, content_type, content_size, s3_key, status, created_by, content_sha256)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+columns,
-		d.ID, d.Title, d.ContentType, d.ContentSize, d.S3Key, d.Status, d.CreatedBy, d.ContentSHA256)
+		(id, title, content_type, content_size, s3_key, status, created_by, content_sha256, owner, readers)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::varchar, array_remove(ARRAY[$9::text], NULL))
+		RETURNING `+columns,
+		d.ID, d.Title, d.ContentType, d.ContentSize, d.S3Key, d.Status, d.CreatedBy, d.ContentSHA256, owner)
 	out, err := scan(row)
 	if err != nil {
 		return nil, 0, postgres.Error(err, "insert document")
@@ -83,6 +116,16 @@ func (s *Store) Get(ctx context.Context, id string) (*Document, error) {
 	return d, nil
 }
 
+// Record returns the row with its readers, its access version and the
+// levels shares grant to keys (nil: none looked up), or a not_found error.
+func (s *Store) Record(ctx context.Context, id string, keys []string) (*record, error) {
+	r, err := scanRecord(s.pool.QueryRow(ctx, `SELECT `+recordColumns+` FROM documents.documents d WHERE id = $1`, id, keys))
+	if err != nil {
+		return nil, postgres.Error(err, "document "+id)
+	}
+	return r, nil
+}
+
 // List returns a page, newest first, and the cursor of the next one.
 func (s *Store) List(ctx context.Context, lq ListQuery) (*Page, error) {
 	sql, args := listSQL(lq)
@@ -109,15 +152,24 @@ func (s *Store) List(ctx context.Context, lq ListQuery) (*Page, error) {
 	return page, nil
 }
 
-// Update applies in under a row lock: checks If-Match and the transition,
-// bumps the version, and returns the new row. A change that changes nothing
-// returns the row as it is, without a new version (and without a CDC event).
-func (s *Store) Update(ctx context.Context, id string, in UpdateInput) (doc *Document, lsn uint64, err error) {
+// guard decides, under the row lock, whether a change may go ahead.
+type guard func(*record) error
+
+// Update applies in under a row lock: asks may (the caller's access,
+// decided on the locked row and the shares of keys), checks If-Match and
+// the transition, bumps the version, and returns the new row. A change
+// that changes nothing returns the row as it is, without a new version (and
+// without a CDC event).
+func (s *Store) Update(ctx context.Context, id string, in UpdateInput, keys []string, may guard) (doc *Document, lsn uint64, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		cur, err := scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM documents.documents WHERE id = $1 FOR UPDATE`, id))
+		r, err := scanRecord(tx.QueryRow(ctx, `SELECT `+recordColumns+` FROM documents.documents d WHERE id = $1 FOR UPDATE`, id, keys))
 		if err != nil {
 			return postgres.Error(err, "document "+id)
 		}
+		if err := may(r); err != nil {
+			return err
+		}
+		cur := r.Document
 		if in.IfMatch != nil && *in.IfMatch != cur.Version {
 			return apperr.E(apperr.PreconditionFailed, "document %s is at version %d, not %d", id, cur.Version, *in.IfMatch)
 		}
@@ -146,13 +198,141 @@ func (s *Store) Update(ctx context.Context, id string, in UpdateInput) (doc *Doc
 	return doc, s.walPosition(ctx), nil
 }
 
-// Delete removes the row (signatures cascade) and returns what it was.
-func (s *Store) Delete(ctx context.Context, id string) (*Document, error) {
+// Delete removes the row (signatures and shares cascade) and returns what
+// it was, if may allows it on the locked row.
+func (s *Store) Delete(ctx context.Context, id string, keys []string, may guard) (doc *Document, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		r, err := scanRecord(tx.QueryRow(ctx, `SELECT `+recordColumns+` FROM documents.documents d WHERE id = $1 FOR UPDATE`, id, keys))
+		if err != nil {
+			return postgres.Error(err, "document "+id)
+		}
+		if err := may(r); err != nil {
+			return err
+		}
+		doc, err = scan(tx.QueryRow(ctx, `DELETE FROM documents.documents WHERE id = $1 RETURNING `+columns, id))
+		return postgres.Error(err, "document "+id)
+	})
+	return doc, err
+}
+
+// deleteUnchecked is Delete in one statement, when nothing is checked
+// (open mode).
+func (s *Store) deleteUnchecked(ctx context.Context, id string) (*Document, error) {
 	d, err := scan(s.pool.QueryRow(ctx, `DELETE FROM documents.documents WHERE id = $1 RETURNING `+columns, id))
 	if err != nil {
 		return nil, postgres.Error(err, "document "+id)
 	}
 	return d, nil
+}
+
+const shareColumns = `document_id::text, grantee, level, coalesce(created_by, ''), created_at`
+
+func scanShare(row pgx.Row) (*api.Share, error) {
+	var sh api.Share
+	if err := row.Scan(&sh.DocumentID, &sh.Grantee, &sh.Level, &sh.CreatedBy, &sh.CreatedAt); err != nil {
+		return nil, err
+	}
+	sh.CreatedAt = sh.CreatedAt.UTC()
+	return &sh, nil
+}
+
+// AccessChange is where a document's access stands after a share change:
+// the cache is invalidated up to (Version, AccessVersion), and LSN is the
+// WAL position after the commit (read-your-writes for search).
+type AccessChange struct {
+	Version       int32
+	AccessVersion int64
+	LSN           uint64
+}
+
+// Shares lists a document's shares, oldest first, if may allows it.
+func (s *Store) Shares(ctx context.Context, id string, keys []string, may guard) ([]*api.Share, error) {
+	r, err := s.Record(ctx, id, keys)
+	if err != nil {
+		return nil, err
+	}
+	if err := may(r); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+shareColumns+` FROM documents.shares WHERE document_id = $1
+		ORDER BY created_at, grantee`, id)
+	if err != nil {
+		return nil, postgres.Error(err, "list shares")
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*api.Share, error) { return scanShare(row) })
+	if out == nil {
+		out = []*api.Share{}
+	}
+	return out, postgres.Error(err, "list shares")
+}
+
+// Share grants grantee level on document id (or changes the level it has)
+// and recomputes the document's readers in the same transaction, so the
+// change stream carries the readers in commit order with the document.
+// may is asked on the locked row.
+func (s *Store) Share(ctx context.Context, id, grantee string, level auth.Level, by string, keys []string, may guard) (sh *api.Share, ch AccessChange, err error) {
+	err = s.changeAccess(ctx, id, keys, may, &ch, func(tx pgx.Tx) error {
+		sh, err = scanShare(tx.QueryRow(ctx, `INSERT INTO documents.shares (document_id, grantee, level, created_by)
+			VALUES ($1, $2, $3, nullif($4, ''))
+			ON CONFLICT (document_id, grantee) DO UPDATE SET level = EXCLUDED.level, created_by = EXCLUDED.created_by, created_at = now()
+			RETURNING `+shareColumns, id, grantee, string(level), by))
+		return postgres.Error(err, "share document "+id)
+	})
+	return sh, ch, err
+}
+
+// Unshare revokes grantee's share of document id and recomputes the
+// readers in the same transaction. A grantee without a share is NotFound.
+func (s *Store) Unshare(ctx context.Context, id, grantee string, keys []string, may guard) (ch AccessChange, err error) {
+	err = s.changeAccess(ctx, id, keys, may, &ch, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM documents.shares WHERE document_id = $1 AND grantee = $2`, id, grantee)
+		if err != nil {
+			return postgres.Error(err, "unshare document "+id)
+		}
+		if tag.RowsAffected() == 0 {
+			return apperr.E(apperr.NotFound, "document %s is not shared with %s", id, grantee)
+		}
+		return nil
+	})
+	return ch, err
+}
+
+// changeAccess locks the document row, asks may, runs change, and
+// rewrites readers (the owner and every grantee, sorted) when they
+// differ, bumping access_version but neither version nor updated_at.
+func (s *Store) changeAccess(ctx context.Context, id string, keys []string, may guard, ch *AccessChange, change func(pgx.Tx) error) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		r, err := scanRecord(tx.QueryRow(ctx, `SELECT `+recordColumns+` FROM documents.documents d WHERE id = $1 FOR UPDATE`, id, keys))
+		if err != nil {
+			return postgres.Error(err, "document "+id)
+		}
+		if err := may(r); err != nil {
+			return err
+		}
+		if err := change(tx); err != nil {
+			return err
+		}
+		ch.Version, ch.AccessVersion = r.Version, r.AccessVersion
+		err = tx.QueryRow(ctx, `
+WITH n AS (
+	SELECT ARRAY(
+		SELECT k FROM (
+			SELECT owner::text AS k FROM documents.documents WHERE id = $1 AND owner IS NOT NULL
+			UNION SELECT grantee::text FROM documents.shares WHERE document_id = $1) u
+		ORDER BY k) AS readers)
+UPDATE documents.documents d SET readers = n.readers, access_version = d.access_version + 1
+FROM n WHERE d.id = $1 AND d.readers IS DISTINCT FROM n.readers
+RETURNING d.access_version`, id).Scan(&ch.AccessVersion)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // same readers (a level changed): nothing cached changes
+		}
+		return postgres.Error(err, "update readers of document "+id)
+	})
+	if err != nil {
+		return err
+	}
+	ch.LSN = s.walPosition(ctx)
+	return nil
 }
 
 // Ping checks the database (readiness).

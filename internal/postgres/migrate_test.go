@@ -89,6 +89,14 @@ func TestReadersAloneDoNotTouchUpdatedAt(t *testing.T) {
 	if at := updatedAt(); !at.Equal(past) {
 		t.Fatalf("a readers-only change moved updated_at to %v", at)
 	}
+	// As the document service writes it: readers with access_version
+	// (00006), which orders the cache's entries.
+	if _, err := pool.Exec(ctx, `UPDATE documents.documents SET readers = '{user:a,user:c}', access_version = access_version + 1 WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	if at := updatedAt(); !at.Equal(past) {
+		t.Fatalf("a readers and access_version change moved updated_at to %v", at)
+	}
 	if _, err := pool.Exec(ctx, `UPDATE documents.documents SET title = 'u', readers = '{user:a}' WHERE id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
