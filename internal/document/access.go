@@ -34,8 +34,8 @@ import (
 // A caller that may not view a document gets 404, as if it did not exist;
 // one that may view but not do what it asked gets 403.
 
-// record is a document row with what access control needs beside it.
-type record struct {
+// Record is a document row with what access control needs beside it.
+type Record struct {
 	*Document
 	// Readers are every principal key that may view the document.
 	Readers []string
@@ -68,7 +68,7 @@ func canView(p auth.Principal, readers []string) bool {
 
 // levelsOf are the levels p holds on r: own for the owner and admins, and
 // every level the caller's shares grant.
-func levelsOf(p auth.Principal, r *record) []auth.Level {
+func levelsOf(p auth.Principal, r *Record) []auth.Level {
 	switch {
 	case p.Kind == auth.KindService:
 		return nil
@@ -112,14 +112,22 @@ func (s *Service) checkScope(p auth.Principal, need auth.Level) error {
 
 // authorize decides whether the caller may do need to r: nil, a NotFound
 // error naming the id (it may not view r), or Forbidden (it may view r
-// but not do need).
-func (s *Service) authorize(ctx context.Context, r *record, need auth.Level) error {
+// but not do need). Open mode decides nothing.
+func (s *Service) authorize(ctx context.Context, r *Record, need auth.Level) error {
 	if !s.required() {
 		return nil
 	}
-	p := auth.FromContext(ctx)
-	if err := s.checkScope(p, need); err != nil {
-		return err
+	return Decide(auth.FromContext(ctx), r, need)
+}
+
+// Decide is required mode's decision for p doing need to document r: nil,
+// Forbidden for an API key without the scope, NotFound (with the words of
+// a missing document) when p may not view r, Forbidden when p may view
+// but not do need. The signature service decides with it from the
+// database when the document service cannot be reached.
+func Decide(p auth.Principal, r *Record, need auth.Level) error {
+	if !p.HasScope(scopeFor(need)) {
+		return apperr.E(apperr.Forbidden, "this API key lacks the %s scope", scopeFor(need))
 	}
 	if !canView(p, r.Readers) {
 		return notFound(r.ID)
@@ -128,6 +136,11 @@ func (s *Service) authorize(ctx context.Context, r *record, need auth.Level) err
 		return nil
 	}
 	return apperr.E(apperr.Forbidden, "you may view document %s but not %s it", r.ID, verb(need))
+}
+
+// NewRecord builds a Record for Decide.
+func NewRecord(id, owner string, readers []string, shareLevels []auth.Level) *Record {
+	return &Record{Document: &Document{ID: id, Owner: owner}, Readers: readers, Levels: shareLevels}
 }
 
 func verb(need auth.Level) string {

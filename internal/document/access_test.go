@@ -592,7 +592,7 @@ func TestOpenModeChecksNothingButRecordsTheOwner(t *testing.T) {
 
 // cdcUpdate is the change event the cdc target would publish for the row
 // r (only what the invalidator reads).
-func cdcUpdate(t *testing.T, r *record) bus.Message {
+func cdcUpdate(t *testing.T, r *Record) bus.Message {
 	t.Helper()
 	after, _ := json.Marshal(map[string]any{"id": r.ID, "version": r.Version, "access_version": r.AccessVersion,
 		"readers": r.Readers, "title": r.Title, "status": r.Status, "created_by": r.CreatedBy})

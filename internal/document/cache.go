@@ -178,8 +178,8 @@ type entry struct {
 	AccessVersion int64    `json:"access_version"`
 }
 
-func (e *entry) record() *record {
-	return &record{Document: &e.Document, Readers: e.Readers, AccessVersion: e.AccessVersion}
+func (e *entry) record() *Record {
+	return &Record{Document: &e.Document, Readers: e.Readers, AccessVersion: e.AccessVersion}
 }
 
 // NewCache wraps rdb (which may be nil).
@@ -283,7 +283,7 @@ func uniqueKey(id string) string { return "unique_views:" + id }
 // of keys, and the caller counts a miss itself (CountView) once it knows
 // the caller may view. It returns nil on a miss (or when Redis is
 // unavailable).
-func (c *Cache) Get(ctx context.Context, id, clientIP string, count bool, keys []string) *record {
+func (c *Cache) Get(ctx context.Context, id, clientIP string, count bool, keys []string) *Record {
 	if !c.usable() {
 		cacheResults.WithLabelValues("skipped").Inc()
 		return nil
@@ -352,7 +352,7 @@ func (c *Cache) CountView(ctx context.Context, id, clientIP string) {
 
 // Put caches r (the document and its readers) unless what is cached is as
 // new or newer (a later fill, or the tombstone of a change r predates).
-func (c *Cache) Put(ctx context.Context, r *record) {
+func (c *Cache) Put(ctx context.Context, r *Record) {
 	if !c.usable() {
 		return
 	}

@@ -148,25 +148,25 @@ func TestLateFillNeverBringsBackAnOlderVersion(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		before func(t *testing.T, e *env, id string) // after the PATCH, before the late fill
-		late   func(e *env, old *record)
+		late   func(e *env, old *Record)
 		want   int // status of the GET after the late fill
 	}{
 		{
 			name:   "a late fill after the invalidation is refused",
 			before: func(*testing.T, *env, string) {},
-			late:   func(e *env, old *record) { e.svc.cache.Put(ctx, old) },
+			late:   func(e *env, old *Record) { e.svc.cache.Put(ctx, old) },
 			want:   http.StatusOK,
 		},
 		{
 			name:   "a late fill after the new version was cached is refused",
 			before: func(t *testing.T, e *env, id string) { e.title(t, id) },
-			late:   func(e *env, old *record) { e.svc.cache.Put(ctx, old) },
+			late:   func(e *env, old *Record) { e.svc.cache.Put(ctx, old) },
 			want:   http.StatusOK,
 		},
 		{
 			name:   "a replayed older invalidation does not evict or downgrade",
 			before: func(t *testing.T, e *env, id string) { e.title(t, id) },
-			late: func(e *env, old *record) {
+			late: func(e *env, old *Record) {
 				_ = e.svc.cache.Apply(ctx, []Invalidation{{ID: old.ID, Version: old.Version}})
 				e.svc.cache.Put(ctx, old)
 			},
@@ -179,7 +179,7 @@ func TestLateFillNeverBringsBackAnOlderVersion(t *testing.T) {
 					t.Fatalf("DELETE: %d", r.StatusCode)
 				}
 			},
-			late: func(e *env, old *record) { e.svc.cache.Put(ctx, old) },
+			late: func(e *env, old *Record) { e.svc.cache.Put(ctx, old) },
 			want: http.StatusNotFound,
 		},
 	} {

@@ -193,11 +193,12 @@ func TestCursorRoundTrips(t *testing.T) {
 func TestListIsIndexDriven(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	_, err := e.pool.Exec(ctx, `INSERT INTO documents.documents (id, title, status, created_by, created_at, updated_at)
+	_, err := e.pool.Exec(ctx, `INSERT INTO documents.documents (id, title, status, created_by, created_at, updated_at, owner, readers)
 		SELECT gen_random_uuid(), 'doc ' || i,
 			(ARRAY['created','sent','viewed','pending','approved','signed','completed','cancelled','archived'])[1 + i % 9],
 			'user' || (i % 100) || '@company.com',
-			timestamptz '2025-01-01' + i * interval '1 minute', now()
+			timestamptz '2025-01-01' + i * interval '1 minute', now(),
+			'user:u' || (i % 100), ARRAY['user:u' || (i % 100), 'group:g' || (i % 7)]
 		FROM generate_series(1, 30000) AS i`)
 	if err != nil {
 		t.Fatal(err)
@@ -216,6 +217,11 @@ func TestListIsIndexDriven(t *testing.T) {
 		"created range":          {Limit: 100, CreatedAfter: after, CreatedBefore: cursor.CreatedAt},
 		"status, creator, range": {Limit: 100, Status: StatusSigned, CreatedBy: "user7@company.com", CreatedAfter: after, After: cursor},
 		"largest page":           {Limit: 1000, After: cursor},
+		// Required mode: the caller's keys against the GIN index on
+		// readers (a sort of the caller's rows is allowed: which is cheaper
+		// depends on how many the caller may view).
+		"readers, first page": {Limit: 100, readers: []string{"user:u7"}},
+		"readers, cursor":     {Limit: 100, readers: []string{"user:u7", "email:u7@company.com"}, After: cursor},
 	}
 	for name, lq := range shapes {
 		sql, args := listSQL(lq)

@@ -237,7 +237,7 @@ func (s *Service) Lookup(ctx context.Context, id string) (*Document, error) {
 }
 
 // lookup reads the record and checks the caller may do need to it.
-func (s *Service) lookup(ctx context.Context, id string, need auth.Level) (*record, error) {
+func (s *Service) lookup(ctx context.Context, id string, need auth.Level) (*Record, error) {
 	if err := s.checkScope(auth.FromContext(ctx), need); err != nil {
 		return nil, err
 	}
@@ -295,7 +295,7 @@ func (s *Service) update(ctx context.Context, id string, in UpdateInput, need au
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	may := func(r *record) error { return s.authorize(ctx, r, need) }
+	may := func(r *Record) error { return s.authorize(ctx, r, need) }
 	if need == levelSetSigned {
 		may = s.maySetSigned(ctx)
 	} else if err := s.checkScope(auth.FromContext(ctx), need); err != nil {
@@ -318,7 +318,7 @@ const levelSetSigned auth.Level = "set-signed"
 // maySetSigned admits a service principal (for this and nothing else) and
 // otherwise asks for edit.
 func (s *Service) maySetSigned(ctx context.Context) guard {
-	return func(r *record) error {
+	return func(r *Record) error {
 		if s.required() && auth.FromContext(ctx).Kind == auth.KindService {
 			return nil
 		}
@@ -352,7 +352,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		if err := s.checkScope(auth.FromContext(ctx), auth.LevelOwn); err != nil {
 			return err
 		}
-		d, err = s.store.Delete(ctx, id, s.callerKeys(ctx), func(r *record) error { return s.authorize(ctx, r, auth.LevelOwn) })
+		d, err = s.store.Delete(ctx, id, s.callerKeys(ctx), func(r *Record) error { return s.authorize(ctx, r, auth.LevelOwn) })
 	} else {
 		d, err = s.store.deleteUnchecked(ctx, id)
 	}
@@ -474,5 +474,5 @@ func (s *Service) Unshare(ctx context.Context, id, grantee string) (uint64, erro
 // mayShare is the guard of the shares: own (the owner, a holder of own,
 // an admin).
 func (s *Service) mayShare(ctx context.Context) guard {
-	return func(r *record) error { return s.authorize(ctx, r, auth.LevelOwn) }
+	return func(r *Record) error { return s.authorize(ctx, r, auth.LevelOwn) }
 }

@@ -44,9 +44,9 @@ func scan(row pgx.Row) (*Document, error) {
 const recordColumns = columns + `, readers, access_version,
 	coalesce((SELECT array_agg(level) FROM documents.shares s WHERE s.document_id = d.id AND s.grantee = ANY($2::text[])), '{}')`
 
-func scanRecord(row pgx.Row) (*record, error) {
+func scanRecord(row pgx.Row) (*Record, error) {
 	var d Document
-	var r record
+	var r Record
 	var levels []string
 	err := row.Scan(&d.ID, &d.Title, &d.ContentType, &d.ContentSize, &d.S3Key, &d.Status,
 		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256, &d.Owner,
@@ -118,7 +118,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Document, error) {
 
 // Record returns the row with its readers, its access version and the
 // levels shares grant to keys (nil: none looked up), or a not_found error.
-func (s *Store) Record(ctx context.Context, id string, keys []string) (*record, error) {
+func (s *Store) Record(ctx context.Context, id string, keys []string) (*Record, error) {
 	r, err := scanRecord(s.pool.QueryRow(ctx, `SELECT `+recordColumns+` FROM documents.documents d WHERE id = $1`, id, keys))
 	if err != nil {
 		return nil, postgres.Error(err, "document "+id)
@@ -153,7 +153,7 @@ func (s *Store) List(ctx context.Context, lq ListQuery) (*Page, error) {
 }
 
 // guard decides, under the row lock, whether a change may go ahead.
-type guard func(*record) error
+type guard func(*Record) error
 
 // Update applies in under a row lock: asks may (the caller's access,
 // decided on the locked row and the shares of keys), checks If-Match and
