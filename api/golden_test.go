@@ -52,7 +52,7 @@ var golden = map[string]any{
 		DocumentStatusError: "illegal status transition from cancelled to signed",
 	},
 	"search_response": api.SearchResponse{
-		Total: 1, TookMs: 3, From: 0, Size: 10, Stale: true,
+		Total: 1, TotalRelation: api.TotalEqual, TookMs: 3, From: 0, Size: 10, Stale: true,
 		Documents: []api.SearchHit{{
 			ID: docID, Title: "Sales Agreement Q4 2025", ContentType: "text/plain", ContentSize: 36,
 			S3Key: docID + "/content", Status: api.StatusSigned, CreatedBy: "ebemad@company.com",

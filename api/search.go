@@ -18,15 +18,28 @@ type SearchRequest struct {
 
 // SearchResponse is GET /search's answer.
 type SearchResponse struct {
-	Total     int64       `json:"total"`
-	Documents []SearchHit `json:"documents"`
-	TookMs    int64       `json:"took_ms"`
-	From      int         `json:"from"`
-	Size      int         `json:"size"`
+	// Total counts the matching documents exactly up to MaxSearchTotal;
+	// beyond it Total is MaxSearchTotal and TotalRelation "gte" (at
+	// least), as Elasticsearch 8 answers by default.
+	Total         int64       `json:"total"`
+	TotalRelation string      `json:"total_relation"` // TotalEqual or TotalAtLeast
+	Documents     []SearchHit `json:"documents"`
+	TookMs        int64       `json:"took_ms"`
+	From          int         `json:"from"`
+	Size          int         `json:"size"`
 	// Stale: min_lsn was given and not reached in time; the answer may
 	// miss the caller's own write.
 	Stale bool `json:"stale,omitempty"`
 }
+
+// MaxSearchTotal is the largest total GET /search counts exactly.
+const MaxSearchTotal = 10_000
+
+// Values of SearchResponse.TotalRelation (Elasticsearch's hits.total.relation).
+const (
+	TotalEqual   = "eq"
+	TotalAtLeast = "gte"
+)
 
 // SearchHit is one matching document: the indexed fields, the score and
 // the highlighted fragments per field (matches in <mark> tags).

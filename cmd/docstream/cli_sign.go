@@ -75,7 +75,11 @@ func newSearchCmd(e *env) *cobra.Command {
 			return shown(err)
 		}
 		return c.print(res, func() error {
-			fmt.Fprintf(c.stdout, "%d found in %d ms\n", res.Total, res.TookMs)
+			more := ""
+			if res.TotalRelation == api.TotalAtLeast {
+				more = "+"
+			}
+			fmt.Fprintf(c.stdout, "%d%s found in %d ms\n", res.Total, more, res.TookMs)
 			if len(res.Documents) == 0 {
 				return nil
 			}

@@ -104,7 +104,8 @@ func (s *Server) handleSearch() http.Handler {
 			httpx.RespondErr(w, r, s.log, unavailable(err))
 			return
 		}
-		out := api.SearchResponse{Total: res.Total, Documents: make([]api.SearchHit, 0, len(res.Hits)),
+		total, relation := capTotal(res)
+		out := api.SearchResponse{Total: total, TotalRelation: relation, Documents: make([]api.SearchHit, 0, len(res.Hits)),
 			TookMs: time.Since(start).Milliseconds(), From: q.From, Size: q.Size, Stale: stale}
 		for _, h := range res.Hits {
 			out.Documents = append(out.Documents, h.wire())

@@ -74,10 +74,10 @@ func TestSearchResponseShape(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("status %d: %v", code, body)
 	}
-	if got, want := keys(body), []string{"documents", "from", "size", "took_ms", "total"}; !slices.Equal(got, want) {
+	if got, want := keys(body), []string{"documents", "from", "size", "took_ms", "total", "total_relation"}; !slices.Equal(got, want) {
 		t.Fatalf("keys = %v, want %v", got, want)
 	}
-	if body["total"] != 1.0 || body["from"] != 0.0 || body["size"] != 5.0 {
+	if body["total"] != 1.0 || body["total_relation"] != "eq" || body["from"] != 0.0 || body["size"] != 5.0 {
 		t.Fatalf("body = %v", body)
 	}
 	d := body["documents"].([]any)[0].(map[string]any)
@@ -208,4 +208,27 @@ func maxWait(d time.Duration) search.Config {
 	c := search.DefaultConfig()
 	c.MaxWait = d
 	return c
+}
+
+// countingIndex answers every search with total matches.
+type countingIndex struct {
+	search.Index
+	total int64
+}
+
+func (c countingIndex) Search(ctx context.Context, q search.Query) (search.Result, error) {
+	return search.Result{Total: c.total}, nil
+}
+
+// TestSearchTotalIsCappedAsElasticsearchCapsIt: exact up to 10,000, then
+// 10,000 and "gte".
+func TestSearchTotalIsCappedAsElasticsearchCapsIt(t *testing.T) {
+	for total, want := range map[int64][2]any{9999: {9999.0, "eq"}, 10000: {10000.0, "eq"}, 10001: {10000.0, "gte"}, 2_000_000: {10000.0, "gte"}} {
+		srv := httptest.NewServer(search.NewServer(countingIndex{total: total}, search.DefaultConfig(), logging.Discard()))
+		_, body := get(t, srv.URL+"/search?q=test")
+		srv.Close()
+		if body["total"] != want[0] || body["total_relation"] != want[1] {
+			t.Errorf("%d matches: total %v %v, want %v %v", total, body["total"], body["total_relation"], want[0], want[1])
+		}
+	}
 }

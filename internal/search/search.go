@@ -69,10 +69,25 @@ type Hit struct {
 	Highlights map[string][]string
 }
 
-// Result is one page of hits.
+// Result is one page of hits. Total is exact, or a lower bound when
+// TotalAtLeast (a backend may stop counting at MaxTotal).
 type Result struct {
-	Total int64
-	Hits  []Hit
+	Total        int64
+	TotalAtLeast bool
+	Hits         []Hit
+}
+
+// MaxTotal is the largest total a search answer counts exactly
+// (Elasticsearch 8's default track_total_hits).
+const MaxTotal = api.MaxSearchTotal
+
+// capTotal reports a total as the API does: exact up to MaxTotal, then
+// MaxTotal and "gte".
+func capTotal(r Result) (int64, string) {
+	if r.TotalAtLeast || r.Total > MaxTotal {
+		return min(r.Total, MaxTotal), api.TotalAtLeast
+	}
+	return r.Total, api.TotalEqual
 }
 
 // Bucket is one value of a terms aggregation.

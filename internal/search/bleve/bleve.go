@@ -308,19 +308,13 @@ func (x *Index) AppliedLSN(ctx context.Context) (uint64, error) {
 }
 
 // textQuery is the multi-field match: title (boost 2), created_by and
-// content, each fuzzy with Elasticsearch's AUTO edit distance.
+// content, each fuzzy with Elasticsearch's AUTO edit distance, its prefix
+// length and its bound on expansions (query.go).
 func textQuery(text string) query.Query {
-	match := func(field string, boost float64) query.Query {
-		q := bleve.NewMatchQuery(text)
-		q.SetField(field)
-		q.SetAutoFuzziness(true)
-		q.SetBoost(boost)
-		return q
-	}
 	return bleve.NewDisjunctionQuery(
-		match(fTitle, 2),
-		match(fCreatedByText, 1),
-		match(fContent, 1),
+		newFuzzyMatch(fTitle, text, 2),
+		newFuzzyMatch(fCreatedByText, text, 1),
+		newFuzzyMatch(fContent, text, 1),
 	)
 }
 
@@ -351,16 +345,19 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 	}
 	req := bleve.NewSearchRequestOptions(live(bleve.NewConjunctionQuery(must...)), q.Size, q.From, false)
 	req.Fields = storedFields
-	req.SortBy([]string{"-_score", "-" + fCreatedAt})
+	// Bleve ranks by score only; topK breaks ties by created_at, newest
+	// first, reading it only for the hits that need it (topk.go).
+	req.SortBy([]string{"-_score"})
 	req.Highlight = bleve.NewHighlight()
 	req.Highlight.AddField(fTitle)
 	req.Highlight.AddField(fContent)
-	res, err := x.idx.SearchInContext(ctx, req)
+	top := newTopK(req, q.From, q.Size)
+	res, err := x.idx.SearchInContext(top.context(ctx), req)
 	if err != nil {
 		return search.Result{}, fmt.Errorf("bleve search: %w", err)
 	}
-	out := search.Result{Total: int64(res.Total), Hits: make([]search.Hit, 0, len(res.Hits))}
-	for _, h := range res.Hits {
+	out := search.Result{Total: int64(res.Total), Hits: make([]search.Hit, 0, len(top.hits))}
+	for _, h := range top.hits {
 		hl := map[string][]string{}
 		for f, frags := range h.Fragments {
 			hl[f] = frags

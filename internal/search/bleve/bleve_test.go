@@ -133,12 +133,11 @@ func TestVersionsAndAppliedLSNSurviveReopen(t *testing.T) {
 	}
 }
 
+// seed is an on-disk (scorch) index, the one deployments use: its fuzzy
+// expansion and ranking are this package's own (query.go, topk.go).
 func seed(t *testing.T) *bleve.Index {
 	t.Helper()
-	x, err := bleve.OpenMem()
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, _ := openDir(t)
 	t.Cleanup(func() { x.Close() })
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	mustApply(t, x,

@@ -305,7 +305,7 @@ func SearchBody(q search.Query) map[string]any {
 	return map[string]any{
 		"from":             q.From,
 		"size":             q.Size,
-		"track_total_hits": true,
+		"track_total_hits": search.MaxTotal, // exact up to it, then "gte": Elasticsearch stops counting
 		"query": map[string]any{"bool": map[string]any{
 			"must":   []any{multiMatch(q.Text)},
 			"filter": filter,
@@ -323,7 +323,8 @@ func SearchBody(q search.Query) map[string]any {
 type searchResponse struct {
 	Hits struct {
 		Total struct {
-			Value int64 `json:"value"`
+			Value    int64  `json:"value"`
+			Relation string `json:"relation"`
 		} `json:"total"`
 		Hits []struct {
 			ID        string              `json:"_id"`
@@ -363,7 +364,7 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 	if err != nil {
 		return search.Result{}, err
 	}
-	out := search.Result{Total: sr.Hits.Total.Value, Hits: make([]search.Hit, 0, len(sr.Hits.Hits))}
+	out := search.Result{Total: sr.Hits.Total.Value, TotalAtLeast: sr.Hits.Total.Relation == "gte", Hits: make([]search.Hit, 0, len(sr.Hits.Hits))}
 	for _, h := range sr.Hits.Hits {
 		d := h.Source
 		if d.ID == "" {

@@ -204,7 +204,7 @@ func TestSearchSendsQueryDSLAndDecodesHits(t *testing.T) {
 	x, c := open(t)
 	c.expect(exchange{
 		method: "POST", path: "/documents/_search",
-		body: `{"from":10,"size":5,"track_total_hits":true,
+		body: `{"from":10,"size":5,"track_total_hits":10000,
 "query":{"bool":{"must":[{"multi_match":{"query":"sales agrement","fields":["title^2","created_by","content"],"fuzziness":"AUTO"}}],
   "filter":[{"term":{"status":"signed"}},{"term":{"created_by.keyword":"john@x.com"}}]}},
 "highlight":{"pre_tags":["<mark>"],"post_tags":["</mark>"],"fields":{"title":{},"content":{}}},

@@ -1,0 +1,90 @@
+package bleve_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/docstream/docstream/internal/bench"
+	"github.com/docstream/docstream/internal/search"
+	"github.com/docstream/docstream/internal/search/bleve"
+)
+
+// BenchmarkSearchCorpus builds an on-disk index of the bench corpus
+// (BENCH_DOCS documents, default 20,000, in batches of 1,000) and runs
+// each class of query against it, one at a time:
+//
+//	rare:     a 0.1 % word with a typo (fuzzy), size 10, one filter
+//	common:   a 1 % word, size 20
+//	test:     a word in 95 % of documents, size 20
+//	document: a word in 99 % of titles, size 10
+//
+//	BENCH_DOCS=100000 go test -run '^$' -bench SearchCorpus -benchtime 200x ./internal/search/bleve/
+func BenchmarkSearchCorpus(b *testing.B) {
+	n := 20_000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_DOCS")); err == nil && v > 0 {
+		n = v
+	}
+	x, err := bleve.Open(filepath.Join(b.TempDir(), "index"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.Close()
+	ctx := context.Background()
+	start := time.Now()
+	for k := 0; k < n; k += 1000 {
+		ops := make([]search.Op, 0, 1000)
+		for i := k; i < min(k+1000, n); i++ {
+			d := bench.Document(i)
+			at := bench.CreatedAt(i)
+			id := fmt.Sprintf("00000000-0000-7000-8000-%012d", i)
+			ops = append(ops, search.Op{ID: id, Version: uint64(i + 1), Doc: search.Document{ID: id, Title: d.Title,
+				ContentType: "text/plain", ContentSize: int64(len(d.Content)), S3Key: id + "/content", Status: d.Status,
+				CreatedBy: d.CreatedBy, CreatedAt: &at, UpdatedAt: &at, Version: 1, Content: d.Content}})
+		}
+		if _, err := x.Apply(ctx, ops); err != nil {
+			b.Fatal(err)
+		}
+	}
+	build := time.Since(start)
+	b.Logf("built %d documents in %v: %.0f docs/s", n, build, float64(n)/build.Seconds())
+
+	r := rand.New(rand.NewPCG(7, 7))
+	classes := []struct {
+		name string
+		q    func() search.Query
+	}{
+		{"rare", func() search.Query {
+			return search.Query{Text: bench.Typo(bench.Rare[r.IntN(len(bench.Rare))], r), Status: "created", Size: 10}
+		}},
+		{"common", func() search.Query { return search.Query{Text: bench.Common[r.IntN(len(bench.Common))], Size: 20} }},
+		{"test", func() search.Query { return search.Query{Text: "test", Size: 20} }},
+		{"document", func() search.Query { return search.Query{Text: "document", Size: 10} }},
+	}
+	for _, c := range classes {
+		b.Run(c.name, func(b *testing.B) {
+			lats := make([]time.Duration, 0, b.N)
+			var total int64
+			for b.Loop() {
+				q := c.q()
+				t0 := time.Now()
+				res, err := x.Search(ctx, q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lats = append(lats, time.Since(t0))
+				total += res.Total
+			}
+			slices.Sort(lats)
+			b.ReportMetric(float64(lats[len(lats)/2].Microseconds())/1000, "p50_ms")
+			b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds())/1000, "p99_ms")
+			b.ReportMetric(float64(total)/float64(len(lats)), "hits")
+		})
+	}
+}

@@ -1,0 +1,164 @@
+package bleve
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"unicode/utf8"
+
+	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/search"
+	"github.com/blevesearch/bleve/v2/search/query"
+	"github.com/blevesearch/bleve/v2/search/searcher"
+	index "github.com/blevesearch/bleve_index_api"
+)
+
+// Fuzzy matching as Elasticsearch's match query with "fuzziness": "AUTO"
+// does it, plus the two bounds Elasticsearch puts on it:
+const (
+	// PrefixLength is how many leading characters of a query term a fuzzy
+	// match does not vary (Elasticsearch's prefix_length). Typos are rare
+	// in the first letter, and a fixed prefix confines the walk of each
+	// term dictionary to that letter's range.
+	PrefixLength = 1
+	// MaxExpansions is how many index terms one query term may expand to
+	// (Elasticsearch's max_expansions, default 50): the closest ones. A
+	// short term in a large vocabulary (a 4-digit number among a million
+	// titles' numbers) otherwise becomes a disjunction of hundreds of
+	// terms, each a posting list to merge.
+	MaxExpansions = 50
+)
+
+// autoFuzziness is Elasticsearch's AUTO: 0 edits for terms of 1–2
+// characters, 1 for 3–5, 2 beyond.
+func autoFuzziness(term string) int {
+	switch n := utf8.RuneCountInString(term); {
+	case n <= 2:
+		return 0
+	case n <= 5:
+		return 1
+	default:
+		return 2
+	}
+}
+
+// fuzzyMatch is a match query on one field: text analysed with the
+// field's analyzer, each term matched with AUTO fuzziness, PrefixLength
+// and at most MaxExpansions expansions, the terms OR-ed.
+type fuzzyMatch struct {
+	field string
+	text  string
+	boost query.Boost
+}
+
+func newFuzzyMatch(field, text string, boost float64) *fuzzyMatch {
+	return &fuzzyMatch{field: field, text: text, boost: query.Boost(boost)}
+}
+
+// Boost and SetBoost make it a query.BoostableQuery.
+func (q *fuzzyMatch) Boost() float64     { return q.boost.Value() }
+func (q *fuzzyMatch) SetBoost(b float64) { q.boost = query.Boost(b) }
+func (q *fuzzyMatch) Field() string      { return q.field }
+func (q *fuzzyMatch) SetField(f string)  { q.field = f }
+
+// Searcher implements query.Query.
+func (q *fuzzyMatch) Searcher(ctx context.Context, r index.IndexReader, m mapping.IndexMapping, opts search.SearcherOptions) (search.Searcher, error) {
+	analyzer := m.AnalyzerNamed(m.AnalyzerNameForPath(q.field))
+	if analyzer == nil {
+		return nil, fmt.Errorf("no analyzer for field %s", q.field)
+	}
+	var clauses []search.Searcher
+	closeAll := func() {
+		for _, s := range clauses {
+			_ = s.Close()
+		}
+	}
+	seen := map[string]bool{}
+	for _, tok := range analyzer.Analyze([]byte(q.text)) {
+		term := string(tok.Term)
+		if seen[term] {
+			continue
+		}
+		seen[term] = true
+		s, err := q.termSearcher(ctx, r, term, opts)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		clauses = append(clauses, s)
+	}
+	if len(clauses) == 0 {
+		return searcher.NewMatchNoneSearcher(r)
+	}
+	if len(clauses) == 1 {
+		return clauses[0], nil
+	}
+	s, err := searcher.NewDisjunctionSearcher(ctx, r, clauses, 1, opts)
+	if err != nil {
+		closeAll()
+	}
+	return s, err
+}
+
+// termSearcher matches one analysed term: exactly when AUTO allows no
+// edit, otherwise over its closest MaxExpansions fuzzy candidates.
+func (q *fuzzyMatch) termSearcher(ctx context.Context, r index.IndexReader, term string, opts search.SearcherOptions) (search.Searcher, error) {
+	boost := q.boost.Value()
+	fuzziness := autoFuzziness(term)
+	if fuzziness == 0 {
+		return searcher.NewTermSearcher(ctx, r, term, q.field, boost, opts)
+	}
+	fr, ok := r.(index.IndexReaderFuzzy)
+	if !ok {
+		// Only the in-memory index (OpenMem, tests) has no automaton; its
+		// expansion is unbounded.
+		return searcher.NewFuzzySearcher(ctx, r, term, PrefixLength, fuzziness, q.field, boost, opts)
+	}
+	prefix, n := term, 0 // the first PrefixLength characters
+	for i := range term {
+		if n == PrefixLength {
+			prefix = term[:i]
+			break
+		}
+		n++
+	}
+	dict, _, err := fr.FieldDictFuzzyAutomaton(q.field, term, fuzziness, prefix)
+	if err != nil {
+		return nil, err
+	}
+	type cand struct {
+		term string
+		dist uint8
+	}
+	var cands []cand
+	for e, err := dict.Next(); e != nil || err != nil; e, err = dict.Next() {
+		if err != nil {
+			_ = dict.Close()
+			return nil, err
+		}
+		cands = append(cands, cand{e.Term, e.EditDistance})
+	}
+	if err := dict.Close(); err != nil {
+		return nil, err
+	}
+	if len(cands) == 0 || len(cands) == 1 && cands[0].term == term {
+		return searcher.NewTermSearcher(ctx, r, term, q.field, boost, opts)
+	}
+	if len(cands) > MaxExpansions {
+		sort.Slice(cands, func(i, j int) bool {
+			if cands[i].dist != cands[j].dist {
+				return cands[i].dist < cands[j].dist
+			}
+			return cands[i].term < cands[j].term
+		})
+		cands = cands[:MaxExpansions]
+	}
+	terms := make([]string, len(cands))
+	dists := make([]uint8, len(cands))
+	for i, c := range cands {
+		terms[i], dists[i] = c.term, c.dist
+	}
+	return searcher.NewMultiTermSearcherBoosted(ctx, r, terms, q.field, boost, dists, opts, true)
+}
+
+var _ query.FieldableQuery = (*fuzzyMatch)(nil)

@@ -1,0 +1,128 @@
+package bleve
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/search/query"
+
+	"github.com/docstream/docstream/internal/bench"
+	"github.com/docstream/docstream/internal/search"
+)
+
+func corpusIndex(t *testing.T, n int, created func(i int) time.Time) *Index {
+	t.Helper()
+	x, err := Open(filepath.Join(t.TempDir(), "index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	var ops []search.Op
+	for i := range n {
+		d := bench.Document(i)
+		at := created(i)
+		id := fmt.Sprintf("00000000-0000-7000-8000-%012d", i)
+		ops = append(ops, search.Op{ID: id, Version: uint64(i + 1), Doc: search.Document{ID: id, Title: d.Title,
+			Status: d.Status, CreatedBy: d.CreatedBy, CreatedAt: &at, UpdatedAt: &at, Version: 1, Content: d.Content}})
+	}
+	for len(ops) > 0 {
+		k := min(500, len(ops))
+		if _, err := x.Apply(context.Background(), ops[:k]); err != nil {
+			t.Fatal(err)
+		}
+		ops = ops[k:]
+	}
+	return x
+}
+
+// TestTopKRanksAsBleveSortWould compares every page with Bleve's own
+// collector sorting by score then created_at (what Search asked of Bleve
+// before topK): the same hits in the same order, the same total.
+func TestTopKRanksAsBleveSortWould(t *testing.T) {
+	// Many documents share a created_at (a burst of creates in one
+	// microsecond does not happen, but equal scores do, a lot): every
+	// tenth second, so that ties on both keys exist as well and fall back
+	// to the order Bleve visits hits in, in both collectors.
+	x := corpusIndex(t, 3000, func(i int) time.Time { return bench.CreatedAt(i / 10 * 10) })
+	queries := []search.Query{
+		{Text: "test", Size: 20},
+		{Text: "test", From: 40, Size: 20},
+		{Text: "document", Size: 10, Status: "created"},
+		{Text: bench.Common[3], Size: 20},
+		{Text: "sales agreement", From: 7, Size: 13},
+		{Text: "test", From: 2990, Size: 20},
+		{Text: "nothingmatchesthis", Size: 10},
+	}
+	for _, q := range queries {
+		got, err := x.Search(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		must := []query.Query{textQuery(q.Text)}
+		if q.Status != "" {
+			must = append(must, term(fStatus, q.Status))
+		}
+		req := bleve.NewSearchRequestOptions(live(bleve.NewConjunctionQuery(must...)), q.Size, q.From, false)
+		req.SortBy([]string{"-_score", "-" + fCreatedAt})
+		want, err := x.idx.Search(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotIDs, wantIDs []string
+		for _, h := range got.Hits {
+			gotIDs = append(gotIDs, h.ID)
+		}
+		for _, h := range want.Hits {
+			wantIDs = append(wantIDs, h.ID)
+		}
+		if got.Total != int64(want.Total) || !slices.Equal(gotIDs, wantIDs) {
+			t.Errorf("%+v: total %d, want %d\n got %v\nwant %v", q, got.Total, want.Total, gotIDs, wantIDs)
+		}
+	}
+}
+
+// TestFuzzyExpansionIsBoundedAndKeepsThePrefix: a term with more than
+// MaxExpansions neighbours within its AUTO distance matches only the
+// closest MaxExpansions of them, the exact term ranked first; a typo in
+// the first letter is not corrected (PrefixLength), one after it is.
+func TestFuzzyExpansionIsBoundedAndKeepsThePrefix(t *testing.T) {
+	x, err := Open(filepath.Join(t.TempDir(), "index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	var ops []search.Op
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 1000 {
+		id := fmt.Sprintf("%d", i)
+		ops = append(ops, search.Op{ID: id, Version: 1, Doc: search.Document{ID: id, Title: fmt.Sprintf("k%d", 10000+i), CreatedAt: &at}})
+	}
+	ops = append(ops, search.Op{ID: "c", Version: 1, Doc: search.Document{ID: "c", Title: "Employment Contract", CreatedAt: &at}})
+	if _, err := x.Apply(context.Background(), ops); err != nil {
+		t.Fatal(err)
+	}
+	// k10500 has 1 + 18 terms within one edit among k10000..k10999 and
+	// hundreds within two (AUTO allows two for six characters).
+	res, err := x.Search(context.Background(), search.Query{Text: "k10500", Size: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if MaxExpansions != 50 {
+		t.Fatalf("MaxExpansions is %d; Elasticsearch's max_expansions default is 50", MaxExpansions)
+	}
+	// 280 documents without the bound.
+	if res.Total > MaxExpansions || res.Total < 19 || res.Hits[0].Title != "k10500" {
+		t.Fatalf("k10500 matched %d documents (first %q); want at most %d, the exact one first", res.Total, res.Hits[0].Title, MaxExpansions)
+	}
+	for q, want := range map[string]int64{"contrxct": 1, "xontract": 0, "contract": 1} {
+		res, err := x.Search(context.Background(), search.Query{Text: q, Size: 10})
+		if err != nil || res.Total != want {
+			t.Errorf("%s: %d hits (%v), want %d", q, res.Total, err, want)
+		}
+	}
+}
