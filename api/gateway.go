@@ -7,13 +7,18 @@ import "time"
 
 // GatewayStatus is the answer of GET /status.
 type GatewayStatus struct {
-	Status        string    `json:"status"` // ok
+	// Status is ok when every service has an upstream taking requests,
+	// degraded when one has none (Unavailable names them): the gateway
+	// answers that service's routes with 502/503 until one comes back.
+	Status        string    `json:"status"`
 	StartedAt     time.Time `json:"started_at"`
 	UptimeSeconds int64     `json:"uptime_seconds"`
 	// Services counts each service's upstreams, by name.
 	Services     map[string]UpstreamCount `json:"services"`
 	RateLimit    RateLimit                `json:"rate_limit"`
 	MaxBodyBytes int64                    `json:"max_body_bytes"` // 0: no limit
+	// Unavailable lists the services with no upstream taking requests.
+	Unavailable []string `json:"unavailable,omitempty"`
 }
 
 // UpstreamCount is how many upstreams a service has and how many take

@@ -108,7 +108,8 @@ func TestCDCTargetEventsTailAndStatus(t *testing.T) {
 	if err := run(ctx, []string{"cdc", "status", "--data-dir", devDir}, func(string) string { return "" }, &out, &out); err != nil {
 		t.Fatalf("cdc status: %v", err)
 	}
-	for _, want := range []string{"docstream_slot", "active", "confirmed lsn", "lag", "documents.documents, signatures.signatures", "done"} {
+	for _, want := range []string{"docstream_slot", "active", "confirmed lsn", "lag", "documents.documents, signatures.signatures", "done",
+		"active engine", "(docstream-cdc), since"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("cdc status output lacks %q:\n%s", want, out.String())
 		}
@@ -121,7 +122,8 @@ func TestCDCTargetEventsTailAndStatus(t *testing.T) {
 			t.Fatalf("cdc status %v: %v", args, err)
 		}
 		var info cdc.SlotInfo
-		if err := json.Unmarshal(out.Bytes(), &info); err != nil || info.Slot != "docstream_slot" || !info.Exists {
+		if err := json.Unmarshal(out.Bytes(), &info); err != nil || info.Slot != "docstream_slot" || !info.Exists ||
+			info.ActiveEngine == nil || info.ActiveEngine.PID == 0 {
 			t.Errorf("cdc status %v printed %s (%v)", args, out.String(), err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
@@ -82,6 +83,12 @@ func newCDCCmd(e *env) *cobra.Command {
 				pub = strings.Join(info.Tables, ", ")
 			}
 			row("publication", info.Publication+": "+pub)
+			engine := "none (no engine holds the slot's lock: nothing captures)"
+			if a := info.ActiveEngine; a != nil {
+				engine = fmt.Sprintf("pid %d from %s (%s), since %s; other engines are standbys", a.PID, a.ClientAddr, a.ApplicationName,
+					a.Since.UTC().Format(time.RFC3339))
+			}
+			row("active engine", engine)
 			return tw.Flush()
 		},
 	}

@@ -42,6 +42,9 @@ func Run(ctx context.Context, c *Config, log *slog.Logger, onReady func(sys *Sys
 		}
 	}
 	for _, m := range chosen {
+		if m.Metrics != nil {
+			m.Metrics()
+		}
 		r := &Resources{sys: sys, module: m, ports: m.Ports(c), log: log.With("service", m.Name)}
 		if err := m.Start(sys.ctx, c, r); err != nil {
 			// Stop what already started before reporting.

@@ -37,6 +37,10 @@ type Module struct {
 	Needs []Resource
 	// Flags registers the module's flags: its package's RegisterFlags.
 	Flags func(c *Config, fs *pflag.FlagSet)
+	// Metrics registers the module's own metrics (its package's
+	// RegisterMetrics), before it starts: a process exports the metrics
+	// of the targets it runs, and only those.
+	Metrics func()
 	// Validate refuses, before anything starts, a configuration the
 	// module cannot run with.
 	Validate func(c *Config) error
@@ -75,6 +79,7 @@ func Modules() []*Module {
 			// The bus only for the cache invalidator (see Wire).
 			Needs:    []Resource{PGPool, Redis, BucketOf(document.Bucket), Bus},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Document.RegisterFlags(fs) },
+			Metrics:  document.RegisterMetrics,
 			Validate: func(c *Config) error { return c.Document.Validate() },
 			Ports: func(c *Config) []Port {
 				return []Port{{Name: "document", Addr: c.Document.Addr, HTTP: true}, {Name: "document-grpc", Addr: c.Document.GRPCAddr, GRPC: true}}
@@ -96,6 +101,7 @@ func Modules() []*Module {
 			Deps:     []string{"document"},
 			Needs:    []Resource{PGPool, BucketOf(signature.Bucket)},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Signature.RegisterFlags(fs) },
+			Metrics:  signature.RegisterMetrics,
 			Validate: func(c *Config) error { return c.Signature.Validate() },
 			Ports:    func(c *Config) []Port { return []Port{{Name: "signature", Addr: c.Signature.Addr, HTTP: true}} },
 			// Signatures of a document live in the signature service even
@@ -115,6 +121,7 @@ func Modules() []*Module {
 			Name:     "cdc",
 			Needs:    []Resource{DirectDB, Bus},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.CDC.RegisterFlags(fs) },
+			Metrics:  cdc.RegisterMetrics,
 			Validate: func(c *Config) error { return c.CDC.Validate() },
 			Ports:    func(c *Config) []Port { return []Port{{Name: "cdc", Addr: c.CDC.Addr, HTTP: true}} },
 			Start:    startCDC,
@@ -124,6 +131,7 @@ func Modules() []*Module {
 			Deps:     []string{"cdc"},
 			Needs:    []Resource{Index, Bus, BucketOf(indexer.ContentBucket)},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Indexer.RegisterFlags(fs) },
+			Metrics:  indexer.RegisterMetrics,
 			Validate: func(c *Config) error { return c.Indexer.Validate() },
 			Ports:    func(c *Config) []Port { return []Port{{Name: "indexer", Addr: c.Indexer.Addr, HTTP: true}} },
 			Start:    startIndexer,
@@ -143,6 +151,7 @@ func Modules() []*Module {
 			Deps:     []string{"cdc"},
 			Needs:    []Resource{Bus},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Realtime.RegisterFlags(fs) },
+			Metrics:  realtime.RegisterMetrics,
 			Validate: func(c *Config) error { return c.Realtime.Validate() },
 			Ports:    func(c *Config) []Port { return []Port{{Name: "realtime", Addr: c.Realtime.Addr, HTTP: true}} },
 			Routes:   []gateway.Route{{Name: "realtime", Paths: []string{"/ws", "/auth"}}},

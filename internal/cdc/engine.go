@@ -107,6 +107,11 @@ func (e *Engine) Status() Status {
 func (e *Engine) setStatus(f func(s *Status)) {
 	e.mu.Lock()
 	f(&e.status)
+	if e.status.Active {
+		active.Set(1)
+	} else {
+		active.Set(0)
+	}
 	e.mu.Unlock()
 }
 
@@ -243,7 +248,7 @@ func (e *Engine) acquireLock(ctx context.Context, pool *pgxpool.Pool, log *slog.
 	standby := false
 	for {
 		var ok bool
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", "docstream.cdc/"+e.cfg.Slot).Scan(&ok); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", lockKey(e.cfg.Slot)).Scan(&ok); err != nil {
 			conn.Release()
 			return nil, fmt.Errorf("cdc: advisory lock: %w", err)
 		}
@@ -264,6 +269,9 @@ func (e *Engine) acquireLock(ctx context.Context, pool *pgxpool.Pool, log *slog.
 		}
 	}
 }
+
+// lockKey is the text whose hash is the advisory lock of slot.
+func lockKey(slot string) string { return "docstream.cdc/" + slot }
 
 // withParams adds query parameters to a postgres:// URL (or key=value DSN).
 func withParams(url string, params map[string]string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -33,6 +34,18 @@ type SlotInfo struct {
 	Publication  string   `json:"publication"`
 	Tables       []string `json:"publication_tables"`
 	SnapshotDone *bool    `json:"snapshot_done"` // from cdc.slots; nil when the slot was not created by the engine
+	// ActiveEngine is the database session of the engine holding the
+	// slot's lock (the active one; the others are standbys); nil when no
+	// engine holds it.
+	ActiveEngine *EngineSession `json:"active_engine"`
+}
+
+// EngineSession is an engine's lock session as PostgreSQL sees it.
+type EngineSession struct {
+	PID             int32     `json:"pid"`
+	ClientAddr      string    `json:"client_addr"` // "local" over a Unix socket
+	ApplicationName string    `json:"application_name"`
+	Since           time.Time `json:"backend_start"`
 }
 
 // Querier is what Inspect needs (a pgx.Conn, pgxpool.Pool or Tx).
@@ -75,6 +88,22 @@ func Inspect(ctx context.Context, q Querier, slot, publication string) (SlotInfo
 	err = q.QueryRow(ctx, "SELECT snapshot_done_at IS NOT NULL FROM cdc.slots WHERE slot_name = $1", slot).Scan(&done)
 	if err == nil {
 		info.SnapshotDone = &done
+	}
+	// A bigint advisory lock shows in pg_locks as classid (high 32 bits)
+	// and objid (low 32 bits) with objsubid 1.
+	var es EngineSession
+	err = q.QueryRow(ctx, `SELECT a.pid, coalesce(host(a.client_addr), 'local'), a.application_name, a.backend_start
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND ((l.classid::int8 << 32) | l.objid::int8) = hashtextextended($1, 0)`, lockKey(slot)).
+		Scan(&es.PID, &es.ClientAddr, &es.ApplicationName, &es.Since)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return info, fmt.Errorf("cdc: engine lock: %w", err)
+	default:
+		info.ActiveEngine = &es
 	}
 	return info, nil
 }

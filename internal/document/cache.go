@@ -10,16 +10,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/go-redis/v9"
 )
 
 var (
-	cacheResults = promauto.NewCounterVec(prometheus.CounterOpts{
+	cacheResults = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_document_cache_total",
 		Help: "Document cache lookups by result (hit, miss, skipped: Redis unavailable).",
 	}, []string{"result"})
-	redisUp = promauto.NewGauge(prometheus.GaugeOpts{
+	redisUp = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "docstream_document_redis_up",
 		Help: "1 while Redis answers, 0 while the document service runs without cache and analytics.",
 	})
@@ -504,4 +503,17 @@ func (c *Cache) Ping(ctx context.Context) error {
 		c.ok(ctx, "")
 	}
 	return err
+}
+
+var registerMetrics sync.Once
+
+// RegisterMetrics puts this package's metrics on the default registry
+// (served by every /metrics). The app calls it when it starts the target,
+// so a process exports the metrics of the targets it runs and no others (a
+// CDC-only process has no docstream_document_redis_up to alert on). Safe
+// to call more than once.
+func RegisterMetrics() {
+	registerMetrics.Do(func() {
+		prometheus.MustRegister(grpcStarted, grpcHandled, grpcSeconds, cacheResults, redisUp, invalidationsTotal, invalidationLag, invalidatorFailing)
+	})
 }

@@ -26,7 +26,8 @@ type GRPCServer struct {
 // NewGRPCServer returns a grpc.Server with DocumentService, the standard
 // health service and server reflection registered.
 func NewGRPCServer(docs *Service, log *slog.Logger) *grpc.Server {
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(errorInterceptor(log)))
+	// Metrics outermost: they count the status code the client gets.
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(metricsInterceptor(), errorInterceptor(log)))
 	pb.RegisterDocumentServiceServer(srv, &GRPCServer{docs: docs, log: log})
 	hs := health.NewServer()
 	hs.SetServingStatus(pb.DocumentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -105,5 +106,29 @@ func TestGRPCDocumentServiceWithAGeneratedClient(t *testing.T) {
 	h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: "document.DocumentService"})
 	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: %v %v", h, err)
+	}
+}
+
+func TestGRPCCallsAreCountedByMethodAndCode(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c := pb.NewDocumentServiceClient(grpcClient(t, e))
+	d := e.create(t, "Counted", "x")
+	count := func(method, code string) float64 {
+		return testutil.ToFloat64(grpcHandled.WithLabelValues("unary", "document.DocumentService", method, code))
+	}
+	ok, notFound := count("GetDocument", "OK"), count("GetDocument", "NotFound")
+	if _, err := c.GetDocument(ctx, &pb.GetDocumentRequest{DocumentId: d.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetDocument(ctx, &pb.GetDocumentRequest{DocumentId: "0691e72f-799b-7efd-8000-e5c4e1cb7813"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown id: %v", err)
+	}
+	if got := count("GetDocument", "OK") - ok; got != 1 {
+		t.Fatalf("grpc_server_handled_total{GetDocument,OK} rose by %v, want 1", got)
+	}
+	// The code the client got (mapped from the application error), not "Unknown".
+	if got := count("GetDocument", "NotFound") - notFound; got != 1 {
+		t.Fatalf("grpc_server_handled_total{GetDocument,NotFound} rose by %v, want 1", got)
 	}
 }

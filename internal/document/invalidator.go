@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/change"
@@ -51,16 +50,16 @@ func (c *InvalidatorConfig) defaults() {
 }
 
 var (
-	invalidationsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+	invalidationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_document_cache_invalidations_total",
 		Help: "Change events handled by the cache invalidator, by result: applied, superseded (a later change of the same document in the batch), skipped (creates: nothing can be cached yet), invalid. Repeats are counted in docstream_bus_repeats_dropped_total{consumer=\"document-cache\"}.",
 	}, []string{"result"})
-	invalidationLag = promauto.NewHistogram(prometheus.HistogramOpts{
+	invalidationLag = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "docstream_document_cache_invalidation_lag_seconds",
 		Help:    "From the transaction's commit (source.ts_ms) to its invalidation being applied in Redis.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 	})
-	invalidatorFailing = promauto.NewGauge(prometheus.GaugeOpts{
+	invalidatorFailing = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "docstream_document_cache_invalidator_failing",
 		Help: "1 while the cache invalidator cannot apply events to Redis (they stay on the bus and are retried).",
 	})

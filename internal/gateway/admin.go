@@ -31,6 +31,7 @@ func (g *Gateway) adminRoutes() map[string]http.HandlerFunc {
 	return map[string]http.HandlerFunc{
 		"GET /status": func(w http.ResponseWriter, r *http.Request) {
 			services := map[string]api.UpstreamCount{}
+			var unavailable []string
 			for _, name := range g.order {
 				p := g.pools[name]
 				n := api.UpstreamCount{Upstreams: len(p.ups)}
@@ -40,9 +41,17 @@ func (g *Gateway) adminRoutes() map[string]http.HandlerFunc {
 					}
 				}
 				services[name] = n
+				if n.Available == 0 {
+					unavailable = append(unavailable, name)
+				}
+			}
+			status := "ok"
+			if len(unavailable) > 0 {
+				status = "degraded"
 			}
 			httpx.Respond(w, http.StatusOK, api.GatewayStatus{
-				Status:        "ok",
+				Status:        status,
+				Unavailable:   unavailable,
 				StartedAt:     g.started.UTC(),
 				UptimeSeconds: int64(time.Since(g.started).Seconds()),
 				Services:      services,

@@ -694,3 +694,35 @@ func TestAdminListsRoutesAndStatus(t *testing.T) {
 		t.Fatalf("admin accepted a POST: %d", rec.Code)
 	}
 }
+
+func TestAdminStatusIsNotOKWhileAServiceHasNoUpstream(t *testing.T) {
+	doc := newBackend(t, "document")
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close() // nothing listens there any more
+	cfg := quietChecks(DefaultFor(map[string][]string{"document": {doc.srv.URL}, "signature": {doc.srv.URL}, "search": {dead.URL}, "realtime": {doc.srv.URL}}))
+	for i := range cfg.Services {
+		if cfg.Services[i].Name == "search" {
+			cfg.Services[i].HealthCheck.Interval = 20 * time.Millisecond
+		}
+	}
+	g, _ := startGateway(t, cfg)
+	admin := g.AdminHandler()
+	var st api.GatewayStatus
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		rec := httptest.NewRecorder()
+		admin.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+		st = api.GatewayStatus{}
+		if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Services["search"].Available == 0 {
+			break
+		}
+	}
+	if st.Services["search"].Available != 0 {
+		t.Fatalf("the dead search upstream is still available: %+v", st)
+	}
+	if st.Status != "degraded" || len(st.Unavailable) != 1 || st.Unavailable[0] != "search" {
+		t.Fatalf("/status with no search upstream: status %q, unavailable %v; want degraded, [search]", st.Status, st.Unavailable)
+	}
+}

@@ -49,7 +49,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	"golang.org/x/sync/errgroup"
@@ -70,24 +69,24 @@ const (
 )
 
 var (
-	eventsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+	eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_indexer_events_total",
 		Help: "Change events handled by the indexer, by result: applied, stale (older than the indexed version), skipped (no s3_key yet), invalid.",
 	}, []string{"result"})
-	batchSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+	batchSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "docstream_indexer_batch_duration_seconds",
 		Help:    "Time to build and durably write one batch.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 	})
-	retriesTotal = promauto.NewCounter(prometheus.CounterOpts{
+	retriesTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "docstream_indexer_write_retries_total",
 		Help: "Failed attempts to write a batch to the index (retried with backoff).",
 	})
-	appliedLSNGauge = promauto.NewGauge(prometheus.GaugeOpts{
+	appliedLSNGauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "docstream_indexer_applied_lsn",
 		Help: "LSN up to which every change is searchable.",
 	})
-	lagSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+	lagSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "docstream_indexer_commit_to_index_seconds",
 		Help:    "From the transaction's commit (source.ts_ms) to the batch being searchable.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
@@ -430,4 +429,17 @@ func (x *Indexer) promote(ctx context.Context, newest time.Time) {
 	x.applied = max(x.applied, best)
 	x.mu.Unlock()
 	appliedLSNGauge.Set(float64(best))
+}
+
+var registerMetrics sync.Once
+
+// RegisterMetrics puts this package's metrics on the default registry
+// (served by every /metrics). The app calls it when it starts the target,
+// so a process exports the metrics of the targets it runs and no others (a
+// CDC-only process has no docstream_document_redis_up to alert on). Safe
+// to call more than once.
+func RegisterMetrics() {
+	registerMetrics.Do(func() {
+		prometheus.MustRegister(eventsTotal, batchSeconds, retriesTotal, appliedLSNGauge, lagSeconds)
+	})
 }

@@ -23,34 +23,33 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/bus"
 )
 
 var (
-	connectionsGauge = promauto.NewGauge(prometheus.GaugeOpts{
+	connectionsGauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "docstream_realtime_connections",
 		Help: "Open WebSocket connections.",
 	})
-	documentsGauge = promauto.NewGauge(prometheus.GaugeOpts{
+	documentsGauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "docstream_realtime_documents",
 		Help: "Documents with at least one subscriber.",
 	})
-	queueDrops = promauto.NewCounter(prometheus.CounterOpts{
+	queueDrops = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "docstream_realtime_queue_drops_total",
 		Help: "Connections closed with 1013 because their send queue was full.",
 	})
-	reaped = promauto.NewCounter(prometheus.CounterOpts{
+	reaped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "docstream_realtime_reaped_total",
 		Help: "Connections dropped because a ping got no pong in time or a write timed out.",
 	})
-	messagesSent = promauto.NewCounter(prometheus.CounterOpts{
+	messagesSent = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "docstream_realtime_messages_sent_total",
 		Help: "Messages written to WebSocket clients.",
 	})
-	eventsConsumed = promauto.NewCounterVec(prometheus.CounterOpts{
+	eventsConsumed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_realtime_events_total",
 		Help: "Change events consumed from the bus, by topic.",
 	}, []string{"topic"})
@@ -284,3 +283,16 @@ var (
 	closeDead     = closeCode{code: websocket.StatusGoingAway, reason: "no pong", now: true}
 	closeNormal   = closeCode{code: websocket.StatusNormalClosure}
 )
+
+var registerMetrics sync.Once
+
+// RegisterMetrics puts this package's metrics on the default registry
+// (served by every /metrics). The app calls it when it starts the target,
+// so a process exports the metrics of the targets it runs and no others (a
+// CDC-only process has no docstream_document_redis_up to alert on). Safe
+// to call more than once.
+func RegisterMetrics() {
+	registerMetrics.Do(func() {
+		prometheus.MustRegister(connectionsGauge, documentsGauge, queueDrops, reaped, messagesSent, eventsConsumed)
+	})
+}

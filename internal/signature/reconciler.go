@@ -5,11 +5,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/sethvargo/go-retry"
 )
 
-var pendingUpdates = promauto.NewGauge(prometheus.GaugeOpts{
+var pendingUpdates = prometheus.NewGauge(prometheus.GaugeOpts{
 	Name: "docstream_signature_status_updates_pending",
 	Help: "Document status updates waiting in the outbox for the document service, as last counted by a reconciler poll.",
 })

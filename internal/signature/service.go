@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/sethvargo/go-retry"
 	gcblob "gocloud.dev/blob"
 	"google.golang.org/grpc"
@@ -24,7 +24,7 @@ import (
 	"github.com/docstream/docstream/proto/documentpb"
 )
 
-var statusUpdates = promauto.NewCounterVec(prometheus.CounterOpts{
+var statusUpdates = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "docstream_signature_status_updates_total",
 	Help: "Attempts to set a signed document's status over gRPC, by where they ran (inline, reconciler) and result (applied, retry, failed).",
 }, []string{"path", "result"})
@@ -291,4 +291,17 @@ func (s *Service) PingDocuments(ctx context.Context) error {
 // sweeper: the object keyed by a signature id belongs to that signature.
 func (s *Service) Ownership() blob.Ownership {
 	return blob.Ownership{Owner: blob.FirstSegmentUUID, Existing: s.store.Existing}
+}
+
+var registerMetrics sync.Once
+
+// RegisterMetrics puts this package's metrics on the default registry
+// (served by every /metrics). The app calls it when it starts the target,
+// so a process exports the metrics of the targets it runs and no others (a
+// CDC-only process has no docstream_document_redis_up to alert on). Safe
+// to call more than once.
+func RegisterMetrics() {
+	registerMetrics.Do(func() {
+		prometheus.MustRegister(statusUpdates, pendingUpdates)
+	})
 }
