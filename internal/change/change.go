@@ -64,6 +64,12 @@ type Document struct {
 	UpdatedAt     *string `json:"updated_at"`
 	Version       *int32  `json:"version"`
 	ContentSHA256 *string `json:"content_sha256"`
+	// Owner is the creator's principal key (NULL: created anonymously in
+	// open mode); Readers every principal key that may view the document
+	// (auth.Principal.ReaderKeys), a JSON array. A change of Readers alone
+	// leaves Version and UpdatedAt as they were: it is not an edit.
+	Owner   *string  `json:"owner"`
+	Readers []string `json:"readers"`
 }
 
 // Signature is a signatures.signatures row as it appears in an envelope.

@@ -308,7 +308,7 @@ func TestIndexerRestartMidStreamConverges(t *testing.T) {
 		return n == total
 	})
 	t.Logf("converged %v after the writer finished", time.Since(start).Round(time.Millisecond))
-	buckets, err := idx.Terms(context.Background(), "status", "", 20)
+	buckets, err := idx.Terms(context.Background(), "status", "", 20, search.Everything)
 	if err != nil {
 		t.Fatal(err)
 	}

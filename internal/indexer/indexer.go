@@ -10,6 +10,11 @@
 //     replays are idempotent and can never move a document backwards.
 //     Repeats of events already handled are dropped before that, by LSN
 //     (bus.Dedup), so they cost no content read and no index write.
+//   - Each document's owner and readers are indexed with it, for the
+//     search service's access filter. A share or a revocation is a
+//     readers-only update of the row (same version): a change like any
+//     other, with its own LSN, so it re-indexes the document and a search
+//     that waits for its commit LSN sees the new readers.
 //   - For text/* documents the content is read from the "documents"
 //     bucket (up to Config.ContentCap bytes) and indexed with the title.
 //   - A batch is acknowledged only after the index has durably written it.
@@ -364,7 +369,11 @@ func decode(m bus.Message) (op search.Op, ok bool, err error) {
 }
 
 func document(r change.Document) (search.Document, error) {
-	d := search.Document{ID: r.ID, Title: r.Title, Status: r.Status, CreatedBy: r.CreatedBy, S3Key: *r.S3Key, ContentType: "text/plain"}
+	d := search.Document{ID: r.ID, Title: r.Title, Status: r.Status, CreatedBy: r.CreatedBy, S3Key: *r.S3Key, ContentType: "text/plain",
+		Readers: r.Readers}
+	if r.Owner != nil {
+		d.Owner = *r.Owner
+	}
 	if r.ContentType != nil {
 		d.ContentType = *r.ContentType
 	}

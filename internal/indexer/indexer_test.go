@@ -27,16 +27,18 @@ import (
 
 // row is a documents.documents row as the CDC engine encodes it.
 type row struct {
-	ID          string  `json:"id"`
-	Title       string  `json:"title"`
-	ContentType string  `json:"content_type"`
-	ContentSize int64   `json:"content_size"`
-	S3Key       *string `json:"s3_key"`
-	Status      string  `json:"status"`
-	CreatedBy   string  `json:"created_by"`
-	CreatedAt   string  `json:"created_at"`
-	UpdatedAt   string  `json:"updated_at"`
-	Version     int     `json:"version"`
+	ID          string   `json:"id"`
+	Title       string   `json:"title"`
+	ContentType string   `json:"content_type"`
+	ContentSize int64    `json:"content_size"`
+	S3Key       *string  `json:"s3_key"`
+	Status      string   `json:"status"`
+	CreatedBy   string   `json:"created_by"`
+	CreatedAt   string   `json:"created_at"`
+	UpdatedAt   string   `json:"updated_at"`
+	Version     int      `json:"version"`
+	Owner       *string  `json:"owner"`
+	Readers     []string `json:"readers"`
 }
 
 func newRow(id, title string) row {
@@ -158,6 +160,41 @@ func TestEventsKeepTheIndexEqualToTheTable(t *testing.T) {
 	}
 	if n, _ := f.idx.Count(context.Background()); n != 3 {
 		t.Fatalf("count = %d, want 3 (a, b, d)", n)
+	}
+}
+
+func TestReadersAreIndexedAndAReadersOnlyChangeUpdatesThem(t *testing.T) {
+	f := newFixture(t, DefaultConfig())
+	f.put(t, "a/content", "the zephyr merger")
+	alice := "user:alice"
+	a := newRow("a", "Merger Plan")
+	a.Owner, a.Readers = &alice, []string{alice}
+	shared := a
+	shared.Readers = []string{alice, "group:legal"} // same version, same updated_at
+	sees := func(keys ...string) int64 {
+		t.Helper()
+		r, err := f.idx.Search(context.Background(), search.Query{Text: "zephyr", Size: 10, Access: search.ReadersOf(keys)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Total
+	}
+	f.handle(t, event("c", 10, nil, &a))
+	if sees(alice) != 1 || sees("group:legal") != 0 || sees("user:bob") != 0 {
+		t.Fatal("after the insert only the owner may find it")
+	}
+	f.handle(t, event("u", 20, &a, &shared))
+	if sees("group:legal") != 1 || sees(alice) != 1 {
+		t.Fatal("the share (a readers-only update) did not reach the index")
+	}
+	f.handle(t, event("u", 30, &shared, &a))
+	if sees("group:legal") != 0 || sees(alice) != 1 {
+		t.Fatal("the revocation did not reach the index")
+	}
+	// A redelivery of the share (older LSN) must not bring it back.
+	f.handle(t, event("u", 20, &a, &shared))
+	if sees("group:legal") != 0 {
+		t.Fatal("a redelivered share brought the revoked reader back")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/httpx"
 )
 
@@ -21,6 +22,10 @@ type Config struct {
 	// Admission bounds the searches in flight (nil: no bound); it comes
 	// from the shared --admission-* flags.
 	Admission *httpx.Admission
+	// Mode is the deployment's --auth-mode. In auth.ModeRequired every
+	// query is restricted to the documents the caller (the principal on
+	// the request's context) may view; admins and open mode see all.
+	Mode auth.Mode
 }
 
 // DefaultConfig is the search service's configuration when nothing is

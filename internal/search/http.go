@@ -12,6 +12,7 @@ import (
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/httpx"
 )
 
@@ -84,6 +85,7 @@ func (s *Server) handleSearch() http.Handler {
 			CreatedBy: p.filter("created_by"),
 			From:      p.Int("from", 0, 0, MaxWindow),
 			Size:      p.Int("size", DefaultSize, 1, MaxSize),
+			Access:    s.access(r.Context()),
 		}
 		minLSN := p.minLSN()
 		if p.Err() == nil && q.From+q.Size > MaxWindow {
@@ -129,7 +131,7 @@ func (s *Server) handleSuggest() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		out, err := s.idx.Suggest(r.Context(), prefix, size)
+		out, err := s.idx.Suggest(r.Context(), prefix, size, s.access(r.Context()))
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, unavailable(err))
 			return
@@ -164,13 +166,28 @@ func (s *Server) handleAggregations() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		values, err := s.idx.Terms(r.Context(), field, text, size)
+		values, err := s.idx.Terms(r.Context(), field, text, size, s.access(r.Context()))
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, unavailable(err))
 			return
 		}
 		httpx.Respond(w, http.StatusOK, api.AggregationResponse{Field: field, Values: values, Stale: stale})
 	})
+}
+
+// access is what the caller may see: everything in open mode and for an
+// admin; otherwise the documents whose readers hold one of the caller's
+// reader keys — none for a caller without any (anonymous never gets this
+// far in required mode, but if it did it would see nothing).
+func (s *Server) access(ctx context.Context) Access {
+	if s.opts.Mode != auth.ModeRequired {
+		return Everything
+	}
+	p := auth.FromContext(ctx)
+	if p.Admin {
+		return Everything
+	}
+	return ReadersOf(p.ReaderKeys())
 }
 
 // waitApplied waits until the indexer has applied minLSN, at most

@@ -32,6 +32,12 @@ type Document struct {
 	CreatedAt   *time.Time `json:"created_at"`
 	UpdatedAt   *time.Time `json:"updated_at"`
 	Version     int32      `json:"version"`
+	// Owner and Readers are the document's access (documents.owner and
+	// documents.readers): indexed as exact keywords so every query can be
+	// restricted to the documents a caller may view (Access). Never
+	// returned by the API.
+	Owner   string   `json:"owner,omitempty"`
+	Readers []string `json:"readers,omitempty"`
 	// Content is indexed (and kept for highlights) but never returned in
 	// search results: it may be up to the indexer's cap (1 MiB by default).
 	Content string `json:"-"`
@@ -53,6 +59,24 @@ type BulkResult struct {
 	Stale   int
 }
 
+// Access is which documents a query may see. The zero value restricts
+// nothing (open mode, admins); a Restricted query sees only the documents
+// whose readers hold at least one of Readers, and nothing at all when
+// Readers is empty. Backends apply it inside the query, so totals, facet
+// counts, suggestions and highlights never count a document the caller
+// may not view.
+type Access struct {
+	Restricted bool
+	Readers    []string
+}
+
+// Everything is the unrestricted Access.
+var Everything = Access{}
+
+// ReadersOf restricts a query to the documents that any of keys may view
+// (auth.Principal.ReaderKeys).
+func ReadersOf(keys []string) Access { return Access{Restricted: true, Readers: keys} }
+
 // Query is a validated search request.
 type Query struct {
 	Text      string
@@ -60,6 +84,7 @@ type Query struct {
 	CreatedBy string // exact filter; empty: any
 	From      int
 	Size      int
+	Access    Access
 }
 
 // Hit is one matching document.
@@ -106,14 +131,16 @@ type Index interface {
 	Apply(ctx context.Context, ops []Op) (BulkResult, error)
 	// Search runs a multi-field match (title boosted ×2, created_by,
 	// content; fuzzy) with exact filters, highlights for title and content,
-	// sorted by score then created_at descending.
+	// sorted by score then created_at descending, among the documents
+	// q.Access may see (the restriction does not change scores).
 	Search(ctx context.Context, q Query) (Result, error)
 	// Suggest returns up to size distinct titles starting with prefix,
-	// case-insensitively.
-	Suggest(ctx context.Context, prefix string, size int) ([]string, error)
+	// case-insensitively, among the documents acc may see.
+	Suggest(ctx context.Context, prefix string, size int, acc Access) ([]string, error)
 	// Terms counts documents per value of field (one of AggregationFields),
-	// among the documents matching text (all documents when text is empty).
-	Terms(ctx context.Context, field, text string, size int) ([]Bucket, error)
+	// among the documents matching text (all documents when text is empty)
+	// that acc may see.
+	Terms(ctx context.Context, field, text string, size int, acc Access) ([]Bucket, error)
 	// SetAppliedLSN records that every change up to lsn is applied and
 	// searchable. The value never decreases, whatever the call order, so
 	// several writers may call it. It is stored in the index itself, which

@@ -58,6 +58,8 @@ const (
 	fCreatedAt     = "created_at"
 	fUpdatedAt     = "updated_at"
 	fVersion       = "version"
+	fOwner         = "owner"   // exact keyword, not stored
+	fReaders       = "readers" // exact keywords, not stored: the access filter
 	fLSN           = "lsn"     // external version of the last write
 	fDeleted       = "deleted" // true on tombstones only
 	// Bleve returns stored dates with second precision; these stored-only
@@ -171,6 +173,8 @@ func newMapping() mapping.IndexMapping {
 	doc.AddFieldMappingsAt(fCreatedAt, date())
 	doc.AddFieldMappingsAt(fUpdatedAt, date())
 	doc.AddFieldMappingsAt(fVersion, num())
+	doc.AddFieldMappingsAt(fOwner, kw(false))
+	doc.AddFieldMappingsAt(fReaders, kw(false))
 	lsn := bleve.NewNumericFieldMapping()
 	lsn.Index, lsn.IncludeInAll = false, false
 	doc.AddFieldMappingsAt(fLSN, lsn)
@@ -202,6 +206,12 @@ func toFields(d search.Document, lsn uint64) map[string]any {
 	}
 	if d.Content != "" {
 		f[fContent] = d.Content
+	}
+	if d.Owner != "" {
+		f[fOwner] = d.Owner
+	}
+	if len(d.Readers) > 0 {
+		f[fReaders] = d.Readers
 	}
 	if d.CreatedAt != nil {
 		f[fCreatedAt] = d.CreatedAt.UTC()
@@ -328,7 +338,38 @@ func live(q query.Query) query.Query {
 	return bq
 }
 
-func term(field, value string) query.Query {
+// restrict limits q to the documents acc may see. The readers clause is a
+// conjunct, not a bleve filter: a BooleanQuery's Filter walks every match
+// of the main query and checks each, so a query matching everything (an
+// aggregation, a common word) would walk the whole index for a caller who
+// sees a handful of documents. In a conjunction the rarest clause drives
+// (bleve orders conjuncts by their posting-list sizes) and the others skip
+// ahead to its documents, so the cost follows what the caller may see.
+// Boost 0 keeps the clause out of scores and the query norm: a visible
+// document ranks as it would unrestricted.
+func restrict(q query.Query, acc search.Access) query.Query {
+	if !acc.Restricted {
+		return q
+	}
+	if len(acc.Readers) == 0 {
+		return bleve.NewMatchNoneQuery()
+	}
+	readers := make([]query.Query, 0, len(acc.Readers))
+	for _, k := range acc.Readers {
+		t := term(fReaders, k)
+		t.SetBoost(0)
+		readers = append(readers, t)
+	}
+	var filter query.Query = readers[0]
+	if len(readers) > 1 {
+		d := bleve.NewDisjunctionQuery(readers...)
+		d.SetBoost(0)
+		filter = d
+	}
+	return bleve.NewConjunctionQuery(q, filter)
+}
+
+func term(field, value string) *query.TermQuery {
 	q := bleve.NewTermQuery(value)
 	q.SetField(field)
 	return q
@@ -343,7 +384,7 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 	if q.CreatedBy != "" {
 		must = append(must, term(fCreatedBy, q.CreatedBy))
 	}
-	req := bleve.NewSearchRequestOptions(live(bleve.NewConjunctionQuery(must...)), q.Size, q.From, false)
+	req := bleve.NewSearchRequestOptions(live(restrict(bleve.NewConjunctionQuery(must...), q.Access)), q.Size, q.From, false)
 	req.Fields = storedFields
 	// Bleve ranks by score only; topK breaks ties by created_at, newest
 	// first, reading it only for the hits that need it (topk.go).
@@ -398,12 +439,12 @@ func fromFields(id string, f map[string]any) search.Document {
 
 // Suggest implements search.Index: a prefix query on the lower-cased whole
 // title; titles are de-duplicated case-insensitively and sorted.
-func (x *Index) Suggest(ctx context.Context, prefix string, size int) ([]string, error) {
+func (x *Index) Suggest(ctx context.Context, prefix string, size int, acc search.Access) ([]string, error) {
 	q := bleve.NewPrefixQuery(strings.ToLower(prefix))
 	q.SetField(fTitlePrefix)
 	// Fetch extra hits so duplicates of a popular title do not crowd out
 	// the others.
-	req := bleve.NewSearchRequestOptions(live(q), min(size*5, 500), 0, false)
+	req := bleve.NewSearchRequestOptions(live(restrict(q, acc)), min(size*5, 500), 0, false)
 	req.Fields = []string{fTitle}
 	req.SortBy([]string{fTitlePrefix})
 	res, err := x.idx.SearchInContext(ctx, req)
@@ -427,12 +468,12 @@ func (x *Index) Suggest(ctx context.Context, prefix string, size int) ([]string,
 }
 
 // Terms implements search.Index.
-func (x *Index) Terms(ctx context.Context, field, text string, size int) ([]search.Bucket, error) {
+func (x *Index) Terms(ctx context.Context, field, text string, size int, acc search.Access) ([]search.Bucket, error) {
 	var q query.Query = bleve.NewMatchAllQuery()
 	if text != "" {
 		q = textQuery(text)
 	}
-	req := bleve.NewSearchRequestOptions(live(q), 0, 0, false)
+	req := bleve.NewSearchRequestOptions(live(restrict(q, acc)), 0, 0, false)
 	req.AddFacet(field, bleve.NewFacetRequest(field, size))
 	res, err := x.idx.SearchInContext(ctx, req)
 	if err != nil {

@@ -199,14 +199,14 @@ func TestSearchHitCarriesFieldsAndHighlights(t *testing.T) {
 func TestSuggest(t *testing.T) {
 	x := seed(t)
 	mustApply(t, x, upsert(5, doc("5", "sales agreement q4 2025", "created", "z", "", time.Now())))
-	got, err := x.Suggest(context.Background(), "SaL", 10)
+	got, err := x.Suggest(context.Background(), "SaL", 10, search.Everything)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(got, []string{"Sales Agreement Q4 2025", "Sales Forecast"}) {
 		t.Fatalf("suggestions = %v", got)
 	}
-	got, _ = x.Suggest(context.Background(), "sal", 1)
+	got, _ = x.Suggest(context.Background(), "sal", 1, search.Everything)
 	if len(got) != 1 {
 		t.Fatalf("size not honoured: %v", got)
 	}
@@ -225,7 +225,7 @@ func TestTerms(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s where %q", c.field, c.text), func(t *testing.T) {
-			got, err := x.Terms(context.Background(), c.field, c.text, 10)
+			got, err := x.Terms(context.Background(), c.field, c.text, 10, search.Everything)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,5 +233,126 @@ func TestTerms(t *testing.T) {
 				t.Fatalf("buckets = %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// shared seeds documents with owners and readers: a is Alice's alone, b is
+// Alice's shared with the legal group, c is Bob's, d was created
+// anonymously (no readers: only unrestricted callers see it).
+func shared(t *testing.T) *bleve.Index {
+	t.Helper()
+	x, err := bleve.OpenMem()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	owned := func(d search.Document, owner string, readers ...string) search.Document {
+		d.Owner, d.Readers = owner, readers
+		return d
+	}
+	mustApply(t, x,
+		upsert(1, owned(doc("a", "Sales Merger Plan", "created", "alice@x.com", "Secret merger terms for the sales team.", t0), "user:alice", "user:alice")),
+		upsert(2, owned(doc("b", "Sales Contract", "signed", "alice@x.com", "Contract terms reviewed by legal.", t0.Add(time.Hour)), "user:alice", "user:alice", "group:legal")),
+		upsert(3, owned(doc("c", "Sales Forecast", "sent", "bob@x.com", "Bob's sales numbers.", t0.Add(2*time.Hour)), "user:bob", "user:bob")),
+		upsert(4, doc("d", "Sales Notes", "created", "anon@x.com", "Anonymous sales notes.", t0.Add(3*time.Hour))),
+	)
+	return x
+}
+
+func TestAccessRestrictsEveryQueryInsideIt(t *testing.T) {
+	x := shared(t)
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		acc     search.Access
+		hits    []string // ids for "sales", in order
+		titles  []string // suggestions for "sal"
+		statuss []search.Bucket
+	}{
+		{"unrestricted sees everything", search.Everything, []string{"a", "d", "c", "b"},
+			[]string{"Sales Contract", "Sales Forecast", "Sales Merger Plan", "Sales Notes"},
+			[]search.Bucket{{Key: "created", Count: 2}, {Key: "sent", Count: 1}, {Key: "signed", Count: 1}}},
+		{"the owner sees her own and her shared document", search.ReadersOf([]string{"user:alice", "email:alice@x.com"}), []string{"a", "b"},
+			[]string{"Sales Contract", "Sales Merger Plan"},
+			[]search.Bucket{{Key: "created", Count: 1}, {Key: "signed", Count: 1}}},
+		{"another user sees only his", search.ReadersOf([]string{"user:bob"}), []string{"c"},
+			[]string{"Sales Forecast"}, []search.Bucket{{Key: "sent", Count: 1}}},
+		{"a group member sees what the group was given", search.ReadersOf([]string{"user:carol", "group:legal"}), []string{"b"},
+			[]string{"Sales Contract"}, []search.Bucket{{Key: "signed", Count: 1}}},
+		{"a caller without keys sees nothing", search.ReadersOf(nil), []string{}, []string{}, []search.Bucket{}},
+		{"an unknown key sees nothing", search.ReadersOf([]string{"user:mallory"}), []string{}, []string{}, []search.Bucket{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := find(t, x, search.Query{Text: "sales", Access: c.acc})
+			got := ids(r)
+			slices.Sort(got)
+			want := slices.Clone(c.hits)
+			slices.Sort(want)
+			if !slices.Equal(got, want) || r.Total != int64(len(c.hits)) {
+				t.Fatalf("hits = %v (total %d), want %v", ids(r), r.Total, c.hits)
+			}
+			// A word only in the private document's content: its highlight
+			// (and total) must not reach anyone else.
+			r = find(t, x, search.Query{Text: "merger", Access: c.acc})
+			if wantA := slices.Contains(c.hits, "a"); wantA != (r.Total == 1) || !wantA && len(r.Hits) > 0 {
+				t.Fatalf("merger: total %d, hits %v", r.Total, ids(r))
+			}
+			s, err := x.Suggest(ctx, "sal", 10, c.acc)
+			if err != nil || !slices.Equal(s, c.titles) {
+				t.Fatalf("suggest = %v, %v, want %v", s, err, c.titles)
+			}
+			b, err := x.Terms(ctx, "status", "", 10, c.acc)
+			if err != nil || !slices.Equal(b, c.statuss) {
+				t.Fatalf("terms = %v, %v, want %v", b, err, c.statuss)
+			}
+			b, err = x.Terms(ctx, "created_by", "merger", 10, c.acc)
+			if wantA := slices.Contains(c.hits, "a"); err != nil || wantA != (len(b) == 1) {
+				t.Fatalf("terms by created_by for merger = %v, %v", b, err)
+			}
+		})
+	}
+}
+
+func TestAccessDoesNotChangeScores(t *testing.T) {
+	x := shared(t)
+	all := find(t, x, search.Query{Text: "sales contract terms"})
+	mine := find(t, x, search.Query{Text: "sales contract terms", Access: search.ReadersOf([]string{"user:alice"})})
+	score := map[string]float64{}
+	for _, h := range all.Hits {
+		score[h.ID] = h.Score
+	}
+	if len(mine.Hits) != 2 {
+		t.Fatalf("hits = %v", ids(mine))
+	}
+	for _, h := range mine.Hits {
+		if h.Score != score[h.ID] {
+			t.Fatalf("%s scores %v restricted, %v unrestricted", h.ID, h.Score, score[h.ID])
+		}
+		if len(h.Highlights["content"]) == 0 {
+			t.Fatalf("%s: no highlight when restricted: %v", h.ID, h.Highlights)
+		}
+	}
+}
+
+func TestAReadersOnlyChangeMovesVisibility(t *testing.T) {
+	x := shared(t)
+	bob := search.ReadersOf([]string{"user:bob"})
+	if r := find(t, x, search.Query{Text: "merger", Access: bob}); r.Total != 0 {
+		t.Fatalf("bob sees %v before the share", ids(r))
+	}
+	// The share: same document version, a newer change (LSN).
+	a := doc("a", "Sales Merger Plan", "created", "alice@x.com", "Secret merger terms for the sales team.", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	a.Owner, a.Readers = "user:alice", []string{"user:alice", "user:bob"}
+	mustApply(t, x, upsert(10, a))
+	if r := find(t, x, search.Query{Text: "merger", Access: bob}); !slices.Equal(ids(r), []string{"a"}) || r.Hits[0].Version != 1 {
+		t.Fatalf("bob after the share: %+v", r)
+	}
+	// The revocation.
+	a.Readers = []string{"user:alice"}
+	mustApply(t, x, upsert(11, a))
+	if r := find(t, x, search.Query{Text: "merger", Access: bob}); r.Total != 0 {
+		t.Fatalf("bob sees %v after the revocation", ids(r))
 	}
 }

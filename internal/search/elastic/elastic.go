@@ -50,7 +50,18 @@ const Mapping = `{"settings":{"index":{"gc_deletes":"24h"}},"mappings":{"propert
 	`"created_at":{"type":"date"},` +
 	`"updated_at":{"type":"date"},` +
 	`"version":{"type":"integer"},` +
-	`"content":{"type":"text","analyzer":"english"}}}}`
+	`"content":{"type":"text","analyzer":"english"},` +
+	accessProperties + `}}}`
+
+// accessProperties map each document's access (search.Document.Owner and
+// Readers) as exact keywords. An index created before they existed gets
+// them added at Open (AccessMapping): adding a field is the one mapping
+// change Elasticsearch allows in place.
+const accessProperties = `"owner":{"type":"keyword"},"readers":{"type":"keyword"}`
+
+// AccessMapping is the body of the PUT _mapping that adds the access
+// fields to an existing index.
+const AccessMapping = `{"properties":{` + accessProperties + `}}`
 
 const metaMapping = `{"mappings":{"properties":{"lsn":{"type":"unsigned_long"}}}}`
 
@@ -89,13 +100,32 @@ func Open(ctx context.Context, rawURL string, httpClient *http.Client) (*Index, 
 		return nil, fmt.Errorf("elasticsearch client: %w", err)
 	}
 	x := &Index{es: es, index: index, meta: index + "_meta"}
-	if err := x.ensureIndex(ctx, x.index, Mapping); err != nil {
+	created, err := x.ensureIndex(ctx, x.index, Mapping)
+	if err != nil {
 		return nil, err
 	}
-	if err := x.ensureIndex(ctx, x.meta, metaMapping); err != nil {
+	if !created {
+		if err := x.putAccessMapping(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := x.ensureIndex(ctx, x.meta, metaMapping); err != nil {
 		return nil, err
 	}
 	return x, nil
+}
+
+// putAccessMapping adds the access fields to an index that existed before
+// them. Idempotent: putting a field with the mapping it already has is
+// accepted. Without it the first indexed readers would be mapped
+// dynamically as analysed text, and the terms filter would not match.
+func (x *Index) putAccessMapping(ctx context.Context) error {
+	r, err := x.es.Indices.PutMapping([]string{x.index}, strings.NewReader(AccessMapping), x.es.Indices.PutMapping.WithContext(ctx))
+	if err := check(r, err, "put mapping "+x.index); err != nil {
+		return err
+	}
+	r.Body.Close()
+	return nil
 }
 
 // openSearchCompat lets the client talk to OpenSearch, which speaks the same
@@ -136,28 +166,31 @@ func check(res *esapi.Response, err error, what string) error {
 	return fmt.Errorf("elasticsearch %s: %d %s", what, res.StatusCode, strings.TrimSpace(string(body)))
 }
 
-func (x *Index) ensureIndex(ctx context.Context, name, mapping string) error {
+// ensureIndex creates the index name with mapping if it is missing, and
+// reports whether it did (false: it existed, with whatever mapping it was
+// created with).
+func (x *Index) ensureIndex(ctx context.Context, name, mapping string) (created bool, err error) {
 	res, err := x.es.Indices.Exists([]string{name}, x.es.Indices.Exists.WithContext(ctx))
 	if err != nil {
-		return fmt.Errorf("elasticsearch index exists: %w", err)
+		return false, fmt.Errorf("elasticsearch index exists: %w", err)
 	}
 	res.Body.Close()
 	if res.StatusCode == http.StatusOK {
-		return nil
+		return false, nil
 	}
 	if res.StatusCode != http.StatusNotFound {
-		return fmt.Errorf("elasticsearch index exists %s: status %d", name, res.StatusCode)
+		return false, fmt.Errorf("elasticsearch index exists %s: status %d", name, res.StatusCode)
 	}
 	res, err = x.es.Indices.Create(name, x.es.Indices.Create.WithBody(strings.NewReader(mapping)), x.es.Indices.Create.WithContext(ctx))
 	if err := check(res, err, "create index "+name); err != nil {
 		// Another instance may have created it in between.
 		if strings.Contains(err.Error(), "resource_already_exists_exception") {
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
 	res.Body.Close()
-	return nil
+	return true, nil
 }
 
 // source is the stored document: the reference's fields plus content.
@@ -302,6 +335,9 @@ func SearchBody(q search.Query) map[string]any {
 	if q.CreatedBy != "" {
 		filter = append(filter, map[string]any{"term": map[string]any{"created_by.keyword": q.CreatedBy}})
 	}
+	if f := accessFilter(q.Access); f != nil {
+		filter = append(filter, f)
+	}
 	return map[string]any{
 		"from":             q.From,
 		"size":             q.Size,
@@ -382,11 +418,35 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 	return out, nil
 }
 
+// accessFilter is the filter clause restricting a query to what acc may
+// see (nil: unrestricted): a terms query on the readers keyword. In filter
+// context it neither scores nor, with no keys, matches anything.
+func accessFilter(acc search.Access) map[string]any {
+	if !acc.Restricted {
+		return nil
+	}
+	keys := acc.Readers
+	if keys == nil {
+		keys = []string{}
+	}
+	return map[string]any{"terms": map[string]any{"readers": keys}}
+}
+
+// restricted wraps q in a bool query filtered by acc (q itself when
+// unrestricted, so an open deployment sends the reference's queries).
+func restricted(q any, acc search.Access) any {
+	f := accessFilter(acc)
+	if f == nil {
+		return q
+	}
+	return map[string]any{"bool": map[string]any{"must": []any{q}, "filter": []any{f}}}
+}
+
 // SuggestBody is the query DSL of a suggestion.
-func SuggestBody(prefix string, size int) map[string]any {
+func SuggestBody(prefix string, size int, acc search.Access) map[string]any {
 	return map[string]any{
 		"size":    0,
-		"query":   map[string]any{"prefix": map[string]any{"title.keyword": map[string]any{"value": prefix, "case_insensitive": true}}},
+		"query":   restricted(map[string]any{"prefix": map[string]any{"title.keyword": map[string]any{"value": prefix, "case_insensitive": true}}}, acc),
 		"aggs":    map[string]any{"titles": map[string]any{"terms": map[string]any{"field": "title.keyword", "size": size, "order": map[string]any{"_key": "asc"}}}},
 		"_source": false,
 	}
@@ -394,8 +454,8 @@ func SuggestBody(prefix string, size int) map[string]any {
 
 // Suggest implements search.Index: distinct titles by a terms aggregation
 // over the case-insensitive prefix matches.
-func (x *Index) Suggest(ctx context.Context, prefix string, size int) ([]string, error) {
-	sr, err := x.search(ctx, SuggestBody(prefix, size), "suggest")
+func (x *Index) Suggest(ctx context.Context, prefix string, size int, acc search.Access) ([]string, error) {
+	sr, err := x.search(ctx, SuggestBody(prefix, size, acc), "suggest")
 	if err != nil {
 		return nil, err
 	}
@@ -415,21 +475,21 @@ func termsField(field string) string {
 }
 
 // TermsBody is the query DSL of a terms aggregation.
-func TermsBody(field, text string, size int) map[string]any {
+func TermsBody(field, text string, size int, acc search.Access) map[string]any {
 	var q any = map[string]any{"match_all": map[string]any{}}
 	if text != "" {
 		q = multiMatch(text)
 	}
 	return map[string]any{
 		"size":  0,
-		"query": q,
+		"query": restricted(q, acc),
 		"aggs":  map[string]any{"values": map[string]any{"terms": map[string]any{"field": termsField(field), "size": size}}},
 	}
 }
 
 // Terms implements search.Index.
-func (x *Index) Terms(ctx context.Context, field, text string, size int) ([]search.Bucket, error) {
-	sr, err := x.search(ctx, TermsBody(field, text, size), "terms")
+func (x *Index) Terms(ctx context.Context, field, text string, size int, acc search.Access) ([]search.Bucket, error) {
+	sr, err := x.search(ctx, TermsBody(field, text, size, acc), "terms")
 	if err != nil {
 		return nil, err
 	}

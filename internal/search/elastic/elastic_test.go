@@ -32,6 +32,17 @@ type exchange struct {
 	ndjson []string
 	status int
 	reply  string
+	// corpus, when set, replaces reply for a _search: the documents the
+	// query's text matches, from which the server answers as Elasticsearch
+	// would after applying the request's access filter (see answer).
+	corpus []esDoc
+}
+
+// esDoc is one document of a corpus: its _source and the highlight a
+// match of the query's text would carry.
+type esDoc struct {
+	source    map[string]any
+	highlight map[string][]string
 }
 
 type contractServer struct {
@@ -99,10 +110,101 @@ func (c *contractServer) serve(w http.ResponseWriter, r *http.Request) {
 	case len(body) > 0:
 		c.t.Errorf("%s %s: unexpected body %s", x.method, x.path, body)
 	}
+	if x.corpus != nil {
+		x.reply = answer(c.t, body, x.corpus)
+	}
 	w.Header().Set("X-Elastic-Product", "Elasticsearch")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(x.status)
 	_, _ = io.WriteString(w, x.reply)
+}
+
+// answer is a _search response over corpus as Elasticsearch computes it
+// for the request: every "terms" clause on readers anywhere in the query
+// keeps only the documents whose readers hold one of its values (a terms
+// query on an array field: any element matches; an empty list matches
+// nothing); then hits.total, the page of hits (from, size) with their
+// highlights, and each terms aggregation are computed over what is left.
+// The text match itself is the corpus's: this pins what the access filter
+// does to every part of the answer, not Elasticsearch's scoring.
+func answer(t *testing.T, body []byte, corpus []esDoc) string {
+	var req map[string]any
+	if err := json.Unmarshal(body, &req); err != nil {
+		t.Errorf("search body: %v", err)
+		return "{}"
+	}
+	var filters [][]any
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				if terms, ok := e.(map[string]any); ok && k == "terms" {
+					if keys, ok := terms["readers"].([]any); ok {
+						filters = append(filters, keys)
+					}
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(req["query"])
+	var kept []esDoc
+	for _, d := range corpus {
+		readers, _ := d.source["readers"].([]string)
+		ok := true
+		for _, f := range filters {
+			ok = ok && slices.ContainsFunc(f, func(k any) bool { s, _ := k.(string); return slices.Contains(readers, s) })
+		}
+		if ok {
+			kept = append(kept, d)
+		}
+	}
+	num := func(k string, def int) int {
+		if f, ok := req[k].(float64); ok {
+			return int(f)
+		}
+		return def
+	}
+	from, size := min(num("from", 0), len(kept)), num("size", 10)
+	hits := []any{}
+	for _, d := range kept[from:min(from+size, len(kept))] {
+		hits = append(hits, map[string]any{"_index": "documents", "_id": d.source["id"], "_score": 1.0, "_source": d.source, "highlight": d.highlight})
+	}
+	aggs := map[string]any{}
+	reqAggs, _ := req["aggs"].(map[string]any)
+	for name, a := range reqAggs {
+		terms := a.(map[string]any)["terms"].(map[string]any)
+		field := strings.TrimSuffix(terms["field"].(string), ".keyword")
+		counts := map[string]int{}
+		for _, d := range kept {
+			if v, ok := d.source[field].(string); ok {
+				counts[v]++
+			}
+		}
+		var keys []string
+		for k := range counts {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b string) int {
+			if _, byKey := terms["order"]; !byKey && counts[a] != counts[b] {
+				return counts[b] - counts[a]
+			}
+			return strings.Compare(a, b)
+		})
+		buckets := []any{}
+		for _, k := range keys[:min(len(keys), int(terms["size"].(float64)))] {
+			buckets = append(buckets, map[string]any{"key": k, "doc_count": counts[k]})
+		}
+		aggs[name] = map[string]any{"doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": buckets}
+	}
+	out, _ := json.Marshal(map[string]any{"took": 1, "timed_out": false,
+		"hits": map[string]any{"total": map[string]any{"value": len(kept), "relation": "eq"}, "hits": hits}, "aggregations": aggs})
+	return string(out)
 }
 
 func jsonEqual(a, b string) bool {
@@ -252,15 +354,15 @@ func TestSuggestAndTerms(t *testing.T) {
 			reply:  `{"took":1,"timed_out":false,"hits":{"total":{"value":0,"relation":"eq"},"max_score":null,"hits":[]},"aggregations":{"values":{"doc_count_error_upper_bound":0,"sum_other_doc_count":0,"buckets":[]}}}`,
 		},
 	)
-	s, err := x.Suggest(context.Background(), "sal", 5)
+	s, err := x.Suggest(context.Background(), "sal", 5, search.Everything)
 	if err != nil || !slices.Equal(s, []string{"Sales Agreement", "Sales Forecast"}) {
 		t.Fatalf("suggest = %v, %v", s, err)
 	}
-	b, err := x.Terms(context.Background(), "created_by", "sales", 50)
+	b, err := x.Terms(context.Background(), "created_by", "sales", 50, search.Everything)
 	if err != nil || !slices.Equal(b, []search.Bucket{{Key: "john@x.com", Count: 2}, {Key: "jane@x.com", Count: 1}}) {
 		t.Fatalf("terms = %v, %v", b, err)
 	}
-	b, err = x.Terms(context.Background(), "status", "", 50)
+	b, err = x.Terms(context.Background(), "status", "", 50, search.Everything)
 	if err != nil || len(b) != 0 {
 		t.Fatalf("terms = %v, %v", b, err)
 	}
@@ -300,5 +402,135 @@ func TestErrorsNameWhatElasticsearchSaid(t *testing.T) {
 	_, err := x.Count(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "search_phase_execution_exception: all shards failed") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestOpenAddsTheAccessFieldsToAnIndexThatExisted(t *testing.T) {
+	c := newContractServer(t,
+		exchange{method: "HEAD", path: "/documents", status: 200},
+		exchange{method: "PUT", path: "/documents/_mapping", body: elastic.AccessMapping, status: 200, reply: `{"acknowledged":true}`},
+		exchange{method: "HEAD", path: "/documents_meta", status: 200},
+	)
+	if _, err := elastic.Open(context.Background(), c.srv.URL, nil); err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Mappings struct {
+			Properties map[string]map[string]any `json:"properties"`
+		} `json:"mappings"`
+	}
+	if err := json.Unmarshal([]byte(elastic.Mapping), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"owner", "readers"} {
+		if m.Mappings.Properties[f]["type"] != "keyword" {
+			t.Errorf("%s: type %v, want keyword (exact, not analysed)", f, m.Mappings.Properties[f]["type"])
+		}
+	}
+}
+
+func TestApplyIndexesOwnerAndReaders(t *testing.T) {
+	x, c := open(t)
+	c.expect(exchange{
+		method: "POST", path: "/_bulk", query: "refresh=wait_for",
+		ndjson: []string{
+			`{"index":{"_index":"documents","_id":"a","version":9,"version_type":"external"}}`,
+			`{"id":"a","title":"T","content_type":"","content_size":0,"s3_key":"","status":"","created_by":"","created_at":null,"updated_at":null,"version":1,"owner":"user:alice","readers":["user:alice","group:legal"]}`,
+		},
+		status: 200,
+		reply:  `{"took":3,"errors":false,"items":[{"index":{"_index":"documents","_id":"a","_version":9,"result":"created","status":201}}]}`,
+	})
+	d := search.Document{ID: "a", Title: "T", Version: 1, Owner: "user:alice", Readers: []string{"user:alice", "group:legal"}}
+	if _, err := x.Apply(context.Background(), []search.Op{{ID: "a", Version: 9, Doc: d}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAccessIsFilteredInsideEveryQuery: Alice's private document matches
+// Bob's text, suggestion and aggregation; the terms filter the backend sends
+// is what keeps it out of his hits, total, highlights, suggestions and
+// counts, while an unrestricted query (open mode, admins) sends the
+// reference's query unchanged.
+func TestAccessIsFilteredInsideEveryQuery(t *testing.T) {
+	corpus := []esDoc{
+		{source: map[string]any{"id": "a", "title": "Sales Merger", "status": "created", "created_by": "alice@x.com", "readers": []string{"user:alice"}},
+			highlight: map[string][]string{"content": {"secret <mark>sales</mark> merger"}}},
+		{source: map[string]any{"id": "b", "title": "Sales Contract", "status": "signed", "created_by": "alice@x.com", "readers": []string{"user:alice", "group:legal"}},
+			highlight: map[string][]string{"title": {"<mark>Sales</mark> Contract"}}},
+		{source: map[string]any{"id": "c", "title": "Sales Forecast", "status": "sent", "created_by": "bob@x.com", "readers": []string{"user:bob"}}},
+	}
+	mm := `{"multi_match":{"query":"sales","fields":["title^2","created_by","content"],"fuzziness":"AUTO"}}`
+	searchBody := func(filter string) string {
+		return `{"from":0,"size":10,"track_total_hits":true,"query":{"bool":{"must":[` + mm + `],"filter":[` + filter + `]}},
+"highlight":{"pre_tags":["<mark>"],"post_tags":["</mark>"],"fields":{"title":{},"content":{}}},
+"sort":[{"_score":"desc"},{"created_at":{"order":"desc","missing":"_last"}}],"_source":{"excludes":["content"]}}`
+	}
+	prefix := `{"prefix":{"title.keyword":{"value":"sal","case_insensitive":true}}}`
+	suggestBody := func(q string) string {
+		return `{"size":0,"_source":false,"query":` + q + `,"aggs":{"titles":{"terms":{"field":"title.keyword","size":5,"order":{"_key":"asc"}}}}}`
+	}
+	termsBody := func(q string) string {
+		return `{"size":0,"query":` + q + `,"aggs":{"values":{"terms":{"field":"created_by.keyword","size":10}}}}`
+	}
+	filtered := func(q, keys string) string {
+		return `{"bool":{"must":[` + q + `],"filter":[{"terms":{"readers":` + keys + `}}]}}`
+	}
+	cases := []struct {
+		name                string
+		acc                 search.Access
+		keys                string // the terms filter's values; "" when unrestricted
+		hits                []string
+		suggestions         []string
+		counts              []search.Bucket
+		highlightsOfPrivate bool
+	}{
+		{"unrestricted", search.Everything, "", []string{"a", "b", "c"}, []string{"Sales Contract", "Sales Forecast", "Sales Merger"},
+			[]search.Bucket{{Key: "alice@x.com", Count: 2}, {Key: "bob@x.com", Count: 1}}, true},
+		{"bob", search.ReadersOf([]string{"user:bob", "email:bob@x.com"}), `["user:bob","email:bob@x.com"]`, []string{"c"}, []string{"Sales Forecast"},
+			[]search.Bucket{{Key: "bob@x.com", Count: 1}}, false},
+		{"a legal group member", search.ReadersOf([]string{"user:carol", "group:legal"}), `["user:carol","group:legal"]`, []string{"b"}, []string{"Sales Contract"},
+			[]search.Bucket{{Key: "alice@x.com", Count: 1}}, false},
+		{"no keys", search.ReadersOf(nil), `[]`, []string{}, []string{}, []search.Bucket{}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			x, c := open(t)
+			sb, pb, tb := searchBody(""), suggestBody(prefix), termsBody(mm)
+			if tc.keys != "" {
+				sb = searchBody(`{"terms":{"readers":` + tc.keys + `}}`)
+				pb, tb = suggestBody(filtered(prefix, tc.keys)), termsBody(filtered(mm, tc.keys))
+			}
+			c.expect(
+				exchange{method: "POST", path: "/documents/_search", body: sb, status: 200, corpus: corpus},
+				exchange{method: "POST", path: "/documents/_search", body: pb, status: 200, corpus: corpus},
+				exchange{method: "POST", path: "/documents/_search", body: tb, status: 200, corpus: corpus},
+			)
+			ctx := context.Background()
+			r, err := x.Search(ctx, search.Query{Text: "sales", Size: 10, Access: tc.acc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{}
+			private := false
+			for _, h := range r.Hits {
+				got = append(got, h.ID)
+				for _, frags := range h.Highlights {
+					for _, f := range frags {
+						private = private || strings.Contains(f, "merger")
+					}
+				}
+			}
+			if !slices.Equal(got, tc.hits) || r.Total != int64(len(tc.hits)) || private != tc.highlightsOfPrivate {
+				t.Fatalf("hits = %v, total %d, private highlight %v", got, r.Total, private)
+			}
+			s, err := x.Suggest(ctx, "sal", 5, tc.acc)
+			if err != nil || !slices.Equal(s, tc.suggestions) {
+				t.Fatalf("suggest = %v, %v, want %v", s, err, tc.suggestions)
+			}
+			b, err := x.Terms(ctx, "created_by", "sales", 10, tc.acc)
+			if err != nil || !slices.Equal(b, tc.counts) {
+				t.Fatalf("terms = %v, %v, want %v", b, err, tc.counts)
+			}
+		})
 	}
 }
