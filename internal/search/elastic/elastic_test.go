@@ -461,7 +461,7 @@ func TestAccessIsFilteredInsideEveryQuery(t *testing.T) {
 	}
 	mm := `{"multi_match":{"query":"sales","fields":["title^2","created_by","content"],"fuzziness":"AUTO"}}`
 	searchBody := func(filter string) string {
-		return `{"from":0,"size":10,"track_total_hits":true,"query":{"bool":{"must":[` + mm + `],"filter":[` + filter + `]}},
+		return `{"from":0,"size":10,"track_total_hits":10000,"query":{"bool":{"must":[` + mm + `],"filter":[` + filter + `]}},
 "highlight":{"pre_tags":["<mark>"],"post_tags":["</mark>"],"fields":{"title":{},"content":{}}},
 "sort":[{"_score":"desc"},{"created_at":{"order":"desc","missing":"_last"}}],"_source":{"excludes":["content"]}}`
 	}
