@@ -109,14 +109,17 @@ type SignatureData struct {
 	SignedAt    *string `json:"signed_at"`
 }
 
-// Token is GET /auth/token's answer (development only): a JWT to open the
-// WebSocket with.
+// Token is GET /auth/token's answer (development only): a JWT naming any
+// user, sent as a bearer token to every service.
 type Token struct {
 	AccessToken string    `json:"access_token"`
 	TokenType   string    `json:"token_type"`
-	UserID      string    `json:"user_id"`
+	UserID      string    `json:"user_id"` // the subject
 	Email       string    `json:"email"`
 	ExpiresAt   time.Time `json:"expires_at"`
+	Name        string    `json:"name,omitempty"`
+	Groups      []string  `json:"groups,omitempty"`
+	Admin       bool      `json:"admin,omitempty"`
 }
 
 // RealtimeStats is the realtime service's GET /stats.

@@ -103,7 +103,10 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 		"signature-addr", "realtime-addr", "gateway-addr", "gateway-admin-addr"} {
 		addr[f] = freeAddr(t)
 	}
-	common := []string{"--database-url", pg.URL(), "--redis-url", rds.URL(), "--bus-url", nats.URL(),
+	// Open mode (serve's default is required): this test is about the
+	// microservices shape; B keeps the old --realtime-jwt-secret spelling,
+	// an alias of --auth-jwt-secret.
+	common := []string{"--auth-mode", "open", "--database-url", pg.URL(), "--redis-url", rds.URL(), "--bus-url", nats.URL(),
 		"--blob-url", "file://" + filepath.ToSlash(filepath.Join(dir, "blobs"))}
 	a := startServe(t, "process A", append(common, "--targets", "document,cdc,indexer,search", "--data-dir", filepath.Join(dir, "a"),
 		"--document-addr", addr["document-addr"], "--document-grpc-addr", addr["document-grpc-addr"],

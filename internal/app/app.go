@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/postgres"
 )
@@ -35,6 +36,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger, onReady func(sys *Sys
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sys := newSystem(ctx, &c.Shared, log)
+	sys.authCfg = c.Auth
 	defer sys.close()
 	for _, m := range chosen {
 		if err := sys.bind(m.Name, m.Ports(c)); err != nil {
@@ -74,6 +76,9 @@ func prepare(c *Config) ([]*Module, error) {
 	in := func(name string) bool {
 		return slices.ContainsFunc(chosen, func(m *Module) bool { return m.Name == name })
 	}
+	if err := validateAuth(c, chosen, in); err != nil {
+		return nil, err
+	}
 	for _, m := range chosen {
 		if m.Wire != nil {
 			m.Wire(c, in)
@@ -85,6 +90,30 @@ func prepare(c *Config) ([]*Module, error) {
 		}
 	}
 	return chosen, nil
+}
+
+// validateAuth refuses, before anything starts, a required mode that
+// could verify no caller, and background work that could not present a
+// service credential.
+func validateAuth(c *Config, chosen []*Module, in func(string) bool) error {
+	c.Auth.Dev = c.Shared.Dev
+	if err := c.Auth.Validate(); err != nil {
+		return err
+	}
+	verifies := slices.ContainsFunc(chosen, func(m *Module) bool {
+		// The gateway verifies only when told to (--auth-at-gateway).
+		return slices.Contains(m.Needs, Auth) && (m.Name != "gateway" || c.Auth.AtGateway)
+	})
+	if c.Auth.ModeOf() != auth.ModeRequired || !verifies {
+		return nil
+	}
+	if !c.Auth.CanVerify() && apiKeys == nil {
+		return errors.New("--auth-mode=required but nothing can verify a caller: set --auth-jwt-secret (AUTH_JWT_SECRET) or --auth-jwks-url (AUTH_JWKS_URL) for your identity provider, or run with --auth-mode=open (the behaviour before required became serve's default)")
+	}
+	if in("signature") && c.Auth.JWTSecret == "" && c.Auth.ServiceSecret == "" {
+		return errors.New("--auth-mode=required: the signature service's retries call the document service with a service credential, which needs --auth-service-secret (or --auth-jwt-secret to derive it from), the same in every process")
+	}
+	return nil
 }
 
 // Choose expands a --targets value ("all" or comma-separated names) into

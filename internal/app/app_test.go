@@ -178,6 +178,8 @@ func testConfig(t *testing.T) *Config {
 		"--cdc-addr", free(), "--cdc-slot", "app_test_"+strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name())),
 		"--indexer-addr", free(), "--search-addr", free(), "--realtime-addr", free(),
 		"--realtime-jwt-secret", strings.Repeat("s", 32),
+		// The reference's behaviour: these tests are about the wiring.
+		"--auth-mode", "open",
 		"--gateway-addr", free(), "--gateway-admin-addr", free(),
 	)
 	return c

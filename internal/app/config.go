@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/cdc"
 	"github.com/docstream/docstream/internal/document"
@@ -41,7 +42,7 @@ type Shared struct {
 	// HTTP is the timeouts and connection cap of every HTTP listener.
 	HTTP httpx.ServerConfig
 	// Dev is set by `docstream dev`: development conveniences (GET
-	// /auth/token, a generated realtime secret).
+	// /auth/token, a generated JWT secret, open mode by default).
 	Dev bool
 }
 
@@ -104,8 +105,10 @@ func (c *Shared) directURL() string {
 // Config is everything `serve` and `dev` run with: the shared resources'
 // settings and each module's own Config, which its package owns.
 type Config struct {
-	Shared    Shared
-	Targets   string // comma-separated module names, or all
+	Shared  Shared
+	Targets string // comma-separated module names, or all
+	// Auth is shared by every service: one verifier per process.
+	Auth      auth.Config
 	Document  document.Config
 	Signature signature.Config
 	CDC       cdc.Config
@@ -124,6 +127,7 @@ func DefaultConfig() Config {
 	return Config{
 		Shared:    defaultShared(),
 		Targets:   "all",
+		Auth:      auth.DefaultConfig(),
 		Document:  document.DefaultConfig(),
 		Signature: signature.DefaultConfig(),
 		CDC:       cdc.DefaultConfig(),
@@ -141,6 +145,7 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.fs = fs
 	c.Shared.RegisterFlags(fs)
+	c.Auth.RegisterFlags(fs)
 	fs.StringVar(&c.Targets, "targets", c.Targets, "comma-separated services to run: all, "+joinNames(sortedNames()))
 	for _, m := range Modules() {
 		m.Flags(c, fs)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/localstack"
 )
 
@@ -65,6 +66,23 @@ func (d *DevConfig) RegisterFlags(fs *pflag.FlagSet) {
 // target; once ready it writes dev.json and prints the banner to stdout.
 func Dev(ctx context.Context, c *Config, d DevConfig, log *slog.Logger, stdout io.Writer) error {
 	c.Shared.Dev = true
+	if !c.given("auth-mode") {
+		// The reference's behaviour, so its walkthrough works as written.
+		c.Auth.Mode = string(auth.ModeOpen)
+	}
+	if err := c.Auth.Validate(); err != nil { // resolves the --realtime-jwt-* aliases
+		return err
+	}
+	if c.Auth.JWTSecret == "" {
+		// A random secret kept in the data dir, so that dev tokens survive
+		// a restart of `docstream dev` like its data does.
+		s, err := devSecret(filepath.Join(c.Shared.DataDir, "auth.secret"))
+		if err != nil {
+			return err
+		}
+		c.Auth.JWTSecret = string(s)
+		log.Info("no --auth-jwt-secret: using the development secret in the data dir")
+	}
 	start := time.Now()
 	var stack localstack.Stack
 	defer stack.Close()

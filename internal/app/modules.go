@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/cdc"
 	"github.com/docstream/docstream/internal/document"
@@ -77,7 +80,7 @@ func Modules() []*Module {
 		{
 			Name: "document",
 			// The bus only for the cache invalidator (see Wire).
-			Needs:    []Resource{PGPool, Redis, BucketOf(document.Bucket), Bus},
+			Needs:    []Resource{PGPool, Redis, BucketOf(document.Bucket), Bus, Auth},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Document.RegisterFlags(fs) },
 			Metrics:  document.RegisterMetrics,
 			Validate: func(c *Config) error { return c.Document.Validate() },
@@ -99,7 +102,7 @@ func Modules() []*Module {
 		{
 			Name:     "signature",
 			Deps:     []string{"document"},
-			Needs:    []Resource{PGPool, BucketOf(signature.Bucket)},
+			Needs:    []Resource{PGPool, BucketOf(signature.Bucket), Auth},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Signature.RegisterFlags(fs) },
 			Metrics:  signature.RegisterMetrics,
 			Validate: func(c *Config) error { return c.Signature.Validate() },
@@ -139,7 +142,7 @@ func Modules() []*Module {
 		{
 			Name:     "search",
 			Deps:     []string{"indexer"},
-			Needs:    []Resource{Index},
+			Needs:    []Resource{Index, Auth},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Search.RegisterFlags(fs) },
 			Validate: func(c *Config) error { return c.Search.Validate() },
 			Ports:    func(c *Config) []Port { return []Port{{Name: "search", Addr: c.Search.Addr, HTTP: true}} },
@@ -149,7 +152,7 @@ func Modules() []*Module {
 		{
 			Name:     "realtime",
 			Deps:     []string{"cdc"},
-			Needs:    []Resource{Bus},
+			Needs:    []Resource{Bus, Auth},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Realtime.RegisterFlags(fs) },
 			Metrics:  realtime.RegisterMetrics,
 			Validate: func(c *Config) error { return c.Realtime.Validate() },
@@ -160,6 +163,7 @@ func Modules() []*Module {
 		{
 			Name:     "gateway",
 			Deps:     []string{"document", "signature", "search", "realtime"},
+			Needs:    []Resource{Auth},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Gateway.RegisterFlags(fs) },
 			Validate: func(c *Config) error { return c.Gateway.Validate() },
 			Ports: func(c *Config) []Port {
@@ -195,6 +199,10 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 	if err != nil {
 		return err
 	}
+	authn, err := r.Auth(ctx)
+	if err != nil {
+		return err
+	}
 	log := r.Log()
 	cache := document.NewCache(rdb, c.Document.CacheTTL, log)
 	cfg := c.Document
@@ -213,9 +221,10 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 	}
 	svc := document.NewService(document.NewStore(pool), bucket, cache, log)
 	cfg.Admission = httpx.NewAdmission("document", c.Shared.Admission)
+	cfg.Auth = authn
 	handler := document.NewServer(svc, cfg, log)
 	r.Go("document http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
-	gs := document.NewGRPCServer(svc, log)
+	gs := document.NewGRPCServer(svc, log, authn)
 	if longest, ok := longestCreate(c.Document.MaxUpload, c.Shared.HTTP); !ok || c.Document.Sweep.Grace <= longest {
 		// An object younger than the longest legal create may belong to a
 		// row not committed yet (on S3 a multipart object is dated from its
@@ -241,7 +250,13 @@ func startSignature(ctx context.Context, c *Config, r *Resources) error {
 	if err != nil {
 		return err
 	}
-	conn, err := signature.Dial(c.Signature.DocumentGRPC)
+	authn, err := r.Auth(ctx)
+	if err != nil {
+		return err
+	}
+	// Calls made for a request carry its caller's credential; the
+	// reconciler's carry the credential of service "signature".
+	conn, err := signature.Dial(c.Signature.DocumentGRPC, grpc.WithPerRPCCredentials(authn.ClientCredentials("signature")))
 	if err != nil {
 		return err
 	}
@@ -252,6 +267,7 @@ func startSignature(ctx context.Context, c *Config, r *Resources) error {
 	svc := signature.NewService(signature.NewStore(pool), documentpb.NewDocumentServiceClient(conn), bucket, c.Signature.Options, log)
 	cfg := c.Signature
 	cfg.Admission = httpx.NewAdmission("signature", c.Shared.Admission)
+	cfg.Auth = authn
 	handler := signature.NewServer(svc, cfg, log)
 	r.Go("signature http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
 	r.Go("signature blob sweeper", blob.NewSweeper(bucket, signature.Bucket, svc.Ownership(), c.Signature.Sweep, log).Run)
@@ -323,8 +339,13 @@ func startSearch(ctx context.Context, c *Config, r *Resources) error {
 		return err
 	}
 	log := r.Log()
+	authn, err := r.Auth(ctx)
+	if err != nil {
+		return err
+	}
 	cfg := c.Search
 	cfg.Admission = httpx.NewAdmission("search", c.Shared.Admission)
+	cfg.Auth = authn
 	handler := search.NewServer(idx, cfg, log)
 	r.Go("search http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
 	return nil
@@ -332,22 +353,7 @@ func startSearch(ctx context.Context, c *Config, r *Resources) error {
 
 func startRealtime(ctx context.Context, c *Config, r *Resources) error {
 	log := r.Log()
-	auth := realtime.AuthConfig{Secret: []byte(c.Realtime.Secret), JWKSURL: c.Realtime.JWKSURL, Issuer: c.Realtime.Issuer,
-		Audience: c.Realtime.Audience, TokenTTL: c.Realtime.TokenTTL, Log: log}
-	if c.Realtime.Secret == "" && c.Realtime.JWKSURL == "" {
-		if !c.Shared.Dev {
-			return errors.New("realtime needs --realtime-jwt-secret (REALTIME_JWT_SECRET) or --realtime-jwks-url")
-		}
-		// A random secret kept in the data dir, so that dev tokens survive
-		// a restart of `docstream dev` like its data does.
-		s, err := devSecret(filepath.Join(c.Shared.DataDir, "realtime.secret"))
-		if err != nil {
-			return err
-		}
-		auth.Secret = s
-		log.Info("no --realtime-jwt-secret: using the development secret in the data dir")
-	}
-	a, err := realtime.NewAuthenticator(ctx, auth)
+	a, err := r.Auth(ctx)
 	if err != nil {
 		return err
 	}
@@ -379,6 +385,13 @@ func startGateway(ctx context.Context, c *Config, r *Resources) error {
 	cfg, err := c.Gateway.Resolve(gateway.Builtin(BuiltinRoutes(), localUpstreams(c)), c.given)
 	if err != nil {
 		return err
+	}
+	if c.Auth.AtGateway {
+		a, err := r.Auth(ctx)
+		if err != nil {
+			return err
+		}
+		cfg.Authenticate = func(h http.Handler) http.Handler { return a.Middleware(h) }
 	}
 	if c.Gateway.File != "" {
 		for _, p := range CheckGatewayRoutes(cfg) {
@@ -428,12 +441,13 @@ func serveGRPC(ctx context.Context, gs *grpc.Server, ln net.Listener) error {
 	return nil
 }
 
-// devSecret reads the secret at path, creating a random one first.
+// devSecret reads the secret at path, creating a random one first (hex,
+// so that it can be passed on: AUTH_JWT_SECRET=$(cat var/auth.secret)).
 func devSecret(path string) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+	if b, err := os.ReadFile(path); err == nil && len(b) >= auth.MinSecretLen {
 		return b, nil
 	}
-	b := realtime.RandomSecret()
+	b := []byte(hex.EncodeToString(auth.RandomSecret()))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}

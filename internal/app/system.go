@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/bus"
 	busnats "github.com/docstream/docstream/internal/bus/nats"
@@ -39,7 +40,15 @@ const (
 	Bus Resource = "bus"
 	// Index is the search index (--search-url, default Bleve).
 	Index Resource = "search index"
+	// Auth is the authenticator every service's middleware and gRPC
+	// interceptor verify credentials with (--auth-*).
+	Auth Resource = "auth"
 )
+
+// apiKeys returns the verifier of API keys the authenticator consults
+// (auth.KeyVerifier), or nil while there is none: API keys are then
+// refused. The API key module sets it.
+var apiKeys func(ctx context.Context, s *System) (auth.KeyVerifier, error)
 
 // BucketOf is the object storage bucket name, as a resource.
 func BucketOf(name string) Resource { return Resource("bucket " + name) }
@@ -62,6 +71,10 @@ type System struct {
 	listeners map[string]net.Listener
 	ports     []boundPort // in binding order, for the banner
 	closers   []func() error
+
+	authCfg auth.Config
+	authMu  sync.Mutex // apart from mu: opening it may open the pool
+	authn   *auth.Authenticator
 }
 
 type boundPort struct {
@@ -72,6 +85,33 @@ type boundPort struct {
 func newSystem(ctx context.Context, cfg *Shared, log *slog.Logger) *System {
 	g, gctx := errgroup.WithContext(ctx)
 	return &System{cfg: cfg, log: log, group: g, ctx: gctx, buckets: map[string]*blob.Bucket{}, listeners: map[string]net.Listener{}}
+}
+
+// openAuth builds the process's one authenticator: every service verifies
+// with it, so a token is checked (and cached) once per process.
+func (s *System) openAuth(ctx context.Context) (*auth.Authenticator, error) {
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
+	if s.authn != nil {
+		return s.authn, nil
+	}
+	var keys auth.KeyVerifier
+	if apiKeys != nil {
+		k, err := apiKeys(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		keys = k
+	}
+	cfg := s.authCfg
+	cfg.Log = s.log.With("component", "auth")
+	// The JWKS refresh lives as long as the system.
+	a, err := auth.New(s.ctx, cfg, keys)
+	if err != nil {
+		return nil, err
+	}
+	s.authn = a
+	return a, nil
 }
 
 func (s *System) openPool(ctx context.Context) (*pgxpool.Pool, error) {
@@ -340,6 +380,14 @@ func (r *Resources) Index(ctx context.Context) (search.Index, error) {
 		return nil, err
 	}
 	return r.sys.openIndex(ctx)
+}
+
+// Auth is the process's authenticator (Auth).
+func (r *Resources) Auth(ctx context.Context) (*auth.Authenticator, error) {
+	if err := r.need(Auth); err != nil {
+		return nil, err
+	}
+	return r.sys.openAuth(ctx)
 }
 
 // Listener is the module's bound port name (one of its row's Ports).

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/validate"
 	pb "github.com/docstream/docstream/proto/documentpb"
 )
@@ -24,10 +25,16 @@ type GRPCServer struct {
 }
 
 // NewGRPCServer returns a grpc.Server with DocumentService, the standard
-// health service and server reflection registered.
-func NewGRPCServer(docs *Service, log *slog.Logger) *grpc.Server {
-	// Metrics outermost: they count the status code the client gets.
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(metricsInterceptor(), errorInterceptor(log)))
+// health service and server reflection registered. a verifies each call's
+// credential (metadata "authorization: Bearer …") by the REST API's rules
+// (nil: every caller anonymous).
+func NewGRPCServer(docs *Service, log *slog.Logger, a *auth.Authenticator) *grpc.Server {
+	srv := grpc.NewServer(
+		// Metrics outermost: they count the status code the client gets;
+		// the error mapping next, so that auth's errors get it too.
+		grpc.ChainUnaryInterceptor(metricsInterceptor(), errorInterceptor(log), a.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(a.StreamServerInterceptor()),
+	)
 	pb.RegisterDocumentServiceServer(srv, &GRPCServer{docs: docs, log: log})
 	hs := health.NewServer()
 	hs.SetServingStatus(pb.DocumentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)

@@ -30,7 +30,7 @@ type Server struct {
 func NewServer(docs *Service, cfg Config, log *slog.Logger) http.Handler {
 	s := &Server{docs: docs, cfg: cfg, log: log, mux: http.NewServeMux()}
 	s.routes()
-	return httpx.Wrap("document", log, s.mux)
+	return httpx.Wrap("document", log, cfg.Auth.Middleware(s.mux))
 }
 
 func (s *Server) routes() {

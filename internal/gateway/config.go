@@ -28,6 +28,11 @@ type Config struct {
 	MaxBodyBytes   int64     `yaml:"max_body_bytes"`
 	TrustedProxies []string  `yaml:"trusted_proxies"`
 	Timeouts       Timeouts  `yaml:"timeouts"`
+	// Authenticate, when set (--auth-at-gateway), verifies credentials
+	// before a request is proxied (inside the rate limit and CORS, so a
+	// flood of bad tokens is limited and a preflight needs none). The
+	// services verify again in any case. Not from YAML.
+	Authenticate func(http.Handler) http.Handler `yaml:"-"`
 }
 
 // Service is one backend service: a set of interchangeable upstream URLs.

@@ -84,6 +84,9 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	mux.Handle("GET /health/ready", g.readyHandler())
 
 	var h http.Handler = mux
+	if cfg.Authenticate != nil {
+		h = cfg.Authenticate(h)
+	}
 	if cfg.MaxBodyBytes > 0 {
 		h = limitBody(cfg.MaxBodyBytes, h)
 	}

@@ -123,6 +123,9 @@ func Respond(w http.ResponseWriter, status int, v any) {
 	}
 }
 
+// WWWAuthenticate is the challenge of every 401 answer.
+const WWWAuthenticate = `Bearer error="invalid_token"`
+
 // RespondErr writes err in the one error shape. Internal errors are logged
 // (to log, or slog's default when nil) with their cause and shown to the
 // client only as "internal error". A 429 without Retry-After gets one.
@@ -131,6 +134,10 @@ func RespondErr(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	status := apperr.HTTPStatus(e.Code)
 	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
+	}
+	// RFC 6750 §3: a 401 names the scheme a client should retry with.
+	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		w.Header().Set("WWW-Authenticate", WWWAuthenticate)
 	}
 	// A shed request is not logged: under overload that would be a line per
 	// request; docstream_admission_shed_total counts them.

@@ -7,19 +7,50 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 )
 
 type ctxKey struct{}
 
+// request is what a request's records are tagged with. The principal is
+// learnt after the request ID, deeper in the middleware chain, and must
+// reach records logged with the outer context too (the access log), so it
+// is set in place.
+type request struct {
+	id        string
+	principal atomic.Pointer[string]
+}
+
 // WithRequestID returns ctx carrying the request ID id.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, ctxKey{}, id)
+	return context.WithValue(ctx, ctxKey{}, &request{id: id})
 }
 
 // RequestID returns the request ID carried by ctx, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(ctxKey{}).(string)
-	return id
+	if r, ok := ctx.Value(ctxKey{}).(*request); ok {
+		return r.id
+	}
+	return ""
+}
+
+// SetPrincipal tags every record of ctx's request, including those logged
+// with a parent context of the same request, with the caller's principal
+// key ("user:<sub>", "apikey:<id>"; never a credential). No-op outside a
+// request (WithRequestID).
+func SetPrincipal(ctx context.Context, key string) {
+	if r, ok := ctx.Value(ctxKey{}).(*request); ok && key != "" {
+		r.principal.Store(&key)
+	}
+}
+
+func principal(ctx context.Context) string {
+	if r, ok := ctx.Value(ctxKey{}).(*request); ok {
+		if p := r.principal.Load(); p != nil {
+			return *p
+		}
+	}
+	return ""
 }
 
 // New returns a JSON logger writing to w at the named level (debug, info,
@@ -47,6 +78,9 @@ type contextHandler struct{ slog.Handler }
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if p := principal(ctx); p != "" {
+		r.AddAttrs(slog.String("principal", p))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -9,20 +9,12 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// DefaultTokenTTL is the lifetime of development tokens from GET /auth/token.
-const DefaultTokenTTL = 24 * time.Hour
-
 // Config is the realtime target's configuration. Start from DefaultConfig;
 // Validate refuses a zero where zero has no meaning.
 type Config struct {
 	Addr string // WebSocket service listen address
-	// Secret verifies HS256 tokens (and signs /auth/token's in
-	// development); JWKSURL, Issuer, Audience and TokenTTL are AuthConfig's.
-	Secret   string
-	JWKSURL  string
-	Issuer   string
-	Audience string
-	TokenTTL time.Duration
+	// Credentials are verified by the shared auth.Config (--auth-*, with
+	// the --realtime-jwt-* flags as its aliases).
 	// Origins is a comma-separated list of browser origin patterns
 	// allowed to connect (empty: any).
 	Origins string
@@ -33,8 +25,7 @@ type Config struct {
 // set: the one place its defaults are written (the flags show them).
 func DefaultConfig() Config {
 	return Config{
-		Addr:     ":8004",
-		TokenTTL: DefaultTokenTTL,
+		Addr: ":8004",
 		Hub: Options{
 			QueueSize:    64,
 			WriteTimeout: 10 * time.Second,
@@ -49,12 +40,7 @@ func DefaultConfig() Config {
 // values.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Addr, "realtime-addr", c.Addr, "realtime WebSocket service listen address")
-	fs.StringVar(&c.Secret, "realtime-jwt-secret", c.Secret, "HS256 secret, at least 32 bytes, verifying WebSocket tokens (and signing /auth/token's in development); in dev, when empty, a random one kept in <data-dir>/realtime.secret")
-	fs.StringVar(&c.JWKSURL, "realtime-jwks-url", c.JWKSURL, "JWKS URL of the RS256/ES256/EdDSA keys accepted for WebSocket tokens")
-	fs.StringVar(&c.Issuer, "realtime-jwt-issuer", c.Issuer, "required iss of tokens (empty: not checked)")
-	fs.StringVar(&c.Audience, "realtime-jwt-audience", c.Audience, "required aud of tokens (empty: not checked)")
-	fs.DurationVar(&c.TokenTTL, "realtime-token-ttl", c.TokenTTL, "lifetime of tokens issued by GET /auth/token (development only; must be > 0)")
-	fs.StringVar(&c.Origins, "realtime-allowed-origins", c.Origins, "comma-separated browser origin patterns allowed to connect (empty: any; tokens are never cookies)")
+	fs.StringVar(&c.Origins, "realtime-allowed-origins", c.Origins, "comma-separated browser origin patterns allowed to connect (empty: any; credentials are never cookies)")
 	fs.IntVar(&c.Hub.QueueSize, "realtime-queue-size", c.Hub.QueueSize, "messages queued per connection before a slow client is closed with 1013 (at least 1)")
 	fs.DurationVar(&c.Hub.WriteTimeout, "realtime-write-timeout", c.Hub.WriteTimeout, "longest a write to one client may block before it is dropped (must be > 0)")
 	fs.DurationVar(&c.Hub.PingInterval, "realtime-ping-interval", c.Hub.PingInterval, "how often each client is pinged (must be > 0)")
@@ -71,7 +57,6 @@ func (c *Config) Validate() error {
 		flag string
 		v    time.Duration
 	}{
-		{"--realtime-token-ttl", c.TokenTTL},
 		{"--realtime-write-timeout", c.Hub.WriteTimeout},
 		{"--realtime-ping-interval", c.Hub.PingInterval},
 		{"--realtime-pong-timeout", c.Hub.PongTimeout},

@@ -3,19 +3,21 @@ package realtime
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/validate"
 )
 
 // ServerConfig configures the HTTP side.
 type ServerConfig struct {
-	// Dev enables GET /auth/token (404 otherwise).
+	// Dev enables GET /auth/token (404 otherwise), the development issuer.
 	Dev bool
 	// OriginPatterns are the browser origins allowed to open a WebSocket
 	// (coder/websocket's patterns). Empty: any origin — tokens travel in
@@ -29,20 +31,21 @@ type ServerConfig struct {
 // GET /auth/token (development), health and metrics.
 type Server struct {
 	hub  *Hub
-	auth *Authenticator
+	auth *auth.Authenticator
 	cfg  ServerConfig
 	log  *slog.Logger
 }
 
-// NewServer returns the service over hub and auth: its routes, health
-// checks and metrics. Connections live until they end or the hub shuts
+// NewServer returns the service over hub: its routes, health checks and
+// metrics, behind a's middleware (the handshake's credential: header,
+// "bearer" subprotocol or ?token=; nil a: every connection anonymous). Connections live until they end or the hub shuts
 // down (Hub.Shutdown closes them with 1001 going away; Hub.Wait waits for
 // them).
-func NewServer(hub *Hub, auth *Authenticator, cfg ServerConfig) http.Handler {
+func NewServer(hub *Hub, a *auth.Authenticator, cfg ServerConfig) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{hub: hub, auth: auth, cfg: cfg, log: cfg.Log}
+	s := &Server{hub: hub, auth: a, cfg: cfg, log: cfg.Log}
 	mux := http.NewServeMux()
 	httpx.Handle(mux, nil, s, routeTable)
 	var checks []httpx.Check
@@ -50,7 +53,8 @@ func NewServer(hub *Hub, auth *Authenticator, cfg ServerConfig) http.Handler {
 		checks = append(checks, httpx.Check{Name: "bus", Probe: hub.Ready, Critical: true})
 	}
 	httpx.Routes(mux, checks...)
-	return httpx.Wrap("realtime", s.log, mux)
+	// /stats is counts only, open as before: operators' dashboards read it.
+	return httpx.Wrap("realtime", s.log, a.Middleware(mux, "/stats"))
 }
 
 // routeTable is the API besides health and metrics. None is under
@@ -65,9 +69,10 @@ var routeTable = map[string]httpx.Route[*Server]{
 // and metrics), for the public client's test that each has a method.
 func Routes() []string { return httpx.Patterns(routeTable) }
 
-// handleWebSocket upgrades after checking, in this order, the document id
-// (400), since (422) and the token (401): a refused handshake says nothing
-// about the document.
+// handleWebSocket upgrades after checking the document id (400) and since
+// (422); the middleware has checked the credential before (401 in required
+// mode or for a bad one; anonymous in open mode), so a refused handshake
+// says nothing about the document.
 func (s *Server) handleWebSocket() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		docID, err := validate.ID("document", r.PathValue("document_id"))
@@ -84,13 +89,8 @@ func (s *Server) handleWebSocket() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		id, proto, err := s.auth.Authenticate(r)
-		if err != nil {
-			s.log.DebugContext(r.Context(), "websocket refused", "err", err)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="docstream"`)
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
+		p := auth.FromContext(r.Context())
+		cred, _ := auth.CredentialFrom(r.Context())
 		if since != nil && s.hub.opts.Bus == nil {
 			httpx.RespondErr(w, r, s.log, apperr.E(apperr.Unavailable, "replay (since) needs the event bus"))
 			return
@@ -99,8 +99,8 @@ func (s *Server) handleWebSocket() http.Handler {
 			OriginPatterns:     s.cfg.OriginPatterns,
 			InsecureSkipVerify: len(s.cfg.OriginPatterns) == 0,
 		}
-		if proto != "" {
-			opts.Subprotocols = []string{proto}
+		if cred.Subprotocol != "" {
+			opts.Subprotocols = []string{cred.Subprotocol}
 		}
 		var ws *websocket.Conn
 		httpx.JSONErrors(w, r, func(w http.ResponseWriter) { ws, err = websocket.Accept(w, r, opts) })
@@ -112,11 +112,11 @@ func (s *Server) handleWebSocket() http.Handler {
 		}
 		s.hub.clients.Add(1)
 		defer s.hub.clients.Done()
-		c := newClient(s.hub, ws, docID, id.ExpiresAt)
+		c := newClient(s.hub, ws, docID, cred.Expires)
 		if !s.hub.subscribe(c, since) {
 			since = nil // nothing to replay
 		}
-		s.log.DebugContext(r.Context(), "websocket connected", "document_id", c.doc, "user_id", id.UserID, "since", since)
+		s.log.DebugContext(r.Context(), "websocket connected", "document_id", c.doc, "principal", p.Key(), "since", since)
 		c.run(r.Context(), since)
 	})
 }
@@ -137,11 +137,16 @@ func (s *Server) handleToken() http.Handler {
 			return
 		}
 		q := r.URL.Query()
-		userID, email := q.Get("user_id"), q.Get("email")
+		// sub is the subject; user_id is the reference's name for it.
+		sub := q.Get("sub")
+		if sub == "" {
+			sub = q.Get("user_id")
+		}
+		email, name := q.Get("email"), q.Get("name")
 		var fields []apperr.FieldError
-		if userID == "" {
-			fields = append(fields, apperr.FieldError{Field: "user_id", Message: "is required"})
-		} else if len(userID) > 255 {
+		if sub == "" {
+			fields = append(fields, apperr.FieldError{Field: "user_id", Message: "is required (or sub)"})
+		} else if len(sub) > 255 {
 			fields = append(fields, apperr.FieldError{Field: "user_id", Message: "must be at most 255 characters"})
 		}
 		if email != "" {
@@ -149,17 +154,36 @@ func (s *Server) handleToken() http.Handler {
 				fields = append(fields, apperr.FieldError{Field: "email", Message: msg})
 			}
 		}
+		if len(name) > 255 {
+			fields = append(fields, apperr.FieldError{Field: "name", Message: "must be at most 255 characters"})
+		}
+		var groups []string
+		for _, g := range strings.Split(q.Get("groups"), ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				groups = append(groups, g)
+			}
+		}
+		admin := false
+		switch v := q.Get("admin"); v {
+		case "", "false":
+		case "true":
+			admin = true
+		default:
+			fields = append(fields, apperr.FieldError{Field: "admin", Message: "must be true or false"})
+		}
 		if err := apperr.Fields(fields...); err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		tok, exp, err := s.auth.IssueToken(userID, email, time.Now())
+		tok, exp, err := s.auth.IssueToken(auth.TokenRequest{Subject: sub, Email: email, EmailVerified: email != "",
+			Name: name, Groups: groups, Admin: admin}, time.Now())
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
 		httpx.Respond(w, http.StatusOK, api.Token{
-			AccessToken: tok, TokenType: "bearer", UserID: userID, Email: email, ExpiresAt: exp,
+			AccessToken: tok, TokenType: "bearer", UserID: sub, Email: email, ExpiresAt: exp,
+			Name: name, Groups: groups, Admin: admin,
 		})
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/logging"
@@ -31,12 +32,15 @@ import (
 type testServer struct {
 	url  string // http://127.0.0.1:port
 	hub  *Hub
-	auth *Authenticator
+	auth *auth.Authenticator
 }
 
 type serverOpts struct {
 	hub Options
 	cfg ServerConfig
+	// open runs the server in open mode (anonymous connections allowed);
+	// the default is required.
+	open bool
 	// sendBuffer, if set, shrinks the kernel send buffer of accepted
 	// connections so a client that stops reading fills it quickly.
 	sendBuffer int
@@ -44,7 +48,12 @@ type serverOpts struct {
 
 func startServer(t testing.TB, o serverOpts) *testServer {
 	t.Helper()
-	auth, err := NewAuthenticator(context.Background(), AuthConfig{Secret: testSecret})
+	ac := auth.DefaultConfig()
+	ac.JWTSecret = string(testSecret)
+	if o.open {
+		ac.Mode = string(auth.ModeOpen)
+	}
+	authn, err := auth.New(context.Background(), ac, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +61,7 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 	o.hub.Log = logging.Discard()
 	hub := NewHub(o.hub)
 	o.cfg.Log = logging.Discard()
-	srv := NewServer(hub, auth, o.cfg)
+	srv := NewServer(hub, authn, o.cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	var ln net.Listener
 	ln, err = net.Listen("tcp", "127.0.0.1:0")
@@ -70,7 +79,7 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 		<-done
 		hub.Wait()
 	})
-	return &testServer{url: "http://" + ln.Addr().String(), hub: hub, auth: auth}
+	return &testServer{url: "http://" + ln.Addr().String(), hub: hub, auth: authn}
 }
 
 // withDefaults fills the options a test leaves zero from the defaults.
@@ -97,9 +106,25 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
+func hsToken(t *testing.T, secret []byte, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func validClaims() jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{"user_id": "u1", "email": "u1@example.com", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix()}
+}
+
 func (s *testServer) token(t testing.TB) string {
 	t.Helper()
-	tok, _, err := s.auth.IssueToken("u1", "u1@example.com", time.Now())
+	tok, _, err := s.auth.IssueToken(auth.TokenRequest{Subject: "u1", Email: "u1@example.com"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +247,28 @@ func TestHandshakeIsRefusedBeforeUpgrade(t *testing.T) {
 	}
 }
 
+// In open mode (the reference's, dev's default) a WebSocket without a token
+// connects as anonymous; a token that is presented is still verified.
+func TestOpenModeAllowsAnonymousButNotABadToken(t *testing.T) {
+	s := startServer(t, serverOpts{open: true})
+	doc := uuid.NewString()
+	c, _, err := websocket.Dial(t.Context(), s.wsURL(doc, ""), nil)
+	if err != nil {
+		t.Fatalf("anonymous connection refused in open mode: %v", err)
+	}
+	defer c.CloseNow()
+	testenv.WaitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
+	wrongKey := hsToken(t, []byte("not-the-secret-not-the-secret-xx"), validClaims())
+	c2, resp, err := websocket.Dial(t.Context(), s.wsURL(doc, "token="+wrongKey), nil)
+	if err == nil {
+		_ = c2.CloseNow()
+		t.Fatal("a bad token was accepted in open mode")
+	}
+	if resp == nil || resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
+		t.Fatalf("response %v, want 401 with the challenge", resp)
+	}
+}
+
 // What websocket.Accept refuses comes in the one error shape too.
 func TestAHandshakeTheWebSocketLibraryRefusesIsTheJSONError(t *testing.T) {
 	s := startServer(t, serverOpts{cfg: ServerConfig{OriginPatterns: []string{"app.example.com"}}})
@@ -232,7 +279,9 @@ func TestAHandshakeTheWebSocketLibraryRefusesIsTheJSONError(t *testing.T) {
 		status int
 		code   apperr.Code
 	}{
-		{"a plain GET without the upgrade", nil, http.StatusUpgradeRequired, apperr.UpgradeRequired},
+		// (A query token counts on a handshake only, so the plain GET
+		// carries its token in the header.)
+		{"a plain GET without the upgrade", []string{"Authorization", "Bearer " + s.token(t)}, http.StatusUpgradeRequired, apperr.UpgradeRequired},
 		{"an upgrade from a foreign origin", []string{"Connection", "Upgrade", "Upgrade", "websocket",
 			"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", "Origin", "https://evil.example"},
 			http.StatusForbidden, apperr.Forbidden},
@@ -257,7 +306,7 @@ func TestTokenInSubprotocolIsAcceptedAndBearerEchoed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.CloseNow()
-	if c.Subprotocol() != SubprotocolBearer {
+	if c.Subprotocol() != auth.SubprotocolBearer {
 		t.Fatalf("selected subprotocol %q", c.Subprotocol())
 	}
 	// And the Authorization header works from non-browser clients.

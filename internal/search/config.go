@@ -26,6 +26,10 @@ type Config struct {
 	// query is restricted to the documents the caller (the principal on
 	// the request's context) may view; admins and open mode see all.
 	Mode auth.Mode
+	// Auth verifies each request's credential and puts its principal on
+	// the context (nil: every caller anonymous, as in tests); it comes
+	// from the shared --auth-* flags.
+	Auth *auth.Authenticator
 }
 
 // DefaultConfig is the search service's configuration when nothing is

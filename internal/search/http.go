@@ -48,7 +48,7 @@ func NewServer(idx Index, cfg Config, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	httpx.Handle(mux, s.opts.Admission, s, routeTable)
 	httpx.Routes(mux, httpx.Check{Name: "index", Probe: s.idx.Ping})
-	return httpx.Wrap("search", s.log, mux)
+	return httpx.Wrap("search", s.log, cfg.Auth.Middleware(mux))
 }
 
 // routeTable is the REST API besides health and metrics.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/httpx"
 )
@@ -25,6 +26,10 @@ type Config struct {
 	// Admission bounds in-flight requests per route class (nil: none); it
 	// comes from the shared --admission-* flags.
 	Admission *httpx.Admission
+	// Auth verifies each request's credential and puts its principal on
+	// the context (nil: every caller anonymous, as in tests); it comes
+	// from the shared --auth-* flags.
+	Auth *auth.Authenticator
 }
 
 // DefaultConfig is the signature service's configuration when nothing is

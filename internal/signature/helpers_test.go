@@ -96,7 +96,7 @@ type docService struct {
 }
 
 func (d *docService) serve(ln net.Listener) {
-	gs := document.NewGRPCServer(d.svc, d.log)
+	gs := document.NewGRPCServer(d.svc, d.log, nil)
 	d.mu.Lock()
 	d.gs = gs
 	d.mu.Unlock()

@@ -22,7 +22,7 @@ type Server struct {
 // gateway); cfg.Admission bounds the requests in flight per route class.
 func NewServer(svc *Service, cfg Config, log *slog.Logger) http.Handler {
 	s := &Server{svc: svc, log: log, trusted: cfg.TrustedProxies, adm: cfg.Admission}
-	return httpx.Wrap("signature", s.log, s.routes())
+	return httpx.Wrap("signature", s.log, cfg.Auth.Middleware(s.routes()))
 }
 
 func (s *Server) routes() *http.ServeMux {

@@ -66,13 +66,14 @@ func NewService(store *Store, docs documentpb.DocumentServiceClient, blobs Blobs
 // Connecting is lazy. Reconnection backoff is capped at a second, so that
 // once the document service is back the next call or reconciler poll finds
 // it, instead of waiting out gRPC's default backoff of up to two minutes.
-func Dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr,
+// opts add to these (the per-RPC credentials, auth.ClientCredentials).
+func Dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: 2 * time.Second,
-		}))
+		})}, opts...)...)
 }
 
 // Create records a signature: it checks the document may be signed, stores

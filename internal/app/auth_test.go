@@ -1,0 +1,56 @@
+package app
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/docstream/docstream/internal/auth"
+)
+
+// serve's default is required: with nothing to verify a caller it refuses
+// to start, naming the flags; open mode, a secret, or only targets that
+// verify nothing start.
+func TestRequiredModeWithNothingToVerifyRefusesToStart(t *testing.T) {
+	c := parse(t, nil)
+	if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--auth-jwt-secret") || !strings.Contains(err.Error(), "--auth-mode=open") {
+		t.Fatalf("prepare: %v, want a refusal naming --auth-jwt-secret and --auth-mode=open", err)
+	}
+	for _, args := range [][]string{
+		{"--auth-mode", "open"},
+		{"--auth-jwt-secret", strings.Repeat("s", 32)},
+		{"--targets", "cdc,indexer"},
+	} {
+		if _, err := prepare(parse(t, nil, args...)); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	// JWKS only: users verify, but the signature service's retries have no
+	// service credential.
+	c = parse(t, nil, "--auth-jwks-url", "http://127.0.0.1:1/jwks")
+	if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--auth-service-secret") {
+		t.Fatalf("JWKS without a service secret: %v", err)
+	}
+}
+
+// The --realtime-jwt-* flags and their environment names are aliases of
+// --auth-jwt-*; the new name wins when both are set.
+func TestRealtimeJWTFlagsAreAliases(t *testing.T) {
+	s1, s2 := strings.Repeat("a", 32), strings.Repeat("b", 32)
+	c := parse(t, map[string]string{"REALTIME_JWT_SECRET": s1, "REALTIME_JWT_ISSUER": "iss", "REALTIME_JWKS_URL": "http://idp/jwks"})
+	if _, err := prepare(c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Auth.JWTSecret != s1 || c.Auth.Issuer != "iss" || c.Auth.JWKSURL != "http://idp/jwks" {
+		t.Fatalf("aliases not applied: %+v", c.Auth)
+	}
+	c = parse(t, map[string]string{"REALTIME_JWT_SECRET": s1, "AUTH_JWT_SECRET": s2})
+	if _, err := prepare(c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Auth.JWTSecret != s2 {
+		t.Fatal("the alias won over --auth-jwt-secret")
+	}
+	if c.Auth.ModeOf() != auth.ModeRequired {
+		t.Fatalf("serve's default mode %s", c.Auth.Mode)
+	}
+}
