@@ -220,6 +220,7 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 		r.Go("document cache invalidator", func(ctx context.Context) error { return inv.Run(ctx, b) })
 	}
 	svc := document.NewService(document.NewStore(pool), bucket, cache, log)
+	svc.SetMode(authn.Mode())
 	cfg.Admission = httpx.NewAdmission("document", c.Shared.Admission)
 	cfg.Auth = authn
 	handler := document.NewServer(svc, cfg, log)
