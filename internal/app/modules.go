@@ -347,6 +347,7 @@ func startSearch(ctx context.Context, c *Config, r *Resources) error {
 	cfg := c.Search
 	cfg.Admission = httpx.NewAdmission("search", c.Shared.Admission)
 	cfg.Auth = authn
+	cfg.Mode = authn.Mode()
 	handler := search.NewServer(idx, cfg, log)
 	r.Go("search http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
 	return nil
