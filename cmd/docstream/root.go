@@ -43,7 +43,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 		// The servers (internal/app).
 		newServeCmd, newDevCmd, newMigrateCmd, newConfigTableCmd,
 		// Operator tools.
-		newCDCCmd, newEventsCmd,
+		newCDCCmd, newEventsCmd, newBenchCmd,
 		// The user CLI.
 		newDocCmd, newSignCmd, newSearchCmd, newWatchCmd,
 	} {

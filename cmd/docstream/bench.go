@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/docstream/docstream/internal/app"
+	"github.com/docstream/docstream/internal/bench"
+	"github.com/docstream/docstream/internal/config"
+)
+
+// newBenchCmd is `docstream bench`: the load generator (in the manner of
+// pgbench, nats bench and redis-benchmark) and its corpus loader.
+func newBenchCmd(e *env) *cobra.Command {
+	var (
+		o                          bench.Options
+		server, output             string
+		docURL, searchURL, signURL string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench [scenario]",
+		Short: "Load-test a running system: " + strings.Join(bench.Scenarios, ", ") + " (default reference-mix)",
+		Long: `Load-test a running system and report throughput (2xx answers only), errors by status and HDR
+latency percentiles per endpoint.
+
+Scenarios:
+  reference-mix  the reference's Locust mix: DocumentUser and SearchUser in equal numbers, waiting
+                 1–3 s and 0.5–2 s between requests (list 5, create 3, search 2, sign 1; search 10, list 1)
+  get            GET /documents/{id} over the first 1,000 documents (100 are created if there are fewer)
+  create         POST /documents with 1 KiB of content
+  search         the selective mix (a 0.1 % corpus word with a typo and a status filter, or a 1 % word),
+                 or --query
+  list           GET /documents, the first page or the page after a cursor seen earlier
+
+Closed loop by default (--users: simulated users in reference-mix, connections otherwise); with
+--rate the run is open-loop and each latency is measured from the request's intended send time.
+Load a corpus first with "docstream bench load".`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Scenario = "reference-mix"
+			if len(args) == 1 {
+				o.Scenario = args[0]
+			}
+			if output != outputText && output != outputJSON {
+				return fmt.Errorf("--output %q: choose text or json", output)
+			}
+			server = strings.TrimRight(server, "/")
+			o.DocumentURL, o.SearchURL, o.SignatureURL = orDefault(docURL, server), orDefault(searchURL, server), orDefault(signURL, server)
+			o.Progress = e.stderr
+			o.Seed = uint64(time.Now().UnixNano())
+			rep, err := bench.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if output == outputJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			rep.Text(e.stdout)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&server, "server", defaultServer, "the gateway (or one service) every request goes to")
+	fs.StringVar(&docURL, "document-url", "", "the document service, e.g. http://localhost:8005 (default: --server)")
+	fs.StringVar(&searchURL, "search-url", "", "the search service, e.g. http://localhost:8003 (default: --server)")
+	fs.StringVar(&signURL, "signature-url", "", "the signature service, e.g. http://localhost:8002 (default: --server)")
+	fs.IntVarP(&o.Users, "users", "c", 64, "closed loop: simulated users (reference-mix) or connections (other scenarios); alias --connections")
+	fs.Float64Var(&o.Rate, "rate", 0, "open loop: requests per second, latency measured from each intended send time (0: closed loop)")
+	fs.DurationVarP(&o.Duration, "duration", "T", 30*time.Second, "measured time, after the warm-up")
+	fs.DurationVar(&o.Warmup, "warmup", 5*time.Second, "time before measuring (answers not counted)")
+	fs.IntVar(&o.Requests, "requests", 0, "stop after this many measured requests (0: --duration only)")
+	fs.StringVar(&o.Query, "query", "", "search: one query for every request (default: the selective mix)")
+	fs.StringVarP(&output, "output", "o", outputText, "text or json")
+	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "connections" {
+			name = "users"
+		}
+		return pflag.NormalizedName(name)
+	})
+	config.NoEnv(fs)
+	cmd.AddCommand(newBenchLoadCmd(e))
+	return cmd
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return strings.TrimRight(v, "/")
+}
+
+func newBenchLoadCmd(e *env) *cobra.Command {
+	var (
+		o       bench.LoadOptions
+		dataDir string
+		output  string
+	)
+	cmd := &cobra.Command{
+		Use:   "load",
+		Short: "Add corpus documents (rows by COPY, content in object storage), captured and indexed like any others",
+		Long: `Add --documents corpus documents to a running system: content written to object storage, rows
+COPYed into PostgreSQL in batches, then captured by CDC and indexed with their content like any
+insert. The corpus (internal/bench/corpus.go) is a fixed vocabulary: "document" in 99 % of titles,
+"test" in 95 % of contents, the reference's other words in 20–25 %, 100 words in ~1 % each and
+1,000 words in ~0.1 % each. With --search-url it waits until the index holds them and reports
+the index build rate. Without --database-url the running "docstream dev" is found in
+<data-dir>/dev.json, and its blobs in <data-dir>/blobs.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Documents <= 0 {
+				return fmt.Errorf("--documents must be > 0")
+			}
+			if o.DatabaseURL == "" {
+				st, err := app.ReadDevState(dataDir)
+				if errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("no --database-url, and no running dev system in %s (start one with docstream dev)", dataDir)
+				}
+				if err != nil {
+					return err
+				}
+				o.DatabaseURL = st.DatabaseURL
+			}
+			if o.BlobURL == "" {
+				abs, err := filepath.Abs(filepath.Join(dataDir, "blobs"))
+				if err != nil {
+					return err
+				}
+				o.BlobURL = "file://" + filepath.ToSlash(abs)
+			}
+			o.Progress = e.stderr
+			res, err := bench.Load(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if output == outputJSON {
+				return json.NewEncoder(e.stdout).Encode(res)
+			}
+			fmt.Fprintf(e.stdout, "loaded %d documents in %s (%.0f docs/s)\n", res.Documents, res.Load.Round(time.Millisecond), res.LoadRate)
+			if o.SearchURL != "" {
+				state := ""
+				if res.IndexTimedOut {
+					state = " (gave up waiting)"
+				}
+				fmt.Fprintf(e.stdout, "indexed %d in %s from the load's start (%.0f docs/s)%s\n", res.Indexed, res.IndexWait.Round(time.Millisecond), res.IndexRate, state)
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&o.Documents, "documents", 0, "how many documents to add")
+	fs.IntVar(&o.From, "from", 0, "corpus number of the first document (to add more to an earlier load, pass its count)")
+	fs.IntVar(&o.Batch, "batch", 5000, "rows per COPY transaction")
+	fs.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL, directly (default: the running dev system's)")
+	fs.StringVar(&o.BlobURL, "blob-url", "", "the document service's object storage (default: file://<data-dir>/blobs)")
+	fs.StringVar(&dataDir, "data-dir", "./var", "where docstream dev keeps dev.json and blobs")
+	fs.StringVar(&o.SearchURL, "search-url", "", "the search service (e.g. http://localhost:8003): wait until the documents are indexed")
+	fs.StringVarP(&output, "output", "o", outputText, "text or json")
+	config.NoEnv(fs)
+	return cmd
+}
