@@ -165,7 +165,57 @@ func newDocCmd(e *env) *cobra.Command {
 			})
 		}),
 	}
-	for _, sub := range []*cobra.Command{create, get, list, update, del, contentCmd, stats} {
+	var level string
+	share := &cobra.Command{
+		Use:   "share ID GRANTEE",
+		Short: "Grant GRANTEE (user:<subject>, group:<name>, email:<address>, apikey:<id>) --level on a document, or change it",
+		Args:  cobra.ExactArgs(2),
+		RunE: run(func(ctx context.Context, c *userClient, args []string) error {
+			sh, _, err := c.api.ShareDocument(ctx, args[0], api.ShareRequest{Grantee: args[1], Level: level})
+			if err != nil {
+				return err
+			}
+			return c.print(sh, func() error {
+				_, err := fmt.Fprintf(c.stdout, "shared %s with %s (%s)\n", sh.DocumentID, sh.Grantee, sh.Level)
+				return err
+			})
+		}),
+	}
+	share.Flags().StringVar(&level, "level", "view", "view, edit, sign or own")
+	unshare := &cobra.Command{
+		Use: "unshare ID GRANTEE", Short: "Revoke GRANTEE's share of a document", Args: cobra.ExactArgs(2),
+		RunE: run(func(ctx context.Context, c *userClient, args []string) error {
+			if err := c.api.UnshareDocument(ctx, args[0], args[1]); err != nil {
+				return err
+			}
+			return c.print(map[string]string{"unshared": args[1]}, func() error {
+				_, err := fmt.Fprintf(c.stdout, "unshared %s from %s\n", args[0], args[1])
+				return err
+			})
+		}),
+	}
+	shares := &cobra.Command{
+		Use: "shares ID", Short: "List who a document is shared with", Args: cobra.ExactArgs(1),
+		RunE: run(func(ctx context.Context, c *userClient, args []string) error {
+			list, err := c.api.DocumentShares(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return c.print(list, func() error {
+				if len(list) == 0 {
+					_, err := fmt.Fprintln(c.stdout, "not shared")
+					return err
+				}
+				w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(w, "GRANTEE\tLEVEL\tBY\tSINCE")
+				for _, sh := range list {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", sh.Grantee, sh.Level, sh.CreatedBy, sh.CreatedAt.UTC().Format(time.RFC3339))
+				}
+				return w.Flush()
+			})
+		}),
+	}
+	for _, sub := range []*cobra.Command{create, get, list, update, del, contentCmd, stats, share, unshare, shares} {
 		config.NoEnv(sub.Flags())
 		cmd.AddCommand(sub)
 	}
@@ -222,6 +272,9 @@ func (c *userClient) printDocument(d *api.Document) error {
 		{"id", d.ID}, {"title", d.Title}, {"status", string(d.Status)}, {"version", strconv.Itoa(int(d.Version))},
 		{"content type", d.ContentType}, {"content size", humanBytes(d.ContentSize)},
 		{"created by", d.CreatedBy}, {"created at", d.CreatedAt.String()}, {"updated at", d.UpdatedAt.String()},
+	}
+	if d.Owner != "" {
+		rows = append(rows, [2]string{"owner", d.Owner})
 	}
 	if d.ContentSHA256 != "" {
 		rows = append(rows, [2]string{"sha256", d.ContentSHA256})

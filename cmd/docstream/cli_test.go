@@ -158,12 +158,15 @@ func TestAPIErrorsAreShownWithTheirFields(t *testing.T) {
 func TestDocCommandsCallTheirEndpoints(t *testing.T) {
 	id := "0194c3a0-0000-7000-8000-000000000001"
 	srv, seen := fakeGateway(t, map[string]func(http.ResponseWriter, *http.Request){
-		"GET /documents":              answer(200, "["+testDocJSON+"]"),
-		"GET /documents/{id}":         answer(200, testDocJSON),
-		"PATCH /documents/{id}":       answer(200, strings.Replace(testDocJSON, `"created"`, `"sent"`, 1)),
-		"DELETE /documents/{id}":      func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) },
-		"GET /documents/{id}/content": func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "the content") },
-		"GET /documents/{id}/stats":   answer(200, `{"document_id":"`+id+`","total_views":3,"unique_views":2}`),
+		"GET /documents":                          answer(200, "["+testDocJSON+"]"),
+		"GET /documents/{id}":                     answer(200, testDocJSON),
+		"PATCH /documents/{id}":                   answer(200, strings.Replace(testDocJSON, `"created"`, `"sent"`, 1)),
+		"DELETE /documents/{id}":                  func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) },
+		"GET /documents/{id}/content":             func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "the content") },
+		"GET /documents/{id}/stats":               answer(200, `{"document_id":"`+id+`","total_views":3,"unique_views":2}`),
+		"POST /documents/{id}/shares":             answer(200, `{"document_id":"`+id+`","grantee":"group:legal","level":"edit","created_by":"user:alice","created_at":"2025-11-20T01:46:31Z"}`),
+		"GET /documents/{id}/shares":              answer(200, `[{"document_id":"`+id+`","grantee":"group:legal","level":"edit","created_by":"user:alice","created_at":"2025-11-20T01:46:31Z"}]`),
+		"DELETE /documents/{id}/shares/{grantee}": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) },
 	})
 	cases := []struct {
 		args               []string
@@ -177,6 +180,9 @@ func TestDocCommandsCallTheirEndpoints(t *testing.T) {
 		{[]string{"doc", "delete", id}, "DELETE", "/documents/" + id, "", "", "deleted " + id},
 		{[]string{"doc", "content", id}, "GET", "/documents/" + id + "/content", "", "", "the content"},
 		{[]string{"doc", "stats", id}, "GET", "/documents/" + id + "/stats", "", "", "unique views  2"},
+		{[]string{"doc", "share", id, "group:legal", "--level", "edit"}, "POST", "/documents/" + id + "/shares", `{"grantee":"group:legal","level":"edit"}`, "", "shared " + id + " with group:legal (edit)"},
+		{[]string{"doc", "shares", id}, "GET", "/documents/" + id + "/shares", "", "", "group:legal  edit   user:alice"},
+		{[]string{"doc", "unshare", id, "group:legal"}, "DELETE", "/documents/" + id + "/shares/group:legal", "", "", "unshared " + id + " from group:legal"},
 	}
 	for i, c := range cases {
 		t.Run(strings.Join(c.args[:2], " "), func(t *testing.T) {

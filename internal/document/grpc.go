@@ -27,14 +27,15 @@ type GRPCServer struct {
 // NewGRPCServer returns a grpc.Server with DocumentService, the standard
 // health service and server reflection registered. a verifies each call's
 // credential (metadata "authorization: Bearer …") by the REST API's rules
-// (nil: every caller anonymous).
-func NewGRPCServer(docs *Service, log *slog.Logger, a *auth.Authenticator) *grpc.Server {
-	srv := grpc.NewServer(
+// (nil: every caller anonymous). opts come after these (a test's
+// interceptor runs inside them).
+func NewGRPCServer(docs *Service, log *slog.Logger, a *auth.Authenticator, opts ...grpc.ServerOption) *grpc.Server {
+	srv := grpc.NewServer(append([]grpc.ServerOption{
 		// Metrics outermost: they count the status code the client gets;
 		// the error mapping next, so that auth's errors get it too.
 		grpc.ChainUnaryInterceptor(metricsInterceptor(), errorInterceptor(log), a.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(a.StreamServerInterceptor()),
-	)
+	}, opts...)...)
 	pb.RegisterDocumentServiceServer(srv, &GRPCServer{docs: docs, log: log})
 	hs := health.NewServer()
 	hs.SetServingStatus(pb.DocumentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)

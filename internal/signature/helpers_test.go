@@ -18,6 +18,7 @@ import (
 
 	"github.com/docstream/docstream/api"
 	blobstore "github.com/docstream/docstream/internal/blob"
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/logging"
@@ -93,10 +94,13 @@ type docService struct {
 
 	mu sync.Mutex
 	gs *grpc.Server
+	// opts are the gRPC server's options (the access tests' principal
+	// interceptor).
+	opts []grpc.ServerOption
 }
 
 func (d *docService) serve(ln net.Listener) {
-	gs := document.NewGRPCServer(d.svc, d.log, nil)
+	gs := document.NewGRPCServer(d.svc, d.log, nil, d.opts...)
 	d.mu.Lock()
 	d.gs = gs
 	d.mu.Unlock()
@@ -195,6 +199,10 @@ type testOptions struct {
 	docAddr     string // document gRPC address; default the env's
 	callTimeout time.Duration
 	reconciler  ReconcilerOptions
+	// required runs the instance in required auth mode, its HTTP API
+	// taking the test principal header and its gRPC calls forwarding the
+	// principal (see access_test.go).
+	required bool
 }
 
 func (e *env) startSignature(t testing.TB, o testOptions) *sigService {
@@ -209,7 +217,11 @@ func (e *env) startSignature(t testing.TB, o testOptions) *sigService {
 	if o.callTimeout == 0 {
 		o.callTimeout = time.Second
 	}
-	conn, err := Dial(o.docAddr)
+	var dopts []grpc.DialOption
+	if o.required {
+		dopts = append(dopts, grpc.WithChainUnaryInterceptor(forwardTestPrincipal))
+	}
+	conn, err := Dial(o.docAddr, dopts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +230,12 @@ func (e *env) startSignature(t testing.TB, o testOptions) *sigService {
 		Options{CallTimeout: o.callTimeout, Retries: 2, RetryBackoff: 20 * time.Millisecond}, log)
 	cfg := DefaultConfig()
 	cfg.TrustedProxies = trusted
-	srv := httptest.NewServer(NewServer(svc, cfg, log))
+	var handler http.Handler = NewServer(svc, cfg, log)
+	if o.required {
+		svc.SetMode(auth.ModeRequired)
+		handler = withTestPrincipal(handler)
+	}
+	srv := httptest.NewServer(handler)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	if o.noRecon {

@@ -57,6 +57,11 @@ func (s *Server) handleCreate() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
+		// The signer is the caller: fill or refuse signer_email first.
+		if req.SignerEmail, err = s.svc.Signer(r.Context(), req.SignerEmail); err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
 		in, err := req.Validate()
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/proto/documentpb"
@@ -55,11 +57,65 @@ type Service struct {
 	blobs Blobs                            // bucket "signatures"
 	opts  Options
 	log   *slog.Logger
+	mode  auth.Mode // required: access control applies (zero: open)
 }
 
-// NewService returns the service. opts must be valid (Config.Validate).
+// NewService returns the service, in open mode until SetMode says
+// otherwise. opts must be valid (Config.Validate).
 func NewService(store *Store, docs documentpb.DocumentServiceClient, blobs Blobs, opts Options, log *slog.Logger) *Service {
 	return &Service{store: store, docs: docs, blobs: blobs, opts: opts, log: log}
+}
+
+// SetMode sets the auth mode (--auth-mode) before the service is used.
+func (s *Service) SetMode(m auth.Mode) { s.mode = m }
+
+func (s *Service) required() bool { return s.mode == auth.ModeRequired }
+
+// Principal is who the signature service's own calls act as: the outbox
+// applies a status update recorded when the signer's sign level was
+// checked, possibly after the signer's token expired, so it cannot use
+// the signer's credential. The document service lets this principal set a
+// document's status to signed, and nothing else.
+var Principal = auth.Principal{Kind: auth.KindService, Subject: "signature"}
+
+// asService is ctx's deadline and cancellation acting as Principal: none
+// of the request's values ride along, so the gRPC client's per-call
+// credential finds no caller credential to forward and presents the
+// service's own (as for any background work), and the service principal
+// is what the context says.
+func asService(ctx context.Context) context.Context {
+	return auth.WithPrincipal(valueless{ctx}, Principal)
+}
+
+// valueless is a context's deadline and cancellation without its values.
+type valueless struct{ context.Context }
+
+func (valueless) Value(any) any { return nil }
+
+// Signer returns the signer_email a request signs as. The signer is the
+// caller: an absent signer_email is filled from the principal's verified
+// email; in required mode a different one is refused (403 "cannot sign as
+// someone else"), as is a caller without a verified email. In open mode a
+// given signer_email stands, as in the reference.
+func (s *Service) Signer(ctx context.Context, email *string) (*string, error) {
+	p := auth.FromContext(ctx)
+	verified := p.Email != "" && p.EmailVerified
+	if (email == nil || *email == "") && verified {
+		e := p.Email
+		email = &e
+	}
+	if !s.required() {
+		return email, nil
+	}
+	switch {
+	case !p.HasScope(auth.ScopeSign):
+		return nil, apperr.E(apperr.Forbidden, "this API key lacks the sign scope")
+	case !verified:
+		return nil, apperr.E(apperr.Forbidden, "signing needs a credential with a verified email: the signer is who is signed in")
+	case email != nil && !strings.EqualFold(*email, p.Email):
+		return nil, apperr.E(apperr.Forbidden, "cannot sign as someone else: signer_email must be your own verified email (or left out)")
+	}
+	return email, nil
 }
 
 // Dial returns a gRPC client connection to the document service at addr.
@@ -83,6 +139,13 @@ func Dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 // created and reported with DocumentStatusUpdate "pending"; the Reconciler
 // applies it later. in.IPAddress must be filled in by the caller.
 func (s *Service) Create(ctx context.Context, in CreateInput) (*Signature, error) {
+	// The handler asked Signer before validating; asking again keeps the
+	// rule where the signature is made.
+	email, err := s.Signer(ctx, &in.SignerEmail)
+	if err != nil {
+		return nil, err
+	}
+	in.SignerEmail = *email
 	docReachable, err := s.checkDocument(ctx, in.DocumentID)
 	if err != nil {
 		return nil, err
@@ -136,10 +199,13 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Signature, error
 	return sig, nil
 }
 
-// checkDocument asks the document service whether the document exists and
-// may be signed: NotFound naming the id, Conflict if its status forbids
-// signing. When the document service cannot be reached it answers from the
-// shared database instead and reports reachable=false.
+// checkDocument asks the document service, with the caller's credential,
+// whether the document exists, whether the caller may sign it and whether
+// it may be signed: NotFound naming the id (also when the caller may not
+// view it), Forbidden when the caller may view but not sign it, Conflict
+// if its status forbids signing. When the document service cannot be
+// reached it answers from the shared database instead, with the same rule
+// (document.Decide), and reports reachable=false.
 func (s *Service) checkDocument(ctx context.Context, id string) (reachable bool, err error) {
 	resp, err := retry.DoValue(ctx, s.backoff(), func(ctx context.Context) (*documentpb.DocumentExistsResponse, error) {
 		cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
@@ -157,16 +223,25 @@ func (s *Service) checkDocument(ctx context.Context, id string) (reachable bool,
 			return true, apperr.E(apperr.NotFound, "document %s not found", id)
 		}
 		docStatus, reachable = resp.GetStatus(), true
+		if s.required() && !mayHold(resp.GetLevels(), auth.LevelSign) {
+			return true, apperr.E(apperr.Forbidden, "you may view document %s but not sign it", id)
+		}
 	case transient(err):
 		s.log.WarnContext(ctx, "document service unreachable; checking the document in the database", "document_id", id, "err", err)
-		st, found, derr := s.store.DocumentStatus(ctx, id)
+		p := auth.FromContext(ctx)
+		da, found, derr := s.store.DocumentAccess(ctx, id, p.ReaderKeys())
 		if derr != nil {
 			return false, derr
 		}
 		if !found {
 			return false, apperr.E(apperr.NotFound, "document %s not found", id)
 		}
-		docStatus = st
+		if s.required() {
+			if err := document.Decide(p, document.NewRecord(id, da.Owner, da.Readers, da.Levels), auth.LevelSign); err != nil {
+				return false, err
+			}
+		}
+		docStatus = da.Status
 	default:
 		return false, grpcError(err, "check document")
 	}
@@ -184,7 +259,8 @@ func (s *Service) apply(ctx context.Context, path string, u pendingUpdate, b ret
 	err := retry.Do(ctx, b, func(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 		defer cancel()
-		_, err := s.docs.UpdateDocumentStatus(cctx, &documentpb.UpdateDocumentStatusRequest{DocumentId: u.DocumentID, Status: u.Status})
+		// As the service, not the signer: see Principal.
+		_, err := s.docs.UpdateDocumentStatus(asService(cctx), &documentpb.UpdateDocumentStatusRequest{DocumentId: u.DocumentID, Status: u.Status})
 		if transient(err) {
 			return retry.RetryableError(err)
 		}
@@ -261,20 +337,62 @@ func grpcError(err error, what string) error {
 	return apperr.Wrap(code, err, "%s", st.Message())
 }
 
-// Get returns one signature.
-func (s *Service) Get(ctx context.Context, id string) (*Signature, error) {
-	return s.store.Get(ctx, id)
+// readers is the filter of the caller's reads: nil in open mode and for
+// admins (everything), else the caller's reader keys (a signature is
+// visible with its document).
+func (s *Service) readers(ctx context.Context) (*[]string, error) {
+	p := auth.FromContext(ctx)
+	if !s.required() || p.Admin && p.Kind != auth.KindService {
+		return nil, nil
+	}
+	if !p.HasScope(auth.ScopeRead) {
+		return nil, apperr.E(apperr.Forbidden, "this API key lacks the read scope")
+	}
+	keys := p.ReaderKeys()
+	if p.Kind == auth.KindService || keys == nil {
+		keys = []string{}
+	}
+	return &keys, nil
 }
 
-// List returns signatures newest first.
+// Get returns one signature (in required mode, one of a document the
+// caller may view; any other reads as missing).
+func (s *Service) Get(ctx context.Context, id string) (*Signature, error) {
+	keys, err := s.readers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.Get(ctx, id, keys)
+}
+
+// List returns signatures newest first (in required mode, of the
+// documents the caller may view).
 func (s *Service) List(ctx context.Context, skip, limit int) ([]*Signature, error) {
-	return s.store.List(ctx, skip, limit)
+	keys, err := s.readers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.List(ctx, skip, limit, keys)
 }
 
 // ListByDocument returns a document's signatures, [] when there are none
 // (the reference answers 404 there; an empty list is what a client of a
-// collection expects).
+// collection expects). In required mode a document the caller may not
+// view, or one that does not exist, is NotFound: the two read alike.
 func (s *Service) ListByDocument(ctx context.Context, documentID string) ([]*Signature, error) {
+	keys, err := s.readers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if keys != nil {
+		ok, err := s.store.Visible(ctx, documentID, *keys)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, apperr.E(apperr.NotFound, "document %s not found", documentID)
+		}
+	}
 	return s.store.ListByDocument(ctx, documentID)
 }
 
@@ -305,4 +423,15 @@ func RegisterMetrics() {
 	registerMetrics.Do(func() {
 		prometheus.MustRegister(statusUpdates, pendingUpdates)
 	})
+}
+
+// mayHold reports whether any of levels (as DocumentExists names them)
+// permits need.
+func mayHold(levels []string, need auth.Level) bool {
+	for _, l := range levels {
+		if auth.Level(l).Allows(need) {
+			return true
+		}
+	}
+	return false
 }

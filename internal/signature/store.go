@@ -3,12 +3,14 @@ package signature
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/postgres"
 )
 
@@ -97,11 +99,22 @@ SELECT `+selectColumns+` FROM s LEFT JOIN u ON u.signature_id = s.id`,
 	return sig, nil
 }
 
-// Get returns one signature, or a NotFound error.
-func (s *Store) Get(ctx context.Context, id string) (*Signature, error) {
+// visibleTo is the condition keeping signatures of documents whose readers
+// hold one of the keys in parameter $n.
+func visibleTo(n int) string {
+	return fmt.Sprintf(`EXISTS (SELECT 1 FROM documents.documents d WHERE d.id = s.document_id AND d.readers && $%d::text[])`, n)
+}
+
+// Get returns one signature, or a NotFound error. With readers (required
+// mode), only a signature of a document whose readers hold one of them.
+func (s *Store) Get(ctx context.Context, id string, readers *[]string) (*Signature, error) {
+	where, args := `s.id = $1::uuid`, []any{id}
+	if readers != nil {
+		where, args = where+` AND `+visibleTo(2), append(args, *readers)
+	}
 	row := s.pool.QueryRow(ctx, `SELECT `+selectColumns+`
 		FROM signatures.signatures s LEFT JOIN signatures.status_updates u ON u.signature_id = s.id
-		WHERE s.id = $1::uuid`, id)
+		WHERE `+where, args...)
 	sig, err := scanSignature(row)
 	if err != nil {
 		return nil, postgres.Error(err, "signature "+id)
@@ -110,11 +123,36 @@ func (s *Store) Get(ctx context.Context, id string) (*Signature, error) {
 }
 
 // List returns signatures newest first, skipping skip and returning at most
-// limit.
-func (s *Store) List(ctx context.Context, skip, limit int) ([]*Signature, error) {
+// limit. With readers (required mode), only signatures of documents whose
+// readers hold one of them.
+func (s *Store) List(ctx context.Context, skip, limit int, readers *[]string) ([]*Signature, error) {
+	where, args := "", []any{skip, limit}
+	if readers != nil {
+		where, args = `WHERE `+visibleTo(3), append(args, *readers)
+	}
 	return s.list(ctx, `SELECT `+selectColumns+`
 		FROM signatures.signatures s LEFT JOIN signatures.status_updates u ON u.signature_id = s.id
-		ORDER BY s.signed_at DESC, s.id DESC OFFSET $1 LIMIT $2`, skip, limit)
+		`+where+` ORDER BY s.signed_at DESC, s.id DESC OFFSET $1 LIMIT $2`, args...)
+}
+
+// Visible reports whether document id exists and its readers hold one of
+// readers.
+func (s *Store) Visible(ctx context.Context, documentID string, readers []string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM documents.documents WHERE id = $1::uuid AND readers && $2::text[])`,
+		documentID, readers).Scan(&ok)
+	return ok, postgres.Error(err, "document "+documentID)
+}
+
+// DocumentAccess is what the database says of a document when the
+// document service cannot be asked: its status, and what an access
+// decision needs (document.Decide).
+type DocumentAccess struct {
+	Status  string
+	Owner   string
+	Readers []string
+	// Levels are those the shares of the keys asked about grant.
+	Levels []auth.Level
 }
 
 // ListByDocument returns a document's signatures in signing order (an empty
@@ -140,18 +178,25 @@ func (s *Store) list(ctx context.Context, sql string, args ...any) ([]*Signature
 	return out, nil
 }
 
-// DocumentStatus reads a document's status straight from the shared system
-// of record. It is the fallback for the existence check when the document
-// service cannot be reached; found is false when there is no such document.
-func (s *Store) DocumentStatus(ctx context.Context, documentID string) (status string, found bool, err error) {
-	err = s.pool.QueryRow(ctx, `SELECT status FROM documents.documents WHERE id = $1::uuid`, documentID).Scan(&status)
+// DocumentAccess reads a document's status, owner, readers and the levels
+// the shares of keys grant, straight from the shared system of record. It
+// is the fallback for the document check when the document service cannot
+// be reached; found is false when there is no such document.
+func (s *Store) DocumentAccess(ctx context.Context, documentID string, keys []string) (da DocumentAccess, found bool, err error) {
+	var levels []string
+	err = s.pool.QueryRow(ctx, `SELECT status, coalesce(owner, ''), readers,
+		coalesce((SELECT array_agg(level) FROM documents.shares sh WHERE sh.document_id = d.id AND sh.grantee = ANY($2::text[])), '{}')
+		FROM documents.documents d WHERE id = $1::uuid`, documentID, keys).Scan(&da.Status, &da.Owner, &da.Readers, &levels)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
+		return da, false, nil
 	}
 	if err != nil {
-		return "", false, postgres.Error(err, "read document status")
+		return da, false, postgres.Error(err, "read document")
 	}
-	return status, true, nil
+	for _, l := range levels {
+		da.Levels = append(da.Levels, auth.Level(l))
+	}
+	return da, true, nil
 }
 
 // pendingUpdate is one outbox row claimed for an attempt.
