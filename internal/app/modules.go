@@ -267,6 +267,7 @@ func startSignature(ctx context.Context, c *Config, r *Resources) error {
 	log := r.Log()
 	svc := signature.NewService(signature.NewStore(pool), documentpb.NewDocumentServiceClient(conn), bucket, c.Signature.Options, log)
 	cfg := c.Signature
+	svc.SetMode(authn.Mode())
 	cfg.Admission = httpx.NewAdmission("signature", c.Shared.Admission)
 	cfg.Auth = authn
 	handler := signature.NewServer(svc, cfg, log)

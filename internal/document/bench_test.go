@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/docstream/docstream/internal/auth"
+	"github.com/docstream/docstream/internal/logging"
 )
 
 // Benchmarks run with `make bench`. Each hot path is measured beside its
@@ -155,4 +158,65 @@ func BenchmarkFloorRedisPipelineRoundTrip(b *testing.B) {
 		}
 		return nil
 	})
+}
+
+// benchAccessEnv is the service behind a middleware that puts a fixed
+// principal on every request (no parsing: what is measured is the
+// service's access decisions, not token verification, which the auth
+// package benchmarks), in mode m.
+func benchAccessEnv(b *testing.B, m auth.Mode, p auth.Principal) *env {
+	e := newEnv(&testing.T{})
+	e.svc.SetMode(m)
+	h := NewServer(e.svc, noProxies(), logging.Discard())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+	}))
+	b.Cleanup(srv.Close)
+	e.srv = srv
+	return e
+}
+
+var benchOwner = auth.Principal{Kind: auth.KindUser, Subject: "owner", Email: "owner@company.com", EmailVerified: true, Groups: []string{"sales", "emea"}}
+
+// GET cache hit with the principal on the request: open mode (nothing
+// checked) against required mode (the Lua read that counts the view only
+// for a reader, then the readers check in Go).
+func BenchmarkAccessGetCacheHit(b *testing.B) {
+	for _, m := range []auth.Mode{auth.ModeOpen, auth.ModeRequired} {
+		b.Run(string(m), func(b *testing.B) {
+			e := benchAccessEnv(b, m, benchOwner)
+			d := e.create(&testing.T{}, "Benchmark document", strings.Repeat("x", 1024))
+			url := e.srv.URL + "/documents/" + d.ID
+			if err := get(url); err != nil { // warm the cache
+				b.Fatal(err)
+			}
+			runParallel(b, func() error { return get(url) })
+		})
+	}
+}
+
+// GET /documents?limit=100 over 20,000 documents of 100 owners, each
+// shared with one of 7 groups: open mode (every document) against
+// required mode for a caller who may view 200 of them (own) plus 1/7 of
+// the rest (a group share), the readers && $keys filter on the GIN index.
+func BenchmarkAccessList(b *testing.B) {
+	for _, m := range []auth.Mode{auth.ModeOpen, auth.ModeRequired} {
+		b.Run(string(m), func(b *testing.B) {
+			caller := auth.Principal{Kind: auth.KindUser, Subject: "u7", Groups: []string{"g3"}}
+			e := benchAccessEnv(b, m, caller)
+			ctx := context.Background()
+			if _, err := e.pool.Exec(ctx, `INSERT INTO documents.documents (id, title, status, created_by, created_at, updated_at, owner, readers)
+				SELECT gen_random_uuid(), 'doc ' || i, 'created', 'user' || (i % 100) || '@company.com',
+					timestamptz '2025-01-01' + i * interval '1 minute', now(),
+					'user:u' || (i % 100), ARRAY['user:u' || (i % 100), 'group:g' || (i % 7)]
+				FROM generate_series(1, 20000) AS i`); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := e.pool.Exec(ctx, "ANALYZE documents.documents"); err != nil {
+				b.Fatal(err)
+			}
+			url := e.srv.URL + "/documents?limit=100"
+			runParallel(b, func() error { return get(url) })
+		})
+	}
 }

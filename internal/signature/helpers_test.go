@@ -95,12 +95,13 @@ type docService struct {
 	mu sync.Mutex
 	gs *grpc.Server
 	// opts are the gRPC server's options (the access tests' principal
-	// interceptor).
-	opts []grpc.ServerOption
+	// interceptor); authn verifies its callers' credentials (nil: none).
+	opts  []grpc.ServerOption
+	authn *auth.Authenticator
 }
 
 func (d *docService) serve(ln net.Listener) {
-	gs := document.NewGRPCServer(d.svc, d.log, nil, d.opts...)
+	gs := document.NewGRPCServer(d.svc, d.log, d.authn, d.opts...)
 	d.mu.Lock()
 	d.gs = gs
 	d.mu.Unlock()

@@ -1,0 +1,120 @@
+package signature
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/internal/auth"
+	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
+	"github.com/docstream/docstream/proto/documentpb"
+)
+
+// The same rules through the real authenticator, as `docstream serve`
+// wires them: HS256 user tokens on REST, the caller's token forwarded on
+// gRPC by auth.ClientCredentials, and the service credential on the
+// outbox's calls (which carry no caller).
+func TestSigningThroughTheAuthenticator(t *testing.T) {
+	ctx := context.Background()
+	var logs testenv.SyncBuffer
+	log := logging.New(&logs, "debug")
+	cfg := auth.DefaultConfig()
+	cfg.Mode = string(auth.ModeRequired)
+	cfg.JWTSecret = strings.Repeat("s3cr3t-", 6)
+	authn, err := auth.New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(sub string) string {
+		raw, _, err := auth.Mint(cfg, auth.TokenRequest{Subject: sub, Email: sub + "@company.com", EmailVerified: true, TTL: time.Hour}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	aliceTok, bobTok, carolTok := token("alice"), token("bob"), token("carol")
+
+	e := newEnv(t)
+	e.doc.svc.SetMode(auth.ModeRequired)
+	dcfg := docConfig()
+	dcfg.Auth = authn
+	e.doc.http.Close()
+	e.doc.http = httptest.NewServer(document.NewServer(e.doc.svc, dcfg, log))
+	t.Cleanup(e.doc.http.Close)
+	e.doc.stopGRPC()
+	e.doc.authn = authn
+	e.doc.startGRPC(t)
+
+	conn, err := Dial(e.doc.addr, grpc.WithPerRPCCredentials(authn.ClientCredentials("signature")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	svc := NewService(NewStore(e.pool), documentpb.NewDocumentServiceClient(conn), e.sigs,
+		Options{CallTimeout: time.Second, Retries: 2, RetryBackoff: 20 * time.Millisecond}, log)
+	svc.SetMode(auth.ModeRequired)
+	scfg := DefaultConfig()
+	scfg.Auth = authn
+	sig := httptest.NewServer(NewServer(svc, scfg, log))
+	t.Cleanup(sig.Close)
+
+	bearer := func(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+	var d api.Document
+	if r := testenv.Do(t, "POST", e.doc.http.URL+"/documents", map[string]any{"title": "Through the authenticator", "content": "x"}, &d, bearer(aliceTok)...); r.StatusCode != http.StatusCreated || d.Owner != "user:alice" {
+		t.Fatalf("create: %d %+v", r.StatusCode, d)
+	}
+	if r := testenv.Do(t, "POST", e.doc.http.URL+"/documents/"+d.ID+"/shares", api.ShareRequest{Grantee: "user:bob", Level: "sign"}, nil, bearer(aliceTok)...); r.StatusCode != http.StatusOK {
+		t.Fatalf("share: %d", r.StatusCode)
+	}
+	sign := func(tok string, body map[string]any) int {
+		return testenv.Do(t, "POST", sig.URL+"/signatures", body, nil, bearer(tok)...).StatusCode
+	}
+	if code := sign(carolTok, map[string]any{"document_id": d.ID, "signer_name": "Carol"}); code != http.StatusNotFound {
+		t.Fatalf("carol signs: %d", code)
+	}
+	if code := sign(bobTok, map[string]any{"document_id": d.ID, "signer_email": "alice@company.com", "signer_name": "Alice"}); code != http.StatusForbidden {
+		t.Fatalf("bob signs as alice: %d", code)
+	}
+	if code := testenv.Do(t, "POST", sig.URL+"/signatures", map[string]any{"document_id": d.ID, "signer_name": "Nobody"}, nil).StatusCode; code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", code)
+	}
+
+	// Bob signs while the document service is down: the check is made in
+	// the database, and the outbox's retry, long after bob's request, goes
+	// with the service credential (bob may not edit: his own credential
+	// would be refused).
+	e.doc.stopGRPC()
+	var s api.Signature
+	if r := testenv.Do(t, "POST", sig.URL+"/signatures", map[string]any{"document_id": d.ID, "signer_name": "Bob"}, &s, bearer(bobTok)...); r.StatusCode != http.StatusCreated || s.SignerEmail != "bob@company.com" || s.DocumentStatusUpdate != UpdatePending {
+		t.Fatalf("bob signs: %d %+v", r.StatusCode, s)
+	}
+	e.doc.startGRPC(t)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = NewReconciler(svc, ReconcilerOptions{Interval: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}).Run(rctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.WaitForWithin(t, 20*time.Second, "the outbox to apply the update as the service", func() bool {
+		var got api.Document
+		testenv.Do(t, "GET", e.doc.http.URL+"/documents/"+d.ID, nil, &got, bearer(aliceTok)...)
+		return got.Status == api.StatusSigned
+	})
+	if code := testenv.Do(t, "PATCH", e.doc.http.URL+"/documents/"+d.ID, map[string]any{"status": "completed"}, nil, bearer(bobTok)...).StatusCode; code != http.StatusForbidden {
+		t.Fatalf("bob edits: %d", code)
+	}
+	for _, tok := range []string{aliceTok, bobTok, carolTok} {
+		if strings.Contains(logs.String(), tok) {
+			t.Fatal("a token reached the log")
+		}
+	}
+}
