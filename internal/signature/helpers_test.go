@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/docstream/docstream/api"
-	blobstore "github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/auth"
+	blobstore "github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/logging"
