@@ -33,8 +33,9 @@ import (
 // Client calls one docstream endpoint: the gateway, or one service's own
 // port. It is safe for concurrent use.
 type Client struct {
-	base *url.URL
-	http *http.Client
+	base  *url.URL
+	http  *http.Client
+	token string
 }
 
 // Option configures a Client.
@@ -45,6 +46,12 @@ type Option func(*Client)
 // (dial, response header) to http.Client.Timeout.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) { c.http = hc }
+}
+
+// WithToken sends token (a JWT or an API key) as the bearer credential of
+// every request and watch. A watch's WatchOptions.Token, when set, wins.
+func WithToken(token string) Option {
+	return func(c *Client) { c.token = token }
 }
 
 // New returns a client of the API at baseURL (http or https, e.g.
@@ -121,6 +128,9 @@ func (c *Client) send(ctx context.Context, req request, also ...int) (*http.Resp
 	}
 	if hr.Header.Get("Accept") == "" {
 		hr.Header.Set("Accept", "application/json")
+	}
+	if c.token != "" && hr.Header.Get("Authorization") == "" {
+		hr.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(hr)
 	if err != nil {

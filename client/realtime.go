@@ -21,8 +21,25 @@ import (
 // DevToken asks the development endpoint GET /auth/token for a WebSocket
 // token (only `docstream dev` serves it; elsewhere it is not found).
 func (c *Client) DevToken(ctx context.Context, userID, email string) (*api.Token, error) {
+	return c.DevTokenWith(ctx, userID, email, DevTokenOptions{})
+}
+
+// DevTokenOptions are the rest of what a development token may say.
+type DevTokenOptions struct {
+	Name   string
+	Groups []string
+	Admin  bool
+}
+
+// DevTokenWith is DevToken with a name, groups and the admin role.
+func (c *Client) DevTokenWith(ctx context.Context, userID, email string, o DevTokenOptions) (*api.Token, error) {
 	q := url.Values{"user_id": {userID}}
 	setString(q, "email", email)
+	setString(q, "name", o.Name)
+	setString(q, "groups", strings.Join(o.Groups, ","))
+	if o.Admin {
+		q.Set("admin", "true")
+	}
 	var t api.Token
 	if _, err := c.call(ctx, http.MethodGet, "/auth/token", q, nil, &t); err != nil {
 		return nil, err
@@ -43,7 +60,8 @@ func (c *Client) RealtimeStats(ctx context.Context) (*api.RealtimeStats, error) 
 
 // WatchOptions configure Watch.
 type WatchOptions struct {
-	// Token is the JWT the connection is opened with (see DevToken).
+	// Token is the JWT the connection is opened with (see DevToken),
+	// sent as ?token=; empty: the client's WithToken, as a header.
 	Token string
 	// Since resumes after a message already handled: the server first
 	// replays every change committed after this LSN (a Message's LSN),
@@ -88,7 +106,13 @@ func (w *Watch) dial(ctx context.Context) error {
 	}
 	u := w.c.url(idPath("ws", w.docID), q)
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1) // http→ws, https→wss
-	conn, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: w.c.http})
+	opts := &websocket.DialOptions{HTTPClient: w.c.http}
+	if w.opts.Token == "" && w.c.token != "" {
+		// The client's own credential goes in the header, where no
+		// access log records it.
+		opts.HTTPHeader = http.Header{"Authorization": {"Bearer " + w.c.token}}
+	}
+	conn, resp, err := websocket.Dial(ctx, u.String(), opts)
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			if resp.Body == nil {
@@ -96,7 +120,7 @@ func (w *Watch) dial(ctx context.Context) error {
 			}
 			return responseError(http.MethodGet, u, resp)
 		}
-		return &dialError{msg: fmt.Sprintf("client: watch %s: %s", w.docID, scrubToken(err.Error(), w.opts.Token)), err: err}
+		return &dialError{msg: fmt.Sprintf("client: watch %s: %s", w.docID, scrubToken(scrubToken(err.Error(), w.opts.Token), w.c.token)), err: err}
 	}
 	conn.SetReadLimit(maxFrame)
 	w.conn = conn

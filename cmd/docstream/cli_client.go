@@ -24,6 +24,7 @@ import (
 type clientFlags struct {
 	server string
 	output string
+	token  string
 }
 
 const (
@@ -37,6 +38,7 @@ func bindClientFlags(cmd *cobra.Command) *clientFlags {
 	fs := cmd.PersistentFlags()
 	fs.StringVar(&f.server, "docstream-server", defaultServer, "gateway URL; alias --server")
 	fs.StringVarP(&f.output, "docstream-output", "o", outputText, "output format: text or json; alias --output")
+	fs.StringVar(&f.token, "docstream-token", "", "bearer token (JWT or API key) to send; default: the one `docstream login` stored; alias --token")
 	// A global normalization applies to this command's subcommands too.
 	cmd.SetGlobalNormalizationFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		switch name {
@@ -44,6 +46,8 @@ func bindClientFlags(cmd *cobra.Command) *clientFlags {
 			name = "docstream-server"
 		case "output":
 			name = "docstream-output"
+		case "token":
+			name = "docstream-token"
 		}
 		return pflag.NormalizedName(name)
 	})
@@ -54,6 +58,7 @@ func bindClientFlags(cmd *cobra.Command) *clientFlags {
 // the gateway, the output format and the command's streams.
 type userClient struct {
 	api    *client.Client
+	token  string // the credential api sends ("" : none)
 	json   bool
 	stdout io.Writer
 	stderr io.Writer
@@ -67,11 +72,19 @@ func (f *clientFlags) client(e *env) (*userClient, error) {
 	// server is noticed by the connect and response-header timeouts.
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = 60 * time.Second
-	c, err := client.New(f.server, client.WithHTTPClient(&http.Client{Transport: transport}))
+	token := f.token
+	if token == "" {
+		t, err := storedToken(e)
+		if err != nil {
+			return nil, err
+		}
+		token = t
+	}
+	c, err := client.New(f.server, client.WithHTTPClient(&http.Client{Transport: transport}), client.WithToken(token))
 	if err != nil {
 		return nil, fmt.Errorf("--server %q: want http(s)://host:port", f.server)
 	}
-	return &userClient{api: c, json: f.output == outputJSON, stdout: e.stdout, stderr: e.stderr}, nil
+	return &userClient{api: c, token: token, json: f.output == outputJSON, stdout: e.stdout, stderr: e.stderr}, nil
 }
 
 // shownError is an error answer as the CLI prints it: the HTTP status, the

@@ -26,9 +26,14 @@ const testDocJSON = `{"id":"0194c3a0-0000-7000-8000-000000000001","title":"Sales
 func cli(t *testing.T, server string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
+	// A config dir of the test's own: never the developer's stored token.
+	configDir := t.TempDir()
 	getenv := func(k string) string {
-		if k == "DOCSTREAM_SERVER" {
+		switch k {
+		case "DOCSTREAM_SERVER":
 			return server
+		case "DOCSTREAM_CONFIG_DIR":
+			return configDir
 		}
 		return ""
 	}
@@ -40,6 +45,7 @@ func cli(t *testing.T, server string, args ...string) (stdout, stderr string, er
 type recorded struct {
 	Method, Path, Query, ContentType string
 	Body                             []byte
+	Authorization                    string
 }
 
 // fakeGateway answers each "METHOD /path" with a canned status and body and
@@ -54,7 +60,7 @@ func fakeGateway(t *testing.T, answers map[string]func(w http.ResponseWriter, r 
 			if !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
 				b, _ := io.ReadAll(r.Body)
 				mu.Lock()
-				seen = append(seen, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Content-Type"), b})
+				seen = append(seen, recorded{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Content-Type"), b, r.Header.Get("Authorization")})
 				mu.Unlock()
 				r.Body = io.NopCloser(bytes.NewReader(b))
 			}

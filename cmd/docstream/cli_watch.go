@@ -16,37 +16,42 @@ import (
 )
 
 func newWatchCmd(e *env) *cobra.Command {
-	var user, email, token string
+	var user, email string
 	cmd := &cobra.Command{
 		Use:   "watch DOCUMENT_ID",
 		Short: "Stream a document's live events (WebSocket) until Ctrl-C",
 		Long: "watch opens the realtime WebSocket through the gateway and prints every event of the document as it happens.\n" +
-			"Without --token it asks the development endpoint /auth/token for one (only `docstream dev` serves it).",
+			"It sends --token (or the token of `docstream login`); without one it asks the development endpoint /auth/token\n" +
+			"for one (only `docstream dev` serves it) and, where there is none, connects anonymously (open mode).",
 		Args: cobra.ExactArgs(1),
 	}
 	cf := bindClientFlags(cmd)
 	cmd.Flags().StringVar(&user, "user", "docstream-cli", "user id for the development token")
 	cmd.Flags().StringVar(&email, "email", "", "email for the development token")
-	cmd.Flags().StringVar(&token, "token", "", "JWT to connect with (default: a development token from /auth/token)")
 	config.NoEnv(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		c, err := cf.client(e)
 		if err != nil {
 			return err
 		}
-		return shown(c.watch(cmd.Context(), args[0], token, user, email))
+		return shown(c.watch(cmd.Context(), args[0], user, email))
 	}
 	return cmd
 }
 
 // watch prints events until ctx is done (nil) or the server ends the stream.
-func (c *userClient) watch(ctx context.Context, docID, token, user, email string) error {
-	if token == "" {
+func (c *userClient) watch(ctx context.Context, docID, user, email string) error {
+	var token string // "" : the client's own (WithToken), if any
+	if c.token == "" {
 		t, err := c.api.DevToken(ctx, user, email)
-		if err != nil {
+		switch {
+		case err == nil:
+			token = t.AccessToken
+		case client.StatusCode(err) == http.StatusNotFound:
+			// Not `docstream dev`: anonymous, which open mode allows.
+		default:
 			return fmt.Errorf("getting a development token: %w", shown(err))
 		}
-		token = t.AccessToken
 	}
 	w, err := c.api.Watch(ctx, docID, client.WatchOptions{Token: token})
 	if err != nil {

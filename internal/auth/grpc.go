@@ -113,6 +113,11 @@ func (c perRPC) GetRequestMetadata(ctx context.Context, _ ...string) (map[string
 	case ok:
 		return nil, nil // anonymous caller
 	}
+	if len(c.a.svcKey) == 0 {
+		// No service key (open mode with a JWKS only; required mode
+		// refuses to start that way): the call goes anonymous.
+		return nil, nil
+	}
 	raw, err := c.a.ServiceCredential(c.service)
 	if err != nil {
 		return nil, err
