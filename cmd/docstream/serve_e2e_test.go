@@ -31,7 +31,7 @@ type serveProc struct {
 func startServe(t *testing.T, name string, args ...string) *serveProc {
 	t.Helper()
 	p := &serveProc{out: &testenv.SyncBuffer{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(docstreamBinary(t), append([]string{"serve", "--log-level", "warn"}, args...)...)
+	p.cmd = exec.Command(docstreamBinary(t), append([]string{"serve", "--log-level", "warn", "--shutdown-drain", "0"}, args...)...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -181,6 +181,7 @@ func testConfig(t *testing.T) *Config {
 		// The reference's behaviour: these tests are about the wiring.
 		"--auth-mode", "open",
 		"--gateway-addr", free(), "--gateway-admin-addr", free(),
+		"--shutdown-drain", "0", // nothing balances over these test processes
 	)
 	return c
 }
@@ -480,5 +481,15 @@ func TestDefaultSweepGraceOutlastsTheLongestLegalUpload(t *testing.T) {
 	}
 	if _, ok := longestCreate(1<<20, httpx.ServerConfig{}); ok {
 		t.Fatal("no minimum body rate must mean no bound")
+	}
+}
+
+func TestANegativeShutdownDrainIsRefused(t *testing.T) {
+	c := parse(t, nil, "--shutdown-drain", "-1s")
+	if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--shutdown-drain") {
+		t.Fatalf("err = %v, want one naming --shutdown-drain", err)
+	}
+	if c := parse(t, nil); c.Shared.HTTP.ShutdownDrain <= 0 {
+		t.Fatalf("default drain %v: a rolling restart would refuse connections before balancers move away", c.Shared.HTTP.ShutdownDrain)
 	}
 }

@@ -80,6 +80,9 @@ func (c *Shared) Validate() error {
 	if c.DBMaxConns < 1 {
 		return fmt.Errorf("--db-max-conns must be at least 1, got %d", c.DBMaxConns)
 	}
+	if c.HTTP.ShutdownDrain < 0 {
+		return fmt.Errorf("--shutdown-drain must be >= 0 (0: stop at once), got %v", c.HTTP.ShutdownDrain)
+	}
 	if c.BusMaxAge <= 0 {
 		return fmt.Errorf("--bus-max-age must be > 0, got %v", c.BusMaxAge)
 	}

@@ -83,6 +83,11 @@ func Dev(ctx context.Context, c *Config, d DevConfig, log *slog.Logger, stdout i
 		c.Auth.JWTSecret = string(s)
 		log.Info("no --auth-jwt-secret: using the development secret in the data dir")
 	}
+	if !c.given("shutdown-drain") {
+		// One process, no load balancer to move traffic away: Ctrl-C stops
+		// at once.
+		c.Shared.HTTP.ShutdownDrain = 0
+	}
 	start := time.Now()
 	var stack localstack.Stack
 	defer stack.Close()

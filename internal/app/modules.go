@@ -225,7 +225,7 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 	cfg.Auth = authn
 	handler := document.NewServer(svc, cfg, log)
 	r.Go("document http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
-	gs := document.NewGRPCServer(svc, log, authn)
+	gs, health := document.NewGRPCServer(svc, log, authn)
 	if longest, ok := longestCreate(c.Document.MaxUpload, c.Shared.HTTP); !ok || c.Document.Sweep.Grace <= longest {
 		// An object younger than the longest legal create may belong to a
 		// row not committed yet (on S3 a multipart object is dated from its
@@ -234,7 +234,9 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 			"grace", c.Document.Sweep.Grace, "longest_upload", longest, "bounded", ok)
 	}
 	r.Go("document blob sweeper", blob.NewSweeper(bucket, document.Bucket, svc.Ownership(), c.Document.Sweep, log).Run)
-	r.Go("document grpc", func(ctx context.Context) error { return serveGRPC(ctx, gs, gln) })
+	r.Go("document grpc", func(ctx context.Context) error {
+		return serveGRPC(ctx, gs, gln, c.Shared.HTTP.ShutdownDrain, health.Shutdown)
+	})
 	return nil
 }
 
@@ -303,7 +305,9 @@ func startCDC(ctx context.Context, c *Config, r *Resources) error {
 	if st := e.WaitStarted(ctx, 15*time.Second); !st.Streaming && !st.Standby {
 		log.Warn("cdc engine not streaming yet; continuing start-up", "last_error", st.LastError)
 	}
-	r.Go("cdc http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, e.Handler(), log, c.Shared.HTTP) })
+	r.Go("cdc http", func(ctx context.Context) error {
+		return httpx.Serve(ctx, ln, e.Handler(), log, undrained(c.Shared.HTTP))
+	})
 	return nil
 }
 
@@ -327,7 +331,9 @@ func startIndexer(ctx context.Context, c *Config, r *Resources) error {
 	log := r.Log()
 	x := indexer.New(idx, b, bucket.Bucket, c.Indexer, log)
 	r.Go("indexer", x.Run)
-	r.Go("indexer http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, x.Handler(), log, c.Shared.HTTP) })
+	r.Go("indexer http", func(ctx context.Context) error {
+		return httpx.Serve(ctx, ln, x.Handler(), log, undrained(c.Shared.HTTP))
+	})
 	return nil
 }
 
@@ -374,7 +380,11 @@ func startRealtime(ctx context.Context, c *Config, r *Resources) error {
 	handler := realtime.NewServer(h, a, realtime.ServerConfig{Dev: c.Shared.Dev, OriginPatterns: c.Realtime.OriginPatterns(), Log: log})
 	r.Go("realtime hub", h.Run)
 	r.Go("realtime http", func(ctx context.Context) error {
-		err := httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP)
+		// No drain period: the hub closes every WebSocket (1001) as soon as
+		// the process stops, so a connection accepted while draining would
+		// meet a stopped hub; one refused is retried by the gateway on
+		// another instance, and a client reconnects (with since) anyway.
+		err := httpx.Serve(ctx, ln, handler, log, undrained(c.Shared.HTTP))
 		// Serve does not wait for hijacked connections: the hub closes
 		// every WebSocket with 1001 when ctx is done; wait for them.
 		h.Wait()
@@ -417,22 +427,36 @@ func startGateway(ctx context.Context, c *Config, r *Resources) error {
 		if err != nil {
 			return err
 		}
-		r.Go("gateway admin", func(ctx context.Context) error { return httpx.Serve(ctx, aln, g.AdminHandler(), log, c.Shared.HTTP) })
+		r.Go("gateway admin", func(ctx context.Context) error {
+			return httpx.Serve(ctx, aln, g.AdminHandler(), log, undrained(c.Shared.HTTP))
+		})
 	}
 	r.Go("gateway health checks", g.Run)
 	r.Go("gateway", func(ctx context.Context) error { return httpx.Serve(ctx, ln, g.Handler(), log, c.Shared.HTTP) })
 	return nil
 }
 
-// serveGRPC serves until ctx is done, then lets in-flight calls finish
-// (bounded by httpx.ShutdownTimeout).
-func serveGRPC(ctx context.Context, gs *grpc.Server, ln net.Listener) error {
+// serveGRPC serves until ctx is done, then drains as httpx.Serve does:
+// unready (the health service NOT_SERVING) but serving for drain, then
+// GracefulStop, which sends GOAWAY so clients reconnect elsewhere and lets
+// in-flight calls finish (bounded by httpx.ShutdownTimeout).
+func serveGRPC(ctx context.Context, gs *grpc.Server, ln net.Listener, drain time.Duration, unready func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	}
+	unready()
+	if drain > 0 {
+		t := time.NewTimer(drain)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return err
+		}
 	}
 	done := make(chan struct{})
 	go func() { gs.GracefulStop(); close(done) }()
@@ -442,6 +466,14 @@ func serveGRPC(ctx context.Context, gs *grpc.Server, ln net.Listener) error {
 		gs.Stop()
 	}
 	return nil
+}
+
+// undrained is h for a listener no load balancer routes to (health,
+// metrics, the gateway's admin API): nothing to move away, so no drain
+// period holds the process up.
+func undrained(h httpx.ServerConfig) httpx.ServerConfig {
+	h.ShutdownDrain = 0
+	return h
 }
 
 // devSecret reads the secret at path, creating a random one first (hex,

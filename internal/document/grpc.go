@@ -28,8 +28,9 @@ type GRPCServer struct {
 // health service and server reflection registered. a verifies each call's
 // credential (metadata "authorization: Bearer …") by the REST API's rules
 // (nil: every caller anonymous). opts come after these (a test's
-// interceptor runs inside them).
-func NewGRPCServer(docs *Service, log *slog.Logger, a *auth.Authenticator, opts ...grpc.ServerOption) *grpc.Server {
+// interceptor runs inside them). The health service is returned too: the
+// caller sets it NOT_SERVING (Shutdown) when it drains.
+func NewGRPCServer(docs *Service, log *slog.Logger, a *auth.Authenticator, opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
 	srv := grpc.NewServer(append([]grpc.ServerOption{
 		// Metrics outermost: they count the status code the client gets;
 		// the error mapping next, so that auth's errors get it too.
@@ -41,7 +42,7 @@ func NewGRPCServer(docs *Service, log *slog.Logger, a *auth.Authenticator, opts 
 	hs.SetServingStatus(pb.DocumentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
-	return srv
+	return srv, hs
 }
 
 // errorInterceptor maps *apperr.Error to a gRPC status in one place and

@@ -22,7 +22,7 @@ func grpcClient(t *testing.T, e *env) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := NewGRPCServer(e.svc, logging.Discard(), nil)
+	gs, _ := NewGRPCServer(e.svc, logging.Discard(), nil)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
 	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -43,9 +43,10 @@ type Service struct {
 	Balance     string      `yaml:"balance"`
 	HealthCheck HealthCheck `yaml:"health_check"`
 	Passive     Passive     `yaml:"passive"`
-	// Retries is how many other upstreams an idempotent request may be
-	// retried on after a connection error, or (without a body) after a
-	// busy answer (503/429 with Retry-After).
+	// Retries is how many other upstreams a request may be retried on:
+	// any request whose connection was never made (a dial error), and an
+	// idempotent one without a body after any connection error or a busy
+	// answer (503/429 with Retry-After).
 	Retries int `yaml:"retries"`
 	// PanicThreshold (percent, default 50) is Envoy's panic threshold: when
 	// fewer than this share of the upstreams are available, requests are

@@ -469,17 +469,74 @@ func deadURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-func TestOnlyIdempotentRequestsAreRetriedOnConnectionErrors(t *testing.T) {
+// hangUpURL accepts connections, reads what arrives and closes them
+// without an answer: the request reached an upstream, which may have acted
+// on it.
+// It counts the POSTs it received.
+func hangUpURL(t *testing.T) (string, *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var seen atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 4096)
+				n, _ := c.Read(buf)
+				if strings.HasPrefix(string(buf[:n]), "POST ") {
+					seen.Add(1)
+				}
+				c.Close()
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), &seen
+}
+
+// TestARequestThatNeverReachedAnUpstreamIsRetriedWhateverItsMethod: a
+// refused connection (an instance that has just stopped) is retried on
+// another upstream for every method, a POST with a body included, since
+// nothing reached an upstream; a POST whose connection was made and then
+// lost is not, since the upstream may have acted on it.
+func TestARequestThatNeverReachedAnUpstreamIsRetriedWhateverItsMethod(t *testing.T) {
 	b := newBackend(t, "b")
 	cfg := quietChecks(DefaultFor(map[string][]string{"document": {deadURL(t), b.srv.URL}, "signature": {b.srv.URL}, "search": {b.srv.URL}, "realtime": {b.srv.URL}}))
 	cfg.Services[0].Passive.Failures = 1000 // keep the dead one in rotation
-	_, gw := startGateway(t, cfg)
+	g, gw := startGateway(t, cfg)
 
-	for i := range 6 {
-		if resp, body := get(t, gw.Client(), gw.URL+"/documents"); resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %d: %d %s", i, resp.StatusCode, body)
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete} {
+		for i := range 4 {
+			req, _ := http.NewRequest(method, gw.URL+"/documents/x", strings.NewReader(`{"title":"t"}`))
+			resp, err := gw.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s %d: %d %s", method, i, resp.StatusCode, body)
+			}
+			if e := decodeEcho(t, body); e.Method != method {
+				t.Fatalf("%s %d reached b as %s", method, i, e.Method)
+			}
 		}
 	}
+	// Round robin sent every other request to the dead upstream: each was
+	// refused there and answered by b.
+	if dead := upstreamsOf(t, g, "document")[0]; dead.TotalFailures < 8 {
+		t.Fatalf("the dead upstream recorded %d failures; want every other of 20 requests refused there", dead.TotalFailures)
+	}
+
+	hangUp, seen := hangUpURL(t)
+	cfg = quietChecks(DefaultFor(map[string][]string{"document": {hangUp, b.srv.URL}, "signature": {b.srv.URL}, "search": {b.srv.URL}, "realtime": {b.srv.URL}}))
+	cfg.Services[0].Passive.Failures = 1000
+	_, gw = startGateway(t, cfg)
 	var ok, bad int
 	for range 6 {
 		resp, err := gw.Client().Post(gw.URL+"/documents", "application/json", strings.NewReader(`{}`))
@@ -496,22 +553,10 @@ func TestOnlyIdempotentRequestsAreRetriedOnConnectionErrors(t *testing.T) {
 			t.Fatalf("POST: %d", resp.StatusCode)
 		}
 	}
-	// Round robin sends half the POSTs to the dead upstream; a POST is
-	// never sent twice, so those fail with 502.
-	if ok != 3 || bad != 3 {
-		t.Fatalf("POSTs: %d ok, %d 502; want 3 and 3", ok, bad)
-	}
-	// A PUT with a body may be retried when the connection was never made.
-	for i := range 4 {
-		req, _ := http.NewRequest(http.MethodPut, gw.URL+"/documents/x", strings.NewReader(`{"title":"t"}`))
-		resp, err := gw.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("PUT %d: %d", i, resp.StatusCode)
-		}
+	// Round robin sends half the POSTs to the upstream that hangs up; they
+	// reached it, so they are never sent again and fail with 502.
+	if ok != 3 || bad != 3 || seen.Load() != 3 {
+		t.Fatalf("POSTs: %d ok, %d 502, %d received by the upstream that hangs up; want 3, 3 and 3", ok, bad, seen.Load())
 	}
 }
 

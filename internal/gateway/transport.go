@@ -16,17 +16,19 @@ import (
 // upstream here, rather than in Rewrite, lets a failed attempt move on to
 // another upstream.
 //
-// Retries: only idempotent methods, each on an upstream not yet tried. A
-// request without a body is retried after any transport error, and after a
-// busy answer (503/429 with Retry-After: the upstream shed it unprocessed);
-// one with a body only when the connection was never made (a dial error),
-// because only then is it certain that none of the body was consumed. The
-// last busy answer is passed to the client as it is.
+// Retries, each on an upstream not yet tried: any request, whatever its
+// method, when the connection was never made (a dial error: connection
+// refused by an instance that has just stopped, no route): nothing reached
+// an upstream, so nothing can have been done twice, and none of the body
+// was consumed. An idempotent request without a body is also retried after
+// any other transport error, and after a busy answer (503/429 with
+// Retry-After: the upstream shed it unprocessed). The last busy answer is
+// passed to the client as it is.
 func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	idempotent := isIdempotent(req.Method)
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	body := req.Body
-	if hasBody && idempotent && p.svc.Retries > 0 {
+	if hasBody && p.svc.Retries > 0 {
 		// http.Transport closes the body on failure; keep it open so a
 		// retry can still send it. The server closes the real body.
 		body = io.NopCloser(req.Body)
@@ -62,7 +64,7 @@ func (p *pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			p.recordResult(u, outcomeFailed, err.Error())
 			lastErr = err
-			if attempt < p.svc.Retries && idempotent && (!hasBody || isDialError(err)) {
+			if attempt < p.svc.Retries && (isDialError(err) || idempotent && !hasBody) {
 				continue
 			}
 			return nil, err

@@ -101,10 +101,20 @@ func probe(ctx context.Context, p func(context.Context) error) error {
 }
 
 // drainAware answers /health/ready with 503 once draining is set, so a
-// load balancer stops sending new requests while in-flight ones finish.
+// load balancer stops sending new requests while in-flight ones finish,
+// and closes each connection after its answer: a client holding a
+// keep-alive connection would otherwise keep using this instance until
+// the listener closes, and a request written on a connection the server
+// is closing is one the client cannot safely retry. Closing after an
+// answer (Connection: close) has no such race.
 func drainAware(draining *atomic.Bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if draining.Load() && r.URL.Path == "/health/ready" {
+		if !draining.Load() {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Connection", "close")
+		if r.URL.Path == "/health/ready" {
 			Respond(w, http.StatusServiceUnavailable, api.Health{Status: "draining"})
 			return
 		}

@@ -44,6 +44,12 @@ type ServerConfig struct {
 	// learns to come back instead of timing out in the accept backlog.
 	// 0: no cap.
 	MaxConns int
+	// ShutdownDrain is how long a listener keeps serving after SIGTERM
+	// while /health/ready answers 503, so that load balancers (the
+	// gateway's health checks, an orchestrator's readiness probe) take the
+	// instance out before it stops accepting: without it, requests routed
+	// in the meantime meet a closed port. 0: stop accepting at once.
+	ShutdownDrain time.Duration
 }
 
 // DefaultServerConfig is what RegisterFlags sets by default; tests and
@@ -58,6 +64,9 @@ func DefaultServerConfig() ServerConfig {
 		// Above the 10,000 concurrent WebSockets the realtime service (and
 		// the gateway in front of it) is built for.
 		MaxConns: 16384,
+		// Above the gateway's default detection time (two failed checks
+		// 2 s apart).
+		ShutdownDrain: 5 * time.Second,
 	}
 }
 
@@ -70,13 +79,22 @@ func (c *ServerConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.BodyGrace, "http-body-grace", d.BodyGrace, "time a request body may take before --http-body-min-rate applies")
 	fs.Int64Var(&c.MinBodyRate, "http-body-min-rate", d.MinBodyRate, "bytes per second a request body must average after --http-body-grace, else the connection is dropped; 0: no minimum")
 	fs.DurationVar(&c.IdleTimeout, "http-idle-timeout", d.IdleTimeout, "how long an idle keep-alive connection is kept")
+	fs.DurationVar(&c.ShutdownDrain, "shutdown-drain", d.ShutdownDrain, "after SIGTERM, how long services keep serving with /health/ready answering 503 (and gRPC health NOT_SERVING) before they stop accepting, so load balancers move traffic away first; 0: stop at once")
 	fs.IntVar(&c.MaxConns, "http-max-conns", d.MaxConns, "connections per HTTP listener (WebSockets included); above it new ones are answered 503 + Retry-After + Connection: close; 0: no cap")
 }
 
-// Serve serves h on ln under cfg until ctx is done, then stops accepting,
-// drains in-flight requests (up to ShutdownTimeout) and returns.
-// Long-lived connections (WebSockets) must watch ctx themselves.
+// Serve serves h on ln under cfg until ctx is done, then drains in two
+// steps: for cfg.ShutdownDrain it keeps serving with /health/ready
+// answering 503 and every answer closing its connection (so keep-alive
+// clients reconnect, through their balancer, elsewhere); then it stops
+// accepting, lets in-flight requests finish (up to ShutdownTimeout) and
+// returns. Long-lived connections (WebSockets) must watch ctx themselves.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, cfg ServerConfig) error {
+	return serve(ctx, ln, h, log, cfg, nil)
+}
+
+// serve is Serve; drained, if not nil, ends the drain period early (tests).
+func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, cfg ServerConfig, drained <-chan struct{}) error {
 	var draining atomic.Bool
 	if cfg.MaxConns > 0 {
 		ln = newCapListener(ln, cfg.MaxConns, log)
@@ -98,6 +116,18 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 	case <-ctx.Done():
 	}
 	draining.Store(true)
+	if cfg.ShutdownDrain > 0 {
+		log.Info("draining: unready, still serving", "addr", ln.Addr().String(), "for", cfg.ShutdownDrain)
+		t := time.NewTimer(cfg.ShutdownDrain)
+		select {
+		case <-t.C:
+		case <-drained:
+			t.Stop()
+		case err := <-errc:
+			t.Stop()
+			return err
+		}
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)

@@ -218,3 +218,84 @@ func TestConnectionCapAnswers503WithRetryAfter(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestSIGTERMGoesUnreadyThenKeepsServingThenStops: once ctx is done (the
+// process got SIGTERM), /health/ready answers 503 at once while other
+// requests are still served, each answer closing its connection; after
+// the drain period the port stops accepting and a request in flight when
+// the drain ended still gets its answer.
+func TestSIGTERMGoesUnreadyThenKeepsServingThenStops(t *testing.T) {
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	Routes(mux)
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		Respond(w, http.StatusOK, map[string]string{"slow": "done"})
+	})
+	mux.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) {
+		Respond(w, http.StatusOK, map[string]string{"x": "y"})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	cfg := edgeConfig()
+	cfg.ShutdownDrain = time.Hour // ended by the test: no wall-clock race
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	drained := make(chan struct{})
+	go func() { done <- serve(ctx, ln, mux, logging.Discard(), cfg, drained) }()
+
+	resp, err := http.Get(base + "/health/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("ready before SIGTERM: %d", resp.StatusCode)
+	}
+	slow := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(base + "/slow")
+		if err != nil {
+			slow <- 0
+			return
+		}
+		resp.Body.Close()
+		slow <- resp.StatusCode
+	}()
+	cancel()
+	testenv.WaitFor(t, "readiness to answer 503", func() bool {
+		resp, err := http.Get(base + "/health/ready")
+		if err != nil {
+			t.Fatalf("the port stopped accepting during the drain period: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+	resp, err = http.Get(base + "/x")
+	if err != nil {
+		t.Fatalf("a request during the drain period: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Fatalf("during the drain period: %d, Connection: close %v; want 200 and the connection closed", resp.StatusCode, resp.Close)
+	}
+
+	close(drained) // the drain period is over
+	testenv.WaitFor(t, "the port to stop accepting", func() bool {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	close(release)
+	if got := <-slow; got != http.StatusOK {
+		t.Fatalf("the request in flight when the drain ended: %d, want 200", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -72,7 +72,9 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 		ln = smallBufferListener{ln, o.sendBuffer}
 	}
 	done := make(chan error, 1)
-	go func() { done <- httpx.Serve(ctx, ln, srv, logging.Discard(), httpx.DefaultServerConfig()) }()
+	scfg := httpx.DefaultServerConfig()
+	scfg.ShutdownDrain = 0 // as the realtime module serves (see startRealtime)
+	go func() { done <- httpx.Serve(ctx, ln, srv, logging.Discard(), scfg) }()
 	go func() { _ = hub.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()

@@ -101,7 +101,7 @@ type docService struct {
 }
 
 func (d *docService) serve(ln net.Listener) {
-	gs := document.NewGRPCServer(d.svc, d.log, d.authn, d.opts...)
+	gs, _ := document.NewGRPCServer(d.svc, d.log, d.authn, d.opts...)
 	d.mu.Lock()
 	d.gs = gs
 	d.mu.Unlock()
