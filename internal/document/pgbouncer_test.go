@@ -3,9 +3,13 @@ package document
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/docstream/docstream/internal/localstack"
@@ -68,4 +72,106 @@ func TestDocumentAPIThroughPgBouncerTransactionPooling(t *testing.T) {
 	if len(ids) != workers*each {
 		t.Fatalf("%d ids", len(ids))
 	}
+}
+
+// TestLosingPgBouncerAnswers503WithRetryAfterNever500: under a steady load
+// of creates, updates, reads and lists, PgBouncer is killed and restarted. Every
+// answer is a success or a 503 carrying Retry-After: a lost database is
+// "retry later", never a 500 "internal error" (a client cannot tell the
+// second from a bug, and must not retry it blindly).
+func TestLosingPgBouncerAnswers503WithRetryAfterNever500(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) { losePgBouncer(t, sig) })
+	}
+}
+
+func losePgBouncer(t *testing.T, sig syscall.Signal) {
+	ctx := context.Background()
+	direct := testenv.Database(t)
+	u, err := url.Parse(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := localstack.StartPgBouncerFor(ctx, testenv.TempDir(t), testenv.Postgres(), strings.TrimPrefix(u.Path, "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	e := newEnvWith(t, b.URL(), DefaultConfig())
+	seed, code := e.tryCreate("seed")
+	if code != http.StatusCreated {
+		t.Fatalf("seed create: %d", code)
+	}
+
+	type answer struct {
+		what       string
+		status     int
+		retryAfter string
+		body       string
+	}
+	var mu sync.Mutex
+	var bad []answer
+	var ok, unavailable atomic.Int64
+	loadCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; loadCtx.Err() == nil; i++ {
+				var req *http.Request
+				switch (w + i) % 4 {
+				case 0:
+					req, _ = http.NewRequest("POST", e.srv.URL+"/documents",
+						strings.NewReader(`{"title":"during the outage","content":"x","created_by":"a@company.com"}`))
+					req.Header.Set("Content-Type", "application/json")
+				case 1:
+					// A fresh read each time: the cache would answer a repeated one.
+					req, _ = http.NewRequest("GET", e.srv.URL+"/documents/"+seed.ID+"/stats", nil)
+				case 2:
+					// An update is a transaction: its begin and commit meet the outage too.
+					req, _ = http.NewRequest("PATCH", e.srv.URL+"/documents/"+seed.ID, strings.NewReader(fmt.Sprintf(`{"title":"v%d-%d"}`, w, i)))
+					req.Header.Set("Content-Type", "application/json")
+				default:
+					req, _ = http.NewRequest("GET", e.srv.URL+"/documents?limit=5", nil)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					mu.Lock()
+					bad = append(bad, answer{what: req.Method + " " + req.URL.Path, body: err.Error()})
+					mu.Unlock()
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch {
+				case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated:
+					ok.Add(1)
+				case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+					unavailable.Add(1)
+				default:
+					mu.Lock()
+					bad = append(bad, answer{req.Method + " " + req.URL.Path, resp.StatusCode, resp.Header.Get("Retry-After"), string(body)})
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	testenv.WaitFor(t, "load before the outage", func() bool { return ok.Load() > 100 })
+	b.Kill(sig)
+	testenv.WaitFor(t, "answers during the outage", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return unavailable.Load()+int64(len(bad)) > 50
+	})
+	if err := b.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	back := ok.Load()
+	testenv.WaitFor(t, "successes after PgBouncer is back", func() bool { return ok.Load() > back+100 })
+	stop()
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Fatalf("%d answers neither a success nor 503 + Retry-After (of %d ok, %d 503); first ones: %+v",
+			len(bad), ok.Load(), unavailable.Load(), bad[:min(len(bad), 5)])
+	}
+	t.Logf("%d successes, %d × 503 with Retry-After, no other answer", ok.Load(), unavailable.Load())
 }

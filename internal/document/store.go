@@ -193,7 +193,9 @@ func (s *Store) Update(ctx context.Context, id string, in UpdateInput, keys []st
 		return postgres.Error(err, "update document "+id)
 	})
 	if err != nil {
-		return nil, 0, err
+		// Begin and commit fail outside the function: a lost connection
+		// there is as unavailable as in a statement.
+		return nil, 0, postgres.Error(err, "update document "+id)
 	}
 	return doc, s.walPosition(ctx), nil
 }

@@ -132,7 +132,10 @@ const WWWAuthenticate = `Bearer error="invalid_token"`
 func RespondErr(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e := apperr.As(err)
 	status := apperr.HTTPStatus(e.Code)
-	if status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+	// "Retry later" says when: a lost database, a dependency that is down,
+	// a shed request. A client (and the gateway) tells this apart from a
+	// failure by the header.
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
 	// RFC 6750 §3: a 401 names the scheme a client should retry with.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -19,6 +20,8 @@ type PgBouncer struct {
 	Port     int
 	pg       *Postgres
 	database string
+	bin      string
+	user     *user.User
 	proc     *proc
 }
 
@@ -87,19 +90,34 @@ pidfile = %[4]s/pgbouncer.pid
 	if err := chownTree(dir, u); err != nil {
 		return nil, err
 	}
-	b := &PgBouncer{Dir: dir, Port: port, pg: pg, database: database}
-	b.proc, err = startProc("pgbouncer", bin, []string{filepath.Join(dir, "pgbouncer.ini")}, filepath.Join(dir, "stdout.log"), u)
+	b := &PgBouncer{Dir: dir, Port: port, pg: pg, database: database, bin: bin, user: u}
+	return b, b.start(ctx)
+}
+
+func (b *PgBouncer) start(ctx context.Context) error {
+	var err error
+	b.proc, err = startProc("pgbouncer", b.bin, []string{filepath.Join(b.Dir, "pgbouncer.ini")}, filepath.Join(b.Dir, "stdout.log"), b.user)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	err = b.proc.waitReady(ctx, 20*time.Second, func(ctx context.Context) error {
+	return b.proc.waitReady(ctx, 20*time.Second, func(ctx context.Context) error {
 		c, err := pgx.Connect(ctx, b.URL())
 		if err != nil {
 			return err
 		}
 		return c.Close(ctx)
 	})
-	return b, err
+}
+
+// Kill stops pgbouncer with sig: SIGKILL as a crash or a lost host would
+// (connections and transactions in flight are cut), SIGTERM as an
+// operator's immediate shutdown (its clients are told, then cut).
+func (b *PgBouncer) Kill(sig syscall.Signal) { b.proc.stop(sig, 10*time.Second) }
+
+// Restart starts pgbouncer again, on the same port, after Stop or Kill.
+func (b *PgBouncer) Restart(ctx context.Context) error {
+	_ = os.Remove(filepath.Join(b.Dir, "pgbouncer.pid")) // a killed one leaves it
+	return b.start(ctx)
 }
 
 // URL connects to the database through PgBouncer.
