@@ -92,7 +92,7 @@ func TestMetricsChild(t *testing.T) {
 	c := parse(t, nil, "--data-dir", os.Getenv("DOCSTREAM_TEST_DIR"), "--database-url", os.Getenv("DOCSTREAM_TEST_DB"),
 		"--redis-url", os.Getenv("DOCSTREAM_TEST_REDIS"), "--bus-listen", "", "--targets", target,
 		"--document-addr", free(), "--document-grpc-addr", free(), "--cdc-addr", free(), "--cdc-slot", "metrics_child",
-		"--realtime-addr", free(), "--realtime-jwt-secret", strings.Repeat("s", 32))
+		"--realtime-addr", free(), "--realtime-jwt-secret", strings.Repeat("s", 32), "--shutdown-drain", "0")
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *System, 1)
 	done := make(chan error, 1)
