@@ -84,8 +84,9 @@ var (
 
 // startDev reads `docstream dev --help` for the listen-address flags of
 // every target this binary has (any flag ending in -addr, and --bus-listen),
-// gives each a free loopback port, and starts the system.
-func startDev(t *testing.T) *devSystem {
+// gives each a free loopback port, and starts the system with extra
+// flags appended.
+func startDev(t *testing.T, extra ...string) *devSystem {
 	t.Helper()
 	bin := docstreamBinary(t)
 	help, err := exec.Command(bin, "dev", "--help").CombinedOutput()
@@ -114,6 +115,7 @@ func startDev(t *testing.T) *devSystem {
 	if a, ok := d.addrs["document-grpc-addr"]; ok {
 		args = append(args, "--signature-document-grpc", a)
 	}
+	args = append(args, extra...)
 	for _, f := range []string{"gateway-addr", "gateway-admin-addr", "document-addr", "signature-addr", "realtime-addr"} {
 		if d.addrs[f] == "" {
 			t.Fatalf("dev has no --%s flag; flags found: %v", f, d.addrs)

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/client"
+	"github.com/docstream/docstream/proto/documentpb"
+)
+
+// TestRequiredModeAttackTable runs `docstream dev --auth-mode=required` and
+// attacks user A's private document as user B and without a valid token,
+// through the gateway and directly on each service's port (REST and the
+// document gRPC API): every attempt is refused, 401 for a bad or missing
+// credential, 404 for a document B may not see, 403 for signing as A on a
+// document B may sign. Then no token issued appears in any log line.
+func TestRequiredModeAttackTable(t *testing.T) {
+	d := startDev(t, "--auth-mode", "required", "--log-level", "debug")
+	ctx := context.Background()
+	anon := newClient(t, d.gateway)
+	issue := func(user, email string) string {
+		tk, err := anon.DevToken(ctx, user, email)
+		if err != nil {
+			t.Fatalf("dev token for %s: %v", user, err)
+		}
+		return tk.AccessToken
+	}
+	alice, bob := issue("alice", "alice@example.com"), issue("bob", "bob@example.com")
+	// Tokens no deployment key signed: another secret, alg none, expired
+	// by the dev issuer's own claims but another key.
+	forged := func(claims jwt.MapClaims, m jwt.SigningMethod, key any) string {
+		s, err := jwt.NewWithClaims(m, claims).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	now := time.Now()
+	wrongKey := forged(jwt.MapClaims{"sub": "alice", "exp": now.Add(time.Hour).Unix()}, jwt.SigningMethodHS256, []byte("not-the-deployment-secret-at-all"))
+	none := forged(jwt.MapClaims{"sub": "alice", "exp": now.Add(time.Hour).Unix()}, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType)
+	issued := []string{alice, bob, wrongKey, none}
+
+	as := func(base, tok string) *client.Client {
+		c, err := client.New(base, client.WithToken(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	word := "zanzibar" + hex.EncodeToString(randBytes(4))
+	doc, err := as(d.gateway, alice).CreateDocument(ctx, api.CreateDocumentRequest{Title: "Merger " + word, Content: "private terms " + word, CreatedBy: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A's own search sees it (the index has it) before B is refused it.
+	if res, err := as(d.gateway, alice).Search(ctx, api.SearchRequest{Query: word, MinLSN: doc.CommitLSN}); err != nil || res.Total != 1 {
+		t.Fatalf("alice's own search: %+v %v", res, err)
+	}
+
+	type target struct{ name, docs, sigs, search, realtime string }
+	targets := []target{
+		{"gateway", d.gateway, d.gateway, d.gateway, d.gateway},
+		{"direct", d.document, d.sig, "http://" + d.addrs["search-addr"], "http://" + d.addrs["realtime-addr"]},
+	}
+	for _, tg := range targets {
+		// No or bad credentials: 401 with the challenge, on every service.
+		for _, cred := range []struct{ name, header string }{
+			{"no token", ""}, {"a token of another key", "Bearer " + wrongKey}, {"alg none", "Bearer " + none},
+			{"not a bearer", "Basic YWxpY2U6YWxpY2U="}, {"a revoked or unknown API key", "Bearer dsk_unknown_key"},
+		} {
+			for _, u := range []string{tg.docs + "/documents", tg.docs + "/documents/" + doc.ID, tg.sigs + "/documents/" + doc.ID + "/signatures",
+				tg.search + "/search?q=" + word, tg.realtime + "/ws/" + doc.ID} {
+				t.Run(tg.name+"/"+cred.name+"/"+strings.SplitN(strings.TrimPrefix(u, "http://"), "/", 2)[1], func(t *testing.T) {
+					req, _ := http.NewRequest("GET", u, nil)
+					if cred.header != "" {
+						req.Header.Set("Authorization", cred.header)
+					}
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
+						t.Fatalf("%d %q, want 401 with the challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+					}
+				})
+			}
+		}
+
+		// B against A's private document.
+		docsB, sigsB, searchB := as(tg.docs, bob), as(tg.sigs, bob), as(tg.search, bob)
+		notFound := func(err error) bool { return apperr.CodeOf(err) == apperr.NotFound }
+		cases := []struct {
+			name    string
+			attempt func() error
+			refused func(error) bool
+		}{
+			{"read", func() error { _, err := docsB.GetDocument(ctx, doc.ID); return err }, notFound},
+			{"download", func() error { _, err := docsB.DocumentContent(ctx, doc.ID); return err }, notFound},
+			{"stats", func() error { _, err := docsB.DocumentStats(ctx, doc.ID); return err }, notFound},
+			{"list", func() error {
+				list, err := docsB.ListDocuments(ctx, api.ListOptions{})
+				if err != nil {
+					return err
+				}
+				if slices.ContainsFunc(list, func(x api.Document) bool { return x.ID == doc.ID }) {
+					return nil // listed: not refused
+				}
+				return apperr.E(apperr.NotFound, "not listed")
+			}, notFound},
+			{"search", func() error {
+				res, err := searchB.Search(ctx, api.SearchRequest{Query: word, MinLSN: doc.CommitLSN})
+				if err != nil {
+					return err
+				}
+				if res.Total != 0 || len(res.Documents) != 0 {
+					return nil
+				}
+				return apperr.E(apperr.NotFound, "no hit")
+			}, notFound},
+			{"suggest", func() error {
+				res, err := searchB.Suggest(ctx, api.SuggestRequest{Query: "Merger " + word[:6], MinLSN: doc.CommitLSN})
+				if err != nil {
+					return err
+				}
+				if len(res.Suggestions) != 0 {
+					return nil
+				}
+				return apperr.E(apperr.NotFound, "no suggestion")
+			}, notFound},
+			{"aggregations", func() error {
+				res, err := searchB.Aggregate(ctx, api.AggregationRequest{Field: api.AggregateStatus, Query: word, MinLSN: doc.CommitLSN})
+				if err != nil {
+					return err
+				}
+				if len(res.Values) != 0 {
+					return nil
+				}
+				return apperr.E(apperr.NotFound, "no bucket")
+			}, notFound},
+			{"signatures of the document", func() error { _, err := sigsB.DocumentSignatures(ctx, doc.ID); return err }, notFound},
+			{"edit", func() error {
+				_, err := docsB.UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "pwned"})
+				return err
+			}, notFound},
+			{"delete", func() error { return docsB.DeleteDocument(ctx, doc.ID) }, notFound},
+			{"sign", func() error {
+				_, err := sigsB.CreateSignature(ctx, api.CreateSignatureRequest{DocumentID: doc.ID, SignerEmail: "bob@example.com", SignerName: "Bob", SignatureData: "data:image/png;base64,AAAA"})
+				return err
+			}, notFound},
+		}
+		for _, tc := range cases {
+			t.Run(tg.name+"/B may not "+tc.name, func(t *testing.T) {
+				if err := tc.attempt(); err == nil || !tc.refused(err) {
+					t.Fatalf("not refused as expected: %v", err)
+				}
+			})
+		}
+	}
+
+	// gRPC, directly on the document service: no credential 401, B's 404.
+	conn, err := grpc.NewClient(d.addrs["document-grpc-addr"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	g := documentpb.NewDocumentServiceClient(conn)
+	for _, tc := range []struct {
+		name string
+		tok  string
+		want codes.Code
+	}{{"no token", "", codes.Unauthenticated}, {"a token of another key", wrongKey, codes.Unauthenticated}, {"B", bob, codes.NotFound}, {"A", alice, codes.OK}} {
+		t.Run("grpc/"+tc.name, func(t *testing.T) {
+			cctx := ctx
+			if tc.tok != "" {
+				cctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tc.tok)
+			}
+			_, err := g.GetDocument(cctx, &documentpb.GetDocumentRequest{DocumentId: doc.ID})
+			if status.Code(err) != tc.want {
+				t.Fatalf("%v, want %v", err, tc.want)
+			}
+			if tc.tok != "" && tc.want != codes.OK {
+				_, err := g.UpdateDocumentStatus(cctx, &documentpb.UpdateDocumentStatusRequest{DocumentId: doc.ID, Status: "signed"})
+				if status.Code(err) != tc.want {
+					t.Fatalf("status update: %v, want %v", err, tc.want)
+				}
+			}
+		})
+	}
+
+	// Signing as A: A lets B sign; B's signature naming A's email is 403,
+	// B's own goes through.
+	if _, _, err := as(d.gateway, alice).ShareDocument(ctx, doc.ID, api.ShareRequest{Grantee: "user:bob", Level: "sign"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range targets {
+		_, err := as(tg.sigs, bob).CreateSignature(ctx, api.CreateSignatureRequest{DocumentID: doc.ID, SignerEmail: "alice@example.com", SignerName: "Alice", SignatureData: "data:image/png;base64,AAAA"})
+		if apperr.CodeOf(err) != apperr.Forbidden {
+			t.Fatalf("%s: B signing as A: %v, want 403", tg.name, err)
+		}
+	}
+	sig, err := as(d.gateway, bob).CreateSignature(ctx, api.CreateSignatureRequest{DocumentID: doc.ID, SignerEmail: "bob@example.com", SignerName: "Bob", SignatureData: "data:image/png;base64,AAAA"})
+	if err != nil || sig.SignerEmail != "bob@example.com" {
+		t.Fatalf("B signing as B once shared: %+v %v", sig, err)
+	}
+	// A share to sign does not let B edit or delete.
+	if _, err := as(d.document, bob).UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "pwned"}); apperr.CodeOf(err) != apperr.Forbidden {
+		t.Fatalf("B editing with a sign share: %v, want 403", err)
+	}
+
+	// No credential issued in this test reached a log line (query strings
+	// included): the request log names principals, never tokens.
+	logs := d.output.String()
+	if !strings.Contains(logs, `"principal":"user:bob"`) {
+		t.Fatal("the request log does not name the principal")
+	}
+	for _, tok := range issued {
+		if strings.Contains(logs, tok) {
+			t.Fatalf("a token reached the log: %.16s…", tok)
+		}
+	}
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
