@@ -22,6 +22,7 @@ import (
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
 	pb "github.com/docstream/docstream/proto/documentpb"
 )
 
@@ -600,4 +601,117 @@ func cdcUpdate(t *testing.T, r *Record) bus.Message {
 		"source": map[string]any{"lsn": 1 << 40, "ts_ms": time.Now().UnixMilli(), "snapshot": "false"}}
 	b, _ := json.Marshal(env)
 	return bus.Message{Value: b, Key: []byte(`{"id":"` + r.ID + `"}`)}
+}
+
+// The attack table's core through the real authenticator (HS256 tokens,
+// the REST middleware and the gRPC interceptor), as `docstream serve`
+// wires the document service: no token is 401, B's token sees nothing of
+// A's document until A shares it, and again nothing once A revokes it,
+// with the cache warm; no token reaches the log.
+func TestAccessThroughTheAuthenticator(t *testing.T) {
+	ctx := context.Background()
+	var logs testenv.SyncBuffer
+	log := logging.New(&logs, "debug")
+	cfg := auth.DefaultConfig()
+	cfg.Mode = string(auth.ModeRequired)
+	cfg.JWTSecret = strings.Repeat("0123456789", 4)
+	authn, err := auth.New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(sub string, admin bool) string {
+		raw, _, err := auth.Mint(cfg, auth.TokenRequest{Subject: sub, Email: sub + "@company.com", EmailVerified: true, Admin: admin, TTL: time.Hour}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	aliceTok, bobTok, rootTok := mint("alice", false), mint("bob", false), mint("root", true)
+
+	e := newEnv(t)
+	e.svc.SetMode(auth.ModeRequired)
+	dcfg := noProxies()
+	dcfg.Auth = authn
+	srv := httptest.NewServer(NewServer(e.svc, dcfg, log))
+	t.Cleanup(srv.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := NewGRPCServer(e.svc, log, authn)
+	go gs.Serve(ln)
+	t.Cleanup(gs.Stop)
+	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	gc := pb.NewDocumentServiceClient(cc)
+	withTok := func(tok string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+	}
+	do := func(tok, method, path string, body, out any) int {
+		var h []string
+		if tok != "" {
+			h = []string{"Authorization", "Bearer " + tok}
+		}
+		return testenv.Do(t, method, srv.URL+path, body, out, h...).StatusCode
+	}
+
+	var d Document
+	if code := do(aliceTok, "POST", "/documents", map[string]any{"title": "Private", "content": "x", "created_by": "mallory@company.com"}, &d); code != http.StatusCreated || d.Owner != "user:alice" || d.CreatedBy != "alice@company.com" {
+		t.Fatalf("create: %d %+v", code, d)
+	}
+	for range 2 {
+		if code := do(aliceTok, "GET", "/documents/"+d.ID, nil, nil); code != http.StatusOK {
+			t.Fatalf("owner GET: %d", code)
+		}
+	}
+	if code := do("", "GET", "/documents/"+d.ID, nil, nil); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", code)
+	}
+	bobSees := func() (rest int, grpcCode codes.Code, listed bool) {
+		rest = do(bobTok, "GET", "/documents/"+d.ID, nil, nil)
+		_, err := gc.GetDocument(withTok(bobTok), &pb.GetDocumentRequest{DocumentId: d.ID})
+		var docs []Document
+		do(bobTok, "GET", "/documents", nil, &docs)
+		return rest, status.Code(err), slices.ContainsFunc(docs, func(x Document) bool { return x.ID == d.ID })
+	}
+	if rest, gcode, listed := bobSees(); rest != http.StatusNotFound || gcode != codes.NotFound || listed {
+		t.Fatalf("bob before a share: %d %v %v", rest, gcode, listed)
+	}
+	for _, p := range []string{"/content", "/stats", "/shares"} {
+		if code := do(bobTok, "GET", "/documents/"+d.ID+p, nil, nil); code != http.StatusNotFound {
+			t.Fatalf("bob GET %s: %d", p, code)
+		}
+	}
+	if code := do(bobTok, "DELETE", "/documents/"+d.ID, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("bob DELETE: %d", code)
+	}
+	if _, err := gc.UpdateDocumentStatus(withTok(bobTok), &pb.UpdateDocumentStatusRequest{DocumentId: d.ID, Status: "signed"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("bob sets signed over gRPC: %v", err)
+	}
+	if code := do(aliceTok, "POST", "/documents/"+d.ID+"/shares", api.ShareRequest{Grantee: "email:bob@company.com", Level: "view"}, nil); code != http.StatusOK {
+		t.Fatalf("share: %d", code)
+	}
+	if rest, gcode, listed := bobSees(); rest != http.StatusOK || gcode != codes.OK || !listed {
+		t.Fatalf("bob with a share: %d %v %v", rest, gcode, listed)
+	}
+	if code := do(bobTok, "PATCH", "/documents/"+d.ID, map[string]any{"title": "Bob's"}, nil); code != http.StatusForbidden {
+		t.Fatalf("bob PATCH with view: %d", code)
+	}
+	if code := do(aliceTok, "DELETE", "/documents/"+d.ID+"/shares/email:bob@company.com", nil, nil); code != http.StatusNoContent {
+		t.Fatalf("unshare: %d", code)
+	}
+	if rest, gcode, listed := bobSees(); rest != http.StatusNotFound || gcode != codes.NotFound || listed {
+		t.Fatalf("bob after the revocation: %d %v %v", rest, gcode, listed)
+	}
+	if code := do(rootTok, "GET", "/documents/"+d.ID, nil, nil); code != http.StatusOK {
+		t.Fatalf("admin GET: %d", code)
+	}
+	for _, tok := range []string{aliceTok, bobTok, rootTok} {
+		if strings.Contains(logs.String(), tok) {
+			t.Fatal("a token reached the log")
+		}
+	}
 }
