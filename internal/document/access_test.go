@@ -638,7 +638,7 @@ func TestAccessThroughTheAuthenticator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := NewGRPCServer(e.svc, log, authn)
+	gs, _ := NewGRPCServer(e.svc, log, authn)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
 	cc, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -23,7 +23,7 @@ import (
 // Until the authenticator's middleware and gRPC credential are wired, the
 // principal travels in a test-only header (HTTP) and metadata key (gRPC)
 // as JSON: the client side forwards auth.FromContext, as the real
-// credential will (the caller's own, or the service's for asService).
+// credential will (the caller's own, or the service's for Service.asService).
 const testPrincipal = "x-test-principal"
 
 func principalJSON(p auth.Principal) string {

@@ -118,3 +118,52 @@ func TestSigningThroughTheAuthenticator(t *testing.T) {
 		}
 	}
 }
+
+// Open mode needs no secret at all: the status update (inline, and the
+// outbox's retry) goes as an anonymous caller, which open mode allows,
+// instead of asking for a service credential there is no key to sign.
+func TestOpenModeAppliesSignaturesWithoutAnyAuthSecret(t *testing.T) {
+	ctx := context.Background()
+	cfg := auth.DefaultConfig()
+	cfg.Mode = string(auth.ModeOpen)
+	authn, err := auth.New(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	e.doc.stopGRPC()
+	e.doc.authn = authn
+	e.doc.startGRPC(t)
+	conn, err := Dial(e.doc.addr, grpc.WithPerRPCCredentials(authn.ClientCredentials("signature")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	svc := NewService(NewStore(e.pool), documentpb.NewDocumentServiceClient(conn), e.sigs,
+		Options{CallTimeout: time.Second, Retries: 1, RetryBackoff: 20 * time.Millisecond}, testLog())
+	svc.SetMode(auth.ModeOpen)
+	scfg := DefaultConfig()
+	scfg.Auth = authn
+	sig := httptest.NewServer(NewServer(svc, scfg, testLog()))
+	t.Cleanup(sig.Close)
+
+	d := e.createDocument(t, "Open", "x")
+	var s api.Signature
+	if r := testenv.Do(t, "POST", sig.URL+"/signatures", map[string]any{"document_id": d.ID, "signer_email": "a@b.co", "signer_name": "A"}, &s); r.StatusCode != http.StatusCreated || s.DocumentStatusUpdate != UpdateApplied {
+		t.Fatalf("inline: %d %+v", r.StatusCode, s)
+	}
+	d2 := e.createDocument(t, "Open, retried", "x")
+	e.doc.stopGRPC()
+	if r := testenv.Do(t, "POST", sig.URL+"/signatures", map[string]any{"document_id": d2.ID, "signer_email": "a@b.co", "signer_name": "A"}, &s); r.StatusCode != http.StatusCreated || s.DocumentStatusUpdate != UpdatePending {
+		t.Fatalf("while down: %d %+v", r.StatusCode, s)
+	}
+	e.doc.startGRPC(t)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = NewReconciler(svc, ReconcilerOptions{Interval: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}).Run(rctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	e.waitStatus(t, d2.ID, "signed", 20*time.Second)
+}

@@ -82,8 +82,13 @@ var Principal = auth.Principal{Kind: auth.KindService, Subject: "signature"}
 // of the request's values ride along, so the gRPC client's per-call
 // credential finds no caller credential to forward and presents the
 // service's own (as for any background work), and the service principal
-// is what the context says.
-func asService(ctx context.Context) context.Context {
+// is what the context says. In open mode the call goes as an anonymous
+// caller instead, which open mode lets do anything: a deployment without a
+// secret to sign service credentials with still applies its signatures.
+func (s *Service) asService(ctx context.Context) context.Context {
+	if !s.required() {
+		return auth.WithCredential(auth.WithPrincipal(valueless{ctx}, auth.Anonymous), auth.Credential{})
+	}
 	return auth.WithPrincipal(valueless{ctx}, Principal)
 }
 
@@ -260,7 +265,7 @@ func (s *Service) apply(ctx context.Context, path string, u pendingUpdate, b ret
 		cctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
 		defer cancel()
 		// As the service, not the signer: see Principal.
-		_, err := s.docs.UpdateDocumentStatus(asService(cctx), &documentpb.UpdateDocumentStatusRequest{DocumentId: u.DocumentID, Status: u.Status})
+		_, err := s.docs.UpdateDocumentStatus(s.asService(cctx), &documentpb.UpdateDocumentStatusRequest{DocumentId: u.DocumentID, Status: u.Status})
 		if transient(err) {
 			return retry.RetryableError(err)
 		}
