@@ -379,3 +379,54 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out after %v waiting for %s", d, what)
 }
+
+// TestPublishingResumesAsSoonAsTheServerIsBack stops the only server for a
+// few seconds while a publisher retries: every attempt fails within the
+// publish timeout (none waits out the caller's 30 s deadline), and the
+// first publish after the server is back succeeds within about one retry.
+func TestPublishingResumesAsSoonAsTheServerIsBack(t *testing.T) {
+	srv, err := localstack.StartNATSServer(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	b := connect(t, srv.URL(), busnats.Options{PublishTimeout: time.Second, RequestTimeout: time.Second})
+	if err := b.Publish(context.Background(), change(0)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	var restarting atomic.Int64 // when the server was started again (Unix ns)
+	go func() {
+		time.Sleep(5 * time.Second)
+		restarting.Store(time.Now().UnixNano())
+		if err := srv.Start(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	var longest time.Duration
+	for n := 1; ; n++ {
+		began := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := b.Publish(ctx, change(n))
+		cancel()
+		longest = max(longest, time.Since(began))
+		if err == nil {
+			break
+		}
+		if time.Since(began) > 20*time.Second {
+			t.Fatalf("a publish attempt waited %v", time.Since(began))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if restarting.Load() == 0 {
+		t.Fatal("publish succeeded while the server was down")
+	}
+	after := time.Since(time.Unix(0, restarting.Load()))
+	t.Logf("server down 5 s; longest attempt %v; published %v after it was back", longest.Round(time.Millisecond), after.Round(time.Millisecond))
+	if longest > 3*time.Second {
+		t.Fatalf("one publish attempt took %v: it must fail within the publish timeout (1 s) and be retried", longest)
+	}
+	if after > 5*time.Second {
+		t.Fatalf("published %v after the server was back; want about one retry", after)
+	}
+}
