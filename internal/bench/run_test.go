@@ -137,6 +137,9 @@ func TestOnlySuccessCountsAsThroughput(t *testing.T) {
 	if rep.OK == 0 || rep.Errors["503"] == 0 || rep.Errors["transport"] == 0 || rep.OK+rep.Errors["503"]+rep.Errors["transport"] != rep.Requests {
 		t.Fatalf("ok %d errors %v of %d", rep.OK, rep.Errors, rep.Requests)
 	}
+	if rep.LatencyOK.P50 <= 0 || rep.LatencyOK.Max > rep.Latency.Max || rep.Endpoints[0].LatencyOK.P99 <= 0 {
+		t.Fatalf("2xx latency %+v beside every answer's %+v", rep.LatencyOK, rep.Latency)
+	}
 	if rep.Throughput != float64(rep.OK)/rep.Seconds {
 		t.Fatalf("throughput %.1f counts more than the 2xx answers", rep.Throughput)
 	}
