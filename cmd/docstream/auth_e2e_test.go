@@ -102,6 +102,23 @@ func TestRequiredModeAttackTable(t *testing.T) {
 			}
 		}
 
+		// A forged token in a handshake's query: 401, and (checked below)
+		// the query string is in no log line.
+		t.Run(tg.name+"/a forged query token on a handshake", func(t *testing.T) {
+			req, _ := http.NewRequest("GET", tg.realtime+"/ws/"+doc.ID+"?token="+wrongKey, nil)
+			for k, v := range map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="} {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("%d, want 401", resp.StatusCode)
+			}
+		})
+
 		// B against A's private document.
 		docsB, sigsB, searchB := as(tg.docs, bob), as(tg.sigs, bob), as(tg.search, bob)
 		notFound := func(err error) bool { return apperr.CodeOf(err) == apperr.NotFound }
