@@ -21,7 +21,9 @@ import (
 
 // whoServer answers GetDocument with the caller's principal key in
 // created_by.
-type whoServer struct{ pb.UnimplementedDocumentServiceServer }
+type whoServer struct {
+	pb.UnimplementedDocumentServiceServer
+}
 
 func (whoServer) GetDocument(ctx context.Context, _ *pb.GetDocumentRequest) (*pb.DocumentResponse, error) {
 	p := auth.FromContext(ctx)
