@@ -152,7 +152,7 @@ func Modules() []*Module {
 		{
 			Name:     "realtime",
 			Deps:     []string{"cdc"},
-			Needs:    []Resource{Bus, Auth},
+			Needs:    []Resource{PGPool, Bus, Auth},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Realtime.RegisterFlags(fs) },
 			Metrics:  realtime.RegisterMetrics,
 			Validate: func(c *Config) error { return c.Realtime.Validate() },
@@ -377,7 +377,17 @@ func startRealtime(ctx context.Context, c *Config, r *Resources) error {
 	opts := c.Realtime.Hub
 	opts.Bus, opts.Log = b, log
 	h := realtime.NewHub(opts)
-	handler := realtime.NewServer(h, a, realtime.ServerConfig{Dev: c.Shared.Dev, OriginPatterns: c.Realtime.OriginPatterns(), Log: log})
+	scfg := realtime.ServerConfig{Dev: c.Shared.Dev, OriginPatterns: c.Realtime.OriginPatterns(), Log: log}
+	if a.Mode() == auth.ModeRequired {
+		// Subscriptions are authorised against the documents table; in
+		// open mode nothing is checked and no database is needed.
+		pool, err := r.Pool(ctx)
+		if err != nil {
+			return err
+		}
+		scfg.Access = realtime.NewPGAccess(pool)
+	}
+	handler := realtime.NewServer(h, a, scfg)
 	r.Go("realtime hub", h.Run)
 	r.Go("realtime http", func(ctx context.Context) error {
 		// No drain period: the hub closes every WebSocket (1001) as soon as

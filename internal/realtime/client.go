@@ -19,6 +19,9 @@ type client struct {
 	// expires is when the token runs out (zero: never); the connection is
 	// then closed with 1008.
 	expires time.Time
+	// viewer is whom the client watches as; set before it subscribes and
+	// constant after (access.go).
+	viewer viewer
 
 	// queue holds encoded messages for the writer. Live fan-out only ever
 	// tries to send (never blocks); a replay blocks on it.
@@ -67,9 +70,10 @@ func (c *client) kick(why closeCode) {
 	})
 }
 
-// deliver queues a live event without blocking.
+// deliver queues a live event without blocking; nothing once the client
+// is kicked (a revoked subscriber gets nothing after the revocation).
 func (c *client) deliver(ev Event) {
-	if ev.Position != 0 && ev.Position <= c.skip {
+	if ev.Position != 0 && ev.Position <= c.skip || c.isKicked() {
 		return
 	}
 	for _, f := range ev.Frames {
@@ -79,6 +83,15 @@ func (c *client) deliver(ev Event) {
 			c.overflow()
 			return
 		}
+	}
+}
+
+func (c *client) isKicked() bool {
+	select {
+	case <-c.kicked:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -175,6 +188,11 @@ func (c *client) writeLoop(ctx context.Context) {
 			continue
 		case frame = <-c.control:
 		case frame = <-c.queue:
+		}
+		if c.isKicked() {
+			// select picks among ready cases at random: a kick (a
+			// revocation above all) wins over frames still queued.
+			return
 		}
 		wctx, cancel := context.WithTimeout(context.Background(), o.WriteTimeout)
 		err := c.ws.Write(wctx, websocket.MessageText, frame)

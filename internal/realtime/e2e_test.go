@@ -42,8 +42,12 @@ func (p *pipeline) setTitle(t testing.TB, id, title string) {
 
 // startInstance is a realtime service consuming the pipeline's bus, with
 // its live consumer running.
+//
+// It runs in open mode: these tests subscribe before the document exists,
+// as the reference's clients may; in required mode a subscription needs a
+// document the caller may view (access_test.go).
 func (p *pipeline) startInstance(t testing.TB) *testServer {
-	s := startServer(t, serverOpts{hub: Options{Bus: p.Bus}})
+	s := startServer(t, serverOpts{hub: Options{Bus: p.Bus}, open: true})
 	testenv.WaitFor(t, "live consumers", func() bool { return s.hub.Ready(context.Background()) == nil })
 	return s
 }

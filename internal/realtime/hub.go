@@ -49,6 +49,10 @@ var (
 		Name: "docstream_realtime_messages_sent_total",
 		Help: "Messages written to WebSocket clients.",
 	})
+	revoked = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "docstream_realtime_revoked_total",
+		Help: "Subscriptions closed with 1008 because the document's readers no longer include the subscriber.",
+	})
 	eventsConsumed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_realtime_events_total",
 		Help: "Change events consumed from the bus, by topic.",
@@ -163,6 +167,17 @@ func (h *Hub) Dispatch(ev Event) {
 	if ev.Position != 0 {
 		h.lastPos = ev.Position
 		h.lastLSN = ev.LSN
+	}
+	// A change of the document's readers that leaves a subscriber out
+	// ends its subscription before anything of the event reaches it, in
+	// replay or not (access.go).
+	if ev.HasReaders {
+		for c := range h.docs[ev.DocumentID] {
+			if !c.viewer.mayView(ev.Readers) {
+				revoked.Inc()
+				c.kick(closeRevoked)
+			}
+		}
 	}
 	// Clients still replaying see every event (to learn where live
 	// delivery begins) and buffer their document's; see replay.go.
@@ -293,6 +308,6 @@ var registerMetrics sync.Once
 // to call more than once.
 func RegisterMetrics() {
 	registerMetrics.Do(func() {
-		prometheus.MustRegister(connectionsGauge, documentsGauge, queueDrops, reaped, messagesSent, eventsConsumed)
+		prometheus.MustRegister(connectionsGauge, documentsGauge, queueDrops, reaped, messagesSent, revoked, eventsConsumed)
 	})
 }

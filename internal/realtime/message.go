@@ -55,6 +55,11 @@ type Event struct {
 	Position   uint64 // bus position: orders the topic
 	LSN        uint64
 	Frames     [][]byte // encoded Messages, in order; may be empty
+	// Readers are the document's readers after the change (before it, for
+	// a delete), when the event carries them (HasReaders): what live
+	// revocation and replay filtering judge by (access.go).
+	Readers    []string
+	HasReaders bool
 }
 
 // Decode turns a bus message into an Event. A change that clients are not
@@ -81,6 +86,7 @@ func Decode(m bus.Message) (Event, error) {
 		return ev, fmt.Errorf("realtime: map %s@%d: %w", m.Topic, m.Position, err)
 	}
 	ev.DocumentID = docID
+	ev.Readers, ev.HasReaders = readersOf(m.Topic, env)
 	for _, msg := range msgs {
 		msg.LSN = ev.LSN
 		b, err := json.Marshal(msg)
@@ -194,8 +200,31 @@ func documentData(d change.Document) DocumentData {
 	}
 }
 
-// ignoredColumns change on every update and say nothing by themselves.
-var ignoredColumns = map[string]bool{"status": true, "version": true, "updated_at": true}
+// ignoredColumns change on every update and say nothing by themselves,
+// or are not the document's content: a change of who may read it (owner,
+// readers, access_version: a share or a revocation) is no edit, and
+// naming it would tell every subscriber that access changed.
+var ignoredColumns = map[string]bool{"status": true, "version": true, "updated_at": true, "owner": true, "readers": true, "access_version": true}
+
+// readersOf returns the readers of the row a documents event leaves (the
+// row before a delete), and whether the row carries them at all (rows
+// captured before access control, and other topics, do not).
+func readersOf(topic string, env change.Envelope) ([]string, bool) {
+	if topic != bus.TopicDocuments {
+		return nil, false
+	}
+	raw := env.After
+	if env.Op == change.OpDelete {
+		raw = env.Before
+	}
+	var row struct {
+		Readers *[]string `json:"readers"`
+	}
+	if ok, err := change.Row(raw, &row); !ok || err != nil || row.Readers == nil {
+		return nil, false
+	}
+	return *row.Readers, true
+}
 
 // changedColumns lists the columns (other than ignoredColumns) whose JSON
 // value differs between two rows, sorted, so new columns count too.

@@ -131,7 +131,9 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 				caughtUp = true
 			} else {
 				st.seen = ev.Position
-				if ev.DocumentID == c.doc {
+				// History from while the subscriber was not a reader
+				// stays untold.
+				if ev.DocumentID == c.doc && c.viewer.mayViewEvent(ev) {
 					frames = ev.Frames
 				}
 				caughtUp = st.known && st.seen >= st.boundary

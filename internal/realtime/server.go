@@ -24,7 +24,10 @@ type ServerConfig struct {
 	// the URL, a header or the subprotocol, never in cookies, so another
 	// origin cannot ride on a user's session (no cross-site hijacking).
 	OriginPatterns []string
-	Log            *slog.Logger
+	// Access is where a subscription is authorised in required mode
+	// (access.go); nil there refuses every subscription with 503.
+	Access DocumentAccess
+	Log    *slog.Logger
 }
 
 // Server is the realtime HTTP service: WS /ws/{document_id}, GET /stats,
@@ -72,7 +75,9 @@ func Routes() []string { return httpx.Patterns(routeTable) }
 // handleWebSocket upgrades after checking the document id (400) and since
 // (422); the middleware has checked the credential before (401 in required
 // mode or for a bad one; anonymous in open mode), so a refused handshake
-// says nothing about the document.
+// says nothing about the document. In required mode the caller must then
+// be allowed to view the document: 404 otherwise, as for one that does
+// not exist (access.go).
 func (s *Server) handleWebSocket() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		docID, err := validate.ID("document", r.PathValue("document_id"))
@@ -95,6 +100,11 @@ func (s *Server) handleWebSocket() http.Handler {
 			httpx.RespondErr(w, r, s.log, apperr.E(apperr.Unavailable, "replay (since) needs the event bus"))
 			return
 		}
+		v, err := s.authorize(r.Context(), p, docID)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
 		opts := &websocket.AcceptOptions{
 			OriginPatterns:     s.cfg.OriginPatterns,
 			InsecureSkipVerify: len(s.cfg.OriginPatterns) == 0,
@@ -113,8 +123,21 @@ func (s *Server) handleWebSocket() http.Handler {
 		s.hub.clients.Add(1)
 		defer s.hub.clients.Done()
 		c := newClient(s.hub, ws, docID, cred.Expires)
+		c.viewer = v
 		if !s.hub.subscribe(c, since) {
 			since = nil // nothing to replay
+		}
+		if v.restricted {
+			// Again, now that the hub shows this client every event: a
+			// revocation committed since the first check is either seen
+			// here or dispatched to the client from now on.
+			if _, err := s.authorize(r.Context(), p, docID); err != nil {
+				why := closeRevoked
+				if apperr.CodeOf(err) == apperr.Unavailable {
+					why = closeCode{code: websocket.StatusTryAgainLater, reason: "access cannot be checked"}
+				}
+				c.kick(why)
+			}
 		}
 		s.log.DebugContext(r.Context(), "websocket connected", "document_id", c.doc, "principal", p.Key(), "since", since)
 		c.run(r.Context(), since)

@@ -57,6 +57,11 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !o.open && o.cfg.Access == nil {
+		// Required mode authorises subscriptions: every document exists
+		// and the tests' own user (s.token's u1) may view it.
+		o.cfg.Access = fakeAccess{def: []string{"user:u1"}}
+	}
 	o.hub = withDefaults(o.hub)
 	o.hub.Log = logging.Discard()
 	hub := NewHub(o.hub)
