@@ -220,6 +220,8 @@ func TestRealSharesAuthoriseAndRevokeSubscriptions(t *testing.T) {
 	doc := uuid.NewString()
 	p.Exec(t, `INSERT INTO documents.documents (id, title, content_size, s3_key, created_by, owner, readers)
 		VALUES ($1, 'Merger plan', 5, $2, 'alice@x.com', 'user:alice', '{user:alice}')`, doc, doc+"/content")
+	// Let the live consumer pass the insert: it is no part of this test.
+	testenv.WaitFor(t, "the insert dispatched", func() bool { return s.hub.Stats(0).Consumer.Events >= 1 })
 	// As the document service's shares do: readers rewritten, version kept.
 	share := func(readers string) {
 		p.Exec(t, `UPDATE documents.documents SET readers = $2::text[], access_version = access_version + 1 WHERE id = $1`, doc, readers)
