@@ -90,6 +90,15 @@ var golden = map[string]any{
 			InFlight: 3, LastCheck: &created, LastCheckErr: "GET /health/ready: context deadline exceeded",
 			LastProxyErr: "dial tcp 127.0.0.1:8005: connect: connection refused", TotalRequests: 1200, TotalFailures: 3}},
 	}}},
+	"api_key_created": api.CreatedAPIKey{
+		APIKey: api.APIKey{ID: "5f0c3e9a1b2d4c6e", Name: "ci-uploader", Scopes: []string{"read", "write"}, CreatedBy: "user:admin-1",
+			CreatedAt: created, ExpiresAt: &signed},
+		Key: "dsk_5f0c3e9a1b2d4c6e_abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrst",
+	},
+	"api_keys": api.APIKeys{Keys: []api.APIKey{
+		{ID: "5f0c3e9a1b2d4c6e", Name: "ci-uploader", Scopes: []string{"read", "write"}, CreatedBy: "user:admin-1",
+			CreatedAt: created, ExpiresAt: &signed, LastUsedAt: &signed, RevokedAt: &signed},
+	}},
 	"health_live": api.Health{Status: "ok"},
 	"health_ready": api.Health{Status: "degraded", Checks: map[string]api.CheckResult{
 		"postgres": {Status: "ok"}, "redis": {Status: "down", Error: "dial tcp 127.0.0.1:6379: connect: connection refused"},

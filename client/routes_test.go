@@ -18,6 +18,7 @@ import (
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/client"
+	"github.com/docstream/docstream/internal/apikey"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/realtime"
@@ -57,6 +58,9 @@ var fixture = map[string]string{
 	"GET /status":                             "gateway_status",
 	"GET /routes":                             "gateway_routes",
 	"GET /upstreams":                          "gateway_upstreams",
+	"POST /apikeys":                           "api_key_created",
+	"GET /apikeys":                            "api_keys",
+	"DELETE /apikeys/{id}":                    "",
 }
 
 // TestEveryRouteHasAClientMethod serves every route the services and the
@@ -67,7 +71,7 @@ var fixture = map[string]string{
 // method — or if a method was left out of the table below.
 func TestEveryRouteHasAClientMethod(t *testing.T) {
 	var routes []string
-	for _, rs := range [][]string{document.Routes(), signature.Routes(), search.Routes(), realtime.Routes(), gateway.AdminRoutes(), healthRoutes} {
+	for _, rs := range [][]string{document.Routes(), apikey.Routes(), signature.Routes(), search.Routes(), realtime.Routes(), gateway.AdminRoutes(), healthRoutes} {
 		for _, r := range rs {
 			if !slices.Contains(routes, r) {
 				routes = append(routes, r)
@@ -97,7 +101,7 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 				}
 				_ = c.Write(r.Context(), websocket.MessageText, readGolden(t, "message_document_signed"))
 				c.Close(websocket.StatusNormalClosure, "done")
-			case "DELETE /documents/{id}", "DELETE /documents/{id}/shares/{grantee}":
+			case "DELETE /documents/{id}", "DELETE /documents/{id}/shares/{grantee}", "DELETE /apikeys/{id}":
 				w.WriteHeader(http.StatusNoContent)
 			case "GET /documents/{id}/content":
 				w.Header().Set("Content-Type", "text/plain")
@@ -184,7 +188,13 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 		"GatewayRoutes":    func() error { _, err := c.GatewayRoutes(ctx); return err },
 		"GatewayUpstreams": func() error { _, err := c.GatewayUpstreams(ctx); return err },
 		"Live":             func() error { _, err := c.Live(ctx); return err },
-		"Ready":            func() error { _, err := c.Ready(ctx); return err },
+		"CreateAPIKey": func() error {
+			_, err := c.CreateAPIKey(ctx, api.CreateAPIKeyRequest{Name: "n", Scopes: []string{api.ScopeRead}})
+			return err
+		},
+		"ListAPIKeys":  func() error { _, err := c.ListAPIKeys(ctx); return err },
+		"RevokeAPIKey": func() error { return c.RevokeAPIKey(ctx, "5f0c3e9a1b2d4c6e") },
+		"Ready":        func() error { _, err := c.Ready(ctx); return err },
 	}
 
 	typ := reflect.TypeOf(c)

@@ -107,7 +107,8 @@ func validateAuth(c *Config, chosen []*Module, in func(string) bool) error {
 	if c.Auth.ModeOf() != auth.ModeRequired || !verifies {
 		return nil
 	}
-	if !c.Auth.CanVerify() && apiKeys == nil {
+	// API keys verify callers only where the process reaches PostgreSQL.
+	if !c.Auth.CanVerify() && (apiKeys == nil || c.Shared.DatabaseURL == "") {
 		return errors.New("--auth-mode=required but nothing can verify a caller: set --auth-jwt-secret (AUTH_JWT_SECRET) or --auth-jwks-url (AUTH_JWKS_URL) for your identity provider, or run with --auth-mode=open (the behaviour before required became serve's default)")
 	}
 	if in("signature") && c.Auth.JWTSecret == "" && c.Auth.ServiceSecret == "" {

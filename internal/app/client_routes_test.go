@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/docstream/docstream/internal/apikey"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/logging"
@@ -32,7 +33,7 @@ func TestTheGatewayRoutesEveryServiceRoute(t *testing.T) {
 	var reached string
 	upstreams := map[string][]string{}
 	services := map[string][]string{
-		"document":  document.Routes(),
+		"document":  append(document.Routes(), apikey.Routes()...),
 		"signature": signature.Routes(),
 		"search":    search.Routes(),
 		"realtime":  realtime.Routes(),

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/docstream/docstream/internal/apikey"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/cdc"
@@ -41,6 +42,9 @@ type Shared struct {
 	Admission httpx.AdmissionConfig
 	// HTTP is the timeouts and connection cap of every HTTP listener.
 	HTTP httpx.ServerConfig
+	// APIKey is the API key verifier every service runs (and the
+	// document service's /apikeys).
+	APIKey apikey.Config
 	// Dev is set by `docstream dev`: development conveniences (GET
 	// /auth/token, a generated JWT secret, open mode by default).
 	Dev bool
@@ -49,7 +53,7 @@ type Shared struct {
 func defaultShared() Shared {
 	return Shared{DataDir: "./var", DBMaxConns: 20, BusListen: "127.0.0.1:4250", BusMaxAge: bus.DefaultMaxAge, BusSync: "batch", BusReplicas: 1,
 		BusPublishTimeout: 5 * time.Second, BusStallTimeout: 30 * time.Second, LogLevel: "info", Migrate: true,
-		HTTP: httpx.DefaultServerConfig()}
+		HTTP: httpx.DefaultServerConfig(), APIKey: apikey.DefaultConfig()}
 }
 
 // RegisterFlags registers the shared resources' flags, defaulting to c's
@@ -73,6 +77,7 @@ func (c *Shared) RegisterFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "apply pending schema migrations at start")
 	c.Admission.RegisterFlags(fs)
 	c.HTTP.RegisterFlags(fs)
+	c.APIKey.RegisterFlags(fs)
 }
 
 // Validate refuses shared settings nothing can run with, naming the flag.
@@ -95,7 +100,7 @@ func (c *Shared) Validate() error {
 	if c.BusStallTimeout <= 0 {
 		return fmt.Errorf("--bus-stall-timeout must be > 0, got %v", c.BusStallTimeout)
 	}
-	return nil
+	return c.APIKey.Validate()
 }
 
 func (c *Shared) directURL() string {

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
+	"github.com/docstream/docstream/internal/apikey"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/cdc"
@@ -80,14 +81,16 @@ func Modules() []*Module {
 		{
 			Name: "document",
 			// The bus only for the cache invalidator (see Wire).
-			Needs:    []Resource{PGPool, Redis, BucketOf(document.Bucket), Bus, Auth},
+			Needs:    []Resource{PGPool, Redis, BucketOf(document.Bucket), Bus, Auth, APIKeys},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Document.RegisterFlags(fs) },
 			Metrics:  document.RegisterMetrics,
 			Validate: func(c *Config) error { return c.Document.Validate() },
 			Ports: func(c *Config) []Port {
 				return []Port{{Name: "document", Addr: c.Document.Addr, HTTP: true}, {Name: "document-grpc", Addr: c.Document.GRPCAddr, GRPC: true}}
 			},
-			Routes: []gateway.Route{{Name: "documents", Paths: []string{"/documents"}}},
+			// The document service owns PostgreSQL, so it also serves the
+			// administration of API keys (internal/apikey).
+			Routes: []gateway.Route{{Name: "documents", Paths: []string{"/documents"}}, {Name: "apikeys", Paths: []string{"/apikeys"}}},
 			Wire: func(c *Config, in func(string) bool) {
 				// The invalidator consumes cdc.documents. A bus of its own
 				// (embedded, no cdc target beside it) would never carry
@@ -223,7 +226,14 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 	svc.SetMode(authn.Mode())
 	cfg.Admission = httpx.NewAdmission("document", c.Shared.Admission)
 	cfg.Auth = authn
-	handler := document.NewServer(svc, cfg, log)
+	keys, err := r.APIKeys(ctx)
+	if err != nil {
+		return err
+	}
+	kcfg := c.Shared.APIKey
+	kcfg.Auth, kcfg.AdminOpen, kcfg.Admission = authn, authn.AdminOpen(), cfg.Admission
+	keyAPI := apikey.NewServer(apikey.NewService(apikey.NewStore(pool), keys, kcfg, log), kcfg, log)
+	handler := apikey.Mount(keyAPI, document.NewServer(svc, cfg, log))
 	r.Go("document http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
 	gs, health := document.NewGRPCServer(svc, log, authn)
 	if longest, ok := longestCreate(c.Document.MaxUpload, c.Shared.HTTP); !ok || c.Document.Sweep.Grace <= longest {

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/docstream/docstream/internal/apikey"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/bus"
@@ -43,12 +44,21 @@ const (
 	// Auth is the authenticator every service's middleware and gRPC
 	// interceptor verify credentials with (--auth-*).
 	Auth Resource = "auth"
+	// APIKeys is the process's one API key verifier, over the query pool;
+	// nil when no --database-url is set (API keys are then refused).
+	APIKeys Resource = "api key verifier"
 )
 
 // apiKeys returns the verifier of API keys the authenticator consults
-// (auth.KeyVerifier), or nil while there is none: API keys are then
-// refused. The API key module sets it.
-var apiKeys func(ctx context.Context, s *System) (auth.KeyVerifier, error)
+// (auth.KeyVerifier): the process's one *apikey.Verifier over the query
+// pool, or nil without --database-url (API keys are then refused).
+var apiKeys = func(ctx context.Context, s *System) (auth.KeyVerifier, error) {
+	v, err := s.openAPIKeys(ctx)
+	if v == nil || err != nil {
+		return nil, err // never a typed nil in the interface
+	}
+	return v, nil
+}
 
 // BucketOf is the object storage bucket name, as a resource.
 func BucketOf(name string) Resource { return Resource("bucket " + name) }
@@ -68,6 +78,7 @@ type System struct {
 	buckets   map[string]*blob.Bucket
 	bus       bus.Bus
 	index     search.Index
+	keys      *apikey.Verifier
 	listeners map[string]net.Listener
 	ports     []boundPort // in binding order, for the banner
 	closers   []func() error
@@ -204,6 +215,29 @@ func (s *System) openIndex(ctx context.Context) (search.Index, error) {
 	s.index = x
 	s.closers = append(s.closers, x.Close)
 	return x, nil
+}
+
+// openAPIKeys returns the process's one API key verifier: shared by every
+// module's authenticator, so a key revoked through this process's REST API
+// is refused by all of them at once (and by other processes within
+// --apikey-cache-ttl). nil without --database-url.
+func (s *System) openAPIKeys(ctx context.Context) (*apikey.Verifier, error) {
+	s.mu.Lock()
+	keys, url := s.keys, s.cfg.DatabaseURL
+	s.mu.Unlock()
+	if keys != nil || url == "" {
+		return keys, nil
+	}
+	pool, err := s.openPool(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys == nil {
+		s.keys = apikey.NewVerifier(apikey.NewStore(pool), s.cfg.APIKey, s.log)
+	}
+	return s.keys, nil
 }
 
 // bind listens on every port now, so a port clash fails start-up before
@@ -388,6 +422,15 @@ func (r *Resources) Auth(ctx context.Context) (*auth.Authenticator, error) {
 		return nil, err
 	}
 	return r.sys.openAuth(ctx)
+}
+
+// APIKeys is the process's API key verifier (APIKeys); nil when no
+// --database-url is set. A nil *apikey.Verifier refuses every key.
+func (r *Resources) APIKeys(ctx context.Context) (*apikey.Verifier, error) {
+	if err := r.need(APIKeys); err != nil {
+		return nil, err
+	}
+	return r.sys.openAPIKeys(ctx)
 }
 
 // Listener is the module's bound port name (one of its row's Ports).

@@ -94,7 +94,7 @@ func (a *Authenticator) Middleware(h http.Handler, publicPrefixes ...string) htt
 		if err != nil {
 			// The cause (why the token was refused) is for the operator
 			// at debug; it never holds the token.
-			a.log.DebugContext(ctx, "credential refused", "path", r.URL.Path, "err", err)
+			a.log.DebugContext(ctx, "credential refused", "path", httpx.LogPath(r.URL.Path), "err", err)
 			httpx.RespondErr(w, r, a.log, err)
 			return
 		}

@@ -154,7 +154,7 @@ func RespondErr(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		if e.Code == apperr.Internal {
 			level = slog.LevelError
 		}
-		log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", err)
+		log.Log(r.Context(), level, "request failed", "method", r.Method, "path", LogPath(r.URL.Path), "code", e.Code, "err", err)
 	}
 	Respond(w, status, apperr.Body{Error: *e})
 }

@@ -67,7 +67,7 @@ func Wrap(service string, log *slog.Logger, h http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				log.ErrorContext(r.Context(), "panic serving request", "panic", p, "path", r.URL.Path)
+				log.ErrorContext(r.Context(), "panic serving request", "panic", p, "path", LogPath(r.URL.Path))
 				if !sw.wrote {
 					RespondErr(sw, r, log, apperr.E(apperr.Internal, "internal error"))
 				}
@@ -80,7 +80,7 @@ func Wrap(service string, log *slog.Logger, h http.Handler) http.Handler {
 			requests.WithLabelValues(service, r.Method, route, strconv.Itoa(sw.status)).Inc()
 			latency.WithLabelValues(service, r.Method, route).Observe(d.Seconds())
 			if !strings.HasPrefix(r.URL.Path, "/health/") && r.URL.Path != "/metrics" {
-				log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
+				log.DebugContext(r.Context(), "request", "method", r.Method, "path", LogPath(r.URL.Path),
 					"status", sw.status, "duration_ms", float64(d.Microseconds())/1000)
 			}
 		}()
