@@ -22,6 +22,16 @@ const (
 	CommitLSNHeader = "X-Commit-LSN"
 	// MinLSNHeader is the header form of search's min_lsn parameter.
 	MinLSNHeader = "X-Min-LSN"
+	// IdempotencyKeyHeader (draft-ietf-httpapi-idempotency-key-header) on
+	// POST /documents makes a retried create safe: the same key with the
+	// same request, within a day, answers the first create's answer and
+	// creates nothing; with a different request, 422; while the first is
+	// still in progress, 409. At most 255 visible ASCII characters, bare
+	// or as a quoted structured-field string.
+	IdempotencyKeyHeader = "Idempotency-Key"
+	// IdempotentReplayedHeader is "true" on an answer that repeats the
+	// first answer to the same Idempotency-Key.
+	IdempotentReplayedHeader = "Idempotent-Replayed"
 )
 
 // ListOptions pages GET /documents and GET /signatures, newest first.

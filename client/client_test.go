@@ -364,3 +364,64 @@ func TestAFailedWatchDialDoesNotShowTheToken(t *testing.T) {
 		t.Fatalf("the error does not show where the token was (want REDACTED): %v", err)
 	}
 }
+
+// TestACreateWhoseAnswerWasLostIsRetriedWithTheSameKey: the server commits
+// the first create and the connection drops before the answer; the client
+// sends it again with the same Idempotency-Key and returns the document
+// the server answers (the first one, replayed), never erroring and never
+// asking for a second.
+func TestACreateWhoseAnswerWasLostIsRetriedWithTheSameKey(t *testing.T) {
+	var mu sync.Mutex
+	var keys []string
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /documents", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, r.Header.Get(api.IdempotencyKeyHeader))
+		n := len(keys)
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch n {
+		case 1: // committed, then the answer is lost
+			c, _, _ := http.NewResponseController(w).Hijack()
+			c.Close()
+		case 2: // "retry later"
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":{"code":"unavailable","message":"database unavailable","details":[]}}`)
+		default: // the first create's answer, replayed
+			w.Header().Set(api.IdempotentReplayedHeader, "true")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, `{"id":"01a2","title":"Lease","version":1}`)
+		}
+	})
+	c := fake(t, mux)
+	d, err := c.CreateDocument(context.Background(), api.CreateDocumentRequest{Title: "Lease", Content: "x", CreatedBy: "a@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ID != "01a2" {
+		t.Fatalf("id %q", d.ID)
+	}
+	if len(keys) != 3 || keys[0] == "" || keys[1] != keys[0] || keys[2] != keys[0] {
+		t.Fatalf("Idempotency-Key of each attempt: %q; want one key, sent three times", keys)
+	}
+	// A mistake is not retried, and each create has its own key.
+	mux2 := http.NewServeMux()
+	var calls int
+	mux2.HandleFunc("POST /documents", func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		keys = append(keys, r.Header.Get(api.IdempotencyKeyHeader))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		io.WriteString(w, `{"error":{"code":"validation","message":"title: is required","details":[]}}`)
+	})
+	c = fake(t, mux2)
+	if _, err := c.CreateDocument(context.Background(), api.CreateDocumentRequest{}); apperr.CodeOf(err) != apperr.Validation || calls != 1 {
+		t.Fatalf("err %v after %d calls; want validation after 1", err, calls)
+	}
+	if keys[3] == keys[0] {
+		t.Fatal("two creates sent the same key")
+	}
+}

@@ -2,6 +2,9 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/apperr"
 )
 
 // Written is a document as a write (create, update) returned it, with
@@ -27,8 +31,57 @@ type Written struct {
 
 // CreateDocument creates a document from inline content
 // (POST /documents, JSON). Larger files go through UploadDocument.
+//
+// It sends an Idempotency-Key of its own and, when no answer came (the
+// connection was lost: the create may or may not have committed), or the
+// answer was "retry later" (503) or "still in progress" (409), sends the
+// same request with the same key again, up to createAttempts times in
+// all: the server answers a repeat with the first create's document, so a
+// retry never makes a second one.
 func (c *Client) CreateDocument(ctx context.Context, req api.CreateDocumentRequest) (*Written, error) {
-	return c.write(ctx, http.MethodPost, "/documents", req, nil)
+	h := http.Header{api.IdempotencyKeyHeader: {newIdempotencyKey()}}
+	var err error
+	for attempt := range createAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, errors.Join(ctx.Err(), err)
+			case <-time.After(time.Duration(attempt) * createBackoff):
+			}
+		}
+		var w *Written
+		if w, err = c.write(ctx, http.MethodPost, "/documents", req, h); err == nil || !retryableCreate(ctx, err) {
+			return w, err
+		}
+	}
+	return nil, err
+}
+
+// createAttempts and createBackoff bound CreateDocument's retries: 0.5 s,
+// then 1 s, about the Retry-After the services send.
+const (
+	createAttempts = 3
+	createBackoff  = 500 * time.Millisecond
+)
+
+// retryableCreate: no answer (and the caller has not given up), or an
+// answer that says "retry".
+func retryableCreate(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var ae *apperr.Error
+	if !errors.As(err, &ae) {
+		return true // transport: the answer was lost
+	}
+	return ae.Code == apperr.Unavailable || ae.Code == apperr.Conflict
+}
+
+// newIdempotencyKey is 128 random bits, hex.
+func newIdempotencyKey() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // Upload is a document uploaded as multipart/form-data.
@@ -45,6 +98,11 @@ type Upload struct {
 	FileType string
 	// Content is streamed: it is never held in memory whole.
 	Content io.Reader
+	// IdempotencyKey is sent as Idempotency-Key (empty: a random one).
+	// A streamed upload cannot be replayed by the client; a caller that
+	// retries one after a lost answer passes the same key again, and gets
+	// the first upload's document rather than a second one.
+	IdempotencyKey string
 }
 
 // UploadDocument creates a document by streaming u.Content as a multipart
@@ -55,7 +113,12 @@ func (c *Client) UploadDocument(ctx context.Context, u Upload) (*Written, error)
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	go func() { pw.CloseWithError(writeForm(mw, u)) }()
-	resp, err := c.send(ctx, request{method: http.MethodPost, path: "/documents", body: pr, contentType: mw.FormDataContentType()})
+	key := u.IdempotencyKey
+	if key == "" {
+		key = newIdempotencyKey()
+	}
+	resp, err := c.send(ctx, request{method: http.MethodPost, path: "/documents", body: pr, contentType: mw.FormDataContentType(),
+		header: http.Header{api.IdempotencyKeyHeader: {key}}})
 	// Unblock the writer if the request ended before reading the whole form.
 	pr.CloseWithError(io.ErrClosedPipe)
 	if err != nil {

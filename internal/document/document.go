@@ -98,6 +98,9 @@ type CreateInput struct {
 	// owner is the creator's principal key, filled in by the service from
 	// the request's principal, never from the body.
 	owner string
+	// IdempotencyKey, if set, makes the create happen at most once for
+	// this key and caller (see api.IdempotencyKeyHeader).
+	IdempotencyKey string
 }
 
 // Validate checks the fields, naming every offending one.

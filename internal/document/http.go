@@ -90,18 +90,24 @@ const maxCreateBody = 2*MaxJSONContent + 64<<10
 func (s *Server) handleCreate() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		var (
-			doc *Created
-			err error
-		)
+		// Before the body: a bad key is refused without reading it.
+		key, err := httpx.IdempotencyKey(r)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		var doc *Created
 		if mt == "multipart/form-data" {
-			doc, err = s.createMultipart(w, r)
+			doc, err = s.createMultipart(w, r, key)
 		} else {
-			doc, err = s.createJSON(w, r)
+			doc, err = s.createJSON(w, r, key)
 		}
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
+		}
+		if doc.Replayed {
+			w.Header().Set(api.IdempotentReplayedHeader, "true")
 		}
 		w.Header().Set("Location", "/documents/"+doc.ID)
 		setVersionHeaders(w, doc)
@@ -109,7 +115,7 @@ func (s *Server) handleCreate() http.Handler {
 	})
 }
 
-func (s *Server) createJSON(w http.ResponseWriter, r *http.Request) (*Created, error) {
+func (s *Server) createJSON(w http.ResponseWriter, r *http.Request, key string) (*Created, error) {
 	// Reading the body is not CPU: give the write slot back meanwhile.
 	var req createRequest
 	var err error
@@ -119,7 +125,8 @@ func (s *Server) createJSON(w http.ResponseWriter, r *http.Request) (*Created, e
 	if err != nil {
 		return nil, err
 	}
-	in := s.docs.asCaller(r.Context(), CreateInput{Title: deref(req.Title), CreatedBy: deref(req.CreatedBy), ContentType: normalizeContentType(deref(req.ContentType))})
+	in := s.docs.asCaller(r.Context(), CreateInput{Title: deref(req.Title), CreatedBy: deref(req.CreatedBy), ContentType: normalizeContentType(deref(req.ContentType)),
+		IdempotencyKey: key})
 	var fields []apperr.FieldError
 	if req.Content == nil {
 		fields = append(fields, apperr.FieldError{Field: "content", Message: "is required"})
@@ -142,13 +149,13 @@ func (s *Server) createJSON(w http.ResponseWriter, r *http.Request) (*Created, e
 // holding the whole file in memory. Form fields may come before or after the
 // file: the row is inserted, and the fields validated, once the form ends;
 // if that fails the stored content is removed again.
-func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request) (*Created, error) {
+func (s *Server) createMultipart(w http.ResponseWriter, r *http.Request, key string) (*Created, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload+1<<20)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return nil, apperr.E(apperr.Invalid, "malformed multipart body: %v", err)
 	}
-	var in CreateInput
+	in := CreateInput{IdempotencyKey: key}
 	var up *Upload
 	discard := func() {
 		if up != nil {

@@ -2,6 +2,7 @@ package document
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/testenv"
 )
@@ -114,15 +116,21 @@ func losePgBouncer(t *testing.T, sig syscall.Signal) {
 	var ok, unavailable atomic.Int64
 	loadCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	var confirmed sync.Map // idempotency key → id, for creates answered 201
 	for w := range 8 {
 		wg.Go(func() {
+			pending := "" // a keyed create not answered 201 yet: retried with its key
 			for i := 0; loadCtx.Err() == nil; i++ {
 				var req *http.Request
 				switch (w + i) % 4 {
 				case 0:
+					if pending == "" {
+						pending = fmt.Sprintf("keyed-%d-%d", w, i)
+					}
 					req, _ = http.NewRequest("POST", e.srv.URL+"/documents",
-						strings.NewReader(`{"title":"during the outage","content":"x","created_by":"a@company.com"}`))
+						strings.NewReader(`{"title":"`+pending+`","content":"x","created_by":"a@company.com"}`))
 					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set(api.IdempotencyKeyHeader, pending)
 				case 1:
 					// A fresh read each time: the cache would answer a repeated one.
 					req, _ = http.NewRequest("GET", e.srv.URL+"/documents/"+seed.ID+"/stats", nil)
@@ -143,7 +151,13 @@ func losePgBouncer(t *testing.T, sig syscall.Signal) {
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				switch {
-				case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated:
+				case resp.StatusCode == http.StatusCreated:
+					ok.Add(1)
+					var d Document
+					_ = json.Unmarshal(body, &d)
+					confirmed.Store(pending, d.ID)
+					pending = ""
+				case resp.StatusCode == http.StatusOK:
 					ok.Add(1)
 				case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
 					unavailable.Add(1)
@@ -173,5 +187,35 @@ func losePgBouncer(t *testing.T, sig syscall.Signal) {
 		t.Fatalf("%d answers neither a success nor 503 + Retry-After (of %d ok, %d 503); first ones: %+v",
 			len(bad), ok.Load(), unavailable.Load(), bad[:min(len(bad), 5)])
 	}
-	t.Logf("%d successes, %d × 503 with Retry-After, no other answer", ok.Load(), unavailable.Load())
+	// Creates retried with their key after a 503 (some of which committed
+	// before PgBouncer went: ambiguous to the client) made one document each.
+	rows, err := e.pool.Query(ctx, `SELECT title, count(*), min(id::text) FROM documents.documents WHERE title LIKE 'keyed-%' GROUP BY title`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	firsts := map[string]string{}
+	for rows.Next() {
+		var title, id string
+		var n int
+		if err := rows.Scan(&title, &n, &id); err != nil {
+			t.Fatal(err)
+		}
+		counts[title], firsts[title] = n, id
+	}
+	rows.Close()
+	keys := 0
+	confirmed.Range(func(k, v any) bool {
+		keys++
+		if counts[k.(string)] != 1 || firsts[k.(string)] != v.(string) {
+			t.Errorf("create %s: %d documents (first %s), answered %s; want exactly the one answered", k, counts[k.(string)], firsts[k.(string)], v)
+		}
+		return true
+	})
+	for title, n := range counts {
+		if n > 1 {
+			t.Errorf("create %s made %d documents", title, n)
+		}
+	}
+	t.Logf("%d successes, %d × 503 with Retry-After, no other answer; %d keyed creates, each made once", ok.Load(), unavailable.Load(), keys)
 }

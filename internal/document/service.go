@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -20,6 +21,7 @@ import (
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/auth"
 	blobstore "github.com/docstream/docstream/internal/blob"
+	"github.com/docstream/docstream/internal/postgres"
 )
 
 // Service holds the document use cases. Its fields are the only things it
@@ -45,6 +47,9 @@ func (s *Service) SetMode(m auth.Mode) { s.mode = m }
 type Created struct {
 	*Document
 	LSN uint64 `json:"-"`
+	// Replayed: the create's Idempotency-Key had already answered this
+	// request; Document is that first answer and nothing was created.
+	Replayed bool `json:"-"`
 }
 
 // Create stores content under a new id and then inserts the row in one
@@ -140,16 +145,37 @@ func (s *Service) Commit(ctx context.Context, u *Upload, in CreateInput) (*Creat
 	}
 	var out *Document
 	var lsn uint64
+	var replayed bool
 	if err == nil {
-		out, lsn, err = s.store.Insert(ctx, &Document{ID: u.ID, Title: in.Title, ContentType: u.ContentType,
+		d := &Document{ID: u.ID, Title: in.Title, ContentType: u.ContentType,
 			ContentSize: u.Size, S3Key: u.Key, Status: StatusCreated, CreatedBy: in.CreatedBy, ContentSHA256: u.SHA256,
-			Owner: in.owner})
+			Owner: in.owner}
+		if in.IdempotencyKey == "" {
+			out, lsn, err = s.store.Insert(ctx, d)
+		} else {
+			out, replayed, lsn, err = s.store.InsertOnce(ctx, d, createKey(in, u))
+		}
+	}
+	if err != nil || replayed {
+		s.Discard(ctx, u)
 	}
 	if err != nil {
-		s.Discard(ctx, u)
 		return nil, err
 	}
-	return &Created{Document: out, LSN: lsn}, nil
+	return &Created{Document: out, LSN: lsn, Replayed: replayed}, nil
+}
+
+// createKey is a create's idempotency key: scoped to the route and the
+// caller, its fingerprint what the create asked for (the content by its
+// hash, as the bytes are not kept), so a retry with another title or file
+// is told apart from a repeat.
+func createKey(in CreateInput, u *Upload) postgres.IdempotencyKey {
+	h := sha256.New()
+	for _, f := range []string{in.Title, in.CreatedBy, u.ContentType, u.SHA256, strconv.FormatInt(u.Size, 10)} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	return postgres.IdempotencyKey{Scope: "POST /documents " + in.owner, Key: in.IdempotencyKey, Fingerprint: h.Sum(nil)}
 }
 
 // Discard removes uploaded content that will not become a document.

@@ -2,6 +2,7 @@ package document
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -64,22 +65,68 @@ func scanRecord(row pgx.Row) (*Record, error) {
 // Insert stores a new row in one statement (one transaction, one CDC event)
 // and returns it with the WAL insert position after its commit.
 func (s *Store) Insert(ctx context.Context, d *Document) (*Document, uint64, error) {
+	out, err := insert(ctx, s.pool, d)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, s.walPosition(ctx), nil
+}
+
+// InsertOnce is Insert under an idempotency key, in one transaction with
+// the key's record: when the key already answered the same request, it
+// returns that answer's document and replayed true, and inserts nothing
+// (see postgres.ClaimIdempotencyKey for the other outcomes).
+func (s *Store) InsertOnce(ctx context.Context, d *Document, k postgres.IdempotencyKey) (out *Document, replayed bool, lsn uint64, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		first, err := postgres.ClaimIdempotencyKey(ctx, tx, k)
+		if err != nil {
+			return err
+		}
+		if first != nil {
+			replayed = true
+			out = new(Document)
+			if err := json.Unmarshal(first, out); err != nil {
+				return apperr.Wrap(apperr.Internal, err, "internal error")
+			}
+			return nil
+		}
+		if out, err = insert(ctx, tx, d); err != nil {
+			return err
+		}
+		resp, err := json.Marshal(out)
+		if err != nil {
+			return apperr.Wrap(apperr.Internal, err, "internal error")
+		}
+		return postgres.SaveIdempotencyKey(ctx, tx, k, resp)
+	})
+	if err != nil {
+		return nil, false, 0, postgres.Error(err, "insert document")
+	}
+	return out, replayed, s.walPosition(ctx), nil
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func insert(ctx context.Context, q querier, d *Document) (*Document, error) {
 	// The owner is the first reader; an anonymous document has none (in
 	// required mode only admins see it).
 	var owner *string
 	if d.Owner != "" {
 		owner = &d.Owner
 	}
-	row := s.pool.QueryRow(ctx, `INSERT INTO documents.documents
+	row := q.QueryRow(ctx, `INSERT INTO documents.documents
 		(id, title, content_type, content_size, s3_key, status, created_by, content_sha256, owner, readers)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::varchar, array_remove(ARRAY[$9::text], NULL))
 		RETURNING `+columns,
 		d.ID, d.Title, d.ContentType, d.ContentSize, d.S3Key, d.Status, d.CreatedBy, d.ContentSHA256, owner)
 	out, err := scan(row)
 	if err != nil {
-		return nil, 0, postgres.Error(err, "insert document")
+		return nil, postgres.Error(err, "insert document")
 	}
-	return out, s.walPosition(ctx), nil
+	return out, nil
 }
 
 // walPosition returns the current WAL insert LSN: after our commit returned,

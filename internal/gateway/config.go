@@ -130,8 +130,8 @@ func Builtin(routes []Route, upstreams map[string][]string) *Config {
 		CORS: CORS{
 			Origins:        splitList(d.CORSOrigins),
 			Methods:        []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
-			Headers:        []string{"Accept", "Accept-Version", "Authorization", "Content-Length", "Content-MD5", "Content-Type", "Date", "X-Auth-Token", "X-Request-ID", "If-Match", "If-None-Match"},
-			ExposedHeaders: []string{"X-Auth-Token", "X-Request-ID", "X-Commit-LSN", "ETag", "Location", "Retry-After", "X-Next-Cursor", "Link"},
+			Headers:        []string{"Accept", "Accept-Version", "Authorization", "Content-Length", "Content-MD5", "Content-Type", "Date", "X-Auth-Token", "X-Request-ID", "If-Match", "If-None-Match", "Idempotency-Key"},
+			ExposedHeaders: []string{"X-Auth-Token", "X-Request-ID", "X-Commit-LSN", "ETag", "Location", "Retry-After", "X-Next-Cursor", "Link", "Idempotent-Replayed"},
 			Credentials:    true,
 			MaxAge:         3600,
 		},
