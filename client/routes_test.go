@@ -173,7 +173,11 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 			_, err := c.Aggregate(ctx, api.AggregationRequest{Field: api.AggregateStatus})
 			return err
 		},
-		"DevToken":      func() error { _, err := c.DevToken(ctx, "u", ""); return err },
+		"DevToken": func() error { _, err := c.DevToken(ctx, "u", ""); return err },
+		"DevTokenWith": func() error {
+			_, err := c.DevTokenWith(ctx, "u", "", client.DevTokenOptions{Groups: []string{"g"}, Admin: true})
+			return err
+		},
 		"RealtimeStats": func() error { _, err := c.RealtimeStats(ctx); return err },
 		"Watch": func() error {
 			w, err := c.Watch(ctx, id, client.WatchOptions{Token: "t"})
