@@ -164,9 +164,13 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// Parse decodes YAML, fills defaults and validates.
+// Parse decodes YAML, fills defaults and validates. A policy the YAML
+// omits keeps its documented default (the rate limit and the body limit of
+// DefaultFlags); only a value written out, 0 included, changes it: an
+// operator who leaves rate_limit out of a file has not asked for no limit.
 func Parse(b []byte) (*Config, error) {
-	var c Config
+	d := DefaultFlags()
+	c := Config{RateLimit: RateLimit{Requests: d.RateLimit, Window: d.RateWindow}, MaxBodyBytes: d.MaxBody}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {

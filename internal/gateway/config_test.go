@@ -104,3 +104,40 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatalf("example config: %+v", c)
 	}
 }
+
+// TestAPolicyTheYAMLOmitsKeepsItsDefault: a file without rate_limit or
+// max_body_bytes keeps the documented limits (it turned both off before);
+// a zero written out still turns them off, and a rate limit given without
+// its window keeps the default window.
+func TestAPolicyTheYAMLOmitsKeepsItsDefault(t *testing.T) {
+	const services = `
+services:
+  - name: document
+    upstreams: ["http://127.0.0.1:8005"]
+routes:
+  - name: documents
+    service: document
+    paths: ["/documents"]
+`
+	d := DefaultFlags()
+	for _, tc := range []struct {
+		name, extra string
+		requests    int
+		window      time.Duration
+		maxBody     int64
+	}{
+		{"omitted", "", d.RateLimit, d.RateWindow, d.MaxBody},
+		{"written out as zero", "rate_limit: {requests: 0}\nmax_body_bytes: 0\n", 0, d.RateWindow, 0},
+		{"requests without a window", "rate_limit: {requests: 5}\n", 5, d.RateWindow, d.MaxBody},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(services + tc.extra))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.RateLimit.Requests != tc.requests || c.RateLimit.Window != tc.window || c.MaxBodyBytes != tc.maxBody {
+				t.Fatalf("rate limit %+v, max body %d; want %d per %v and %d", c.RateLimit, c.MaxBodyBytes, tc.requests, tc.window, tc.maxBody)
+			}
+		})
+	}
+}
