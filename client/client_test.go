@@ -425,3 +425,42 @@ func TestACreateWhoseAnswerWasLostIsRetriedWithTheSameKey(t *testing.T) {
 		t.Fatal("two creates sent the same key")
 	}
 }
+
+// WithToken sends the credential as a bearer header on every request and
+// on a watch's handshake (never in the URL, where access logs keep it).
+func TestWithTokenSendsTheBearerHeader(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization")+" "+r.URL.RawQuery)
+		mu.Unlock()
+		if strings.HasPrefix(r.URL.Path, "/ws/") {
+			c, err := websocket.Accept(w, r, nil)
+			if err == nil {
+				c.Close(websocket.StatusNormalClosure, "")
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `[]`)
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL, client.WithToken("tok-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ListDocuments(context.Background(), api.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Watch(context.Background(), "7d9b1a3e-8a7f-4b52-9f3e-2f6d1c0b9a11", client.WatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || !strings.HasPrefix(seen[0], "Bearer tok-1 ") || seen[1] != "Bearer tok-1 " {
+		t.Fatalf("requests saw %q", seen)
+	}
+}
