@@ -353,8 +353,13 @@ func (c *Client) ShareDocument(ctx context.Context, id string, req api.ShareRequ
 }
 
 // UnshareDocument revokes grantee's share of a document
-// (DELETE /documents/{id}/shares/{grantee}).
-func (c *Client) UnshareDocument(ctx context.Context, id, grantee string) error {
-	_, err := c.call(ctx, http.MethodDelete, idPath("documents", id, "shares", url.PathEscape(grantee)), nil, nil, nil)
-	return err
+// (DELETE /documents/{id}/shares/{grantee}) and returns the revocation's
+// commit LSN: a search with it as MinLSN no longer shows the grantee the
+// document.
+func (c *Client) UnshareDocument(ctx context.Context, id, grantee string) (uint64, error) {
+	h, err := c.call(ctx, http.MethodDelete, idPath("documents", id, "shares", url.PathEscape(grantee)), nil, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	return commitLSN(h, api.CommitLSNHeader), nil
 }

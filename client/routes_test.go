@@ -159,7 +159,7 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 			_, _, err := c.ShareDocument(ctx, id, api.ShareRequest{Grantee: "user:bob", Level: "view"})
 			return err
 		},
-		"UnshareDocument": func() error { return c.UnshareDocument(ctx, id, "user:bob") },
+		"UnshareDocument": func() error { _, err := c.UnshareDocument(ctx, id, "user:bob"); return err },
 		"CreateSignature": func() error {
 			_, err := c.CreateSignature(ctx, api.CreateSignatureRequest{DocumentID: id, SignerEmail: "a@b.co", SignerName: "A"})
 			return err

@@ -185,7 +185,7 @@ func newDocCmd(e *env) *cobra.Command {
 	unshare := &cobra.Command{
 		Use: "unshare ID GRANTEE", Short: "Revoke GRANTEE's share of a document", Args: cobra.ExactArgs(2),
 		RunE: run(func(ctx context.Context, c *userClient, args []string) error {
-			if err := c.api.UnshareDocument(ctx, args[0], args[1]); err != nil {
+			if _, err := c.api.UnshareDocument(ctx, args[0], args[1]); err != nil {
 				return err
 			}
 			return c.print(map[string]string{"unshared": args[1]}, func() error {
