@@ -22,7 +22,7 @@ test: bootstrap
 # The targets run against PostgreSQL, so minimising a new input is bounded
 # to 50 executions instead of the default minute.
 FUZZTIME ?= 30s
-FUZZ := internal/document:FuzzCreateJSON internal/document:FuzzCreateMultipart internal/document:FuzzUpdate \
+FUZZ := internal/document:FuzzCreateJSON internal/document:FuzzCreateMultipart internal/document:FuzzUpdate internal/document:FuzzShare \
 	internal/signature:FuzzCreate internal/search:FuzzQueryParams
 fuzz: bootstrap
 	@for t in $(FUZZ); do \

@@ -231,3 +231,76 @@ func FuzzUpdate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzShare sends arbitrary share bodies and grantees in the revoke path:
+// a 2xx granted or revoked exactly one share with a valid level and a
+// grantee in canonical form, anything else changed nothing, and the
+// document's readers are always its owner and its grantees. Shares are
+// cleared between runs.
+func FuzzShare(f *testing.F) {
+	for _, seed := range [][2]string{
+		{`{"grantee":"user:bob","level":"view"}`, `user:bob`}, {`{"grantee":"email:A@B.co","level":"sign"}`, `email:a@b.co`},
+		{`{"grantee":"group:legal","level":"own"}`, `group:legal`}, {`{"grantee":"service:x","level":"view"}`, `service:x`},
+		{`{"grantee":"user:","level":"edit"}`, `user:`}, {`{"grantee":"user:b\u0000","level":"view"}`, "user:b\x00"},
+		{`{"grantee":"user:b","level":"admin"}`, `nonsense`}, {`{"grantee":5}`, `%zz`}, {`[`, ``},
+		{`{"grantee":"user:` + strings.Repeat("x", 400) + `","level":"view"}`, `user:` + strings.Repeat("x", 400)},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	e := newFuzzEnv(f)
+	ctx := context.Background()
+	created := e.serve("POST", "/documents", strings.NewReader(`{"title":"T","content":"c","created_by":"a@b.co"}`))
+	var doc Document
+	if err := json.Unmarshal(created.Body.Bytes(), &doc); err != nil || created.Code != http.StatusCreated {
+		f.Fatalf("fixture: %d %s", created.Code, created.Body.String())
+	}
+	state := func(t *testing.T) (shares []string, readers []string) {
+		rows, err := e.pool.Query(ctx, "SELECT grantee || '=' || level FROM documents.shares WHERE document_id = $1 ORDER BY grantee", doc.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			_ = rows.Scan(&s)
+			shares = append(shares, s)
+		}
+		rows.Close()
+		if err := e.pool.QueryRow(ctx, "SELECT readers FROM documents.documents WHERE id = $1", doc.ID).Scan(&readers); err != nil {
+			t.Fatal(err)
+		}
+		return shares, readers
+	}
+	f.Fuzz(func(t *testing.T, body, grantee string) {
+		w := e.serve("POST", "/documents/"+doc.ID+"/shares", strings.NewReader(body), "Content-Type", "application/json")
+		checkAnswer(t, w, body)
+		shares, readers := state(t)
+		switch {
+		case w.Code == http.StatusOK && len(shares) != 1:
+			t.Fatalf("input %q: 200 with shares %q", body, shares)
+		case w.Code != http.StatusOK && len(shares) != 0:
+			t.Fatalf("input %q: %d but shares %q", body, w.Code, shares)
+		}
+		for _, s := range shares {
+			g, _, _ := strings.Cut(s, "=")
+			if canon, problem := ParseGrantee(g); problem != "" || canon != g {
+				t.Fatalf("input %q: stored grantee %q", body, g)
+			}
+			if len(readers) != 1 || readers[0] != g {
+				t.Fatalf("input %q: readers %q for shares %q", body, readers, shares)
+			}
+		}
+		if r := httptest.NewRequest("DELETE", "/documents/"+doc.ID+"/shares/x", nil); r != nil {
+			r.URL.RawPath = ""
+			r.URL.Path = "/documents/" + doc.ID + "/shares/" + grantee
+			rec := httptest.NewRecorder()
+			e.h.ServeHTTP(rec, r)
+			checkAnswer(t, rec, grantee)
+		}
+		if _, err := e.pool.Exec(ctx, "DELETE FROM documents.shares WHERE document_id = $1", doc.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.pool.Exec(ctx, "UPDATE documents.documents SET readers = '{}' WHERE id = $1", doc.ID); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
