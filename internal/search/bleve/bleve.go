@@ -37,6 +37,7 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/single"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search/query"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/docstream/docstream/internal/search"
 )
@@ -85,9 +86,24 @@ type Index struct {
 
 var _ search.Index = (*Index)(nil)
 
-// Open opens the index in dir, creating it (and dir) if missing.
+// LockTimeout is how long Open waits for the index's lock. Bleve allows one
+// process per index directory (a lock on its root.bolt); without a bound,
+// a second process on the same --data-dir waits forever before listening,
+// and a SIGTERM cannot reach it.
+const LockTimeout = 2 * time.Second
+
+// ErrLocked is Open's error when another process holds the index.
+var ErrLocked = errors.New("the Bleve index is open in another process: Bleve is single-node (one process per index directory); " +
+	"run search and indexer in one process on this --data-dir, or give each process its own --data-dir, " +
+	"or use Elasticsearch/OpenSearch (--search-url) to scale out")
+
+// Open opens the index in dir, creating it (and dir) if missing. When
+// another process holds it, Open fails with ErrLocked after LockTimeout.
 func Open(dir string) (*Index, error) {
-	idx, err := bleve.Open(dir)
+	idx, err := bleve.OpenUsing(dir, map[string]any{"bolt_timeout": LockTimeout.String()})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open bleve index %s: %w", dir, ErrLocked)
+	}
 	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package bleve_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -355,4 +356,29 @@ func TestAReadersOnlyChangeMovesVisibility(t *testing.T) {
 	if r := find(t, x, search.Query{Text: "merger", Access: bob}); r.Total != 0 {
 		t.Fatalf("bob sees %v after the revocation", ids(r))
 	}
+}
+
+// TestASecondOpenerOfTheIndexFailsFastWithAClearMessage: Bleve allows one
+// process per index directory; a second opener (another process on the
+// same --data-dir; here a second open in this one, which the lock refuses
+// alike) fails after LockTimeout naming the way out, instead of waiting
+// forever. Once the first closes, the index opens again.
+func TestASecondOpenerOfTheIndexFailsFastWithAClearMessage(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "index")
+	first, err := bleve.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bleve.Open(dir)
+	if !errors.Is(err, bleve.ErrLocked) || !strings.Contains(err.Error(), "single-node") || !strings.Contains(err.Error(), "--search-url") {
+		t.Fatalf("second open: %v; want ErrLocked explaining Bleve is single-node", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := bleve.Open(dir)
+	if err != nil {
+		t.Fatalf("open after the first closed: %v", err)
+	}
+	again.Close()
 }
