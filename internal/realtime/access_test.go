@@ -50,7 +50,12 @@ func (s *testServer) tokenFor(t testing.TB, req auth.TokenRequest) string {
 // the answer's status and body.
 func (s *testServer) dialAs(t testing.TB, doc, tok string) (*websocket.Conn, int, string) {
 	t.Helper()
-	c, res, err := websocket.Dial(context.Background(), s.wsURL(doc, ""), &websocket.DialOptions{
+	return s.dialAsQuery(t, doc, "", tok)
+}
+
+func (s *testServer) dialAsQuery(t testing.TB, doc, query, tok string) (*websocket.Conn, int, string) {
+	t.Helper()
+	c, res, err := websocket.Dial(context.Background(), s.wsURL(doc, query), &websocket.DialOptions{
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
 	if err != nil {
 		if res == nil {
@@ -262,5 +267,37 @@ func TestRealSharesAuthoriseAndRevokeSubscriptions(t *testing.T) {
 	}
 	if _, code, _ := s.dialAs(t, doc, s.tokenFor(t, bob)); code != 404 {
 		t.Fatalf("bob after the revocation: %d, want 404", code)
+	}
+}
+
+// A grantee that reconnects with ?since= from before its share gets none
+// of the history from while it was not a reader: the replay leaves out
+// every event whose readers did not hold its keys.
+func TestAReplayTellsNothingFromBeforeTheShare(t *testing.T) {
+	p := startPipeline(t)
+	s := startServer(t, serverOpts{hub: Options{Bus: p.Bus}, cfg: ServerConfig{Access: NewPGAccess(p.Pool)}})
+	testenv.WaitFor(t, "live consumer", func() bool { return s.hub.Ready(context.Background()) == nil })
+	doc := uuid.NewString()
+	p.Exec(t, `INSERT INTO documents.documents (id, title, content_size, s3_key, created_by, owner, readers)
+		VALUES ($1, 'Secret plan', 5, $2, 'alice@x.com', 'user:alice', '{user:alice}')`, doc, doc+"/content")
+	p.setTitle(t, doc, "Secret plan, still private")
+	p.Exec(t, `UPDATE documents.documents SET readers = '{user:alice,user:bob}', access_version = access_version + 1 WHERE id = $1`, doc)
+	p.setTitle(t, doc, "Plan, shared")
+	testenv.WaitFor(t, "the writes dispatched", func() bool { return s.hub.Stats(0).Consumer.Events >= 4 })
+
+	cb, code, body := s.dialAsQuery(t, doc, "since=1", s.tokenFor(t, bob))
+	if code != 101 {
+		t.Fatalf("bob: %d %s", code, body)
+	}
+	m := readMsg(t, cb)
+	if m.Type != TypeDocumentUpdated || !strings.Contains(string(m.Data), "Plan, shared") {
+		t.Fatalf("bob's first replayed message: %s %s", m.Type, m.Data)
+	}
+	// Alice, replaying the same history, gets all of it.
+	ca, _, _ := s.dialAsQuery(t, doc, "since=1", s.tokenFor(t, alice))
+	for _, want := range []string{TypeDocumentCreated, TypeDocumentUpdated, TypeDocumentUpdated} {
+		if m := readMsg(t, ca); m.Type != want {
+			t.Fatalf("alice's replay: %s %s, want %s", m.Type, m.Data, want)
+		}
 	}
 }
