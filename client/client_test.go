@@ -284,7 +284,9 @@ func TestWatchResumesAfterTheLastMessage(t *testing.T) {
 		t.Fatalf("handshake without a token: %v", err)
 	}
 
-	w, err := c.Watch(ctx, "d1", client.WatchOptions{Token: "tok", Since: 50, Resume: true})
+	var reconnects []uint64
+	w, err := c.Watch(ctx, "d1", client.WatchOptions{Token: "tok", Since: 50, Resume: true,
+		Reconnecting: func(since uint64, _ error) { reconnects = append(reconnects, since) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,6 +317,9 @@ func TestWatchResumesAfterTheLastMessage(t *testing.T) {
 	}
 	if w.LSN() != 200 {
 		t.Fatalf("LSN %d", w.LSN())
+	}
+	if len(reconnects) != 1 || reconnects[0] != 100 {
+		t.Fatalf("Reconnecting told %v; want once, since 100", reconnects)
 	}
 }
 

@@ -72,6 +72,9 @@ type WatchOptions struct {
 	// the changes after the last message returned, so none is missed or
 	// repeated. Without it, Next returns the end of the stream.
 	Resume bool
+	// Reconnecting, if set, is told each time Resume reconnects: the
+	// cursor it asks from and why the connection ended (a CLI says so).
+	Reconnecting func(since uint64, cause error)
 }
 
 // Watch is a live stream of one document's change messages
@@ -153,6 +156,9 @@ func (w *Watch) Next(ctx context.Context) (api.Message, error) {
 		case code == websocket.StatusNormalClosure:
 			return api.Message{}, io.EOF
 		case w.opts.Resume && (code == -1 || code == websocket.StatusGoingAway || code == websocket.StatusTryAgainLater):
+			if w.opts.Reconnecting != nil {
+				w.opts.Reconnecting(w.lsn, err)
+			}
 			if err := w.redial(ctx); err != nil {
 				return api.Message{}, err
 			}

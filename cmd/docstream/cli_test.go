@@ -292,3 +292,45 @@ func TestServerFlagAliasAndBadValues(t *testing.T) {
 		t.Fatalf("bad output: %v", err)
 	}
 }
+
+// TestWatchReconnectsWithSinceWhenRealtimeGoesAway: the realtime instance
+// goes away (1001, as on a restart); watch reconnects asking for what
+// follows the last event it printed, says so on stderr, and goes on.
+func TestWatchReconnectsWithSinceWhenRealtimeGoesAway(t *testing.T) {
+	var mu sync.Mutex
+	var sinces []string
+	srv, _ := fakeGateway(t, map[string]func(http.ResponseWriter, *http.Request){
+		"GET /auth/token": answer(200, `{"access_token":"dev-token","token_type":"bearer","user_id":"docstream-cli","email":""}`),
+		"GET /ws/{id}": func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			sinces = append(sinces, r.URL.Query().Get("since"))
+			n := len(sinces)
+			mu.Unlock()
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			ctx := r.Context()
+			if n == 1 {
+				c.Write(ctx, websocket.MessageText, []byte(`{"type":"document.created","data":{"document_id":"d1","title":"T","status":"created"},"timestamp":"2025-11-20T01:46:31Z","lsn":100}`))
+				c.Close(websocket.StatusGoingAway, "restarting")
+				return
+			}
+			c.Write(ctx, websocket.MessageText, []byte(`{"type":"document.signed","data":{"document_id":"d1","old_status":"pending","new_status":"signed"},"timestamp":"2025-11-20T01:46:32Z","lsn":200}`))
+			c.Close(websocket.StatusNormalClosure, "test over")
+		},
+	})
+	out, stderr, err := cli(t, srv.URL, "watch", "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "new_status=signed") {
+		t.Fatalf("watch output:\n%s", out)
+	}
+	if !strings.Contains(stderr, "reconnecting with since=100") {
+		t.Fatalf("stderr does not say it reconnects: %q", stderr)
+	}
+	if strings.Join(sinces, ",") != ",100" {
+		t.Fatalf("handshakes asked since %q; want none, then 100", sinces)
+	}
+}

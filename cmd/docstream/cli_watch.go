@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/coder/websocket"
 	"github.com/spf13/cobra"
 
 	"github.com/docstream/docstream/client"
@@ -53,7 +54,14 @@ func (c *userClient) watch(ctx context.Context, docID, user, email string) error
 			return fmt.Errorf("getting a development token: %w", shown(err))
 		}
 	}
-	w, err := c.api.Watch(ctx, docID, client.WatchOptions{Token: token})
+	// Resume: when the realtime instance goes away (a restart, a crash,
+	// 1013 under load) the watch reconnects, through the gateway to another
+	// instance, asking for the changes after the last one printed, and
+	// says so on stderr.
+	w, err := c.api.Watch(ctx, docID, client.WatchOptions{Token: token, Resume: true,
+		Reconnecting: func(since uint64, cause error) {
+			fmt.Fprintf(c.stderr, "watch: connection to realtime lost (%v); reconnecting with since=%d\n", shortCause(cause), since)
+		}})
 	if err != nil {
 		if status := client.StatusCode(err); status != 0 {
 			return fmt.Errorf("connect %s: %d %s", docID, status, http.StatusText(status))
@@ -83,6 +91,14 @@ func (c *userClient) watch(ctx context.Context, docID, user, email string) error
 			return err
 		}
 	}
+}
+
+// shortCause is a lost connection's cause in a few words.
+func shortCause(err error) string {
+	if code := websocket.CloseStatus(err); code != -1 {
+		return fmt.Sprintf("closed with %d", int(code))
+	}
+	return "connection dropped"
 }
 
 // summarize renders a message's data as key=value pairs of its scalar
