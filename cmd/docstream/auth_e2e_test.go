@@ -27,8 +27,10 @@ import (
 // attacks user A's private document as user B and without a valid token,
 // through the gateway and directly on each service's port (REST and the
 // document gRPC API): every attempt is refused, 401 for a bad or missing
-// credential, 404 for a document B may not see, 403 for signing as A on a
-// document B may sign. Then no token issued appears in any log line.
+// credential, 404 for a document B may not see (watching included), 403
+// for signing as A on a document B may sign; a share revoked while B
+// watches ends B's stream before the next change; a revoked API key is
+// 401 everywhere. Then no token or key issued appears in any log line.
 func TestRequiredModeAttackTable(t *testing.T) {
 	d := startDev(t, "--auth-mode", "required", "--log-level", "debug")
 	ctx := context.Background()
@@ -67,8 +69,12 @@ func TestRequiredModeAttackTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	privateDoc, err := as(d.gateway, alice).CreateDocument(ctx, api.CreateDocumentRequest{Title: "Private " + word, Content: "x", CreatedBy: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A's own search sees it (the index has it) before B is refused it.
-	if res, err := as(d.gateway, alice).Search(ctx, api.SearchRequest{Query: word, MinLSN: doc.CommitLSN}); err != nil || res.Total != 1 {
+	if res, err := as(d.gateway, alice).Search(ctx, api.SearchRequest{Query: word, MinLSN: privateDoc.CommitLSN}); err != nil || res.Total != 2 {
 		t.Fatalf("alice's own search: %+v %v", res, err)
 	}
 
@@ -238,6 +244,73 @@ func TestRequiredModeAttackTable(t *testing.T) {
 	// A share to sign does not let B edit or delete.
 	if _, err := as(d.document, bob).UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "pwned"}); apperr.CodeOf(err) != apperr.Forbidden {
 		t.Fatalf("B editing with a sign share: %v, want 403", err)
+	}
+
+	// Watching: B may not subscribe to A's document while it is private
+	// (checked before the sign share below is revoked); with the share B
+	// may, and revoking it while B watches ends B's stream before the next
+	// change reaches it.
+	for _, tg := range targets {
+		w, err := as(tg.realtime, bob).Watch(ctx, privateDoc.ID, client.WatchOptions{})
+		if err == nil {
+			w.Close()
+			t.Fatalf("%s: B watching A's private document was accepted", tg.name)
+		}
+		if client.StatusCode(err) != http.StatusNotFound {
+			t.Fatalf("%s: B watching A's private document: %v, want 404", tg.name, err)
+		}
+	}
+	w, err := as(d.gateway, bob).Watch(ctx, doc.ID, client.WatchOptions{})
+	if err != nil {
+		t.Fatalf("B watching a document shared with B: %v", err)
+	}
+	defer w.Close()
+	time.Sleep(500 * time.Millisecond) // the subscription is registered
+	if _, err := as(d.gateway, alice).UnshareDocument(ctx, doc.ID, "user:bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as(d.gateway, alice).UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "after the revoke " + word}); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		m, err := w.Next(wctx)
+		if err != nil {
+			if wctx.Err() != nil {
+				t.Fatal("B's watch still open 30 s after the share was revoked")
+			}
+			break // closed: access revoked
+		}
+		if m.Type == api.TypeDocumentUpdated {
+			t.Fatalf("B received %s after the share was revoked", m.Type)
+		}
+	}
+
+	// A revoked API key: it worked, then it is 401 everywhere.
+	tk, err := anon.DevTokenWith(ctx, "root", "root@example.com", client.DevTokenOptions{Admin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := tk.AccessToken
+	key, err := as(d.gateway, admin).CreateAPIKey(ctx, api.CreateAPIKeyRequest{Name: "e2e", Scopes: []string{"read"}})
+	if err != nil {
+		t.Fatalf("admin creating an API key: %v", err)
+	}
+	issued = append(issued, admin, key.Key)
+	if _, err := as(d.gateway, key.Key).ListDocuments(ctx, api.ListOptions{}); err != nil {
+		t.Fatalf("the API key before its revoke: %v", err)
+	}
+	if err := as(d.gateway, admin).RevokeAPIKey(ctx, key.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range targets {
+		if _, err := as(tg.docs, key.Key).ListDocuments(ctx, api.ListOptions{}); apperr.CodeOf(err) != apperr.Unauthenticated {
+			t.Fatalf("%s: a revoked API key: %v, want 401", tg.name, err)
+		}
+		if _, err := as(tg.search, key.Key).Search(ctx, api.SearchRequest{Query: word}); apperr.CodeOf(err) != apperr.Unauthenticated {
+			t.Fatalf("%s: a revoked API key on search: %v, want 401", tg.name, err)
+		}
 	}
 
 	// No credential issued in this test reached a log line (query strings
