@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"github.com/docstream/docstream/client"
 	"github.com/docstream/docstream/internal/apikey"
 	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/extractor"
 	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/realtime"
 	"github.com/docstream/docstream/internal/search"
@@ -40,6 +42,11 @@ var fixture = map[string]string{
 	"DELETE /documents/{id}":                  "",
 	"GET /documents/{id}/content":             "",
 	"GET /documents/{id}/stats":               "document_stats",
+	"GET /documents/{id}/extraction":          "extraction",
+	"POST /documents/{id}/extract":            "extraction",
+	"GET /documents/{id}/thumbnail":           "",
+	"POST /extractions/rerun":                 "extract_response",
+	"GET /extractions/queue":                  "extraction_queue",
 	"GET /documents/{id}/shares":              "[share]",
 	"POST /documents/{id}/shares":             "share",
 	"DELETE /documents/{id}/shares/{grantee}": "",
@@ -71,7 +78,7 @@ var fixture = map[string]string{
 // method — or if a method was left out of the table below.
 func TestEveryRouteHasAClientMethod(t *testing.T) {
 	var routes []string
-	for _, rs := range [][]string{document.Routes(), apikey.Routes(), signature.Routes(), search.Routes(), realtime.Routes(), gateway.AdminRoutes(), healthRoutes} {
+	for _, rs := range [][]string{document.Routes(), apikey.Routes(), extractor.Routes(), signature.Routes(), search.Routes(), realtime.Routes(), gateway.AdminRoutes(), healthRoutes} {
 		for _, r := range rs {
 			if !slices.Contains(routes, r) {
 				routes = append(routes, r)
@@ -103,6 +110,10 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 				c.Close(websocket.StatusNormalClosure, "done")
 			case "DELETE /documents/{id}", "DELETE /documents/{id}/shares/{grantee}", "DELETE /apikeys/{id}":
 				w.WriteHeader(http.StatusNoContent)
+			case "GET /documents/{id}/thumbnail":
+				w.Header().Set("Content-Type", "image/png")
+				w.Header().Set("ETag", `"abc"`)
+				http.ServeContent(w, r, "", testTime, strings.NewReader("\x89PNG"))
 			case "GET /documents/{id}/content":
 				w.Header().Set("Content-Type", "text/plain")
 				http.ServeContent(w, r, "", testTime, strings.NewReader("0123456789"))
@@ -187,6 +198,39 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 			defer w.Close()
 			_, err = w.Next(ctx)
 			return err
+		},
+		"DocumentExtraction": func() error { _, err := c.DocumentExtraction(ctx, id); return err },
+		"WaitExtraction": func() error {
+			e, err := c.WaitExtraction(ctx, id, time.Millisecond)
+			if err == nil && e.Status != api.ExtractionDone {
+				err = fmt.Errorf("status %q", e.Status)
+			}
+			return err
+		},
+		"ExtractDocument": func() error { _, err := c.ExtractDocument(ctx, id); return err },
+		"RerunExtractions": func() error {
+			_, err := c.RerunExtractions(ctx, api.ExtractRequest{Failed: true})
+			return err
+		},
+		"ExtractionQueue": func() error { _, err := c.ExtractionQueue(ctx); return err },
+		"DocumentThumbnail": func() error {
+			th, err := c.DocumentThumbnail(ctx, id, "")
+			if err != nil {
+				return err
+			}
+			defer th.Close()
+			if th.ETag != `"abc"` || th.ContentType != "image/png" {
+				return fmt.Errorf("thumbnail %+v", th)
+			}
+			again, err := c.DocumentThumbnail(ctx, id, th.ETag)
+			if err != nil {
+				return err
+			}
+			again.Close()
+			if !again.NotModified {
+				return fmt.Errorf("If-None-Match did not give NotModified")
+			}
+			return nil
 		},
 		"GatewayStatus":    func() error { _, err := c.GatewayStatus(ctx); return err },
 		"GatewayRoutes":    func() error { _, err := c.GatewayRoutes(ctx); return err },

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what docstream's local stack and tests need, when it is missing:
-# PostgreSQL 15 server binaries, redis-server, pgbouncer, nats-server (Debian
-# packages) and versitygw (an S3 server, built from the Go module proxy into
+# PostgreSQL 15 server binaries, redis-server, pgbouncer, nats-server,
+# poppler-utils and tesseract-ocr with English (Debian packages) and versitygw (an S3 server, built from the Go module proxy into
 # .tools/bin). Idempotent: it does nothing when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,12 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 command -v pg_recvlogical >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_recvlogical >/dev/null 2>&1 || need+=(postgresql-client)
+# The extractor's tools (each is optional at run time: a missing one
+# disables its formats, see internal/extract): PDF text and rasterising,
+# OCR with English.
+command -v pdftotext >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
+[ -n "$(ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata 2>/dev/null)" ] || need+=(tesseract-ocr-eng)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

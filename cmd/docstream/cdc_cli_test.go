@@ -108,7 +108,7 @@ func TestCDCTargetEventsTailAndStatus(t *testing.T) {
 	if err := run(ctx, []string{"cdc", "status", "--data-dir", devDir}, func(string) string { return "" }, &out, &out); err != nil {
 		t.Fatalf("cdc status: %v", err)
 	}
-	for _, want := range []string{"docstream_slot", "active", "confirmed lsn", "lag", "documents.documents, signatures.signatures", "done",
+	for _, want := range []string{"docstream_slot", "active", "confirmed lsn", "lag", "documents.documents, documents.extractions, signatures.signatures", "done",
 		"active engine", "(docstream-cdc), since"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("cdc status output lacks %q:\n%s", want, out.String())

@@ -23,6 +23,7 @@ import (
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/client"
 	"github.com/docstream/docstream/internal/app"
+	"github.com/docstream/docstream/internal/extract"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/testenv"
 )
@@ -38,6 +39,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	extract.ChildMain() // dev and serve in these tests run extractions in children of the test binary
 	code := m.Run()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
@@ -75,6 +77,8 @@ type devSystem struct {
 	sig      string
 	output   *testenv.SyncBuffer
 	exited   chan error
+	bin      string
+	args     []string
 }
 
 var (
@@ -122,7 +126,25 @@ func startDev(t *testing.T, extra ...string) *devSystem {
 		}
 	}
 	d.gateway, d.document, d.sig = "http://"+d.addrs["gateway-addr"], "http://"+d.addrs["document-addr"], "http://"+d.addrs["signature-addr"]
+	d.bin, d.args = bin, args
+	d.launch(t)
+	return d
+}
 
+// restart starts the system again on the same data directory and ports
+// (after it exited or was killed).
+func (d *devSystem) restart(t *testing.T) *devSystem {
+	t.Helper()
+	n := *d
+	n.cmd, n.output, n.exited = nil, &testenv.SyncBuffer{}, make(chan error, 1)
+	n.launch(t)
+	return &n
+}
+
+// launch starts the process and waits until it is ready.
+func (d *devSystem) launch(t *testing.T) {
+	t.Helper()
+	bin, args := d.bin, d.args
 	d.cmd = exec.Command(bin, args...)
 	d.cmd.Dir = d.dataDir
 	// Only what the system needs from the environment: no stray DATABASE_URL
@@ -170,7 +192,6 @@ func startDev(t *testing.T, extra ...string) *devSystem {
 		_, err := gwc.Ready(context.Background())
 		return err == nil
 	})
-	return d
 }
 
 // newClient is the public client of the API at base.

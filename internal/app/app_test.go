@@ -195,12 +195,14 @@ func TestZeroIsRefusedWhereItMeansNothing(t *testing.T) {
 		"document-max-upload", "document-cache-ttl",
 		"signature-grpc-timeout", "signature-grpc-backoff", "signature-reconcile-interval", "signature-reconcile-max-backoff",
 		"search-max-wait", "gateway-rate-window",
+		"extractor-workers", "extractor-timeout", "extractor-cpu", "extractor-memory", "extractor-text-cap", "extractor-max-pages",
+		"extractor-max-pixels", "extractor-max-zip-bytes", "extractor-max-zip-ratio", "extractor-max-zip-entries", "extractor-thumb-size",
 	} {
 		t.Run(flag, func(t *testing.T) {
 			zero := "0"
-			if strings.Contains(flag, "interval") || strings.Contains(flag, "timeout") || strings.Contains(flag, "wait") ||
-				strings.Contains(flag, "backoff") || strings.Contains(flag, "ttl") || strings.Contains(flag, "age") ||
-				strings.Contains(flag, "poll") || strings.Contains(flag, "window") {
+			if (strings.Contains(flag, "interval") || strings.Contains(flag, "timeout") || strings.Contains(flag, "wait") ||
+				strings.Contains(flag, "backoff") || strings.Contains(flag, "ttl") || strings.HasSuffix(flag, "-age") ||
+				strings.Contains(flag, "poll") || strings.Contains(flag, "window")) || flag == "extractor-cpu" {
 				zero = "0s"
 			}
 			c := parse(t, nil, "--"+flag, zero)
@@ -230,7 +232,7 @@ func TestGatewayRoutesComeFromTheTable(t *testing.T) {
 	c := parse(t, nil, "--document-addr", ":18005", "--signature-addr", "0.0.0.0:18002", "--search-addr", "127.0.0.2:18003")
 	cfg := gateway.Builtin(BuiltinRoutes(), localUpstreams(c))
 	want := map[string]string{"document": "http://127.0.0.1:18005", "signature": "http://127.0.0.1:18002",
-		"search": "http://127.0.0.2:18003", "realtime": "http://127.0.0.1:8004"}
+		"search": "http://127.0.0.2:18003", "realtime": "http://127.0.0.1:8004", "extractor": "http://127.0.0.1:8007"}
 	if len(cfg.Services) != len(want) {
 		t.Fatalf("services %v, want %v", cfg.Services, want)
 	}
@@ -247,7 +249,7 @@ func TestGatewayRoutesComeFromTheTable(t *testing.T) {
 		}
 	}
 	for path, svc := range map[string]string{"/documents": "document", "/documents/{id}/signatures": "signature",
-		"/signatures": "signature", "/search": "search", "/suggest": "search", "/aggregations": "search", "/ws": "realtime", "/auth": "realtime"} {
+		"/signatures": "signature", "/documents/{id}/thumbnail": "extractor", "/extractions": "extractor", "/search": "search", "/suggest": "search", "/aggregations": "search", "/ws": "realtime", "/auth": "realtime"} {
 		if routes[path] != svc {
 			t.Errorf("%s routed to %q, want %s", path, routes[path], svc)
 		}

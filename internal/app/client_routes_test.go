@@ -9,6 +9,7 @@ import (
 
 	"github.com/docstream/docstream/internal/apikey"
 	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/extractor"
 	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/realtime"
@@ -34,6 +35,7 @@ func TestTheGatewayRoutesEveryServiceRoute(t *testing.T) {
 	upstreams := map[string][]string{}
 	services := map[string][]string{
 		"document":  append(document.Routes(), apikey.Routes()...),
+		"extractor": extractor.Routes(),
 		"signature": signature.Routes(),
 		"search":    search.Routes(),
 		"realtime":  realtime.Routes(),

@@ -11,6 +11,7 @@ import (
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/cdc"
 	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/extractor"
 	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/indexer"
@@ -121,6 +122,7 @@ type Config struct {
 	Signature signature.Config
 	CDC       cdc.Config
 	Indexer   indexer.Config
+	Extractor extractor.Config
 	Search    search.Config
 	Realtime  realtime.Config
 	Gateway   gateway.Flags
@@ -140,6 +142,7 @@ func DefaultConfig() Config {
 		Signature: signature.DefaultConfig(),
 		CDC:       cdc.DefaultConfig(),
 		Indexer:   indexer.DefaultConfig(),
+		Extractor: extractor.DefaultConfig(),
 		Search:    search.DefaultConfig(),
 		Realtime:  realtime.DefaultConfig(),
 		Gateway:   gateway.DefaultFlags(),

@@ -18,6 +18,7 @@ import (
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/cdc"
 	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/extractor"
 	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/indexer"
@@ -143,6 +144,21 @@ func Modules() []*Module {
 			Start:    startIndexer,
 		},
 		{
+			Name: "extractor",
+			// After cdc (its consumer starts with the stream live) and
+			// after document (a thumbnail route beside the document's).
+			Deps:     []string{"cdc", "document"},
+			Needs:    []Resource{PGPool, Bus, BucketOf(extractor.Bucket)},
+			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Extractor.RegisterFlags(fs) },
+			Validate: func(c *Config) error { return c.Extractor.Validate() },
+			Ports:    func(c *Config) []Port { return []Port{{Name: "extractor", Addr: c.Extractor.Addr, HTTP: true}} },
+			// The more specific patterns win over the document service's
+			// /documents.
+			Routes: []gateway.Route{{Name: "extractor", Paths: []string{"/documents/{id}/thumbnail", "/documents/{id}/extraction",
+				"/documents/{id}/extract", "/extractions"}}},
+			Start: startExtractor,
+		},
+		{
 			Name:     "search",
 			Deps:     []string{"indexer"},
 			Needs:    []Resource{Index, Auth},
@@ -165,7 +181,7 @@ func Modules() []*Module {
 		},
 		{
 			Name:     "gateway",
-			Deps:     []string{"document", "signature", "search", "realtime"},
+			Deps:     []string{"document", "signature", "extractor", "search", "realtime"},
 			Needs:    []Resource{Auth},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Gateway.RegisterFlags(fs) },
 			Validate: func(c *Config) error { return c.Gateway.Validate() },
@@ -344,6 +360,34 @@ func startIndexer(ctx context.Context, c *Config, r *Resources) error {
 	r.Go("indexer http", func(ctx context.Context) error {
 		return httpx.Serve(ctx, ln, x.Handler(), log, undrained(c.Shared.HTTP))
 	})
+	return nil
+}
+
+func startExtractor(ctx context.Context, c *Config, r *Resources) error {
+	pool, err := r.Pool(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := r.Bus(ctx)
+	if err != nil {
+		return err
+	}
+	bucket, err := r.Bucket(ctx, extractor.Bucket)
+	if err != nil {
+		return err
+	}
+	ln, err := r.Listener("extractor")
+	if err != nil {
+		return err
+	}
+	log := r.Log()
+	x := extractor.New(extractor.NewStore(pool), b, bucket, c.Extractor, log)
+	if err := x.Check(ctx); err != nil {
+		return err
+	}
+	handler := x.Handler(httpx.NewAdmission("extractor", c.Shared.Admission))
+	r.Go("extractor", x.Run)
+	r.Go("extractor http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
 	return nil
 }
 

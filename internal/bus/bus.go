@@ -19,6 +19,9 @@ import (
 const (
 	TopicDocuments  = "cdc.documents"
 	TopicSignatures = "cdc.signatures"
+	// TopicExtractions carries documents.extractions: what the extractor
+	// made of each document's content (internal/extractor).
+	TopicExtractions = "cdc.extractions"
 	// TopicWatermarks carries the WAL position the CDC engine has fully
 	// published (see change.Watermark), including idle periods.
 	TopicWatermarks = "cdc.watermarks"

@@ -68,7 +68,7 @@ func DefaultConfig() Config {
 		Addr:              ":8083",
 		Slot:              "docstream_slot",
 		Publication:       "docstream_pub",
-		Tables:            []string{"documents.documents", "signatures.signatures"},
+		Tables:            []string{"documents.documents", "documents.extractions", "signatures.signatures"},
 		TopicPrefix:       "cdc",
 		Snapshot:          SnapshotInitial,
 		StatusInterval:    10 * time.Second,

@@ -366,3 +366,25 @@ func TestWatermarksCoverPublishedChangesAndAdvanceWhenIdle(t *testing.T) {
 		return false
 	})
 }
+
+// A publication made by an earlier version (without documents.extractions)
+// gets the table added at start, and its changes reach cdc.extractions
+// with no new slot.
+func TestATableMissingFromAnExistingPublicationIsAdded(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.Config()
+	f.Exec(t, "CREATE PUBLICATION "+cfg.Publication+" FOR TABLE documents.documents, signatures.signatures")
+	c := collect(t, f.Bus, bus.TopicExtractions)
+	f.StartEngine(t, cfg, f.Bus)
+	ctx := context.Background()
+	id := uuid.Must(uuid.NewV7()).String()
+	if err := insertDoc(ctx, f, id); err != nil {
+		t.Fatal(err)
+	}
+	f.Exec(t, "INSERT INTO documents.extractions (document_id, content_sha256) VALUES ($1, $2)", id, strings.Repeat("a", 64))
+	msgs := c.waitCount(t, bus.TopicExtractions, 1)
+	env, err := change.Decode(msgs[0].Value)
+	if err != nil || env.Op != change.OpCreate || !strings.Contains(string(env.After), `"status":"pending"`) {
+		t.Fatalf("extraction event %s: %v", msgs[0].Value, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,7 +101,7 @@ func (e *Engine) ensurePublication(ctx context.Context, pool *pgxpool.Pool) erro
 		return fmt.Errorf("cdc: publication: %w", err)
 	}
 	if exists {
-		return nil
+		return e.addMissingTables(ctx, pool)
 	}
 	// Names were checked against identRe in Config.defaults.
 	_, err := pool.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s", e.cfg.Publication, strings.Join(e.cfg.Tables, ", ")))
@@ -110,6 +111,37 @@ func (e *Engine) ensurePublication(ctx context.Context, pool *pgxpool.Pool) erro
 	}
 	if err != nil {
 		return fmt.Errorf("cdc: create publication: %w", err)
+	}
+	return nil
+}
+
+// addMissingTables adds to an existing publication the captured tables it
+// lacks: a table a later version captures (documents.extractions) reaches
+// the bus from the moment it is added, without a new slot. A table the
+// publication has and the configuration does not is left alone (another
+// engine's configuration may want it).
+func (e *Engine) addMissingTables(ctx context.Context, pool *pgxpool.Pool) error {
+	rows, err := pool.Query(ctx, "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1", e.cfg.Publication)
+	if err != nil {
+		return fmt.Errorf("cdc: publication tables: %w", err)
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("cdc: publication tables: %w", err)
+	}
+	for _, t := range e.cfg.Tables {
+		if slices.Contains(have, t) {
+			continue
+		}
+		_, err := pool.Exec(ctx, fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", e.cfg.Publication, t))
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42710" { // added concurrently
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("cdc: add %s to publication %s: %w", t, e.cfg.Publication, err)
+		}
+		e.cfg.Log.Info("cdc: table added to the publication", "table", t, "publication", e.cfg.Publication)
 	}
 	return nil
 }

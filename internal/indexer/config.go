@@ -84,7 +84,7 @@ func (x *Indexer) Handler() http.Handler {
 		httpx.Check{Name: "bus", Probe: x.bus.Ping},
 		// An indexer whose subscription stalled indexes nothing: unready.
 		httpx.Check{Name: "consumers", Critical: true, Probe: func(context.Context) error {
-			return bus.CheckConsumers(x.bus, ConsumerName, WatermarkConsumerName)
+			return bus.CheckConsumers(x.bus, ConsumerName, ExtractionsConsumerName, WatermarkConsumerName)
 		}},
 	)
 	return httpx.Wrap("indexer", x.log, mux)

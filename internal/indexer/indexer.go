@@ -69,8 +69,9 @@ const ContentBucket = "documents"
 // The indexer's subscriptions, as named in readiness and the
 // docstream_bus_consumer_* metrics.
 const (
-	ConsumerName          = "indexer"
-	WatermarkConsumerName = "indexer-watermarks"
+	ConsumerName            = "indexer"
+	ExtractionsConsumerName = "indexer-extractions"
+	WatermarkConsumerName   = "indexer-watermarks"
 )
 
 var (
@@ -106,13 +107,46 @@ type Indexer struct {
 	cfg   Config
 	log   *slog.Logger
 
-	mu           sync.Mutex
-	pending      []mark // watermarks received, not yet applied, in arrival order
+	// applyMu runs the two consumers' batches one at a time, reading and
+	// writing included: a document's batch reads its extracted text and
+	// an extraction's batch adds text to the indexed document, and either
+	// interleaving of read and write between them could drop the text.
+	applyMu sync.Mutex
+
+	mu      sync.Mutex
+	pending []mark // watermarks received, not yet applied, in arrival order
+	// streams are the two group consumers: cdc.documents and
+	// cdc.extractions. A watermark is applied once each has passed it.
+	streams [2]stream
+	applied uint64 // highest LSN written with SetAppliedLSN
+	dedup   *bus.Dedup
+	// dedupX drops repeats on cdc.extractions.
+	dedupX *bus.Dedup
+}
+
+// Indices of Indexer.streams.
+const (
+	streamDocuments = iota
+	streamExtractions
+)
+
+// stream is one group consumer's progress, for promoting watermarks.
+type stream struct {
 	inflight     int
 	failing      bool
 	lastBatchEnd time.Time
-	applied      uint64 // highest LSN written with SetAppliedLSN
-	dedup        *bus.Dedup
+	newest       time.Time // latest stored time of a message applied
+}
+
+// past reports whether the consumer has applied everything stored before
+// w: it applied a message stored after w (the group delivers in stream
+// order), or it is idle (no batch in flight, none failed, none ended for
+// grace since w arrived).
+func (s *stream) past(w mark, now time.Time, grace time.Duration) bool {
+	if !s.newest.IsZero() && !w.stored.After(s.newest) {
+		return true
+	}
+	return s.inflight == 0 && !s.failing && now.Sub(w.received) >= grace && now.Sub(s.lastBatchEnd) >= grace
 }
 
 // mark is one watermark and when it was stored on the bus and received.
@@ -128,7 +162,7 @@ func New(idx search.Index, b bus.Bus, blobs *blob.Bucket, cfg Config, log *slog.
 	if cfg.IdleGrace <= 0 {
 		cfg.IdleGrace = 2*cfg.MaxWait + 100*time.Millisecond
 	}
-	return &Indexer{idx: idx, bus: b, blobs: blobs, cfg: cfg, log: log, dedup: bus.NewDedup("indexer")}
+	return &Indexer{idx: idx, bus: b, blobs: blobs, cfg: cfg, log: log, dedup: bus.NewDedup("indexer"), dedupX: bus.NewDedup("indexer-extractions")}
 }
 
 // Run consumes until ctx is done: the change events as a group member, the
@@ -144,14 +178,19 @@ func (x *Indexer) Run(ctx context.Context) error {
 	x.mu.Lock()
 	x.applied = applied
 	// Count start-up as activity, so no watermark is trusted before the
-	// group consumer had its chance to deliver the backlog.
-	x.lastBatchEnd = time.Now()
+	// group consumers had their chance to deliver the backlog.
+	for i := range x.streams {
+		x.streams[i].lastBatchEnd = time.Now()
+	}
 	x.mu.Unlock()
 	appliedLSNGauge.Set(float64(applied))
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return b.Group(bus.Named(ctx, ConsumerName), bus.TopicDocuments, x.cfg.Group, bus.GroupOptions{MaxBatch: x.cfg.MaxBatch, MaxWait: x.cfg.MaxWait}, x.dedup.Wrap(x.HandleBatch))
+	})
+	g.Go(func() error {
+		return b.Group(bus.Named(ctx, ExtractionsConsumerName), bus.TopicExtractions, x.cfg.Group, bus.GroupOptions{MaxBatch: x.cfg.MaxBatch, MaxWait: x.cfg.MaxWait}, x.dedupX.Wrap(x.HandleExtractions))
 	})
 	g.Go(func() error {
 		return b.Broadcast(bus.Named(ctx, WatermarkConsumerName), bus.TopicWatermarks, bus.Start{Kind: bus.StartAfterLSN, LSN: applied}, x.HandleWatermarks)
@@ -164,7 +203,7 @@ func (x *Indexer) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-t.C:
-				x.promote(ctx, time.Time{})
+				x.promote(ctx)
 			}
 		}
 	})
@@ -196,21 +235,43 @@ func (x *Indexer) HandleWatermarks(ctx context.Context, msgs []bus.Message) erro
 // HandleBatch indexes one batch of change events (a bus.Handler). It
 // returns nil only once the batch is durably in the index.
 func (x *Indexer) HandleBatch(ctx context.Context, msgs []bus.Message) error {
+	return x.handle(ctx, streamDocuments, msgs, x.operations)
+}
+
+// HandleExtractions indexes the text of extractions that turned done (a
+// bus.Handler on cdc.extractions): the document's content is replaced by
+// {id}/text, its other fields kept, at the version of the extraction's
+// change. It returns nil only once the batch is durably in the index.
+func (x *Indexer) HandleExtractions(ctx context.Context, msgs []bus.Message) error {
+	return x.handle(ctx, streamExtractions, msgs, x.extractionOps)
+}
+
+func (x *Indexer) handle(ctx context.Context, si int, msgs []bus.Message, build func(context.Context, []bus.Message) ([]search.Op, error)) error {
 	x.mu.Lock()
-	x.inflight++
+	x.streams[si].inflight++
 	x.mu.Unlock()
 	var err error
+	var newest time.Time
 	defer func() {
 		x.mu.Lock()
-		x.inflight--
-		x.failing = err != nil
-		x.lastBatchEnd = time.Now()
+		st := &x.streams[si]
+		st.inflight--
+		st.failing = err != nil
+		st.lastBatchEnd = time.Now()
+		if err == nil && newest.After(st.newest) {
+			st.newest = newest
+		}
 		x.mu.Unlock()
+		if err == nil {
+			x.promote(ctx)
+		}
 	}()
 
+	x.applyMu.Lock()
+	defer x.applyMu.Unlock()
 	start := time.Now()
 	var ops []search.Op
-	ops, err = x.operations(ctx, msgs)
+	ops, err = build(ctx, msgs)
 	if err != nil {
 		return err
 	}
@@ -223,7 +284,6 @@ func (x *Indexer) HandleBatch(ctx context.Context, msgs []bus.Message) error {
 	eventsTotal.WithLabelValues("applied").Add(float64(res.Applied))
 	eventsTotal.WithLabelValues("stale").Add(float64(res.Stale))
 	now := time.Now()
-	var newest time.Time
 	for _, m := range msgs {
 		if m.Time.After(newest) {
 			newest = m.Time
@@ -232,7 +292,6 @@ func (x *Indexer) HandleBatch(ctx context.Context, msgs []bus.Message) error {
 			lagSeconds.Observe(now.Sub(time.UnixMilli(env.Source.TsMs)).Seconds())
 		}
 	}
-	x.promote(ctx, newest)
 	return nil
 }
 
@@ -286,7 +345,7 @@ func (x *Indexer) operations(ctx context.Context, msgs []bus.Message) ([]search.
 			continue
 		}
 		g.Go(func() error {
-			text, err := x.content(gctx, ops[i].Doc.S3Key)
+			text, err := x.documentContent(gctx, ops[i].Doc)
 			ops[i].Doc.Content = text
 			return err
 		})
@@ -295,16 +354,92 @@ func (x *Indexer) operations(ctx context.Context, msgs []bus.Message) ([]search.
 }
 
 func (x *Indexer) wantsContent(d search.Document) bool {
-	return x.blobs != nil && x.cfg.ContentCap > 0 && d.S3Key != "" && strings.HasPrefix(strings.ToLower(d.ContentType), "text/")
+	return x.blobs != nil && x.cfg.ContentCap > 0 && d.S3Key != ""
+}
+
+// directText reports whether a content type is indexed from the content
+// itself: text/* but HTML, which the extractor turns into text.
+func directText(contentType string) bool {
+	ct := strings.ToLower(contentType)
+	return strings.HasPrefix(ct, "text/") && !strings.HasPrefix(ct, "text/html")
+}
+
+// textKey is where the extractor stores a document's text (see
+// internal/extractor), beside its content.
+func textKey(id string) string { return id + "/text" }
+
+// documentContent is the text indexed with a document: its content for
+// plain text, else the extractor's text when there is one yet (a document
+// change after the extraction must keep it; before, the extraction's own
+// event brings it).
+func (x *Indexer) documentContent(ctx context.Context, d search.Document) (string, error) {
+	if directText(d.ContentType) {
+		return x.content(ctx, d.S3Key, true)
+	}
+	return x.content(ctx, textKey(d.ID), false)
+}
+
+// extractionOps turns extraction events into content-only operations:
+// rows whose status is done get their text indexed; the others (pending,
+// failed…) change nothing in the index.
+func (x *Indexer) extractionOps(ctx context.Context, msgs []bus.Message) ([]search.Op, error) {
+	var ops []search.Op
+	for _, m := range msgs {
+		env, err := change.Decode(m.Value)
+		if err != nil {
+			eventsTotal.WithLabelValues("invalid").Inc()
+			x.log.Error("indexer: undecodable extraction event dropped", "position", m.Position, "err", err)
+			continue
+		}
+		var row struct {
+			DocumentID string `json:"document_id"`
+			Status     string `json:"status"`
+		}
+		if env.Op == change.OpDelete {
+			continue // the document's own delete removes it from the index
+		}
+		if ok, err := change.Row(env.After, &row); err != nil || !ok || row.DocumentID == "" {
+			eventsTotal.WithLabelValues("invalid").Inc()
+			continue
+		}
+		if row.Status != "done" {
+			eventsTotal.WithLabelValues("skipped").Inc()
+			continue
+		}
+		lsn := env.Source.LSN
+		if lsn == 0 {
+			lsn, _ = strconv.ParseUint(m.Headers[bus.HeaderLSN], 10, 64)
+		}
+		if lsn == 0 {
+			eventsTotal.WithLabelValues("invalid").Inc()
+			continue
+		}
+		ops = append(ops, search.Op{ID: row.DocumentID, Version: lsn, ContentOnly: true, Doc: search.Document{ID: row.DocumentID}})
+	}
+	if x.blobs == nil || x.cfg.ContentCap <= 0 {
+		return nil, nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i := range ops {
+		g.Go(func() error {
+			text, err := x.content(gctx, textKey(ops[i].ID), true)
+			ops[i].Doc.Content = text
+			return err
+		})
+	}
+	return ops, g.Wait()
 }
 
 // content reads up to ContentCap bytes of the blob. A missing blob indexes
-// no content (the row is still searchable by title); other errors fail the
-// batch so it is retried.
-func (x *Indexer) content(ctx context.Context, key string) (string, error) {
+// no content (the row is still searchable by title; warned when expected);
+// other errors fail the batch so it is retried.
+func (x *Indexer) content(ctx context.Context, key string, expected bool) (string, error) {
 	r, err := x.blobs.NewRangeReader(ctx, key, 0, x.cfg.ContentCap, nil)
 	if gcerrors.Code(err) == gcerrors.NotFound {
-		x.log.Warn("indexer: content blob missing; indexing without content", "key", key)
+		if expected {
+			x.log.Warn("indexer: content blob missing; indexing without content", "key", key)
+		}
 		return "", nil
 	}
 	if err != nil {
@@ -399,19 +534,20 @@ func document(r change.Document) (search.Document, error) {
 	return d, nil
 }
 
-// promote marks watermarks applied (see the package comment) and stores
-// the new applied LSN. newest is the latest stored time in a batch just
-// applied, or zero for the idle check.
-func (x *Indexer) promote(ctx context.Context, newest time.Time) {
+// promote marks watermarks applied (see the package comment: each of the
+// two group consumers must have passed the watermark, by order or by
+// idleness) and stores the new applied LSN.
+func (x *Indexer) promote(ctx context.Context) {
 	now := time.Now()
 	x.mu.Lock()
 	var best uint64
 	keep := x.pending[:0]
-	idle := x.inflight == 0 && !x.failing
 	for _, w := range x.pending {
-		byOrder := !newest.IsZero() && !w.stored.After(newest)
-		byIdle := idle && now.Sub(w.received) >= x.cfg.IdleGrace && now.Sub(x.lastBatchEnd) >= x.cfg.IdleGrace
-		if byOrder || byIdle {
+		past := true
+		for i := range x.streams {
+			past = past && x.streams[i].past(w, now, x.cfg.IdleGrace)
+		}
+		if past {
 			best = max(best, w.lsn)
 			continue
 		}

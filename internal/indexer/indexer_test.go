@@ -291,21 +291,29 @@ func TestWatermarksBecomeTheAppliedLSN(t *testing.T) {
 		t.Fatalf("applied = %d before anything stored after the watermark was applied", lsn)
 	}
 	f.handle(t, eb)
+	if lsn, _ := f.idx.AppliedLSN(ctx); lsn != 0 {
+		t.Fatalf("applied = %d while cdc.extractions has not passed the watermark (nor idled past it)", lsn)
+	}
+	ex := extractionEvent("a", "pending", 310)
+	ex.Time = t0.Add(3 * time.Millisecond)
+	if err := f.x.HandleExtractions(ctx, []bus.Message{ex}); err != nil {
+		t.Fatal(err)
+	}
 	if lsn, _ := f.idx.AppliedLSN(ctx); lsn != 200 {
-		t.Fatalf("applied = %d, want 200 once a message stored after it is applied", lsn)
+		t.Fatalf("applied = %d, want 200 once both consumers applied a message stored after it", lsn)
 	}
 
 	t.Run("an idle indexer trusts a watermark after the grace", func(t *testing.T) {
 		if err := f.x.HandleWatermarks(ctx, []bus.Message{watermark(400, time.Now())}); err != nil {
 			t.Fatal(err)
 		}
-		f.x.promote(ctx, time.Time{})
+		f.x.promote(ctx)
 		if lsn, _ := f.idx.AppliedLSN(ctx); lsn != 200 {
 			t.Fatalf("applied = %d before the grace", lsn)
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
-			f.x.promote(ctx, time.Time{})
+			f.x.promote(ctx)
 			if lsn, _ := f.idx.AppliedLSN(ctx); lsn == 400 {
 				return
 			}
@@ -323,7 +331,7 @@ func TestWatermarksBecomeTheAppliedLSN(t *testing.T) {
 		_ = x.HandleBatch(ctx, []bus.Message{event("c", 450, nil, &c)})
 		_ = x.HandleWatermarks(ctx, []bus.Message{watermark(500, time.Now())})
 		time.Sleep(200 * time.Millisecond) // well past the 140ms grace
-		x.promote(ctx, time.Time{})
+		x.promote(ctx)
 		if lsn, _ := f.idx.AppliedLSN(ctx); lsn != 400 {
 			t.Fatalf("applied = %d while the batch before the watermark is not indexed", lsn)
 		}
@@ -410,4 +418,72 @@ func with(f func(c *Config)) Config {
 	c := DefaultConfig()
 	f(&c)
 	return c
+}
+
+// extractionEvent is a documents.extractions change as the CDC engine
+// encodes it.
+func extractionEvent(id, status string, lsn uint64) bus.Message {
+	after, _ := json.Marshal(map[string]any{"document_id": id, "content_sha256": strings.Repeat("a", 64), "status": status})
+	env := change.Envelope{Before: json.RawMessage("null"), After: after, Op: change.OpUpdate, TsMs: time.Now().UnixMilli(),
+		Transaction: json.RawMessage("null"),
+		Source: change.Source{Connector: "postgresql", Name: "cdc", TsMs: time.Now().UnixMilli(), Snapshot: "false",
+			Schema: "documents", Table: "extractions", LSN: lsn}}
+	v, _ := json.Marshal(env)
+	k, _ := json.Marshal(map[string]string{"document_id": id})
+	return bus.Message{Topic: bus.TopicExtractions, Key: k, Value: v, Time: time.Now(),
+		Headers: map[string]string{bus.HeaderLSN: strconv.FormatUint(lsn, 10), bus.HeaderOp: change.OpUpdate}}
+}
+
+func TestExtractedTextIsIndexedWithTheDocumentAndKeptByLaterChanges(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, DefaultConfig())
+	d := newRow("pdf1", "Quarterly report")
+	d.ContentType = "application/pdf"
+	f.put(t, "pdf1/content", "%PDF-1.4 binary that must never be indexed as text")
+	f.handle(t, event("c", 100, nil, &d))
+	if got := f.titles(t, "binary"); len(got) != 0 {
+		t.Fatalf("the raw PDF was indexed: %v", got)
+	}
+
+	// Pending and failed extractions change nothing.
+	if err := f.x.HandleExtractions(ctx, []bus.Message{extractionEvent("pdf1", "pending", 150), extractionEvent("pdf1", "failed", 160)}); err != nil {
+		t.Fatal(err)
+	}
+	f.put(t, "pdf1/text", "the platypus clause on page two")
+	if err := f.x.HandleExtractions(ctx, []bus.Message{extractionEvent("pdf1", "done", 200)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.titles(t, "platypus"); !slices.Equal(got, []string{"Quarterly report"}) {
+		t.Fatalf("search platypus = %v, want the PDF", got)
+	}
+	r, err := f.idx.Search(ctx, search.Query{Text: "platypus", Size: 1})
+	if err != nil || len(r.Hits) != 1 || !strings.Contains(strings.Join(r.Hits[0].Highlights["content"], ""), "<mark>platypus</mark>") {
+		t.Fatalf("no content highlight: %+v %v", r.Hits, err)
+	}
+	if r.Hits[0].ContentType != "application/pdf" || r.Hits[0].CreatedBy != "john@company.com" {
+		t.Fatalf("the other fields were not kept: %+v", r.Hits[0].Document)
+	}
+
+	// A later title change re-reads the extracted text: the words stay.
+	d.Title, d.Version = "Quarterly report v2", 2
+	f.handle(t, event("u", 300, nil, &d))
+	if got := f.titles(t, "platypus"); !slices.Equal(got, []string{"Quarterly report v2"}) {
+		t.Fatalf("after an update, search platypus = %v", got)
+	}
+	// A replayed (older) extraction event is stale.
+	f.put(t, "pdf1/text", "an older text about wombats")
+	if err := f.x.HandleExtractions(ctx, []bus.Message{extractionEvent("pdf1", "done", 200)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.titles(t, "wombats"); len(got) != 0 {
+		t.Fatalf("a stale extraction event was applied: %v", got)
+	}
+	// An extraction of a deleted document does not bring it back.
+	f.handle(t, event("d", 400, &d, nil))
+	if err := f.x.HandleExtractions(ctx, []bus.Message{extractionEvent("pdf1", "done", 500)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := f.idx.Count(ctx); n != 0 {
+		t.Fatalf("count = %d after delete and a late extraction", n)
+	}
 }

@@ -45,11 +45,19 @@ type Document struct {
 
 // Op is one bulk operation: an upsert of Doc, or a delete of ID when Delete
 // is set. Version is the external version (the change's LSN).
+//
+// ContentOnly replaces the content of the live document ID with
+// Doc.Content and keeps its other fields (the extractor's text arriving
+// after the document): applied, at Version, only when the index holds a
+// live document with an older version; otherwise it is stale (a later
+// change of the document reads the text itself, and a deleted or not yet
+// indexed document has nothing to add it to).
 type Op struct {
-	ID      string
-	Version uint64
-	Delete  bool
-	Doc     Document
+	ID          string
+	Version     uint64
+	Delete      bool
+	ContentOnly bool
+	Doc         Document
 }
 
 // BulkResult reports what Apply did. Stale operations (version not newer

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docstream/docstream/internal/extract"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/postgres"
@@ -30,6 +31,10 @@ var (
 // Main starts PostgreSQL (wal_level=logical) and Redis in a temp dir, runs
 // the package's tests and stops both.
 func Main(m *testing.M) {
+	// A test binary re-executed as an extraction child (a test running
+	// the extractor) does its one job and exits here, before any server
+	// starts.
+	extract.ChildMain()
 	os.Exit(run(m))
 }
 

@@ -267,6 +267,33 @@ func (x *Index) versions(ctx context.Context, ids []string) (map[string]uint64, 
 	return out, nil
 }
 
+// liveDocs reads the stored fields of the live documents that
+// content-only operations in ops apply to (tombstones have no id field).
+func (x *Index) liveDocs(ctx context.Context, ops []search.Op) (map[string]search.Document, error) {
+	var ids []string
+	for _, op := range ops {
+		if op.ContentOnly {
+			ids = append(ids, op.ID)
+		}
+	}
+	out := map[string]search.Document{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	req := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery(ids), len(ids), 0, false)
+	req.Fields = storedFields
+	res, err := x.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range res.Hits {
+		if id, _ := h.Fields[fID].(string); id != "" {
+			out[h.ID] = fromFields(h.ID, h.Fields)
+		}
+	}
+	return out, nil
+}
+
 // Apply implements search.Index. The batch is persisted (scorch's default,
 // safe batches wait for the segment to reach disk) before Apply returns.
 func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, error) {
@@ -288,6 +315,10 @@ func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, 
 	if err != nil {
 		return res, fmt.Errorf("read versions: %w", err)
 	}
+	live, err := x.liveDocs(ctx, ops)
+	if err != nil {
+		return res, fmt.Errorf("read documents: %w", err)
+	}
 	b := x.idx.NewBatch()
 	for _, op := range ops {
 		if op.Version <= held[op.ID] {
@@ -295,8 +326,20 @@ func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, 
 			continue
 		}
 		fields := map[string]any{fLSN: float64(op.Version), fDeleted: true}
-		if !op.Delete {
+		switch {
+		case op.ContentOnly:
+			d, ok := live[op.ID]
+			if !ok {
+				res.Stale++ // deleted, or not indexed yet: its own event reads the text
+				continue
+			}
+			d.Content = op.Doc.Content
+			fields = toFields(d, op.Version)
+		case !op.Delete:
 			fields = toFields(op.Doc, op.Version)
+			live[op.ID] = op.Doc
+		default:
+			delete(live, op.ID)
 		}
 		if err := b.Index(op.ID, fields); err != nil {
 			return res, fmt.Errorf("index %s: %w", op.ID, err)

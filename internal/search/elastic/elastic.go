@@ -224,9 +224,24 @@ func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, 
 	if len(ops) == 0 {
 		return res, nil
 	}
+	live, err := x.liveDocs(ctx, ops)
+	if err != nil {
+		return res, err
+	}
 	var body bytes.Buffer
 	enc := json.NewEncoder(&body) // Encode writes the newline NDJSON needs
+	sent := 0
 	for _, op := range ops {
+		if op.ContentOnly {
+			d, ok := live[op.ID]
+			if !ok {
+				res.Stale++ // deleted, or not indexed yet: its own event reads the text
+				continue
+			}
+			d.Content = op.Doc.Content
+			op.Doc = d
+		}
+		sent++
 		a := bulkAction{Index: x.index, ID: op.ID, Version: op.Version, VersionType: "external"}
 		if op.Delete {
 			if err := enc.Encode(map[string]bulkAction{"delete": a}); err != nil {
@@ -240,6 +255,9 @@ func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, 
 		if err := enc.Encode(source{Document: op.Doc, Content: op.Doc.Content}); err != nil {
 			return res, err
 		}
+	}
+	if sent == 0 {
+		return res, nil
 	}
 	r, err := x.es.Bulk(&body, x.es.Bulk.WithContext(ctx), x.es.Bulk.WithRefresh("wait_for"))
 	if err := check(r, err, "bulk"); err != nil {
@@ -275,6 +293,50 @@ func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, 
 		return res, fmt.Errorf("elasticsearch bulk: %d of %d items failed, first: %s", len(failed), len(ops), failed[0])
 	}
 	return res, nil
+}
+
+// liveDocs reads (one _mget) the stored documents that content-only
+// operations in ops apply to. Unlike Bleve's, the read and the write are
+// two requests: a change of the document's other fields indexed by another
+// indexer process in between is overwritten until its next change (one
+// indexer process, the default, serialises its batches).
+func (x *Index) liveDocs(ctx context.Context, ops []search.Op) (map[string]search.Document, error) {
+	var ids []string
+	for _, op := range ops {
+		if op.ContentOnly {
+			ids = append(ids, op.ID)
+		}
+	}
+	out := map[string]search.Document{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	body, err := json.Marshal(map[string]any{"ids": ids})
+	if err != nil {
+		return nil, err
+	}
+	r, err := x.es.Mget(bytes.NewReader(body), x.es.Mget.WithContext(ctx), x.es.Mget.WithIndex(x.index),
+		x.es.Mget.WithSourceExcludes("content"))
+	if err := check(r, err, "mget"); err != nil {
+		return nil, err
+	}
+	defer r.Body.Close()
+	var mr struct {
+		Docs []struct {
+			ID     string          `json:"_id"`
+			Found  bool            `json:"found"`
+			Source search.Document `json:"_source"`
+		} `json:"docs"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&mr); err != nil {
+		return nil, fmt.Errorf("elasticsearch mget: decode response: %w", err)
+	}
+	for _, d := range mr.Docs {
+		if d.Found {
+			out[d.ID] = d.Source
+		}
+	}
+	return out, nil
 }
 
 // SetAppliedLSN implements search.Index.

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/client"
+	"github.com/docstream/docstream/internal/extract/extracttest"
+	"github.com/docstream/docstream/internal/testenv"
+)
+
+// upload sends data as a multipart upload through the gateway.
+func upload(t *testing.T, c *client.Client, title, contentType string, data []byte) *client.Written {
+	t.Helper()
+	w, err := c.UploadDocument(context.Background(), client.Upload{Title: title, CreatedBy: "e2e@company.com",
+		ContentType: contentType, FileName: "f", Content: bytes.NewReader(data)})
+	if err != nil {
+		t.Fatalf("upload %s: %v", title, err)
+	}
+	return w
+}
+
+// waitExtraction waits for the document's extraction to end.
+func waitExtraction(t *testing.T, c *client.Client, id string) *client.Extraction {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e, err := c.WaitExtraction(ctx, id, 100*time.Millisecond)
+	if err != nil {
+		t.Fatalf("extraction of %s: %v", id, err)
+	}
+	return e
+}
+
+// searchIDs searches with read-your-writes at lsn and returns the ids found.
+func searchIDs(t *testing.T, c *client.Client, q string, lsn uint64) map[string]api.SearchHit {
+	t.Helper()
+	r, err := c.Search(context.Background(), api.SearchRequest{Query: q, MinLSN: lsn, Size: 50})
+	if err != nil {
+		t.Fatalf("search %q: %v", q, err)
+	}
+	if r.Stale {
+		t.Fatalf("search %q at min_lsn %d answered stale", q, lsn)
+	}
+	out := map[string]api.SearchHit{}
+	for _, h := range r.Documents {
+		out[h.ID] = h
+	}
+	return out
+}
+
+// renderPNG is a PNG of words: a text PDF rasterised by pdftoppm.
+func renderPNG(t *testing.T, words string) []byte {
+	t.Helper()
+	dir := testenv.TempDir(t)
+	pdf := filepath.Join(dir, "w.pdf")
+	if err := os.WriteFile(pdf, extracttest.PDF(words), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("pdftoppm", "-png", "-gray", "-r", "200", "-singlefile", "-x", "0", "-y", "0", "-W", "1700", "-H", "400",
+		pdf, filepath.Join(dir, "w")).CombinedOutput(); err != nil {
+		t.Fatalf("pdftoppm: %v %s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "w.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestUploadedFilesBecomeSearchable is the extractor's walkthrough on a
+// running system: real files uploaded through the gateway, their words
+// found by search (read-your-writes through the extraction's commit LSN),
+// thumbnails served with an ETag, hostile files failed with a reason, and
+// a re-run through the API.
+func TestUploadedFilesBecomeSearchable(t *testing.T) {
+	for _, tool := range []string{"pdftotext", "pdftoppm", "pdfinfo", "tesseract"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (scripts/bootstrap.sh installs poppler-utils and tesseract-ocr): skipping", tool)
+		}
+	}
+	d := startDev(t)
+	c := newClient(t, d.gateway)
+	ctx := context.Background()
+
+	type file struct {
+		title, ct string
+		data      []byte
+		word      string // found by search once extracted ("" none)
+		status    string
+		reason    string
+		thumb     bool
+	}
+	var scan bytes.Buffer
+	img, err := png.Decode(bytes.NewReader(renderPNG(t, "SCANNED ECHIDNA RECEIPT")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	png.Encode(&scan, img)
+	files := []file{
+		{"text pdf", "application/pdf", extracttest.PDF("Quokka invoices from Rottnest"), "quokka", api.ExtractionDone, "", true},
+		{"scanned pdf", "application/pdf", extracttest.ImagePDF(img.(image.Image)), "echidna", api.ExtractionDone, "", true},
+		{"png of text", "image/png", renderPNG(t, "HELLO OCR PLATYPUS"), "platypus", api.ExtractionDone, "", true},
+		{"docx", extracttest.DOCXType, extracttest.DOCX([]string{"Kookaburra minutes"}), "kookaburra", api.ExtractionDone, "", false},
+		{"odt", extracttest.ODTType, extracttest.ODT("Wallaby report"), "wallaby", api.ExtractionDone, "", false},
+		{"xlsx", extracttest.XLSXType, extracttest.XLSX([]string{"Dingo budget"}), "dingo", api.ExtractionDone, "", false},
+		{"html", "text/html", []byte("<html><body><p>Lyrebird <b>song</b></p><script>var hidden='bandicoot'</script></body></html>"), "lyrebird", api.ExtractionDone, "", false},
+		{"zip bomb", extracttest.DOCXType, extracttest.ZipBombDOCX(40 << 20), "", api.ExtractionFailed, "zip_bomb", false},
+		{"truncated pdf", "application/pdf", extracttest.PDF("cut short")[:200], "", api.ExtractionFailed, "corrupt", false},
+		{"huge png", "image/png", extracttest.HugePNG(100000, 100000), "", api.ExtractionFailed, "image_too_large", false},
+		{"encrypted pdf", "application/pdf", extracttest.EncryptedPDF(), "", api.ExtractionFailed, "encrypted", false},
+		{"plain text", "text/plain", []byte("numbat notes"), "numbat", api.ExtractionSkipped, "", false},
+	}
+	ids := map[string]string{}
+	for _, f := range files {
+		w := upload(t, c, f.title, f.ct, f.data)
+		ids[f.title] = w.ID
+	}
+	for _, f := range files {
+		t.Run(f.title, func(t *testing.T) {
+			id := ids[f.title]
+			e := waitExtraction(t, c, id)
+			if e.Status != f.status || e.Reason != f.reason {
+				t.Fatalf("extraction %+v, want status %s reason %q", e.Extraction, f.status, f.reason)
+			}
+			if f.word != "" {
+				hits := searchIDs(t, c, f.word, e.CommitLSN)
+				h, ok := hits[id]
+				if !ok {
+					t.Fatalf("search %q at min_lsn %d does not find the %s", f.word, e.CommitLSN, f.title)
+				}
+				if f.status == api.ExtractionDone && !strings.Contains(strings.ToLower(strings.Join(h.Highlights["content"], " ")), "<mark>"+f.word) {
+					t.Errorf("no content highlight for %q: %v", f.word, h.Highlights)
+				}
+			}
+			th, err := c.DocumentThumbnail(ctx, id, "")
+			if !f.thumb {
+				if apperr.CodeOf(err) != apperr.NotFound {
+					t.Fatalf("thumbnail of %s: %v, want not_found", f.title, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("thumbnail: %v", err)
+			}
+			b, _ := io.ReadAll(th)
+			th.Close()
+			if cfg, err := png.DecodeConfig(bytes.NewReader(b)); err != nil || max(cfg.Width, cfg.Height) != 256 || th.ETag == "" {
+				t.Fatalf("thumbnail %dx%d etag %q: %v", cfg.Width, cfg.Height, th.ETag, err)
+			}
+			again, err := c.DocumentThumbnail(ctx, id, th.ETag)
+			if err != nil || !again.NotModified {
+				t.Fatalf("If-None-Match: %v %+v", err, again)
+			}
+			again.Close()
+		})
+	}
+	// The script's words never reach the index.
+	if hits := searchIDs(t, c, "bandicoot", 0); len(hits) != 0 {
+		t.Errorf("a script's text was indexed: %v", hits)
+	}
+
+	t.Run("a re-run through the API extracts again", func(t *testing.T) {
+		id := ids["docx"]
+		e, err := c.ExtractDocument(ctx, id)
+		if err != nil || e.Status != api.ExtractionPending {
+			t.Fatalf("extract: %v %+v", err, e)
+		}
+		if e := waitExtraction(t, c, id); e.Status != api.ExtractionDone || e.Attempts != 1 {
+			t.Fatalf("after re-run: %+v", e.Extraction)
+		}
+		r, err := c.RerunExtractions(ctx, api.ExtractRequest{Failed: true})
+		if err != nil || r.Queued != 4 {
+			t.Fatalf("rerun failed: %v %+v, want 4 queued", err, r)
+		}
+		for _, f := range []string{"zip bomb", "truncated pdf", "huge png", "encrypted pdf"} {
+			if e := waitExtraction(t, c, ids[f]); e.Status != api.ExtractionFailed {
+				t.Fatalf("%s after a re-run: %+v", f, e.Extraction)
+			}
+		}
+		// The CLI waits for the queue to drain, with a progress bar on stderr.
+		var out, errOut bytes.Buffer
+		if err := run(ctx, []string{"extract", "--failed", "--server", d.gateway, "--poll", "100ms"}, func(string) string { return "" }, &out, &errOut); err != nil {
+			t.Fatalf("docstream extract --failed: %v\n%s", err, errOut.String())
+		}
+		if !strings.Contains(errOut.String(), "4 extractions queued") || !strings.Contains(out.String(), "queue drained") || !strings.Contains(out.String(), "failed") {
+			t.Fatalf("docstream extract --failed printed:\n%s\n%s", out.String(), errOut.String())
+		}
+		if e := waitExtraction(t, c, ids["zip bomb"]); e.Status != api.ExtractionFailed || e.Reason != "zip_bomb" {
+			t.Fatalf("the zip bomb after a re-run: %+v", e.Extraction)
+		}
+		if _, err := c.RerunExtractions(ctx, api.ExtractRequest{}); apperr.CodeOf(err) != apperr.Validation {
+			t.Fatalf("rerun of nothing: %v, want a validation error", err)
+		}
+		if _, err := c.DocumentExtraction(ctx, "0194c3a0-0000-7000-8000-000000000001"); apperr.CodeOf(err) != apperr.NotFound {
+			t.Fatalf("extraction of an unknown document: %v", err)
+		}
+		if _, err := c.DocumentThumbnail(ctx, "not-a-uuid", ""); apperr.CodeOf(err) != apperr.Invalid {
+			t.Fatalf("thumbnail of a malformed id: %v", err)
+		}
+	})
+
+	t.Run("a document's version does not move for its extraction", func(t *testing.T) {
+		doc, err := c.GetDocument(ctx, ids["text pdf"])
+		if err != nil || doc.Version != 1 {
+			t.Fatalf("document %+v %v: want version 1", doc, err)
+		}
+	})
+
+	t.Run("deleting a document removes its thumbnail", func(t *testing.T) {
+		id := ids["png of text"]
+		if err := c.DeleteDocument(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		testenv.WaitFor(t, "the thumbnail is removed", func() bool {
+			_, err := c.DocumentThumbnail(ctx, id, "")
+			return apperr.CodeOf(err) == apperr.NotFound
+		})
+	})
+}
+
+// TestAKilledExtractorResumes kills `docstream dev` (SIGKILL) right after
+// uploads and starts it again on the same data: every extraction ends,
+// none is lost, each was run to a result once (attempts 1) or, the one
+// the killed worker held, taken over after its lease (attempts 2).
+func TestAKilledExtractorResumes(t *testing.T) {
+	for _, tool := range []string{"pdftotext", "pdfinfo"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (scripts/bootstrap.sh installs poppler-utils): skipping", tool)
+		}
+	}
+	// One worker, so that extractions are still queued (or one running)
+	// when the process dies; a short lease, so that the one it held is
+	// taken over within the test.
+	d := startDev(t, "--extractor-workers", "1", "--extractor-timeout", "10s", "--extractor-lease", "15s")
+	c := newClient(t, d.gateway)
+	var ids []string
+	for i := range 12 {
+		w := upload(t, c, "resume", "application/pdf", extracttest.PDF("Resumable wombat number "+string(rune('a'+i))))
+		ids = append(ids, w.ID)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-d.exited
+	d2 := d.restart(t)
+	c = newClient(t, d2.gateway)
+	var lsn uint64
+	for _, id := range ids {
+		e := waitExtraction(t, c, id)
+		if e.Status != api.ExtractionDone || e.Attempts < 1 || e.Attempts > 2 {
+			t.Fatalf("after a restart: %+v", e.Extraction)
+		}
+		if e.Attempts == 2 {
+			t.Logf("document %s was being extracted when the process died; taken over after the lease", id)
+		}
+		lsn = max(lsn, e.CommitLSN)
+	}
+	hits := searchIDs(t, c, "wombat", lsn)
+	for _, id := range ids {
+		if _, ok := hits[id]; !ok {
+			t.Fatalf("document %s not found after the restart", id)
+		}
+	}
+}

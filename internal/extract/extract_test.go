@@ -1,0 +1,373 @@
+package extract_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docstream/docstream/internal/extract"
+	"github.com/docstream/docstream/internal/extract/extracttest"
+)
+
+func TestMain(m *testing.M) {
+	// Tasks that misbehave on purpose, run in the child like a real
+	// extraction.
+	extract.RegisterTask("hang", func(j extract.Job) extract.Result {
+		// A grandchild too, which must die with the group.
+		cmd := exec.Command("sleep", "300")
+		if err := cmd.Start(); err == nil {
+			os.WriteFile(filepath.Join(j.OutDir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
+		}
+		time.Sleep(time.Hour)
+		return extract.Result{}
+	})
+	extract.RegisterTask("hog", func(j extract.Job) extract.Result {
+		var keep [][]byte
+		for {
+			b := make([]byte, 16<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			keep = append(keep, b)
+		}
+	})
+	extract.ChildMain()
+	os.Exit(m.Run())
+}
+
+func limits() extract.Limits {
+	return extract.Limits{Timeout: 30 * time.Second, CPU: 20 * time.Second, Memory: 512 << 20, OutputCap: 1 << 20,
+		MaxPages: 100, OCRPages: 5, MaxPixels: 40_000_000, MaxZip: 64 << 20, MaxRatio: 100, MaxFiles: 1000, Nice: 5}
+}
+
+// extractBytes runs a real extraction of data in a child.
+func extractBytes(t *testing.T, contentType string, data []byte, l extract.Limits) (extract.Result, string) {
+	t.Helper()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "content")
+	if err := os.WriteFile(in, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o700)
+	job := extract.Job{Task: "extract", Input: in, OutDir: out, ContentType: contentType,
+		Format: extract.Detect(contentType, data[:min(len(data), 512)]), Tools: extract.DetectTools(), Limits: l}
+	res, err := extract.Runner{}.Run(context.Background(), job)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	text, _ := os.ReadFile(filepath.Join(out, extract.TextFile))
+	return res, string(text)
+}
+
+func needTool(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("%s is not installed (scripts/bootstrap.sh installs poppler-utils and tesseract-ocr): skipping", n)
+		}
+	}
+}
+
+func TestDetectPicksTheFormatFromTheTypeAndTheMagic(t *testing.T) {
+	cases := []struct {
+		name, ct string
+		head     string
+		want     string
+	}{
+		{"a declared PDF", "application/pdf", "", extract.FormatPDF},
+		{"a PDF uploaded as octet-stream", "application/octet-stream", "%PDF-1.7", extract.FormatPDF},
+		{"a PNG without a type", "", "\x89PNG\r\n\x1a\n", extract.FormatImage},
+		{"a DOCX", extracttest.DOCXType, "PK\x03\x04", extract.FormatOffice},
+		{"a zip of unknown content", "application/zip", "PK\x03\x04", extract.FormatOffice},
+		{"HTML with a charset", "text/html; charset=utf-8", "", extract.FormatHTML},
+		{"plain text stays on the indexer's path", "text/plain", "", extract.FormatText},
+		{"Markdown stays on the indexer's path", "text/markdown", "", extract.FormatText},
+		{"a declared type wins over the magic", "application/x-tar", "%PDF-", extract.FormatNone},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := extract.Detect(c.ct, []byte(c.head)); got != c.want {
+				t.Fatalf("Detect(%q) = %q, want %q", c.ct, got, c.want)
+			}
+		})
+	}
+}
+
+func TestATextPDFGivesItsWordsPagesAndAThumbnail(t *testing.T) {
+	needTool(t, "pdftotext", "pdfinfo", "pdftoppm")
+	dir := t.TempDir()
+	data := extracttest.PDF("Quokka invoices from Rottnest", "Second page mentions wombats")
+	in := filepath.Join(dir, "in.pdf")
+	os.WriteFile(in, data, 0o600)
+	job := extract.Job{Task: "extract", Input: in, OutDir: dir, Format: extract.FormatPDF, Tools: extract.DetectTools(), Limits: limits()}
+	res, err := extract.Runner{}.Run(context.Background(), job)
+	if err != nil || res.Status != extract.StatusDone {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+	text, _ := os.ReadFile(filepath.Join(dir, extract.TextFile))
+	if !strings.Contains(string(text), "Quokka invoices") || !strings.Contains(string(text), "wombats") || res.Pages != 2 {
+		t.Fatalf("text %q pages %d", text, res.Pages)
+	}
+	thumb, err := os.Open(filepath.Join(dir, extract.ThumbFile))
+	if err != nil || !res.Thumbnail {
+		t.Fatalf("no thumbnail: %v %+v", err, res)
+	}
+	defer thumb.Close()
+	cfg, err := png.DecodeConfig(thumb)
+	if err != nil || max(cfg.Width, cfg.Height) != 256 {
+		t.Fatalf("thumbnail %dx%d %v, want 256 on the longest side", cfg.Width, cfg.Height, err)
+	}
+}
+
+// renderText makes a PNG of text: a PDF rendered by pdftoppm at 200 dpi.
+func renderText(t *testing.T, words string) image.Image {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "t.pdf"), extracttest.PDF(words), 0o600)
+	out, err := exec.Command("pdftoppm", "-png", "-gray", "-r", "200", "-singlefile", "-x", "0", "-y", "0", "-W", "1700", "-H", "400",
+		filepath.Join(dir, "t.pdf"), filepath.Join(dir, "t")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdftoppm: %v %s", err, out)
+	}
+	f, err := os.Open(filepath.Join(dir, "t.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestAPNGOfTextIsReadByOCR(t *testing.T) {
+	needTool(t, "pdftoppm", "tesseract")
+	var buf bytes.Buffer
+	png.Encode(&buf, renderText(t, "HELLO OCR PLATYPUS"))
+	res, text := extractBytes(t, "image/png", buf.Bytes(), limits())
+	if res.Status != extract.StatusDone || !res.OCR || res.Language != "eng" {
+		t.Fatalf("res %+v", res)
+	}
+	if !strings.Contains(strings.ToUpper(text), "PLATYPUS") {
+		t.Fatalf("OCR text %q lacks PLATYPUS", text)
+	}
+	if !res.Thumbnail {
+		t.Fatalf("no thumbnail: %+v", res)
+	}
+}
+
+func TestAScannedPDFIsReadByOCR(t *testing.T) {
+	needTool(t, "pdftoppm", "pdftotext", "pdfinfo", "tesseract")
+	res, text := extractBytes(t, "application/pdf", extracttest.ImagePDF(renderText(t, "SCANNED ECHIDNA RECEIPT")), limits())
+	if res.Status != extract.StatusDone || !res.OCR {
+		t.Fatalf("res %+v", res)
+	}
+	if !strings.Contains(strings.ToUpper(text), "ECHIDNA") {
+		t.Fatalf("OCR text %q lacks ECHIDNA", text)
+	}
+}
+
+func TestOfficeFilesGiveTheirText(t *testing.T) {
+	cases := []struct {
+		name, ct string
+		data     []byte
+		want     []string
+		kind     string
+	}{
+		{"a DOCX", extracttest.DOCXType, extracttest.DOCX([]string{"Kookaburra minutes", "second paragraph & more"}), []string{"Kookaburra minutes", "second paragraph & more"}, "docx"},
+		{"an ODT", extracttest.ODTType, extracttest.ODT("Wallaby report", "Numbat appendix"), []string{"Wallaby report", "Numbat appendix"}, "odt"},
+		{"an XLSX", extracttest.XLSXType, extracttest.XLSX([]string{"Dingo budget"}, 4242), []string{"Dingo budget", "4242"}, "xlsx"},
+		{"a DOCX uploaded as octet-stream", "application/octet-stream", extracttest.DOCX([]string{"Bilby"}), []string{"Bilby"}, "docx"},
+		{"a DOCX with a nested zip bomb (never opened)", extracttest.DOCXType, extracttest.NestedBombDOCX("Cassowary safe"), []string{"Cassowary safe"}, "docx"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, text := extractBytes(t, c.ct, c.data, limits())
+			if res.Status != extract.StatusDone || res.Kind != c.kind {
+				t.Fatalf("res %+v", res)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(text, w) {
+					t.Fatalf("text %q lacks %q", text, w)
+				}
+			}
+			if strings.Contains(text, "not text") {
+				t.Fatalf("styles leaked into the text: %q", text)
+			}
+		})
+	}
+}
+
+func TestHTMLGivesItsTextWithoutScripts(t *testing.T) {
+	res, text := extractBytes(t, "text/html", []byte(`<html><head><title>Emu</title><style>p{color:red}</style><script>var secret="x"</script></head><body><p>Lyrebird &amp; song</p></body></html>`), limits())
+	if res.Status != extract.StatusDone || !strings.Contains(text, "Lyrebird & song") || !strings.Contains(text, "Emu") {
+		t.Fatalf("res %+v text %q", res, text)
+	}
+	if strings.Contains(text, "secret") || strings.Contains(text, "color") {
+		t.Fatalf("script or style kept: %q", text)
+	}
+}
+
+func TestHostileFilesFailWithAReason(t *testing.T) {
+	l := limits()
+	cases := []struct {
+		name, ct string
+		data     []byte
+		tools    []string
+		reason   []string // any of
+	}{
+		{"a zip bomb by ratio", extracttest.DOCXType, extracttest.ZipBombDOCX(40 << 20), nil, []string{extract.ReasonZipBomb}},
+		{"an XML entity bomb", extracttest.DOCXType, extracttest.EntityBombDOCX(), nil, []string{extract.ReasonCorrupt}},
+		{"a PNG claiming 10 gigapixels", "image/png", extracttest.HugePNG(100000, 100000), []string{"tesseract"}, []string{extract.ReasonImageTooLarge}},
+		{"an encrypted PDF", "application/pdf", extracttest.EncryptedPDF(), []string{"pdfinfo", "pdftotext"}, []string{extract.ReasonEncrypted}},
+		{"a truncated PDF", "application/pdf", extracttest.PDF("cut short")[:200], []string{"pdfinfo", "pdftotext"}, []string{extract.ReasonCorrupt}},
+		{"a zip that is no office file", "application/zip", extracttest.Zip([2]string{"a.txt", "hello"}), nil, []string{extract.ReasonUnsupported}},
+		{"garbage called a DOCX", extracttest.DOCXType, []byte("not a zip at all"), nil, []string{extract.ReasonCorrupt}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			needTool(t, c.tools...)
+			res, _ := extractBytes(t, c.ct, c.data, l)
+			if res.Status != extract.StatusFailed {
+				t.Fatalf("status %q, want failed: %+v", res.Status, res)
+			}
+			for _, r := range c.reason {
+				if res.Reason == r {
+					t.Logf("failed as expected: %s (%s)", res.Reason, res.Detail)
+					return
+				}
+			}
+			t.Fatalf("reason %q (%s), want one of %v", res.Reason, res.Detail, c.reason)
+		})
+	}
+}
+
+// Poppler detects the loop itself: the file reads as pages without text,
+// in bounded time, and its page count is not the 1000000 it claims.
+func TestAPDFWhosePageTreeContainsItselfEndsInBoundedTime(t *testing.T) {
+	needTool(t, "pdfinfo", "pdftotext")
+	l := limits()
+	l.Timeout, l.OCRPages = 10*time.Second, 1
+	res, text := extractBytes(t, "application/pdf", extracttest.CyclicPDF(), l)
+	switch {
+	case res.Status == extract.StatusFailed && (res.Reason == extract.ReasonCorrupt || res.Reason == extract.ReasonTimeout):
+	case res.Status == extract.StatusDone && strings.TrimSpace(text) == "" && res.Pages < 1000:
+	default:
+		t.Fatalf("res %+v text %q", res, text)
+	}
+	t.Logf("cyclic page tree: %+v", res)
+}
+
+func TestTooManyEntriesIsAZipBomb(t *testing.T) {
+	var entries [][2]string
+	for i := range 50 {
+		entries = append(entries, [2]string{"f" + strconv.Itoa(i), "x"})
+	}
+	l := limits()
+	l.MaxFiles = 20
+	res, _ := extractBytes(t, extracttest.DOCXType, extracttest.Zip(entries...), l)
+	if res.Reason != extract.ReasonZipBomb {
+		t.Fatalf("res %+v, want zip_bomb", res)
+	}
+}
+
+func TestThePageCapReadsTheFirstPagesAndSaysSo(t *testing.T) {
+	needTool(t, "pdfinfo", "pdftotext")
+	l := limits()
+	l.MaxPages = 2
+	res, text := extractBytes(t, "application/pdf", extracttest.PDF("alpha page", "beta page", "gamma page"), l)
+	if res.Status != extract.StatusDone || !res.Truncated || res.Pages != 3 {
+		t.Fatalf("res %+v", res)
+	}
+	if !strings.Contains(text, "beta") || strings.Contains(text, "gamma") {
+		t.Fatalf("text %q: want pages 1-2 only", text)
+	}
+}
+
+func TestTheOutputCapCutsTheTextAndSaysSo(t *testing.T) {
+	l := limits()
+	l.OutputCap = 100
+	res, text := extractBytes(t, extracttest.DOCXType, extracttest.DOCX([]string{strings.Repeat("héllo ", 100)}), l)
+	if res.Status != extract.StatusDone || !res.Truncated || res.TextSize > 100 || len(text) > 100 {
+		t.Fatalf("res %+v len %d", res, len(text))
+	}
+}
+
+func TestAChildOverItsTimeLimitIsKilledWithItsGroup(t *testing.T) {
+	dir := t.TempDir()
+	l := limits()
+	l.Timeout = time.Second
+	start := time.Now()
+	res, err := extract.Runner{}.Run(context.Background(), extract.Job{Task: "hang", OutDir: dir, Limits: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != extract.StatusFailed || res.Reason != extract.ReasonTimeout {
+		t.Fatalf("res %+v, want failed timeout", res)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("took %v", took)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(string(b))
+	// The grandchild dies with the group (it may linger as a zombie of
+	// init for a moment).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("grandchild %d still alive after the timeout", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestAChildOverItsMemoryLimitFailsWithReasonMemory(t *testing.T) {
+	l := limits()
+	l.Memory = 128 << 20
+	res, err := extract.Runner{}.Run(context.Background(), extract.Job{Task: "hog", OutDir: t.TempDir(), Limits: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != extract.StatusFailed || res.Reason != extract.ReasonMemory {
+		t.Fatalf("res %+v, want failed memory", res)
+	}
+}
+
+func TestAToolOverItsMemoryLimitFailsWithReasonMemory(t *testing.T) {
+	needTool(t, "pdftoppm", "pdftotext", "pdfinfo", "tesseract", "prlimit")
+	l := limits()
+	l.Memory = 24 << 20 // far too little for tesseract's model
+	res, _ := extractBytes(t, "application/pdf", extracttest.ImagePDF(image.NewGray(image.Rect(0, 0, 400, 200))), l)
+	if res.Status != extract.StatusFailed || res.Reason != extract.ReasonMemory {
+		t.Fatalf("res %+v, want failed memory", res)
+	}
+}
+
+func TestACancelledRunIsAnErrorNotAResult(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+	_, err := extract.Runner{}.Run(ctx, extract.Job{Task: "hang", OutDir: t.TempDir(), Limits: limits()})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+}

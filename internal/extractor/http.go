@@ -1,0 +1,199 @@
+package extractor
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"strconv"
+
+	"gocloud.dev/gcerrors"
+
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/httpx"
+	"github.com/docstream/docstream/internal/validate"
+)
+
+// maxThumb bounds the thumbnail read into memory to serve it (ours are a
+// few kilobytes at 256 px).
+const maxThumb = 8 << 20
+
+// Server is the extractor's HTTP edge.
+type Server struct {
+	x   *Extractor
+	mux *http.ServeMux
+}
+
+// routeTable is the extractor's API besides health and metrics.
+var routeTable = map[string]httpx.Route[*Server]{
+	"GET /documents/{id}/thumbnail":  {Class: httpx.Read, Handler: (*Server).handleThumbnail},
+	"GET /documents/{id}/extraction": {Class: httpx.Read, Handler: (*Server).handleGet},
+	"POST /documents/{id}/extract":   {Class: httpx.Write, Handler: (*Server).handleExtract},
+	"POST /extractions/rerun":        {Class: httpx.Write, Handler: (*Server).handleRerun},
+	"GET /extractions/queue":         {Class: httpx.Read, Handler: (*Server).handleQueue},
+}
+
+// Routes lists the extractor's routes (http.ServeMux patterns, besides
+// health and metrics), for the public client's route test.
+func Routes() []string { return httpx.Patterns(routeTable) }
+
+// Handler serves the routes, /health/live, /health/ready (database, bus,
+// object storage, the sandbox, and each missing tool as "off") and
+// /metrics.
+func (x *Extractor) Handler(adm *httpx.Admission) http.Handler {
+	s := &Server{x: x, mux: http.NewServeMux()}
+	checks := []httpx.Check{
+		{Name: "db", Probe: x.store.Ping},
+		{Name: "bus", Probe: x.bus.Ping},
+		{Name: "blob", Probe: x.blobs.Ping},
+		{Name: "extraction", Probe: x.Health},
+	}
+	for what, why := range x.tools.Missing() {
+		off := httpx.Off(why)
+		checks = append(checks, httpx.Check{Name: "tool-" + what, Probe: func(context.Context) error { return off }})
+	}
+	httpx.Routes(s.mux, checks...)
+	httpx.Handle(s.mux, adm, s, routeTable)
+	return httpx.Wrap("extractor", x.log, s.mux)
+}
+
+func (s *Server) respondErr(w http.ResponseWriter, r *http.Request, err error) {
+	httpx.RespondErr(w, r, s.x.log, err)
+}
+
+// handleThumbnail serves {id}/thumb.png with an ETag (the SHA-256 of the
+// image) and a private cache lifetime: a replaced content makes a new
+// thumbnail, which a client revalidating with If-None-Match gets.
+func (s *Server) handleThumbnail() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := validate.ID("document", r.PathValue("id"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		rd, err := s.x.blobs.NewReader(r.Context(), ThumbKey(id), nil)
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			s.respondErr(w, r, apperr.E(apperr.NotFound, "document %s has no thumbnail", id))
+			return
+		}
+		if err != nil {
+			s.respondErr(w, r, apperr.Wrap(apperr.Unavailable, err, "object storage"))
+			return
+		}
+		defer rd.Close()
+		b, err := io.ReadAll(io.LimitReader(rd, maxThumb))
+		if err != nil {
+			s.respondErr(w, r, apperr.Wrap(apperr.Unavailable, err, "object storage"))
+			return
+		}
+		sum := sha256.Sum256(b)
+		w.Header().Set("Content-Type", "image/png")
+		w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
+		w.Header().Set("Cache-Control", "private, max-age=300")
+		httpx.ServeContent(w, r, rd.ModTime(), bytes.NewReader(b))
+	})
+}
+
+func setLSN(w http.ResponseWriter, lsn uint64) {
+	if lsn > 0 {
+		w.Header().Set(api.CommitLSNHeader, strconv.FormatUint(lsn, 10))
+	}
+}
+
+// handleGet answers the document's extraction, with X-Commit-LSN: a search
+// with that min_lsn reflects what was read (once it says done, the words
+// are searchable).
+func (s *Server) handleGet() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := validate.ID("document", r.PathValue("id"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		e, lsn, err := s.x.store.Get(r.Context(), id)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		setLSN(w, lsn)
+		httpx.Respond(w, http.StatusOK, e)
+	})
+}
+
+// handleExtract queues the document's extraction again (202): a failed
+// one after a tool was installed or a limit raised, or any other.
+func (s *Server) handleExtract() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := validate.ID("document", r.PathValue("id"))
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		d, err := s.x.store.Document(r.Context(), id)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		format, status := s.x.formatOf(d.ContentType)
+		if status != api.ExtractionPending {
+			// Plain text and unsupported types would only be recorded
+			// again; queue them anyway so the caller sees a fresh row.
+			format = ""
+		}
+		e, lsn, err := s.x.store.Rerun(r.Context(), id, format)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		s.x.Wake()
+		setLSN(w, lsn)
+		httpx.Respond(w, http.StatusAccepted, e)
+	})
+}
+
+// handleRerun queues many: every document (all) or the failed ones.
+func (s *Server) handleRerun() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := httpx.Decode[api.ExtractRequest](w, r, 4<<10)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		if !req.All && !req.Failed {
+			s.respondErr(w, r, apperr.Fields(apperr.FieldError{Field: "all", Message: "say which extractions to run again: all, failed, or both"}))
+			return
+		}
+		n, err := s.x.store.RerunMany(r.Context(), req.All, req.Failed, func(ct string) (string, string) {
+			format, status := s.x.formatOf(ct)
+			if status == api.ExtractionUnsupported {
+				status = api.ExtractionPending // perhaps a tool was installed since: the worker decides
+			}
+			return format, status
+		})
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		s.x.Wake()
+		q, err := s.x.store.Queue(r.Context())
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, api.ExtractResponse{Queued: n, Pending: q.Pending + q.Running})
+	})
+}
+
+func (s *Server) handleQueue() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, err := s.x.store.Queue(r.Context())
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, q)
+	})
+}
