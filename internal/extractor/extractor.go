@@ -71,6 +71,10 @@ const Bucket = "documents"
 func TextKey(id string) string  { return id + "/text" }
 func ThumbKey(id string) string { return id + "/thumb.png" }
 
+// ConsumerName names the extractor's subscription in readiness and the
+// docstream_bus_consumer_* metrics.
+const ConsumerName = "extractor"
+
 // maxAttempts bounds how often one content is claimed without a result
 // (its workers died each time): then it is recorded as failed.
 const maxAttempts = 5
@@ -153,7 +157,7 @@ func (x *Extractor) Check(ctx context.Context) error {
 func (x *Extractor) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return x.bus.Group(ctx, bus.TopicDocuments, x.cfg.Group, bus.GroupOptions{MaxBatch: 100, MaxWait: 100 * time.Millisecond}, x.dedup.Wrap(x.HandleBatch))
+		return x.bus.Group(bus.Named(ctx, ConsumerName), bus.TopicDocuments, x.cfg.Group, bus.GroupOptions{MaxBatch: 100, MaxWait: 100 * time.Millisecond}, x.dedup.Wrap(x.HandleBatch))
 	})
 	for i := range x.cfg.Workers {
 		g.Go(func() error { x.work(ctx, i); return nil })

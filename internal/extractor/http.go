@@ -13,6 +13,7 @@ import (
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/validate"
 )
@@ -48,6 +49,9 @@ func (x *Extractor) Handler(adm *httpx.Admission) http.Handler {
 	checks := []httpx.Check{
 		{Name: "db", Probe: x.store.Ping},
 		{Name: "bus", Probe: x.bus.Ping},
+		// Degraded, not unready: a stalled subscription queues nothing new,
+		// but the routes still serve.
+		{Name: "consumers", Probe: func(context.Context) error { return bus.CheckConsumers(x.bus, ConsumerName) }},
 		{Name: "blob", Probe: x.blobs.Ping},
 		{Name: "extraction", Probe: x.Health},
 	}
