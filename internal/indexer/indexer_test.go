@@ -276,7 +276,9 @@ func watermark(lsn uint64, stored time.Time) bus.Message {
 func TestWatermarksBecomeTheAppliedLSN(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, with(func(c *Config) { c.MaxWait = 50 * time.Millisecond }))
-	t0 := time.Now()
+	// Stored a second ago: the watermarks the subtests store "now" are
+	// later than every event here, however fast the test runs.
+	t0 := time.Now().Add(-time.Second)
 	a, b := newRow("a", "Alpha"), newRow("b", "Beta")
 	ea := event("c", 100, nil, &a)
 	ea.Time = t0
