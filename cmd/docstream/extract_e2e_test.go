@@ -268,10 +268,16 @@ func TestAKilledExtractorResumes(t *testing.T) {
 		}
 		lsn = max(lsn, e.CommitLSN)
 	}
-	hits := searchIDs(t, c, "wombat", lsn)
-	for _, id := range ids {
-		if _, ok := hits[id]; !ok {
-			t.Fatalf("document %s not found after the restart", id)
+	// Not at min_lsn alone: events the killed process held unacknowledged
+	// come back only after the bus's ack wait (30 s), and meanwhile the
+	// applied LSN can run ahead of them (README, "Known limitations").
+	testenv.WaitForWithin(t, 90*time.Second, "every document found by its extracted words", func() bool {
+		hits := searchIDs(t, c, "wombat", lsn)
+		for _, id := range ids {
+			if _, ok := hits[id]; !ok {
+				return false
+			}
 		}
-	}
+		return true
+	})
 }
