@@ -148,7 +148,7 @@ func Modules() []*Module {
 			// After cdc (its consumer starts with the stream live) and
 			// after document (a thumbnail route beside the document's).
 			Deps:     []string{"cdc", "document"},
-			Needs:    []Resource{PGPool, Bus, BucketOf(extractor.Bucket)},
+			Needs:    []Resource{PGPool, Bus, BucketOf(extractor.Bucket), Auth},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Extractor.RegisterFlags(fs) },
 			Validate: func(c *Config) error { return c.Extractor.Validate() },
 			Ports:    func(c *Config) []Port { return []Port{{Name: "extractor", Addr: c.Extractor.Addr, HTTP: true}} },
@@ -380,8 +380,14 @@ func startExtractor(ctx context.Context, c *Config, r *Resources) error {
 	if err != nil {
 		return err
 	}
+	authn, err := r.Auth(ctx)
+	if err != nil {
+		return err
+	}
 	log := r.Log()
-	x := extractor.New(extractor.NewStore(pool), b, bucket, c.Extractor, log)
+	cfg := c.Extractor
+	cfg.Auth = authn
+	x := extractor.New(extractor.NewStore(pool), b, bucket, cfg, log)
 	if err := x.Check(ctx); err != nil {
 		return err
 	}

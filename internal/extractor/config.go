@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/extract"
 	"github.com/docstream/docstream/internal/httpx"
 )
@@ -43,6 +44,12 @@ type Config struct {
 	Exe string
 
 	Admission *httpx.Admission // set by the app
+	// Auth verifies each request's credential and puts its principal on
+	// the context (nil: open, everyone anonymous). In required mode the
+	// document routes apply the document service's decision
+	// (document.Decide: view for the thumbnail and the status, edit for a
+	// re-run) and the bulk routes are for admins. Set by the app.
+	Auth *auth.Authenticator
 }
 
 // DefaultConfig is the extractor's configuration when nothing is set: the

@@ -13,7 +13,9 @@ import (
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/bus"
+	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/validate"
 )
@@ -24,8 +26,9 @@ const maxThumb = 8 << 20
 
 // Server is the extractor's HTTP edge.
 type Server struct {
-	x   *Extractor
-	mux *http.ServeMux
+	x    *Extractor
+	mux  *http.ServeMux
+	docs *document.Store // the access decision's record
 }
 
 // routeTable is the extractor's API besides health and metrics.
@@ -45,7 +48,7 @@ func Routes() []string { return httpx.Patterns(routeTable) }
 // object storage, the sandbox, and each missing tool as "off") and
 // /metrics.
 func (x *Extractor) Handler(adm *httpx.Admission) http.Handler {
-	s := &Server{x: x, mux: http.NewServeMux()}
+	s := &Server{x: x, mux: http.NewServeMux(), docs: document.NewStore(x.store.pool)}
 	checks := []httpx.Check{
 		{Name: "db", Probe: x.store.Ping},
 		{Name: "bus", Probe: x.bus.Ping},
@@ -61,7 +64,31 @@ func (x *Extractor) Handler(adm *httpx.Admission) http.Handler {
 	}
 	httpx.Routes(s.mux, checks...)
 	httpx.Handle(s.mux, adm, s, routeTable)
-	return httpx.Wrap("extractor", x.log, s.mux)
+	return httpx.Wrap("extractor", x.log, x.cfg.Auth.Middleware(s.mux))
+}
+
+// authorize is the document service's decision for the caller doing need
+// to document id (required mode only): not_found for a document it may not
+// view, as the content route answers.
+func (s *Server) authorize(ctx context.Context, id string, need auth.Level) error {
+	if s.x.cfg.Auth.Mode() != auth.ModeRequired {
+		return nil
+	}
+	p := auth.FromContext(ctx)
+	r, err := s.docs.Record(ctx, id, p.ReaderKeys())
+	if err != nil {
+		return err
+	}
+	return document.Decide(p, r, need)
+}
+
+// adminOnly refuses the bulk routes to anyone but an admin in required
+// mode: they touch every document.
+func (s *Server) adminOnly(ctx context.Context) error {
+	if s.x.cfg.Auth.Mode() != auth.ModeRequired || auth.FromContext(ctx).Admin {
+		return nil
+	}
+	return apperr.E(apperr.Forbidden, "re-running or counting every extraction is for admins")
 }
 
 func (s *Server) respondErr(w http.ResponseWriter, r *http.Request, err error) {
@@ -75,6 +102,10 @@ func (s *Server) handleThumbnail() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := validate.ID("document", r.PathValue("id"))
 		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		if err := s.authorize(r.Context(), id, auth.LevelView); err != nil {
 			s.respondErr(w, r, err)
 			return
 		}
@@ -117,6 +148,10 @@ func (s *Server) handleGet() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
+		if err := s.authorize(r.Context(), id, auth.LevelView); err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
 		e, lsn, err := s.x.store.Get(r.Context(), id)
 		if err != nil {
 			s.respondErr(w, r, err)
@@ -133,6 +168,10 @@ func (s *Server) handleExtract() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := validate.ID("document", r.PathValue("id"))
 		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		if err := s.authorize(r.Context(), id, auth.LevelEdit); err != nil {
 			s.respondErr(w, r, err)
 			return
 		}
@@ -161,6 +200,10 @@ func (s *Server) handleExtract() http.Handler {
 // handleRerun queues many: every document (all) or the failed ones.
 func (s *Server) handleRerun() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.adminOnly(r.Context()); err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
 		req, err := httpx.Decode[api.ExtractRequest](w, r, 4<<10)
 		if err != nil {
 			s.respondErr(w, r, err)
@@ -193,6 +236,10 @@ func (s *Server) handleRerun() http.Handler {
 
 func (s *Server) handleQueue() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.adminOnly(r.Context()); err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
 		q, err := s.x.store.Queue(r.Context())
 		if err != nil {
 			s.respondErr(w, r, err)

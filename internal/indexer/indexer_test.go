@@ -441,6 +441,8 @@ func TestExtractedTextIsIndexedWithTheDocumentAndKeptByLaterChanges(t *testing.T
 	f := newFixture(t, DefaultConfig())
 	d := newRow("pdf1", "Quarterly report")
 	d.ContentType = "application/pdf"
+	alice := "user:alice"
+	d.Owner, d.Readers = &alice, []string{alice, "group:legal"}
 	f.put(t, "pdf1/content", "%PDF-1.4 binary that must never be indexed as text")
 	f.handle(t, event("c", 100, nil, &d))
 	if got := f.titles(t, "binary"); len(got) != 0 {
@@ -464,6 +466,13 @@ func TestExtractedTextIsIndexedWithTheDocumentAndKeptByLaterChanges(t *testing.T
 	}
 	if r.Hits[0].ContentType != "application/pdf" || r.Hits[0].CreatedBy != "john@company.com" {
 		t.Fatalf("the other fields were not kept: %+v", r.Hits[0].Document)
+	}
+	// Its readers too: the access filter still lets them, and only them, see it.
+	for keys, want := range map[string]int{"group:legal": 1, "user:alice": 1, "user:mallory": 0} {
+		r, err := f.idx.Search(ctx, search.Query{Text: "platypus", Size: 1, Access: search.ReadersOf([]string{keys})})
+		if err != nil || len(r.Hits) != want {
+			t.Fatalf("reader %s finds %d, want %d (%v)", keys, len(r.Hits), want, err)
+		}
 	}
 
 	// A later title change re-reads the extracted text: the words stay.

@@ -59,10 +59,13 @@ const (
 	fCreatedAt     = "created_at"
 	fUpdatedAt     = "updated_at"
 	fVersion       = "version"
-	fOwner         = "owner"   // exact keyword, not stored
-	fReaders       = "readers" // exact keywords, not stored: the access filter
-	fLSN           = "lsn"     // external version of the last write
-	fDeleted       = "deleted" // true on tombstones only
+	// owner and readers are exact keywords (readers: the access filter),
+	// stored but never returned with a hit: an extraction's content-only
+	// write rebuilds the document from its stored fields (liveDocs).
+	fOwner   = "owner"
+	fReaders = "readers"
+	fLSN     = "lsn"     // external version of the last write
+	fDeleted = "deleted" // true on tombstones only
 	// Bleve returns stored dates with second precision; these stored-only
 	// copies keep the exact microseconds for the response.
 	fCreatedAtExact = "created_at_exact"
@@ -189,8 +192,8 @@ func newMapping() mapping.IndexMapping {
 	doc.AddFieldMappingsAt(fCreatedAt, date())
 	doc.AddFieldMappingsAt(fUpdatedAt, date())
 	doc.AddFieldMappingsAt(fVersion, num())
-	doc.AddFieldMappingsAt(fOwner, kw(false))
-	doc.AddFieldMappingsAt(fReaders, kw(false))
+	doc.AddFieldMappingsAt(fOwner, kw(true))
+	doc.AddFieldMappingsAt(fReaders, kw(true))
 	lsn := bleve.NewNumericFieldMapping()
 	lsn.Index, lsn.IncludeInAll = false, false
 	doc.AddFieldMappingsAt(fLSN, lsn)
@@ -281,14 +284,27 @@ func (x *Index) liveDocs(ctx context.Context, ops []search.Op) (map[string]searc
 		return out, nil
 	}
 	req := bleve.NewSearchRequestOptions(bleve.NewDocIDQuery(ids), len(ids), 0, false)
-	req.Fields = storedFields
+	req.Fields = append(append([]string{}, storedFields...), fOwner, fReaders)
 	res, err := x.idx.SearchInContext(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	for _, h := range res.Hits {
 		if id, _ := h.Fields[fID].(string); id != "" {
-			out[h.ID] = fromFields(h.ID, h.Fields)
+			d := fromFields(h.ID, h.Fields)
+			d.Owner, _ = h.Fields[fOwner].(string)
+			// One reader comes back as a string, several as a list.
+			switch r := h.Fields[fReaders].(type) {
+			case string:
+				d.Readers = []string{r}
+			case []any:
+				for _, v := range r {
+					if s, ok := v.(string); ok {
+						d.Readers = append(d.Readers, s)
+					}
+				}
+			}
+			out[h.ID] = d
 		}
 	}
 	return out, nil
