@@ -371,3 +371,38 @@ func TestACancelledRunIsAnErrorNotAResult(t *testing.T) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
 }
+
+// TestMeasureThroughput measures extraction throughput through the whole
+// sandbox (child start, limits, tools, thumbnail) for docs/benchmarks.md.
+// It runs only with DOCSTREAM_MEASURE=1.
+func TestMeasureThroughput(t *testing.T) {
+	if os.Getenv("DOCSTREAM_MEASURE") != "1" {
+		t.Skip("set DOCSTREAM_MEASURE=1 to measure")
+	}
+	needTool(t, "pdftotext", "pdfinfo", "pdftoppm", "tesseract")
+	pages := []string{}
+	for i := range 10 {
+		pages = append(pages, "Page "+strconv.Itoa(i)+" of the quarterly report about quokkas and wallabies")
+	}
+	text := extracttest.PDF(pages...)
+	start := time.Now()
+	const runs = 20
+	for range runs {
+		if res, _ := extractBytes(t, "application/pdf", text, limits()); res.Status != extract.StatusDone {
+			t.Fatalf("%+v", res)
+		}
+	}
+	took := time.Since(start)
+	t.Logf("text PDF, 10 pages: %d runs in %v: %.1f pages/s, %.0f ms per document (thumbnail included)", runs, took.Round(time.Millisecond),
+		float64(runs*10)/took.Seconds(), float64(took.Milliseconds())/runs)
+	scan := extracttest.ImagePDF(renderText(t, "SCANNED ECHIDNA RECEIPT NUMBER 42"))
+	start = time.Now()
+	const ocrRuns = 5
+	for range ocrRuns {
+		if res, _ := extractBytes(t, "application/pdf", scan, limits()); res.Status != extract.StatusDone || !res.OCR {
+			t.Fatalf("%+v", res)
+		}
+	}
+	took = time.Since(start)
+	t.Logf("scanned PDF, 1 page at 200 dpi: %d runs in %v: %.2f pages/s", ocrRuns, took.Round(time.Millisecond), float64(ocrRuns)/took.Seconds())
+}
