@@ -54,7 +54,7 @@ const DocumentGRPCFlag = "signature-document-grpc"
 // values.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Addr, "signature-addr", c.Addr, "signature REST API listen address")
-	fs.StringVar(&c.DocumentGRPC, DocumentGRPCFlag, c.DocumentGRPC, "address of the document service's gRPC API; when the document target runs in the same process and this is not given, its --document-grpc-addr")
+	fs.StringVar(&c.DocumentGRPC, DocumentGRPCFlag, c.DocumentGRPC, "address of the document service's gRPC API: host:port, a comma-separated list of them, or dns:///name:port (every address the name resolves to), balanced round robin; when the document target runs in the same process and this is not given, its --document-grpc-addr")
 	fs.Var(&c.TrustedProxies, "signature-trusted-proxies", "peers (CIDRs) whose X-Forwarded-For is trusted for a signer's ip_address")
 	fs.DurationVar(&c.Options.CallTimeout, "signature-grpc-timeout", c.Options.CallTimeout, "deadline of one gRPC call to the document service (must be > 0)")
 	fs.Uint64Var(&c.Options.Retries, "signature-grpc-retries", c.Options.Retries, "retries (exponential backoff) of a failed gRPC call made while serving a request (0: none)")

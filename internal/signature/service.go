@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/docstream/docstream/apperr"
@@ -123,18 +125,41 @@ func (s *Service) Signer(ctx context.Context, email *string) (*string, error) {
 	return email, nil
 }
 
-// Dial returns a gRPC client connection to the document service at addr.
-// Connecting is lazy. Reconnection backoff is capped at a second, so that
-// once the document service is back the next call or reconciler poll finds
-// it, instead of waiting out gRPC's default backoff of up to two minutes.
+// Dial returns a gRPC client connection to the document service at addr:
+// one host:port, a comma-separated list of them, or a gRPC target such as
+// dns:///documents.internal:50051 (every address the name resolves to).
+// Calls are balanced round robin over every address that is up, so one
+// instance restarting or gone leaves the others serving. Connecting is
+// lazy. Reconnection backoff is capped at a second, so that once the
+// document service is back the next call or reconciler poll finds it,
+// instead of waiting out gRPC's default backoff of up to two minutes.
 // opts add to these (the per-RPC credentials, auth.ClientCredentials).
 func Dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, append([]grpc.DialOption{
+	base := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: 2 * time.Second,
-		})}, opts...)...)
+		}),
+		// gRPC's default (pick_first) would send every call to one
+		// instance until it fails.
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+	}
+	target := addr
+	if strings.Contains(addr, ",") {
+		// A fixed list: a resolver of this connection's own.
+		var addrs []resolver.Address
+		for _, a := range strings.Split(addr, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				addrs = append(addrs, resolver.Address{Addr: a})
+			}
+		}
+		r := manual.NewBuilderWithScheme("docstream-documents")
+		r.InitialState(resolver.State{Addresses: addrs})
+		base = append(base, grpc.WithResolvers(r))
+		target = r.Scheme() + ":///document"
+	}
+	return grpc.NewClient(target, append(base, opts...)...)
 }
 
 // Create records a signature: it checks the document may be signed, stores
