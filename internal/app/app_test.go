@@ -30,7 +30,10 @@ func parse(t *testing.T, env map[string]string, args ...string) *Config {
 	c := DefaultConfig()
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	c.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	// These tests are about wiring, not identity: they run in open mode
+	// (serve's default, required, refuses to start with nothing to verify
+	// callers with) unless a test names a mode itself.
+	if err := fs.Parse(append([]string{"--auth-mode=open"}, args...)); err != nil {
 		t.Fatal(err)
 	}
 	if err := config.ApplyEnv(fs, func(k string) string { return env[k] }); err != nil {
@@ -191,7 +194,7 @@ func TestZeroIsRefusedWhereItMeansNothing(t *testing.T) {
 		"db-max-conns", "bus-max-age",
 		"cdc-max-batch", "cdc-slot-wal-warn", "cdc-status-interval", "cdc-watermark-interval", "cdc-heartbeat-interval", "cdc-standby-poll",
 		"indexer-content-cap", "indexer-batch-size", "indexer-batch-wait",
-		"realtime-queue-size", "realtime-write-timeout", "realtime-ping-interval", "realtime-pong-timeout", "realtime-token-ttl",
+		"realtime-queue-size", "realtime-write-timeout", "realtime-ping-interval", "realtime-pong-timeout", "auth-token-ttl",
 		"document-max-upload", "document-cache-ttl",
 		"signature-grpc-timeout", "signature-grpc-backoff", "signature-reconcile-interval", "signature-reconcile-max-backoff",
 		"search-max-wait", "gateway-rate-window",
