@@ -30,16 +30,21 @@ func parse(t *testing.T, env map[string]string, args ...string) *Config {
 	c := DefaultConfig()
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	c.RegisterFlags(fs)
-	// These tests are about wiring, not identity: they run in open mode
-	// (serve's default, required, refuses to start with nothing to verify
-	// callers with) unless a test names a mode itself.
-	if err := fs.Parse(append([]string{"--auth-mode=open"}, args...)); err != nil {
+	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
 	if err := config.ApplyEnv(fs, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	return &c
+}
+
+// parseOpen is parse for tests about wiring, not identity: in open mode,
+// since serve's default (required) refuses to start with nothing to verify
+// callers with.
+func parseOpen(t *testing.T, env map[string]string, args ...string) *Config {
+	t.Helper()
+	return parse(t, env, append([]string{"--auth-mode=open"}, args...)...)
 }
 
 func TestDependenciesStartFirst(t *testing.T) {
@@ -208,7 +213,7 @@ func TestZeroIsRefusedWhereItMeansNothing(t *testing.T) {
 				strings.Contains(flag, "poll") || strings.Contains(flag, "window")) || flag == "extractor-cpu" {
 				zero = "0s"
 			}
-			c := parse(t, nil, "--"+flag, zero)
+			c := parseOpen(t, nil, "--"+flag, zero)
 			_, err := prepare(c)
 			if err == nil || !strings.Contains(err.Error(), "--"+flag) {
 				t.Fatalf("--%s %s: err = %v, want an error naming the flag", flag, zero, err)
@@ -218,7 +223,7 @@ func TestZeroIsRefusedWhereItMeansNothing(t *testing.T) {
 }
 
 func TestMeaningfulZerosAreKept(t *testing.T) {
-	c := parse(t, nil, "--gateway-rate-limit", "0", "--gateway-max-body", "0", "--signature-grpc-retries", "0")
+	c := parseOpen(t, nil, "--gateway-rate-limit", "0", "--gateway-max-body", "0", "--signature-grpc-retries", "0")
 	if _, err := prepare(c); err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +316,7 @@ func TestSignatureFollowsTheDocumentGRPCAddr(t *testing.T) {
 		{"document in another process", nil, []string{"--document-grpc-addr", ":57051"}, "signature", "127.0.0.1:50051"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := parse(t, tc.env, append(tc.args, "--targets", tc.targets)...)
+			c := parseOpen(t, tc.env, append(tc.args, "--targets", tc.targets)...)
 			if _, err := prepare(c); err != nil {
 				t.Fatal(err)
 			}
@@ -411,7 +416,7 @@ func TestTheDocumentInvalidatorUsesOnlyASharedBus(t *testing.T) {
 		{"document", []string{"--document-cache-invalidator=false"}, true}, // not wanted: nothing to report
 	} {
 		t.Run(tc.targets+strings.Join(tc.args, ""), func(t *testing.T) {
-			c := parse(t, nil, append(tc.args, "--targets", tc.targets)...)
+			c := parseOpen(t, nil, append(tc.args, "--targets", tc.targets)...)
 			if _, err := prepare(c); err != nil {
 				t.Fatal(err)
 			}

@@ -26,9 +26,25 @@ func TestRequiredModeWithNothingToVerifyRefusesToStart(t *testing.T) {
 	}
 	// JWKS only: users verify, but the signature service's retries have no
 	// service credential.
-	c = parse(t, nil, "--auth-jwks-url", "http://127.0.0.1:1/jwks")
+	c = parse(t, nil, "--auth-jwks-url", "http://127.0.0.1:1/jwks", "--auth-jwt-audience", "docstream")
 	if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--auth-service-secret") {
 		t.Fatalf("JWKS without a service secret: %v", err)
+	}
+}
+
+// An identity provider's keys sign the tokens of every application it
+// serves: in required mode a JWKS without an audience check would accept a
+// token issued for another application, so it is refused unless the
+// operator says the provider serves only docstream.
+func TestJWKSInRequiredModeNeedsAnAudience(t *testing.T) {
+	secret := []string{"--auth-service-secret", strings.Repeat("s", 32), "--auth-jwks-url", "http://127.0.0.1:1/jwks"}
+	if _, err := prepare(parse(t, nil, secret...)); err == nil || !strings.Contains(err.Error(), "--auth-jwt-audience") {
+		t.Fatalf("JWKS without an audience: %v, want a refusal naming --auth-jwt-audience", err)
+	}
+	for _, extra := range [][]string{{"--auth-jwt-audience", "docstream"}, {"--auth-jwt-audience-any"}, {"--auth-mode", "open"}} {
+		if _, err := prepare(parse(t, nil, append(secret, extra...)...)); err != nil {
+			t.Fatalf("%v: %v", extra, err)
+		}
 	}
 }
 
@@ -36,7 +52,7 @@ func TestRequiredModeWithNothingToVerifyRefusesToStart(t *testing.T) {
 // --auth-jwt-*; the new name wins when both are set.
 func TestRealtimeJWTFlagsAreAliases(t *testing.T) {
 	s1, s2 := strings.Repeat("a", 32), strings.Repeat("b", 32)
-	c := parse(t, map[string]string{"REALTIME_JWT_SECRET": s1, "REALTIME_JWT_ISSUER": "iss", "REALTIME_JWKS_URL": "http://idp/jwks"})
+	c := parse(t, map[string]string{"REALTIME_JWT_SECRET": s1, "REALTIME_JWT_ISSUER": "iss", "REALTIME_JWKS_URL": "http://idp/jwks", "REALTIME_JWT_AUDIENCE": "docstream"})
 	if _, err := prepare(c); err != nil {
 		t.Fatal(err)
 	}

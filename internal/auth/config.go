@@ -37,6 +37,11 @@ type Config struct {
 	// Issuer and Audience, when set, must match the token's iss and aud.
 	Issuer   string
 	Audience string
+	// AudienceAny accepts a JWKS-signed token for any audience in required
+	// mode. Off by default: an identity provider's keys sign the tokens of
+	// every application it serves, so without an audience check a token
+	// issued for another application would be accepted.
+	AudienceAny bool
 	// Leeway tolerates clock skew on exp, nbf and iat.
 	Leeway time.Duration
 	// Claim names (a name with dots also walks nested objects, e.g.
@@ -112,7 +117,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.JWKSRefresh, "auth-jwks-refresh", c.JWKSRefresh, "how often the JWKS is fetched again (must be > 0)")
 	fs.DurationVar(&c.JWKSUnknownKID, "auth-jwks-unknown-kid-interval", c.JWKSUnknownKID, "a token with an unknown kid refetches the JWKS at most once per this interval (a flood of made-up kids costs one fetch; must be > 0)")
 	fs.StringVar(&c.Issuer, "auth-jwt-issuer", c.Issuer, "required iss of tokens (empty: not checked)")
-	fs.StringVar(&c.Audience, "auth-jwt-audience", c.Audience, "required aud of tokens (empty: not checked)")
+	fs.StringVar(&c.Audience, "auth-jwt-audience", c.Audience, "required aud of tokens (empty: not checked; required mode with --auth-jwks-url needs it or --auth-jwt-audience-any)")
+	fs.BoolVar(&c.AudienceAny, "auth-jwt-audience-any", c.AudienceAny, "in required mode, accept JWKS-signed tokens issued for any audience (the identity provider serves no other application)")
 	fs.DurationVar(&c.Leeway, "auth-jwt-leeway", c.Leeway, "clock skew tolerated on exp, nbf and iat")
 	fs.StringVar(&c.ClaimSubject, "auth-claim-subject", c.ClaimSubject, "claim naming the user (falls back to user_id); a dotted name also walks nested objects")
 	fs.StringVar(&c.ClaimEmail, "auth-claim-email", c.ClaimEmail, "claim holding the user's email")
@@ -172,6 +178,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClaimSubject == "" {
 		return errors.New("--auth-claim-subject must not be empty")
+	}
+	if c.ModeOf() == ModeRequired && c.JWKSURL != "" && c.Audience == "" && !c.AudienceAny {
+		return errors.New("--auth-jwks-url in required mode needs --auth-jwt-audience (AUTH_JWT_AUDIENCE): the identity provider's keys sign tokens for every application it serves; set --auth-jwt-audience-any if it serves only docstream")
 	}
 	return nil
 }

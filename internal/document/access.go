@@ -2,6 +2,8 @@ package document
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -168,16 +170,42 @@ func (s *Service) callerKeys(ctx context.Context) []string {
 }
 
 // asCaller fills in who is creating: the owner is the principal (none when
-// anonymous), and in required mode created_by is the principal's email
-// unless an admin names someone else (a different value in the body is
-// overwritten, not refused: the reference's clients always send one).
+// anonymous), and in required mode created_by is the principal's email —
+// or, when it has none, an address standing for it (PrincipalAddress) —
+// unless an
+// admin names someone else (a different value in the body is overwritten,
+// not refused: the reference's clients always send one). Never the body's
+// word for anyone else: created_by is shown, searched and aggregated on.
 func (s *Service) asCaller(ctx context.Context, in CreateInput) CreateInput {
 	p := auth.FromContext(ctx)
 	in.owner = p.Key()
-	if s.required() && p.Email != "" && !(p.Admin && in.CreatedBy != "") {
+	if !s.required() || p.Admin && in.CreatedBy != "" {
+		return in
+	}
+	switch {
+	case p.Email != "":
 		in.CreatedBy = p.Email
+	case p.Key() != "":
+		in.CreatedBy = PrincipalAddress(p)
 	}
 	return in
+}
+
+// PrincipalAddress is the created_by of a caller without an email (an API
+// key, a token without an email claim): "<kind>.<subject>@docstream.invalid",
+// the subject hashed when it is long or not a plain name. It is a valid
+// address that no mailbox has (RFC 2606 reserves .invalid) and that no
+// caller can claim for someone else.
+func PrincipalAddress(p auth.Principal) string {
+	local := p.Subject
+	plain := len(local) > 0 && len(local) <= 40 && strings.IndexFunc(local, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) < 0
+	if !plain {
+		sum := sha256.Sum256([]byte(p.Subject))
+		local = hex.EncodeToString(sum[:8])
+	}
+	return string(p.Kind) + "." + local + "@docstream.invalid"
 }
 
 // MaxGrantee bounds a share's grantee (documents.shares.grantee).

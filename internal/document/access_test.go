@@ -23,6 +23,7 @@ import (
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/testenv"
+	"github.com/docstream/docstream/internal/validate"
 	pb "github.com/docstream/docstream/proto/documentpb"
 )
 
@@ -479,8 +480,15 @@ func TestAPIKeyScopesCapAccess(t *testing.T) {
 	}
 	var d Document
 	_ = json.Unmarshal(b, &d)
-	if d.Owner != "apikey:k1" || d.CreatedBy != "bot@company.com" {
+	// A key has no email: created_by is its key, never the body's word
+	// (created_by is shown, searched and aggregated on).
+	if d.Owner != "apikey:k1" || d.CreatedBy != "apikey.k1@docstream.invalid" {
 		t.Fatalf("owner %q created_by %q", d.Owner, d.CreatedBy)
+	}
+	noEmail := auth.Principal{Kind: auth.KindUser, Subject: "mallory"}
+	code, b = e.as(t, noEmail, "POST", "/documents", map[string]any{"title": "Spoof", "content": "x", "created_by": "ceo@company.com"})
+	if code != http.StatusCreated || !strings.Contains(string(b), `"created_by":"user.mallory@docstream.invalid"`) {
+		t.Fatalf("a user without an email naming the CEO: %d %s", code, b)
 	}
 	if code, _ := e.as(t, writer, "GET", "/documents/"+d.ID, nil); code != http.StatusForbidden {
 		t.Fatalf("GET without read scope: %d, want 403", code)
@@ -519,6 +527,11 @@ func TestServiceCredentialMayOnlySetSigned(t *testing.T) {
 	}
 	if code, _ := e.as(t, service, "DELETE", "/documents/"+d.ID, nil); code != http.StatusNotFound {
 		t.Fatalf("service DELETE: %d", code)
+	}
+	// Another service is no signature service.
+	other := asGRPC(auth.Principal{Kind: auth.KindService, Subject: "extractor"})
+	if _, err := e.grpc.UpdateDocumentStatus(other, &pb.UpdateDocumentStatusRequest{DocumentId: d.ID, Status: "signed"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("another service sets signed: %v", err)
 	}
 	up, err := e.grpc.UpdateDocumentStatus(ctx, &pb.UpdateDocumentStatusRequest{DocumentId: d.ID, Status: "signed"})
 	if err != nil || up.Status != "signed" {
@@ -712,6 +725,28 @@ func TestAccessThroughTheAuthenticator(t *testing.T) {
 	for _, tok := range []string{aliceTok, bobTok, rootTok} {
 		if strings.Contains(logs.String(), tok) {
 			t.Fatal("a token reached the log")
+		}
+	}
+}
+
+// A caller without an email gets an address that stands for it: valid,
+// unclaimable, and within created_by's 255 characters whatever the subject.
+func TestPrincipalAddress(t *testing.T) {
+	for _, tc := range []struct {
+		p    auth.Principal
+		want string
+	}{
+		{auth.Principal{Kind: auth.KindAPIKey, Subject: "0123abcd4567ef89"}, "apikey.0123abcd4567ef89@docstream.invalid"},
+		{auth.Principal{Kind: auth.KindUser, Subject: "auth0|5f7c8ec7c33c6c004bbafe82"}, ""},
+		{auth.Principal{Kind: auth.KindUser, Subject: strings.Repeat("x", 255)}, ""},
+		{auth.Principal{Kind: auth.KindUser, Subject: "a@b.c"}, ""},
+	} {
+		got := PrincipalAddress(tc.p)
+		if tc.want != "" && got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.p.Subject, got, tc.want)
+		}
+		if msg := validate.Email(got); msg != "" || len(got) > 255 || !strings.HasSuffix(got, "@docstream.invalid") || strings.Count(got, "@") != 1 {
+			t.Errorf("%q: %q is not a valid stand-in address (%s)", tc.p.Subject, got, msg)
 		}
 	}
 }

@@ -341,11 +341,15 @@ func (s *Service) update(ctx context.Context, id string, in UpdateInput, need au
 // signer's token expired).
 const levelSetSigned auth.Level = "set-signed"
 
+// SignatureService is the one service principal that may set a document
+// signed: the signature service's outbox, acting after the signer's check.
+const SignatureService = "service:signature"
+
 // maySetSigned admits a service principal (for this and nothing else) and
 // otherwise asks for edit.
 func (s *Service) maySetSigned(ctx context.Context) guard {
 	return func(r *Record) error {
-		if s.required() && auth.FromContext(ctx).Kind == auth.KindService {
+		if s.required() && auth.FromContext(ctx).Key() == SignatureService {
 			return nil
 		}
 		return s.authorize(ctx, r, auth.LevelEdit)

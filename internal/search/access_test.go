@@ -24,6 +24,10 @@ var as = map[string]auth.Principal{
 	"carol":   {Kind: auth.KindUser, Subject: "carol", Groups: []string{"legal"}},
 	"admin":   {Kind: auth.KindUser, Subject: "root", Admin: true},
 	"keyless": {Kind: auth.KindUser},
+	// Alice's own key for signing: it is among her documents' readers, but
+	// its scopes do not include read.
+	"signkey":  {Kind: auth.KindAPIKey, Subject: "k1", Scopes: []auth.Scope{auth.ScopeSign}},
+	"adminkey": {Kind: auth.KindAPIKey, Subject: "k2", Admin: true, Scopes: []auth.Scope{auth.ScopeWrite}},
 }
 
 func withPrincipal(h http.Handler) http.Handler {
@@ -51,7 +55,7 @@ func accessServer(t *testing.T, mode auth.Mode) (*httptest.Server, search.Index)
 			Status: "created", CreatedBy: by, CreatedAt: &created, UpdatedAt: &created, Version: 1, Content: content, Owner: owner, Readers: readers}}
 	}
 	if _, err := idx.Apply(context.Background(), []search.Op{
-		doc(1, "a", "Quarterly merger plan", "alice@x.com", "The zephyr acquisition closes in March.", "user:alice", "user:alice"),
+		doc(1, "a", "Quarterly merger plan", "alice@x.com", "The zephyr acquisition closes in March.", "user:alice", "user:alice", "apikey:k1"),
 		doc(2, "b", "Quarterly contract", "alice@x.com", "Contract terms reviewed by legal.", "user:alice", "user:alice", "group:legal"),
 		doc(3, "c", "Quarterly forecast", "bob@x.com", "Bob's numbers.", "user:bob", "user:bob"),
 		doc(4, "d", "Quarterly notes", "anon@x.com", "Anonymous notes.", ""),
@@ -103,6 +107,10 @@ func TestSearchShowsOnlyWhatTheCallerMayView(t *testing.T) {
 		{"an admin sees every document", "admin", "/search?q=quarterly", "total:4", nil},
 		{"an admin's aggregation counts every document", "admin", "/aggregations/created_by", "count:2 key:alice@x.com", nil},
 		{"the owner finds her private document", "alice", "/search?q=zephyr", "total:1", nil},
+		{"a key without the read scope finds nothing it is a reader of", "signkey", "/search?q=zephyr", "total:0", []string{"merger", "zephyr"}},
+		{"a key without the read scope suggests nothing", "signkey", "/suggest?q=qu", "suggestions:[]", []string{"Quarterly"}},
+		{"a key without the read scope aggregates nothing", "signkey", "/aggregations/created_by", "values:[]", []string{"alice"}},
+		{"an admin's key without the read scope reads nothing", "adminkey", "/search?q=quarterly", "total:0", []string{"Quarterly"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

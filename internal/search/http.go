@@ -184,6 +184,11 @@ func (s *Server) access(ctx context.Context) Access {
 		return Everything
 	}
 	p := auth.FromContext(ctx)
+	if !p.HasScope(auth.ScopeRead) {
+		// An API key capped to write or sign reads nothing, here as on
+		// every other read path.
+		return ReadersOf(nil)
+	}
 	if p.Admin {
 		return Everything
 	}
