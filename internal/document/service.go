@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
@@ -136,33 +138,64 @@ func (s *Service) Upload(ctx context.Context, contentType string, content io.Rea
 }
 
 // Commit validates in and inserts the document row for u in one statement.
-// On any failure the uploaded content is removed.
+// On a failure that certainly wrote nothing the uploaded content is
+// removed (see discardUnlessCommitted for the uncertain ones).
 func (s *Service) Commit(ctx context.Context, u *Upload, in CreateInput) (*Created, error) {
 	in = s.asCaller(ctx, in)
 	err := s.mayCreate(ctx)
 	if err == nil {
 		err = in.Validate()
 	}
+	if err != nil {
+		s.Discard(ctx, u)
+		return nil, err
+	}
+	d := &Document{ID: u.ID, Title: in.Title, ContentType: u.ContentType,
+		ContentSize: u.Size, S3Key: u.Key, Status: StatusCreated, CreatedBy: in.CreatedBy, ContentSHA256: u.SHA256,
+		Owner: in.owner}
 	var out *Document
 	var lsn uint64
 	var replayed bool
-	if err == nil {
-		d := &Document{ID: u.ID, Title: in.Title, ContentType: u.ContentType,
-			ContentSize: u.Size, S3Key: u.Key, Status: StatusCreated, CreatedBy: in.CreatedBy, ContentSHA256: u.SHA256,
-			Owner: in.owner}
-		if in.IdempotencyKey == "" {
-			out, lsn, err = s.store.Insert(ctx, d)
-		} else {
-			out, replayed, lsn, err = s.store.InsertOnce(ctx, d, createKey(in, u))
-		}
-	}
-	if err != nil || replayed {
-		s.Discard(ctx, u)
+	if in.IdempotencyKey == "" {
+		out, lsn, err = s.store.Insert(ctx, d)
+	} else {
+		out, replayed, lsn, err = s.store.InsertOnce(ctx, d, createKey(in, u))
 	}
 	if err != nil {
+		s.discardUnlessCommitted(ctx, u, err)
 		return nil, err
 	}
+	if replayed {
+		s.Discard(ctx, u)
+	}
 	return &Created{Document: out, LSN: lsn, Replayed: replayed}, nil
+}
+
+// discardUnlessCommitted removes the content of an insert that failed,
+// unless the failure leaves open whether the row was committed: a client
+// that goes away (its context cancelled) or a connection lost while the
+// statement was on its way can leave a committed row behind an error, and
+// removing its content then would lose a document. PostgreSQL's own
+// refusal (a constraint, a bad value) is certain: nothing was written. An
+// uncertain one is settled by looking the row up; when even that fails the
+// content stays, and the blob sweeper removes it later if no row appears.
+func (s *Service) discardUnlessCommitted(ctx context.Context, u *Upload, err error) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) {
+		s.Discard(ctx, u)
+		return
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	have, lerr := s.store.Existing(lctx, []string{u.ID})
+	switch {
+	case lerr != nil:
+		s.log.WarnContext(ctx, "create failed and its row could not be looked up; content kept for the sweeper", "id", u.ID, "err", lerr)
+	case have[u.ID]:
+		s.log.InfoContext(ctx, "create committed but its caller got an error; content kept", "id", u.ID, "err", err)
+	default:
+		s.Discard(ctx, u)
+	}
 }
 
 // createKey is a create's idempotency key: scoped to the route and the
