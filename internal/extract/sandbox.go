@@ -189,10 +189,12 @@ func childFailure(e *exec.ExitError, stderr string) Result {
 }
 
 // outOfMemory recognises the Go runtime's and C/C++ programs' messages on
-// a failed allocation.
+// a failed allocation (and the race detector's, whose runtime maps its
+// shadow memory at start, so a child built with -race meets the limit there).
 func outOfMemory(stderr string) bool {
 	s := strings.ToLower(stderr)
-	for _, m := range []string{"out of memory", "bad_alloc", "cannot allocate memory", "memory exhausted", "failed to map segment"} {
+	for _, m := range []string{"out of memory", "bad_alloc", "cannot allocate memory", "memory exhausted", "failed to map segment", "failed to allocate",
+		"cannot map pages", "cannot reserve arena", "failed to create new os thread", "pthread_create failed"} {
 		if strings.Contains(s, m) {
 			return true
 		}
