@@ -11,12 +11,15 @@ import (
 )
 
 // A create whose body is still arriving holds no write slot: with one
-// write slot and no queue, a PATCH is served while an upload trickles in,
-// and the upload, once complete, is stored.
+// write slot, a PATCH is served while an upload trickles in, and the
+// upload, once complete, is stored. A queue of one lets the upload wait
+// for the PATCH's slot (a client has its answer a moment before the
+// handler gives the slot back); were the upload holding the slot, the
+// PATCH would wait behind a body that never comes and be shed.
 func TestAnUploadInProgressHoldsNoWriteSlot(t *testing.T) {
 	cfg := noProxies()
 	cfg.Admission = httpx.NewAdmission("document-test", httpx.AdmissionConfig{
-		Write: httpx.ClassLimit{Limit: 1, Queue: 0, MaxWait: time.Millisecond}, RetryAfter: time.Second})
+		Write: httpx.ClassLimit{Limit: 1, Queue: 1, MaxWait: 5 * time.Second}, RetryAfter: time.Second})
 	e := newEnvWith(t, testDB(t), cfg)
 	d := e.create(t, "Before", "x")
 
