@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,8 +31,13 @@ import (
 // document gRPC API): every attempt is refused, 401 for a bad or missing
 // credential, 404 for a document B may not see (watching included), 403
 // for signing as A on a document B may sign; a share revoked while B
-// watches ends B's stream before the next change; a revoked API key is
-// 401 everywhere. Then no token or key issued appears in any log line.
+// watches ends B's stream before the next change. Over gRPC B may not
+// read, sign or cancel it, nor learn that it exists (the gateway carries
+// no gRPC: the document gRPC port is the only way in). An API key works
+// over REST, the WebSocket's "bearer" subprotocol and gRPC metadata for
+// what it is shared and scoped for; without the read scope it reads
+// nothing (403); revoked, it is 401 (Unauthenticated) everywhere. Then no
+// token or key issued appears in any log line.
 func TestRequiredModeAttackTable(t *testing.T) {
 	d := startDev(t, "--auth-mode", "required", "--log-level", "debug")
 	ctx := context.Background()
@@ -218,9 +225,30 @@ func TestRequiredModeAttackTable(t *testing.T) {
 				t.Fatalf("%v, want %v", err, tc.want)
 			}
 			if tc.tok != "" && tc.want != codes.OK {
-				_, err := g.UpdateDocumentStatus(cctx, &documentpb.UpdateDocumentStatusRequest{DocumentId: doc.ID, Status: "signed"})
+				// Editing over gRPC: signing it and cancelling it (the
+				// gRPC API has no delete) are refused as REST refuses them.
+				for _, st := range []string{"signed", "cancelled"} {
+					_, err := g.UpdateDocumentStatus(cctx, &documentpb.UpdateDocumentStatusRequest{DocumentId: doc.ID, Status: st})
+					if status.Code(err) != tc.want {
+						t.Fatalf("status update to %s: %v, want %v", st, err, tc.want)
+					}
+				}
+			}
+			ex, err := g.DocumentExists(cctx, &documentpb.DocumentExistsRequest{DocumentId: doc.ID})
+			switch {
+			case tc.want == codes.Unauthenticated:
 				if status.Code(err) != tc.want {
-					t.Fatalf("status update: %v, want %v", err, tc.want)
+					t.Fatalf("exists: %v, want %v", err, tc.want)
+				}
+			case tc.want == codes.NotFound:
+				// Not an error, but the answer of a document that does
+				// not exist: existence, status and levels are not revealed.
+				if err != nil || ex.Exists || ex.Status != "" || len(ex.Levels) != 0 {
+					t.Fatalf("exists: %v %v, want exists=false and nothing else", ex, err)
+				}
+			default:
+				if err != nil || !ex.Exists {
+					t.Fatalf("exists: %v %v", ex, err)
 				}
 			}
 		})
@@ -297,9 +325,80 @@ func TestRequiredModeAttackTable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("admin creating an API key: %v", err)
 	}
-	issued = append(issued, admin, key.Key)
+	noRead, err := as(d.gateway, admin).CreateAPIKey(ctx, api.CreateAPIKeyRequest{Name: "e2e-write-only", Scopes: []string{"write"}})
+	if err != nil {
+		t.Fatalf("admin creating an API key: %v", err)
+	}
+	issued = append(issued, admin, key.Key, noRead.Key)
 	if _, err := as(d.gateway, key.Key).ListDocuments(ctx, api.ListOptions{}); err != nil {
 		t.Fatalf("the API key before its revoke: %v", err)
+	}
+	// A shares the document with both keys, so that the key without the
+	// read scope is refused for its scope, not for want of a share.
+	for _, k := range []string{key.ID, noRead.ID} {
+		if _, _, err := as(d.gateway, alice).ShareDocument(ctx, doc.ID, api.ShareRequest{Grantee: "apikey:" + k, Level: "view"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An API key over the WebSocket's "bearer" subprotocol: the read key
+	// subscribes (the handshake selects "bearer", never the key) and
+	// receives A's next change; the key without the read scope is refused
+	// at the handshake.
+	wsDial := func(base, docID, cred string) (*websocket.Conn, *http.Response, error) {
+		return websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws/"+docID, &websocket.DialOptions{Subprotocols: []string{"bearer", cred}})
+	}
+	var keyConns []*websocket.Conn
+	for _, tg := range targets {
+		c, _, err := wsDial(tg.realtime, doc.ID, key.Key)
+		if err != nil {
+			t.Fatalf("%s: a read API key over the bearer subprotocol: %v", tg.name, err)
+		}
+		defer c.CloseNow()
+		if c.Subprotocol() != "bearer" {
+			t.Fatalf("%s: the handshake selected %q, want bearer", tg.name, c.Subprotocol())
+		}
+		keyConns = append(keyConns, c)
+		c, resp, err := wsDial(tg.realtime, doc.ID, noRead.Key)
+		if err == nil {
+			c.CloseNow()
+			t.Fatalf("%s: an API key without the read scope subscribed", tg.name)
+		}
+		if resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("%s: an API key without the read scope over the bearer subprotocol: %v, want 403", tg.name, err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the subscriptions are registered
+	if _, err := as(d.gateway, alice).UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "seen by the key " + word}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range keyConns {
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		for {
+			var m api.Message
+			if err := wsjson.Read(rctx, c, &m); err != nil {
+				t.Fatalf("%s: the read API key's stream: %v before A's change", targets[i].name, err)
+			}
+			if m.Type == api.TypeDocumentUpdated {
+				break
+			}
+		}
+		cancel()
+		c.Close(websocket.StatusNormalClosure, "")
+	}
+	// An API key in gRPC metadata: the read key reads the document shared
+	// with it but may not change it; the key without the read scope may
+	// not read it.
+	keyMD := func(k string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+k)
+	}
+	if _, err := g.GetDocument(keyMD(key.Key), &documentpb.GetDocumentRequest{DocumentId: doc.ID}); err != nil {
+		t.Fatalf("grpc: a read API key reading a document shared with it: %v", err)
+	}
+	if _, err := g.UpdateDocumentStatus(keyMD(key.Key), &documentpb.UpdateDocumentStatusRequest{DocumentId: doc.ID, Status: "cancelled"}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("grpc: a read API key cancelling: %v, want PermissionDenied", err)
+	}
+	if _, err := g.GetDocument(keyMD(noRead.Key), &documentpb.GetDocumentRequest{DocumentId: doc.ID}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("grpc: an API key without the read scope reading: %v, want PermissionDenied", err)
 	}
 	if err := as(d.gateway, admin).RevokeAPIKey(ctx, key.ID); err != nil {
 		t.Fatal(err)
@@ -311,6 +410,16 @@ func TestRequiredModeAttackTable(t *testing.T) {
 		if _, err := as(tg.search, key.Key).Search(ctx, api.SearchRequest{Query: word}); apperr.CodeOf(err) != apperr.Unauthenticated {
 			t.Fatalf("%s: a revoked API key on search: %v, want 401", tg.name, err)
 		}
+		if c, resp, err := wsDial(tg.realtime, doc.ID, key.Key); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			if err == nil {
+				c.CloseNow()
+			}
+			t.Fatalf("%s: a revoked API key over the bearer subprotocol: %v, want 401", tg.name, err)
+		}
+	}
+
+	if _, err := g.GetDocument(keyMD(key.Key), &documentpb.GetDocumentRequest{DocumentId: doc.ID}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("grpc: a revoked API key: %v, want Unauthenticated", err)
 	}
 
 	// No credential issued in this test reached a log line (query strings
