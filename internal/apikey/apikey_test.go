@@ -168,6 +168,11 @@ func TestAnExpiredKeyIsRefused(t *testing.T) {
 	if _, err := e.keys.VerifyKey(ctx, k.Key); err != nil {
 		t.Fatalf("fresh key: %v", err)
 	}
+	// The expiry is handed on (auth.KeyExpiryVerifier), so that a
+	// WebSocket opened with the key is closed when it expires.
+	if _, exp, err := e.keys.VerifyKeyExpiry(ctx, k.Key); err != nil || exp.Sub(*k.ExpiresAt).Abs() > time.Millisecond { // PostgreSQL keeps microseconds
+		t.Fatalf("the key's expiry: %v %v, want %v", exp, err, *k.ExpiresAt)
+	}
 	e.clock.advance(3 * time.Minute) // the env's clock started before the key was made
 	_, err := e.keys.VerifyKey(ctx, k.Key)
 	if apperr.CodeOf(err) != apperr.Unauthenticated || !strings.Contains(err.Error(), "expired") {

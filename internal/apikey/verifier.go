@@ -70,33 +70,45 @@ func errInvalid() error { return apperr.E(apperr.Unauthenticated, "invalid API k
 // key). raw never reaches a log or an error message. A nil Verifier (a
 // process without PostgreSQL) refuses every key.
 func (v *Verifier) VerifyKey(ctx context.Context, raw string) (auth.Principal, error) {
+	p, _, err := v.VerifyKeyExpiry(ctx, raw)
+	return p, err
+}
+
+// VerifyKeyExpiry is VerifyKey that also returns when the key expires
+// (zero: never), so that a WebSocket opened with it closes then
+// (auth.KeyExpiryVerifier).
+func (v *Verifier) VerifyKeyExpiry(ctx context.Context, raw string) (auth.Principal, time.Time, error) {
 	if v == nil {
-		return auth.Principal{}, apperr.E(apperr.Unauthenticated, "API keys are not accepted by this service (it has no --database-url)")
+		return auth.Principal{}, time.Time{}, apperr.E(apperr.Unauthenticated, "API keys are not accepted by this service (it has no --database-url)")
 	}
 	id, ok := parse(raw)
 	if !ok {
-		return auth.Principal{}, errInvalid()
+		return auth.Principal{}, time.Time{}, errInvalid()
 	}
 	sum := hash(raw)
 	e, err := v.lookup(ctx, id)
 	if err != nil {
-		return auth.Principal{}, err
+		return auth.Principal{}, time.Time{}, err
 	}
 	// Constant time over the hashes: how long the comparison takes says
 	// nothing about how many leading bytes matched. An unknown id
 	// compares against zeros, which no SHA-256 is.
 	if subtle.ConstantTimeCompare(sum[:], e.sum[:]) != 1 || !e.found {
-		return auth.Principal{}, errInvalid()
+		return auth.Principal{}, time.Time{}, errInvalid()
 	}
 	now := v.now()
 	switch k := e.key; {
 	case k.RevokedAt != nil:
-		return auth.Principal{}, apperr.E(apperr.Unauthenticated, "API key %s was revoked", id)
+		return auth.Principal{}, time.Time{}, apperr.E(apperr.Unauthenticated, "API key %s was revoked", id)
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
-		return auth.Principal{}, apperr.E(apperr.Unauthenticated, "API key %s expired", id)
+		return auth.Principal{}, time.Time{}, apperr.E(apperr.Unauthenticated, "API key %s expired", id)
 	}
 	v.touch(ctx, id, now)
-	return principal(e.key), nil
+	var exp time.Time
+	if e.key.ExpiresAt != nil {
+		exp = *e.key.ExpiresAt
+	}
+	return principal(e.key), exp, nil
 }
 
 // principal is the principal a key acts as.

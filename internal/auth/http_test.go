@@ -172,6 +172,52 @@ func TestNilAuthenticatorPassesThrough(t *testing.T) {
 	}
 }
 
+type expiringKeys struct {
+	fakeKeys
+	exp time.Time
+}
+
+func (k expiringKeys) VerifyKeyExpiry(ctx context.Context, raw string) (auth.Principal, time.Time, error) {
+	p, err := k.VerifyKey(ctx, raw)
+	if err != nil {
+		return p, time.Time{}, err
+	}
+	return p, k.exp, nil
+}
+
+// An API key's expiry reaches the request's credential when its verifier
+// tells it (the realtime service closes a WebSocket then, as for a JWT);
+// a verifier that does not tell it leaves it zero (never).
+func TestAPIKeyExpiryReachesTheCredential(t *testing.T) {
+	exp := time.Now().Add(90 * time.Minute).Truncate(time.Second)
+	for _, tc := range []struct {
+		name string
+		keys auth.KeyVerifier
+		want time.Time
+	}{{"expiring", expiringKeys{exp: exp}, exp}, {"without expiry", fakeKeys{}, time.Time{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := auth.DefaultConfig()
+			cfg.JWTSecret, cfg.Mode = secret, string(auth.ModeRequired)
+			a, err := auth.New(t.Context(), cfg, tc.keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got time.Time
+			var seen bool
+			h := a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, ok := auth.CredentialFrom(r.Context())
+				got, seen = c.Expires, ok
+			}))
+			req := httptest.NewRequest("GET", "/documents", nil)
+			req.Header.Set("Authorization", "Bearer dsk_good_secret")
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			if !seen || !got.Equal(tc.want) {
+				t.Fatalf("credential expires %v (seen %v), want %v", got, seen, tc.want)
+			}
+		})
+	}
+}
+
 // The credential kept for forwarding never shows in a formatted value.
 func TestCredentialIsRedactedWhenFormatted(t *testing.T) {
 	c := auth.Credential{Raw: "secret-token"}

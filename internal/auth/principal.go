@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Mode is how a deployment treats callers.
@@ -173,4 +174,12 @@ func IsAPIKey(raw string) bool { return strings.HasPrefix(raw, APIKeyPrefix) }
 // malformed or revoked key is an apperr Unauthenticated error.
 type KeyVerifier interface {
 	VerifyKey(ctx context.Context, raw string) (Principal, error)
+}
+
+// KeyExpiryVerifier is a KeyVerifier that also tells when a key expires
+// (zero: never). The Authenticator uses it when the verifier has it, so
+// that a WebSocket opened with a key that expires is closed when it does,
+// as one opened with a JWT is.
+type KeyExpiryVerifier interface {
+	VerifyKeyExpiry(ctx context.Context, raw string) (Principal, time.Time, error)
 }

@@ -175,7 +175,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (Principal
 }
 
 // verify is Authenticate that also returns when the credential expires
-// (zero: it does not, or it is not known here, as for API keys).
+// (zero: it does not, or it is not known here, as for an API key whose
+// verifier is not a KeyExpiryVerifier).
 func (a *Authenticator) verify(ctx context.Context, raw string) (Principal, time.Time, error) {
 	switch {
 	case raw == "":
@@ -187,12 +188,21 @@ func (a *Authenticator) verify(ctx context.Context, raw string) (Principal, time
 		// Not cached here: a revoked key must stop working at once; the
 		// verifier keeps its own cache if it wants one. Its errors pass
 		// as they are (a store that is down is 503, not 401).
-		p, err := a.keys.VerifyKey(ctx, raw)
+		var (
+			p   Principal
+			exp time.Time
+			err error
+		)
+		if kv, ok := a.keys.(KeyExpiryVerifier); ok {
+			p, exp, err = kv.VerifyKeyExpiry(ctx, raw)
+		} else {
+			p, err = a.keys.VerifyKey(ctx, raw)
+		}
 		if err != nil {
 			return Principal{}, time.Time{}, err
 		}
 		p.Kind = KindAPIKey
-		return p, time.Time{}, nil
+		return p, exp, nil
 	}
 	var sum [sha256.Size]byte
 	if a.cache != nil {
