@@ -248,7 +248,7 @@ func TestVerifierAttackTable(t *testing.T) {
 func TestJWKSRotation(t *testing.T) {
 	k1, k2 := rsaKey(t), rsaKey(t)
 	j := newJWKS(t, map[string]any{"k1": k1})
-	a := newAuth(t, func(c *Config) { c.JWKSURL = j.url; c.CacheSize = 0 })
+	a := newAuth(t, func(c *Config) { c.JWKSURL = j.url; c.AudienceAny = true; c.CacheSize = 0 })
 	if _, err := a.Authenticate(t.Context(), sign(t, jwt.SigningMethodRS256, "k1", k1, validClaims())); err != nil {
 		t.Fatalf("k1 before rotation: %v", err)
 	}
@@ -266,7 +266,7 @@ func TestJWKSRotation(t *testing.T) {
 func TestUnknownKIDFloodRefetchesOnce(t *testing.T) {
 	k := rsaKey(t)
 	j := newJWKS(t, map[string]any{"k1": k})
-	a := newAuth(t, func(c *Config) { c.JWKSURL = j.url; c.JWKSUnknownKID = time.Hour })
+	a := newAuth(t, func(c *Config) { c.JWKSURL = j.url; c.AudienceAny = true; c.JWKSUnknownKID = time.Hour })
 	if _, err := a.Authenticate(t.Context(), sign(t, jwt.SigningMethodRS256, "k1", k, validClaims())); err != nil {
 		t.Fatal(err)
 	}
