@@ -90,26 +90,14 @@ func allows(levels []auth.Level, need auth.Level) bool {
 	return false
 }
 
-// scopeFor is the API key scope an action that needs level need takes.
-func scopeFor(need auth.Level) auth.Scope {
-	switch need {
-	case auth.LevelView:
-		return auth.ScopeRead
-	case auth.LevelSign:
-		return auth.ScopeSign
-	default:
-		return auth.ScopeWrite
-	}
-}
-
 // checkScope refuses an API key whose scopes do not cover need (403: the
 // key's capability, decided before any document is looked at, so it
 // reveals nothing about one).
 func (s *Service) checkScope(p auth.Principal, need auth.Level) error {
-	if !s.required() || p.HasScope(scopeFor(need)) {
+	if !s.required() || p.HasScope(auth.ScopeFor(need)) {
 		return nil
 	}
-	return apperr.E(apperr.Forbidden, "this API key lacks the %s scope", scopeFor(need))
+	return apperr.E(apperr.Forbidden, "this API key lacks the %s scope", auth.ScopeFor(need))
 }
 
 // authorize decides whether the caller may do need to r: nil, a NotFound
@@ -128,8 +116,8 @@ func (s *Service) authorize(ctx context.Context, r *Record, need auth.Level) err
 // but not do need. The signature service decides with it from the
 // database when the document service cannot be reached.
 func Decide(p auth.Principal, r *Record, need auth.Level) error {
-	if !p.HasScope(scopeFor(need)) {
-		return apperr.E(apperr.Forbidden, "this API key lacks the %s scope", scopeFor(need))
+	if !p.HasScope(auth.ScopeFor(need)) {
+		return apperr.E(apperr.Forbidden, "this API key lacks the %s scope", auth.ScopeFor(need))
 	}
 	if !canView(p, r.Readers) {
 		return notFound(r.ID)
