@@ -426,8 +426,10 @@ func TestQueueOverflowClosesWith1013(t *testing.T) {
 	doc := uuid.NewString()
 	c := s.dial(t, doc, "", 0)
 	testenv.WaitFor(t, "subscriber", func() bool { return s.hub.Connections() == 1 })
-	// A burst far larger than the queue, dispatched faster than any writer.
-	for n := uint64(1); n <= 200 && s.hub.Connections() == 1; n++ {
+	// A burst far larger than the queue, until the slow client is cut off
+	// (a writer that keeps up with a few hundred events on an idle
+	// machine cannot with thousands; bounded in count all the same).
+	for n := uint64(1); n <= 200_000 && s.hub.Connections() == 1; n++ {
 		s.hub.Dispatch(titleEvent(t, doc, n))
 	}
 	for {
