@@ -100,12 +100,8 @@ func (s *Server) respondErr(w http.ResponseWriter, r *http.Request, err error) {
 // thumbnail, which a client revalidating with If-None-Match gets.
 func (s *Server) handleThumbnail() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := validate.ID("document", r.PathValue("id"))
+		id, err := s.document(r, auth.LevelView)
 		if err != nil {
-			s.respondErr(w, r, err)
-			return
-		}
-		if err := s.authorize(r.Context(), id, auth.LevelView); err != nil {
 			s.respondErr(w, r, err)
 			return
 		}
@@ -132,6 +128,16 @@ func (s *Server) handleThumbnail() http.Handler {
 	})
 }
 
+// document is the route's document id, checked, once the caller is known
+// to hold need on it (NotFound when it may not see it).
+func (s *Server) document(r *http.Request, need auth.Level) (string, error) {
+	id, err := validate.ID("document", r.PathValue("id"))
+	if err != nil {
+		return "", err
+	}
+	return id, s.authorize(r.Context(), id, need)
+}
+
 func setLSN(w http.ResponseWriter, lsn uint64) {
 	if lsn > 0 {
 		w.Header().Set(api.CommitLSNHeader, strconv.FormatUint(lsn, 10))
@@ -143,12 +149,8 @@ func setLSN(w http.ResponseWriter, lsn uint64) {
 // are searchable).
 func (s *Server) handleGet() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := validate.ID("document", r.PathValue("id"))
+		id, err := s.document(r, auth.LevelView)
 		if err != nil {
-			s.respondErr(w, r, err)
-			return
-		}
-		if err := s.authorize(r.Context(), id, auth.LevelView); err != nil {
 			s.respondErr(w, r, err)
 			return
 		}
@@ -166,12 +168,8 @@ func (s *Server) handleGet() http.Handler {
 // one after a tool was installed or a limit raised, or any other.
 func (s *Server) handleExtract() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := validate.ID("document", r.PathValue("id"))
+		id, err := s.document(r, auth.LevelEdit)
 		if err != nil {
-			s.respondErr(w, r, err)
-			return
-		}
-		if err := s.authorize(r.Context(), id, auth.LevelEdit); err != nil {
 			s.respondErr(w, r, err)
 			return
 		}
