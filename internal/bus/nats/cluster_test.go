@@ -396,7 +396,11 @@ func TestPublishingResumesAsSoonAsTheServerIsBack(t *testing.T) {
 	}
 	srv.Stop()
 	var restarting atomic.Int64 // when the server was started again (Unix ns)
+	started := make(chan struct{})
+	// Start must have returned before the cleanup's Stop reads the server.
+	t.Cleanup(func() { <-started })
 	go func() {
+		defer close(started)
 		time.Sleep(5 * time.Second)
 		restarting.Store(time.Now().UnixNano())
 		if err := srv.Start(context.Background()); err != nil {
