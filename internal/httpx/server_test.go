@@ -226,9 +226,11 @@ func TestConnectionCapAnswers503WithRetryAfter(t *testing.T) {
 // the drain ended still gets its answer.
 func TestSIGTERMGoesUnreadyThenKeepsServingThenStops(t *testing.T) {
 	release := make(chan struct{})
+	entered := make(chan struct{})
 	mux := http.NewServeMux()
 	Routes(mux)
 	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
 		<-release
 		Respond(w, http.StatusOK, map[string]string{"slow": "done"})
 	})
@@ -265,6 +267,14 @@ func TestSIGTERMGoesUnreadyThenKeepsServingThenStops(t *testing.T) {
 		resp.Body.Close()
 		slow <- resp.StatusCode
 	}()
+	// The slow request must be in the handler before the drain begins;
+	// otherwise, on a loaded machine, it may only dial after the port
+	// closed and the test would measure nothing (CI saw status 0).
+	select {
+	case <-entered:
+	case got := <-slow:
+		t.Fatalf("the slow request ended before it was handled: %d", got)
+	}
 	cancel()
 	testenv.WaitFor(t, "readiness to answer 503", func() bool {
 		resp, err := http.Get(base + "/health/ready")
