@@ -36,6 +36,7 @@ require (
 	golang.org/x/time v0.16.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
+	github.com/gowebpki/jcs v1.0.1
 	gopkg.in/yaml.v3 v3.0.1
 )
 

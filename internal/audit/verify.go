@@ -1,0 +1,243 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/docstream/docstream/internal/postgres"
+)
+
+// Log is a document's whole trail as GET /documents/{id}/audit answers it
+// and `docstream verify --file` reads it: everything Verify needs besides
+// the public keys.
+type Log struct {
+	DocumentID string    `json:"document_id"`
+	Entries    []*Record `json:"entries"`
+	// Head is the signed head (nil: the chain has no head row).
+	Head        *Checkpoint  `json:"head"`
+	Checkpoints []Checkpoint `json:"checkpoints"`
+}
+
+// Querier is a pool or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+const timeSQL = `to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+
+// Read returns document id's trail as stored (Entries empty and Head nil
+// when it has none).
+func Read(ctx context.Context, q Querier, id string) (*Log, error) {
+	l := &Log{DocumentID: id, Entries: []*Record{}, Checkpoints: []Checkpoint{}}
+	rows, err := q.Query(ctx, `SELECT document_id::text, seq, type, actor, `+fmt.Sprintf(timeSQL, "at")+`, ip, user_agent, data,
+		prev_hash, hash, key_id FROM audit.entries WHERE document_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, postgres.Error(err, "audit of document "+id)
+	}
+	l.Entries, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Record, error) {
+		var r Record
+		var data string
+		err := row.Scan(&r.DocumentID, &r.Seq, &r.Type, &r.Actor, &r.At, &r.IP, &r.UserAgent, &data, &r.PrevHash, &r.Hash, &r.KeyID)
+		r.Data = json.RawMessage(data)
+		return &r, err
+	})
+	if err != nil {
+		return nil, postgres.Error(err, "audit of document "+id)
+	}
+	if l.Entries == nil {
+		l.Entries = []*Record{}
+	}
+	var h Checkpoint
+	err = q.QueryRow(ctx, `SELECT document_id::text, seq, hash, key_id, `+fmt.Sprintf(timeSQL, "signed_at")+`, signature
+		FROM audit.heads WHERE document_id = $1`, id).Scan(&h.DocumentID, &h.Seq, &h.Hash, &h.KeyID, &h.SignedAt, &h.Signature)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return nil, postgres.Error(err, "audit head of document "+id)
+	default:
+		l.Head = &h
+	}
+	rows, err = q.Query(ctx, `SELECT document_id::text, seq, hash, key_id, `+fmt.Sprintf(timeSQL, "signed_at")+`, signature
+		FROM audit.checkpoints WHERE document_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, postgres.Error(err, "audit checkpoints of document "+id)
+	}
+	cps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Checkpoint, error) {
+		var c Checkpoint
+		err := row.Scan(&c.DocumentID, &c.Seq, &c.Hash, &c.KeyID, &c.SignedAt, &c.Signature)
+		return c, err
+	})
+	if err != nil {
+		return nil, postgres.Error(err, "audit checkpoints of document "+id)
+	}
+	if cps != nil {
+		l.Checkpoints = cps
+	}
+	return l, nil
+}
+
+// Broken names the first entry verification failed at.
+type Broken struct {
+	Seq    int64  `json:"seq"`
+	Type   string `json:"type,omitempty"`
+	At     string `json:"at,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// Result is GET /documents/{id}/audit/verify's answer and `docstream
+// verify`'s.
+type Result struct {
+	Valid       bool    `json:"valid"`
+	DocumentID  string  `json:"document_id"`
+	FirstBroken *Broken `json:"first_broken,omitempty"`
+	Reason      string  `json:"reason"`
+	Entries     int     `json:"entries"`
+	// Head is the signed head as verified (nil: none).
+	Head *Checkpoint `json:"head,omitempty"`
+	// Signed: the head's signature was checked against a known key.
+	Signed bool `json:"signed"`
+	// HistoryUnknownBefore is the time of the genesis entry of a trail
+	// that began after its document ("" when it began with it).
+	HistoryUnknownBefore string   `json:"history_unknown_before,omitempty"`
+	Notes                []string `json:"notes,omitempty"`
+}
+
+func (res *Result) breakAt(r *Record, seq int64, reason string) *Result {
+	res.Valid = false
+	res.FirstBroken = &Broken{Seq: seq, Reason: reason}
+	if r != nil {
+		res.FirstBroken.Type, res.FirstBroken.At = r.Type, r.At
+	}
+	res.Reason = fmt.Sprintf("entry %d: %s", seq, reason)
+	return res
+}
+
+// Verify checks a trail: every entry's hash is the hash of its content,
+// each follows the one before (seq and prev_hash), none is missing, the
+// head names the newest entry, and the head's and every checkpoint's
+// signature verifies with keys (by key id). It names the first entry that
+// fails. A head without a signature is accepted (no key was configured
+// when it was written) with a note, and Signed false.
+func Verify(l *Log, keys map[string]ed25519.PublicKey) *Result {
+	res := &Result{Valid: true, DocumentID: l.DocumentID, Entries: len(l.Entries), Head: l.Head}
+	entries := append([]*Record(nil), l.Entries...)
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Seq < entries[j].Seq })
+	prev := ZeroHash
+	for i, r := range entries {
+		want := int64(i + 1)
+		switch {
+		case r.DocumentID != l.DocumentID:
+			return res.breakAt(r, r.Seq, fmt.Sprintf("belongs to document %s", r.DocumentID))
+		case r.Seq > want:
+			return res.breakAt(nil, want, fmt.Sprintf("missing: the trail goes from entry %d to entry %d (deleted)", want-1, r.Seq))
+		case r.Seq < want:
+			return res.breakAt(r, r.Seq, "appears twice")
+		}
+		h, err := r.ComputeHash()
+		if err != nil {
+			return res.breakAt(r, r.Seq, "cannot be put in canonical form: "+err.Error())
+		}
+		if h != r.Hash {
+			return res.breakAt(r, r.Seq, "changed: its content does not match its hash")
+		}
+		if r.PrevHash != prev {
+			return res.breakAt(r, r.Seq, fmt.Sprintf("does not follow entry %d: prev_hash is not that entry's hash (entry %d was replaced)", r.Seq-1, r.Seq-1))
+		}
+		prev = r.Hash
+	}
+	if len(entries) > 0 && entries[0].Type == TypeGenesis {
+		res.HistoryUnknownBefore = entries[0].At
+		res.Notes = append(res.Notes, "history before "+entries[0].At+" unknown: the trail began after the document")
+	}
+	var last *Record
+	if len(entries) > 0 {
+		last = entries[len(entries)-1]
+	}
+	h := l.Head
+	switch {
+	case h == nil && last == nil:
+		res.Reason = "no audit trail"
+		return res
+	case h == nil:
+		return res.breakAt(last, last.Seq, "the head that names the newest entry is missing")
+	case last == nil && h.Seq > 0:
+		return res.breakAt(nil, 1, fmt.Sprintf("missing: every entry up to %d (the signed head) was deleted", h.Seq))
+	case last != nil && h.Seq > last.Seq:
+		return res.breakAt(nil, last.Seq+1, fmt.Sprintf("missing: the signed head is at entry %d but the trail ends at entry %d (newest entries deleted)", h.Seq, last.Seq))
+	case last != nil && h.Seq < last.Seq:
+		return res.breakAt(last, h.Seq+1, fmt.Sprintf("not covered by the head: the head is at entry %d (entries added outside the log, or the head was rolled back)", h.Seq))
+	case last != nil && h.Hash != last.Hash:
+		return res.breakAt(last, last.Seq, "the head's hash is not this entry's hash")
+	}
+	if h.DocumentID != l.DocumentID {
+		return res.breakAt(last, h.Seq, "the head belongs to document "+h.DocumentID)
+	}
+	ok, why := checkSignature(h, keys)
+	switch {
+	case !ok:
+		return res.breakAt(last, h.Seq, "head "+why)
+	case why != "":
+		res.Notes = append(res.Notes, "head "+why)
+	default:
+		res.Signed = true
+	}
+	bySeq := map[int64]*Record{}
+	for _, r := range entries {
+		bySeq[r.Seq] = r
+	}
+	for _, c := range l.Checkpoints {
+		r := bySeq[c.Seq]
+		switch {
+		case r == nil:
+			return res.breakAt(nil, c.Seq, "missing: a sealed checkpoint names it")
+		case r.Hash != c.Hash:
+			return res.breakAt(r, c.Seq, "its hash is not the one its sealed checkpoint names")
+		case c.DocumentID != l.DocumentID:
+			return res.breakAt(r, c.Seq, "its checkpoint belongs to document "+c.DocumentID)
+		}
+		if ok, why := checkSignature(&c, keys); !ok {
+			return res.breakAt(r, c.Seq, "sealed checkpoint "+why)
+		} else if why != "" {
+			res.Notes = append(res.Notes, fmt.Sprintf("checkpoint %d %s", c.Seq, why))
+		}
+	}
+	if res.Reason == "" {
+		res.Reason = fmt.Sprintf("valid: %d entries, head at entry %d", len(entries), h.Seq)
+		if res.HistoryUnknownBefore != "" {
+			res.Reason += ", history before " + res.HistoryUnknownBefore + " unknown"
+		}
+	}
+	return res
+}
+
+// checkSignature: ok false with why when the signature is wrong or its key
+// unknown; ok true with a note when there is none to check.
+func checkSignature(c *Checkpoint, keys map[string]ed25519.PublicKey) (ok bool, why string) {
+	if c.Signature == "" && c.KeyID == "" {
+		return true, "is unsigned (no --audit-signing-key when it was written)"
+	}
+	pub, known := keys[c.KeyID]
+	if !known {
+		return false, fmt.Sprintf("is signed by key %q, which is not among the published keys", c.KeyID)
+	}
+	sig, err := base64.StdEncoding.DecodeString(c.Signature)
+	if err != nil {
+		return false, "signature is not base64"
+	}
+	msg, err := c.Message()
+	if err != nil {
+		return false, "cannot be put in canonical form: " + err.Error()
+	}
+	if !ed25519.Verify(pub, msg, sig) {
+		return false, "signature does not verify: the head was changed"
+	}
+	return true, ""
+}
