@@ -56,6 +56,16 @@ Load a corpus first with "docstream bench load".`,
 			o.DocumentURL, o.SearchURL, o.SignatureURL = orDefault(docURL, server), orDefault(searchURL, server), orDefault(signURL, server)
 			o.Progress = e.stderr
 			o.Seed = uint64(time.Now().UnixNano())
+			if o.Token == "" {
+				o.Token = e.getenv("DOCSTREAM_TOKEN")
+			}
+			if o.Token == "" {
+				t, err := storedToken(e)
+				if err != nil {
+					return err
+				}
+				o.Token = t
+			}
 			rep, err := bench.Run(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -81,6 +91,7 @@ Load a corpus first with "docstream bench load".`,
 	fs.IntVar(&o.Requests, "requests", 0, "stop after this many measured requests (0: --duration only)")
 	fs.StringVar(&o.Query, "query", "", "search: one query for every request (default: the selective mix)")
 	fs.StringVarP(&output, "output", "o", outputText, "text or json")
+	fs.StringVar(&o.Token, "token", "", "bearer token (JWT or API key) sent on every request; default: DOCSTREAM_TOKEN, then the one `docstream login` stored")
 	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "connections" {
 			name = "users"

@@ -44,6 +44,10 @@ type Options struct {
 	Progress io.Writer     // a live progress line each second; nil: none
 	Seed     uint64
 	Client   *http.Client // nil: one sized for Users
+	// Token is sent as a bearer credential on every request (a JWT or an
+	// API key), so a system in required mode can be measured with its
+	// verification and permission filter in the path; "": none.
+	Token string
 }
 
 // Report is a run's result: only 2xx answers count as throughput; every
@@ -219,6 +223,7 @@ func (rn *runner) send(ctx context.Context, name, method, url string, body []byt
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	rn.authorize(req)
 	start, scheduled := ctx.Value(intendedKey{}).(time.Time)
 	if !scheduled {
 		start = time.Now()
@@ -489,12 +494,20 @@ func (rn *runner) startMeasuring() {
 	rn.rec.mu.Unlock()
 }
 
+// authorize adds the run's credential, if any.
+func (rn *runner) authorize(req *http.Request) {
+	if rn.o.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+rn.o.Token)
+	}
+}
+
 // setup gives get and sign documents to work on (not measured).
 func (rn *runner) setup(ctx context.Context) error {
 	if rn.o.Scenario != "get" {
 		return nil
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rn.o.DocumentURL+"/documents?limit=1000", nil)
+	rn.authorize(req)
 	resp, err := rn.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("bench get: list documents: %w", err)
