@@ -70,7 +70,7 @@ var golden = map[string]any{
 		UserID: "user-1", Email: "user@company.com", ExpiresAt: created.Add(24 * time.Hour),
 	},
 	"realtime_stats": api.RealtimeStats{
-		TotalConnections: 2, DocumentsWithSubscribers: 1, Replaying: 1, Documents: map[string]int{docID: 2},
+		TotalConnections: 3, DocumentsWithSubscribers: 1, Replaying: 1, Documents: map[string]int{docID: 2}, ListSubscribers: 1,
 		Consumer: api.ConsumerStats{
 			Topics: []string{"cdc.documents", "cdc.signatures"}, State: "running", Position: 42, LSN: 23842352,
 			Events: 42, EventsByTopic: map[string]uint64{"cdc.documents": 30, "cdc.signatures": 12},

@@ -128,6 +128,9 @@ type RealtimeStats struct {
 	DocumentsWithSubscribers int            `json:"documents_with_subscribers"`
 	Replaying                int            `json:"replaying"`
 	Documents                map[string]int `json:"documents,omitempty"`
+	// ListSubscribers are the connections to the list feed (WS /ws),
+	// counted in TotalConnections too.
+	ListSubscribers int `json:"list_subscribers,omitempty"`
 	// Consumer is the one live subscription over both topics.
 	Consumer ConsumerStats `json:"consumer"`
 }

@@ -91,7 +91,8 @@ type Watch struct {
 // maxFrame bounds one message; the server's are far smaller.
 const maxFrame = 1 << 20
 
-// Watch opens the WebSocket of one document. The handshake's refusals are
+// Watch opens the WebSocket of one document ("": the list feed, see
+// WatchList). The handshake's refusals are
 // *apperr.Error like any answer (401 without a valid token).
 func (c *Client) Watch(ctx context.Context, documentID string, opts WatchOptions) (*Watch, error) {
 	w := &Watch{c: c, docID: documentID, opts: opts, lsn: opts.Since}
@@ -101,13 +102,27 @@ func (c *Client) Watch(ctx context.Context, documentID string, opts WatchOptions
 	return w, nil
 }
 
+// WatchList opens the document list feed (WS /ws): the change messages of
+// every document the caller may view — created, status changes, edits,
+// deleted; a signature's own signature.added stays on the document's
+// stream — with the same shape, cursor and options as Watch (Since,
+// Resume). In required mode each event is filtered by the caller's access
+// when it happens (a share takes effect with the document's next event).
+func (c *Client) WatchList(ctx context.Context, opts WatchOptions) (*Watch, error) {
+	return c.Watch(ctx, "", opts)
+}
+
 func (w *Watch) dial(ctx context.Context) error {
 	q := url.Values{}
 	setString(q, "token", w.opts.Token)
 	if w.lsn != 0 {
 		q.Set("since", strconv.FormatUint(w.lsn, 10))
 	}
-	u := w.c.url(idPath("ws", w.docID), q)
+	path := "/ws" // the list feed
+	if w.docID != "" {
+		path = idPath("ws", w.docID)
+	}
+	u := w.c.url(path, q)
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1) // http→ws, https→wss
 	opts := &websocket.DialOptions{HTTPClient: w.c.http}
 	if w.opts.Token == "" && w.c.token != "" {

@@ -60,6 +60,7 @@ var fixture = map[string]string{
 	"GET /stats":                              "realtime_stats",
 	"GET /auth/token":                         "token",
 	"GET /ws/{document_id}":                   "",
+	"GET /ws":                                 "",
 	"GET /health/live":                        "health_live",
 	"GET /health/ready":                       "health_ready",
 	"GET /status":                             "gateway_status",
@@ -101,7 +102,7 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 			mu.Unlock()
 			_, _ = io.Copy(io.Discard, r.Body)
 			switch pattern {
-			case "GET /ws/{document_id}":
+			case "GET /ws/{document_id}", "GET /ws":
 				c, err := websocket.Accept(w, r, nil)
 				if err != nil {
 					return
@@ -192,6 +193,15 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 		"RealtimeStats": func() error { _, err := c.RealtimeStats(ctx); return err },
 		"Watch": func() error {
 			w, err := c.Watch(ctx, id, client.WatchOptions{Token: "t"})
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			_, err = w.Next(ctx)
+			return err
+		},
+		"WatchList": func() error {
+			w, err := c.WatchList(ctx, client.WatchOptions{Token: "t"})
 			if err != nil {
 				return err
 			}

@@ -142,6 +142,8 @@ func TestRoutesSendEachPathToItsServiceWithPathKept(t *testing.T) {
 		{"/suggest?q=sa", "search"},
 		{"/aggregations/status", "search"},
 		{"/ws/abc", "realtime"},
+		{"/ws", "realtime"},
+		{"/ws?since=5", "realtime"},
 		{"/auth/token?user_id=u", "realtime"},
 	}
 	for _, c := range cases {

@@ -37,6 +37,10 @@ var (
 		Name: "docstream_realtime_documents",
 		Help: "Documents with at least one subscriber.",
 	})
+	listGauge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "docstream_realtime_list_connections",
+		Help: "Open WebSocket connections to the document list feed (WS /ws).",
+	})
 	queueDrops = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "docstream_realtime_queue_drops_total",
 		Help: "Connections closed with 1013 because their send queue was full.",
@@ -107,6 +111,7 @@ type Hub struct {
 	// a client is handled exactly once per event.
 	mu        sync.RWMutex
 	docs      map[string]map[*client]struct{}
+	list      map[*client]struct{} // subscribers of the list feed (WS /ws)
 	replaying map[*client]struct{}
 	// lastPos and lastLSN are those of the last event dispatched (0: none
 	// since start). Positions are one space across the topics (one
@@ -132,6 +137,7 @@ func NewHub(opts Options) *Hub {
 		opts:      opts,
 		log:       opts.Log,
 		docs:      map[string]map[*client]struct{}{},
+		list:      map[*client]struct{}{},
 		replaying: map[*client]struct{}{},
 		dedup:     bus.NewDedup("realtime"),
 		shutdown:  make(chan struct{}),
@@ -193,6 +199,11 @@ func (h *Hub) Dispatch(ev Event) {
 		}
 		c.deliver(ev)
 	}
+	for c := range h.list {
+		if !c.inReplay && c.wants(ev) {
+			c.deliver(ev)
+		}
+	}
 }
 
 // subscribe adds c to its document. A client reconnecting after since is
@@ -216,13 +227,18 @@ func (h *Hub) subscribe(c *client, since *uint64) bool {
 		}
 		c.mu.Unlock()
 	}
-	subs := h.docs[c.doc]
-	if subs == nil {
-		subs = map[*client]struct{}{}
-		h.docs[c.doc] = subs
-		documentsGauge.Inc()
+	if c.doc == "" {
+		h.list[c] = struct{}{}
+		listGauge.Inc()
+	} else {
+		subs := h.docs[c.doc]
+		if subs == nil {
+			subs = map[*client]struct{}{}
+			h.docs[c.doc] = subs
+			documentsGauge.Inc()
+		}
+		subs[c] = struct{}{}
 	}
-	subs[c] = struct{}{}
 	if replay {
 		c.inReplay = true
 		h.replaying[c] = struct{}{}
@@ -235,7 +251,13 @@ func (h *Hub) subscribe(c *client, since *uint64) bool {
 
 func (h *Hub) unsubscribe(c *client) {
 	h.mu.Lock()
-	if subs := h.docs[c.doc]; subs != nil {
+	if _, ok := h.list[c]; ok {
+		delete(h.list, c)
+		listGauge.Dec()
+		h.total.Add(-1)
+		connectionsGauge.Dec()
+	}
+	if subs := h.docs[c.doc]; c.doc != "" && subs != nil {
 		if _, ok := subs[c]; ok {
 			delete(subs, c)
 			h.total.Add(-1)
@@ -268,6 +290,7 @@ func (h *Hub) Stats(maxDocs int) Stats {
 	s := Stats{
 		TotalConnections:         int(h.total.Load()),
 		DocumentsWithSubscribers: len(h.docs),
+		ListSubscribers:          len(h.list),
 		Replaying:                len(h.replaying),
 	}
 	if maxDocs > 0 {
@@ -308,6 +331,6 @@ var registerMetrics sync.Once
 // to call more than once.
 func RegisterMetrics() {
 	registerMetrics.Do(func() {
-		prometheus.MustRegister(connectionsGauge, documentsGauge, queueDrops, reaped, messagesSent, revoked, eventsConsumed)
+		prometheus.MustRegister(connectionsGauge, documentsGauge, listGauge, queueDrops, reaped, messagesSent, revoked, eventsConsumed)
 	})
 }

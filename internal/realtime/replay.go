@@ -66,7 +66,7 @@ func (c *client) noteLive(ev Event) {
 	if !st.known && ev.Position != 0 {
 		st.boundary, st.known, wake = ev.Position-1, true, true
 	}
-	if ev.DocumentID == c.doc && len(ev.Frames) > 0 {
+	if len(ev.Frames) > 0 && c.wants(ev) {
 		if len(st.buf) >= c.h.opts.QueueSize {
 			c.mu.Unlock()
 			c.overflow()
@@ -133,7 +133,7 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 				st.seen = ev.Position
 				// History from while the subscriber was not a reader
 				// stays untold.
-				if ev.DocumentID == c.doc && c.viewer.mayViewEvent(ev) {
+				if c.wants(ev) && c.viewer.mayViewEvent(ev) {
 					frames = ev.Frames
 				}
 				caughtUp = st.known && st.seen >= st.boundary

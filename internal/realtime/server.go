@@ -30,7 +30,8 @@ type ServerConfig struct {
 	Log    *slog.Logger
 }
 
-// Server is the realtime HTTP service: WS /ws/{document_id}, GET /stats,
+// Server is the realtime HTTP service: WS /ws/{document_id}, WS /ws (the
+// document list feed, list.go), GET /stats,
 // GET /auth/token (development), health and metrics.
 type Server struct {
 	hub  *Hub
@@ -64,6 +65,7 @@ func NewServer(hub *Hub, a *auth.Authenticator, cfg ServerConfig) http.Handler {
 // admission control: a WebSocket holds its connection, not the CPU.
 var routeTable = map[string]httpx.Route[*Server]{
 	"GET /ws/{document_id}": {Handler: (*Server).handleWebSocket},
+	"GET /ws":               {Handler: (*Server).handleListWebSocket},
 	"GET /stats":            {Handler: (*Server).handleStats},
 	"GET /auth/token":       {Handler: (*Server).handleToken},
 }
@@ -85,63 +87,81 @@ func (s *Server) handleWebSocket() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		var since *uint64
-		q := httpx.NewQuery(r)
-		if n, ok := q.LSN("since", q.Get("since")); ok {
-			since = &n
-		}
-		if err := q.Err(); err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
-		p := auth.FromContext(r.Context())
-		cred, _ := auth.CredentialFrom(r.Context())
-		if since != nil && s.hub.opts.Bus == nil {
-			httpx.RespondErr(w, r, s.log, apperr.E(apperr.Unavailable, "replay (since) needs the event bus"))
-			return
-		}
-		v, err := s.authorize(r.Context(), p, docID)
+		since, err := s.since(r)
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		opts := &websocket.AcceptOptions{
-			OriginPatterns:     s.cfg.OriginPatterns,
-			InsecureSkipVerify: len(s.cfg.OriginPatterns) == 0,
-		}
-		if cred.Subprotocol != "" {
-			opts.Subprotocols = []string{cred.Subprotocol}
-		}
-		var ws *websocket.Conn
-		httpx.JSONErrors(w, r, func(w http.ResponseWriter) { ws, err = websocket.Accept(w, r, opts) })
+		v, err := s.authorize(r.Context(), auth.FromContext(r.Context()), docID)
 		if err != nil {
-			// Accept has answered (400 bad handshake, 403 origin, 426 not
-			// an upgrade), in the one error shape through JSONErrors.
-			s.log.DebugContext(r.Context(), "websocket accept failed", "err", err)
+			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		s.hub.clients.Add(1)
-		defer s.hub.clients.Done()
-		c := newClient(s.hub, ws, docID, cred.Expires)
-		c.viewer = v
-		if !s.hub.subscribe(c, since) {
-			since = nil // nothing to replay
-		}
-		if v.restricted {
-			// Again, now that the hub shows this client every event: a
-			// revocation committed since the first check is either seen
-			// here or dispatched to the client from now on.
-			if _, err := s.authorize(r.Context(), p, docID); err != nil {
-				why := closeRevoked
-				if apperr.CodeOf(err) == apperr.Unavailable {
-					why = closeCode{code: websocket.StatusTryAgainLater, reason: "access cannot be checked"}
-				}
-				c.kick(why)
-			}
-		}
-		s.log.DebugContext(r.Context(), "websocket connected", "document_id", c.doc, "principal", p.Key(), "since", since)
-		c.run(r.Context(), since)
+		s.serve(w, r, docID, since, v)
 	})
+}
+
+// since reads ?since= (422 when it is not an LSN; 503 when there is no
+// bus to replay from); nil when absent.
+func (s *Server) since(r *http.Request) (*uint64, error) {
+	var since *uint64
+	q := httpx.NewQuery(r)
+	if n, ok := q.LSN("since", q.Get("since")); ok {
+		since = &n
+	}
+	if err := q.Err(); err != nil {
+		return nil, err
+	}
+	if since != nil && s.hub.opts.Bus == nil {
+		return nil, apperr.E(apperr.Unavailable, "replay (since) needs the event bus")
+	}
+	return since, nil
+}
+
+// serve upgrades an authorised handshake and runs the connection: docID
+// names the document subscribed to, or "" for the list feed (list.go).
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, docID string, since *uint64, v viewer) {
+	p := auth.FromContext(r.Context())
+	cred, _ := auth.CredentialFrom(r.Context())
+	opts := &websocket.AcceptOptions{
+		OriginPatterns:     s.cfg.OriginPatterns,
+		InsecureSkipVerify: len(s.cfg.OriginPatterns) == 0,
+	}
+	if cred.Subprotocol != "" {
+		opts.Subprotocols = []string{cred.Subprotocol}
+	}
+	var ws *websocket.Conn
+	var err error
+	httpx.JSONErrors(w, r, func(w http.ResponseWriter) { ws, err = websocket.Accept(w, r, opts) })
+	if err != nil {
+		// Accept has answered (400 bad handshake, 403 origin, 426 not
+		// an upgrade), in the one error shape through JSONErrors.
+		s.log.DebugContext(r.Context(), "websocket accept failed", "err", err)
+		return
+	}
+	s.hub.clients.Add(1)
+	defer s.hub.clients.Done()
+	c := newClient(s.hub, ws, docID, cred.Expires)
+	c.viewer = v
+	if !s.hub.subscribe(c, since) {
+		since = nil // nothing to replay
+	}
+	if v.restricted && docID != "" {
+		// Again, now that the hub shows this client every event: a
+		// revocation committed since the first check is either seen
+		// here or dispatched to the client from now on. (The list feed
+		// judges each event by the readers it carries: nothing to
+		// re-check.)
+		if _, err := s.authorize(r.Context(), p, docID); err != nil {
+			why := closeRevoked
+			if apperr.CodeOf(err) == apperr.Unavailable {
+				why = closeCode{code: websocket.StatusTryAgainLater, reason: "access cannot be checked"}
+			}
+			c.kick(why)
+		}
+	}
+	s.log.DebugContext(r.Context(), "websocket connected", "document_id", c.doc, "principal", p.Key(), "since", since)
+	c.run(r.Context(), since)
 }
 
 func (s *Server) handleStats() http.Handler {

@@ -156,14 +156,7 @@ func (s *testServer) dial(t testing.TB, doc, query string, readBuffer int) *webs
 	}
 	opts := &websocket.DialOptions{}
 	if readBuffer > 0 {
-		d := &net.Dialer{}
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, n, a string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, n, a)
-			if err == nil {
-				_ = c.(*net.TCPConn).SetReadBuffer(readBuffer)
-			}
-			return c, err
-		}}}
+		opts.HTTPClient = smallReadClient(readBuffer)
 	}
 	c, _, err := websocket.Dial(context.Background(), s.wsURL(doc, q), opts)
 	if err != nil {
@@ -172,6 +165,18 @@ func (s *testServer) dial(t testing.TB, doc, query string, readBuffer int) *webs
 	c.SetReadLimit(1 << 20)
 	t.Cleanup(func() { _ = c.CloseNow() })
 	return c
+}
+
+// smallReadClient dials with the kernel receive buffer shrunk to size.
+func smallReadClient(size int) *http.Client {
+	d := &net.Dialer{}
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, n, a string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, n, a)
+		if err == nil {
+			_ = c.(*net.TCPConn).SetReadBuffer(size)
+		}
+		return c, err
+	}}}
 }
 
 type wireMessage struct {
