@@ -368,6 +368,9 @@ func (s *Server) handleContent() http.Handler {
 		}
 		defer body.Close()
 		w.Header().Set("Content-Type", d.ContentType)
+		// The type and bytes are the uploader's: never rendered as
+		// active content in the app's origin (httpx/untrusted.go).
+		httpx.UntrustedContent(w.Header(), d.ContentType)
 		if d.ContentSHA256 != "" {
 			w.Header().Set("ETag", `"`+d.ContentSHA256+`"`)
 		}

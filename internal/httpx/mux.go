@@ -69,6 +69,7 @@ func JSONErrors(w http.ResponseWriter, r *http.Request, serve func(http.Response
 	// Headers meant for the content would describe the error body.
 	w.Header().Del("Content-Length")
 	w.Header().Del("Content-Encoding")
+	w.Header().Del("Content-Disposition")
 	msg := strings.TrimSpace(ew.msg.String())
 	if msg == "" {
 		msg = strings.ToLower(http.StatusText(ew.status))
