@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what docstream's local stack and tests need, when it is missing:
 # PostgreSQL 15 server binaries, redis-server, pgbouncer, nats-server,
-# poppler-utils and tesseract-ocr with English (Debian packages) and versitygw (an S3 server, built from the Go module proxy into
+# poppler-utils, tesseract-ocr with English and chromium (Debian packages) and versitygw (an S3 server, built from the Go module proxy into
 # .tools/bin). Idempotent: it does nothing when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,9 @@ command -v pg_recvlogical >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_rec
 command -v pdftotext >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
 [ -n "$(ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata 2>/dev/null)" ] || need+=(tesseract-ocr-eng)
+# The web application's browser tests (internal/app/browser_test.go) drive
+# a headless Chromium.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -18,6 +18,7 @@ import (
 	"github.com/docstream/docstream/internal/realtime"
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/signature"
+	"github.com/docstream/docstream/internal/webapp"
 )
 
 // Shared is the configuration of the shared resources (System).
@@ -126,6 +127,7 @@ type Config struct {
 	Search    search.Config
 	Realtime  realtime.Config
 	Gateway   gateway.Flags
+	WebApp    webapp.Config
 	// Version is the binary's version (source.version of change events).
 	Version string
 
@@ -146,6 +148,7 @@ func DefaultConfig() Config {
 		Search:    search.DefaultConfig(),
 		Realtime:  realtime.DefaultConfig(),
 		Gateway:   gateway.DefaultFlags(),
+		WebApp:    webapp.DefaultConfig(),
 		Version:   "dev",
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/docstream/docstream/internal/realtime"
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/signature"
+	"github.com/docstream/docstream/internal/webapp"
 	"github.com/docstream/docstream/proto/documentpb"
 )
 
@@ -180,11 +181,14 @@ func Modules() []*Module {
 			Start:    startRealtime,
 		},
 		{
-			Name:     "gateway",
-			Deps:     []string{"document", "signature", "extractor", "search", "realtime"},
-			Needs:    []Resource{Auth},
-			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Gateway.RegisterFlags(fs) },
-			Validate: func(c *Config) error { return c.Gateway.Validate() },
+			Name:  "gateway",
+			Deps:  []string{"document", "signature", "extractor", "search", "realtime"},
+			Needs: []Resource{Auth},
+			Flags: func(c *Config, fs *pflag.FlagSet) {
+				c.Gateway.RegisterFlags(fs)
+				c.WebApp.RegisterFlags(fs) // the gateway serves the web application
+			},
+			Validate: func(c *Config) error { return errors.Join(c.Gateway.Validate(), c.WebApp.Validate()) },
 			Ports: func(c *Config) []Port {
 				ports := []Port{{Name: "gateway", Addr: c.Gateway.Addr, HTTP: true}}
 				if c.Gateway.AdminAddr != "" {
@@ -475,6 +479,11 @@ func startGateway(ctx context.Context, c *Config, r *Resources) error {
 			return err
 		}
 		cfg.Authenticate = func(h http.Handler) http.Handler { return a.Middleware(h) }
+	}
+	if c.WebApp.Enabled {
+		wc := c.WebApp
+		wc.AuthMode, wc.Dev = c.Auth.Mode, c.Shared.Dev
+		cfg.App = webapp.Handler(wc)
 	}
 	if c.Gateway.File != "" {
 		for _, p := range CheckGatewayRoutes(cfg) {

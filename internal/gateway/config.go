@@ -33,6 +33,11 @@ type Config struct {
 	// flood of bad tokens is limited and a preflight needs none). The
 	// services verify again in any case. Not from YAML.
 	Authenticate func(http.Handler) http.Handler `yaml:"-"`
+	// App, when set, answers / and everything under /app (the web
+	// application, internal/webapp) before authentication: its pages and
+	// assets are public, the API calls they make carry the credential.
+	// Not from YAML.
+	App http.Handler `yaml:"-"`
 }
 
 // Service is one backend service: a set of interchangeable upstream URLs.

@@ -87,6 +87,9 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	if cfg.Authenticate != nil {
 		h = cfg.Authenticate(h)
 	}
+	if cfg.App != nil {
+		h = withApp(cfg.App, h)
+	}
 	if cfg.MaxBodyBytes > 0 {
 		h = limitBody(cfg.MaxBodyBytes, h)
 	}
@@ -236,6 +239,20 @@ func exceptHealth(plain, limited http.Handler) http.Handler {
 			return
 		}
 		limited.ServeHTTP(w, r)
+	})
+}
+
+// withApp sends the web application's paths (/ itself and /app, /app/…)
+// to app and every other path to next, so that the application never
+// shadows an API path: GET /documents stays the API, an unknown path its
+// JSON 404.
+func withApp(app, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/" || p == "/app" || strings.HasPrefix(p, "/app/") {
+			app.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
