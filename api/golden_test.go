@@ -18,6 +18,11 @@ var update = flag.Bool("update", false, "rewrite testdata/*.json from the values
 
 func ptr[T any](v T) *T { return &v }
 
+var webhookGolden = api.Webhook{ID: "06946690-1d00-7000-8000-1a2b3c4d5e6f", URL: "https://crm.example.com/hooks/docstream",
+	Events: []string{"document.created", "document.signed"}, Description: "CRM sync", DocumentID: docID, CreatedBy: "ebemad@company.com",
+	Enabled: false, DisabledReason: "every delivery attempt failed since 2025-11-20T01:47:02Z; last: the endpoint answered 503",
+	Owner: "user:ebemad", FailingSince: &signed, PreviousSecretUntil: &signed, CreatedAt: created, UpdatedAt: signed}
+
 var (
 	created = time.Date(2025, 11, 20, 1, 46, 31, 657647000, time.UTC)
 	signed  = time.Date(2025, 11, 20, 1, 47, 2, 120003000, time.UTC)
@@ -104,6 +109,18 @@ var golden = map[string]any{
 		Thumbnail: true, OCR: true, DurationMs: 1830, Reason: "", Error: "only the first 500 of 612 pages were read (page cap)",
 		Attempts: 1, RequestedAt: api.Time{Time: created}, ExtractedAt: &api.Time{Time: signed}},
 	"extract_response": api.ExtractResponse{Queued: 12, Pending: 15},
+	"webhook":          webhookGolden,
+	"webhook_created":  api.CreatedWebhook{Webhook: webhookGolden, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+	"webhooks":         api.Webhooks{Webhooks: []api.Webhook{webhookGolden}},
+	"deliveries": api.Deliveries{Deliveries: []api.Delivery{{ID: "42", WebhookID: "msg_p5jxn3eh7tnvz5y2mq4ek3kvsvx4nu5a", Type: "document.signed",
+		DocumentID: docID, Status: api.DeliveryPending, Attempts: 2, NextAttemptAt: &signed, LastStatus: 503, LastError: "the endpoint answered 503",
+		CreatedAt: created, FinishedAt: &signed, History: []api.DeliveryAttempt{{At: signed, StatusCode: 503, DurationMS: 12, Error: "the endpoint answered 503", Response: "busy"}}}}},
+	"queued": api.Queued{Queued: 3},
+	"webhook_payload": api.WebhookPayload{Type: "signature.created", Timestamp: signed, LSN: 24023128,
+		Data: api.WebhookData{Document: &api.Document{ID: docID, Title: "Sales Agreement Q4 2025", Status: api.StatusSigned,
+			CreatedAt: api.Time{Time: created}, UpdatedAt: api.Time{Time: signed}, Version: 2},
+			Signature: &api.Signature{ID: "06946681-7a00-7000-8000-5b6c1f0e9a21", DocumentID: docID, SignerEmail: "ebemad@client.com", SignerName: "Ebrahim Emad", SignedAt: signed},
+			Test:      &api.WebhookTestData{Message: "a test event from docstream"}}},
 	"extraction_queue": api.ExtractionQueue{Pending: 3, Running: 2, ByState: map[string]int64{"pending": 3, "running": 2, "done": 40, "failed": 1}},
 	"health_live":      api.Health{Status: "ok"},
 	"health_ready": api.Health{Status: "degraded", Checks: map[string]api.CheckResult{

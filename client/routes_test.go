@@ -26,6 +26,7 @@ import (
 	"github.com/docstream/docstream/internal/realtime"
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/signature"
+	"github.com/docstream/docstream/internal/webhooks"
 )
 
 // healthRoutes are registered on every service by httpx.Routes. /metrics
@@ -69,6 +70,16 @@ var fixture = map[string]string{
 	"POST /apikeys":                           "api_key_created",
 	"GET /apikeys":                            "api_keys",
 	"DELETE /apikeys/{id}":                    "",
+	"POST /webhooks":                          "webhook_created",
+	"GET /webhooks":                           "webhooks",
+	"GET /webhooks/{id}":                      "webhook",
+	"PATCH /webhooks/{id}":                    "webhook",
+	"DELETE /webhooks/{id}":                   "",
+	"POST /webhooks/{id}/rotate":              "webhook_created",
+	"GET /webhooks/{id}/deliveries":           "deliveries",
+	"POST /webhooks/{id}/deliveries/{delivery}/redeliver": "queued",
+	"POST /webhooks/{id}/replay":                          "queued",
+	"POST /webhooks/{id}/test":                            "queued",
 }
 
 // TestEveryRouteHasAClientMethod serves every route the services and the
@@ -79,7 +90,7 @@ var fixture = map[string]string{
 // method — or if a method was left out of the table below.
 func TestEveryRouteHasAClientMethod(t *testing.T) {
 	var routes []string
-	for _, rs := range [][]string{document.Routes(), apikey.Routes(), extractor.Routes(), signature.Routes(), search.Routes(), realtime.Routes(), gateway.AdminRoutes(), healthRoutes} {
+	for _, rs := range [][]string{document.Routes(), apikey.Routes(), extractor.Routes(), signature.Routes(), search.Routes(), realtime.Routes(), webhooks.Routes(), gateway.AdminRoutes(), healthRoutes} {
 		for _, r := range rs {
 			if !slices.Contains(routes, r) {
 				routes = append(routes, r)
@@ -109,7 +120,7 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 				}
 				_ = c.Write(r.Context(), websocket.MessageText, readGolden(t, "message_document_signed"))
 				c.Close(websocket.StatusNormalClosure, "done")
-			case "DELETE /documents/{id}", "DELETE /documents/{id}/shares/{grantee}", "DELETE /apikeys/{id}":
+			case "DELETE /documents/{id}", "DELETE /documents/{id}/shares/{grantee}", "DELETE /apikeys/{id}", "DELETE /webhooks/{id}":
 				w.WriteHeader(http.StatusNoContent)
 			case "GET /documents/{id}/thumbnail":
 				w.Header().Set("Content-Type", "image/png")
@@ -191,6 +202,23 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 			return err
 		},
 		"RealtimeStats": func() error { _, err := c.RealtimeStats(ctx); return err },
+		"CreateWebhook": func() error {
+			_, err := c.CreateWebhook(ctx, api.CreateWebhookRequest{URL: "https://a.example/", Events: []string{"document.created"}})
+			return err
+		},
+		"ListWebhooks": func() error { _, err := c.ListWebhooks(ctx); return err },
+		"GetWebhook":   func() error { _, err := c.GetWebhook(ctx, id); return err },
+		"UpdateWebhook": func() error {
+			on := true
+			_, err := c.UpdateWebhook(ctx, id, api.UpdateWebhookRequest{Enabled: &on})
+			return err
+		},
+		"DeleteWebhook":       func() error { return c.DeleteWebhook(ctx, id) },
+		"RotateWebhookSecret": func() error { _, err := c.RotateWebhookSecret(ctx, id, "1h"); return err },
+		"WebhookDeliveries":   func() error { _, err := c.WebhookDeliveries(ctx, id, "failed", 10); return err },
+		"RedeliverWebhook":    func() error { return c.RedeliverWebhook(ctx, id, "42") },
+		"ReplayWebhook":       func() error { _, err := c.ReplayWebhook(ctx, id, api.ReplayRequest{FromLSN: 1}); return err },
+		"TestWebhook":         func() error { return c.TestWebhook(ctx, id) },
 		"Watch": func() error {
 			w, err := c.Watch(ctx, id, client.WatchOptions{Token: "t"})
 			if err != nil {

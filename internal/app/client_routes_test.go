@@ -15,6 +15,7 @@ import (
 	"github.com/docstream/docstream/internal/realtime"
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/signature"
+	"github.com/docstream/docstream/internal/webhooks"
 )
 
 // serviceOnly are routes a client calls on the service's own port: the
@@ -39,6 +40,7 @@ func TestTheGatewayRoutesEveryServiceRoute(t *testing.T) {
 		"signature": signature.Routes(),
 		"search":    search.Routes(),
 		"realtime":  realtime.Routes(),
+		"webhooks":  webhooks.Routes(),
 	}
 	for name := range services {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,7 @@ import (
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/signature"
 	"github.com/docstream/docstream/internal/webapp"
+	"github.com/docstream/docstream/internal/webhooks"
 )
 
 // Shared is the configuration of the shared resources (System).
@@ -126,6 +127,7 @@ type Config struct {
 	Extractor extractor.Config
 	Search    search.Config
 	Realtime  realtime.Config
+	Webhooks  webhooks.Config
 	Gateway   gateway.Flags
 	WebApp    webapp.Config
 	// Version is the binary's version (source.version of change events).
@@ -147,6 +149,7 @@ func DefaultConfig() Config {
 		Extractor: extractor.DefaultConfig(),
 		Search:    search.DefaultConfig(),
 		Realtime:  realtime.DefaultConfig(),
+		Webhooks:  webhooks.DefaultConfig(),
 		Gateway:   gateway.DefaultFlags(),
 		WebApp:    webapp.DefaultConfig(),
 		Version:   "dev",

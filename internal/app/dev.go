@@ -17,6 +17,7 @@ import (
 
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/localstack"
+	"github.com/docstream/docstream/internal/webhooks"
 )
 
 // DevState is written to <data-dir>/dev.json so the CLI and operator tools
@@ -82,6 +83,10 @@ func Dev(ctx context.Context, c *Config, d DevConfig, log *slog.Logger, stdout i
 		}
 		c.Auth.JWTSecret = string(s)
 		log.Info("no --auth-jwt-secret: using the development secret in the data dir")
+	}
+	if !c.given(webhooks.AllowPrivateFlag) {
+		// Receivers in development are local (a script on localhost).
+		c.Webhooks.AllowPrivate = true
 	}
 	if !c.given("shutdown-drain") {
 		// One process, no load balancer to move traffic away: Ctrl-C stops

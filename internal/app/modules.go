@@ -26,6 +26,7 @@ import (
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/signature"
 	"github.com/docstream/docstream/internal/webapp"
+	"github.com/docstream/docstream/internal/webhooks"
 	"github.com/docstream/docstream/proto/documentpb"
 )
 
@@ -181,8 +182,20 @@ func Modules() []*Module {
 			Start:    startRealtime,
 		},
 		{
+			Name: "webhooks",
+			// After cdc: its fan-out follows the change stream.
+			Deps:     []string{"cdc"},
+			Needs:    []Resource{PGPool, Bus, Auth},
+			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Webhooks.RegisterFlags(fs) },
+			Metrics:  webhooks.RegisterMetrics,
+			Validate: func(c *Config) error { return c.Webhooks.Validate() },
+			Ports:    func(c *Config) []Port { return []Port{{Name: "webhooks", Addr: c.Webhooks.Addr, HTTP: true}} },
+			Routes:   []gateway.Route{{Name: "webhooks", Paths: []string{"/webhooks"}}},
+			Start:    startWebhooks,
+		},
+		{
 			Name:  "gateway",
-			Deps:  []string{"document", "signature", "extractor", "search", "realtime"},
+			Deps:  []string{"document", "signature", "extractor", "search", "realtime", "webhooks"},
 			Needs: []Resource{Auth},
 			Flags: func(c *Config, fs *pflag.FlagSet) {
 				c.Gateway.RegisterFlags(fs)
@@ -399,6 +412,62 @@ func startExtractor(ctx context.Context, c *Config, r *Resources) error {
 	r.Go("extractor", x.Run)
 	r.Go("extractor http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
 	return nil
+}
+
+func startWebhooks(ctx context.Context, c *Config, r *Resources) error {
+	pool, err := r.Pool(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := r.Bus(ctx)
+	if err != nil {
+		return err
+	}
+	ln, err := r.Listener("webhooks")
+	if err != nil {
+		return err
+	}
+	authn, err := r.Auth(ctx)
+	if err != nil {
+		return err
+	}
+	log := r.Log()
+	cfg := c.Webhooks
+	cfg.Auth = authn
+	if cfg.SecretKey == "" {
+		// A key kept in the data dir, as dev's JWT secret is. Instances
+		// sharing a database must share the key: set --webhooks-secret-key.
+		key, err := devWebhooksKey(filepath.Join(c.Shared.DataDir, "webhooks.key"))
+		if err != nil {
+			return err
+		}
+		cfg.SecretKey = key
+		if !c.Shared.Dev {
+			log.Warn("no --webhooks-secret-key: webhook secrets are encrypted with a key generated in the data dir; set one shared by every webhooks instance")
+		}
+	}
+	s, err := webhooks.New(webhooks.NewStore(pool), b, cfg, log)
+	if err != nil {
+		return err
+	}
+	handler := s.Handler(httpx.NewAdmission("webhooks", c.Shared.Admission))
+	r.Go("webhooks", s.Run)
+	r.Go("webhooks http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
+	return nil
+}
+
+// devWebhooksKey reads the webhooks secret key kept at path, creating it.
+func devWebhooksKey(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if _, err := webhooks.NewCipher(string(b)); err == nil {
+			return string(b), nil
+		}
+	}
+	key := webhooks.NewKey()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	return key, os.WriteFile(path, []byte(key), 0o600)
 }
 
 func startSearch(ctx context.Context, c *Config, r *Resources) error {

@@ -3,7 +3,6 @@ package realtime
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/docstream/docstream/api"
@@ -22,14 +21,6 @@ const (
 	TypeDocumentDeleted       = api.TypeDocumentDeleted
 	TypeSignatureAdded        = api.TypeSignatureAdded
 )
-
-// statusTypes are the statuses whose change has a type of its own; any
-// other status change is document.status_changed.
-var statusTypes = map[string]string{
-	"signed": TypeDocumentSigned,
-	"viewed": TypeDocumentViewed,
-	"sent":   TypeDocumentSent,
-}
 
 // Message is one server-to-client message. LSN is the cursor of the change
 // it comes from, the commit LSN of its transaction (bus.Cursor): a client
@@ -99,7 +90,8 @@ func Decode(m bus.Message) (Event, error) {
 }
 
 // Map turns a change envelope into the messages clients see and the
-// document they are about:
+// document they are about. Which messages a change makes, and their types,
+// is the shared event-name table (change.Kinds):
 //
 //   - documents insert → document.created
 //   - documents update with a new status → document.signed, .viewed or .sent
@@ -115,81 +107,43 @@ func Decode(m bus.Message) (Event, error) {
 // updates and deletes.
 func Map(topic string, env change.Envelope) (string, []Message, error) {
 	ts := change.FormatTime(time.UnixMilli(env.Source.TsMs))
-	switch topic {
-	case bus.TopicDocuments:
-		var before, after change.Document
-		hasBefore, err := change.Row(env.Before, &before)
-		if err != nil {
-			return "", nil, err
-		}
-		hasAfter, err := change.Row(env.After, &after)
-		if err != nil {
-			return "", nil, err
-		}
-		switch env.Op {
-		case change.OpCreate:
-			if !hasAfter {
-				return "", nil, fmt.Errorf("insert without after")
-			}
-			return after.ID, []Message{{Type: TypeDocumentCreated, Data: documentData(after), Timestamp: ts}}, nil
-		case change.OpDelete:
-			if !hasBefore {
-				return "", nil, fmt.Errorf("delete without before")
-			}
-			return before.ID, []Message{{Type: TypeDocumentDeleted, Data: documentData(before), Timestamp: ts}}, nil
-		case change.OpUpdate:
-			if !hasAfter {
-				return "", nil, fmt.Errorf("update without after")
-			}
-			var out []Message
-			if hasBefore && before.Status != after.Status {
-				typ, ok := statusTypes[after.Status]
-				if !ok {
-					typ = TypeDocumentStatusChanged
-				}
-				out = append(out, Message{Type: typ, Timestamp: ts, Data: StatusData{
-					DocumentID: after.ID, Title: after.Title, OldStatus: before.Status, NewStatus: after.Status,
-					Version: after.Version, UpdatedAt: after.UpdatedAt,
-				}})
-			}
-			changed := changedColumns(env.Before, env.After)
-			if !hasBefore || len(changed) > 0 {
-				old := after.Title
-				if hasBefore {
-					old = before.Title
-				}
-				out = append(out, Message{Type: TypeDocumentUpdated, Timestamp: ts, Data: UpdatedData{
-					DocumentID: after.ID, Title: after.Title, OldTitle: old,
-					Version: after.Version, UpdatedAt: after.UpdatedAt, Changed: changed,
-				}})
-			}
-			return after.ID, out, nil
-		default:
-			id := after.ID
-			if id == "" {
-				id = before.ID
-			}
-			return id, nil, nil
-		}
-	case bus.TopicSignatures:
-		var s change.Signature
-		row := env.After
-		if env.Op == change.OpDelete {
-			row = env.Before
-		}
-		if _, err := change.Row(row, &s); err != nil {
-			return "", nil, err
-		}
-		if env.Op != change.OpCreate {
-			return s.DocumentID, nil, nil
-		}
-		return s.DocumentID, []Message{{Type: TypeSignatureAdded, Timestamp: ts, Data: SignatureData{
-			SignatureID: s.ID, DocumentID: s.DocumentID, SignerName: s.SignerName,
-			SignerEmail: s.SignerEmail, SignedAt: s.SignedAt,
-		}}}, nil
-	default:
-		return "", nil, fmt.Errorf("unexpected topic %q", topic)
+	id, kinds, err := change.Kinds(topic, env)
+	if err != nil || len(kinds) == 0 {
+		return id, nil, err
 	}
+	var before, after change.Document
+	var sig change.Signature
+	if topic == bus.TopicDocuments {
+		_, _ = change.Row(env.Before, &before)
+		_, _ = change.Row(env.After, &after)
+	} else if _, err := change.Row(env.After, &sig); err != nil {
+		return "", nil, err
+	}
+	var out []Message
+	for _, k := range kinds {
+		m := Message{Type: k.Realtime(), Timestamp: ts}
+		switch k {
+		case change.KindDocumentCreated:
+			m.Data = documentData(after)
+		case change.KindDocumentDeleted:
+			m.Data = documentData(before)
+		case change.KindDocumentSigned, change.KindDocumentSent, change.KindDocumentViewed, change.KindStatusChanged:
+			m.Data = StatusData{DocumentID: after.ID, Title: after.Title, OldStatus: before.Status, NewStatus: after.Status,
+				Version: after.Version, UpdatedAt: after.UpdatedAt}
+		case change.KindDocumentUpdated:
+			old := after.Title
+			if len(env.Before) > 0 && string(env.Before) != "null" {
+				old = before.Title
+			}
+			m.Data = UpdatedData{DocumentID: after.ID, Title: after.Title, OldTitle: old,
+				Version: after.Version, UpdatedAt: after.UpdatedAt, Changed: changedColumns(env.Before, env.After)}
+		case change.KindSignatureCreated:
+			m.Data = SignatureData{SignatureID: sig.ID, DocumentID: sig.DocumentID, SignerName: sig.SignerName,
+				SignerEmail: sig.SignerEmail, SignedAt: sig.SignedAt}
+		}
+		out = append(out, m)
+	}
+	return id, out, nil
 }
 
 func documentData(d change.Document) DocumentData {
@@ -199,12 +153,6 @@ func documentData(d change.Document) DocumentData {
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 	}
 }
-
-// ignoredColumns change on every update and say nothing by themselves,
-// or are not the document's content: a change of who may read it (owner,
-// readers, access_version: a share or a revocation) is no edit, and
-// naming it would tell every subscriber that access changed.
-var ignoredColumns = map[string]bool{"status": true, "version": true, "updated_at": true, "owner": true, "readers": true, "access_version": true}
 
 // readersOf returns the readers of the row a documents event leaves (the
 // row before a delete), and whether the row carries them at all (rows
@@ -226,22 +174,7 @@ func readersOf(topic string, env change.Envelope) ([]string, bool) {
 	return *row.Readers, true
 }
 
-// changedColumns lists the columns (other than ignoredColumns) whose JSON
-// value differs between two rows, sorted, so new columns count too.
+// changedColumns is change.ChangedColumns: what document.updated names.
 func changedColumns(before, after json.RawMessage) []string {
-	var b, a map[string]json.RawMessage
-	if json.Unmarshal(before, &b) != nil || json.Unmarshal(after, &a) != nil || b == nil {
-		return nil
-	}
-	changed := []string{}
-	for k, av := range a {
-		if ignoredColumns[k] {
-			continue
-		}
-		if bv, ok := b[k]; !ok || string(bv) != string(av) {
-			changed = append(changed, k)
-		}
-	}
-	slices.Sort(changed)
-	return changed
+	return change.ChangedColumns(before, after)
 }
