@@ -240,7 +240,8 @@ func TestGatewayRoutesComeFromTheTable(t *testing.T) {
 	c := parse(t, nil, "--document-addr", ":18005", "--signature-addr", "0.0.0.0:18002", "--search-addr", "127.0.0.2:18003")
 	cfg := gateway.Builtin(BuiltinRoutes(), localUpstreams(c))
 	want := map[string]string{"document": "http://127.0.0.1:18005", "signature": "http://127.0.0.1:18002",
-		"search": "http://127.0.0.2:18003", "realtime": "http://127.0.0.1:8004", "extractor": "http://127.0.0.1:8007"}
+		"search": "http://127.0.0.2:18003", "realtime": "http://127.0.0.1:8004", "extractor": "http://127.0.0.1:8007",
+		"webhooks": "http://127.0.0.1:8009"}
 	if len(cfg.Services) != len(want) {
 		t.Fatalf("services %v, want %v", cfg.Services, want)
 	}

@@ -30,7 +30,7 @@ type env struct {
 
 // newEnv starts the change stream; tune adjusts the targets' config.
 // Retries are fast so that tests spend no time waiting out backoffs.
-func newEnv(t *testing.T, tune func(*webhooks.Config)) *env {
+func newEnv(t testing.TB, tune func(*webhooks.Config)) *env {
 	t.Helper()
 	cfg := webhooks.DefaultConfig()
 	cfg.SecretKey = webhooks.NewKey()
@@ -59,7 +59,7 @@ type target struct {
 
 // start runs a webhooks target (fan-out, workers, HTTP edge) until the
 // test ends or stop.
-func (e *env) start(t *testing.T, authn *auth.Authenticator) *target {
+func (e *env) start(t testing.TB, authn *auth.Authenticator) *target {
 	t.Helper()
 	pool, err := pgxpool.New(context.Background(), e.URL)
 	if err != nil {
@@ -97,7 +97,7 @@ func (tg *target) stop() {
 }
 
 // createEndpoint registers url for events through the API.
-func (tg *target) createEndpoint(t *testing.T, url string, events []string, header ...string) api.CreatedWebhook {
+func (tg *target) createEndpoint(t testing.TB, url string, events []string, header ...string) api.CreatedWebhook {
 	t.Helper()
 	var out api.CreatedWebhook
 	resp := testenv.Do(t, "POST", tg.api+"/webhooks", api.CreateWebhookRequest{URL: url, Events: events}, &out, header...)
