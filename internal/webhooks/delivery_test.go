@@ -220,3 +220,39 @@ func TestANonRetriableAnswerParksTheDeliveryAndTheQueueMovesOn(t *testing.T) {
 		t.Fatalf("redelivery id %q, want %q", got, first)
 	}
 }
+
+// signature.created carries the signature as the API returns it, and an
+// endpoint's created_by filter keeps only the events of documents with
+// that creator (for a signature: its document's).
+func TestSignatureEventsAndTheCreatedByFilter(t *testing.T) {
+	e := newEnv(t, nil)
+	tg := e.start(t, nil)
+	john, other := newReceiver(t, nil), newReceiver(t, nil)
+	for _, c := range []struct {
+		rc *receiver
+		by string
+	}{{john, "john.doe@company.com"}, {other, "other@company.com"}} {
+		resp := testenv.Do(t, "POST", tg.api+"/webhooks", api.CreateWebhookRequest{URL: c.rc.URL, Events: []string{api.WebhookSignatureCreated}, CreatedBy: c.by}, nil)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("create: %d %s", resp.StatusCode, readBody(resp))
+		}
+	}
+	johns := e.insert(t, "John's")
+	var others string
+	if err := e.Pool.QueryRow(t.Context(), `INSERT INTO documents.documents (id, title, status, created_by) VALUES (gen_random_uuid(), 'Other''s', 'created', 'other@company.com') RETURNING id::text`).Scan(&others); err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range []string{johns, others} {
+		e.Exec(t, `INSERT INTO signatures.signatures (id, document_id, signer_email, signer_name) VALUES (gen_random_uuid(), $1::uuid, 'signer@client.com', 'Signer')`, doc)
+	}
+	testenv.WaitFor(t, "one signature at each endpoint", func() bool { return len(john.accepted()) == 1 && len(other.accepted()) == 1 })
+	for _, c := range []struct {
+		rc  *receiver
+		doc string
+	}{{john, johns}, {other, others}} {
+		p := c.rc.accepted()[0].Payload
+		if p.Type != api.WebhookSignatureCreated || p.Data.Signature == nil || p.Data.Signature.DocumentID != c.doc || p.Data.Signature.SignerEmail != "signer@client.com" {
+			t.Fatalf("payload %+v", p)
+		}
+	}
+}
