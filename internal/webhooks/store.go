@@ -409,13 +409,14 @@ type pending struct {
 func (s *Store) Head(ctx context.Context, c claim, lease time.Duration) (p pending, ok bool, err error) {
 	// Extending the lease on each delivery keeps a long queue with the
 	// worker that drains it.
-	tag, err := s.pool.Exec(ctx, `UPDATE webhooks.endpoints SET lease_until = now() + $3::interval WHERE id = $1 AND lease_token = $2`,
+	// A queue whose endpoint was disabled meanwhile (PATCH) stops here.
+	tag, err := s.pool.Exec(ctx, `UPDATE webhooks.endpoints SET lease_until = now() + $3::interval WHERE id = $1 AND lease_token = $2 AND enabled`,
 		c.Endpoint.ID, c.Token, lease)
 	if err != nil {
 		return p, false, postgres.Error(err, "lease")
 	}
 	if tag.RowsAffected() == 0 {
-		return p, false, nil // lost the lease: another worker has the queue
+		return p, false, nil // lost the lease (another worker has the queue) or disabled
 	}
 	err = s.pool.QueryRow(ctx, `SELECT d.id, d.webhook_id, d.type, d.payload, coalesce(d.document_id::text, ''), d.attempts,
 		d.first_attempt_at, d.next_attempt_at, ev.readers
