@@ -80,6 +80,9 @@ var fixture = map[string]string{
 	"POST /webhooks/{id}/deliveries/{delivery}/redeliver": "queued",
 	"POST /webhooks/{id}/replay":                          "queued",
 	"POST /webhooks/{id}/test":                            "queued",
+	"GET /documents/{id}/audit":               "audit_log",
+	"GET /documents/{id}/audit/verify":        "audit_verification",
+	"GET /.well-known/docstream-audit-keys":   "audit_keys",
 }
 
 // TestEveryRouteHasAClientMethod serves every route the services and the
@@ -219,6 +222,9 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 		"RedeliverWebhook":    func() error { return c.RedeliverWebhook(ctx, id, "42") },
 		"ReplayWebhook":       func() error { _, err := c.ReplayWebhook(ctx, id, api.ReplayRequest{FromLSN: 1}); return err },
 		"TestWebhook":         func() error { return c.TestWebhook(ctx, id) },
+		"DocumentAudit":       func() error { _, err := c.DocumentAudit(ctx, id); return err },
+		"VerifyDocumentAudit": func() error { _, err := c.VerifyDocumentAudit(ctx, id); return err },
+		"AuditKeys":           func() error { _, err := c.AuditKeys(ctx); return err },
 		"Watch": func() error {
 			w, err := c.Watch(ctx, id, client.WatchOptions{Token: "t"})
 			if err != nil {

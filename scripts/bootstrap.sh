@@ -22,6 +22,9 @@ command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
 # The web application's browser tests (internal/app/browser_test.go) drive
 # a headless Chromium.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The independent verifier of audit trails the tests run
+# (scripts/verify_audit.py): Python 3 with Ed25519 from python3-cryptography.
+python3 -c 'import cryptography.hazmat.primitives.asymmetric.ed25519' >/dev/null 2>&1 || need+=(python3-cryptography)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/postgres"
@@ -79,6 +80,9 @@ func prepare(c *Config) ([]*Module, error) {
 	if err := validateAuth(c, chosen, in); err != nil {
 		return nil, err
 	}
+	if err := setAuditKey(c, in); err != nil {
+		return nil, err
+	}
 	for _, m := range chosen {
 		if m.Wire != nil {
 			m.Wire(c, in)
@@ -114,6 +118,26 @@ func validateAuth(c *Config, chosen []*Module, in func(string) bool) error {
 	if in("signature") && c.Auth.JWTSecret == "" && c.Auth.ServiceSecret == "" {
 		return errors.New("--auth-mode=required: the signature service's retries call the document service with a service credential, which needs --auth-service-secret (or --auth-jwt-secret to derive it from), the same in every process")
 	}
+	return nil
+}
+
+// setAuditKey loads --audit-signing-key into the audit package. Without
+// one, the targets that append audit entries (document, signature) write
+// unsigned heads, which verification reports; serve refuses that in
+// required mode, the production shape, where the trail is evidence.
+func setAuditKey(c *Config, in func(string) bool) error {
+	if c.Shared.AuditSigningKey == "" {
+		audit.SetSigner(nil)
+		if c.Auth.ModeOf() == auth.ModeRequired && (in("document") || in("signature")) {
+			return errors.New("--auth-mode=required: the document and signature targets sign the audit trail with --audit-signing-key (AUDIT_SIGNING_KEY), the same key in every instance: create one with `openssl genpkey -algorithm ed25519 -out audit.pem`")
+		}
+		return nil
+	}
+	s, err := audit.LoadKey(c.Shared.AuditSigningKey)
+	if err != nil {
+		return err
+	}
+	audit.SetSigner(s)
 	return nil
 }
 

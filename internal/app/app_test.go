@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -190,6 +191,7 @@ func testConfig(t *testing.T) *Config {
 		"--auth-mode", "open",
 		"--gateway-addr", free(), "--gateway-admin-addr", free(),
 		"--shutdown-drain", "0", // nothing balances over these test processes
+		"--audit-signing-key", "ed25519:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)),
 	)
 	return c
 }

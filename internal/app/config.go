@@ -48,6 +48,9 @@ type Shared struct {
 	// APIKey is the API key verifier every service runs (and the
 	// document service's /apikeys).
 	APIKey apikey.Config
+	// AuditSigningKey is the Ed25519 key audit checkpoints are signed
+	// with (internal/audit): the key itself or a file holding it.
+	AuditSigningKey string
 	// Dev is set by `docstream dev`: development conveniences (GET
 	// /auth/token, a generated JWT secret, open mode by default).
 	Dev bool
@@ -78,6 +81,7 @@ func (c *Shared) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.SearchURL, "search-url", c.SearchURL, "search index: http(s):// for Elasticsearch/OpenSearch; default: Bleve in <data-dir>/index")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "apply pending schema migrations at start")
+	fs.StringVar(&c.AuditSigningKey, "audit-signing-key", c.AuditSigningKey, "Ed25519 key that signs audit checkpoints, the same in every instance: a file holding it (PEM PKCS#8, e.g. openssl genpkey -algorithm ed25519; or ed25519:<base64 seed>) or the key itself; required by serve in --auth-mode=required for the document and signature targets; generated in <data-dir>/audit-signing.key by dev")
 	c.Admission.RegisterFlags(fs)
 	c.HTTP.RegisterFlags(fs)
 	c.APIKey.RegisterFlags(fs)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/webhooks"
@@ -87,6 +88,16 @@ func Dev(ctx context.Context, c *Config, d DevConfig, log *slog.Logger, stdout i
 	if !c.given(webhooks.AllowPrivateFlag) {
 		// Receivers in development are local (a script on localhost).
 		c.Webhooks.AllowPrivate = true
+	}
+	if c.Shared.AuditSigningKey == "" {
+		// Generated once and kept with the data, like the JWT secret, so
+		// trails written before a restart still verify after it.
+		path := filepath.Join(c.Shared.DataDir, "audit-signing.key")
+		if _, err := audit.DevKey(path); err != nil {
+			return fmt.Errorf("audit signing key: %w", err)
+		}
+		c.Shared.AuditSigningKey = path
+		log.Info("no --audit-signing-key: using the development key in the data dir", "path", path)
 	}
 	if !c.given("shutdown-drain") {
 		// One process, no load balancer to move traffic away: Ctrl-C stops

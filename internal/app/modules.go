@@ -93,7 +93,9 @@ func Modules() []*Module {
 			},
 			// The document service owns PostgreSQL, so it also serves the
 			// administration of API keys (internal/apikey).
-			Routes: []gateway.Route{{Name: "documents", Paths: []string{"/documents"}}, {Name: "apikeys", Paths: []string{"/apikeys"}}},
+			Routes: []gateway.Route{{Name: "documents", Paths: []string{"/documents"}}, {Name: "apikeys", Paths: []string{"/apikeys"}},
+				// Open to anyone: the public keys of the audit trail.
+				{Name: "audit-keys", Paths: []string{document.AuditKeysPath}}},
 			Wire: func(c *Config, in func(string) bool) {
 				// The invalidator consumes cdc.documents. A bus of its own
 				// (embedded, no cdc target beside it) would never carry

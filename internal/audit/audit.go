@@ -47,6 +47,7 @@ import (
 	"github.com/gowebpki/jcs"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/postgres"
@@ -74,19 +75,7 @@ type Entry struct {
 }
 
 // Record is an entry as stored: Entry plus its place in the chain.
-type Record struct {
-	DocumentID string          `json:"document_id"`
-	Seq        int64           `json:"seq"`
-	Type       string          `json:"type"`
-	Actor      string          `json:"actor"`
-	At         string          `json:"at"` // RFC 3339, UTC, microseconds
-	IP         string          `json:"ip"`
-	UserAgent  string          `json:"user_agent"`
-	Data       json.RawMessage `json:"data"` // canonical JSON
-	PrevHash   string          `json:"prev_hash"`
-	KeyID      string          `json:"key_id"`
-	Hash       string          `json:"hash"`
-}
+type Record = api.AuditEntry
 
 // ZeroHash is the prev_hash of the first entry of a chain.
 var ZeroHash = strings.Repeat("0", 64)
@@ -98,9 +87,9 @@ const TimeFormat = "2006-01-02T15:04:05.000000Z"
 // Version is the format of the canonical forms ("v" in each).
 const Version = 1
 
-// Canonical is the RFC 8785 form of every field but Hash: what Hash is the
-// SHA-256 of.
-func (r *Record) Canonical() ([]byte, error) {
+// Canonical is the RFC 8785 form of every field of r but Hash: what Hash
+// is the SHA-256 of.
+func Canonical(r *Record) ([]byte, error) {
 	data := r.Data
 	if len(data) == 0 {
 		data = json.RawMessage("{}")
@@ -115,9 +104,9 @@ func (r *Record) Canonical() ([]byte, error) {
 	return jcs.Transform(raw)
 }
 
-// ComputeHash is the hex SHA-256 of Canonical.
-func (r *Record) ComputeHash() (string, error) {
-	c, err := r.Canonical()
+// HashOf is the hex SHA-256 of Canonical(r).
+func HashOf(r *Record) (string, error) {
+	c, err := Canonical(r)
 	if err != nil {
 		return "", err
 	}
@@ -125,26 +114,16 @@ func (r *Record) ComputeHash() (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// Checkpoint is a signed statement of a chain's head: the entry seq is the
-// newest, and its hash is hash.
-type Checkpoint struct {
-	DocumentID string `json:"document_id"`
-	Seq        int64  `json:"seq"`
-	Hash       string `json:"hash"`
-	KeyID      string `json:"key_id"`
-	SignedAt   string `json:"signed_at"`
-	// Signature is the Ed25519 signature of Message, standard base64;
-	// empty when no key was configured.
-	Signature string `json:"signature"`
-}
+// Checkpoint is a signed statement of a chain's head.
+type Checkpoint = api.AuditCheckpoint
 
 // CheckpointPurpose separates checkpoint signatures from anything else the
 // key could ever sign.
 const CheckpointPurpose = "docstream-audit-checkpoint"
 
-// Message is what the signature covers: the RFC 8785 form of the
-// checkpoint's fields (Signature aside) and CheckpointPurpose.
-func (c *Checkpoint) Message() ([]byte, error) {
+// Message is what a checkpoint's signature covers: the RFC 8785 form of
+// its fields (Signature aside) and CheckpointPurpose.
+func Message(c *Checkpoint) ([]byte, error) {
 	raw, err := json.Marshal(map[string]any{
 		"v": Version, "purpose": CheckpointPurpose, "document_id": c.DocumentID, "seq": c.Seq,
 		"hash": c.Hash, "key_id": c.KeyID, "signed_at": c.SignedAt,
@@ -297,7 +276,7 @@ func write(ctx context.Context, tx pgx.Tx, r *Record, seq int64, prev string) (i
 	if s != nil {
 		r.KeyID = s.KeyID
 	}
-	h, err := r.ComputeHash()
+	h, err := HashOf(r)
 	if err != nil {
 		return 0, "", apperr.Wrap(apperr.Internal, err, "internal error")
 	}
@@ -325,7 +304,7 @@ func sign(s *Signer, id string, seq int64, hash, at string) (*Checkpoint, error)
 		return cp, nil
 	}
 	cp.KeyID = s.KeyID
-	msg, err := cp.Message()
+	msg, err := Message(cp)
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Internal, err, "internal error")
 	}
@@ -392,4 +371,56 @@ func Seal(ctx context.Context, tx pgx.Tx, documentID string) (Checkpoint, error)
 		return Checkpoint{}, postgres.Error(err, "audit checkpoint of document "+documentID)
 	}
 	return *cp, nil
+}
+
+// Begin gives a document without any trail its genesis entry (what the
+// document is now; its history before is unknown) and reports whether it
+// wrote one. A document with entries or a head is left alone, whatever
+// state they are in: Verify judges them.
+func Begin(ctx context.Context, tx pgx.Tx, documentID string) (bool, error) {
+	var has bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit.heads WHERE document_id = $1)
+		OR EXISTS (SELECT 1 FROM audit.entries WHERE document_id = $1)`, documentID).Scan(&has)
+	if err != nil || has {
+		return false, postgres.Error(err, "audit of document "+documentID)
+	}
+	seq, hash, err := lockHead(ctx, tx, documentID)
+	if err != nil || seq > 0 {
+		return false, err // a concurrent first append won
+	}
+	g, err := genesis(ctx, tx, documentID)
+	if err != nil {
+		return false, err
+	}
+	_, _, err = write(ctx, tx, g, 1, hash)
+	return err == nil, err
+}
+
+// OwnerOf is the principal key the trail records as the document's owner
+// (its created or genesis entry), "" when it records none: who may still
+// read the trail of a deleted document.
+func OwnerOf(l *Log) string {
+	for _, r := range l.Entries {
+		if r.Type != TypeCreated && r.Type != TypeGenesis {
+			continue
+		}
+		var d struct {
+			Owner string `json:"owner"`
+		}
+		if json.Unmarshal(r.Data, &d) == nil {
+			return d.Owner
+		}
+		return ""
+	}
+	return ""
+}
+
+// PublishedKeys is the key set of /.well-known/docstream-audit-keys: the
+// public half of this process's key (none without one).
+func PublishedKeys() KeySet {
+	ks := KeySet{Keys: []PublicKey{}}
+	if s := CurrentSigner(); s != nil {
+		ks.Keys = append(ks.Keys, PublicKeyOf(s.Public()))
+	}
+	return ks
 }

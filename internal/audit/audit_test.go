@@ -145,7 +145,7 @@ func TestARecomputedHashBreaksTheNextLink(t *testing.T) {
 	}
 	r := l.Entries[1]
 	r.Actor = "user:mallory"
-	if r.Hash, err = r.ComputeHash(); err != nil {
+	if r.Hash, err = audit.HashOf(r); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(context.Background(), `UPDATE audit.entries SET actor = $2, hash = $3 WHERE document_id = $1 AND seq = 2`, id, r.Actor, r.Hash); err != nil {
@@ -250,7 +250,7 @@ func TestSealKeepsACheckpointThatVerifies(t *testing.T) {
 	if cp.Seq != 3 || cp.KeyID != testKey.KeyID || cp.Signature == "" {
 		t.Fatalf("checkpoint %+v", cp)
 	}
-	msg, _ := cp.Message()
+	msg, _ := audit.Message(&cp)
 	if res := verify(t, pool, id); !res.Valid || len(msg) == 0 {
 		t.Fatalf("verify: %+v", res)
 	}

@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/docstream/docstream/api"
 )
 
 // Signer is the server's Ed25519 key for audit checkpoints.
@@ -43,25 +45,19 @@ func (s *Signer) Sign(msg []byte) string {
 func (s *Signer) Public() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
 
 // PublicKey is one entry of /.well-known/docstream-audit-keys.
-type PublicKey struct {
-	KeyID     string `json:"key_id"`
-	Algorithm string `json:"algorithm"`  // "Ed25519"
-	PublicKey string `json:"public_key"` // the raw 32 bytes, standard base64
-}
+type PublicKey = api.AuditKey
 
 // KeySet is the body of /.well-known/docstream-audit-keys.
-type KeySet struct {
-	Keys []PublicKey `json:"keys"`
-}
+type KeySet = api.AuditKeySet
 
 // PublicKeyOf describes pub for the key set.
 func PublicKeyOf(pub ed25519.PublicKey) PublicKey {
 	return PublicKey{KeyID: KeyIDOf(pub), Algorithm: "Ed25519", PublicKey: base64.StdEncoding.EncodeToString(pub)}
 }
 
-// Map turns a key set into the map Verify takes, refusing malformed
+// KeyMap turns a key set into the map Verify takes, refusing malformed
 // entries and ids that do not match their key.
-func (ks KeySet) Map() (map[string]ed25519.PublicKey, error) {
+func KeyMap(ks KeySet) (map[string]ed25519.PublicKey, error) {
 	out := map[string]ed25519.PublicKey{}
 	for _, k := range ks.Keys {
 		if !strings.EqualFold(k.Algorithm, "Ed25519") {

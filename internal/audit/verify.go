@@ -11,19 +11,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/postgres"
 )
 
 // Log is a document's whole trail as GET /documents/{id}/audit answers it
 // and `docstream verify --file` reads it: everything Verify needs besides
 // the public keys.
-type Log struct {
-	DocumentID string    `json:"document_id"`
-	Entries    []*Record `json:"entries"`
-	// Head is the signed head (nil: the chain has no head row).
-	Head        *Checkpoint  `json:"head"`
-	Checkpoints []Checkpoint `json:"checkpoints"`
-}
+type Log = api.AuditLog
 
 // Querier is a pool or a transaction.
 type Querier interface {
@@ -85,32 +80,12 @@ func Read(ctx context.Context, q Querier, id string) (*Log, error) {
 }
 
 // Broken names the first entry verification failed at.
-type Broken struct {
-	Seq    int64  `json:"seq"`
-	Type   string `json:"type,omitempty"`
-	At     string `json:"at,omitempty"`
-	Reason string `json:"reason"`
-}
+type Broken = api.AuditBroken
 
-// Result is GET /documents/{id}/audit/verify's answer and `docstream
-// verify`'s.
-type Result struct {
-	Valid       bool    `json:"valid"`
-	DocumentID  string  `json:"document_id"`
-	FirstBroken *Broken `json:"first_broken,omitempty"`
-	Reason      string  `json:"reason"`
-	Entries     int     `json:"entries"`
-	// Head is the signed head as verified (nil: none).
-	Head *Checkpoint `json:"head,omitempty"`
-	// Signed: the head's signature was checked against a known key.
-	Signed bool `json:"signed"`
-	// HistoryUnknownBefore is the time of the genesis entry of a trail
-	// that began after its document ("" when it began with it).
-	HistoryUnknownBefore string   `json:"history_unknown_before,omitempty"`
-	Notes                []string `json:"notes,omitempty"`
-}
+// Result is the answer of Verify.
+type Result = api.AuditVerification
 
-func (res *Result) breakAt(r *Record, seq int64, reason string) *Result {
+func breakAt(res *Result, r *Record, seq int64, reason string) *Result {
 	res.Valid = false
 	res.FirstBroken = &Broken{Seq: seq, Reason: reason}
 	if r != nil {
@@ -135,21 +110,21 @@ func Verify(l *Log, keys map[string]ed25519.PublicKey) *Result {
 		want := int64(i + 1)
 		switch {
 		case r.DocumentID != l.DocumentID:
-			return res.breakAt(r, r.Seq, fmt.Sprintf("belongs to document %s", r.DocumentID))
+			return breakAt(res, r, r.Seq, fmt.Sprintf("belongs to document %s", r.DocumentID))
 		case r.Seq > want:
-			return res.breakAt(nil, want, fmt.Sprintf("missing: the trail goes from entry %d to entry %d (deleted)", want-1, r.Seq))
+			return breakAt(res, nil, want, fmt.Sprintf("missing: the trail goes from entry %d to entry %d (deleted)", want-1, r.Seq))
 		case r.Seq < want:
-			return res.breakAt(r, r.Seq, "appears twice")
+			return breakAt(res, r, r.Seq, "appears twice")
 		}
-		h, err := r.ComputeHash()
+		h, err := HashOf(r)
 		if err != nil {
-			return res.breakAt(r, r.Seq, "cannot be put in canonical form: "+err.Error())
+			return breakAt(res, r, r.Seq, "cannot be put in canonical form: "+err.Error())
 		}
 		if h != r.Hash {
-			return res.breakAt(r, r.Seq, "changed: its content does not match its hash")
+			return breakAt(res, r, r.Seq, "changed: its content does not match its hash")
 		}
 		if r.PrevHash != prev {
-			return res.breakAt(r, r.Seq, fmt.Sprintf("does not follow entry %d: prev_hash is not that entry's hash (entry %d was replaced)", r.Seq-1, r.Seq-1))
+			return breakAt(res, r, r.Seq, fmt.Sprintf("does not follow entry %d: prev_hash is not that entry's hash (entry %d was replaced)", r.Seq-1, r.Seq-1))
 		}
 		prev = r.Hash
 	}
@@ -167,23 +142,23 @@ func Verify(l *Log, keys map[string]ed25519.PublicKey) *Result {
 		res.Reason = "no audit trail"
 		return res
 	case h == nil:
-		return res.breakAt(last, last.Seq, "the head that names the newest entry is missing")
+		return breakAt(res, last, last.Seq, "the head that names the newest entry is missing")
 	case last == nil && h.Seq > 0:
-		return res.breakAt(nil, 1, fmt.Sprintf("missing: every entry up to %d (the signed head) was deleted", h.Seq))
+		return breakAt(res, nil, 1, fmt.Sprintf("missing: every entry up to %d (the signed head) was deleted", h.Seq))
 	case last != nil && h.Seq > last.Seq:
-		return res.breakAt(nil, last.Seq+1, fmt.Sprintf("missing: the signed head is at entry %d but the trail ends at entry %d (newest entries deleted)", h.Seq, last.Seq))
+		return breakAt(res, nil, last.Seq+1, fmt.Sprintf("missing: the signed head is at entry %d but the trail ends at entry %d (newest entries deleted)", h.Seq, last.Seq))
 	case last != nil && h.Seq < last.Seq:
-		return res.breakAt(last, h.Seq+1, fmt.Sprintf("not covered by the head: the head is at entry %d (entries added outside the log, or the head was rolled back)", h.Seq))
+		return breakAt(res, last, h.Seq+1, fmt.Sprintf("not covered by the head: the head is at entry %d (entries added outside the log, or the head was rolled back)", h.Seq))
 	case last != nil && h.Hash != last.Hash:
-		return res.breakAt(last, last.Seq, "the head's hash is not this entry's hash")
+		return breakAt(res, last, last.Seq, "the head's hash is not this entry's hash")
 	}
 	if h.DocumentID != l.DocumentID {
-		return res.breakAt(last, h.Seq, "the head belongs to document "+h.DocumentID)
+		return breakAt(res, last, h.Seq, "the head belongs to document "+h.DocumentID)
 	}
 	ok, why := checkSignature(h, keys)
 	switch {
 	case !ok:
-		return res.breakAt(last, h.Seq, "head "+why)
+		return breakAt(res, last, h.Seq, "head "+why)
 	case why != "":
 		res.Notes = append(res.Notes, "head "+why)
 	default:
@@ -197,14 +172,14 @@ func Verify(l *Log, keys map[string]ed25519.PublicKey) *Result {
 		r := bySeq[c.Seq]
 		switch {
 		case r == nil:
-			return res.breakAt(nil, c.Seq, "missing: a sealed checkpoint names it")
+			return breakAt(res, nil, c.Seq, "missing: a sealed checkpoint names it")
 		case r.Hash != c.Hash:
-			return res.breakAt(r, c.Seq, "its hash is not the one its sealed checkpoint names")
+			return breakAt(res, r, c.Seq, "its hash is not the one its sealed checkpoint names")
 		case c.DocumentID != l.DocumentID:
-			return res.breakAt(r, c.Seq, "its checkpoint belongs to document "+c.DocumentID)
+			return breakAt(res, r, c.Seq, "its checkpoint belongs to document "+c.DocumentID)
 		}
 		if ok, why := checkSignature(&c, keys); !ok {
-			return res.breakAt(r, c.Seq, "sealed checkpoint "+why)
+			return breakAt(res, r, c.Seq, "sealed checkpoint "+why)
 		} else if why != "" {
 			res.Notes = append(res.Notes, fmt.Sprintf("checkpoint %d %s", c.Seq, why))
 		}
@@ -232,7 +207,7 @@ func checkSignature(c *Checkpoint, keys map[string]ed25519.PublicKey) (ok bool, 
 	if err != nil {
 		return false, "signature is not base64"
 	}
-	msg, err := c.Message()
+	msg, err := Message(c)
 	if err != nil {
 		return false, "cannot be put in canonical form: " + err.Error()
 	}

@@ -30,7 +30,7 @@ type Server struct {
 func NewServer(docs *Service, cfg Config, log *slog.Logger) http.Handler {
 	s := &Server{docs: docs, cfg: cfg, log: log, mux: http.NewServeMux()}
 	s.routes()
-	return httpx.Wrap("document", log, cfg.Auth.Middleware(s.mux))
+	return httpx.Wrap("document", log, cfg.Auth.Middleware(withAuditClient(s.mux, cfg), AuditKeysPath))
 }
 
 func (s *Server) routes() {
@@ -66,6 +66,10 @@ var routeTable = map[string]httpx.Route[*Server]{
 	"GET /documents/{id}/shares":              {Class: httpx.Read, Handler: (*Server).handleShares},
 	"POST /documents/{id}/shares":             {Class: httpx.Write, Handler: (*Server).handleShare},
 	"DELETE /documents/{id}/shares/{grantee}": {Class: httpx.Write, Handler: (*Server).handleUnshare},
+	// The audit trail: the owner, a holder of own or an admin (audit.go).
+	"GET /documents/{id}/audit":        {Class: httpx.Read, Handler: (*Server).handleAudit},
+	"GET /documents/{id}/audit/verify": {Class: httpx.Read, Handler: (*Server).handleAuditVerify},
+	"GET " + AuditKeysPath:             {Class: httpx.Read, Handler: (*Server).handleAuditKeys},
 }
 
 // Routes lists the REST API's routes (http.ServeMux patterns, besides
@@ -367,12 +371,24 @@ func (s *Server) handleContent() http.Handler {
 			return
 		}
 		defer body.Close()
+		etag := ""
+		if d.ContentSHA256 != "" {
+			etag = `"` + d.ContentSHA256 + `"`
+		}
+		// A full download is evidence (who took the bytes); a range or a
+		// revalidation is not. Unrecorded, it is not served.
+		if fullDownload(r, etag) {
+			if err := s.docs.RecordDownload(r.Context(), d); err != nil {
+				s.respondErr(w, r, err)
+				return
+			}
+		}
 		w.Header().Set("Content-Type", d.ContentType)
 		// The type and bytes are the uploader's: never rendered as
 		// active content in the app's origin (httpx/untrusted.go).
 		httpx.UntrustedContent(w.Header(), d.ContentType)
-		if d.ContentSHA256 != "" {
-			w.Header().Set("ETag", `"`+d.ContentSHA256+`"`)
+		if etag != "" {
+			w.Header().Set("ETag", etag)
 		}
 		// ServeContent handles Range, If-Range, If-None-Match and Content-Length.
 		httpx.ServeContent(w, r, d.UpdatedAt.Time, body)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/postgres"
 )
@@ -62,12 +63,17 @@ func scanRecord(row pgx.Row) (*Record, error) {
 	return &r, nil
 }
 
-// Insert stores a new row in one statement (one transaction, one CDC event)
-// and returns it with the WAL insert position after its commit.
+// Insert stores a new row and its audit entry in one transaction (one CDC
+// event: the audit is not captured) and returns it with the WAL insert
+// position after its commit.
 func (s *Store) Insert(ctx context.Context, d *Document) (*Document, uint64, error) {
-	out, err := insert(ctx, s.pool, d)
+	var out *Document
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
+		out, err = insert(ctx, tx, d)
+		return err
+	})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, postgres.Error(err, "insert document")
 	}
 	return out, s.walPosition(ctx), nil
 }
@@ -105,19 +111,22 @@ func (s *Store) InsertOnce(ctx context.Context, d *Document, k postgres.Idempote
 	return out, replayed, s.walPosition(ctx), nil
 }
 
-// querier is a pool or a transaction.
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+// record appends the audit entry of a change by ctx's caller in the
+// change's transaction.
+func record(ctx context.Context, tx pgx.Tx, id, typ string, data map[string]any) error {
+	return audit.Append(ctx, tx, audit.New(ctx, id, typ, data))
 }
 
-func insert(ctx context.Context, q querier, d *Document) (*Document, error) {
+// insert inserts the row and its audit entry (document.created, with the
+// content's hash: content is only ever uploaded with its document).
+func insert(ctx context.Context, tx pgx.Tx, d *Document) (*Document, error) {
 	// The owner is the first reader; an anonymous document has none (in
 	// required mode only admins see it).
 	var owner *string
 	if d.Owner != "" {
 		owner = &d.Owner
 	}
-	row := q.QueryRow(ctx, `INSERT INTO documents.documents
+	row := tx.QueryRow(ctx, `INSERT INTO documents.documents
 		(id, title, content_type, content_size, s3_key, status, created_by, content_sha256, owner, readers)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::varchar, array_remove(ARRAY[$9::text], NULL))
 		RETURNING `+columns,
@@ -126,7 +135,10 @@ func insert(ctx context.Context, q querier, d *Document) (*Document, error) {
 	if err != nil {
 		return nil, postgres.Error(err, "insert document")
 	}
-	return out, nil
+	err = record(ctx, tx, out.ID, audit.TypeCreated, map[string]any{"title": out.Title, "content_sha256": out.ContentSHA256,
+		"content_size": out.ContentSize, "content_type": out.ContentType, "created_by": out.CreatedBy, "owner": out.Owner,
+		"status": string(out.Status), "version": out.Version})
+	return out, err
 }
 
 // walPosition returns the current WAL insert LSN: after our commit returned,
@@ -237,7 +249,17 @@ func (s *Store) Update(ctx context.Context, id string, in UpdateInput, keys []st
 		doc, err = scan(tx.QueryRow(ctx, `UPDATE documents.documents
 			SET title = $2, status = $3, version = coalesce(version, 1) + 1
 			WHERE id = $1 RETURNING `+columns, id, title, status))
-		return postgres.Error(err, "update document "+id)
+		if err != nil {
+			return postgres.Error(err, "update document "+id)
+		}
+		typ, data := audit.TypeUpdated, map[string]any{"version": doc.Version}
+		if status != cur.Status {
+			typ, data["from"], data["to"] = audit.TypeStatusChanged, string(cur.Status), string(status)
+		}
+		if title != cur.Title {
+			data["title"], data["previous_title"] = title, cur.Title
+		}
+		return record(ctx, tx, id, typ, data)
 	})
 	if err != nil {
 		// Begin and commit fail outside the function: a lost connection
@@ -247,8 +269,9 @@ func (s *Store) Update(ctx context.Context, id string, in UpdateInput, keys []st
 	return doc, s.walPosition(ctx), nil
 }
 
-// Delete removes the row (signatures and shares cascade) and returns what
-// it was, if may allows it on the locked row.
+// Delete removes the row (signatures and shares cascade; its audit trail
+// stays, ending with the deletion) and returns what it was, if may allows
+// it on the locked row.
 func (s *Store) Delete(ctx context.Context, id string, keys []string, may guard) (doc *Document, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		r, err := scanRecord(tx.QueryRow(ctx, `SELECT `+recordColumns+` FROM documents.documents d WHERE id = $1 FOR UPDATE`, id, keys))
@@ -258,20 +281,41 @@ func (s *Store) Delete(ctx context.Context, id string, keys []string, may guard)
 		if err := may(r); err != nil {
 			return err
 		}
-		doc, err = scan(tx.QueryRow(ctx, `DELETE FROM documents.documents WHERE id = $1 RETURNING `+columns, id))
-		return postgres.Error(err, "document "+id)
+		doc, err = deleteRow(ctx, tx, id)
+		return err
 	})
 	return doc, err
 }
 
-// deleteUnchecked is Delete in one statement, when nothing is checked
-// (open mode).
-func (s *Store) deleteUnchecked(ctx context.Context, id string) (*Document, error) {
-	d, err := scan(s.pool.QueryRow(ctx, `DELETE FROM documents.documents WHERE id = $1 RETURNING `+columns, id))
+func deleteRow(ctx context.Context, tx pgx.Tx, id string) (*Document, error) {
+	d, err := scan(tx.QueryRow(ctx, `DELETE FROM documents.documents WHERE id = $1 RETURNING `+columns, id))
+	if err != nil {
+		return nil, postgres.Error(err, "document "+id)
+	}
+	err = record(ctx, tx, id, audit.TypeDeleted, map[string]any{"title": d.Title, "status": string(d.Status),
+		"version": d.Version, "content_sha256": d.ContentSHA256})
+	return d, err
+}
+
+// deleteUnchecked is Delete when nothing is checked (open mode).
+func (s *Store) deleteUnchecked(ctx context.Context, id string) (d *Document, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		d, err = deleteRow(ctx, tx, id)
+		return err
+	})
 	if err != nil {
 		return nil, postgres.Error(err, "document "+id)
 	}
 	return d, nil
+}
+
+// Downloaded records a full download of document id's content by ctx's
+// caller (a transaction of its own: a read changes nothing else).
+func (s *Store) Downloaded(ctx context.Context, d *Document) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return record(ctx, tx, d.ID, audit.TypeDownloaded, map[string]any{"content_sha256": d.ContentSHA256, "version": d.Version})
+	})
+	return postgres.Error(err, "audit download of document "+d.ID)
 }
 
 const shareColumns = `document_id::text, grantee, level, coalesce(created_by, ''), created_at`
@@ -325,7 +369,10 @@ func (s *Store) Share(ctx context.Context, id, grantee string, level auth.Level,
 			VALUES ($1, $2, $3, nullif($4, ''))
 			ON CONFLICT (document_id, grantee) DO UPDATE SET level = EXCLUDED.level, created_by = EXCLUDED.created_by, created_at = now()
 			RETURNING `+shareColumns, id, grantee, string(level), by))
-		return postgres.Error(err, "share document "+id)
+		if err != nil {
+			return postgres.Error(err, "share document "+id)
+		}
+		return record(ctx, tx, id, audit.TypeShared, map[string]any{"grantee": grantee, "level": string(level)})
 	})
 	return sh, ch, err
 }
@@ -341,7 +388,7 @@ func (s *Store) Unshare(ctx context.Context, id, grantee string, keys []string, 
 		if tag.RowsAffected() == 0 {
 			return apperr.E(apperr.NotFound, "document %s is not shared with %s", id, grantee)
 		}
-		return nil
+		return record(ctx, tx, id, audit.TypeUnshared, map[string]any{"grantee": grantee})
 	})
 	return ch, err
 }

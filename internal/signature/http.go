@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 
+	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/validate"
 )
@@ -68,7 +69,8 @@ func (s *Server) handleCreate() http.Handler {
 			return
 		}
 		in.IPAddress = httpx.ClientIP(r, s.trusted)
-		sig, err := s.svc.Create(r.Context(), in)
+		// The signature's audit entry records where it came from.
+		sig, err := s.svc.Create(audit.WithClient(r.Context(), in.IPAddress, r.UserAgent()), in)
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return

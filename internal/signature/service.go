@@ -2,6 +2,8 @@ package signature
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -197,6 +199,8 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Signature, error
 			return nil, apperr.Wrap(apperr.Unavailable, err, "object storage unavailable: could not store signature_data")
 		}
 		row.SignatureData, row.Key, row.ContentType, row.Size = in.SignatureData, &key, &obj.contentType, &size
+		sum := sha256.Sum256(obj.body)
+		row.DataSHA256 = hex.EncodeToString(sum[:])
 	}
 
 	// While we try the update ourselves the outbox row is not due, so the

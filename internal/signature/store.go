@@ -10,13 +10,14 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/postgres"
 )
 
 // Store is the PostgreSQL side of signatures: queries and nothing else.
-// Every method is one statement (one implicit transaction), so the store
-// works unchanged through PgBouncer in transaction mode.
+// Every method is one statement (one implicit transaction) except Insert,
+// whose signature and audit entry commit together.
 type Store struct {
 	pool *pgxpool.Pool
 }
@@ -38,6 +39,9 @@ type newRow struct {
 	Key           *string
 	ContentType   *string
 	Size          *int64
+	// DataSHA256 is the hex SHA-256 of the stored signature data (empty
+	// without any): recorded in the audit entry, not in the row.
+	DataSHA256 string
 }
 
 const selectColumns = `s.id::text, s.document_id::text, s.signer_email, s.signer_name, s.signed_at,
@@ -67,8 +71,45 @@ func scanSignature(row pgx.Row) (*Signature, error) {
 // becomes due for the reconciler after firstAttempt (the time the caller
 // gives itself to apply the update directly). Returns a NotFound error if the
 // document does not exist (any more).
-func (s *Store) Insert(ctx context.Context, r newRow, firstAttempt time.Duration) (*Signature, error) {
-	row := s.pool.QueryRow(ctx, `
+//
+// The signature's audit entry (signature.created: who, from where, the
+// hash of the signature data and of the content signed) is appended in the
+// same transaction.
+func (s *Store) Insert(ctx context.Context, r newRow, firstAttempt time.Duration) (sig *Signature, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if sig, err = insert(ctx, tx, r, firstAttempt); err != nil {
+			return err
+		}
+		data := map[string]any{"signature_id": sig.ID, "signer_email": sig.SignerEmail, "signer_name": sig.SignerName,
+			"signature_data_sha256": r.DataSHA256, "content_sha256": deref(sig.ContentSHA256), "document_version": derefInt(sig.DocumentVersion)}
+		e := audit.New(ctx, sig.DocumentID, audit.TypeSigned, data)
+		if sig.IPAddress != nil {
+			e.IP = *sig.IPAddress
+		}
+		return audit.Append(ctx, tx, e)
+	})
+	if err != nil {
+		return nil, postgres.Error(err, "document "+r.DocumentID)
+	}
+	return sig, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefInt[T int32 | int64 | int](n *T) T {
+	if n == nil {
+		return 0
+	}
+	return *n
+}
+
+func insert(ctx context.Context, tx pgx.Tx, r newRow, firstAttempt time.Duration) (*Signature, error) {
+	row := tx.QueryRow(ctx, `
 WITH doc AS (
 	SELECT id, version, content_sha256 FROM documents.documents WHERE id = $2::uuid
 ), s AS (
