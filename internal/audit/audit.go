@@ -424,3 +424,42 @@ func PublishedKeys() KeySet {
 	}
 	return ks
 }
+
+// First returns one statement (SQL and arguments) that starts a new
+// document's chain with e as entry 1 and its signed head, for the caller
+// to send in the batch or transaction that inserts the document: no read,
+// no lock, no round trip of its own (the create path's cost). It fails
+// with a unique violation if the document already has a head, which a
+// freshly generated id never has; Append is the general way.
+func First(e Entry) (sql string, args []any, err error) {
+	if e.DocumentID == "" || e.Type == "" {
+		return "", nil, apperr.E(apperr.Internal, "audit: an entry needs a document id and a type")
+	}
+	if e.Actor == "" {
+		e.Actor = "anonymous"
+	}
+	data, err := canonicalData(e.Data)
+	if err != nil {
+		return "", nil, apperr.Wrap(apperr.Internal, err, "internal error")
+	}
+	s := CurrentSigner()
+	r := &Record{DocumentID: e.DocumentID, Seq: 1, Type: cut(e.Type, maxType), Actor: cut(e.Actor, maxActor),
+		IP: cut(e.IP, maxIP), UserAgent: cut(e.UserAgent, maxUserAgent), Data: data, PrevHash: ZeroHash,
+		At: now().UTC().Truncate(time.Microsecond).Format(TimeFormat)}
+	if s != nil {
+		r.KeyID = s.KeyID
+	}
+	if r.Hash, err = HashOf(r); err != nil {
+		return "", nil, apperr.Wrap(apperr.Internal, err, "internal error")
+	}
+	cp, err := sign(s, r.DocumentID, r.Seq, r.Hash, r.At)
+	if err != nil {
+		return "", nil, err
+	}
+	return `WITH h AS (
+	INSERT INTO audit.heads (document_id, seq, hash, key_id, signed_at, signature)
+	VALUES ($1, $2, $10, $11, $5, $12) RETURNING document_id)
+INSERT INTO audit.entries (document_id, seq, type, actor, at, ip, user_agent, data, prev_hash, hash, key_id)
+SELECT h.document_id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM h`,
+		[]any{r.DocumentID, r.Seq, r.Type, r.Actor, r.At, r.IP, r.UserAgent, string(r.Data), r.PrevHash, r.Hash, r.KeyID, cp.Signature}, nil
+}
