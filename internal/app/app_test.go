@@ -37,8 +37,17 @@ func parse(t *testing.T, env map[string]string, args ...string) *Config {
 	if err := config.ApplyEnv(fs, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
+	if c.Shared.AuditSigningKey == "" {
+		// serve in required mode needs one; the tests of its refusal
+		// clear it.
+		c.Shared.AuditSigningKey = testAuditKey
+	}
 	return &c
 }
+
+// testAuditKey is the audit signing key of every configuration parse
+// makes.
+var testAuditKey = "ed25519:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
 
 // parseOpen is parse for tests about wiring, not identity: in open mode,
 // since serve's default (required) refuses to start with nothing to verify
@@ -191,7 +200,6 @@ func testConfig(t *testing.T) *Config {
 		"--auth-mode", "open",
 		"--gateway-addr", free(), "--gateway-admin-addr", free(),
 		"--shutdown-drain", "0", // nothing balances over these test processes
-		"--audit-signing-key", "ed25519:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)),
 	)
 	return c
 }

@@ -70,3 +70,29 @@ func TestRealtimeJWTFlagsAreAliases(t *testing.T) {
 		t.Fatalf("serve's default mode %s", c.Auth.Mode)
 	}
 }
+
+// The audit trail is evidence only when its head is signed by a key every
+// instance shares: serve in required mode refuses to run the targets that
+// append (document, signature) without --audit-signing-key, naming it; open
+// mode and the other targets start without one (heads unsigned).
+func TestRequiredModeNeedsTheAuditSigningKey(t *testing.T) {
+	secret := []string{"--auth-jwt-secret", strings.Repeat("s", 32)}
+	for _, targets := range []string{"all", "document", "signature"} {
+		c := parse(t, nil, append(secret, "--targets", targets)...)
+		c.Shared.AuditSigningKey = ""
+		if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--audit-signing-key") {
+			t.Fatalf("%s without a key: %v, want a refusal naming --audit-signing-key", targets, err)
+		}
+	}
+	for _, args := range [][]string{append(secret, "--targets", "cdc,indexer,search"), {"--auth-mode", "open"}} {
+		c := parse(t, nil, args...)
+		c.Shared.AuditSigningKey = ""
+		if _, err := prepare(c); err != nil {
+			t.Fatalf("%v without a key: %v", args, err)
+		}
+	}
+	c := parse(t, nil, append(secret, "--audit-signing-key", "ed25519:not base64")...)
+	if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--audit-signing-key") {
+		t.Fatalf("a malformed key: %v", err)
+	}
+}
