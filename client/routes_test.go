@@ -80,9 +80,9 @@ var fixture = map[string]string{
 	"POST /webhooks/{id}/deliveries/{delivery}/redeliver": "queued",
 	"POST /webhooks/{id}/replay":                          "queued",
 	"POST /webhooks/{id}/test":                            "queued",
-	"GET /documents/{id}/audit":               "audit_log",
-	"GET /documents/{id}/audit/verify":        "audit_verification",
-	"GET /.well-known/docstream-audit-keys":   "audit_keys",
+	"GET /documents/{id}/audit":                           "audit_log",
+	"GET /documents/{id}/audit/verify":                    "audit_verification",
+	"GET /.well-known/docstream-audit-keys":               "audit_keys",
 }
 
 // TestEveryRouteHasAClientMethod serves every route the services and the
