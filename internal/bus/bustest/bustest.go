@@ -25,6 +25,9 @@ type Options struct {
 	// published, with positions increasing across the topics (NATS: one
 	// stream per family). Kafka orders only within a partition.
 	OrderAcrossTopics bool
+	// Resume: the backend is a bus.Resumer (the CDC engine's read-back of
+	// its high-water mark); the suite checks it.
+	Resume bool
 }
 
 // Run runs the suite. open returns a fresh bus on an empty server, or on a
@@ -298,6 +301,71 @@ func Run(t *testing.T, opts Options, open func(t *testing.T) bus.Bus) {
 		}
 	})
 
+	t.Run("resume reads back the last mark and the events of several topics stored after it", func(t *testing.T) {
+		if !opts.Resume {
+			return // optional: see Options.Resume
+		}
+		b := open(t)
+		rb, ok := b.(bus.Resumer)
+		if !ok {
+			t.Fatal("Options.Resume is set but the bus is no bus.Resumer")
+		}
+		base := uniqueTopic()
+		docs, sigs, other, marks := base+"_docs", base+"_sigs", base+"_other", base+"_marks"
+		topics := []string{docs, sigs}
+		ctx := context.Background()
+		ev := func(topic, row string, commit uint64) bus.Message {
+			return bus.Message{Topic: topic, Key: []byte(`{"id":"` + row + `"}`), Value: []byte("{}"),
+				Headers: map[string]string{bus.HeaderLSN: strconv.FormatUint(commit-1, 10), bus.HeaderCommitLSN: strconv.FormatUint(commit, 10)}}
+		}
+		topicOf := func(i int) string { return topics[i%2] }
+
+		r, err := rb.Resume(ctx, topics, marks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.HasMark || r.Tail != 0 || r.Stored(ev(docs, "a", 10)) {
+			t.Fatalf("empty bus: %+v", r)
+		}
+		var before, after []bus.Message
+		for i := 0; i < 30; i++ {
+			before = append(before, ev(topicOf(i), fmt.Sprint("row", i), uint64(100+i)))
+		}
+		publish(t, b, before...)
+		publish(t, b, bus.Message{Topic: marks, Key: []byte("slot"), Value: []byte(`{"lsn":200}`),
+			Headers: map[string]string{bus.HeaderLSN: "200"}})
+		// After the mark: events of both topics, with a topic of the same
+		// family that is not asked for between them (a server that filters
+		// on one subject only reads it too; it must not count).
+		for i := 0; i < 12; i++ {
+			after = append(after, ev(topicOf(i), fmt.Sprint("row", i), uint64(200+i)))
+			if i == 5 {
+				publish(t, b, bus.Message{Topic: other, Key: []byte("x"), Value: []byte("{}"),
+					Headers: map[string]string{bus.HeaderLSN: "204", bus.HeaderCommitLSN: "205"}})
+			}
+			publish(t, b, after[i])
+		}
+
+		r, err = rb.Resume(ctx, topics, marks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.HasMark || bus.Cursor(r.Mark) != 200 {
+			t.Fatalf("mark = %+v, want the watermark at 200", r.Mark)
+		}
+		if r.Tail != len(after) || r.Last != 211 {
+			t.Errorf("tail %d events up to %d, want %d up to 211", r.Tail, r.Last, len(after))
+		}
+		for _, m := range after {
+			if !r.Stored(m) {
+				t.Errorf("event %s on %s at %s not reported stored", m.Key, m.Topic, m.Headers[bus.HeaderCommitLSN])
+			}
+		}
+		if m := ev(docs, "row99", 212); r.Stored(m) {
+			t.Error("an event never published is reported stored")
+		}
+	})
+
 	t.Run("ping succeeds on a live bus", func(t *testing.T) {
 		if err := open(t).Ping(context.Background()); err != nil {
 			t.Fatal(err)
@@ -318,6 +386,13 @@ func value(n int) string { return fmt.Sprintf(`{"n":%d}`, n) }
 func message(topic string, n int) bus.Message {
 	return bus.Message{Topic: topic, Key: []byte(key(n)), Value: []byte(value(n)),
 		Headers: map[string]string{bus.HeaderLSN: strconv.Itoa(n * 10), bus.HeaderOp: "c"}}
+}
+
+func publish(t *testing.T, b bus.Bus, msgs ...bus.Message) {
+	t.Helper()
+	if err := b.Publish(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // publishN publishes messages from..to (inclusive) with lsn = 10*n.

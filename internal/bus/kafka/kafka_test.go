@@ -41,7 +41,7 @@ func TestKafka(t *testing.T) {
 	// One partition: the shared suite checks a total order per topic,
 	// which Kafka gives per partition only. Kafka has no order across
 	// topics.
-	bustest.Run(t, bustest.Options{}, func(t *testing.T) bus.Bus { return connect(t, seeds, kafka.Options{Partitions: 1}) })
+	bustest.Run(t, bustest.Options{Resume: true}, func(t *testing.T) bus.Bus { return connect(t, seeds, kafka.Options{Partitions: 1}) })
 }
 
 func TestEventsOfOneRowStayInOrderAcrossPartitions(t *testing.T) {

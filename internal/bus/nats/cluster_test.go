@@ -216,6 +216,22 @@ func TestClusterLosingTheStreamLeaderKeepsEventsFlowing(t *testing.T) {
 			})
 	})
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	// A broadcast follows the same topic, as the indexer follows the
+	// watermarks: it must see everything, in order, and be ready again.
+	var bmu sync.Mutex
+	var followed []int
+	wg.Go(func() {
+		_ = sub.Broadcast(bus.Named(ctx, "follower"), bus.TopicDocuments, bus.Start{Kind: bus.StartBeginning},
+			func(_ context.Context, msgs []bus.Message) error {
+				bmu.Lock()
+				for _, m := range msgs {
+					n, _ := strconv.Atoi(string(m.Value))
+					followed = append(followed, n)
+				}
+				bmu.Unlock()
+				return nil
+			})
+	})
 
 	// The publisher: batches of 10 every 20 ms; a failed batch is sent again.
 	var published atomic.Int64
@@ -284,6 +300,34 @@ func TestClusterLosingTheStreamLeaderKeepsEventsFlowing(t *testing.T) {
 		}
 	}
 	mu.Unlock()
+	// The broadcast saw every event exactly once (a batch retried after a
+	// failed attempt was dropped by the duplicate window).
+	waitUntil(t, 20*time.Second, "the broadcast to catch up without a restart", func() bool {
+		bmu.Lock()
+		defer bmu.Unlock()
+		return len(followed) >= total
+	})
+	bmu.Lock()
+	times := map[int]int{}
+	for _, n := range followed {
+		times[n]++
+	}
+	bmu.Unlock()
+	for i := 0; i < total; i++ {
+		if times[i] != 1 {
+			t.Fatalf("the broadcast saw event %d %d times, want once", i, times[i])
+		}
+	}
+	// Both subscriptions are ready again: none is left reported stalled.
+	var last error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if last = bus.CheckConsumers(sub, "reader", "follower"); last == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumers not ready 30s after catching up: %v", last)
+		}
+	}
 	cancel()
 	wg.Wait()
 }

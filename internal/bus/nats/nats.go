@@ -6,7 +6,7 @@
 // token of the topic upper-cased (topics cdc.* live in stream "CDC" with
 // subjects "cdc.>"). A topic is a subject, so per-subject order is the
 // per-topic order, and a broadcast over several topics of one family (one
-// ordered consumer filtering on their subjects) gets them in stream order. The message key travels in the "key" header (JetStream
+// consumer filtering on their subjects) gets them in stream order. The message key travels in the "key" header (JetStream
 // has no key), and a message carrying an lsn header is published with the
 // JetStream message ID topic|lsn|key, so a change re-published after a CDC
 // crash is dropped by the stream's duplicate window.
@@ -14,6 +14,8 @@ package nats
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -412,9 +414,9 @@ func (b *Bus) subscribe(ctx context.Context, w *watched, open func(context.Conte
 	}
 }
 
-// Broadcast reads topic with an ordered (ephemeral, unacked) consumer from
-// start. A handler error retries the same batch after a pause, so the
-// subscriber still sees every message in order. The subscription is
+// Broadcast reads topic with an ephemeral, unacked consumer from start
+// (broadcastConsumer). A handler error retries the same batch after a
+// pause, so the subscriber still sees every message in order. The subscription is
 // watched (watch.go): lost or stalled, it is replaced by one starting right
 // after the last message the handler took. Returns nil once ctx is done.
 //
@@ -481,26 +483,53 @@ func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bu
 		if p := w.position(); p > 0 {
 			from = bus.Start{Kind: bus.StartPosition, Position: p + 1}
 		}
-		cons, filtered, err := b.orderedConsumer(ctx, subjects, from)
+		cons, filtered, err := b.broadcastConsumer(ctx, subjects, from, w.name)
 		if filtered != nil {
 			only = filtered
 		}
 		return cons, err
 	}, func(ctx context.Context, cons jetstream.Consumer) error {
-		// An ordered consumer acks nothing: there is nothing to give back.
+		defer b.deleteConsumer(fam, cons.CachedInfo().Name)
+		// The consumer acks nothing: there is nothing to give back.
 		return b.consume(ctx, cons, w, 500, 0, afterLSN, func(jetstream.Msg) {}, deliver)
 	})
 }
 
-// orderedConsumer creates the ordered consumer of a broadcast over
-// subjects (of one stream) from start. only is set when the server filters
-// on the family's wildcard and the other topics must be dropped here.
-func (b *Bus) orderedConsumer(ctx context.Context, subjects []string, start bus.Start) (cons jetstream.Consumer, only map[string]bool, err error) {
+// broadcastConsumer creates the consumer of one broadcast subscription over
+// subjects (of one stream) from start: an ephemeral pull consumer that acks
+// nothing (one replica, in memory, removed by the server once unused for
+// a while, and by deleteConsumer when the subscription ends). only is set
+// when the server filters on the family's wildcard and the other topics
+// must be dropped here.
+//
+// It is not nats.go's ordered consumer on purpose. That one re-creates its
+// consumer itself when anything goes wrong, retrying without end while it
+// holds the lock its Info takes: during a leader election the watchdog's
+// Info call then waited as long as the retries did, so the subscription
+// could neither be observed nor replaced and stayed reported stalled (the
+// indexer's watermarks consumer, after the stream leader's node died).
+// Here every failure ends the subscription, and subscribe makes the next
+// one after the last message the handler took, under a watchdog whose Info
+// call is a plain bounded request. What the ordered consumer added, a check
+// that no message was lost on the way, is consume's sequence check.
+func (b *Bus) broadcastConsumer(ctx context.Context, subjects []string, start bus.Start, label string) (cons jetstream.Consumer, only map[string]bool, err error) {
 	s, err := b.stream(ctx, subjects[0])
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subjects}
+	cfg := jetstream.ConsumerConfig{
+		Name:          ephemeralName(label),
+		AckPolicy:     jetstream.AckNonePolicy,
+		MemoryStorage: true,
+		Replicas:      1,
+		// A process that died leaves its consumer behind for this long.
+		InactiveThreshold: max(4*b.opts.StallAfter, time.Minute),
+	}
+	if len(subjects) == 1 {
+		cfg.FilterSubject = subjects[0]
+	} else {
+		cfg.FilterSubjects = subjects
+	}
 	switch start.Kind {
 	case bus.StartNew:
 		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
@@ -523,23 +552,46 @@ func (b *Bus) orderedConsumer(ctx context.Context, subjects []string, start bus.
 	}
 	rctx, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
 	defer cancel()
-	cons, err = s.OrderedConsumer(rctx, cfg)
+	cons, err = s.CreateConsumer(rctx, cfg)
 	if errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
-		// nats-server before 2.10 takes one filter subject: filter on the
-		// family's wildcard, which keeps stream order, and drop the other
-		// topics here.
+		// nats-server before 2.10 takes one filter subject: it ignored the
+		// list and created a consumer of the whole stream. Remove that one
+		// and filter on the family's wildcard, which keeps stream order;
+		// the other topics are dropped here.
+		b.deleteConsumer(s.CachedInfo().Config.Name, cfg.Name) // the stream's name
 		_, wildcard, _ := family(subjects[0])
-		cfg.FilterSubjects = []string{wildcard}
+		cfg.Name, cfg.FilterSubjects, cfg.FilterSubject = ephemeralName(label), nil, wildcard
 		only = map[string]bool{}
 		for _, t := range subjects {
 			only[t] = true
 		}
-		cons, err = s.OrderedConsumer(rctx, cfg)
+		cons, err = s.CreateConsumer(rctx, cfg)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("nats: ordered consumer on %s: %w", strings.Join(subjects, ","), err)
+		return nil, nil, fmt.Errorf("nats: consumer on %s: %w", strings.Join(subjects, ","), err)
 	}
 	return cons, only, nil
+}
+
+// ephemeralName names a broadcast's consumer after the subscription
+// (bus.Named), so an operator listing the stream's consumers sees whose it
+// is, plus a random suffix.
+func ephemeralName(label string) string {
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	if label == "" {
+		label = "broadcast"
+	}
+	return consumerName(label, hex.EncodeToString(r[:]))
+}
+
+// deleteConsumer removes a broadcast's consumer once its subscription
+// ended, within one bounded request; a consumer it fails to remove goes
+// away by itself after its inactive threshold.
+func (b *Bus) deleteConsumer(stream, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(b.opts.RequestTimeout, 2*time.Second))
+	defer cancel()
+	_ = b.js.DeleteConsumer(ctx, stream, name)
 }
 
 // seekLSN returns the stream sequence to start from to get the first
@@ -619,6 +671,7 @@ func (b *Bus) consume(ctx context.Context, cons jetstream.Consumer, w *watched, 
 	go func() {
 		defer wg.Done()
 		defer close(ch)
+		next := uint64(1) // a broadcast's consumer sequence expected next
 		for {
 			m, err := it.Next()
 			if err != nil {
@@ -626,6 +679,23 @@ func (b *Bus) consume(ctx context.Context, cons jetstream.Consumer, w *watched, 
 					errc <- err
 				}
 				return
+			}
+			if !w.group {
+				// A broadcast's consumer acks nothing, so a message lost on
+				// the way (a pull answered to a connection that was gone)
+				// is never sent again: a gap in its consumer sequence ends
+				// the subscription, and the next one starts after the last
+				// message the handler took.
+				md, err := m.Metadata()
+				if err != nil || md.Sequence.Consumer != next {
+					got := uint64(0)
+					if md != nil {
+						got = md.Sequence.Consumer
+					}
+					errc <- fmt.Errorf("%w: consumer sequence %d, want %d", errGap, got, next)
+					return
+				}
+				next++
 			}
 			if ctx.Err() != nil {
 				release(m)

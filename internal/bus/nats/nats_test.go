@@ -25,7 +25,7 @@ func embedded(t *testing.T, dir string) *busnats.Bus {
 }
 
 func TestEmbedded(t *testing.T) {
-	bustest.Run(t, bustest.Options{OrderAcrossTopics: true}, func(t *testing.T) bus.Bus { return embedded(t, t.TempDir()) })
+	bustest.Run(t, bustest.Options{OrderAcrossTopics: true, Resume: true}, func(t *testing.T) bus.Bus { return embedded(t, t.TempDir()) })
 }
 
 func TestExternalServer(t *testing.T) {
@@ -34,7 +34,7 @@ func TestExternalServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	bustest.Run(t, bustest.Options{OrderAcrossTopics: true}, func(t *testing.T) bus.Bus {
+	bustest.Run(t, bustest.Options{OrderAcrossTopics: true, Resume: true}, func(t *testing.T) bus.Bus {
 		b, err := busnats.Connect(context.Background(), srv.URL(), busnats.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -70,11 +70,15 @@ func (b *Bus) Resume(ctx context.Context, topics []string, marks string) (bus.Re
 	if seq > last {
 		return r, nil
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: topics,
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: seq})
+	// The same kind of consumer as a broadcast's: on a server that takes
+	// one filter subject (before 2.10) it reads the family and the other
+	// topics (the watermarks between the events) are skipped here.
+	cons, only, err := b.broadcastConsumer(ctx, topics, bus.Start{Kind: bus.StartPosition, Position: seq}, "cdc-resume")
 	if err != nil {
 		return r, fmt.Errorf("nats: resume: %w", err)
 	}
+	defer b.deleteConsumer(fam, cons.CachedInfo().Name)
+	next := uint64(1) // the consumer sequence expected next: nothing may be skipped
 	for {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
@@ -83,10 +87,16 @@ func (b *Bus) Resume(ctx context.Context, topics []string, marks string) (bus.Re
 		n := 0
 		for raw := range batch.Messages() {
 			n++
+			if md, err := raw.Metadata(); err != nil || md.Sequence.Consumer != next {
+				return r, fmt.Errorf("nats: resume: %w", errGap)
+			}
+			next++
 			m := toMessage(raw)
-			stored[MsgID(m)] = struct{}{}
-			r.Tail++
-			r.Last = max(r.Last, bus.Cursor(m))
+			if only == nil || only[m.Topic] {
+				stored[MsgID(m)] = struct{}{}
+				r.Tail++
+				r.Last = max(r.Last, bus.Cursor(m))
+			}
 			if m.Position >= last {
 				return r, nil
 			}

@@ -193,6 +193,7 @@ func (w *watched) export() {
 var (
 	errConsumerLost = errors.New("consumer deleted on the server")
 	errStalled      = errors.New("no progress while messages are pending")
+	errGap          = errors.New("a message was lost on the way")
 )
 
 // watchdog checks cons until ctx is done and cancels the subscription (with
