@@ -23,6 +23,7 @@ import (
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/extractor"
 	"github.com/docstream/docstream/internal/gateway"
+	"github.com/docstream/docstream/internal/ops"
 	"github.com/docstream/docstream/internal/realtime"
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/signature"
@@ -62,6 +63,7 @@ var fixture = map[string]string{
 	"GET /auth/token":                         "token",
 	"GET /ws/{document_id}":                   "",
 	"GET /ws":                                 "",
+	"GET /ops":                                "ops",
 	"GET /health/live":                        "health_live",
 	"GET /health/ready":                       "health_ready",
 	"GET /status":                             "gateway_status",
@@ -93,7 +95,7 @@ var fixture = map[string]string{
 // method — or if a method was left out of the table below.
 func TestEveryRouteHasAClientMethod(t *testing.T) {
 	var routes []string
-	for _, rs := range [][]string{document.Routes(), apikey.Routes(), extractor.Routes(), signature.Routes(), search.Routes(), realtime.Routes(), webhooks.Routes(), gateway.AdminRoutes(), healthRoutes} {
+	for _, rs := range [][]string{document.Routes(), apikey.Routes(), extractor.Routes(), signature.Routes(), search.Routes(), realtime.Routes(), webhooks.Routes(), gateway.AdminRoutes(), ops.Routes(), healthRoutes} {
 		for _, r := range rs {
 			if !slices.Contains(routes, r) {
 				routes = append(routes, r)
@@ -287,6 +289,7 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 		"ListAPIKeys":  func() error { _, err := c.ListAPIKeys(ctx); return err },
 		"RevokeAPIKey": func() error { return c.RevokeAPIKey(ctx, "5f0c3e9a1b2d4c6e") },
 		"Ready":        func() error { _, err := c.Ready(ctx); return err },
+		"Ops":          func() error { _, err := c.Ops(ctx); return err },
 	}
 
 	typ := reflect.TypeOf(c)

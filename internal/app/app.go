@@ -19,6 +19,7 @@ import (
 	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/gateway"
+	"github.com/docstream/docstream/internal/ops"
 	"github.com/docstream/docstream/internal/postgres"
 )
 
@@ -240,6 +241,24 @@ func localUpstreams(c *Config) map[string][]string {
 		for _, p := range m.Ports(c) {
 			if p.HTTP {
 				out[m.Name] = []string{"http://" + loopbackDial(p.Addr)}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// opsTargets are every module's first HTTP address, in module-table
+// order, for GET /ops (internal/ops): the module table's listen addresses
+// dialled on this host, as the gateway's built-in upstreams are.
+func opsTargets(c *Config) []ops.Target {
+	var out []ops.Target
+	for _, m := range Modules() {
+		for _, p := range m.Ports(c) {
+			// The gateway's own figures are on its admin port (its
+			// proxy port has no /metrics); without one it is left out.
+			if p.HTTP && (m.Name != "gateway" || p.Name == "gateway-admin") {
+				out = append(out, ops.Target{Name: m.Name, URL: "http://" + loopbackDial(p.Addr)})
 				break
 			}
 		}

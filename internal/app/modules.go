@@ -22,6 +22,7 @@ import (
 	"github.com/docstream/docstream/internal/gateway"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/indexer"
+	"github.com/docstream/docstream/internal/ops"
 	"github.com/docstream/docstream/internal/realtime"
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/signature"
@@ -556,6 +557,12 @@ func startGateway(ctx context.Context, c *Config, r *Resources) error {
 		wc.AuthMode, wc.Dev = c.Auth.Mode, c.Shared.Dev
 		cfg.App = webapp.Handler(wc)
 	}
+	// GET /ops: the operations view over every module's address.
+	authn, err := r.Auth(ctx)
+	if err != nil {
+		return err
+	}
+	cfg.Handlers = map[string]http.Handler{ops.Pattern: ops.New(ops.Config{Targets: opsTargets(c), Log: log}).Handler(authn)}
 	if c.Gateway.File != "" {
 		for _, p := range CheckGatewayRoutes(cfg) {
 			log.Warn("gateway config does not match the module table", "file", c.Gateway.File, "problem", p)

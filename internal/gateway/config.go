@@ -28,6 +28,11 @@ type Config struct {
 	MaxBodyBytes   int64     `yaml:"max_body_bytes"`
 	TrustedProxies []string  `yaml:"trusted_proxies"`
 	Timeouts       Timeouts  `yaml:"timeouts"`
+	// Handlers are routes the gateway answers itself (ServeMux pattern →
+	// handler, e.g. "GET /ops"), beside the proxied routes and under the
+	// same edge policies; a pattern that collides with a route is an
+	// error. Each handler checks its own credential. Not from YAML.
+	Handlers map[string]http.Handler `yaml:"-"`
 	// Authenticate, when set (--auth-at-gateway), verifies credentials
 	// before a request is proxied (inside the rate limit and CORS, so a
 	// flood of bad tokens is limited and a preflight needs none). The

@@ -9,6 +9,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -77,6 +78,11 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 	mux, err := buildMux(cfg, func(service string) http.Handler { return proxies[service] })
 	if err != nil {
 		return nil, err
+	}
+	for pattern, h := range cfg.Handlers {
+		if err := register(mux, pattern, h); err != nil {
+			return nil, fmt.Errorf("gateway handler %q: %v", pattern, err)
+		}
 	}
 	mux.Handle("GET /health/live", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpx.Respond(w, http.StatusOK, map[string]string{"status": "ok"})
