@@ -86,6 +86,10 @@ type Config struct {
 	// used when the --auth-* flag is not set.
 	legacySecret, legacyJWKS, legacyIssuer, legacyAudience string
 	legacyTTL                                              time.Duration
+
+	// jwksFetchTimeout bounds each JWKS fetch (zero: jwksFetchTimeout);
+	// tests shorten it.
+	jwksFetchTimeout time.Duration
 }
 
 // DefaultConfig is the configuration when nothing is set. Mode is

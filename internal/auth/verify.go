@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"container/list"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -30,7 +31,11 @@ var asymmetricMethods = []string{
 	"EdDSA",
 }
 
-// jwksFetchTimeout bounds one fetch of the JWKS.
+// jwksFetchTimeout bounds one fetch of the JWKS, the first one at start-up
+// included: an identity provider that accepts the connection and never
+// answers delays start by this much, then the process runs without its
+// keys (tokens it signed are refused with 401, and the failure is logged)
+// until a token's unknown kid or the periodic refresh fetches them.
 const jwksFetchTimeout = 10 * time.Second
 
 // maxSubjectLen bounds a subject: the principal key ("user:" + subject) is
@@ -105,9 +110,13 @@ func New(ctx context.Context, cfg Config, keys KeyVerifier) (*Authenticator, err
 		methods = append(methods, jwt.SigningMethodHS256.Alg())
 	}
 	if cfg.JWKSURL != "" {
+		fetchTimeout := cfg.jwksFetchTimeout
+		if fetchTimeout <= 0 {
+			fetchTimeout = jwksFetchTimeout
+		}
 		client := cfg.HTTPClient
 		if client == nil {
-			client = &http.Client{Timeout: jwksFetchTimeout}
+			client = &http.Client{Timeout: fetchTimeout}
 		}
 		log := cfg.Log
 		k, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
@@ -119,7 +128,12 @@ func New(ctx context.Context, cfg Config, keys KeyVerifier) (*Authenticator, err
 			// limiter is refused at once (rate.Limiter.Wait knows the wait
 			// up front), so a flood of made-up kids holds no goroutines.
 			RefreshUnknownKID: rate.NewLimiter(rate.Every(cfg.JWKSUnknownKID), 1),
-			RateLimitWaitMax:  jwksFetchTimeout,
+			RateLimitWaitMax:  fetchTimeout,
+			// Each fetch's deadline, whatever the client's own timeout:
+			// start-up waits for the first fetch at most this long and
+			// then goes on without the keys (NoErrorReturnFirstHTTPReq,
+			// keyfunc's default), logging why.
+			HTTPTimeout: fetchTimeout,
 			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 				return func(ctx context.Context, err error) {
 					log.WarnContext(ctx, "jwks refresh failed", "url", u, "err", err)
@@ -420,34 +434,41 @@ func RandomSecret() []byte {
 
 // tokenCache remembers verified tokens by the SHA-256 of the raw token
 // until they expire, so that a token is verified once per process and not
-// on every request. It holds at most max entries: when full, expired
-// entries go first, then arbitrary ones (map order).
+// on every request. It holds at most max entries: when full, the least
+// recently used goes (a burst of one-off tokens — a flood of forged ones
+// never gets in, only verified ones do — cannot push out the tokens of the
+// users who are busy). An expired entry is dropped when it is met.
 type tokenCache struct {
 	mu  sync.Mutex
 	max int
-	m   map[[sha256.Size]byte]cached
+	m   map[[sha256.Size]byte]*list.Element
+	lru *list.List // of *cached, most recently used at the front
 }
 
 type cached struct {
+	k   [sha256.Size]byte
 	p   Principal
 	exp time.Time
 }
 
 func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, m: make(map[[sha256.Size]byte]cached)}
+	return &tokenCache{max: max, m: make(map[[sha256.Size]byte]*list.Element), lru: list.New()}
 }
 
 func (c *tokenCache) get(k [sha256.Size]byte, now time.Time) (Principal, time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.m[k]
+	el, ok := c.m[k]
 	if !ok {
 		return Principal{}, time.Time{}, false
 	}
+	e := el.Value.(*cached)
 	if !now.Before(e.exp) {
+		c.lru.Remove(el)
 		delete(c.m, k)
 		return Principal{}, time.Time{}, false
 	}
+	c.lru.MoveToFront(el)
 	p := e.p
 	p.Groups = slices.Clone(p.Groups) // the caller's own copy
 	return p, e.exp, true
@@ -459,21 +480,17 @@ func (c *tokenCache) put(k [sha256.Size]byte, p Principal, exp time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		now := time.Now()
-		for k, e := range c.m {
-			if !now.Before(e.exp) {
-				delete(c.m, k)
-			}
-		}
-		for k := range c.m {
-			if len(c.m) < c.max {
-				break
-			}
-			delete(c.m, k)
-		}
+	if el, ok := c.m[k]; ok {
+		el.Value = &cached{k: k, p: p, exp: exp}
+		c.lru.MoveToFront(el)
+		return
 	}
-	c.m[k] = cached{p: p, exp: exp}
+	for c.lru.Len() >= c.max {
+		oldest := c.lru.Back()
+		c.lru.Remove(oldest)
+		delete(c.m, oldest.Value.(*cached).k)
+	}
+	c.m[k] = c.lru.PushFront(&cached{k: k, p: p, exp: exp})
 }
 
 func (c *tokenCache) len() int {

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
@@ -469,5 +470,103 @@ func TestConfigRefusals(t *testing.T) {
 	c.Mode = "sometimes"
 	if err := c.Validate(); err == nil {
 		t.Fatal("mode sometimes accepted")
+	}
+}
+
+// A full cache lets the least recently used token go, not an arbitrary
+// one: the tokens in use stay verified while a burst of one-off tokens
+// passes through. (Before, a full cache dropped entries in map order: the
+// busy half was almost never kept whole.)
+func TestFullTokenCacheEvictsTheLeastRecentlyUsed(t *testing.T) {
+	const size = 50
+	a := newAuth(t, func(c *Config) { c.CacheSize = size })
+	tok := func(prefix string, i int) string {
+		return hsToken(t, testSecret, with(validClaims(), "sub", fmt.Sprint(prefix, i)))
+	}
+	verify := func(raw string) {
+		t.Helper()
+		if _, err := a.Authenticate(t.Context(), raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var busy, idle []string
+	for i := range size / 2 {
+		busy, idle = append(busy, tok("busy", i)), append(idle, tok("idle", i))
+	}
+	for i := range busy { // the idle ones were verified last...
+		verify(busy[i])
+		verify(idle[i])
+	}
+	for _, raw := range busy { // ...but the busy ones were used since
+		verify(raw)
+	}
+	for i := range size / 2 { // a burst of new tokens fills the other half
+		verify(tok("burst", i))
+	}
+	if n := a.cache.len(); n != size {
+		t.Fatalf("cache holds %d entries, want %d", n, size)
+	}
+	now := time.Now()
+	for i, raw := range busy {
+		if _, _, ok := a.cache.get(sha256.Sum256([]byte(raw)), now); !ok {
+			t.Fatalf("busy token %d was evicted", i)
+		}
+	}
+	for i, raw := range idle {
+		if _, _, ok := a.cache.get(sha256.Sum256([]byte(raw)), now); ok {
+			t.Fatalf("idle token %d is still cached while busy ones had to go", i)
+		}
+	}
+}
+
+// An identity provider whose JWKS endpoint accepts the connection and
+// never answers does not hang start-up: New returns once the first fetch
+// times out (the fetch's own bound), and the deployment runs degraded —
+// its tokens are refused (401, not a hung request) — until the provider
+// answers, when they are accepted without a restart (a token's kid that
+// is not held refetches the set, at most once per
+// --auth-jwks-unknown-kid-interval).
+func TestJWKSThatHangsAtStartDegradesInsteadOfHanging(t *testing.T) {
+	k := rsaKey(t)
+	j := newJWKS(t, map[string]any{"k1": k})
+	var answering atomic.Bool
+	release := make(chan struct{})
+	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !answering.Load() {
+			select { // hang until the client gives up or the test ends
+			case <-r.Context().Done():
+				return
+			case <-release:
+				return
+			}
+		}
+		http.Redirect(w, r, j.url, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(gate.Close)
+	t.Cleanup(func() { close(release) })
+	// A client without a timeout of its own: the fetch is still bounded.
+	a := newAuth(t, func(c *Config) {
+		c.JWKSURL = gate.URL
+		c.AudienceAny = true
+		c.CacheSize = 0
+		c.JWKSUnknownKID = 50 * time.Millisecond
+		c.HTTPClient = &http.Client{}
+		c.jwksFetchTimeout = time.Second
+	})
+	tok := sign(t, jwt.SigningMethodRS256, "k1", k, validClaims())
+	if _, err := a.Authenticate(t.Context(), tok); apperr.CodeOf(err) != apperr.Unauthenticated {
+		t.Fatalf("a token while the JWKS hangs: %v, want 401", err)
+	}
+	answering.Store(true)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := a.Authenticate(t.Context(), tok)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the provider answers again and its token is still refused: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
