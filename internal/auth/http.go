@@ -156,3 +156,19 @@ func isWebSocket(r *http.Request) bool {
 	}
 	return false
 }
+
+// AdminOnly is Middleware whose requests must also pass AuthorizeAdmin
+// (what names the operation in the refusal): 401 without a credential,
+// 403 for one that may not administer.
+func (a *Authenticator) AdminOnly(h http.Handler, what string) http.Handler {
+	if a == nil {
+		return h
+	}
+	return a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := a.AuthorizeAdmin(r.Context(), what); err != nil {
+			httpx.RespondErr(w, r, a.log, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+}

@@ -1,6 +1,11 @@
 package auth
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+
+	"github.com/docstream/docstream/apperr"
+)
 
 // Scopes lists every scope an API key may carry, in the order they are
 // shown.
@@ -39,3 +44,22 @@ func (p Principal) ScopeAllows(need Level) bool { return p.HasScope(ScopeFor(nee
 // keys and the like) outside `docstream dev`: an admin, and for an API key
 // one whose scopes include admin.
 func (p Principal) MayAdminister() bool { return p.Admin && p.HasScope(ScopeAdmin) }
+
+// AuthorizeAdmin lets ctx's principal run an administrative operation
+// (what names it in the refusal): anyone in `docstream dev` in open mode
+// (AdminOpen), elsewhere — open mode of `docstream serve` included — only
+// a principal that MayAdminister. Without a credential it is 401 (send
+// one), with one that is not an admin's 403. A nil Authenticator (a
+// service wired without authentication, as some tests do) lets everyone.
+func (a *Authenticator) AuthorizeAdmin(ctx context.Context, what string) error {
+	if a == nil || a.AdminOpen() {
+		return nil
+	}
+	switch p := FromContext(ctx); {
+	case p.IsAnonymous():
+		return apperr.E(apperr.Unauthenticated, "%s needs an admin's credential", what)
+	case !p.MayAdminister():
+		return apperr.E(apperr.Forbidden, "%s needs an admin (an API key needs the admin scope)", what)
+	}
+	return nil
+}
