@@ -106,8 +106,9 @@ func validateAuth(c *Config, chosen []*Module, in func(string) bool) error {
 		return err
 	}
 	verifies := slices.ContainsFunc(chosen, func(m *Module) bool {
-		// The gateway verifies only when told to (--auth-at-gateway).
-		return slices.Contains(m.Needs, Auth) && (m.Name != "gateway" || c.Auth.AtGateway)
+		// The gateway verifies only when told to (--auth-at-gateway) or
+		// for its admin API in required mode.
+		return slices.Contains(m.Needs, Auth) && (m.Name != "gateway" || gatewayVerifies(c))
 	})
 	if c.Auth.ModeOf() != auth.ModeRequired || !verifies {
 		return nil

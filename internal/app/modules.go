@@ -539,18 +539,30 @@ func startRealtime(ctx context.Context, c *Config, r *Resources) error {
 	return nil
 }
 
+// gatewayVerifies reports whether the gateway verifies credentials: for
+// every request with --auth-at-gateway, and for its admin API in required
+// mode (the services verify in any case).
+func gatewayVerifies(c *Config) bool {
+	return c.Auth.AtGateway || c.Auth.ModeOf() == auth.ModeRequired && c.Gateway.AdminAddr != ""
+}
+
 func startGateway(ctx context.Context, c *Config, r *Resources) error {
 	log := r.Log()
 	cfg, err := c.Gateway.Resolve(gateway.Builtin(BuiltinRoutes(), localUpstreams(c)), c.given)
 	if err != nil {
 		return err
 	}
-	if c.Auth.AtGateway {
+	if gatewayVerifies(c) {
 		a, err := r.Auth(ctx)
 		if err != nil {
 			return err
 		}
-		cfg.Authenticate = func(h http.Handler) http.Handler { return a.Middleware(h) }
+		if c.Auth.AtGateway {
+			cfg.Authenticate = func(h http.Handler) http.Handler { return a.Middleware(h) }
+		}
+		if a.Mode() == auth.ModeRequired {
+			cfg.AdminAuthorize = func(h http.Handler) http.Handler { return a.AdminOnly(h, "the gateway's admin API") }
+		}
 	}
 	if c.WebApp.Enabled {
 		wc := c.WebApp

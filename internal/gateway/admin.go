@@ -13,12 +13,18 @@ import (
 // AdminHandler is the read-only admin API (port 8001): /status, /routes,
 // /upstreams, plus health and metrics. Nothing here changes the gateway;
 // configuration changes go through the YAML file and a restart. The
-// answers are package api's types, which the public client decodes.
+// answers are package api's types, which the public client decodes. In
+// required mode (Config.AdminAuthorize) the routes need an admin; health
+// and metrics stay open for probes and scrapers.
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	httpx.Routes(mux)
 	for pattern, h := range g.adminRoutes() {
-		mux.HandleFunc(pattern, h)
+		var hh http.Handler = h
+		if g.cfg.AdminAuthorize != nil {
+			hh = g.cfg.AdminAuthorize(hh)
+		}
+		mux.Handle(pattern, hh)
 	}
 	return httpx.Wrap("gateway-admin", g.log, mux)
 }

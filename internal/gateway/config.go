@@ -43,6 +43,11 @@ type Config struct {
 	// assets are public, the API calls they make carry the credential.
 	// Not from YAML.
 	App http.Handler `yaml:"-"`
+	// AdminAuthorize, when set (required mode), wraps the admin API's
+	// routes (/status, /routes, /upstreams; not its health and metrics):
+	// they name every upstream and its errors, which is for admins. Not
+	// from YAML.
+	AdminAuthorize func(http.Handler) http.Handler `yaml:"-"`
 }
 
 // Service is one backend service: a set of interchangeable upstream URLs.

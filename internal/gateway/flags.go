@@ -14,8 +14,11 @@ import (
 // YAML file they are the configuration (with Builtin's routes); with one,
 // only the flags given explicitly (or by environment) override it.
 type Flags struct {
-	Addr      string // proxy listen address
-	AdminAddr string // read-only admin API listen address; empty: off
+	Addr string // proxy listen address
+	// AdminAddr is the read-only admin API's listen address (empty: off).
+	// Loopback by default: it shows every upstream's address and errors,
+	// so exposing it is a deliberate choice (--gateway-admin-addr :8001).
+	AdminAddr string
 	File      string // YAML configuration; empty: Builtin
 	// RateLimit is requests per client IP per RateWindow; 0: off.
 	RateLimit  int
@@ -31,7 +34,7 @@ type Flags struct {
 func DefaultFlags() Flags {
 	return Flags{
 		Addr:        ":8000",
-		AdminAddr:   ":8001",
+		AdminAddr:   "127.0.0.1:8001",
 		RateLimit:   1000,
 		RateWindow:  time.Second,
 		MaxBody:     httpx.DefaultMaxUpload,
@@ -52,12 +55,12 @@ const (
 // values.
 func (f *Flags) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Addr, "gateway-addr", f.Addr, "gateway (reverse proxy) listen address")
-	fs.StringVar(&f.AdminAddr, "gateway-admin-addr", f.AdminAddr, "gateway read-only admin API listen address (/status, /routes, /upstreams); empty: off")
+	fs.StringVar(&f.AdminAddr, "gateway-admin-addr", f.AdminAddr, "gateway read-only admin API listen address (/status, /routes, /upstreams; admins only in required mode); loopback by default, empty: off")
 	fs.StringVar(&f.File, "gateway-config", f.File, "gateway YAML file (services, upstreams, routes, policies); empty: built-in routes to this process's own --*-addr ports on 127.0.0.1")
 	fs.IntVar(&f.RateLimit, flagRateLimit, f.RateLimit, "requests per client IP per --gateway-rate-window; 0: off (overrides the YAML file when given)")
 	fs.DurationVar(&f.RateWindow, flagRateWindow, f.RateWindow, "rate limit window (must be > 0; overrides the YAML file when given)")
 	fs.Int64Var(&f.MaxBody, flagMaxBody, f.MaxBody, "largest request body in bytes, 413 above; 0: no limit (overrides the YAML file when given)")
-	fs.StringVar(&f.CORSOrigins, flagCORSOrigins, f.CORSOrigins, "comma-separated CORS origins, * for any (overrides the YAML file when given)")
+	fs.StringVar(&f.CORSOrigins, flagCORSOrigins, f.CORSOrigins, "comma-separated CORS origins, * for any; Access-Control-Allow-Credentials goes to named origins only, never with * (overrides the YAML file when given)")
 	fs.StringVar(&f.TrustedProxies, flagTrustedProxies, f.TrustedProxies, "comma-separated CIDRs of proxies in front of the gateway whose X-Forwarded-For is kept (overrides the YAML file when given)")
 }
 

@@ -111,7 +111,7 @@ func New(cfg *Config, log *slog.Logger) (*Gateway, error) {
 		)(h))
 	}
 	if cfg.CORS.enabled() {
-		h = corsHandler(cfg.CORS).Handler(h)
+		h = corsMiddleware(cfg.CORS)(h)
 	}
 	g.handler = httpx.Wrap("gateway", log, h)
 	return g, nil
@@ -275,24 +275,60 @@ func limitBody(limit int64, next http.Handler) http.Handler {
 	})
 }
 
-func corsHandler(c CORS) *cors.Cors {
-	opts := cors.Options{
-		AllowedOrigins:   c.Origins,
-		AllowedMethods:   c.Methods,
-		AllowedHeaders:   c.Headers,
-		ExposedHeaders:   c.ExposedHeaders,
-		AllowCredentials: c.Credentials,
-		MaxAge:           c.MaxAge,
+// corsMiddleware applies the cross-origin policy. Credentials
+// (Access-Control-Allow-Credentials, which lets a browser send cookies and
+// read the answer) go only to the origins listed by name, never together
+// with "any origin": "*" answers any other origin with
+// "Access-Control-Allow-Origin: *" and no credentials. (Echoing any origin
+// with credentials, as Kong's plugin does, lets every web page act with a
+// signed-in user's cookies.) No origin configured: no cross-origin access.
+// Bearer tokens need no credentials mode: the Authorization header is an
+// allowed request header.
+func corsMiddleware(c CORS) func(http.Handler) http.Handler {
+	base := cors.Options{
+		AllowedMethods: c.Methods,
+		AllowedHeaders: c.Headers,
+		ExposedHeaders: c.ExposedHeaders,
+		MaxAge:         c.MaxAge,
 	}
+	var named []string
+	anyOrigin := false
 	for _, o := range c.Origins {
-		if o == "*" && c.Credentials {
-			// Browsers refuse "Access-Control-Allow-Origin: *" on
-			// credentialed requests; echo the origin instead, as Kong does.
-			opts.AllowedOrigins = nil
-			opts.AllowOriginFunc = func(string) bool { return true }
+		if o == "*" {
+			anyOrigin = true
+		} else if o != "" {
+			named = append(named, o)
 		}
 	}
-	return cors.New(opts)
+	var listed, open *cors.Cors
+	if len(named) > 0 {
+		o := base
+		o.AllowedOrigins, o.AllowCredentials = named, c.Credentials
+		listed = cors.New(o)
+	}
+	if anyOrigin {
+		o := base
+		o.AllowedOrigins, o.AllowCredentials = []string{"*"}, false
+		open = cors.New(o)
+	}
+	return func(h http.Handler) http.Handler {
+		switch {
+		case listed == nil && open == nil:
+			return h
+		case open == nil:
+			return listed.Handler(h)
+		case listed == nil:
+			return open.Handler(h)
+		}
+		lh, oh := listed.Handler(h), open.Handler(h)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if listed.OriginAllowed(r) {
+				lh.ServeHTTP(w, r)
+				return
+			}
+			oh.ServeHTTP(w, r)
+		})
+	}
 }
 
 // copyBuffers recycles ReverseProxy's 32 KiB copy buffers, which it

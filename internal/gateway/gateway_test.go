@@ -223,7 +223,8 @@ func TestCORSPreflightIsAnsweredAtTheGateway(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("preflight status %d", resp.StatusCode)
 	}
-	if h.Get("Access-Control-Allow-Origin") != "http://app.example" || h.Get("Access-Control-Allow-Credentials") != "true" ||
+	// The default is any origin, hence no credentials (see below).
+	if h.Get("Access-Control-Allow-Origin") != "*" || h.Get("Access-Control-Allow-Credentials") != "" ||
 		h.Get("Access-Control-Max-Age") != "3600" || !strings.Contains(h.Get("Access-Control-Allow-Methods"), "PATCH") ||
 		!strings.Contains(strings.ToLower(h.Get("Access-Control-Allow-Headers")), "x-request-id") {
 		t.Fatalf("preflight headers: %v", h)
@@ -233,9 +234,50 @@ func TestCORSPreflightIsAnsweredAtTheGateway(t *testing.T) {
 	}
 
 	resp, _ = get(t, gw.Client(), gw.URL+"/documents", "Origin", "http://app.example")
-	if resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
 		t.Fatalf("actual request CORS headers: %v", resp.Header)
 	}
+
+	// Access-Control-Allow-Credentials goes only to origins configured by
+	// name, never with "any origin" (before, "*" with credentials echoed
+	// every origin with credentials: any web page could act with a user's
+	// cookies). No origin configured is no cross-origin access at all.
+	t.Run("credentials only for named origins, never with any origin", func(t *testing.T) {
+		for _, c := range []struct {
+			name                  string
+			origins               []string
+			origin                string
+			wantOrigin, wantCreds string
+		}{
+			{"any origin", []string{"*"}, "http://evil.example", "*", ""},
+			{"a named origin", []string{"https://docs.example"}, "https://docs.example", "https://docs.example", "true"},
+			{"a named origin beside any", []string{"https://docs.example", "*"}, "https://docs.example", "https://docs.example", "true"},
+			{"another origin beside a named one and any", []string{"https://docs.example", "*"}, "http://evil.example", "*", ""},
+			{"no origin configured", nil, "http://evil.example", "", ""},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				cfg := quietChecks(DefaultFor(map[string][]string{"document": {doc.srv.URL}, "signature": {doc.srv.URL}, "search": {doc.srv.URL}, "realtime": {doc.srv.URL}}))
+				cfg.CORS.Origins, cfg.CORS.Credentials = c.origins, true
+				_, gw := startGateway(t, cfg)
+				for _, method := range []string{http.MethodOptions, http.MethodGet} {
+					req, _ := http.NewRequest(method, gw.URL+"/documents", nil)
+					req.Header.Set("Origin", c.origin)
+					if method == http.MethodOptions {
+						req.Header.Set("Access-Control-Request-Method", "PATCH")
+						req.Header.Set("Access-Control-Request-Headers", "authorization")
+					}
+					resp, err := gw.Client().Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if o, cr := resp.Header.Get("Access-Control-Allow-Origin"), resp.Header.Get("Access-Control-Allow-Credentials"); o != c.wantOrigin || cr != c.wantCreds {
+						t.Fatalf("%s: Allow-Origin %q Allow-Credentials %q, want %q %q", method, o, cr, c.wantOrigin, c.wantCreds)
+					}
+				}
+			})
+		}
+	})
 
 	t.Run("an origin outside a configured list gets no CORS headers", func(t *testing.T) {
 		cfg := quietChecks(DefaultFor(map[string][]string{"document": {doc.srv.URL}, "signature": {doc.srv.URL}, "search": {doc.srv.URL}, "realtime": {doc.srv.URL}}))
