@@ -119,6 +119,32 @@ func newLoginCmd(e *env) *cobra.Command {
 	return cmd
 }
 
+func newLogoutCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout",
+		Short: "Forget the token `docstream login` stored (--token and DOCSTREAM_TOKEN are not stored and stay as they are)",
+		Long: "logout removes the token file from the user's config directory, so commands send no stored token.\n" +
+			"It does not revoke the token: a JWT stays valid until it expires (revoke an API key with `docstream apikey revoke`).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := tokenFile(e)
+			if err != nil {
+				return err
+			}
+			switch err := os.Remove(path); {
+			case errors.Is(err, fs.ErrNotExist):
+				fmt.Fprintln(e.stdout, "not logged in: no stored token")
+				return nil
+			case err != nil:
+				return fmt.Errorf("removing the stored token: %w", err)
+			}
+			_ = os.Remove(path + ".tmp") // a login interrupted before its rename
+			fmt.Fprintf(e.stdout, "token removed from %s\n", path)
+			return nil
+		},
+	}
+}
+
 func newTokenCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Tokens for HS256 deployments without an identity provider"}
 	ac := auth.DefaultConfig()

@@ -76,6 +76,23 @@ func TestLoginStoresTheTokenAndEveryCommandSendsIt(t *testing.T) {
 	if strings.TrimSpace(string(b)) != "dev-issued" {
 		t.Fatalf("stored %q", b)
 	}
+	// logout forgets it: the next command sends no token; a second logout
+	// is no error.
+	if out, _, err := cliIn(t, env, "logout"); err != nil || !strings.Contains(out, "token removed") {
+		t.Fatalf("logout: %q %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "token")); !os.IsNotExist(err) {
+		t.Fatalf("the token file after logout: %v", err)
+	}
+	if _, _, err := cliIn(t, env, "doc", "list"); err != nil {
+		t.Fatal(err)
+	}
+	if a := seen()[5].Authorization; a != "" {
+		t.Fatalf("sent %q after logout", a)
+	}
+	if out, _, err := cliIn(t, env, "logout"); err != nil || !strings.Contains(out, "not logged in") {
+		t.Fatalf("a second logout: %q %v", out, err)
+	}
 }
 
 // token mint signs with the deployment's secret and settings: the token
