@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/docstream/docstream/apperr"
 )
 
 // client is one WebSocket connection subscribed to one document.
@@ -22,6 +24,11 @@ type client struct {
 	// viewer is whom the client watches as; set before it subscribes and
 	// constant after (access.go).
 	viewer viewer
+	// recheck, when set (a connection opened with an API key), verifies
+	// the credential again every Options.KeyRecheck: an Unauthenticated
+	// answer (the key was revoked or expired) closes the connection with
+	// 1008; any other failure (PostgreSQL out of reach) keeps it.
+	recheck func(context.Context) error
 
 	// queue holds encoded messages for the writer. Live fan-out only ever
 	// tries to send (never blocks); a replay blocks on it.
@@ -150,7 +157,13 @@ func (c *client) writeLoop(ctx context.Context) {
 		defer t.Stop()
 		expiry = t.C
 	}
-	var pinging atomic.Bool
+	var recheck <-chan time.Time
+	if c.recheck != nil {
+		t := time.NewTicker(o.KeyRecheck)
+		defer t.Stop()
+		recheck = t.C
+	}
+	var pinging, checking atomic.Bool
 	var pings sync.WaitGroup
 	defer pings.Wait()
 	for {
@@ -167,6 +180,20 @@ func (c *client) writeLoop(ctx context.Context) {
 		case <-expiry:
 			c.kick(closeExpired)
 			return
+		case <-recheck:
+			// Aside, as the ping: a key not in the verifier's cache costs
+			// a query, and messages keep flowing meanwhile.
+			if checking.CompareAndSwap(false, true) {
+				pings.Go(func() {
+					defer checking.Store(false)
+					rctx, cancel := context.WithTimeout(context.Background(), o.WriteTimeout)
+					defer cancel()
+					if err := c.recheck(rctx); apperr.CodeOf(err) == apperr.Unauthenticated {
+						c.kick(closeRevokedKey)
+					}
+				})
+			}
+			continue
 		case <-ping.C:
 			// Ping waits for the pong (read by readLoop); do it aside so
 			// messages keep flowing meanwhile.

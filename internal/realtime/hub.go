@@ -98,7 +98,13 @@ type Options struct {
 	PongTimeout  time.Duration
 	// ReadLimit is the largest message a client may send.
 	ReadLimit int64
-	Log       *slog.Logger // nil: discard
+	// KeyRecheck is how often a connection opened with an API key
+	// verifies its key again, so that a key revoked while its WebSocket is
+	// open stops delivery (1008 "credential revoked") within the key
+	// verifier's cache lifetime (--apikey-cache-ttl) plus this. Zero: 1 s.
+	// A JWT cannot be revoked; its connection ends at its expiry.
+	KeyRecheck time.Duration
+	Log        *slog.Logger // nil: discard
 }
 
 // Hub keeps the subscriptions and fans events out to them.
@@ -132,6 +138,9 @@ type Hub struct {
 func NewHub(opts Options) *Hub {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.KeyRecheck <= 0 {
+		opts.KeyRecheck = time.Second
 	}
 	return &Hub{
 		opts:      opts,
@@ -315,11 +324,12 @@ type closeCode struct {
 }
 
 var (
-	closeSlow     = closeCode{code: websocket.StatusTryAgainLater, reason: "slow consumer: send queue full"}
-	closeExpired  = closeCode{code: websocket.StatusPolicyViolation, reason: "token expired"}
-	closeShutdown = closeCode{code: websocket.StatusGoingAway, reason: "server shutting down"}
-	closeDead     = closeCode{code: websocket.StatusGoingAway, reason: "no pong", now: true}
-	closeNormal   = closeCode{code: websocket.StatusNormalClosure}
+	closeSlow       = closeCode{code: websocket.StatusTryAgainLater, reason: "slow consumer: send queue full"}
+	closeExpired    = closeCode{code: websocket.StatusPolicyViolation, reason: "token expired"}
+	closeRevokedKey = closeCode{code: websocket.StatusPolicyViolation, reason: "credential revoked"}
+	closeShutdown   = closeCode{code: websocket.StatusGoingAway, reason: "server shutting down"}
+	closeDead       = closeCode{code: websocket.StatusGoingAway, reason: "no pong", now: true}
+	closeNormal     = closeCode{code: websocket.StatusNormalClosure}
 )
 
 var registerMetrics sync.Once

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -143,6 +144,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, docID string, sin
 	defer s.hub.clients.Done()
 	c := newClient(s.hub, ws, docID, cred.Expires)
 	c.viewer = v
+	c.recheck = s.recheck(p, cred)
 	if !s.hub.subscribe(c, since) {
 		since = nil // nothing to replay
 	}
@@ -162,6 +164,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, docID string, sin
 	}
 	s.log.DebugContext(r.Context(), "websocket connected", "document_id", c.doc, "principal", p.Key(), "since", since)
 	c.run(r.Context(), since)
+}
+
+// recheck is how a connection of p's verifies its credential again while
+// it is open: an API key can be revoked (a JWT cannot: its connection ends
+// when it expires), so a key's connection asks the authenticator again
+// (client.recheck). Nil for everyone else.
+func (s *Server) recheck(p auth.Principal, cred auth.Credential) func(context.Context) error {
+	if p.Kind != auth.KindAPIKey || s.auth == nil || cred.Raw == "" {
+		return nil
+	}
+	raw := cred.Raw
+	return func(ctx context.Context) error {
+		_, err := s.auth.Authenticate(ctx, raw)
+		return err
+	}
 }
 
 func (s *Server) handleStats() http.Handler {

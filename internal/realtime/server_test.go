@@ -44,6 +44,8 @@ type serverOpts struct {
 	// sendBuffer, if set, shrinks the kernel send buffer of accepted
 	// connections so a client that stops reading fills it quickly.
 	sendBuffer int
+	// keys verifies API keys (nil: refused).
+	keys auth.KeyVerifier
 }
 
 func startServer(t testing.TB, o serverOpts) *testServer {
@@ -53,7 +55,7 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 	if o.open {
 		ac.Mode = string(auth.ModeOpen)
 	}
-	authn, err := auth.New(context.Background(), ac, nil)
+	authn, err := auth.New(context.Background(), ac, o.keys)
 	if err != nil {
 		t.Fatal(err)
 	}
