@@ -64,7 +64,7 @@ var golden = map[string]any{
 	"document_stats": api.DocumentStats{DocumentID: docID, TotalViews: 3, UniqueViews: 2},
 	"signature": api.Signature{
 		ID: "06946681-7a00-7000-8000-5b6c1f0e9a21", DocumentID: docID,
-		SignerEmail: "ebemad@client.com", SignerName: "Ebrahim Emad", SignedAt: signed,
+		SignerEmail: "ebemad@client.com", SignerName: "Ebrahim Emad", SignerSubject: ptr("user:ebemad"), SignedAt: signed,
 		SignatureData: ptr("base64encoded_signature_image_data_here"), IPAddress: ptr("127.0.0.1"),
 		DocumentVersion: ptr(int32(1)), ContentSHA256: ptr("9c1185a5c5e9fc54612808977ee8f548b2258d31b3b6e8e5a9b0f7cbd0e5c3b1"),
 		SignatureKey: ptr("06946681-7a00-7000-8000-5b6c1f0e9a21"), SignatureContentType: ptr("text/plain; charset=utf-8"),

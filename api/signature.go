@@ -22,10 +22,14 @@ const (
 // /documents/{id}/signatures. The first seven fields are the reference's
 // response; the rest are additive.
 type Signature struct {
-	ID            string    `json:"id"`
-	DocumentID    string    `json:"document_id"`
-	SignerEmail   string    `json:"signer_email"`
-	SignerName    string    `json:"signer_name"`
+	ID          string `json:"id"`
+	DocumentID  string `json:"document_id"`
+	SignerEmail string `json:"signer_email"`
+	SignerName  string `json:"signer_name"`
+	// SignerSubject is who signed as the deployment verified them: the
+	// principal's key ("user:<sub>", "apikey:<id>"); absent for a
+	// signature made without a credential (open mode).
+	SignerSubject *string   `json:"signer_subject,omitempty"`
 	SignedAt      time.Time `json:"signed_at"`
 	SignatureData *string   `json:"signature_data"`
 	IPAddress     *string   `json:"ip_address"`

@@ -87,13 +87,45 @@ func TestSigningThroughTheAuthenticator(t *testing.T) {
 		t.Fatalf("no token: %d", code)
 	}
 
+	// The signer's name is bound to the token's name claim: a token with
+	// a name fills signer_name and refuses another; the signature records
+	// the signer's principal (signer_subject), returned and read back.
+	daveTok, _, err := auth.Mint(cfg, auth.TokenRequest{Subject: "dave", Email: "dave@company.com", EmailVerified: true, Name: "Dave Lister", TTL: time.Hour}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := testenv.Do(t, "POST", e.doc.http.URL+"/documents/"+d.ID+"/shares", api.ShareRequest{Grantee: "user:dave", Level: "sign"}, nil, bearer(aliceTok)...); r.StatusCode != http.StatusOK {
+		t.Fatalf("share: %d", r.StatusCode)
+	}
+	if code := sign(daveTok, map[string]any{"document_id": d.ID, "signer_name": "Alice Smith"}); code != http.StatusForbidden {
+		t.Fatalf("dave signs under another name: %d, want 403", code)
+	}
+	for _, name := range []any{nil, "dave  LISTER"} {
+		body := map[string]any{"document_id": d.ID}
+		if name != nil {
+			body["signer_name"] = name
+		}
+		var ds, back api.Signature
+		if r := testenv.Do(t, "POST", sig.URL+"/signatures", body, &ds, bearer(daveTok)...); r.StatusCode != http.StatusCreated ||
+			ds.SignerEmail != "dave@company.com" || ds.SignerSubject == nil || *ds.SignerSubject != "user:dave" {
+			t.Fatalf("dave signs with signer_name %v: %d %+v", name, r.StatusCode, ds)
+		}
+		if name == nil && ds.SignerName != "Dave Lister" {
+			t.Fatalf("signer_name %q, want the token's name", ds.SignerName)
+		}
+		if r := testenv.Do(t, "GET", sig.URL+"/signatures/"+ds.ID, nil, &back, bearer(aliceTok)...); r.StatusCode != http.StatusOK || back.SignerSubject == nil || *back.SignerSubject != "user:dave" {
+			t.Fatalf("read back: %d %+v", r.StatusCode, back)
+		}
+	}
+
 	// Bob signs while the document service is down: the check is made in
 	// the database, and the outbox's retry, long after bob's request, goes
 	// with the service credential (bob may not edit: his own credential
 	// would be refused).
 	e.doc.stopGRPC()
 	var s api.Signature
-	if r := testenv.Do(t, "POST", sig.URL+"/signatures", map[string]any{"document_id": d.ID, "signer_name": "Bob"}, &s, bearer(bobTok)...); r.StatusCode != http.StatusCreated || s.SignerEmail != "bob@company.com" || s.DocumentStatusUpdate != UpdatePending {
+	if r := testenv.Do(t, "POST", sig.URL+"/signatures", map[string]any{"document_id": d.ID, "signer_name": "Bob"}, &s, bearer(bobTok)...); r.StatusCode != http.StatusCreated || s.SignerEmail != "bob@company.com" ||
+		s.SignerSubject == nil || *s.SignerSubject != "user:bob" || s.DocumentStatusUpdate != UpdatePending {
 		t.Fatalf("bob signs: %d %+v", r.StatusCode, s)
 	}
 	e.doc.startGRPC(t)
@@ -112,7 +144,7 @@ func TestSigningThroughTheAuthenticator(t *testing.T) {
 	if code := testenv.Do(t, "PATCH", e.doc.http.URL+"/documents/"+d.ID, map[string]any{"status": "completed"}, nil, bearer(bobTok)...).StatusCode; code != http.StatusForbidden {
 		t.Fatalf("bob edits: %d", code)
 	}
-	for _, tok := range []string{aliceTok, bobTok, carolTok} {
+	for _, tok := range []string{aliceTok, bobTok, carolTok, daveTok} {
 		if strings.Contains(logs.String(), tok) {
 			t.Fatal("a token reached the log")
 		}

@@ -58,8 +58,13 @@ func (s *Server) handleCreate() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		// The signer is the caller: fill or refuse signer_email first.
+		// The signer is the caller: fill or refuse signer_email and
+		// signer_name first.
 		if req.SignerEmail, err = s.svc.Signer(r.Context(), req.SignerEmail); err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		if req.SignerName, err = s.svc.SignerName(r.Context(), req.SignerName); err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}

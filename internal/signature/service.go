@@ -127,6 +127,29 @@ func (s *Service) Signer(ctx context.Context, email *string) (*string, error) {
 	return email, nil
 }
 
+// SignerName returns the signer_name a request signs as: in required mode,
+// when the caller's token carries a name (--auth-claim-name), an absent
+// signer_name is filled from it and a different one is refused (403
+// "cannot sign as someone else"; compared without case and with runs of
+// spaces as one). A token without a name leaves the body's, which the
+// signature's signer_subject then ties to who signed. In open mode the
+// body's signer_name stands, as in the reference (filled from the token's
+// name when absent).
+func (s *Service) SignerName(ctx context.Context, name *string) (*string, error) {
+	p := auth.FromContext(ctx)
+	claimed := strings.Join(strings.Fields(p.Name), " ")
+	if p.Kind != auth.KindUser || claimed == "" {
+		return name, nil // an API key's name names the key, not a person
+	}
+	if name == nil || strings.TrimSpace(*name) == "" {
+		return &claimed, nil
+	}
+	if s.required() && !strings.EqualFold(strings.Join(strings.Fields(*name), " "), claimed) {
+		return nil, apperr.E(apperr.Forbidden, "cannot sign as someone else: signer_name must be the name your token gives (or left out)")
+	}
+	return name, nil
+}
+
 // Dial returns a gRPC client connection to the document service at addr:
 // one host:port, a comma-separated list of them, or a gRPC target such as
 // dns:///documents.internal:50051 (every address the name resolves to).
@@ -178,6 +201,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Signature, error
 		return nil, err
 	}
 	in.SignerEmail = *email
+	name, err := s.SignerName(ctx, &in.SignerName)
+	if err != nil {
+		return nil, err
+	}
+	in.SignerName = *name
 	docReachable, err := s.checkDocument(ctx, in.DocumentID)
 	if err != nil {
 		return nil, err
@@ -187,6 +215,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Signature, error
 		return nil, apperr.Wrap(apperr.Internal, err, "internal error")
 	}
 	row := newRow{ID: id.String(), DocumentID: in.DocumentID, SignerEmail: in.SignerEmail, SignerName: in.SignerName}
+	if k := auth.FromContext(ctx).Key(); k != "" {
+		row.SignerSubject = &k
+	}
 	if in.IPAddress != "" {
 		row.IPAddress = &in.IPAddress
 	}

@@ -34,6 +34,7 @@ type newRow struct {
 	DocumentID    string
 	SignerEmail   string
 	SignerName    string
+	SignerSubject *string // the principal's key; nil without a credential
 	SignatureData *string
 	IPAddress     *string
 	Key           *string
@@ -47,7 +48,7 @@ type newRow struct {
 const selectColumns = `s.id::text, s.document_id::text, s.signer_email, s.signer_name, s.signed_at,
 	s.signature_data, s.ip_address, s.document_version, s.content_sha256,
 	s.signature_key, s.signature_content_type, s.signature_size,
-	coalesce(u.state, 'applied'), coalesce(u.last_error, '')`
+	coalesce(u.state, 'applied'), coalesce(u.last_error, ''), s.signer_subject`
 
 func scanSignature(row pgx.Row) (*Signature, error) {
 	var sig Signature
@@ -55,7 +56,7 @@ func scanSignature(row pgx.Row) (*Signature, error) {
 	err := row.Scan(&sig.ID, &sig.DocumentID, &sig.SignerEmail, &sig.SignerName, &sig.SignedAt,
 		&sig.SignatureData, &sig.IPAddress, &sig.DocumentVersion, &sig.ContentSHA256,
 		&sig.SignatureKey, &sig.SignatureContentType, &sig.SignatureSize,
-		&state, &sig.DocumentStatusError)
+		&state, &sig.DocumentStatusError, &sig.SignerSubject)
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +116,8 @@ WITH doc AS (
 ), s AS (
 	INSERT INTO signatures.signatures (id, document_id, signer_email, signer_name, signed_at,
 		signature_data, ip_address, document_version, content_sha256,
-		signature_key, signature_content_type, signature_size)
-	SELECT $1::uuid, doc.id, $3, $4, now(), $5, $6, doc.version, doc.content_sha256, $7, $8, $9
+		signature_key, signature_content_type, signature_size, signer_subject)
+	SELECT $1::uuid, doc.id, $3, $4, now(), $5, $6, doc.version, doc.content_sha256, $7, $8, $9, $11
 	FROM doc
 	RETURNING *
 ), u AS (
@@ -126,7 +127,7 @@ WITH doc AS (
 )
 SELECT `+selectColumns+` FROM s LEFT JOIN u ON u.signature_id = s.id`,
 		r.ID, r.DocumentID, r.SignerEmail, r.SignerName, r.SignatureData, r.IPAddress,
-		r.Key, r.ContentType, r.Size, firstAttempt.Seconds())
+		r.Key, r.ContentType, r.Size, firstAttempt.Seconds(), r.SignerSubject)
 	sig, err := scanSignature(row)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23503" {
