@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -14,7 +15,9 @@ import (
 	"testing"
 
 	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/localstack"
+	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/testenv"
 )
 
@@ -218,4 +221,74 @@ func losePgBouncer(t *testing.T, sig syscall.Signal) {
 		}
 	}
 	t.Logf("%d successes, %d × 503 with Retry-After, no other answer; %d keyed creates, each made once", ok.Load(), unavailable.Load(), keys)
+}
+
+// Required mode through a real PgBouncer in transaction pooling mode, under
+// concurrency: the access queries (a document's owner and readers, the
+// readers filter of a list, shares granted and revoked, each in a
+// transaction) see no prepared-statement or session errors, and every
+// answer is the access decision: 200 while bob holds a share, 404 once it
+// is revoked, never a 5xx.
+func TestRequiredModeAccessThroughPgBouncerTransactionPooling(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(testenv.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := localstack.StartPgBouncerFor(ctx, testenv.TempDir(t), testenv.Postgres(), strings.TrimPrefix(u.Path, "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	e := &accessEnv{env: newEnvWith(t, b.URL(), noProxies())}
+	e.svc.SetMode(auth.ModeRequired)
+	srv := httptest.NewServer(withTestPrincipal(NewServer(e.svc, noProxies(), logging.Discard())))
+	t.Cleanup(srv.Close)
+	e.srv = srv
+
+	const workers, rounds = 16, 8
+	docs := make([]Document, workers)
+	for w := range docs {
+		docs[w] = e.createAs(t, alice, fmt.Sprintf("pooled private %d", w))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*rounds*6)
+	for w := range workers {
+		wg.Go(func() {
+			path := "/documents/" + docs[w].ID
+			for i := range rounds {
+				expect := func(p auth.Principal, method, path string, body any, want int) {
+					var rd io.Reader
+					if body != nil {
+						b, _ := json.Marshal(body)
+						rd = strings.NewReader(string(b))
+					}
+					req, _ := http.NewRequest(method, srv.URL+path, rd)
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set(testPrincipal, principalHeader(p))
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						errs <- fmt.Errorf("worker %d round %d: %s %s: %v", w, i, method, path, err)
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != want {
+						errs <- fmt.Errorf("worker %d round %d: %s %s as %s: %d %.200s, want %d", w, i, method, path, p.Key(), resp.StatusCode, b, want)
+					}
+				}
+				expect(bob, "GET", path, nil, http.StatusNotFound)
+				expect(alice, "POST", path+"/shares", api.ShareRequest{Grantee: "user:bob", Level: "view"}, http.StatusOK)
+				expect(bob, "GET", path, nil, http.StatusOK)
+				expect(bob, "GET", "/documents?limit=5", nil, http.StatusOK)
+				expect(bob, "PATCH", path, map[string]any{"title": "pwned"}, http.StatusForbidden)
+				expect(alice, "DELETE", path+"/shares/user:bob", nil, http.StatusNoContent)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
