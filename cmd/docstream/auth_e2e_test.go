@@ -37,7 +37,8 @@ import (
 // over REST, the WebSocket's "bearer" subprotocol and gRPC metadata for
 // what it is shared and scoped for; without the read scope it reads
 // nothing (403); revoked, it is 401 (Unauthenticated) everywhere. Then no
-// token or key issued appears in any log line.
+// token or key issued appears in any log line. The attacks run after the
+// caches are warm: A has read every resource B attacks first.
 func TestRequiredModeAttackTable(t *testing.T) {
 	d := startDev(t, "--auth-mode", "required", "--log-level", "debug")
 	ctx := context.Background()
@@ -89,6 +90,33 @@ func TestRequiredModeAttackTable(t *testing.T) {
 	targets := []target{
 		{"gateway", d.gateway, d.gateway, d.gateway, d.gateway},
 		{"direct", d.document, d.sig, "http://" + d.addrs["search-addr"], "http://" + d.addrs["realtime-addr"]},
+	}
+	// The caches are warm before B attacks: A has read everything B will
+	// try, through every target, so the document (and its readers) is in
+	// Redis and each service's verified-token cache holds A's token; B's
+	// token is verified (and cached) by B's first attempt.
+	for _, tg := range targets {
+		a := as(tg.docs, alice)
+		if _, err := a.GetDocument(ctx, doc.ID); err != nil {
+			t.Fatalf("%s: warming: %v", tg.name, err)
+		}
+		if c, err := a.DocumentContent(ctx, doc.ID); err != nil {
+			t.Fatalf("%s: warming: %v", tg.name, err)
+		} else {
+			c.Close()
+		}
+		if _, err := a.DocumentStats(ctx, doc.ID); err != nil {
+			t.Fatalf("%s: warming: %v", tg.name, err)
+		}
+		if _, err := a.ListDocuments(ctx, api.ListOptions{}); err != nil {
+			t.Fatalf("%s: warming: %v", tg.name, err)
+		}
+		if _, err := as(tg.sigs, alice).DocumentSignatures(ctx, doc.ID); err != nil {
+			t.Fatalf("%s: warming: %v", tg.name, err)
+		}
+		if res, err := as(tg.search, alice).Search(ctx, api.SearchRequest{Query: word, MinLSN: privateDoc.CommitLSN}); err != nil || res.Total != 2 {
+			t.Fatalf("%s: warming search: %+v %v", tg.name, res, err)
+		}
 	}
 	for _, tg := range targets {
 		// No or bad credentials: 401 with the challenge, on every service.
