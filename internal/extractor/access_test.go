@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/docstream/docstream/api"
@@ -39,6 +40,8 @@ type accessEnv struct {
 	tok       map[string]string
 	bucket    *blobstore.Bucket
 	store     *extractor.Store
+	bus       *busnats.Bus
+	pool      *pgxpool.Pool
 }
 
 func newAccessEnv(t *testing.T) *accessEnv {
@@ -102,7 +105,7 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	// answers depends on the caller only.
 	ext := httptest.NewServer(extractor.New(store, b, bucket, xcfg, log).Handler(nil))
 	t.Cleanup(ext.Close)
-	return &accessEnv{docs: docs.URL, ext: ext.URL, tok: tok, bucket: bucket, store: store}
+	return &accessEnv{docs: docs.URL, ext: ext.URL, tok: tok, bucket: bucket, store: store, bus: b, pool: pool}
 }
 
 // as sends a request as who ("": no credential) and returns the status

@@ -13,7 +13,6 @@ import (
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/extractor"
 	"github.com/docstream/docstream/internal/logging"
-	"github.com/docstream/docstream/internal/postgres"
 	"github.com/docstream/docstream/internal/testenv"
 )
 
@@ -26,11 +25,8 @@ import (
 func TestExtractorBulkRoutesNeedAnAdministrator(t *testing.T) {
 	ctx := context.Background()
 	log := logging.Discard()
-	pool, err := postgres.Open(ctx, testenv.Database(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	e := newAccessEnv(t)
+	pool := e.pool
 	kcfg := apikey.DefaultConfig()
 	kcfg.AdminOpen = true // only to mint the keys below
 	kstore := apikey.NewStore(pool)
@@ -61,7 +57,7 @@ func TestExtractorBulkRoutesNeedAnAdministrator(t *testing.T) {
 		}
 		xcfg := extractor.DefaultConfig()
 		xcfg.Auth = authn
-		ext := httptest.NewServer(extractor.New(extractor.NewStore(pool), nil, nil, xcfg, log).Handler(nil))
+		ext := httptest.NewServer(extractor.New(e.store, e.bus, e.bucket, xcfg, log).Handler(nil))
 		t.Cleanup(ext.Close)
 		for _, c := range []struct {
 			who, cred string
