@@ -4,7 +4,7 @@ BIN     := bin/docstream
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: run test build bench fuzz proto bootstrap lint clean
+.PHONY: run test build bench fuzz proto bootstrap lint clean screenshots
 
 run: bootstrap build
 	./$(BIN) dev
@@ -29,6 +29,11 @@ fuzz: bootstrap
 		echo "== $$t"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x -parallel 1 ./$${t%%:*}/ || exit 1; \
 	done
+
+# Refreshes docs/screenshots/*.png from the browser tests (which otherwise
+# write them to a temp dir).
+screenshots: bootstrap
+	DOCSTREAM_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser$$' ./internal/app/
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/docstream

@@ -1,5 +1,5 @@
 // The API, same origin: JSON in and out with the session's bearer token.
-import { token, signOut } from './auth.js';
+import { token, signOut, session } from './auth.js';
 
 export class APIError extends Error {
   constructor(status, body) {
@@ -81,6 +81,10 @@ export function upload(file, { title, onProgress } = {}) {
     xhr.addEventListener('abort', () => reject(new Error('upload aborted')));
     const form = new FormData();
     form.append('title', title || file.name);
+    // The API needs a creator; in required mode it is the caller's own
+    // identity whatever is sent.
+    const s = session();
+    form.append('created_by', (s && (s.email || s.user)) || 'anonymous');
     form.append('file', file, file.name);
     xhr.send(form);
   });

@@ -285,8 +285,8 @@ async function renderPreview(box, path, doc, urls) {
     } else if (TEXT_TYPES.includes(ct) || ct.startsWith('text/plain')) {
       const b = await blob(path + '/content');
       const text = await b.slice(0, TEXT_PREVIEW_MAX).text();
-      box.replaceChildren(h('pre', { id: 'preview-text', tabindex: '0', 'aria-label': 'Text preview' }, text),
-        b.size > TEXT_PREVIEW_MAX ? h('p', { class: 'hint' }, 'Preview cut; download for the rest.') : null);
+      box.replaceChildren(h('pre', { id: 'preview-text', tabindex: '0', 'aria-label': 'Text preview' }, text));
+      if (b.size > TEXT_PREVIEW_MAX) box.append(h('p', { class: 'hint' }, 'Preview cut; download for the rest.'));
     } else {
       note(`No preview for ${ct || 'this type'}: download it to open it with an application you trust.`);
       box.dataset.previewless = 'true';
