@@ -218,64 +218,102 @@ type bulkResponse struct {
 	} `json:"items"`
 }
 
+// contentRetries bounds how often Apply re-reads a document whose
+// extracted text another writer raced (a 409 on if_seq_no) before it
+// hands the batch back to the indexer, which retries it with backoff.
+const contentRetries = 5
+
 // Apply implements search.Index with one _bulk request.
+//
+// A content-only operation (extracted text arriving after the document)
+// is a partial update of the content field alone, conditional on the
+// document being as read (if_seq_no and if_primary_term from the _mget):
+// another indexer process writing the document in between makes it a 409,
+// and Apply reads the document again and retries, so neither write undoes
+// the other (an index of the whole document at the extraction's version
+// would have put back the fields read before the other write).
 func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, error) {
-	var res search.BulkResult
+	var total search.BulkResult
+	for range contentRetries {
+		res, raced, err := x.apply(ctx, ops)
+		total.Applied += res.Applied
+		total.Stale += res.Stale
+		if err != nil || len(raced) == 0 {
+			return total, err
+		}
+		ops = raced
+	}
+	return total, fmt.Errorf("elasticsearch bulk: the extracted text of %d documents raced other writes %d times", len(ops), contentRetries)
+}
+
+// apply sends ops as one _bulk; raced are the content-only operations that
+// met a concurrent write (to read and send again).
+func (x *Index) apply(ctx context.Context, ops []search.Op) (res search.BulkResult, raced []search.Op, err error) {
 	if len(ops) == 0 {
-		return res, nil
+		return res, nil, nil
 	}
 	live, err := x.liveDocs(ctx, ops)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	var body bytes.Buffer
 	enc := json.NewEncoder(&body) // Encode writes the newline NDJSON needs
-	sent := 0
+	var sent []search.Op
 	for _, op := range ops {
 		if op.ContentOnly {
 			d, ok := live[op.ID]
-			if !ok {
-				res.Stale++ // deleted, or not indexed yet: its own event reads the text
+			if !ok || d.Version >= op.Version {
+				res.Stale++ // deleted, not indexed yet (its own event reads the text), or newer
 				continue
 			}
-			d.Content = op.Doc.Content
-			op.Doc = d
+			sent = append(sent, op)
+			if err := enc.Encode(map[string]updateAction{"update": {Index: x.index, ID: op.ID, IfSeqNo: d.SeqNo, IfPrimaryTerm: d.PrimaryTerm}}); err != nil {
+				return res, nil, err
+			}
+			if err := enc.Encode(map[string]map[string]string{"doc": {"content": op.Doc.Content}}); err != nil {
+				return res, nil, err
+			}
+			continue
 		}
-		sent++
+		sent = append(sent, op)
 		a := bulkAction{Index: x.index, ID: op.ID, Version: op.Version, VersionType: "external"}
 		if op.Delete {
 			if err := enc.Encode(map[string]bulkAction{"delete": a}); err != nil {
-				return res, err
+				return res, nil, err
 			}
 			continue
 		}
 		if err := enc.Encode(map[string]bulkAction{"index": a}); err != nil {
-			return res, err
+			return res, nil, err
 		}
 		if err := enc.Encode(source{Document: op.Doc, Content: op.Doc.Content}); err != nil {
-			return res, err
+			return res, nil, err
 		}
 	}
-	if sent == 0 {
-		return res, nil
+	if len(sent) == 0 {
+		return res, nil, nil
 	}
 	r, err := x.es.Bulk(&body, x.es.Bulk.WithContext(ctx), x.es.Bulk.WithRefresh("wait_for"))
 	if err := check(r, err, "bulk"); err != nil {
-		return res, err
+		return res, nil, err
 	}
 	defer r.Body.Close()
 	var br bulkResponse
 	if err := json.NewDecoder(r.Body).Decode(&br); err != nil {
-		return res, fmt.Errorf("elasticsearch bulk: decode response: %w", err)
+		return res, nil, fmt.Errorf("elasticsearch bulk: decode response: %w", err)
 	}
 	var failed []string
-	for _, item := range br.Items {
+	for i, item := range br.Items {
 		for action, it := range item {
 			switch {
+			case it.Status == http.StatusConflict && action == "update" && i < len(sent):
+				raced = append(raced, sent[i]) // written meanwhile: read it again
 			case it.Status == http.StatusConflict:
 				res.Stale++ // version_conflict_engine_exception: we hold a newer version
 			case it.Status == http.StatusNotFound && action == "delete":
 				res.Applied++ // already absent; the tombstone is recorded
+			case it.Status == http.StatusNotFound && action == "update":
+				res.Stale++ // deleted since it was read
 			case it.Status >= 300:
 				reason := fmt.Sprint(it.Status)
 				if it.Error != nil {
@@ -290,24 +328,38 @@ func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, 
 	if len(failed) > 0 {
 		// The whole batch is retried; items already written come back as
 		// version conflicts, so retrying is safe.
-		return res, fmt.Errorf("elasticsearch bulk: %d of %d items failed, first: %s", len(failed), len(ops), failed[0])
+		return res, nil, fmt.Errorf("elasticsearch bulk: %d of %d items failed, first: %s", len(failed), len(sent), failed[0])
 	}
-	return res, nil
+	return res, raced, nil
+}
+
+// updateAction is a partial update conditional on the document's
+// sequence number: it fails with 409 if the document changed since read.
+type updateAction struct {
+	Index         string `json:"_index"`
+	ID            string `json:"_id"`
+	IfSeqNo       int64  `json:"if_seq_no"`
+	IfPrimaryTerm int64  `json:"if_primary_term"`
+}
+
+// liveDoc is a stored document as _mget read it: its external version and
+// the sequence number and primary term a conditional write names.
+type liveDoc struct {
+	Version     uint64
+	SeqNo       int64
+	PrimaryTerm int64
 }
 
 // liveDocs reads (one _mget) the stored documents that content-only
-// operations in ops apply to. Unlike Bleve's, the read and the write are
-// two requests: a change of the document's other fields indexed by another
-// indexer process in between is overwritten until its next change (one
-// indexer process, the default, serialises its batches).
-func (x *Index) liveDocs(ctx context.Context, ops []search.Op) (map[string]search.Document, error) {
+// operations in ops apply to.
+func (x *Index) liveDocs(ctx context.Context, ops []search.Op) (map[string]liveDoc, error) {
 	var ids []string
 	for _, op := range ops {
 		if op.ContentOnly {
 			ids = append(ids, op.ID)
 		}
 	}
-	out := map[string]search.Document{}
+	out := map[string]liveDoc{}
 	if len(ids) == 0 {
 		return out, nil
 	}
@@ -315,17 +367,20 @@ func (x *Index) liveDocs(ctx context.Context, ops []search.Op) (map[string]searc
 	if err != nil {
 		return nil, err
 	}
+	// Only the metadata: the update sends the content alone.
 	r, err := x.es.Mget(bytes.NewReader(body), x.es.Mget.WithContext(ctx), x.es.Mget.WithIndex(x.index),
-		x.es.Mget.WithSourceExcludes("content"))
+		x.es.Mget.WithSource("false"))
 	if err := check(r, err, "mget"); err != nil {
 		return nil, err
 	}
 	defer r.Body.Close()
 	var mr struct {
 		Docs []struct {
-			ID     string          `json:"_id"`
-			Found  bool            `json:"found"`
-			Source search.Document `json:"_source"`
+			ID          string `json:"_id"`
+			Found       bool   `json:"found"`
+			Version     uint64 `json:"_version"`
+			SeqNo       int64  `json:"_seq_no"`
+			PrimaryTerm int64  `json:"_primary_term"`
 		} `json:"docs"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&mr); err != nil {
@@ -333,7 +388,7 @@ func (x *Index) liveDocs(ctx context.Context, ops []search.Op) (map[string]searc
 	}
 	for _, d := range mr.Docs {
 		if d.Found {
-			out[d.ID] = d.Source
+			out[d.ID] = liveDoc{Version: d.Version, SeqNo: d.SeqNo, PrimaryTerm: d.PrimaryTerm}
 		}
 	}
 	return out, nil

@@ -534,3 +534,54 @@ func TestAccessIsFilteredInsideEveryQuery(t *testing.T) {
 		})
 	}
 }
+
+// Extracted text arriving after the document is a partial update of the
+// content alone, conditional on the document as read (if_seq_no): when
+// another indexer process writes the document in between, the update is
+// a 409 and the text is read and sent again, so the other process's
+// fields are never put back to what was read (they were, when the text was
+// an index of the whole document read before). A document whose version
+// is already newer than the extraction, or that is gone, is stale.
+func TestExtractedTextIsAConditionalPartialUpdateRetriedOnARace(t *testing.T) {
+	x, c := open(t)
+	mget := func(reply string) exchange {
+		return exchange{method: "POST", path: "/documents/_mget", query: "_source=false", body: `{"ids":["a","b"]}`, status: 200, reply: reply}
+	}
+	c.expect(
+		mget(`{"docs":[{"_index":"documents","_id":"a","_version":100,"_seq_no":7,"_primary_term":1,"found":true},
+{"_index":"documents","_id":"b","_version":900,"_seq_no":3,"_primary_term":1,"found":true}]}`),
+		exchange{
+			method: "POST", path: "/_bulk", query: "refresh=wait_for",
+			ndjson: []string{
+				`{"update":{"_index":"documents","_id":"a","if_seq_no":7,"if_primary_term":1}}`,
+				`{"doc":{"content":"quokka invoices"}}`,
+			},
+			status: 200,
+			// Another indexer wrote "a" (a title change at version 150)
+			// after the _mget.
+			reply: `{"took":3,"errors":true,"items":[{"update":{"_index":"documents","_id":"a","status":409,"error":{"type":"version_conflict_engine_exception","reason":"[a]: version conflict, required seqNo [7], primary term [1]. current document has seqNo [8] and primary term [1]"}}}]}`,
+		},
+		exchange{method: "POST", path: "/documents/_mget", query: "_source=false", body: `{"ids":["a"]}`, status: 200,
+			reply: `{"docs":[{"_index":"documents","_id":"a","_version":150,"_seq_no":8,"_primary_term":1,"found":true}]}`},
+		exchange{
+			method: "POST", path: "/_bulk", query: "refresh=wait_for",
+			ndjson: []string{
+				`{"update":{"_index":"documents","_id":"a","if_seq_no":8,"if_primary_term":1}}`,
+				`{"doc":{"content":"quokka invoices"}}`,
+			},
+			status: 200,
+			reply:  `{"took":3,"errors":false,"items":[{"update":{"_index":"documents","_id":"a","_version":151,"result":"updated","status":200,"_seq_no":9,"_primary_term":1}}]}`,
+		},
+	)
+	res, err := x.Apply(context.Background(), []search.Op{
+		{ID: "a", Version: 200, ContentOnly: true, Doc: search.Document{ID: "a", Content: "quokka invoices"}},
+		// "b" was changed after its extraction: its own event read the text.
+		{ID: "b", Version: 200, ContentOnly: true, Doc: search.Document{ID: "b", Content: "old text"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied != 1 || res.Stale != 1 {
+		t.Fatalf("result = %+v, want 1 applied (after one retry), 1 stale", res)
+	}
+}
