@@ -31,7 +31,7 @@ type Extraction struct {
 	Format        string `json:"format"`         // pdf, image, office, html, text
 	Kind          string `json:"kind,omitempty"` // docx, odt, png…
 	Pages         int    `json:"pages"`          // 0 when the format has none
-	Language      string `json:"language"`       // OCR languages, when OCR read it
+	Language      string `json:"language"`       // the text's language detected (ISO 639-3, e.g. "eng"); "" when too short or unsure
 	TextSize      int64  `json:"text_size"`      // bytes of text stored
 	Truncated     bool   `json:"truncated"`      // the text or the pages read were cut at a cap (Error says which)
 	Thumbnail     bool   `json:"thumbnail"`      // GET /documents/{id}/thumbnail has one

@@ -14,7 +14,18 @@ type SearchRequest struct {
 	// X-Commit-LSN to read your own write. The answer says Stale if the
 	// wait gave up.
 	MinLSN uint64
+	// WaitForExtraction, when not empty, makes the search wait (boundedly)
+	// until the extraction of each of these documents has ended and its
+	// result is searchable: wait_for=extraction&document_id=… . A PDF's
+	// words are extracted after its upload commits, so an upload's
+	// X-Commit-LSN alone does not cover them. The answer says Stale if the
+	// wait gave up.
+	WaitForExtraction []string
 }
+
+// WaitForExtraction is the value of the search's wait_for parameter that
+// waits for the extraction of the document_id parameters.
+const WaitForExtraction = "extraction"
 
 // SearchResponse is GET /search's answer.
 type SearchResponse struct {

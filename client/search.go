@@ -17,6 +17,10 @@ func (c *Client) Search(ctx context.Context, req api.SearchRequest) (*api.Search
 	setString(q, "created_by", req.CreatedBy)
 	setInt(q, "size", req.Size)
 	setLSN(q, req.MinLSN)
+	if len(req.WaitForExtraction) > 0 {
+		q.Set("wait_for", api.WaitForExtraction)
+		q["document_id"] = req.WaitForExtraction
+	}
 	var out api.SearchResponse
 	if _, err := c.call(ctx, http.MethodGet, "/search", q, nil, &out); err != nil {
 		return nil, err

@@ -113,9 +113,9 @@ func TestUploadedFilesBecomeSearchable(t *testing.T) {
 		{"text pdf", "application/pdf", extracttest.PDF("Quokka invoices from Rottnest"), "quokka", api.ExtractionDone, "", true},
 		{"scanned pdf", "application/pdf", extracttest.ImagePDF(img.(image.Image)), "echidna", api.ExtractionDone, "", true},
 		{"png of text", "image/png", renderPNG(t, "HELLO OCR PLATYPUS"), "platypus", api.ExtractionDone, "", true},
-		{"docx", extracttest.DOCXType, extracttest.DOCX([]string{"Kookaburra minutes"}), "kookaburra", api.ExtractionDone, "", false},
-		{"odt", extracttest.ODTType, extracttest.ODT("Wallaby report"), "wallaby", api.ExtractionDone, "", false},
-		{"xlsx", extracttest.XLSXType, extracttest.XLSX([]string{"Dingo budget"}), "dingo", api.ExtractionDone, "", false},
+		{"docx", extracttest.DOCXType, extracttest.DOCX([]string{"Kookaburra minutes"}), "kookaburra", api.ExtractionDone, "", true},
+		{"odt", extracttest.ODTType, extracttest.ODT("Wallaby report"), "wallaby", api.ExtractionDone, "", true},
+		{"xlsx", extracttest.XLSXType, extracttest.XLSX([]string{"Dingo budget"}), "dingo", api.ExtractionDone, "", true},
 		{"html", "text/html", []byte("<html><body><p>Lyrebird <b>song</b></p><script>var hidden='bandicoot'</script></body></html>"), "lyrebird", api.ExtractionDone, "", false},
 		{"zip bomb", extracttest.DOCXType, extracttest.ZipBombDOCX(40 << 20), "", api.ExtractionFailed, "zip_bomb", false},
 		{"truncated pdf", "application/pdf", extracttest.PDF("cut short")[:200], "", api.ExtractionFailed, "corrupt", false},
@@ -280,4 +280,131 @@ func TestAKilledExtractorResumes(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestASearchRightAfterAnUploadWaitsForItsExtraction is read-your-writes
+// for extracted text on a running system: a search sent at once after an
+// upload, with wait_for=extraction and the document's id, finds the words
+// inside the PDF (and inside a scan, read by OCR) without the client
+// polling the extraction; bad parameters are 422 naming the field and an
+// unknown document is 404.
+func TestASearchRightAfterAnUploadWaitsForItsExtraction(t *testing.T) {
+	for _, tool := range []string{"pdftotext", "pdftoppm", "pdfinfo", "tesseract"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (scripts/bootstrap.sh installs poppler-utils and tesseract-ocr): skipping", tool)
+		}
+	}
+	// A generous bound: OCR on a machine loaded by parallel work takes
+	// many seconds.
+	d := startDev(t, "--search-extraction-wait", "3m")
+	c := newClient(t, d.gateway)
+	ctx := context.Background()
+
+	text := upload(t, c, "waited pdf", "application/pdf", extracttest.PDF("Capybara ledger for the wetlands"))
+	r, err := c.Search(ctx, api.SearchRequest{Query: "capybara", WaitForExtraction: []string{text.ID}})
+	if err != nil || r.Stale {
+		t.Fatalf("search right after the upload: %v %+v", err, r)
+	}
+	if len(r.Documents) != 1 || r.Documents[0].ID != text.ID {
+		t.Fatalf("search right after the upload found %+v, want the PDF %s", r.Documents, text.ID)
+	}
+
+	img, err := png.Decode(bytes.NewReader(renderPNG(t, "SCANNED AXOLOTL PERMIT")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan := upload(t, c, "waited scan", "application/pdf", extracttest.ImagePDF(img))
+	docx := upload(t, c, "waited docx", extracttest.DOCXType, extracttest.DOCX([]string{"Axolotl tank minutes"}))
+	r, err = c.Search(ctx, api.SearchRequest{Query: "axolotl", WaitForExtraction: []string{scan.ID, docx.ID}})
+	if err != nil || r.Stale {
+		t.Fatalf("search waiting for two: %v %+v", err, r)
+	}
+	found := map[string]bool{}
+	for _, h := range r.Documents {
+		found[h.ID] = true
+	}
+	if !found[scan.ID] || !found[docx.ID] {
+		t.Fatalf("search waiting for the scan and the DOCX found %+v", r.Documents)
+	}
+
+	bad := []struct {
+		query, field string
+	}{
+		{"q=x&wait_for=later&document_id=" + text.ID, "wait_for"},
+		{"q=x&wait_for=extraction", "document_id"},
+		{"q=x&wait_for=extraction&document_id=not-a-uuid", "document_id"},
+		{"q=x&document_id=" + text.ID, "document_id"},
+	}
+	for _, b := range bad {
+		var e struct {
+			Error struct {
+				Code    string `json:"code"`
+				Details []struct {
+					Field string `json:"field"`
+				} `json:"details"`
+			} `json:"error"`
+		}
+		resp := testenv.Do(t, "GET", d.gateway+"/search?"+b.query, nil, &e)
+		if resp.StatusCode != 422 || len(e.Error.Details) == 0 || e.Error.Details[0].Field != b.field {
+			t.Fatalf("GET /search?%s: %d %+v, want 422 naming %s", b.query, resp.StatusCode, e, b.field)
+		}
+	}
+	if _, err := c.Search(ctx, api.SearchRequest{Query: "x", WaitForExtraction: []string{"0194c3a0-0000-7000-8000-000000000001"}}); apperr.CodeOf(err) != apperr.NotFound {
+		t.Fatalf("waiting for an unknown document: %v, want not_found", err)
+	}
+}
+
+// TestAKilledWorkersExtractionIsTakenOverWithinALease kills `docstream
+// dev` (SIGKILL) while one of its workers is in the middle of a long
+// extraction (a 40-page scan read by OCR) and starts it again on the same
+// data with the default lease: the dead worker's heartbeat stops, so the
+// row is taken over within the lease (30 s), not after the extraction's
+// time limit. Deleting the document then stops the new run at its next
+// heartbeat.
+func TestAKilledWorkersExtractionIsTakenOverWithinALease(t *testing.T) {
+	for _, tool := range []string{"pdftotext", "pdftoppm", "pdfinfo", "tesseract"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (scripts/bootstrap.sh installs poppler-utils and tesseract-ocr): skipping", tool)
+		}
+	}
+	// Limits far above what the scan needs, so only the kill ends the run.
+	args := []string{"--extractor-workers", "1", "--extractor-ocr-pages", "40", "--extractor-timeout", "30m", "--extractor-cpu", "30m"}
+	d := startDev(t, args...)
+	c := newClient(t, d.gateway)
+	ctx := context.Background()
+	img, err := png.Decode(bytes.NewReader(renderPNG(t, "LONG SCAN OF A NUMBAT")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := upload(t, c, "long scan", "application/pdf", extracttest.ScannedPDF(img, 40))
+	running := func(c *client.Client, attempts int) func() bool {
+		return func() bool {
+			e, err := c.DocumentExtraction(ctx, w.ID)
+			return err == nil && e.Status == api.ExtractionRunning && e.Attempts == attempts
+		}
+	}
+	testenv.WaitFor(t, "the scan's extraction runs", running(c, 1))
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-d.exited
+	killed := time.Now()
+	d2 := d.restart(t)
+	c = newClient(t, d2.gateway)
+	// Before this change the row waited out a five-minute lease; the
+	// bound here is generous for a loaded machine and still below it.
+	testenv.WaitForWithin(t, 4*time.Minute, "another worker takes the dead worker's extraction", running(c, 2))
+	t.Logf("taken over %v after the kill (lease 30s)", time.Since(killed).Round(time.Second))
+
+	if err := c.DeleteDocument(ctx, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitForWithin(t, 2*time.Minute, "the deleted document's extraction stops at its next heartbeat", func() bool {
+		return strings.Contains(d2.output.String(), "this run stops")
+	})
+	// The worker is free again: a new upload is extracted.
+	next := upload(t, c, "after the scan", "application/pdf", extracttest.PDF("Numbat follow-up"))
+	if e := waitExtraction(t, c, next.ID); e.Status != api.ExtractionDone {
+		t.Fatalf("the next upload's extraction: %+v", e.Extraction)
+	}
 }

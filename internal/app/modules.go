@@ -164,9 +164,11 @@ func Modules() []*Module {
 			Start: startExtractor,
 		},
 		{
-			Name:     "search",
-			Deps:     []string{"indexer"},
-			Needs:    []Resource{Index, Auth},
+			Name: "search",
+			Deps: []string{"indexer"},
+			// PostgreSQL only for wait_for=extraction (the extraction rows),
+			// and only when a database is configured.
+			Needs:    []Resource{Index, Auth, PGPool},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Search.RegisterFlags(fs) },
 			Validate: func(c *Config) error { return c.Search.Validate() },
 			Ports:    func(c *Config) []Port { return []Port{{Name: "search", Addr: c.Search.Addr, HTTP: true}} },
@@ -491,6 +493,13 @@ func startSearch(ctx context.Context, c *Config, r *Resources) error {
 	cfg.Admission = httpx.NewAdmission("search", c.Shared.Admission)
 	cfg.Auth = authn
 	cfg.Mode = authn.Mode()
+	if c.Shared.DatabaseURL != "" {
+		pool, err := r.Pool(ctx)
+		if err != nil {
+			return err
+		}
+		cfg.Extractions = extractor.NewWaiter(pool, cfg.Mode)
+	}
 	handler := search.NewServer(idx, cfg, log)
 	r.Go("search http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
 	return nil

@@ -95,7 +95,7 @@ type Result struct {
 	Detail    string `json:"detail,omitempty"`
 	Kind      string `json:"kind,omitempty"` // docx, odt, png…: the precise format found
 	Pages     int    `json:"pages,omitempty"`
-	Language  string `json:"language,omitempty"` // the OCR languages, when OCR was used
+	Language  string `json:"language,omitempty"` // detected from the text (ISO 639-3); "" when unsure
 	TextSize  int64  `json:"text_size"`
 	Truncated bool   `json:"truncated,omitempty"`
 	Thumbnail bool   `json:"thumbnail,omitempty"`

@@ -157,7 +157,8 @@ func TestAPNGOfTextIsReadByOCR(t *testing.T) {
 	var buf bytes.Buffer
 	png.Encode(&buf, renderText(t, "HELLO OCR PLATYPUS"))
 	res, text := extractBytes(t, "image/png", buf.Bytes(), limits())
-	if res.Status != extract.StatusDone || !res.OCR || res.Language != "eng" {
+	// Three words are too few to tell their language: none is recorded.
+	if res.Status != extract.StatusDone || !res.OCR || res.Language != "" {
 		t.Fatalf("res %+v", res)
 	}
 	if !strings.Contains(strings.ToUpper(text), "PLATYPUS") {

@@ -35,7 +35,7 @@ func extractImage(job Job, t *text) Result {
 	}
 	t.WriteString(string(ocr.out))
 	t.truncated = t.truncated || ocr.truncated
-	res.OCR, res.Language = true, languages(job)
+	res.OCR = true
 	if err := imageThumbnail(job.Input, filepath.Join(job.OutDir, ThumbFile), thumbSize(job)); err != nil {
 		res.Detail = "no thumbnail: " + err.Error()
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,6 +81,11 @@ func extractOffice(job Job, t *text) Result {
 			return failed(ReasonCorrupt, "entry %q: %v", truncate(name, 100), err)
 		}
 		t.WriteString("\n")
+	}
+	// No renderer of office files is installed (LibreOffice would be
+	// ~400 MB and seconds a document): the thumbnail is the type's icon.
+	if err := officeIcon(kind, filepath.Join(job.OutDir, ThumbFile), thumbSize(job)); err != nil {
+		res.Detail = "no thumbnail: " + err.Error()
 	}
 	return res
 }

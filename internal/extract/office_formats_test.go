@@ -3,7 +3,12 @@ package extract_test
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"fmt"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -115,5 +120,68 @@ func TestPPTXAndODSGiveTheirWords(t *testing.T) {
 				t.Fatalf("adjacent cells are not kept apart: %q", text)
 			}
 		})
+	}
+}
+
+// The extracted text's language is recorded (ISO 639-3, tesseract's
+// codes), and nothing when the text is too short to tell: a wrong
+// language is worse than none.
+func TestTheLanguageOfTheTextIsDetected(t *testing.T) {
+	cases := []struct {
+		name, text, want string
+	}{
+		{"English", "The committee reviewed the quarterly budget and agreed that the remaining funds should be spent on the new library building before the end of the year.", "eng"},
+		{"German", "Der Ausschuss hat den Haushalt für das nächste Quartal geprüft und beschlossen, dass die übrigen Mittel noch vor dem Ende des Jahres für den Neubau der Bibliothek ausgegeben werden.", "deu"},
+		{"French", "Le comité a examiné le budget trimestriel et a décidé que les fonds restants seraient consacrés à la construction de la nouvelle bibliothèque avant la fin de l'année.", "fra"},
+		{"too short to tell", "Ok 42", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, _ := extractBytes(t, extracttest.DOCXType, extracttest.DOCX([]string{c.text}), limits())
+			if res.Status != extract.StatusDone || res.Language != c.want {
+				t.Fatalf("language %q, want %q (%+v)", res.Language, c.want, res)
+			}
+		})
+	}
+}
+
+// No office renderer is installed (LibreOffice is left out: ~400 MB), so
+// an office file's thumbnail is its type's icon, coloured by family and
+// labelled with its kind: a text document and a spreadsheet differ.
+func TestAnOfficeFileGetsItsTypeIconAsThumbnail(t *testing.T) {
+	band := map[string]color.Color{}
+	for _, c := range []struct {
+		kind, ct string
+		data     []byte
+	}{
+		{"docx", extracttest.DOCXType, extracttest.DOCX([]string{"Emu"})},
+		{"odt", extracttest.ODTType, extracttest.ODT("Emu")},
+		{"xlsx", extracttest.XLSXType, extracttest.XLSX([]string{"Emu"})},
+	} {
+		dir := t.TempDir()
+		in, out := filepath.Join(dir, "content"), filepath.Join(dir, "out")
+		if err := os.WriteFile(in, c.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Mkdir(out, 0o700)
+		res, err := extract.Runner{}.Run(context.Background(), extract.Job{Task: "extract", Input: in, OutDir: out, ContentType: c.ct,
+			Format: extract.FormatOffice, Limits: limits(), ThumbSize: 128})
+		if err != nil || res.Status != extract.StatusDone || !res.Thumbnail {
+			t.Fatalf("%s: %v %+v", c.kind, err, res)
+		}
+		f, err := os.Open(filepath.Join(out, extract.ThumbFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil || img.Bounds().Dx() != 128 || img.Bounds().Dy() != 128 {
+			t.Fatalf("%s: icon %v %v", c.kind, img.Bounds(), err)
+		}
+		// The band's colour, at its left edge (left of the label).
+		band[c.kind] = img.At(128/8-128*3/40+1, 128*2/3)
+	}
+	if band["docx"] != band["odt"] || band["docx"] == band["xlsx"] {
+		t.Fatalf("band colours: docx %v odt %v xlsx %v; want text documents alike and a spreadsheet different", band["docx"], band["odt"], band["xlsx"])
 	}
 }

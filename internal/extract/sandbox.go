@@ -143,7 +143,10 @@ func (r Runner) Run(ctx context.Context, job Job) (Result, error) {
 	stdout, stderr := &capBuffer{max: resultCap}, &capBuffer{max: resultCap}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Its own process group, so a timeout kills the tools it started too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a parent killed outright (SIGKILL, OOM) takes its
+	// extraction with it, rather than leaving it to run to its CPU limit
+	// while another worker redoes it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
 	start := time.Now()

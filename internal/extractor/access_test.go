@@ -22,10 +22,13 @@ import (
 	blobstore "github.com/docstream/docstream/internal/blob"
 	busnats "github.com/docstream/docstream/internal/bus/nats"
 	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/extract"
 	"github.com/docstream/docstream/internal/extractor"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/postgres"
+	"github.com/docstream/docstream/internal/search"
+	"github.com/docstream/docstream/internal/search/bleve"
 	"github.com/docstream/docstream/internal/testenv"
 )
 
@@ -42,6 +45,7 @@ type accessEnv struct {
 	store     *extractor.Store
 	bus       *busnats.Bus
 	pool      *pgxpool.Pool
+	authn     *auth.Authenticator
 }
 
 func newAccessEnv(t *testing.T) *accessEnv {
@@ -105,7 +109,7 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	// answers depends on the caller only.
 	ext := httptest.NewServer(extractor.New(store, b, bucket, xcfg, log).Handler(nil))
 	t.Cleanup(ext.Close)
-	return &accessEnv{docs: docs.URL, ext: ext.URL, tok: tok, bucket: bucket, store: store, bus: b, pool: pool}
+	return &accessEnv{docs: docs.URL, ext: ext.URL, tok: tok, bucket: bucket, store: store, bus: b, pool: pool, authn: authn}
 }
 
 // as sends a request as who ("": no credential) and returns the status
@@ -227,5 +231,78 @@ func TestExtractorRoutesFollowDocumentPermissions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A search that waits for a document's extraction (wait_for=extraction)
+// in required mode: the extractor's Waiter applies the document service's
+// view decision, so bob, who may not view alice's document, gets the very
+// 404 a missing document gets; carol, who may, waits and is told stale
+// while the extraction is pending, and gets a fresh answer once it ended.
+func TestAWaitForExtractionFollowsDocumentPermissions(t *testing.T) {
+	e := newAccessEnv(t)
+	ctx := context.Background()
+	var d api.Document
+	if resp := testenv.Do(t, "POST", e.docs+"/documents", map[string]any{"title": "Alice's ledger", "content": "ledger words", "created_by": "alice@company.com"},
+		&d, "Authorization", "Bearer "+e.tok["alice"]); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %+v", resp.StatusCode, d)
+	}
+	if code, b := e.as(t, "alice", "POST", e.docs+"/documents/"+d.ID+"/shares", api.ShareRequest{Grantee: "user:carol", Level: "view"}); code != http.StatusOK {
+		t.Fatalf("share: %d %s", code, b)
+	}
+	if _, err := e.store.Enqueue(ctx, d.ID, d.ContentSHA256, "pdf", api.ExtractionPending); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := bleve.OpenMem()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	scfg := search.DefaultConfig()
+	scfg.Auth, scfg.Mode = e.authn, auth.ModeRequired
+	scfg.ExtractionWait = time.Second
+	scfg.Extractions = extractor.NewWaiter(e.pool, auth.ModeRequired)
+	srv := httptest.NewServer(search.NewServer(idx, scfg, logging.Discard()))
+	t.Cleanup(srv.Close)
+	const missing = "0b9d3e34-7f6a-4c1e-9a51-3f2d7c1e8a90"
+	url := func(id string) string { return srv.URL + "/search?q=ledger&wait_for=extraction&document_id=" + id }
+
+	code, body := e.as(t, "bob", "GET", url(d.ID), nil)
+	mcode, mbody := e.as(t, "bob", "GET", url(missing), nil)
+	if code != 404 || mcode != 404 || strings.ReplaceAll(body, d.ID, missing) != mbody {
+		t.Fatalf("bob: %d %s; missing: %d %s", code, body, mcode, mbody)
+	}
+	if code, _ := e.as(t, "", "GET", url(d.ID), nil); code != 401 {
+		t.Fatalf("anonymous: %d, want 401", code)
+	}
+	stale := func(who string) bool {
+		t.Helper()
+		code, body := e.as(t, who, "GET", url(d.ID), nil)
+		var r api.SearchResponse
+		if code != 200 || json.Unmarshal([]byte(body), &r) != nil {
+			t.Fatalf("%s: %d %s", who, code, body)
+		}
+		return r.Stale
+	}
+	if !stale("carol") {
+		t.Fatal("carol's search did not wait for the pending extraction")
+	}
+	c, ok, err := e.store.Claim(ctx, time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if ok, err := e.store.Finish(ctx, c, api.ExtractionFailed, extract.Result{Status: extract.StatusFailed, Reason: extract.ReasonCorrupt}, time.Millisecond); err != nil || !ok {
+		t.Fatalf("finish: %v %v", ok, err)
+	}
+	// Ended (failed counts): no more waiting for the extraction. The
+	// index here has no indexer; say it applied everything, so the answer
+	// is fresh once the extraction wait is over.
+	if err := idx.SetAppliedLSN(ctx, 1<<62); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"carol", "alice", "root"} {
+		if stale(who) {
+			t.Fatalf("%s's search after the extraction ended answered stale", who)
+		}
 	}
 }

@@ -28,8 +28,10 @@ type Config struct {
 	// tesseract-ocr-<lang> package.
 	Languages string
 	ThumbSize int // longest side of a thumbnail, pixels
-	// Lease is how long a claimed extraction may run before another worker
-	// may take it (its worker presumably died); above Limits.Timeout.
+	// Lease is how long a claimed extraction stays its worker's without a
+	// heartbeat: the worker renews it every Lease/3 while the extraction
+	// runs, so a worker that died (killed, its machine gone) loses the row
+	// to another worker within a Lease, however long extractions take.
 	Lease time.Duration
 	// Poll is how often an idle worker looks for queued work (the consumer
 	// also wakes the workers of its process at once).
@@ -74,7 +76,7 @@ func DefaultConfig() Config {
 		},
 		Languages: "eng",
 		ThumbSize: 256,
-		Lease:     5 * time.Minute,
+		Lease:     30 * time.Second,
 		Poll:      time.Second,
 		RetryMax:  5 * time.Minute,
 	}
@@ -99,7 +101,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.Limits.Nice, "extractor-nice", c.Limits.Nice, "niceness of the extraction processes (0-19), so extraction yields to serving")
 	fs.StringVar(&c.Languages, "extractor-ocr-languages", c.Languages, "tesseract languages, joined by + (e.g. eng+deu); each needs its tesseract-ocr-<lang> package")
 	fs.IntVar(&c.ThumbSize, "extractor-thumb-size", c.ThumbSize, "longest side of a thumbnail in pixels (16-2048)")
-	fs.DurationVar(&c.Lease, "extractor-lease", c.Lease, "how long a claimed extraction may run before another worker takes it over (must exceed --extractor-timeout)")
+	fs.DurationVar(&c.Lease, "extractor-lease", c.Lease, "how long a claimed extraction stays its worker's without a heartbeat (renewed every third of it); then another worker takes it over (at least 3s)")
 	fs.StringVar(&c.TempDir, "extractor-tmp-dir", c.TempDir, "directory for each extraction's copy of the content (default: the system's temporary directory)")
 }
 
@@ -140,8 +142,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("extractor: --extractor-ocr-languages %q: want tesseract language codes joined by + (e.g. eng+deu)", c.Languages)
 	case c.ThumbSize < 16 || c.ThumbSize > 2048:
 		return fmt.Errorf("extractor: --extractor-thumb-size must be 16-2048, got %d", c.ThumbSize)
-	case c.Lease <= l.Timeout:
-		return fmt.Errorf("extractor: --extractor-lease (%v) must exceed --extractor-timeout (%v)", c.Lease, l.Timeout)
+	case c.Lease < 3*time.Second:
+		return fmt.Errorf("extractor: --extractor-lease must be at least 3s, got %v", c.Lease)
 	case c.Poll <= 0 || c.RetryMax <= 0:
 		return errors.New("extractor: poll and retry bounds must be > 0")
 	}

@@ -26,10 +26,18 @@
 //   - A transient failure (object storage or the database out of reach,
 //     the child could not start) puts the row back as pending with a
 //     backoff (1 s doubling to Config.RetryMax).
-//   - A worker that dies holding a row leaves it running; once its lease
-//     (Config.Lease) has run out any worker takes it again, so a killed
-//     extractor loses nothing. A result is recorded only by the claim that
-//     holds the row, so a late worker cannot overwrite a newer run.
+//   - A worker renews its claim every Config.Lease/3 while the extraction
+//     runs (a heartbeat). A worker that dies holding a row stops renewing
+//     it; once the lease has run out (30 s by default, whatever the
+//     extraction's own time limit) any worker takes it again, so a killed
+//     extractor loses nothing and delays it by one lease. A result is
+//     recorded only by the claim that holds the row (its claimed_at
+//     token), so a late worker cannot overwrite a newer run; a worker
+//     whose heartbeat finds the row taken (a re-run, replaced content)
+//     stops its extraction.
+//   - (A session advisory lock that dies with the connection would free
+//     the row at once, but PgBouncer in transaction mode, the scale-out
+//     shape, does not keep sessions; a heartbeat works through it.)
 //   - Plain text (text/* but HTML) is indexed by the indexer from the
 //     content itself; its row is recorded as skipped so that a client
 //     waiting for any document's extraction sees it end.
@@ -359,7 +367,23 @@ func (x *Extractor) process(ctx context.Context, c Claim) {
 		x.finish(ctx, c, api.ExtractionSkipped, extract.FormatText, extract.Result{}, start, log)
 		return
 	}
-	res, format, err := x.extract(ctx, c)
+	ectx, stop := context.WithCancel(ctx)
+	var lost bool
+	beat := make(chan struct{})
+	renewed := c // the heartbeat's copy: it moves the claim's token
+	go func() {
+		defer close(beat)
+		lost = x.heartbeat(ectx, &renewed, log)
+		stop()
+	}()
+	res, format, err := x.extract(ectx, c)
+	stop()
+	<-beat
+	c.Since = renewed.Since
+	if lost {
+		log.Info("extractor: the extraction was taken over or asked again meanwhile; this run stops")
+		return
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// Shutting down: hand the row back at once for another worker
@@ -385,6 +409,30 @@ func (x *Extractor) process(ctx context.Context, c Claim) {
 		status = api.ExtractionFailed
 	}
 	x.finish(ctx, c, status, format, res, start, log)
+}
+
+// heartbeat renews claim c every Lease/3 until ctx is done. It returns
+// true when the row is no longer c's (lost): the extraction must stop. A
+// failed renewal is retried at the next beat; should the lease run out
+// meanwhile, another worker may take the row, and this one's result is
+// then dropped by Finish.
+func (x *Extractor) heartbeat(ctx context.Context, c *Claim, log *slog.Logger) (lost bool) {
+	t := time.NewTicker(x.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		held, err := x.store.Renew(ctx, c)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("extractor: renewing the lease failed; retrying at the next beat", "err", err)
+		case err == nil && !held:
+			return true
+		}
+	}
 }
 
 func (x *Extractor) finish(ctx context.Context, c Claim, status, format string, res extract.Result, start time.Time, log *slog.Logger) {

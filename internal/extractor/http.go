@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"gocloud.dev/gcerrors"
 
 	"github.com/docstream/docstream/api"
@@ -71,15 +72,44 @@ func (x *Extractor) Handler(adm *httpx.Admission) http.Handler {
 // to document id (required mode only): not_found for a document it may not
 // view, as the content route answers.
 func (s *Server) authorize(ctx context.Context, id string, need auth.Level) error {
-	if s.x.cfg.Auth.Mode() != auth.ModeRequired {
+	return authorize(ctx, s.docs, s.x.cfg.Auth.Mode(), id, need)
+}
+
+func authorize(ctx context.Context, docs *document.Store, mode auth.Mode, id string, need auth.Level) error {
+	if mode != auth.ModeRequired {
 		return nil
 	}
 	p := auth.FromContext(ctx)
-	r, err := s.docs.Record(ctx, id, p.ReaderKeys())
+	r, err := docs.Record(ctx, id, p.ReaderKeys())
 	if err != nil {
 		return err
 	}
 	return document.Decide(p, r, need)
+}
+
+// Waiter answers the search service's wait for extraction
+// (GET /search?wait_for=extraction&document_id=…; it implements
+// search.Extractions).
+type Waiter struct {
+	store *Store
+	docs  *document.Store
+	mode  auth.Mode
+}
+
+// NewWaiter returns a Waiter over pool; in auth.ModeRequired it applies
+// the document service's view decision to the principal on the context.
+func NewWaiter(pool *pgxpool.Pool, mode auth.Mode) *Waiter {
+	return &Waiter{store: NewStore(pool), docs: document.NewStore(pool), mode: mode}
+}
+
+// Settled is Store.Settled for a caller who may view the document: a
+// document it may not view is NotFound, as a missing one is, so a wait
+// tells nothing about documents the caller cannot see.
+func (w *Waiter) Settled(ctx context.Context, id string) (bool, uint64, error) {
+	if err := authorize(ctx, w.docs, w.mode, id, auth.LevelView); err != nil {
+		return false, 0, err
+	}
+	return w.store.Settled(ctx, id)
 }
 
 // adminOnly refuses the bulk routes (they touch every document) to anyone

@@ -74,6 +74,11 @@ type Claim struct {
 	S3Key       string
 	ContentType string
 	Attempt     int
+	// Since is the row's claimed_at as this claim last set it: the claim's
+	// token. Only the holder's Renew, Finish and Retry match it, so a
+	// worker whose row was taken over (its lease ran out, a re-run reset
+	// it) changes nothing.
+	Since time.Time
 }
 
 // Claim takes the oldest due pending extraction, or a running one whose
@@ -89,8 +94,8 @@ func (s *Store) Claim(ctx context.Context, lease time.Duration) (c Claim, ok boo
 			   OR (status = 'running' AND claimed_at < now() - $1::interval)
 			ORDER BY not_before LIMIT 1 FOR UPDATE SKIP LOCKED)
 		  AND d.id = x.document_id
-		RETURNING x.document_id, x.content_sha256, x.format, coalesce(d.s3_key, ''), coalesce(d.content_type, ''), x.attempts`,
-		lease.String()).Scan(&c.DocumentID, &c.SHA256, &c.Format, &c.S3Key, &c.ContentType, &c.Attempt)
+		RETURNING x.document_id, x.content_sha256, x.format, coalesce(d.s3_key, ''), coalesce(d.content_type, ''), x.attempts, x.claimed_at`,
+		lease.String()).Scan(&c.DocumentID, &c.SHA256, &c.Format, &c.S3Key, &c.ContentType, &c.Attempt, &c.Since)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, false, nil
 	}
@@ -98,6 +103,23 @@ func (s *Store) Claim(ctx context.Context, lease time.Duration) (c Claim, ok boo
 		return c, false, postgres.Error(err, "claim extraction")
 	}
 	return c, true, nil
+}
+
+// Renew extends claim c's lease (the worker's heartbeat) and moves its
+// token. held is false when the claim is no longer this worker's: the
+// content was replaced, a re-run was asked for, or the lease ran out and
+// another worker took the row.
+func (s *Store) Renew(ctx context.Context, c *Claim) (held bool, err error) {
+	err = s.pool.QueryRow(ctx, `UPDATE documents.extractions SET claimed_at = greatest(now(), claimed_at + interval '1 microsecond')
+		WHERE document_id = $1 AND status = 'running' AND claimed_at = $2 AND content_sha256 = $3
+		RETURNING claimed_at`, c.DocumentID, c.Since, c.SHA256).Scan(&c.Since)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, postgres.Error(err, "renew extraction lease")
+	}
+	return true, nil
 }
 
 // Finish records the result of claim c. It changes nothing when the claim
@@ -108,8 +130,8 @@ func (s *Store) Finish(ctx context.Context, c Claim, status string, r extract.Re
 	tag, err := s.pool.Exec(ctx, `UPDATE documents.extractions SET status = $3, kind = $4, pages = $5, language = $6,
 			text_size = $7, truncated = $8, thumbnail = $9, ocr = $10, duration_ms = $11, reason = $12, error = $13,
 			extracted_at = now(), claimed_at = NULL
-		WHERE document_id = $1 AND status = 'running' AND attempts = $2 AND content_sha256 = $14`,
-		c.DocumentID, c.Attempt, status, r.Kind, r.Pages, r.Language, r.TextSize, r.Truncated, r.Thumbnail, r.OCR,
+		WHERE document_id = $1 AND status = 'running' AND claimed_at = $2 AND content_sha256 = $14`,
+		c.DocumentID, c.Since, status, r.Kind, r.Pages, r.Language, r.TextSize, r.Truncated, r.Thumbnail, r.OCR,
 		took.Milliseconds(), r.Reason, truncate(r.Detail, 1000), c.SHA256)
 	if err != nil {
 		return false, postgres.Error(err, "record extraction")
@@ -122,8 +144,8 @@ func (s *Store) Finish(ctx context.Context, c Claim, status string, r extract.Re
 func (s *Store) Retry(ctx context.Context, c Claim, wait time.Duration, cause error) error {
 	_, err := s.pool.Exec(ctx, `UPDATE documents.extractions SET status = 'pending', claimed_at = NULL,
 			not_before = now() + $3::interval, reason = 'storage', error = $4
-		WHERE document_id = $1 AND status = 'running' AND attempts = $2`,
-		c.DocumentID, c.Attempt, wait.String(), truncate(cause.Error(), 1000))
+		WHERE document_id = $1 AND status = 'running' AND claimed_at = $2`,
+		c.DocumentID, c.Since, wait.String(), truncate(cause.Error(), 1000))
 	return postgres.Error(err, "requeue extraction")
 }
 
@@ -265,6 +287,38 @@ func (s *Store) Queue(ctx context.Context) (api.ExtractionQueue, error) {
 // Ping checks the database (readiness).
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
+// Settled reports whether the extraction of document id's current content
+// has ended (done, failed, unsupported, skipped; or the document has no
+// content to extract), with the WAL insert position read in the same
+// statement: at or past the commit of the row it saw, so a search with
+// that min_lsn sees the indexer's handling of it. A row of older content
+// (replaced since) is not settled. NotFound when the document does not
+// exist.
+func (s *Store) Settled(ctx context.Context, id string) (bool, uint64, error) {
+	var docSHA, rowSHA, status *string
+	var lsn string
+	err := s.pool.QueryRow(ctx, `SELECT d.content_sha256, x.content_sha256, x.status, pg_current_wal_insert_lsn()::text
+		FROM documents.documents d LEFT JOIN documents.extractions x ON x.document_id = d.id
+		WHERE d.id = $1`, id).Scan(&docSHA, &rowSHA, &status, &lsn)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, 0, apperr.E(apperr.NotFound, "document not found")
+	}
+	if err != nil {
+		return false, 0, postgres.Error(err, "extraction")
+	}
+	switch {
+	case docSHA == nil:
+		return true, parseLSN(lsn), nil
+	case rowSHA == nil || status == nil || *rowSHA != *docSHA:
+		return false, 0, nil
+	}
+	switch *status {
+	case api.ExtractionPending, api.ExtractionRunning:
+		return false, 0, nil
+	}
+	return true, parseLSN(lsn), nil
+}
+
 // walPosition is the WAL insert LSN now (0 if unreadable: read-your-writes
 // then just does not wait).
 func walPosition(ctx context.Context, pool *pgxpool.Pool) uint64 {
@@ -272,6 +326,11 @@ func walPosition(ctx context.Context, pool *pgxpool.Pool) uint64 {
 	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
 		return 0
 	}
+	return parseLSN(lsn)
+}
+
+// parseLSN reads PostgreSQL's text form of an LSN (0 if malformed).
+func parseLSN(lsn string) uint64 {
 	hi, lo, ok := strings.Cut(lsn, "/")
 	if !ok {
 		return 0

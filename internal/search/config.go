@@ -19,6 +19,13 @@ type Config struct {
 	MaxWait time.Duration
 	// Poll is how often a waiting request re-reads the applied LSN.
 	Poll time.Duration
+	// ExtractionWait bounds how long a search with wait_for=extraction
+	// waits for the documents' extractions to end (OCR takes seconds a
+	// page); after it, the answer carries "stale": true.
+	ExtractionWait time.Duration
+	// Extractions answers wait_for=extraction (the extractor's Waiter,
+	// set by the app; nil: the parameter is refused).
+	Extractions Extractions
 	// Admission bounds the searches in flight (nil: no bound); it comes
 	// from the shared --admission-* flags.
 	Admission *httpx.Admission
@@ -35,7 +42,7 @@ type Config struct {
 // DefaultConfig is the search service's configuration when nothing is
 // set: the one place its defaults are written (the flags show them).
 func DefaultConfig() Config {
-	return Config{Addr: ":8003", MaxWait: 2 * time.Second, Poll: 20 * time.Millisecond}
+	return Config{Addr: ":8003", MaxWait: 2 * time.Second, Poll: 20 * time.Millisecond, ExtractionWait: 30 * time.Second}
 }
 
 // RegisterFlags registers the search target's flags, defaulting to c's
@@ -43,6 +50,7 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Addr, "search-addr", c.Addr, "search REST API listen address")
 	fs.DurationVar(&c.MaxWait, "search-max-wait", c.MaxWait, "longest a search with min_lsn / X-Min-LSN waits for the indexer before answering with \"stale\": true (must be > 0)")
+	fs.DurationVar(&c.ExtractionWait, "search-extraction-wait", c.ExtractionWait, "longest a search with wait_for=extraction waits for its documents' extractions to end before answering with \"stale\": true (must be > 0)")
 }
 
 // Validate refuses a configuration the service cannot run with, naming
@@ -50,6 +58,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 func (c *Config) Validate() error {
 	if c.MaxWait <= 0 {
 		return fmt.Errorf("search: --search-max-wait must be > 0, got %v", c.MaxWait)
+	}
+	if c.ExtractionWait <= 0 {
+		return fmt.Errorf("search: --search-extraction-wait must be > 0, got %v", c.ExtractionWait)
 	}
 	if c.Poll <= 0 {
 		return fmt.Errorf("search: poll interval must be > 0, got %v", c.Poll)

@@ -14,6 +14,7 @@ import (
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/httpx"
+	"github.com/docstream/docstream/internal/validate"
 )
 
 // Limits of the query parameters.
@@ -88,6 +89,7 @@ func (s *Server) handleSearch() http.Handler {
 			Access:    s.access(r.Context()),
 		}
 		minLSN := p.minLSN()
+		waitIDs := p.extractionWait(s.opts.Extractions != nil)
 		if p.Err() == nil && q.From+q.Size > MaxWindow {
 			p.Fail("from", "from + size must be at most "+strconv.Itoa(MaxWindow))
 		}
@@ -95,11 +97,17 @@ func (s *Server) handleSearch() http.Handler {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
-		stale, err := s.waitApplied(w, r, minLSN)
+		extracted, staleX, err := s.waitExtractions(w, r, waitIDs)
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
 		}
+		stale, err := s.waitApplied(w, r, max(minLSN, extracted))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		stale = stale || staleX
 		start := time.Now()
 		res, err := s.idx.Search(r.Context(), q)
 		if err != nil {
@@ -208,6 +216,60 @@ func (s *Server) waitApplied(w http.ResponseWriter, r *http.Request, minLSN uint
 	return stale, err
 }
 
+// extractionPoll is how often a search waiting for extraction re-reads
+// the documents' extraction rows (one indexed query each; an extraction
+// takes hundreds of milliseconds at least).
+const extractionPoll = 100 * time.Millisecond
+
+// waitExtractions waits, at most opts.ExtractionWait and without holding
+// the admission slot, until the extraction of each of ids has ended, and
+// returns the WAL position to wait for so the index holds those results.
+// stale is true when it gave up. A document the caller may not view is
+// not_found, as a missing one is.
+func (s *Server) waitExtractions(w http.ResponseWriter, r *http.Request, ids []string) (lsn uint64, stale bool, err error) {
+	if len(ids) == 0 {
+		return 0, false, nil
+	}
+	var failed error
+	err = httpx.Outside(r.Context(), w, func() {
+		ctx, cancel := context.WithTimeout(r.Context(), s.opts.ExtractionWait)
+		defer cancel()
+		t := time.NewTicker(extractionPoll)
+		defer t.Stop()
+		for {
+			pending := ids[:0:0]
+			for _, id := range ids {
+				ok, at, e := s.opts.Extractions.Settled(ctx, id)
+				switch {
+				case e != nil && ctx.Err() != nil:
+					stale = true
+					return
+				case e != nil:
+					failed = e
+					return
+				case ok:
+					lsn = max(lsn, at)
+				default:
+					pending = append(pending, id)
+				}
+			}
+			if ids = pending; len(ids) == 0 {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				stale = true
+				return
+			case <-t.C:
+			}
+		}
+	})
+	if err == nil {
+		err = failed
+	}
+	return lsn, stale, err
+}
+
 func (s *Server) waitLSN(ctx context.Context, minLSN uint64) (stale bool) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.MaxWait)
 	defer cancel()
@@ -282,6 +344,50 @@ func (p *params) filter(name string) string {
 const textProblem = "must be valid UTF-8 text without NUL characters"
 
 func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// MaxWaitDocuments bounds the document_id parameters of one search.
+const MaxWaitDocuments = 20
+
+// extractionWait reads wait_for and document_id: the documents whose
+// extraction the search waits for (none without wait_for). available is
+// false when this service cannot wait for extraction.
+func (p *params) extractionWait(available bool) []string {
+	raw := p.r.URL.Query()["document_id"]
+	switch strings.TrimSpace(p.Get("wait_for")) {
+	case "":
+		if len(raw) > 0 {
+			p.Fail("document_id", "is only used with wait_for=extraction")
+		}
+		return nil
+	case api.WaitForExtraction:
+	default:
+		p.Fail("wait_for", "must be "+api.WaitForExtraction)
+		return nil
+	}
+	switch {
+	case !available:
+		p.Fail("wait_for", "this search service cannot wait for extraction (no database configured)")
+		return nil
+	case len(raw) == 0:
+		p.Fail("document_id", "is required with wait_for=extraction (repeat it for several documents)")
+		return nil
+	case len(raw) > MaxWaitDocuments:
+		p.Fail("document_id", "at most "+strconv.Itoa(MaxWaitDocuments)+" documents")
+		return nil
+	}
+	ids := make([]string, 0, len(raw))
+	for _, v := range raw {
+		id, ok := validate.UUID(strings.TrimSpace(v))
+		if !ok {
+			p.Fail("document_id", "must be a document id (a UUID)")
+			return nil
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
 
 // minLSN reads min_lsn, or the X-Min-LSN header when the parameter is absent.
 func (p *params) minLSN() uint64 {

@@ -129,6 +129,19 @@ type Bucket = api.Bucket
 // AggregationFields are the fields a terms aggregation may group by.
 var AggregationFields = []string{api.AggregateStatus, api.AggregateContentType, api.AggregateCreatedBy}
 
+// Extractions tells a search that waits for extraction
+// (wait_for=extraction&document_id=…) when a document's extraction has
+// ended. Extracted text is committed long after the document's create,
+// so the create's X-Commit-LSN cannot cover it.
+type Extractions interface {
+	// Settled reports whether the extraction of document id's current
+	// content has ended (done, failed, unsupported, skipped, or there is
+	// no content), and then a WAL position at or past that result's
+	// commit, to wait for as a min_lsn. NotFound when the document does
+	// not exist or the caller (the principal on ctx) may not view it.
+	Settled(ctx context.Context, id string) (settled bool, lsn uint64, err error)
+}
+
 // Index is implemented by every backend. All methods are safe for
 // concurrent use.
 type Index interface {

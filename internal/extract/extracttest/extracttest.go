@@ -82,6 +82,30 @@ func ImagePDF(img image.Image) []byte {
 		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content))
 }
 
+// ScannedPDF is an n-page PDF whose every page is img as a gray image and
+// no text: a long scan, which OCR reads page by page.
+func ScannedPDF(img image.Image, n int) []byte {
+	one := ImagePDF(img)
+	// Reuse ImagePDF's image and content objects (4 and 5) for every page.
+	start := bytes.Index(one, []byte("4 0 obj\n"))
+	end := bytes.Index(one, []byte("xref\n"))
+	objs := strings.SplitAfter(string(one[start:end]), "endobj\n")
+	body := func(o string) string {
+		o = o[strings.Index(o, "\n")+1:]
+		return strings.TrimSuffix(o, "\nendobj\n")
+	}
+	b := img.Bounds()
+	pw, ph := b.Dx()*72/200, b.Dy()*72/200
+	out := []string{"<< /Type /Catalog /Pages 2 0 R >>", "", body(objs[0]), body(objs[1])}
+	var kids []string
+	for i := range n {
+		kids = append(kids, fmt.Sprintf("%d 0 R", 5+i))
+		out = append(out, fmt.Sprintf("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources << /XObject << /Im1 3 0 R >> >> /Contents 4 0 R >>", pw, ph))
+	}
+	out[1] = fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", strings.Join(kids, " "), n)
+	return pdf("", out...)
+}
+
 // EncryptedPDF is a PDF under the standard security handler whose user
 // password is not empty: no reader opens it without the password.
 func EncryptedPDF() []byte {
