@@ -45,8 +45,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// limits are the tests' limits: a wall clock generous for a machine
+// loaded by parallel work (one PNG's OCR took over 30 s at load average
+// 30); the tests of the limits set their own.
 func limits() extract.Limits {
-	return extract.Limits{Timeout: 30 * time.Second, CPU: 20 * time.Second, Memory: 512 << 20, OutputCap: 1 << 20,
+	return extract.Limits{Timeout: 2 * time.Minute, CPU: 20 * time.Second, Memory: 512 << 20, OutputCap: 1 << 20,
 		MaxPages: 100, OCRPages: 5, MaxPixels: 40_000_000, MaxZip: 64 << 20, MaxRatio: 100, MaxFiles: 1000, Nice: 5}
 }
 
