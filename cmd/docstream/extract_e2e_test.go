@@ -294,9 +294,9 @@ func TestASearchRightAfterAnUploadWaitsForItsExtraction(t *testing.T) {
 			t.Skipf("%s is not installed (scripts/bootstrap.sh installs poppler-utils and tesseract-ocr): skipping", tool)
 		}
 	}
-	// A generous bound: OCR on a machine loaded by parallel work takes
-	// many seconds.
-	d := startDev(t, "--search-extraction-wait", "3m")
+	// Generous bounds: OCR, and the indexer behind it, on a machine
+	// loaded by parallel work take many seconds.
+	d := startDev(t, "--search-extraction-wait", "3m", "--search-max-wait", "1m")
 	c := newClient(t, d.gateway)
 	ctx := context.Background()
 

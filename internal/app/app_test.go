@@ -212,7 +212,7 @@ func TestZeroIsRefusedWhereItMeansNothing(t *testing.T) {
 		"realtime-queue-size", "realtime-write-timeout", "realtime-ping-interval", "realtime-pong-timeout", "auth-token-ttl",
 		"document-max-upload", "document-cache-ttl",
 		"signature-grpc-timeout", "signature-grpc-backoff", "signature-reconcile-interval", "signature-reconcile-max-backoff",
-		"search-max-wait", "gateway-rate-window",
+		"search-max-wait", "search-extraction-wait", "gateway-rate-window", "extractor-lease",
 		"extractor-workers", "extractor-timeout", "extractor-cpu", "extractor-memory", "extractor-text-cap", "extractor-max-pages",
 		"extractor-max-pixels", "extractor-max-zip-bytes", "extractor-max-zip-ratio", "extractor-max-zip-entries", "extractor-thumb-size",
 	} {
