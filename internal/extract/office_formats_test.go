@@ -185,3 +185,25 @@ func TestAnOfficeFileGetsItsTypeIconAsThumbnail(t *testing.T) {
 		t.Fatalf("band colours: docx %v odt %v xlsx %v; want text documents alike and a spreadsheet different", band["docx"], band["odt"], band["xlsx"])
 	}
 }
+
+// A missing tool turns its formats off with a line naming the Debian
+// package (the extractor logs each at start and shows it as an "off"
+// readiness detail, tool-<format>); office and HTML need no tool.
+func TestAMissingToolTurnsItsFormatsOffAndSaysWhichPackage(t *testing.T) {
+	none := extract.Tools{}
+	missing := none.Missing()
+	for what, pkg := range map[string]string{"pdf": "poppler-utils", "ocr": "tesseract-ocr", "prlimit": "util-linux"} {
+		if !strings.Contains(missing[what], pkg) {
+			t.Errorf("missing[%q] = %q, want it to name %s", what, missing[what], pkg)
+		}
+	}
+	for format, want := range map[string]bool{extract.FormatPDF: false, extract.FormatImage: false, extract.FormatOffice: true, extract.FormatHTML: true} {
+		if ok, why := none.Available(format); ok != want || (!ok && why == "") {
+			t.Errorf("Available(%s) = %v %q without tools, want %v and a reason when off", format, ok, why, want)
+		}
+	}
+	pdfOnly := extract.Tools{PDFToText: "/usr/bin/pdftotext", PDFInfo: "/usr/bin/pdfinfo", Prlimit: "/usr/bin/prlimit"}
+	if m := pdfOnly.Missing(); m["pdf"] != "" || !strings.Contains(m["pdf-thumbnails"], "pdftoppm") || m["ocr"] == "" {
+		t.Errorf("with pdftotext but no pdftoppm nor tesseract: %v", m)
+	}
+}
