@@ -194,7 +194,7 @@ func testConfig(t *testing.T) *Config {
 		"--bus-listen", "",
 		"--document-addr", free(), "--document-grpc-addr", free(), "--signature-addr", free(),
 		"--cdc-addr", free(), "--cdc-slot", "app_test_"+strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name())),
-		"--indexer-addr", free(), "--search-addr", free(), "--realtime-addr", free(), "--extractor-addr", free(),
+		"--indexer-addr", free(), "--search-addr", free(), "--realtime-addr", free(), "--extractor-addr", free(), "--webhooks-addr", free(),
 		"--realtime-jwt-secret", strings.Repeat("s", 32),
 		// The reference's behaviour: these tests are about the wiring.
 		"--auth-mode", "open",
