@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -40,9 +39,9 @@ func newCDCCmd(e *env) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			conn, err := pgx.Connect(ctx, url)
+			conn, err := cdc.ConnectForStatus(ctx, url)
 			if err != nil {
-				return fmt.Errorf("connect: %w", err)
+				return err
 			}
 			defer conn.Close(ctx)
 			info, err := cdc.Inspect(ctx, conn, slot.Slot, slot.Publication)
@@ -94,7 +93,7 @@ func newCDCCmd(e *env) *cobra.Command {
 	}
 	fs := status.Flags()
 	slot.RegisterSlotFlags(fs)
-	fs.StringVar(&dbURL, "database-url", "", "PostgreSQL URL reaching the server directly; default: the running dev system's (from <data-dir>/dev.json)")
+	fs.StringVar(&dbURL, "database-url", "", "PostgreSQL URL (directly or through PgBouncer); default: the running dev system's (from <data-dir>/dev.json)")
 	fs.StringVar(&dataDir, "data-dir", "./var", "where `docstream dev` keeps dev.json")
 	// As in the user commands: the env fallback reads DOCSTREAM_OUTPUT,
 	// not the far too generic OUTPUT; --output is an alias.

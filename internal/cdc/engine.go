@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/docstream/docstream/internal/bus"
@@ -245,6 +246,10 @@ func (e *Engine) acquireLock(ctx context.Context, pool *pgxpool.Pool, log *slog.
 	if err != nil {
 		return nil, err
 	}
+	if err := directSession(ctx, conn.Conn()); err != nil {
+		conn.Release()
+		return nil, err
+	}
 	standby := false
 	for {
 		var ok bool
@@ -268,6 +273,32 @@ func (e *Engine) acquireLock(ctx context.Context, pool *pgxpool.Pool, log *slog.
 		case <-time.After(e.cfg.StandbyPoll):
 		}
 	}
+}
+
+// ErrPooledConnection is the cause of the fatal error Run returns when its
+// database URL goes through a connection pooler.
+var ErrPooledConnection = errors.New("cdc: the database URL goes through a connection pooler (PgBouncer?), not to PostgreSQL directly")
+
+// directSession refuses a connection that is not a session of its own on
+// the server. The engine's advisory lock is a session lock: taken through
+// PgBouncer in transaction mode it lands on whichever server connection
+// ran that statement, stays there when the engine goes, and the next
+// engine waits for it forever. A pooler answers the startup with its own
+// backend key (it must, to route cancel requests), so the process id the
+// connection was given differs from the backend's pg_backend_pid(); a
+// direct connection, or a plain TCP proxy, gets the backend's own.
+func directSession(ctx context.Context, conn *pgx.Conn) error {
+	var pid uint32
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()", pgx.QueryExecModeSimpleProtocol).Scan(&pid); err != nil {
+		return fmt.Errorf("cdc: backend pid: %w", err)
+	}
+	if given := conn.PgConn().PID(); given != pid {
+		return &fatalError{fmt.Errorf("%w: its connection was given process id %d, but the server process is %d. "+
+			"The engine's advisory lock and WAL replication need a session of their own: set --direct-database-url (DIRECT_DATABASE_URL) "+
+			"to a URL reaching PostgreSQL directly (the pooler stays for the other services' --database-url)",
+			ErrPooledConnection, given, pid)}
+	}
+	return nil
 }
 
 // lockKey is the text whose hash is the advisory lock of slot.

@@ -19,6 +19,19 @@ import (
 	"github.com/docstream/docstream/internal/change"
 )
 
+// replicationConnectError is the error of a failed replication connection.
+// One the server (or a pooler) refused names the flag to set: PgBouncer
+// refuses the replication parameter, and a role or pg_hba.conf may lack
+// replication.
+func replicationConnectError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return fmt.Errorf("cdc: replication connection refused (WAL streaming needs a direct connection to PostgreSQL by a role with REPLICATION: "+
+			"set --direct-database-url (DIRECT_DATABASE_URL), not a PgBouncer URL; see docs/operations.md): %w", err)
+	}
+	return fmt.Errorf("cdc: replication connection: %w", err)
+}
+
 // capture ensures the publication and slot exist, snapshots if the slot is
 // new, and streams until ctx is done or an error.
 func (e *Engine) capture(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
@@ -35,7 +48,7 @@ func (e *Engine) capture(ctx context.Context, pool *pgxpool.Pool, log *slog.Logg
 	rcfg.RuntimeParams["TimeZone"] = "UTC"
 	repl, err := pgconn.ConnectConfig(ctx, rcfg)
 	if err != nil {
-		return fmt.Errorf("cdc: replication connection: %w", err)
+		return replicationConnectError(err)
 	}
 	defer repl.Close(context.Background())
 	rp, err := e.resume(ctx, repl, log)

@@ -107,3 +107,19 @@ func Inspect(ctx context.Context, q Querier, slot, publication string) (SlotInfo
 	}
 	return info, nil
 }
+
+// ConnectForStatus opens a connection for Inspect (`docstream cdc status`).
+// Its queries use no named prepared statement, so it works through
+// PgBouncer in transaction mode as well as directly.
+func ConnectForStatus(ctx context.Context, url string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database url: %w", err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return conn, nil
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/validate"
@@ -53,6 +54,12 @@ func Routes() []string { return httpx.Patterns(routeTable) }
 
 func (s *Server) handleCreate() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Before the body: a bad key is refused without reading it.
+		key, err := httpx.IdempotencyKey(r)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
 		req, err := httpx.Decode[CreateRequest](w, r, maxBody)
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, err)
@@ -74,11 +81,15 @@ func (s *Server) handleCreate() http.Handler {
 			return
 		}
 		in.IPAddress = httpx.ClientIP(r, s.trusted)
+		in.IdempotencyKey = key
 		// The signature's audit entry records where it came from.
-		sig, err := s.svc.Create(audit.WithClient(r.Context(), in.IPAddress, r.UserAgent()), in)
+		sig, replayed, err := s.svc.Create(audit.WithClient(r.Context(), in.IPAddress, r.UserAgent()), in)
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
+		}
+		if replayed {
+			w.Header().Set(api.IdempotentReplayedHeader, "true")
 		}
 		httpx.Respond(w, http.StatusCreated, sig)
 	})

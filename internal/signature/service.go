@@ -27,6 +27,7 @@ import (
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/document"
+	"github.com/docstream/docstream/internal/postgres"
 	"github.com/docstream/docstream/proto/documentpb"
 )
 
@@ -193,26 +194,26 @@ func Dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 // signed. If the document service cannot be reached the signature is still
 // created and reported with DocumentStatusUpdate "pending"; the Reconciler
 // applies it later. in.IPAddress must be filled in by the caller.
-func (s *Service) Create(ctx context.Context, in CreateInput) (*Signature, error) {
+func (s *Service) Create(ctx context.Context, in CreateInput) (sig *Signature, replayed bool, err error) {
 	// The handler asked Signer before validating; asking again keeps the
 	// rule where the signature is made.
 	email, err := s.Signer(ctx, &in.SignerEmail)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	in.SignerEmail = *email
 	name, err := s.SignerName(ctx, &in.SignerName)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	in.SignerName = *name
 	docReachable, err := s.checkDocument(ctx, in.DocumentID)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return nil, apperr.Wrap(apperr.Internal, err, "internal error")
+		return nil, false, apperr.Wrap(apperr.Internal, err, "internal error")
 	}
 	row := newRow{ID: id.String(), DocumentID: in.DocumentID, SignerEmail: in.SignerEmail, SignerName: in.SignerName}
 	if k := auth.FromContext(ctx).Key(); k != "" {
@@ -227,7 +228,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Signature, error
 		// The object is written before the row: a row never points at a
 		// missing object, and an object whose row failed is deleted below.
 		if err := s.blobs.WriteAll(ctx, key, obj.body, &gcblob.WriterOptions{ContentType: obj.contentType}); err != nil {
-			return nil, apperr.Wrap(apperr.Unavailable, err, "object storage unavailable: could not store signature_data")
+			return nil, false, apperr.Wrap(apperr.Unavailable, err, "object storage unavailable: could not store signature_data")
 		}
 		row.SignatureData, row.Key, row.ContentType, row.Size = in.SignatureData, &key, &obj.contentType, &size
 		sum := sha256.Sum256(obj.body)
@@ -241,18 +242,29 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Signature, error
 	if docReachable {
 		firstAttempt = s.inlineBudget() + 5*time.Second
 	}
-	sig, err := s.store.Insert(ctx, row, firstAttempt)
-	if err != nil {
+	if in.IdempotencyKey == "" {
+		sig, err = s.store.Insert(ctx, row, firstAttempt)
+	} else {
+		sig, replayed, err = s.store.InsertOnce(ctx, row, firstAttempt, createKey(ctx, in))
+	}
+	if err != nil || replayed {
 		if row.Key != nil {
 			if derr := s.blobs.Delete(context.WithoutCancel(ctx), *row.Key); derr != nil {
 				s.log.WarnContext(ctx, "delete orphaned signature object", "key", *row.Key, "err", derr)
 			}
 		}
-		return nil, err
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if replayed {
+		// The first request's answer; its status update is the outbox's
+		// (or was applied by the first request).
+		return sig, true, nil
 	}
 	if !docReachable {
 		statusUpdates.WithLabelValues("inline", "retry").Inc()
-		return sig, nil
+		return sig, false, nil
 	}
 	// The update outlives a client that hangs up: it is bounded by the retry
 	// budget, not by the request.
@@ -261,7 +273,28 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Signature, error
 	sig.DocumentStatusUpdate, sig.DocumentStatusError = s.apply(uctx, "inline",
 		pendingUpdate{SignatureID: sig.ID, DocumentID: sig.DocumentID, Status: string(document.StatusSigned)},
 		s.backoff(), time.Second)
-	return sig, nil
+	return sig, false, nil
+}
+
+// createKey is a signature's idempotency key: scoped to the route and the
+// caller (their reader key, else the signer: anonymous callers in open
+// mode), its fingerprint what the create asked for, so a retry that asks
+// for something else is told apart from a repeat.
+func createKey(ctx context.Context, in CreateInput) postgres.IdempotencyKey {
+	caller := auth.FromContext(ctx).Key()
+	if caller == "" {
+		caller = "signer:" + strings.ToLower(in.SignerEmail)
+	}
+	h := sha256.New()
+	data := ""
+	if in.SignatureData != nil {
+		data = *in.SignatureData
+	}
+	for _, f := range []string{in.DocumentID, in.SignerEmail, in.SignerName, data} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	return postgres.IdempotencyKey{Scope: "POST /signatures " + caller, Key: in.IdempotencyKey, Fingerprint: h.Sum(nil)}
 }
 
 // checkDocument asks the document service, with the caller's credential,

@@ -74,6 +74,9 @@ type CreateInput struct {
 	SignerName    string
 	SignatureData *string
 	IPAddress     string // the observed client address, filled in by the caller
+	// IdempotencyKey, if set, makes the create happen at most once for
+	// this key and caller (see api.IdempotencyKeyHeader).
+	IdempotencyKey string
 }
 
 // Validate checks every field, naming each offending one.

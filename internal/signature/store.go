@@ -2,6 +2,7 @@ package signature
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -10,14 +11,18 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/postgres"
 )
 
 // Store is the PostgreSQL side of signatures: queries and nothing else.
-// Every method is one statement (one implicit transaction) except Insert,
-// whose signature and audit entry commit together.
+// Every method is one statement (one implicit transaction) except Insert
+// and InsertOnce, whose signature and audit entry (and idempotency key)
+// commit together in one explicit transaction holding only
+// transaction-scoped locks, so the store works through PgBouncer in
+// transaction mode.
 type Store struct {
 	pool *pgxpool.Pool
 }
@@ -78,21 +83,60 @@ func scanSignature(row pgx.Row) (*Signature, error) {
 // same transaction.
 func (s *Store) Insert(ctx context.Context, r newRow, firstAttempt time.Duration) (sig *Signature, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if sig, err = insert(ctx, tx, r, firstAttempt); err != nil {
-			return err
-		}
-		data := map[string]any{"signature_id": sig.ID, "signer_email": sig.SignerEmail, "signer_name": sig.SignerName,
-			"signature_data_sha256": r.DataSHA256, "content_sha256": deref(sig.ContentSHA256), "document_version": derefInt(sig.DocumentVersion)}
-		e := audit.New(ctx, sig.DocumentID, audit.TypeSigned, data)
-		if sig.IPAddress != nil {
-			e.IP = *sig.IPAddress
-		}
-		return audit.Append(ctx, tx, e)
+		sig, err = insertAudited(ctx, tx, r, firstAttempt)
+		return err
 	})
 	if err != nil {
 		return nil, postgres.Error(err, "document "+r.DocumentID)
 	}
 	return sig, nil
+}
+
+// InsertOnce is Insert under an idempotency key, in one transaction with
+// the key's record: when the key already answered the same request, it
+// returns that answer's signature and replayed true, and inserts nothing
+// (see postgres.ClaimIdempotencyKey for the other outcomes).
+func (s *Store) InsertOnce(ctx context.Context, r newRow, firstAttempt time.Duration, k postgres.IdempotencyKey) (sig *Signature, replayed bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		first, err := postgres.ClaimIdempotencyKey(ctx, tx, k)
+		if err != nil {
+			return err
+		}
+		if first != nil {
+			replayed, sig = true, new(Signature)
+			if err := json.Unmarshal(first, sig); err != nil {
+				return apperr.Wrap(apperr.Internal, err, "internal error")
+			}
+			return nil
+		}
+		if sig, err = insertAudited(ctx, tx, r, firstAttempt); err != nil {
+			return err
+		}
+		resp, err := json.Marshal(sig)
+		if err != nil {
+			return apperr.Wrap(apperr.Internal, err, "internal error")
+		}
+		return postgres.SaveIdempotencyKey(ctx, tx, k, resp)
+	})
+	if err != nil {
+		return nil, false, postgres.Error(err, "document "+r.DocumentID)
+	}
+	return sig, replayed, nil
+}
+
+// insertAudited inserts the signature and appends its audit entry in tx.
+func insertAudited(ctx context.Context, tx pgx.Tx, r newRow, firstAttempt time.Duration) (*Signature, error) {
+	sig, err := insert(ctx, tx, r, firstAttempt)
+	if err != nil {
+		return nil, err
+	}
+	data := map[string]any{"signature_id": sig.ID, "signer_email": sig.SignerEmail, "signer_name": sig.SignerName,
+		"signature_data_sha256": r.DataSHA256, "content_sha256": deref(sig.ContentSHA256), "document_version": derefInt(sig.DocumentVersion)}
+	e := audit.New(ctx, sig.DocumentID, audit.TypeSigned, data)
+	if sig.IPAddress != nil {
+		e.IP = *sig.IPAddress
+	}
+	return sig, audit.Append(ctx, tx, e)
 }
 
 func deref(s *string) string {
