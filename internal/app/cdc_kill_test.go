@@ -1,0 +1,223 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/internal/localstack"
+	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
+)
+
+// cdcChildEnv makes the test binary a child process running the cdc target
+// alone (see TestTheActiveCDCProcessKilledUnderLoadIsReplacedByItsStandby),
+// until it is killed.
+const cdcChildEnv = "DOCSTREAM_TEST_CDC_CHILD"
+
+// TestTheActiveCDCProcessKilledUnderLoadIsReplacedByItsStandby runs the
+// write path as separate processes over a 3-node nats-server cluster: two
+// `cdc` processes (one active, one hot standby) and document, indexer and
+// search in this one. Under a steady load of creates, the active CDC
+// process is killed (SIGKILL): the standby takes the lock and streams
+// from the slot, documents created after the kill become searchable,
+// every change is on the bus exactly once and the indexer catches up.
+func TestTheActiveCDCProcessKilledUnderLoadIsReplacedByItsStandby(t *testing.T) {
+	nats, err := localstack.StartNATSCluster(context.Background(), testenv.TempDir(t), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nats.Stop)
+	c := testConfig(t)
+	c.Targets = "document,indexer,search"
+	c.Shared.BusURL, c.Shared.BusReplicas = nats.URL(), 3
+	c.Shared.BusPublishTimeout, c.Shared.BusStallTimeout = time.Second, 3*time.Second
+
+	cdcAddr := func() string {
+		p, err := localstack.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	startCDC := func(name string) (*exec.Cmd, string) {
+		addr := cdcAddr()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCDCChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), cdcChildEnv+"="+name, "DOCSTREAM_TEST_DB="+c.Shared.DatabaseURL,
+			"DOCSTREAM_TEST_BUS="+nats.URL(), "DOCSTREAM_TEST_SLOT="+c.CDC.Slot, "DOCSTREAM_TEST_ADDR="+addr,
+			"DOCSTREAM_TEST_DIR="+testenv.TempDir(t))
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd, "http://" + addr
+	}
+	// role is what a CDC process's readiness says of it: "active",
+	// "standby" or "" while it is neither (or does not answer).
+	role := func(url string) string {
+		resp, err := http.Get(url + "/health/ready")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		var h api.Health
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&h) != nil {
+			return ""
+		}
+		r := h.Checks["role"]
+		switch {
+		case r.Status == "ok":
+			return "active"
+		case strings.Contains(r.Error, "standby"):
+			return "standby"
+		}
+		return ""
+	}
+
+	first, firstURL := startCDC("first")
+	testenv.WaitFor(t, "the first cdc process to be active", func() bool { return role(firstURL) == "active" })
+	_, secondURL := startCDC("second")
+	testenv.WaitFor(t, "the second cdc process to be a ready standby", func() bool { return role(secondURL) == "standby" })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *System, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, c, logging.Discard(), func(s *System) { ready <- s }) }()
+	var sys *System
+	select {
+	case sys = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); <-done })
+
+	word := "takeover" + fmt.Sprint(time.Now().UnixNano()%100000)
+	searchable := func() int64 {
+		resp, err := http.Get(sys.URL("search") + "/search?q=" + word + "&size=1")
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		var r api.SearchResponse
+		if json.NewDecoder(resp.Body).Decode(&r) != nil {
+			return -1
+		}
+		return r.Total
+	}
+	var created, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(25 * time.Millisecond):
+			}
+			body := fmt.Sprintf(`{"title":"%s %d","content":"text","created_by":"load@example.com"}`, word, i)
+			resp, err := http.Post(sys.URL("document")+"/documents", "application/json", bytes.NewBufferString(body))
+			if err != nil || resp.StatusCode != http.StatusCreated {
+				failed.Add(1)
+				if resp != nil {
+					resp.Body.Close()
+				}
+				continue
+			}
+			resp.Body.Close()
+			created.Add(1)
+		}
+	})
+	stopLoad := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}
+	t.Cleanup(stopLoad)
+	waitFor(t, 60*time.Second, "documents searchable before the kill", func() bool { return searchable() >= 40 })
+
+	killed := time.Now()
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	atKill := created.Load()
+	testenv.WaitFor(t, "the standby to become active", func() bool { return role(secondURL) == "active" })
+	activeAfter := time.Since(killed)
+	waitFor(t, 60*time.Second, "documents created after the kill to be searchable", func() bool { return searchable() >= atKill+40 })
+	t.Logf("active cdc process killed; the standby active %v later, documents created after the kill searchable %v later (loaded 2-core machine)",
+		activeAfter.Round(100*time.Millisecond), time.Since(killed).Round(100*time.Millisecond))
+	stopLoad()
+	total := created.Load()
+	if failed.Load() > 0 {
+		t.Errorf("%d creates failed while a cdc process died (they never touch it)", failed.Load())
+	}
+	waitFor(t, 60*time.Second, "the indexer to catch up with every document", func() bool { return searchable() == total })
+
+	// No change lost or stored twice on the bus.
+	nc, err := natsgo.Connect(nats.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	s, err := js.Stream(context.Background(), "CDC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		if m.Subject != "cdc.documents" {
+			continue
+		}
+		id := m.Header.Get("lsn") + "|" + m.Header.Get("key")
+		if seen[id] {
+			t.Fatalf("change %s stored twice on the bus", id)
+		}
+		seen[id] = true
+	}
+	if int64(len(seen)) != total {
+		t.Fatalf("the bus holds %d document changes for %d creates", len(seen), total)
+	}
+}
+
+// TestCDCChild is the child process of
+// TestTheActiveCDCProcessKilledUnderLoadIsReplacedByItsStandby: the cdc
+// target alone, until killed.
+func TestCDCChild(t *testing.T) {
+	if os.Getenv(cdcChildEnv) == "" {
+		t.Skip("run by TestTheActiveCDCProcessKilledUnderLoadIsReplacedByItsStandby")
+	}
+	c := parse(t, nil, "--data-dir", os.Getenv("DOCSTREAM_TEST_DIR"), "--database-url", os.Getenv("DOCSTREAM_TEST_DB"),
+		"--bus-url", os.Getenv("DOCSTREAM_TEST_BUS"), "--bus-replicas", "3", "--bus-publish-timeout", "1s",
+		"--targets", "cdc", "--cdc-addr", os.Getenv("DOCSTREAM_TEST_ADDR"), "--cdc-slot", os.Getenv("DOCSTREAM_TEST_SLOT"),
+		"--cdc-standby-poll", "250ms", "--auth-mode", "open", "--shutdown-drain", "0")
+	if err := Run(context.Background(), c, logging.New(os.Stderr, "warn"), func(*System) {}); err != nil {
+		t.Fatal(err)
+	}
+}
