@@ -10,8 +10,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/pflag"
 
 	"github.com/docstream/docstream/api"
@@ -178,6 +181,8 @@ func TestEachModuleAsksOnlyForWhatItDeclares(t *testing.T) {
 
 // testConfig is every module on free loopback ports over the test
 // database and Redis, with data in a temp dir.
+var slotSeq atomic.Int64
+
 func testConfig(t *testing.T) *Config {
 	t.Helper()
 	free := func() string {
@@ -187,13 +192,35 @@ func testConfig(t *testing.T) *Config {
 		}
 		return fmt.Sprintf("127.0.0.1:%d", p)
 	}
+	// Replication slots are cluster-wide: one per run (a test run again,
+	// -count=N, must not find its last run's slot), dropped at the end.
+	db := testenv.Database(t)
+	name := strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name()))
+	slot := fmt.Sprintf("app_test_%.40s_%d", name, slotSeq.Add(1))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, db)
+		if err != nil {
+			return
+		}
+		defer conn.Close(ctx)
+		// The engine has stopped (its cleanup ran first) but its session
+		// may end a moment later.
+		for range 50 {
+			if _, err := conn.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", slot); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	c := parse(t, nil,
 		"--data-dir", testenv.TempDir(t),
-		"--database-url", testenv.Database(t),
+		"--database-url", db,
 		"--redis-url", testenv.Redis().URL(),
 		"--bus-listen", "",
 		"--document-addr", free(), "--document-grpc-addr", free(), "--signature-addr", free(),
-		"--cdc-addr", free(), "--cdc-slot", "app_test_"+strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name())),
+		"--cdc-addr", free(), "--cdc-slot", slot,
 		"--indexer-addr", free(), "--search-addr", free(), "--realtime-addr", free(), "--extractor-addr", free(), "--webhooks-addr", free(),
 		"--realtime-jwt-secret", strings.Repeat("s", 32),
 		// The reference's behaviour: these tests are about the wiring.
