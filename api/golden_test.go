@@ -22,6 +22,12 @@ var webhookGolden = api.Webhook{ID: "06946690-1d00-7000-8000-1a2b3c4d5e6f", URL:
 	Events: []string{"document.created", "document.signed"}, Description: "CRM sync", DocumentID: docID, CreatedBy: "ebemad@company.com",
 	Enabled: false, DisabledReason: "every delivery attempt failed since 2025-11-20T01:47:02Z; last: the endpoint answered 503",
 	Owner: "user:ebemad", FailingSince: &signed, PreviousSecretUntil: &signed, CreatedAt: created, UpdatedAt: signed}
+var signingRecipient = api.Recipient{
+	ID: "06946681-9000-7000-8000-000000000002", Email: "ebemad@client.com", Name: "Ebrahim Emad",
+	Role: api.RoleSigner, Order: 1, State: api.RecipientSigned, NotifiedAt: &created, ViewedAt: &signed, ActedAt: &signed,
+	IPAddress: ptr("127.0.0.1"), UserAgent: ptr("Mozilla/5.0"), ConsentAt: &signed,
+	SignatureID: ptr("06946681-7a00-7000-8000-5b6c1f0e9a21"), DeclineReason: ptr("n/a"),
+}
 
 var (
 	created = time.Date(2025, 11, 20, 1, 46, 31, 657647000, time.UTC)
@@ -61,6 +67,21 @@ var golden = map[string]any{
 	"audit_keys": api.AuditKeySet{Keys: []api.AuditKey{{KeyID: "4f1c2a9e0b7d3c55", Algorithm: "Ed25519", PublicKey: "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE="}}},
 	"share": api.Share{DocumentID: docID, Grantee: "email:ebemad@client.com", Level: "sign",
 		CreatedBy: "user:ebemad", CreatedAt: signed},
+	"signing_request": api.SigningRequest{
+		ID: "06946681-9000-7000-8000-000000000001", DocumentID: docID, Owner: ptr("user:ebemad"),
+		CreatedBy: "ebemad@company.com", State: api.RequestCompleted, Message: ptr("Please sign the agreement"),
+		ContentSHA256:   "9c1185a5c5e9fc54612808977ee8f548b2258d31b3b6e8e5a9b0f7cbd0e5c3b1",
+		DocumentVersion: 1, ExpiresAt: &signed, ReminderInterval: ptr("24h0m0s"), Outcome: ptr("completed"),
+		CertificateSHA256: ptr("0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"),
+		CreatedAt:         created, UpdatedAt: signed, SentAt: &created, CompletedAt: &signed,
+		Recipients: []api.Recipient{signingRecipient},
+	},
+	"invitation": api.Invitation{
+		RequestID: "06946681-9000-7000-8000-000000000001", DocumentID: docID, DocumentTitle: "Sales Agreement Q4 2025",
+		ContentSHA256: "9c1185a5c5e9fc54612808977ee8f548b2258d31b3b6e8e5a9b0f7cbd0e5c3b1", ContentType: "text/plain",
+		Message: ptr("Please sign the agreement"), From: "ebemad@company.com", Recipient: signingRecipient,
+		RequestState: api.RequestInProgress, ExpiresAt: &signed, CanAct: true, State: api.RecipientSigned,
+	},
 	"document_stats": api.DocumentStats{DocumentID: docID, TotalViews: 3, UniqueViews: 2},
 	"signature": api.Signature{
 		ID: "06946681-7a00-7000-8000-5b6c1f0e9a21", DocumentID: docID,

@@ -85,6 +85,19 @@ var fixture = map[string]string{
 	"GET /documents/{id}/audit":                           "audit_log",
 	"GET /documents/{id}/audit/verify":                    "audit_verification",
 	"GET /.well-known/docstream-audit-keys":               "audit_keys",
+
+	"POST /documents/{id}/signing-requests":   "signing_request",
+	"GET /documents/{id}/signing-requests":    "[signing_request]",
+	"GET /signing-requests/{rid}":             "signing_request",
+	"POST /signing-requests/{rid}/send":       "signing_request",
+	"POST /signing-requests/{rid}/cancel":     "signing_request",
+	"POST /signing-requests/{rid}/resend":     "signing_request",
+	"GET /signing-requests/{rid}/certificate": "",
+	"GET /signing-requests/{rid}/invitation":  "invitation",
+	"POST /signing-requests/{rid}/{action}":   "invitation",
+	"GET /invitations/{token}":                "invitation",
+	"GET /invitations/{token}/content":        "",
+	"POST /invitations/{token}/{action}":      "invitation",
 }
 
 // TestEveryRouteHasAClientMethod serves every route the services and the
@@ -131,6 +144,9 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 				w.Header().Set("Content-Type", "image/png")
 				w.Header().Set("ETag", `"abc"`)
 				http.ServeContent(w, r, "", testTime, strings.NewReader("\x89PNG"))
+			case "GET /signing-requests/{rid}/certificate", "GET /invitations/{token}/content":
+				w.Header().Set("Content-Type", "application/pdf")
+				_, _ = w.Write([]byte("%PDF-1.4"))
 			case "GET /documents/{id}/content":
 				w.Header().Set("Content-Type", "text/plain")
 				http.ServeContent(w, r, "", testTime, strings.NewReader("0123456789"))
@@ -195,8 +211,29 @@ func TestEveryRouteHasAClientMethod(t *testing.T) {
 		"GetSignature":       func() error { _, err := c.GetSignature(ctx, id); return err },
 		"ListSignatures":     func() error { _, err := c.ListSignatures(ctx, api.ListOptions{Limit: 5}); return err },
 		"DocumentSignatures": func() error { _, err := c.DocumentSignatures(ctx, id); return err },
-		"Search":             func() error { _, err := c.Search(ctx, api.SearchRequest{Query: "q"}); return err },
-		"Suggest":            func() error { _, err := c.Suggest(ctx, api.SuggestRequest{Query: "qq"}); return err },
+		"CreateSigningRequest": func() error {
+			_, err := c.CreateSigningRequest(ctx, id, api.CreateSigningRequest{Recipients: []api.RecipientInput{{Email: "a@b.co", Role: api.RoleSigner}}})
+			return err
+		},
+		"DocumentSigningRequests": func() error { _, err := c.DocumentSigningRequests(ctx, id); return err },
+		"GetSigningRequest":       func() error { _, err := c.GetSigningRequest(ctx, id); return err },
+		"SendSigningRequest":      func() error { _, err := c.SendSigningRequest(ctx, id); return err },
+		"CancelSigningRequest":    func() error { _, err := c.CancelSigningRequest(ctx, id); return err },
+		"ResendSigningRequest":    func() error { _, err := c.ResendSigningRequest(ctx, id); return err },
+		"SigningCertificate":      func() error { return drain(c.SigningCertificate(ctx, id)) },
+		"SigningInvitation":       func() error { _, err := c.SigningInvitation(ctx, id); return err },
+		"ActOnSigningRequest": func() error {
+			_, err := c.ActOnSigningRequest(ctx, id, "sign", api.InvitationAction{Consent: true})
+			return err
+		},
+		"ViewInvitation":    func() error { _, err := c.ViewInvitation(ctx, "tok"); return err },
+		"InvitationContent": func() error { return drain(c.InvitationContent(ctx, "tok")) },
+		"ActOnInvitation": func() error {
+			_, err := c.ActOnInvitation(ctx, "tok", "approve", api.InvitationAction{Consent: true})
+			return err
+		},
+		"Search":  func() error { _, err := c.Search(ctx, api.SearchRequest{Query: "q"}); return err },
+		"Suggest": func() error { _, err := c.Suggest(ctx, api.SuggestRequest{Query: "qq"}); return err },
 		"Aggregate": func() error {
 			_, err := c.Aggregate(ctx, api.AggregationRequest{Field: api.AggregateStatus})
 			return err

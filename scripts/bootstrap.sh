@@ -43,3 +43,7 @@ if [ ! -x .tools/bin/versitygw ]; then
   echo "bootstrap: building versitygw into .tools/bin (S3 tests)"
   GOBIN="$PWD/.tools/bin" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 fi
+if [ ! -x .tools/bin/mailpit ]; then
+  echo "bootstrap: building mailpit into .tools/bin (the SMTP sink of the signing tests)"
+  GOBIN="$PWD/.tools/bin" go install github.com/axllent/mailpit@v1.33.1
+fi

@@ -45,7 +45,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 		// Operator tools.
 		newCDCCmd, newEventsCmd, newBenchCmd,
 		// The user CLI.
-		newDocCmd, newSignCmd, newSearchCmd, newWatchCmd, newLoginCmd, newLogoutCmd, newTokenCmd, newAPIKeyCmd, newExtractCmd, newWebhookCmd, newVerifyCmd,
+		newDocCmd, newSignCmd, newRequestCmd, newSearchCmd, newWatchCmd, newLoginCmd, newLogoutCmd, newTokenCmd, newAPIKeyCmd, newExtractCmd, newWebhookCmd, newVerifyCmd,
 	} {
 		root.AddCommand(c(e))
 	}

@@ -111,7 +111,7 @@ func Modules() []*Module {
 		{
 			Name:     "signature",
 			Deps:     []string{"document"},
-			Needs:    []Resource{PGPool, BucketOf(signature.Bucket), Auth},
+			Needs:    []Resource{PGPool, BucketOf(signature.Bucket), BucketOf(document.Bucket), Auth},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Signature.RegisterFlags(fs) },
 			Metrics:  signature.RegisterMetrics,
 			Validate: func(c *Config) error { return c.Signature.Validate() },
@@ -119,7 +119,8 @@ func Modules() []*Module {
 			// Signatures of a document live in the signature service even
 			// though the path is under /documents; the more specific
 			// pattern wins.
-			Routes: []gateway.Route{{Name: "signatures", Paths: []string{"/signatures", "/documents/{id}/signatures"}}},
+			Routes: []gateway.Route{{Name: "signatures", Paths: []string{"/signatures", "/documents/{id}/signatures",
+				"/documents/{id}/signing-requests", "/signing-requests", "/invitations"}}},
 			Wire: func(c *Config, in func(string) bool) {
 				// In one process the signature service follows the document
 				// service's gRPC port unless told otherwise.
@@ -320,8 +321,25 @@ func startSignature(ctx context.Context, c *Config, r *Resources) error {
 	svc.SetMode(authn.Mode())
 	cfg.Admission = httpx.NewAdmission("signature", c.Shared.Admission)
 	cfg.Auth = authn
+	// The documents bucket: an invitation shows the pinned content, and
+	// the certificate of completion is stored beside the document.
+	docs, err := r.Bucket(ctx, document.Bucket)
+	if err != nil {
+		return err
+	}
+	var notifier signature.Notifier = &signature.LogNotifier{W: os.Stderr}
+	if cfg.Signing.SMTPURL != "" {
+		if notifier, err = signature.NewSMTPNotifier(cfg.Signing.SMTPURL, cfg.Signing.MailFrom); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("no --signing-smtp-url: signing mails, invitation links included, are written to standard error (development only)")
+	}
+	cfg.Workflow = signature.NewWorkflow(svc, docs, notifier, nil, signature.WorkflowOptions{
+		PublicURL: cfg.Signing.PublicURL, MailPerMinute: cfg.Signing.MailPerMinute})
 	handler := signature.NewServer(svc, cfg, log)
 	r.Go("signature http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
+	r.Go("signing scheduler", signature.NewScheduler(cfg.Workflow, cfg.Signing.Scheduler).Run)
 	r.Go("signature blob sweeper", blob.NewSweeper(bucket, signature.Bucket, svc.Ownership(), c.Signature.Sweep, log).Run)
 	r.Go("signature reconciler", signature.NewReconciler(svc, c.Signature.Reconciler).Run)
 	return nil
@@ -567,7 +585,8 @@ func startGateway(ctx context.Context, c *Config, r *Resources) error {
 			return err
 		}
 		if c.Auth.AtGateway {
-			cfg.Authenticate = func(h http.Handler) http.Handler { return a.Middleware(h) }
+			// Invitation links carry their own credential (the token).
+			cfg.Authenticate = func(h http.Handler) http.Handler { return a.Middleware(h, "/invitations/") }
 		}
 		if a.Mode() == auth.ModeRequired {
 			cfg.AdminAuthorize = func(h http.Handler) http.Handler { return a.AdminOnly(h, "the gateway's admin API") }

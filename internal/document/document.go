@@ -167,6 +167,10 @@ type UpdateInput struct {
 	Title   *string
 	Status  *string
 	IfMatch *int32 // expected current version (If-Match)
+	// workflow marks the signing workflow's own status update (gRPC, as
+	// service "signature"): the one change a document out for signature
+	// accepts.
+	workflow bool
 }
 
 // Validate checks the fields.

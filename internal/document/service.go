@@ -392,12 +392,25 @@ func (s *Service) maySetSigned(ctx context.Context) guard {
 // SetStatus is the gRPC status update: idempotent, legal transitions only.
 // It needs edit, except that setting signed is also what a service
 // credential may do (and the only thing it may do).
+//
+// The signature service (its credential in required mode; any gRPC caller
+// in open mode, where gRPC is the services' own API) may also set the
+// statuses of the signing workflow — sent, viewed, pending, signed,
+// completed — on a document an open signing request pins; every other
+// change of such a document is refused (409).
 func (s *Service) SetStatus(ctx context.Context, id, status string) (*Document, error) {
 	need := auth.LevelEdit
-	if status == string(StatusSigned) {
+	workflow := false
+	switch Status(status) {
+	case StatusSigned:
 		need = levelSetSigned
+		workflow = !s.required() || auth.FromContext(ctx).Key() == SignatureService
+	case StatusSent, StatusViewed, StatusPending, StatusCompleted:
+		if !s.required() || auth.FromContext(ctx).Key() == SignatureService {
+			need, workflow = levelSetSigned, true
+		}
 	}
-	u, err := s.update(ctx, id, UpdateInput{Status: &status}, need)
+	u, err := s.update(ctx, id, UpdateInput{Status: &status, workflow: workflow}, need)
 	if err != nil {
 		return nil, err
 	}

@@ -254,6 +254,11 @@ func (s *Store) Update(ctx context.Context, id string, in UpdateInput, keys []st
 		if err := may(r); err != nil {
 			return err
 		}
+		if !in.workflow {
+			if err := outForSignature(ctx, tx, id, false); err != nil {
+				return err
+			}
+		}
 		cur := r.Document
 		if in.IfMatch != nil && *in.IfMatch != cur.Version {
 			return apperr.E(apperr.PreconditionFailed, "document %s is at version %d, not %d", id, cur.Version, *in.IfMatch)
@@ -307,6 +312,9 @@ func (s *Store) Delete(ctx context.Context, id string, keys []string, may guard)
 		if err := may(r); err != nil {
 			return err
 		}
+		if err := outForSignature(ctx, tx, id, true); err != nil {
+			return err
+		}
 		doc, err = deleteRow(ctx, tx, id)
 		return err
 	})
@@ -323,14 +331,44 @@ func deleteRow(ctx context.Context, tx pgx.Tx, id string) (*Document, error) {
 	return d, err
 }
 
+// outForSignature refuses (409) a change of a document that an open
+// signing request pins (schema signing, the signature service's), and with
+// completed also a deletion of one whose request completed (its
+// certificate and audit trail must outlive nothing they describe). It runs
+// in the change's transaction after the document row is locked: the
+// signature service creates a request under the same row lock, so a
+// request and a change never pass each other.
+func outForSignature(ctx context.Context, tx pgx.Tx, id string, completed bool) error {
+	var rid, state string
+	err := tx.QueryRow(ctx, `SELECT id::text, state FROM signing.signing_requests
+		WHERE document_id = $1 AND (state IN ('draft', 'sent', 'in_progress') OR ($2 AND state = 'completed'))
+		ORDER BY state = 'completed' LIMIT 1`, id, completed).Scan(&rid, &state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return postgres.Error(err, "signing requests of document "+id)
+	}
+	if state == "completed" {
+		return apperr.E(apperr.Conflict, "document %s has a completed signing request (%s): it is kept with its certificate and audit trail", id, rid)
+	}
+	return apperr.E(apperr.Conflict, "document %s is out for signature (signing request %s is %s): cancel the request first", id, rid, state)
+}
+
 // deleteUnchecked is Delete when nothing is checked (open mode).
 func (s *Store) deleteUnchecked(ctx context.Context, id string) (d *Document, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM documents.documents WHERE id = $1 FOR UPDATE`, id); err != nil {
+			return postgres.Error(err, "document "+id)
+		}
+		if err := outForSignature(ctx, tx, id, true); err != nil {
+			return err
+		}
 		d, err = deleteRow(ctx, tx, id)
 		return err
 	})
 	if err != nil {
-		return nil, postgres.Error(err, "document "+id)
+		return nil, postgres.Error(err, "delete document "+id)
 	}
 	return d, nil
 }

@@ -2,6 +2,7 @@ package signature
 
 import (
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -30,6 +31,20 @@ type Config struct {
 	// the context (nil: every caller anonymous, as in tests); it comes
 	// from the shared --auth-* flags.
 	Auth *auth.Authenticator
+	// Workflow serves signing requests (nil: those routes answer 503).
+	Workflow *Workflow
+	// Signing configures the workflow: public URL, mail, scheduler.
+	Signing SigningConfig
+}
+
+// SigningConfig configures signing requests (flags --public-url,
+// --signing-*).
+type SigningConfig struct {
+	PublicURL     string
+	SMTPURL       string
+	MailFrom      string
+	MailPerMinute int
+	Scheduler     SchedulerOptions
 }
 
 // DefaultConfig is the signature service's configuration when nothing is
@@ -42,6 +57,8 @@ func DefaultConfig() Config {
 		Options:        Options{CallTimeout: 2 * time.Second, Retries: 2, RetryBackoff: 50 * time.Millisecond},
 		Reconciler:     ReconcilerOptions{Interval: time.Second, MaxBackoff: 5 * time.Second},
 		Sweep:          blob.DefaultSweepConfig(),
+		Signing: SigningConfig{PublicURL: "http://localhost:8000", MailFrom: "docstream@localhost", MailPerMinute: 30,
+			Scheduler: SchedulerOptions{Interval: time.Second, MaxBackoff: time.Minute}},
 	}
 }
 
@@ -62,6 +79,11 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Reconciler.Interval, "signature-reconcile-interval", c.Reconciler.Interval, "how often pending document status updates are retried from the outbox (must be > 0)")
 	fs.DurationVar(&c.Reconciler.MaxBackoff, "signature-reconcile-max-backoff", c.Reconciler.MaxBackoff, "longest delay between attempts of one pending status update (must be > 0)")
 	c.Sweep.RegisterFlags(fs, "signature")
+	fs.StringVar(&c.Signing.PublicURL, "public-url", c.Signing.PublicURL, "public base URL of docstream (the gateway) that invitation links mailed to signing recipients start with")
+	fs.StringVar(&c.Signing.SMTPURL, "signing-smtp-url", c.Signing.SMTPURL, "SMTP server that signing invitations are sent through, smtp://[user:password@]host:port (empty: the log notifier writes each mail, links included, to standard error: for development only)")
+	fs.StringVar(&c.Signing.MailFrom, "signing-mail-from", c.Signing.MailFrom, "From address of signing mails")
+	fs.IntVar(&c.Signing.MailPerMinute, "signing-mail-per-minute", c.Signing.MailPerMinute, "invitation mails one principal (or client address) may cause per minute by creating, sending or resending signing requests (must be > 0)")
+	fs.DurationVar(&c.Signing.Scheduler.Interval, "signing-scheduler-interval", c.Signing.Scheduler.Interval, "how often the signing scheduler polls its due-table for notifications, reminders, expiries and status updates (must be > 0)")
 }
 
 // Validate refuses a configuration the service cannot run with, naming
@@ -75,9 +97,21 @@ func (c *Config) Validate() error {
 		{"--signature-grpc-backoff", c.Options.RetryBackoff},
 		{"--signature-reconcile-interval", c.Reconciler.Interval},
 		{"--signature-reconcile-max-backoff", c.Reconciler.MaxBackoff},
+		{"--signing-scheduler-interval", c.Signing.Scheduler.Interval},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("signature: %s must be > 0, got %v", d.flag, d.v)
+		}
+	}
+	if c.Signing.MailPerMinute <= 0 {
+		return fmt.Errorf("signature: --signing-mail-per-minute must be > 0, got %d", c.Signing.MailPerMinute)
+	}
+	if u, err := url.Parse(c.Signing.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("signature: --public-url must be an http(s) URL, got %q", c.Signing.PublicURL)
+	}
+	if c.Signing.SMTPURL != "" {
+		if _, err := NewSMTPNotifier(c.Signing.SMTPURL, c.Signing.MailFrom); err != nil {
+			return err
 		}
 	}
 	if c.DocumentGRPC == "" {

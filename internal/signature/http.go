@@ -1,9 +1,14 @@
 package signature
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"path"
+
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/apperr"
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/audit"
@@ -14,6 +19,7 @@ import (
 // Server is the signature service's HTTP API.
 type Server struct {
 	svc     *Service
+	wf      *Workflow // nil: signing requests answer 503
 	log     *slog.Logger
 	trusted []netip.Prefix // proxies whose X-Forwarded-For is believed
 	adm     *httpx.Admission
@@ -23,8 +29,10 @@ type Server struct {
 // metrics. X-Forwarded-For is trusted only from cfg.TrustedProxies (the
 // gateway); cfg.Admission bounds the requests in flight per route class.
 func NewServer(svc *Service, cfg Config, log *slog.Logger) http.Handler {
-	s := &Server{svc: svc, log: log, trusted: cfg.TrustedProxies, adm: cfg.Admission}
-	return httpx.Wrap("signature", s.log, cfg.Auth.Middleware(s.routes()))
+	s := &Server{svc: svc, wf: cfg.Workflow, log: log, trusted: cfg.TrustedProxies, adm: cfg.Admission}
+	// Invitation links carry their own credential (the token): a recipient
+	// without an account follows them.
+	return httpx.Wrap("signature", s.log, cfg.Auth.Middleware(s.routes(), "/invitations/"))
 }
 
 func (s *Server) routes() *http.ServeMux {
@@ -46,6 +54,22 @@ var routeTable = map[string]httpx.Route[*Server]{
 	"GET /signatures":                {Class: httpx.Read, Handler: (*Server).handleList},
 	"GET /signatures/{id}":           {Class: httpx.Read, Handler: (*Server).handleGet},
 	"GET /documents/{id}/signatures": {Class: httpx.Read, Handler: (*Server).handleListByDocument},
+
+	// Signing requests (workflow.go).
+	"POST /documents/{id}/signing-requests":   {Class: httpx.Write, Handler: (*Server).handleCreateRequest},
+	"GET /documents/{id}/signing-requests":    {Class: httpx.Read, Handler: (*Server).handleListRequests},
+	"GET /signing-requests/{rid}":             {Class: httpx.Read, Handler: (*Server).handleGetRequest},
+	"POST /signing-requests/{rid}/send":       {Class: httpx.Write, Handler: (*Server).handleRequestOp},
+	"POST /signing-requests/{rid}/cancel":     {Class: httpx.Write, Handler: (*Server).handleRequestOp},
+	"POST /signing-requests/{rid}/resend":     {Class: httpx.Write, Handler: (*Server).handleRequestOp},
+	"GET /signing-requests/{rid}/certificate": {Class: httpx.Read, Handler: (*Server).handleCertificate},
+	// A signed-in recipient (verified email) views and acts without a token.
+	"GET /signing-requests/{rid}/invitation": {Class: httpx.Read, Handler: (*Server).handleViewAsPrincipal},
+	"POST /signing-requests/{rid}/{action}":  {Class: httpx.Write, Handler: (*Server).handleActAsPrincipal},
+	// Invitation links: open routes, the token is the credential.
+	"GET /invitations/{token}":           {Class: httpx.Read, Handler: (*Server).handleViewInvitation},
+	"GET /invitations/{token}/content":   {Handler: (*Server).handleInvitationContent},
+	"POST /invitations/{token}/{action}": {Class: httpx.Write, Handler: (*Server).handleAct},
 }
 
 // Routes lists the REST API's routes (http.ServeMux patterns, besides
@@ -141,5 +165,256 @@ func (s *Server) handleListByDocument() http.Handler {
 			return
 		}
 		httpx.Respond(w, http.StatusOK, sigs)
+	})
+}
+
+// meta is who is asking, as this request shows it.
+func (s *Server) meta(r *http.Request) Meta {
+	ua := r.UserAgent()
+	if len(ua) > 1000 {
+		ua = ua[:1000]
+	}
+	return Meta{IP: httpx.ClientIP(r, s.trusted), UserAgent: ua}
+}
+
+// workflow returns the workflow, or answers 503 when it is not configured.
+func (s *Server) workflow(w http.ResponseWriter, r *http.Request) *Workflow {
+	if s.wf == nil {
+		httpx.RespondErr(w, r, s.log, apperr.E(apperr.Unavailable, "signing requests are not configured on this instance"))
+	}
+	return s.wf
+}
+
+func (s *Server) handleCreateRequest() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wf := s.workflow(w, r)
+		if wf == nil {
+			return
+		}
+		id, err := validate.ID("document", r.PathValue("id"))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		body, err := httpx.Decode[api.CreateSigningRequest](w, r, maxRequestBody)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		out, err := wf.Create(r.Context(), id, body, s.meta(r))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusCreated, out)
+	})
+}
+
+func (s *Server) handleListRequests() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wf := s.workflow(w, r)
+		if wf == nil {
+			return
+		}
+		id, err := validate.ID("document", r.PathValue("id"))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		out, err := wf.ListByDocument(r.Context(), id)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, out)
+	})
+}
+
+func (s *Server) handleGetRequest() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wf := s.workflow(w, r)
+		if wf == nil {
+			return
+		}
+		id, err := validate.ID("signing request", r.PathValue("rid"))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		out, err := wf.Get(r.Context(), id)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, out)
+	})
+}
+
+// handleRequestOp is send, cancel and resend: the last path segment.
+func (s *Server) handleRequestOp() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wf := s.workflow(w, r)
+		if wf == nil {
+			return
+		}
+		id, err := validate.ID("signing request", r.PathValue("rid"))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		op := wf.Send
+		switch path.Base(r.URL.Path) {
+		case "cancel":
+			op = wf.Cancel
+		case "resend":
+			op = wf.Resend
+		}
+		out, err := op(r.Context(), id, s.meta(r))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, out)
+	})
+}
+
+func (s *Server) handleCertificate() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wf := s.workflow(w, r)
+		if wf == nil {
+			return
+		}
+		id, err := validate.ID("signing request", r.PathValue("rid"))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		rd, err := wf.Certificate(r.Context(), id)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		defer rd.Close()
+		w.Header().Set("Content-Type", "application/pdf")
+		w.Header().Set("Content-Disposition", `attachment; filename="certificate-`+id+`.pdf"`)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = io.Copy(w, rd)
+	})
+}
+
+func (s *Server) handleViewAsPrincipal() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wf := s.workflow(w, r)
+		if wf == nil {
+			return
+		}
+		id, err := validate.ID("signing request", r.PathValue("rid"))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		out, err := wf.ViewAsPrincipal(r.Context(), id, s.meta(r))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, out)
+	})
+}
+
+func (s *Server) handleActAsPrincipal() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wf := s.workflow(w, r)
+		if wf == nil {
+			return
+		}
+		id, err := validate.ID("signing request", r.PathValue("rid"))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		a, ok := ParseAction(r.PathValue("action"))
+		if !ok {
+			httpx.RespondErr(w, r, s.log, apperr.E(apperr.NotFound, "no such action %q: sign, approve, decline, send, cancel or resend", r.PathValue("action")))
+			return
+		}
+		body, err := httpx.Decode[api.InvitationAction](w, r, maxActionBody)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		out, err := wf.ActAsPrincipal(r.Context(), id, a, body, s.meta(r))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, out)
+	})
+}
+
+func (s *Server) handleViewInvitation() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wf := s.workflow(w, r)
+		if wf == nil {
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		out, err := wf.View(r.Context(), r.PathValue("token"), s.meta(r))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, out)
+	})
+}
+
+func (s *Server) handleInvitationContent() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wf := s.workflow(w, r)
+		if wf == nil {
+			return
+		}
+		rd, ct, err := wf.Content(r.Context(), r.PathValue("token"), s.meta(r))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		defer rd.Close()
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", "sandbox")
+		w.Header().Set("Content-Disposition", "attachment")
+		_, _ = io.Copy(w, rd)
+	})
+}
+
+func (s *Server) handleAct() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wf := s.workflow(w, r)
+		if wf == nil {
+			return
+		}
+		a, ok := ParseAction(r.PathValue("action"))
+		if !ok {
+			httpx.RespondErr(w, r, s.log, apperr.E(apperr.NotFound, "no such action %q: sign, approve or decline", r.PathValue("action")))
+			return
+		}
+		body, err := httpx.Decode[api.InvitationAction](w, r, maxActionBody)
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		out, err := wf.Act(r.Context(), r.PathValue("token"), a, body, s.meta(r))
+		if err != nil {
+			httpx.RespondErr(w, r, s.log, err)
+			return
+		}
+		httpx.Respond(w, http.StatusOK, out)
 	})
 }

@@ -1,0 +1,126 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/docstream/docstream/api"
+)
+
+// CreateSigningRequest asks recipients to sign, approve or view document
+// documentID's current content (POST /documents/{id}/signing-requests;
+// needs own). Unless req.Draft, invitations go out at once.
+func (c *Client) CreateSigningRequest(ctx context.Context, documentID string, req api.CreateSigningRequest) (*api.SigningRequest, error) {
+	var out api.SigningRequest
+	if _, err := c.call(ctx, http.MethodPost, idPath("documents", documentID, "signing-requests"), nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DocumentSigningRequests lists a document's signing requests, newest
+// first (GET /documents/{id}/signing-requests).
+func (c *Client) DocumentSigningRequests(ctx context.Context, documentID string) ([]api.SigningRequest, error) {
+	var out []api.SigningRequest
+	if _, err := c.call(ctx, http.MethodGet, idPath("documents", documentID, "signing-requests"), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetSigningRequest returns one signing request with its recipients
+// (GET /signing-requests/{rid}).
+func (c *Client) GetSigningRequest(ctx context.Context, id string) (*api.SigningRequest, error) {
+	var out api.SigningRequest
+	if _, err := c.call(ctx, http.MethodGet, idPath("signing-requests", id), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SendSigningRequest sends a draft (POST /signing-requests/{rid}/send).
+func (c *Client) SendSigningRequest(ctx context.Context, id string) (*api.SigningRequest, error) {
+	return c.requestOp(ctx, id, "send")
+}
+
+// CancelSigningRequest cancels an open request
+// (POST /signing-requests/{rid}/cancel).
+func (c *Client) CancelSigningRequest(ctx context.Context, id string) (*api.SigningRequest, error) {
+	return c.requestOp(ctx, id, "cancel")
+}
+
+// ResendSigningRequest mails fresh invitations to the recipients still
+// waiting (POST /signing-requests/{rid}/resend).
+func (c *Client) ResendSigningRequest(ctx context.Context, id string) (*api.SigningRequest, error) {
+	return c.requestOp(ctx, id, "resend")
+}
+
+func (c *Client) requestOp(ctx context.Context, id, op string) (*api.SigningRequest, error) {
+	var out api.SigningRequest
+	if _, err := c.call(ctx, http.MethodPost, idPath("signing-requests", id, op), nil, struct{}{}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SigningCertificate streams a completed request's certificate of
+// completion, a PDF (GET /signing-requests/{rid}/certificate).
+func (c *Client) SigningCertificate(ctx context.Context, id string) (*Content, error) {
+	return c.stream(ctx, idPath("signing-requests", id, "certificate"))
+}
+
+// SigningInvitation is what a signed-in recipient's invitation shows, and
+// records that they viewed it (GET /signing-requests/{rid}/invitation).
+func (c *Client) SigningInvitation(ctx context.Context, id string) (*api.Invitation, error) {
+	var out api.Invitation
+	if _, err := c.call(ctx, http.MethodGet, idPath("signing-requests", id, "invitation"), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ActOnSigningRequest signs, approves or declines ("sign", "approve",
+// "decline") as the signed-in recipient whose verified email is on the
+// request (POST /signing-requests/{rid}/{action}).
+func (c *Client) ActOnSigningRequest(ctx context.Context, id, action string, req api.InvitationAction) (*api.Invitation, error) {
+	var out api.Invitation
+	if _, err := c.call(ctx, http.MethodPost, idPath("signing-requests", id, url.PathEscape(action)), nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ViewInvitation opens an invitation link's token (GET /invitations/{token}).
+func (c *Client) ViewInvitation(ctx context.Context, token string) (*api.Invitation, error) {
+	var out api.Invitation
+	if _, err := c.call(ctx, http.MethodGet, idPath("invitations", token), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// InvitationContent streams the pinned content an invitation shows
+// (GET /invitations/{token}/content).
+func (c *Client) InvitationContent(ctx context.Context, token string) (*Content, error) {
+	return c.stream(ctx, idPath("invitations", token, "content"))
+}
+
+// ActOnInvitation signs, approves or declines with an invitation token
+// (POST /invitations/{token}/{action}); the action uses the invitation up.
+func (c *Client) ActOnInvitation(ctx context.Context, token, action string, req api.InvitationAction) (*api.Invitation, error) {
+	var out api.Invitation
+	if _, err := c.call(ctx, http.MethodPost, idPath("invitations", token, url.PathEscape(action)), nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// stream GETs path and returns the body to read.
+func (c *Client) stream(ctx context.Context, path string) (*Content, error) {
+	resp, err := c.send(ctx, request{method: http.MethodGet, path: path, header: http.Header{"Accept": {"*/*"}}})
+	if err != nil {
+		return nil, err
+	}
+	return &Content{ReadCloser: resp.Body, ContentType: resp.Header.Get("Content-Type"), Length: resp.ContentLength, Size: resp.ContentLength}, nil
+}

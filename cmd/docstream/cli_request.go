@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/internal/config"
+)
+
+// newRequestCmd is `docstream request create|status|cancel`: signing
+// requests with several recipients (README "Signing requests").
+func newRequestCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "request", Short: "Signing requests: ask several recipients to sign, approve or view a document"}
+	cmd.AddCommand(newRequestCreateCmd(e), newRequestStatusCmd(e), newRequestCancelCmd(e))
+	return cmd
+}
+
+// recipientFlag parses EMAIL[:ORDER] (order 1 when left out).
+func recipientFlag(role api.Role, vals []string) ([]api.RecipientInput, error) {
+	var out []api.RecipientInput
+	for _, v := range vals {
+		email, order := v, 1
+		if i := strings.LastIndexByte(v, ':'); i > 0 {
+			n, err := strconv.Atoi(v[i+1:])
+			if err != nil {
+				return nil, fmt.Errorf("--%s %q: the order after ':' must be a number", role, v)
+			}
+			email, order = v[:i], n
+		}
+		out = append(out, api.RecipientInput{Email: email, Role: role, Order: order})
+	}
+	return out, nil
+}
+
+func newRequestCreateCmd(e *env) *cobra.Command {
+	var signers, approvers, viewers, ccs []string
+	var message string
+	var expires, remind time.Duration
+	var draft bool
+	cmd := &cobra.Command{
+		Use:   "create DOCUMENT_ID",
+		Short: "Create (and send) a signing request; recipients as EMAIL[:ORDER], same order = in parallel",
+		Args:  cobra.ExactArgs(1),
+	}
+	cf := bindClientFlags(cmd)
+	cmd.Flags().StringArrayVar(&signers, "signer", nil, "a signer, EMAIL[:ORDER] (repeatable)")
+	cmd.Flags().StringArrayVar(&approvers, "approver", nil, "an approver, EMAIL[:ORDER] (repeatable)")
+	cmd.Flags().StringArrayVar(&viewers, "viewer", nil, "a recipient who must view, EMAIL[:ORDER] (repeatable)")
+	cmd.Flags().StringArrayVar(&ccs, "cc", nil, "a recipient who gets a copy, EMAIL[:ORDER] (repeatable)")
+	cmd.Flags().StringVar(&message, "message", "", "message to the recipients")
+	cmd.Flags().DurationVar(&expires, "expires", 0, "the request expires after this long (0: never)")
+	cmd.Flags().DurationVar(&remind, "remind", 0, "remind waiting recipients this often (0: never)")
+	cmd.Flags().BoolVar(&draft, "draft", false, "create without sending")
+	config.NoEnv(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		req := api.CreateSigningRequest{Message: message, Draft: draft}
+		for _, g := range []struct {
+			role api.Role
+			vals []string
+		}{{api.RoleSigner, signers}, {api.RoleApprover, approvers}, {api.RoleViewer, viewers}, {api.RoleCC, ccs}} {
+			rs, err := recipientFlag(g.role, g.vals)
+			if err != nil {
+				return err
+			}
+			req.Recipients = append(req.Recipients, rs...)
+		}
+		if expires > 0 {
+			t := time.Now().Add(expires).UTC()
+			req.ExpiresAt = &t
+		}
+		if remind > 0 {
+			req.ReminderInterval = remind.String()
+		}
+		c, err := cf.client(e)
+		if err != nil {
+			return err
+		}
+		r, err := c.api.CreateSigningRequest(cmd.Context(), args[0], req)
+		if err != nil {
+			return shown(err)
+		}
+		return c.print(r, func() error { return printRequest(c.stdout, r) })
+	}
+	return cmd
+}
+
+func newRequestStatusCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "status REQUEST_ID", Short: "Show a signing request and its recipients", Args: cobra.ExactArgs(1)}
+	cf := bindClientFlags(cmd)
+	config.NoEnv(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := cf.client(e)
+		if err != nil {
+			return err
+		}
+		r, err := c.api.GetSigningRequest(cmd.Context(), args[0])
+		if err != nil {
+			return shown(err)
+		}
+		return c.print(r, func() error { return printRequest(c.stdout, r) })
+	}
+	return cmd
+}
+
+func newRequestCancelCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "cancel REQUEST_ID", Short: "Cancel an open signing request", Args: cobra.ExactArgs(1)}
+	cf := bindClientFlags(cmd)
+	config.NoEnv(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := cf.client(e)
+		if err != nil {
+			return err
+		}
+		r, err := c.api.CancelSigningRequest(cmd.Context(), args[0])
+		if err != nil {
+			return shown(err)
+		}
+		return c.print(r, func() error { return printRequest(c.stdout, r) })
+	}
+	return cmd
+}
+
+func printRequest(out interface{ Write([]byte) (int, error) }, r *api.SigningRequest) error {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "request\t%s\ndocument\t%s\nstate\t%s\ncontent sha256\t%s\n", r.ID, r.DocumentID, r.State, r.ContentSHA256)
+	if r.Outcome != nil {
+		fmt.Fprintf(w, "outcome\t%s\n", *r.Outcome)
+	}
+	if r.CertificateSHA256 != nil {
+		fmt.Fprintf(w, "certificate sha256\t%s\n", *r.CertificateSHA256)
+	}
+	fmt.Fprintln(w, "\nORDER\tROLE\tEMAIL\tSTATE")
+	for _, rc := range r.Recipients {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", rc.Order, rc.Role, rc.Email, rc.State)
+	}
+	return w.Flush()
+}
