@@ -335,7 +335,7 @@ func startSignature(ctx context.Context, c *Config, r *Resources) error {
 	} else {
 		log.Warn("no --signing-smtp-url: signing mails, invitation links included, are written to standard error (development only)")
 	}
-	cfg.Workflow = signature.NewWorkflow(svc, docs, notifier, nil, signature.WorkflowOptions{
+	cfg.Workflow = signature.NewWorkflow(svc, docs, notifier, signature.WorkflowOptions{
 		PublicURL: cfg.Signing.PublicURL, MailPerMinute: cfg.Signing.MailPerMinute})
 	handler := signature.NewServer(svc, cfg, log)
 	r.Go("signature http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })

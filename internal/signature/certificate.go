@@ -15,6 +15,7 @@ import (
 	gcblob "gocloud.dev/blob"
 
 	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/postgres"
 )
@@ -35,13 +36,11 @@ func (w *Workflow) issueCertificate(ctx context.Context, tx pgx.Tx, j job) error
 	if err := tx.QueryRow(ctx, `SELECT title FROM documents.documents WHERE id = $1`, r.DocumentID).Scan(&title); err != nil {
 		return postgres.Error(err, "document "+r.DocumentID)
 	}
-	var seal *Seal
-	if w.audit != nil {
-		s, err := w.audit.Seal(ctx, tx, r.DocumentID)
-		if err != nil {
-			return err
-		}
-		seal = &s
+	// The chain's head now (every entry of the request is in it) is
+	// signed and kept as a checkpoint; the certificate shows it.
+	seal, err := audit.Seal(ctx, tx, r.DocumentID)
+	if err != nil {
+		return err
 	}
 	sigs := map[string]certSignature{}
 	for _, rc := range r.Recipients {
@@ -69,7 +68,7 @@ func (w *Workflow) issueCertificate(ctx context.Context, tx pgx.Tx, j job) error
 		}
 		sigs[rc.ID] = cs
 	}
-	pdf, err := renderCertificate(r, title, sigs, seal, w.now())
+	pdf, err := renderCertificate(r, title, sigs, &seal, w.now())
 	if err != nil {
 		return err
 	}
@@ -82,10 +81,8 @@ func (w *Workflow) issueCertificate(ctx context.Context, tx pgx.Tx, j job) error
 		r.ID, key, hex.EncodeToString(sum[:])); err != nil {
 		return postgres.Error(err, "record certificate")
 	}
-	data := map[string]any{"request_id": r.ID, "certificate_sha256": hex.EncodeToString(sum[:])}
-	if seal != nil {
-		data["chain_head"] = seal.Head
-	}
+	data := map[string]any{"request_id": r.ID, "certificate_sha256": hex.EncodeToString(sum[:]),
+		"chain_head": seal.Hash, "chain_seq": seal.Seq}
 	if err := w.appendAudit(ctx, tx, AuditEntry{DocumentID: r.DocumentID, Type: "certificate.issued", Actor: "service:signature", Data: data}); err != nil {
 		return err
 	}
@@ -106,7 +103,7 @@ type certSignature struct {
 // recipient with times, address, user agent and signature (the image, or
 // the signature_data as text), and the audit chain's head and the server's
 // signature of it.
-func renderCertificate(r *SigningRequest, title string, sigs map[string]certSignature, seal *Seal, now time.Time) ([]byte, error) {
+func renderCertificate(r *SigningRequest, title string, sigs map[string]certSignature, seal *audit.Checkpoint, now time.Time) ([]byte, error) {
 	p := fpdf.New("P", "mm", "A4", "")
 	p.SetTitle("Certificate of completion", true)
 	p.SetCreator("docstream", true)
@@ -169,12 +166,14 @@ func renderCertificate(r *SigningRequest, title string, sigs map[string]certSign
 	p.Ln(4)
 	p.SetFont("Helvetica", "B", 12)
 	p.CellFormat(0, 8, "Audit trail", "", 1, "L", false, 0, "")
-	if seal != nil {
-		line("Chain head", seal.Head)
+	line("Chain head", seal.Hash)
+	line("Entry", fmt.Sprintf("%d (GET /documents/%s/audit)", seal.Seq, r.DocumentID))
+	line("Signed at", seal.SignedAt)
+	if seal.Signature != "" {
 		line("Key id", seal.KeyID)
 		line("Server signature", seal.Signature)
 	} else {
-		line("Chain head", "no audit log configured")
+		line("Server signature", "none: no audit signing key is configured")
 	}
 	var out bytes.Buffer
 	if err := p.Output(&out); err != nil {

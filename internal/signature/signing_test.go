@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/testenv"
@@ -70,7 +72,7 @@ func (e *env) startWorkflow(t *testing.T, mp *localstack.Mailpit) *wfInstance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wf := NewWorkflow(svc, docs, n, nil, WorkflowOptions{PublicURL: "http://docs.test.invalid", MailPerMinute: 1000})
+	wf := NewWorkflow(svc, docs, n, WorkflowOptions{PublicURL: "http://docs.test.invalid", MailPerMinute: 1000})
 	cfg := DefaultConfig()
 	cfg.Workflow = wf
 	srv := httptest.NewServer(withTestPrincipal(NewServer(svc, cfg, log)))
@@ -336,6 +338,28 @@ func TestSigningRequestTwoSequentialSignersAndAParallelApprover(t *testing.T) {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("certificate text lacks %q:\n%s", want, text)
 		}
+	}
+	// Every transition is in the document's audit trail, the chain is
+	// valid, and the certificate shows the sealed head.
+	trail, err := audit.Read(context.Background(), e.pool, doc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, r := range trail.Entries {
+		types = append(types, r.Type)
+	}
+	for _, want := range []string{"signing_request.created", "signing_request.sent", "invitation.sent", "invitation.viewed",
+		"recipient.signed", "recipient.approved", "signing_request.completed", "certificate.issued"} {
+		if !slices.Contains(types, want) {
+			t.Errorf("audit trail lacks %s: %v", want, types)
+		}
+	}
+	if res := audit.Verify(trail, nil); !res.Valid {
+		t.Errorf("audit trail invalid: %+v", res)
+	}
+	if len(trail.Checkpoints) == 0 || !strings.Contains(string(text), trail.Checkpoints[0].Hash) {
+		t.Errorf("certificate lacks the sealed chain head %+v:\n%s", trail.Checkpoints, text)
 	}
 	images, err := exec.Command("pdfimages", "-list", path).Output()
 	if err != nil {

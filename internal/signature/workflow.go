@@ -22,31 +22,16 @@ import (
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/postgres"
 )
 
-// AuditEntry is one event of a document's audit trail, as internal/audit
-// records it (audit.Entry): the workflow appends one for every transition,
-// in the transition's own transaction.
-type AuditEntry struct {
-	DocumentID, Type, Actor, IP, UserAgent string
-	Data                                   map[string]any
-}
-
-// Seal is a signed checkpoint of a document's audit chain: its head hash,
-// the server's Ed25519 signature of it and the key's id.
-type Seal struct {
-	Head, Signature, KeyID string
-}
-
-// Auditor is the audit log (internal/audit), called in the caller's
-// transaction. Nil: no audit trail (the certificate says so).
-type Auditor interface {
-	Append(ctx context.Context, tx pgx.Tx, e AuditEntry) error
-	Seal(ctx context.Context, tx pgx.Tx, documentID string) (Seal, error)
-}
+// AuditEntry is one event of a document's audit trail (audit.Entry): the
+// workflow appends one for every transition, in the transition's own
+// transaction.
+type AuditEntry = audit.Entry
 
 // ContentStore is the documents bucket: the pinned content an invitation
 // shows, and where the certificate of completion is stored beside the
@@ -70,7 +55,6 @@ type Workflow struct {
 	pool      *pgxpool.Pool
 	content   ContentStore
 	notifier  Notifier
-	audit     Auditor
 	publicURL string
 	limiter   *limiter
 	log       *slog.Logger
@@ -89,21 +73,19 @@ type WorkflowOptions struct {
 }
 
 // NewWorkflow returns the workflow over svc's database and document
-// service. audit may be nil.
-func NewWorkflow(svc *Service, content ContentStore, n Notifier, audit Auditor, opts WorkflowOptions) *Workflow {
+// service. Its audit entries go to internal/audit, signed with the
+// process's key (audit.SetSigner).
+func NewWorkflow(svc *Service, content ContentStore, n Notifier, opts WorkflowOptions) *Workflow {
 	if opts.MailPerMinute <= 0 {
 		opts.MailPerMinute = 30
 	}
 	return &Workflow{
-		svc: svc, pool: svc.store.pool, content: content, notifier: n, audit: audit,
+		svc: svc, pool: svc.store.pool, content: content, notifier: n,
 		publicURL: strings.TrimRight(opts.PublicURL, "/"),
 		limiter:   newLimiter(opts.MailPerMinute, time.Minute),
 		log:       svc.log, kick: make(chan struct{}, 1), now: time.Now,
 	}
 }
-
-// SetAuditor sets the audit log before the workflow is used.
-func (w *Workflow) SetAuditor(a Auditor) { w.audit = a }
 
 func (w *Workflow) wake() {
 	select {
@@ -127,10 +109,7 @@ type Meta struct {
 }
 
 func (w *Workflow) appendAudit(ctx context.Context, tx pgx.Tx, e AuditEntry) error {
-	if w.audit == nil {
-		return nil
-	}
-	return w.audit.Append(ctx, tx, e)
+	return audit.Append(ctx, tx, e)
 }
 
 // lockedDoc is the document row a request is created or sent against.
@@ -559,8 +538,20 @@ func (w *Workflow) read(ctx context.Context, q querier, rid string) (*SigningReq
 // are serialised and never see each other half done. NO KEY UPDATE: rows
 // that only reference the request (an invitation committed on its own
 // while a job holds the lock) are not blocked by it.
+//
+// It then takes a key-share lock on the document row, so that every
+// workflow transaction holds the document row before the document's audit
+// head (audit.Append), in the order the document service's own writes
+// take them: the two never deadlock.
 func (w *Workflow) lockRequest(ctx context.Context, tx pgx.Tx, rid string) (*SigningRequest, error) {
-	return readRequest(ctx, tx, `SELECT `+requestColumns+` FROM signing.signing_requests WHERE id = $1::uuid FOR NO KEY UPDATE`, rid)
+	r, err := readRequest(ctx, tx, `SELECT `+requestColumns+` FROM signing.signing_requests WHERE id = $1::uuid FOR NO KEY UPDATE`, rid)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM documents.documents WHERE id = $1 FOR KEY SHARE`, r.DocumentID); err != nil {
+		return nil, postgres.Error(err, "document "+r.DocumentID)
+	}
+	return r, nil
 }
 
 func readRequest(ctx context.Context, q querier, sql, rid string) (*SigningRequest, error) {
