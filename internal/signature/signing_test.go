@@ -509,3 +509,84 @@ func TestSigningSchedulerExactlyOnce(t *testing.T) {
 	}
 	_ = b // b ran jobs beside a and c throughout
 }
+
+// TestSigningRequestDraftCancelAndBadInput: a draft sends nothing until
+// sent; cancel frees the document; resend mails the waiting recipient
+// again with a new link (the old one still works); bad input gets 400,
+// 422 naming the field, 404.
+func TestSigningRequestDraftCancelAndBadInput(t *testing.T) {
+	e := newEnv(t)
+	mp := startMailpit(t)
+	in := e.startWorkflow(t, mp)
+	doc := e.createDocument(t, "Order", "items")
+	base := "/documents/" + doc.ID + "/signing-requests"
+
+	for _, c := range []struct {
+		body  any
+		code  int
+		field string
+	}{
+		{`{"recipients": [`, http.StatusBadRequest, ""},
+		{api.CreateSigningRequest{}, http.StatusUnprocessableEntity, "recipients"},
+		{api.CreateSigningRequest{Recipients: []api.RecipientInput{{Email: "nope", Role: api.RoleSigner}}}, http.StatusUnprocessableEntity, "recipients[0].email"},
+		{api.CreateSigningRequest{Recipients: []api.RecipientInput{{Email: "a@example.com", Role: "boss"}}}, http.StatusUnprocessableEntity, "recipients[0].role"},
+		{api.CreateSigningRequest{Recipients: []api.RecipientInput{{Email: "a@example.com", Role: api.RoleCC}}}, http.StatusUnprocessableEntity, "recipients"},
+		{api.CreateSigningRequest{Recipients: []api.RecipientInput{{Email: "a@example.com", Role: api.RoleSigner}}, ReminderInterval: "soon"}, http.StatusUnprocessableEntity, "reminder_interval"},
+	} {
+		var out struct {
+			Error struct {
+				Details []struct {
+					Field string `json:"field"`
+				} `json:"details"`
+			} `json:"error"`
+		}
+		if code := in.do(t, "POST", base, c.body, &out); code != c.code {
+			t.Fatalf("%v: %d, want %d", c.body, code, c.code)
+		}
+		if d := out.Error.Details; c.field != "" && (len(d) == 0 || d[0].Field != c.field) {
+			t.Fatalf("%v: details %+v, want field %s", c.body, d, c.field)
+		}
+	}
+	if code := in.do(t, "POST", "/documents/0194f1a2-0000-7000-8000-000000000000/signing-requests",
+		api.CreateSigningRequest{Recipients: []api.RecipientInput{{Email: "a@example.com", Role: api.RoleSigner}}}, nil); code != http.StatusNotFound {
+		t.Fatalf("unknown document: %d, want 404", code)
+	}
+	if code := in.do(t, "GET", "/signing-requests/0194f1a2-0000-7000-8000-000000000000", nil, nil); code != http.StatusNotFound {
+		t.Fatalf("unknown request: %d, want 404", code)
+	}
+
+	var req api.SigningRequest
+	if code := in.do(t, "POST", base, api.CreateSigningRequest{Draft: true,
+		Recipients: []api.RecipientInput{{Email: "a@example.com", Role: api.RoleSigner}}}, &req); code != http.StatusCreated || req.State != api.RequestDraft {
+		t.Fatalf("draft: %d %+v", code, req)
+	}
+	// A draft already pins the document.
+	if resp := testenv.Do(t, "PATCH", e.doc.http.URL+"/documents/"+doc.ID, map[string]any{"title": "x"}, nil); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("patch a drafted document: %d, want 409", resp.StatusCode)
+	}
+	if code := in.do(t, "POST", "/signing-requests/"+req.ID+"/send", nil, &req); code != http.StatusOK || req.State != api.RequestSent {
+		t.Fatalf("send: %d %+v", code, req)
+	}
+	if code := in.do(t, "POST", "/signing-requests/"+req.ID+"/send", nil, nil); code != http.StatusConflict {
+		t.Fatalf("send twice: %d, want 409", code)
+	}
+	first := tokenFor(t, mp, "a@example.com", "Please sign")
+	if code := in.do(t, "POST", "/signing-requests/"+req.ID+"/resend", nil, nil); code != http.StatusOK {
+		t.Fatalf("resend: %d", code)
+	}
+	testenv.WaitFor(t, "the second invitation", func() bool { return len(mailsTo(t, mp, "a@example.com")) == 2 })
+	if code := in.do(t, "GET", "/invitations/"+first, nil, nil); code != http.StatusOK {
+		t.Fatalf("the first link after a resend: %d, want 200", code)
+	}
+	if code := in.do(t, "POST", "/signing-requests/"+req.ID+"/cancel", nil, &req); code != http.StatusOK || req.State != api.RequestCancelled {
+		t.Fatalf("cancel: %d %+v", code, req)
+	}
+	if code := in.do(t, "POST", "/invitations/"+first+"/sign", api.InvitationAction{Consent: true}, nil); code != http.StatusConflict {
+		t.Fatalf("sign a cancelled request: %d, want 409", code)
+	}
+	// Cancelled: the document is free, and its status is the request's last.
+	e.waitStatus(t, doc.ID, "viewed", time.Minute)
+	if resp := testenv.Do(t, "PATCH", e.doc.http.URL+"/documents/"+doc.ID, map[string]any{"title": "Order v2"}, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("patch after cancel: %d", resp.StatusCode)
+	}
+}
