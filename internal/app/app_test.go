@@ -295,7 +295,8 @@ func TestGatewayRoutesComeFromTheTable(t *testing.T) {
 		}
 	}
 	for path, svc := range map[string]string{"/documents": "document", "/documents/{id}/signatures": "signature",
-		"/signatures": "signature", "/documents/{id}/thumbnail": "extractor", "/extractions": "extractor", "/search": "search", "/suggest": "search", "/aggregations": "search", "/ws": "realtime", "/auth": "realtime"} {
+		"/signatures": "signature", "/documents/{id}/thumbnail": "extractor", "/extractions": "extractor", "/search": "search", "/suggest": "search", "/aggregations": "search", "/ws": "realtime", "/auth": "realtime",
+		"/signing-requests": "signature", "/documents/{id}/signing-requests": "signature", "/invitations": "signature"} {
 		if routes[path] != svc {
 			t.Errorf("%s routed to %q, want %s", path, routes[path], svc)
 		}
