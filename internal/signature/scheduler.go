@@ -428,13 +428,6 @@ func (w *Workflow) mailOutcome(ctx context.Context, tx pgx.Tx, j job) error {
 	return nil
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
 // invitationMail is the mail inviting (or reminding) rc.
 func invitationMail(r *SigningRequest, rc *api.Recipient, title, link, prefix string) Mail {
 	verb := map[api.Role]string{api.RoleSigner: "sign", api.RoleApprover: "approve", api.RoleViewer: "view", api.RoleCC: "see"}[rc.Role]
