@@ -9,8 +9,6 @@ import (
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
-
-	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/validate"

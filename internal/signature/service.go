@@ -215,9 +215,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (sig *Signature, r
 	// document out for signature is signed through the request's
 	// invitations (or POST /signing-requests/{rid}/sign), never here.
 	if rid, open, err := s.store.OpenRequest(ctx, in.DocumentID); err != nil {
-		return nil, err
+		return nil, false, err
 	} else if open {
-		return nil, apperr.E(apperr.Conflict, "document %s is out for signature (signing request %s): sign through the request's invitation or POST /signing-requests/%s/sign", in.DocumentID, rid, rid)
+		return nil, false, apperr.E(apperr.Conflict, "document %s is out for signature (signing request %s): sign through the request's invitation or POST /signing-requests/%s/sign", in.DocumentID, rid, rid)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
