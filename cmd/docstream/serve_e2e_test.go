@@ -100,7 +100,7 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 	const secret = "microservices-test-secret-of-32-bytes-or-more"
 	addr := map[string]string{}
 	for _, f := range []string{"document-addr", "document-grpc-addr", "cdc-addr", "indexer-addr", "search-addr",
-		"signature-addr", "realtime-addr", "gateway-addr", "gateway-admin-addr"} {
+		"signature-addr", "realtime-addr", "gateway-addr", "gateway-admin-addr", "extractor-addr", "webhooks-addr"} {
 		addr[f] = freeAddr(t)
 	}
 	// Open mode (serve's default is required): this test is about the
@@ -108,7 +108,8 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 	// an alias of --auth-jwt-secret.
 	common := []string{"--auth-mode", "open", "--database-url", pg.URL(), "--redis-url", rds.URL(), "--bus-url", nats.URL(),
 		"--blob-url", "file://" + filepath.ToSlash(filepath.Join(dir, "blobs"))}
-	a := startServe(t, "process A", append(common, "--targets", "document,cdc,indexer,search", "--data-dir", filepath.Join(dir, "a"),
+	a := startServe(t, "process A", append(common, "--targets", "document,cdc,indexer,search,extractor,webhooks", "--data-dir", filepath.Join(dir, "a"),
+		"--extractor-addr", addr["extractor-addr"], "--webhooks-addr", addr["webhooks-addr"],
 		"--document-addr", addr["document-addr"], "--document-grpc-addr", addr["document-grpc-addr"],
 		"--cdc-addr", addr["cdc-addr"], "--indexer-addr", addr["indexer-addr"], "--search-addr", addr["search-addr"])...)
 	// B's gateway routes to the document and search services of A: its
@@ -117,7 +118,8 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 		"--signature-addr", addr["signature-addr"], "--signature-document-grpc", addr["document-grpc-addr"],
 		"--realtime-addr", addr["realtime-addr"], "--realtime-jwt-secret", secret,
 		"--gateway-addr", addr["gateway-addr"], "--gateway-admin-addr", addr["gateway-admin-addr"],
-		"--document-addr", addr["document-addr"], "--search-addr", addr["search-addr"])...)
+		"--document-addr", addr["document-addr"], "--search-addr", addr["search-addr"],
+		"--extractor-addr", addr["extractor-addr"], "--webhooks-addr", addr["webhooks-addr"])...)
 
 	for _, f := range []string{"document-addr", "cdc-addr", "indexer-addr", "search-addr", "signature-addr", "realtime-addr", "gateway-addr"} {
 		c := newClient(t, "http://"+addr[f])
