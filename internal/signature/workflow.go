@@ -678,30 +678,20 @@ func (w *Workflow) resolvePrincipal(ctx context.Context, tx pgx.Tx, rid string) 
 // the invitation shows. Viewing works until the recipient acts or the
 // invitation expires.
 func (w *Workflow) View(ctx context.Context, tok string, m Meta) (*Invitation, error) {
-	var out *Invitation
-	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		inv, err := w.resolve(ctx, tx, tok)
-		if err != nil {
-			return err
-		}
-		if err := w.viewed(ctx, tx, inv, m); err != nil {
-			return err
-		}
-		out, err = w.describe(ctx, tx, inv)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	w.wake()
-	return out, nil
+	return w.view(ctx, m, func(tx pgx.Tx) (*invitation, error) { return w.resolve(ctx, tx, tok) })
 }
 
 // ViewAsPrincipal is View for a signed-in recipient.
 func (w *Workflow) ViewAsPrincipal(ctx context.Context, rid string, m Meta) (*Invitation, error) {
+	return w.view(ctx, m, func(tx pgx.Tx) (*invitation, error) { return w.resolvePrincipal(ctx, tx, rid) })
+}
+
+// view records the invitation resolve finds as viewed and describes it,
+// in one transaction; the two ways in differ only in how they resolve.
+func (w *Workflow) view(ctx context.Context, m Meta, resolve func(pgx.Tx) (*invitation, error)) (*Invitation, error) {
 	var out *Invitation
 	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		inv, err := w.resolvePrincipal(ctx, tx, rid)
+		inv, err := resolve(tx)
 		if err != nil {
 			return err
 		}
