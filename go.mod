@@ -47,7 +47,7 @@ require github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 //
 
 require github.com/abadojack/whatlanggo v1.0.1
 
-require github.com/go-pdf/fpdf v0.9.0 // indirect
+require github.com/go-pdf/fpdf v0.9.0
 
 require (
 	github.com/bmatcuk/doublestar/v4 v4.10.4 // indirect
