@@ -211,14 +211,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (sig *Signature, r
 	if err != nil {
 		return nil, false, err
 	}
-	// The one-signer shortcut does not mix with a signing request: a
-	// document out for signature is signed through the request's
-	// invitations (or POST /signing-requests/{rid}/sign), never here.
-	if rid, open, err := s.store.OpenRequest(ctx, in.DocumentID); err != nil {
-		return nil, false, err
-	} else if open {
-		return nil, false, apperr.E(apperr.Conflict, "document %s is out for signature (signing request %s): sign through the request's invitation or POST /signing-requests/%s/sign", in.DocumentID, rid, rid)
-	}
+	// A document out for signature is refused (409) by the insert's own
+	// transaction (refuseOpenRequest), not here: a request opened between a
+	// check here and the insert would let the signature through.
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, false, apperr.Wrap(apperr.Internal, err, "internal error")

@@ -8,6 +8,7 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/audit"
@@ -57,22 +60,53 @@ type wfInstance struct {
 
 func (e *env) startWorkflow(t *testing.T, mp *localstack.Mailpit) *wfInstance {
 	t.Helper()
-	conn, err := Dial(e.doc.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := testLog()
-	svc := NewService(NewStore(e.pool), documentpb.NewDocumentServiceClient(conn), e.sigs,
-		Options{CallTimeout: 5 * time.Second, Retries: 2, RetryBackoff: 20 * time.Millisecond}, log)
-	docs, err := blobstore.Open(context.Background(), "file://"+e.blobDir, document.Bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n, err := NewSMTPNotifier(mp.SMTPURL(), "docstream@test.invalid")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wf := NewWorkflow(svc, docs, n, WorkflowOptions{PublicURL: "http://docs.test.invalid", MailPerMinute: 1000})
+	return e.startWorkflowWith(t, wfOptions{notifier: n})
+}
+
+// wfOptions vary an instance of startWorkflowWith.
+type wfOptions struct {
+	notifier Notifier
+	// mailPerMinute is --signing-mail-per-minute (0: 1000, no limit a
+	// test reaches).
+	mailPerMinute int
+	// required runs the instance in required auth mode (the document
+	// service must be too: newRequiredEnv), callers named by the test
+	// principal header.
+	required bool
+	log      *slog.Logger // nil: testLog()
+}
+
+func (e *env) startWorkflowWith(t *testing.T, o wfOptions) *wfInstance {
+	t.Helper()
+	var dopts []grpc.DialOption
+	if o.required {
+		dopts = append(dopts, grpc.WithChainUnaryInterceptor(forwardTestPrincipal))
+	}
+	conn, err := Dial(e.doc.addr, dopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := o.log
+	if log == nil {
+		log = testLog()
+	}
+	if o.mailPerMinute == 0 {
+		o.mailPerMinute = 1000
+	}
+	svc := NewService(NewStore(e.pool), documentpb.NewDocumentServiceClient(conn), e.sigs,
+		Options{CallTimeout: 5 * time.Second, Retries: 2, RetryBackoff: 20 * time.Millisecond}, log)
+	if o.required {
+		svc.SetMode(auth.ModeRequired)
+	}
+	docs, err := blobstore.Open(context.Background(), "file://"+e.blobDir, document.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf := NewWorkflow(svc, docs, o.notifier, WorkflowOptions{PublicURL: "http://docs.test.invalid", MailPerMinute: o.mailPerMinute})
 	cfg := DefaultConfig()
 	cfg.Workflow = wf
 	srv := httptest.NewServer(withTestPrincipal(NewServer(svc, cfg, log)))

@@ -124,8 +124,12 @@ func (s *Store) InsertOnce(ctx context.Context, r newRow, firstAttempt time.Dura
 	return sig, replayed, nil
 }
 
-// insertAudited inserts the signature and appends its audit entry in tx.
+// insertAudited inserts the signature and appends its audit entry in tx,
+// refusing a document out for signature first (refuseOpenRequest).
 func insertAudited(ctx context.Context, tx pgx.Tx, r newRow, firstAttempt time.Duration) (*Signature, error) {
+	if err := refuseOpenRequest(ctx, tx, r.DocumentID); err != nil {
+		return nil, err
+	}
 	sig, err := insert(ctx, tx, r, firstAttempt)
 	if err != nil {
 		return nil, err
@@ -137,6 +141,33 @@ func insertAudited(ctx context.Context, tx pgx.Tx, r newRow, firstAttempt time.D
 		e.IP = *sig.IPAddress
 	}
 	return sig, audit.Append(ctx, tx, e)
+}
+
+// refuseOpenRequest answers 409 for a document with an open signing
+// request: the one-signer shortcut does not mix with one (its signers sign
+// through the invitations or POST /signing-requests/{rid}/sign). It locks
+// the document row FOR SHARE first, in the transaction of the insert: the
+// workflow opens a request holding that row FOR UPDATE, so either the
+// request commits first and this lock waits for it and the next statement
+// (a new snapshot) sees it, or this transaction commits first and the
+// request waits for the signature. A request can never open between the
+// check and the insert. Shortcut signatures do not wait for each other
+// (FOR SHARE), and the row is taken before the audit head, in the order
+// every writer takes them.
+func refuseOpenRequest(ctx context.Context, tx pgx.Tx, documentID string) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM documents.documents WHERE id = $1::uuid FOR SHARE`, documentID); err != nil {
+		return postgres.Error(err, "document "+documentID)
+	}
+	var rid string
+	err := tx.QueryRow(ctx, `SELECT id::text FROM signing.signing_requests
+		WHERE document_id = $1::uuid AND state IN ('draft', 'sent', 'in_progress')`, documentID).Scan(&rid)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return postgres.Error(err, "open signing request")
+	}
+	return apperr.E(apperr.Conflict, "document %s is out for signature (signing request %s): sign through the request's invitation or POST /signing-requests/%s/sign", documentID, rid, rid)
 }
 
 func deref(s *string) string {

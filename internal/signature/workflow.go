@@ -974,21 +974,6 @@ func validateAction(a Action, b api.InvitationAction) error {
 	return apperr.Fields(errs...)
 }
 
-// OpenRequest reports the open request pinning a document, if any (the
-// POST /signatures shortcut refuses such a document).
-func (s *Store) OpenRequest(ctx context.Context, documentID string) (string, bool, error) {
-	var id string
-	err := s.pool.QueryRow(ctx, `SELECT id::text FROM signing.signing_requests
-		WHERE document_id = $1::uuid AND state IN ('draft', 'sent', 'in_progress')`, documentID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, postgres.Error(err, "open signing request")
-	}
-	return id, true, nil
-}
-
 // Certificate opens a completed request's certificate of completion.
 func (w *Workflow) Certificate(ctx context.Context, rid string) (io.ReadCloser, error) {
 	r, err := w.Get(ctx, rid)
