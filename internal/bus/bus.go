@@ -22,6 +22,11 @@ const (
 	// TopicExtractions carries documents.extractions: what the extractor
 	// made of each document's content (internal/extractor).
 	TopicExtractions = "cdc.extractions"
+	// TopicSigningRequests and TopicSigningRecipients carry the signing
+	// workflow (signing.signing_requests, signing.signing_recipients):
+	// every transition of a request or a recipient is one change.
+	TopicSigningRequests   = "cdc.signing_requests"
+	TopicSigningRecipients = "cdc.signing_recipients"
 	// TopicWatermarks carries the WAL position the CDC engine has fully
 	// published (see change.Watermark), including idle periods.
 	TopicWatermarks = "cdc.watermarks"

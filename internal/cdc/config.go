@@ -28,6 +28,12 @@ type Config struct {
 	Slot        string   // replication slot
 	Publication string   // publication of Tables
 	Tables      []string // schema-qualified captured tables
+	// ExcludeColumns are schema.table.column names never published (as
+	// Debezium's column.exclude.list): the column is left out of before and
+	// after, in snapshots and while streaming. A publication column list
+	// cannot do this for a REPLICA IDENTITY FULL table (PostgreSQL requires
+	// such a list to hold every column), so the engine drops them.
+	ExcludeColumns []string
 	// TopicPrefix + "." + table name is a table's topic.
 	TopicPrefix string
 	// Snapshot is SnapshotInitial or SnapshotNever.
@@ -65,10 +71,16 @@ type Config struct {
 // place its defaults are written (the flags show them).
 func DefaultConfig() Config {
 	return Config{
-		Addr:              ":8083",
-		Slot:              "docstream_slot",
-		Publication:       "docstream_pub",
-		Tables:            []string{"documents.documents", "documents.extractions", "signatures.signatures"},
+		Addr:        ":8083",
+		Slot:        "docstream_slot",
+		Publication: "docstream_pub",
+		Tables:      []string{"documents.documents", "documents.extractions", "signatures.signatures", "signing.signing_requests", "signing.signing_recipients"},
+		// A recipient's IP address and user agent are personal data the
+		// audit trail keeps for the owner and admins only; the change
+		// stream reaches every viewer of the document (WebSocket, webhooks).
+		// Invitation token hashes live in signing.invitations, which is
+		// never captured.
+		ExcludeColumns:    []string{"signing.signing_recipients.ip_address", "signing.signing_recipients.user_agent"},
 		TopicPrefix:       "cdc",
 		Snapshot:          SnapshotInitial,
 		StatusInterval:    10 * time.Second,
@@ -98,6 +110,7 @@ func (c *Config) RegisterSlotFlags(fs *pflag.FlagSet) {
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.RegisterSlotFlags(fs)
 	fs.StringVar(&c.Addr, "cdc-addr", c.Addr, "CDC engine health and metrics listen address (/health/*, /metrics)")
+	fs.StringSliceVar(&c.ExcludeColumns, "cdc-exclude-columns", c.ExcludeColumns, "schema.table.column names left out of every change event (comma-separated; as Debezium's column.exclude.list)")
 	fs.StringVar(&c.Snapshot, "cdc-snapshot", c.Snapshot, "initial snapshot when the slot is created: initial or never")
 	fs.DurationVar(&c.StatusInterval, "cdc-status-interval", c.StatusInterval, "how often the confirmed LSN is reported to PostgreSQL (must be > 0)")
 	fs.DurationVar(&c.WatermarkInterval, "cdc-watermark-interval", c.WatermarkInterval, "how often an idle engine publishes the server WAL position on cdc.watermarks (must be > 0)")
@@ -123,6 +136,12 @@ func (c *Config) Validate() error {
 		s, n, ok := strings.Cut(t, ".")
 		if !ok || !identRe.MatchString(s) || !identRe.MatchString(n) {
 			return fmt.Errorf("cdc: table %q must be schema.table in lower case", t)
+		}
+	}
+	for _, col := range c.ExcludeColumns {
+		parts := strings.Split(col, ".")
+		if len(parts) != 3 || !identRe.MatchString(parts[0]) || !identRe.MatchString(parts[1]) || !identRe.MatchString(parts[2]) {
+			return fmt.Errorf("cdc: --cdc-exclude-columns %q must be schema.table.column in lower case", col)
 		}
 	}
 	if c.TopicPrefix == "" || c.Name == "" {

@@ -22,6 +22,8 @@ type column struct {
 	name string
 	oid  uint32
 	key  bool // part of the primary key (the event key)
+	// skip: an excluded column (Config.ExcludeColumns), never written.
+	skip bool
 }
 
 // table is what the engine knows about a captured table: from a pgoutput
@@ -43,10 +45,15 @@ type value struct {
 // appendRow writes the row object {"col":value,…} in table column order.
 func appendRow(b []byte, t *table, vals []value) []byte {
 	b = append(b, '{')
+	first := true
 	for i, c := range t.cols {
-		if i > 0 {
+		if c.skip {
+			continue
+		}
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		b = appendString(b, c.name)
 		b = append(b, ':')
 		var v value
@@ -119,6 +126,10 @@ func appendValue(b []byte, oid uint32, v value) []byte {
 		if out, ok := appendTextArray(b, oid, s); ok {
 			return out
 		}
+	case pgtype.IntervalOID:
+		if us, ok := intervalMicros(s); ok {
+			return strconv.AppendInt(b, us, 10)
+		}
 	case pgtype.ByteaOID:
 		if raw, err := hex.AppendDecode(nil, bytes.TrimPrefix(s, []byte(`\x`))); err == nil {
 			b = append(b, '"')
@@ -127,6 +138,18 @@ func appendValue(b []byte, oid uint32, v value) []byte {
 		}
 	}
 	return appendString(b, s)
+}
+
+// intervalMicros is an interval as Debezium writes it by default
+// (interval.handling.mode=numeric): microseconds, a month counted as its
+// average length (365.25/12 days), as io.debezium.time.MicroDuration does.
+func intervalMicros(s []byte) (int64, bool) {
+	var iv pgtype.Interval
+	if err := iv.Scan(string(s)); err != nil || !iv.Valid {
+		return 0, false
+	}
+	const day = int64(24 * time.Hour / time.Microsecond)
+	return iv.Microseconds + int64(iv.Days)*day + int64(float64(iv.Months)*365.25/12*float64(day)), true
 }
 
 // appendTextArray encodes a text[] (documents.readers) as a JSON array of

@@ -57,6 +57,13 @@ type Engine struct {
 	status Status
 	acked  atomic.Uint64
 	src    source // set by resume before anything is published
+	// exclude holds Config.ExcludeColumns.
+	exclude map[string]bool
+}
+
+// excluded reports whether a column is in Config.ExcludeColumns.
+func (e *Engine) excluded(schema, table, col string) bool {
+	return e.exclude[schema+"."+table+"."+col]
 }
 
 // New checks cfg and returns an engine publishing on b.
@@ -76,7 +83,11 @@ func New(cfg Config, b bus.Bus) (*Engine, error) {
 	if b == nil {
 		return nil, errors.New("cdc: bus required")
 	}
-	return &Engine{cfg: cfg, bus: b}, nil
+	e := &Engine{cfg: cfg, bus: b, exclude: map[string]bool{}}
+	for _, c := range cfg.ExcludeColumns {
+		e.exclude[c] = true
+	}
+	return e, nil
 }
 
 // WaitStarted waits until the engine streams, waits as a standby, or has

@@ -367,14 +367,14 @@ func TestWatermarksCoverPublishedChangesAndAdvanceWhenIdle(t *testing.T) {
 	})
 }
 
-// A publication made by an earlier version (without documents.extractions)
-// gets the table added at start, and its changes reach cdc.extractions
-// with no new slot.
+// A publication made by an earlier version (without documents.extractions
+// and the signing tables) gets the tables added at start, and their
+// changes reach cdc.extractions and cdc.signing_requests with no new slot.
 func TestATableMissingFromAnExistingPublicationIsAdded(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.Config()
 	f.Exec(t, "CREATE PUBLICATION "+cfg.Publication+" FOR TABLE documents.documents, signatures.signatures")
-	c := collect(t, f.Bus, bus.TopicExtractions)
+	c := collect(t, f.Bus, bus.TopicExtractions, bus.TopicSigningRequests)
 	f.StartEngine(t, cfg, f.Bus)
 	ctx := context.Background()
 	id := uuid.Must(uuid.NewV7()).String()
@@ -386,5 +386,12 @@ func TestATableMissingFromAnExistingPublicationIsAdded(t *testing.T) {
 	env, err := change.Decode(msgs[0].Value)
 	if err != nil || env.Op != change.OpCreate || !strings.Contains(string(env.After), `"status":"pending"`) {
 		t.Fatalf("extraction event %s: %v", msgs[0].Value, err)
+	}
+	rid := uuid.Must(uuid.NewV7()).String()
+	f.Exec(t, `INSERT INTO signing.signing_requests (id, document_id, created_by, state, content_sha256, content_key, document_version)
+		VALUES ($1, $2, 'a@example.com', 'sent', $3, 'k', 1)`, rid, id, strings.Repeat("a", 64))
+	msgs = c.waitCount(t, bus.TopicSigningRequests, 1)
+	if env, err := change.Decode(msgs[0].Value); err != nil || env.Op != change.OpCreate || !strings.Contains(string(env.After), rid) {
+		t.Fatalf("signing request event %s: %v", msgs[0].Value, err)
 	}
 }

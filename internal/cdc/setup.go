@@ -267,6 +267,9 @@ func (e *Engine) snapshot(ctx context.Context, pool *pgxpool.Pool, snapName stri
 		cols := make([]string, len(t.cols))
 		for i, c := range t.cols {
 			cols[i] = pgx.Identifier{c.name}.Sanitize() + "::text"
+			if t.cols[i].skip = e.excluded(t.schema, t.name, c.name); t.cols[i].skip {
+				cols[i] = "NULL::text" // not even read
+			}
 		}
 		rows, err := tx.Query(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+name, pgx.QueryExecModeSimpleProtocol)
 		if err != nil {

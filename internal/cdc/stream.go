@@ -532,7 +532,7 @@ func (r *reader) relation(ctx context.Context, m *pglogrepl.RelationMessage) err
 	}
 	t := &table{schema: m.Namespace, name: m.RelationName, topic: r.e.cfg.TopicPrefix + "." + m.RelationName}
 	for _, c := range m.Columns {
-		t.cols = append(t.cols, column{name: c.Name, oid: c.DataType, key: keys[c.Name]})
+		t.cols = append(t.cols, column{name: c.Name, oid: c.DataType, key: keys[c.Name], skip: r.e.excluded(m.Namespace, m.RelationName, c.Name)})
 	}
 	if len(keys) == 0 { // no primary key: the replica identity columns
 		for i, c := range m.Columns {

@@ -196,8 +196,8 @@ func (w *Workflow) Create(ctx context.Context, docID string, body api.CreateSign
 			if order == 0 {
 				order = 1
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO signing.signing_recipients (id, request_id, email, name, role, signing_order)
-				VALUES ($1, $2, $3, $4, $5, $6)`, mustV7(), id, strings.TrimSpace(rc.Email), rc.Name, string(rc.Role), order); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO signing.signing_recipients (id, request_id, document_id, email, name, role, signing_order)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)`, mustV7(), id, docID, strings.TrimSpace(rc.Email), rc.Name, string(rc.Role), order); err != nil {
 				return postgres.Error(err, "create signing recipient")
 			}
 		}
