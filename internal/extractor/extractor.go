@@ -42,8 +42,12 @@
 //     content itself; its row is recorded as skipped so that a client
 //     waiting for any document's extraction sees it end.
 //   - Deleting a document removes its derived objects (and the row goes
-//     with the document, ON DELETE CASCADE); the document service's blob
-//     sweeper removes any left behind ({id}/ belongs to the document).
+//     with the document, ON DELETE CASCADE). A run in progress then finds
+//     its row gone: at its next heartbeat it stops, or, had it already
+//     stored the text and thumbnail (after the delete's event removed
+//     what was there), its result is not recorded and it removes them.
+//     The document service's blob sweeper removes any left behind ({id}/
+//     belongs to the document).
 package extractor
 
 import (
@@ -111,17 +115,30 @@ var (
 	}, []string{"result"})
 )
 
+// Runner runs one extraction job in a child process with its limits
+// (extract.Runner). A failed Result is the file's fault; an error is
+// transient (the child could not start, ctx is done).
+type Runner interface {
+	Run(ctx context.Context, job extract.Job) (extract.Result, error)
+}
+
+// ContentReader opens a document's content in object storage.
+type ContentReader interface {
+	NewReader(ctx context.Context, key string, opts *blob.ReaderOptions) (*blob.Reader, error)
+}
+
 // Extractor is the extractor target.
 type Extractor struct {
-	store  *Store
-	bus    bus.Bus
-	blobs  *blobstore.Bucket
-	cfg    Config
-	log    *slog.Logger
-	runner extract.Runner
-	tools  extract.Tools
-	dedup  *bus.Dedup
-	wake   chan struct{}
+	store   *Store
+	bus     bus.Bus
+	blobs   *blobstore.Bucket
+	content ContentReader // blobs, but for the tests that make reads fail
+	cfg     Config
+	log     *slog.Logger
+	runner  Runner
+	tools   extract.Tools
+	dedup   *bus.Dedup
+	wake    chan struct{}
 
 	mu         sync.Mutex
 	sandboxErr error // the start-up probe's failure: no extraction can run
@@ -130,7 +147,7 @@ type Extractor struct {
 
 // New returns an extractor. cfg must be valid (Config.Validate).
 func New(store *Store, b bus.Bus, blobs *blobstore.Bucket, cfg Config, log *slog.Logger) *Extractor {
-	return &Extractor{store: store, bus: b, blobs: blobs, cfg: cfg, log: log, runner: extract.Runner{Exe: cfg.Exe},
+	return &Extractor{store: store, bus: b, blobs: blobs, content: blobs, cfg: cfg, log: log, runner: extract.Runner{Exe: cfg.Exe},
 		tools: extract.DetectTools(), dedup: bus.NewDedup("extractor"), wake: make(chan struct{}, 1)}
 }
 
@@ -281,6 +298,23 @@ func (x *Extractor) removeDerived(ctx context.Context, id string) error {
 	return nil
 }
 
+// dropOrphans removes document id's derived objects when the document is
+// gone. A run that loses its row to a delete may have stored them after
+// the delete's event removed what was there (the upload comes before the
+// result is recorded), and nothing else would remove them until the
+// sweeper. A row lost to a re-run or to replaced content keeps them: the
+// newer run overwrites them.
+func (x *Extractor) dropOrphans(ctx context.Context, id string, log *slog.Logger) {
+	ctx = context.WithoutCancel(ctx)
+	exists, err := x.store.Exists(ctx, id)
+	if err != nil || exists {
+		return
+	}
+	if err := x.removeDerived(ctx, id); err != nil {
+		log.Warn("extractor: removing a deleted document's derived objects failed; the blob sweeper will", "err", err)
+	}
+}
+
 func (x *Extractor) setErr(err error) {
 	x.mu.Lock()
 	x.lastErr = err
@@ -381,7 +415,8 @@ func (x *Extractor) process(ctx context.Context, c Claim) {
 	<-beat
 	c.Since = renewed.Since
 	if lost {
-		log.Info("extractor: the extraction was taken over or asked again meanwhile; this run stops")
+		log.Info("extractor: the extraction was taken over, asked again or its document deleted meanwhile; this run stops")
+		x.dropOrphans(ctx, c.DocumentID, log)
 		return
 	}
 	if err != nil {
@@ -448,7 +483,8 @@ func (x *Extractor) finish(ctx context.Context, c Claim, status, format string, 
 		return
 	}
 	if !recorded {
-		log.Info("extractor: result dropped: the extraction was taken over or the content replaced meanwhile")
+		log.Info("extractor: result dropped: the extraction was taken over, the content replaced or the document deleted meanwhile")
+		x.dropOrphans(ctx, c.DocumentID, log)
 		return
 	}
 	extractionsTotal.WithLabelValues(format, status).Inc()
@@ -509,7 +545,7 @@ func (x *Extractor) extract(ctx context.Context, c Claim) (extract.Result, strin
 
 // download copies key to path and returns its first 512 bytes.
 func (x *Extractor) download(ctx context.Context, key, path string) ([]byte, error) {
-	r, err := x.blobs.NewReader(ctx, key, nil)
+	r, err := x.content.NewReader(ctx, key, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -201,6 +201,13 @@ func (s *Store) Rerun(ctx context.Context, id, format string) (*api.Extraction, 
 	return e, walPosition(ctx, s.pool), nil
 }
 
+// Exists reports whether document id exists.
+func (s *Store) Exists(ctx context.Context, id string) (bool, error) {
+	var exists bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM documents.documents WHERE id = $1)`, id).Scan(&exists)
+	return exists, postgres.Error(err, "document")
+}
+
 // Document is what the extractor needs of a document row.
 type Document struct {
 	ID, SHA256, ContentType, S3Key string
