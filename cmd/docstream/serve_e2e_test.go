@@ -110,6 +110,7 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 		"--blob-url", "file://" + filepath.ToSlash(filepath.Join(dir, "blobs"))}
 	a := startServe(t, "process A", append(common, "--targets", "document,cdc,indexer,search,extractor,webhooks", "--data-dir", filepath.Join(dir, "a"),
 		"--extractor-addr", addr["extractor-addr"], "--webhooks-addr", addr["webhooks-addr"],
+		"--webhooks-secret-key", strings.Repeat("5e", 32),
 		"--document-addr", addr["document-addr"], "--document-grpc-addr", addr["document-grpc-addr"],
 		"--cdc-addr", addr["cdc-addr"], "--indexer-addr", addr["indexer-addr"], "--search-addr", addr["search-addr"])...)
 	// B's gateway routes to the document and search services of A: its

@@ -84,6 +84,12 @@ func prepare(c *Config) ([]*Module, error) {
 	if err := setAuditKey(c, in); err != nil {
 		return nil, err
 	}
+	if in("webhooks") && c.Webhooks.SecretKey == "" && !c.Shared.Dev {
+		// A key generated per data dir would differ between instances (each
+		// could not read the secrets the others stored) and be lost with the
+		// dir: outside dev the operator sets one.
+		return nil, errors.New("the webhooks target encrypts signing secrets with --webhooks-secret-key (WEBHOOKS_SECRET_KEY), the same key in every instance: create one with `openssl rand -hex 32`")
+	}
 	for _, m := range chosen {
 		if m.Wire != nil {
 			m.Wire(c, in)

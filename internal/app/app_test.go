@@ -45,6 +45,11 @@ func parse(t *testing.T, env map[string]string, args ...string) *Config {
 		// clear it.
 		c.Shared.AuditSigningKey = testAuditKey
 	}
+	if c.Webhooks.SecretKey == "" {
+		// serve needs one to run the webhooks target; the test of its
+		// refusal clears it.
+		c.Webhooks.SecretKey = strings.Repeat("ab", 32)
+	}
 	return &c
 }
 

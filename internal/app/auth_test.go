@@ -96,3 +96,30 @@ func TestRequiredModeNeedsTheAuditSigningKey(t *testing.T) {
 		t.Fatalf("a malformed key: %v", err)
 	}
 }
+
+// serve refuses to run the webhooks target without --webhooks-secret-key
+// (a key generated per data dir would differ between instances), naming
+// the flag, in either auth mode; without the target, or in dev, it starts.
+func TestServeRefusesWebhooksWithoutASecretKey(t *testing.T) {
+	for _, args := range [][]string{{"--auth-mode", "open"}, {"--auth-jwt-secret", strings.Repeat("s", 32), "--targets", "webhooks"}} {
+		c := parse(t, nil, args...)
+		c.Webhooks.SecretKey = ""
+		if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--webhooks-secret-key") {
+			t.Fatalf("%v without a key: %v, want a refusal naming --webhooks-secret-key", args, err)
+		}
+	}
+	c := parse(t, nil, "--auth-mode", "open", "--targets", "document,cdc,gateway")
+	c.Webhooks.SecretKey = ""
+	if _, err := prepare(c); err != nil {
+		t.Fatalf("without the webhooks target: %v", err)
+	}
+	c = parse(t, nil, "--auth-mode", "open")
+	c.Webhooks.SecretKey, c.Shared.Dev = "", true
+	if _, err := prepare(c); err != nil {
+		t.Fatalf("dev (which generates a key in its data dir): %v", err)
+	}
+	c = parse(t, nil, "--auth-mode", "open", "--webhooks-secret-key", "too short")
+	if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--webhooks-secret-key") {
+		t.Fatalf("a malformed key: %v", err)
+	}
+}

@@ -458,16 +458,13 @@ func startWebhooks(ctx context.Context, c *Config, r *Resources) error {
 	cfg := c.Webhooks
 	cfg.Auth = authn
 	if cfg.SecretKey == "" {
-		// A key kept in the data dir, as dev's JWT secret is. Instances
-		// sharing a database must share the key: set --webhooks-secret-key.
+		// dev only (prepare refuses serve without one): a key kept in the
+		// data dir, as dev's JWT secret is.
 		key, err := devWebhooksKey(filepath.Join(c.Shared.DataDir, "webhooks.key"))
 		if err != nil {
 			return err
 		}
 		cfg.SecretKey = key
-		if !c.Shared.Dev {
-			log.Warn("no --webhooks-secret-key: webhook secrets are encrypted with a key generated in the data dir; set one shared by every webhooks instance")
-		}
 	}
 	s, err := webhooks.New(webhooks.NewStore(pool), b, cfg, log)
 	if err != nil {

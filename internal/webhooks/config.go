@@ -16,7 +16,8 @@ type Config struct {
 	// Addr serves /webhooks, /health/* and /metrics.
 	Addr string
 	// SecretKey encrypts signing secrets at rest (32 bytes, hex or base64).
-	// `docstream dev` generates one and keeps it in the data directory.
+	// serve refuses to run the target without one; `docstream dev`
+	// generates one and keeps it in the data directory.
 	SecretKey string
 	// AllowPrivate lets endpoints reach loopback, private and link-local
 	// addresses (default on in `docstream dev` only).
@@ -82,7 +83,7 @@ const SecretKeyFlag = "webhooks-secret-key"
 // RegisterFlags registers the webhooks target's flags.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Addr, "webhooks-addr", c.Addr, "webhooks listen address (/webhooks, /health/*, /metrics)")
-	fs.StringVar(&c.SecretKey, SecretKeyFlag, c.SecretKey, "key encrypting webhook signing secrets at rest: 32 bytes as 64 hex digits or base64; every webhooks instance must have the same one (unset: a key generated in <data-dir>/webhooks.key, with a warning outside `docstream dev`)")
+	fs.StringVar(&c.SecretKey, SecretKeyFlag, c.SecretKey, "key encrypting webhook signing secrets at rest: 32 bytes as 64 hex digits or base64; every webhooks instance must have the same one (e.g. openssl rand -hex 32); required by serve; `docstream dev` generates one in <data-dir>/webhooks.key")
 	fs.BoolVar(&c.AllowPrivate, AllowPrivateFlag, c.AllowPrivate, "let webhook endpoints reach loopback, private and link-local addresses (default true in `docstream dev` only)")
 	fs.DurationVar(&c.Timeout, "webhooks-timeout", c.Timeout, "limit of one delivery attempt: connect, send and answer (must be > 0)")
 	fs.DurationVar(&c.RetryFirst, "webhooks-retry-first", c.RetryFirst, "wait before a failed delivery's first retry; later ones double with jitter (must be > 0)")
