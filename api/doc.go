@@ -50,13 +50,32 @@ const NextCursorHeader = "X-Next-Cursor"
 // with the cursor.
 const MaxListSkip = 10_000
 
+// ListSort is the order of GET /documents (its sort parameter): a field,
+// descending when "-" precedes it; id breaks ties in the same direction.
+type ListSort string
+
+// The orders GET /documents accepts; any other sort is a 422 naming sort.
+const (
+	SortCreatedDesc ListSort = "-created_at" // newest first: the default
+	SortCreatedAsc  ListSort = "created_at"
+	SortUpdatedDesc ListSort = "-updated_at" // most recently changed first
+	SortUpdatedAsc  ListSort = "updated_at"
+	SortTitleAsc    ListSort = "title" // in the database's collation
+	SortTitleDesc   ListSort = "-title"
+)
+
+// ListSorts lists every ListSort, the default first.
+var ListSorts = []ListSort{SortCreatedDesc, SortCreatedAsc, SortUpdatedDesc, SortUpdatedAsc, SortTitleAsc, SortTitleDesc}
+
 // ListDocumentsRequest selects a page of GET /documents: keyset paging by
-// Cursor (or the reference's Skip, at most MaxListSkip) and filters. Zero
-// fields select everything.
+// Cursor (or the reference's Skip, at most MaxListSkip), an order and
+// filters. Zero fields select everything, newest first.
 type ListDocumentsRequest struct {
 	Limit         int       // rows to return; 0: the server's default (100)
 	Skip          int       // rows to skip; not with Cursor
-	Cursor        string    // the NextCursor of the previous page
+	Cursor        string    // the NextCursor of the previous page (of the same Sort)
+	Sort          ListSort  // "": SortCreatedDesc
+	MinLSN        uint64    // the X-Commit-LSN of the caller's last write (read-your-writes); 0: none
 	Status        Status    // exact
 	CreatedBy     string    // exact
 	CreatedAfter  time.Time // created_at strictly after

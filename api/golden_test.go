@@ -29,6 +29,8 @@ var signingRecipient = api.Recipient{
 	SignatureID: ptr("06946681-7a00-7000-8000-5b6c1f0e9a21"), DeclineReason: ptr("n/a"),
 }
 
+const listSortMessage = `must be one of -created_at, created_at, -updated_at, updated_at, title, -title ("-" first: descending)`
+
 var (
 	created = time.Date(2025, 11, 20, 1, 46, 31, 657647000, time.UTC)
 	signed  = time.Date(2025, 11, 20, 1, 47, 2, 120003000, time.UTC)
@@ -178,6 +180,12 @@ var golden = map[string]any{
 	"error": apperr.Body{Error: apperr.Error{
 		Code: apperr.Validation, Message: "created_by: is required (and 1 more)",
 		Details: []apperr.FieldError{{Field: "created_by", Message: "is required"}, {Field: "content", Message: "is required"}},
+	}},
+	// GET /documents?sort=bogus, as the document service answers it
+	// (internal/document's TestListBadSortMatchesTheGoldenError compares).
+	"error_list_sort": apperr.Body{Error: apperr.Error{
+		Code: apperr.Validation, Message: "sort: " + listSortMessage,
+		Details: []apperr.FieldError{{Field: "sort", Message: listSortMessage}},
 	}},
 	"message_document_created": api.Message{Type: api.TypeDocumentCreated, Timestamp: "2025-11-20T01:46:31.657000Z", LSN: 23842352,
 		Data: api.DocumentData{DocumentID: docID, Title: "Sales Agreement Q4 2025", Status: "created", CreatedBy: "ebemad@company.com",

@@ -194,7 +194,7 @@ func TestRequestsCarryTheirParameters(t *testing.T) {
 	if _, err := c.ListDocuments(ctx, api.ListOptions{Skip: 20, Limit: 10}); err != nil {
 		t.Fatal(err)
 	}
-	page, err := c.ListDocumentsPage(ctx, api.ListDocumentsRequest{Limit: 10, Cursor: "abc", Status: api.StatusSigned,
+	page, err := c.ListDocumentsPage(ctx, api.ListDocumentsRequest{Limit: 10, Cursor: "abc", Sort: api.SortUpdatedDesc, MinLSN: 42, Status: api.StatusSigned,
 		CreatedBy: "a@b.co", CreatedAfter: time.Date(2025, 1, 2, 3, 4, 5, 6000, time.FixedZone("", 3600))})
 	if err != nil || page.NextCursor != "next-page" || page.Documents == nil {
 		t.Fatalf("%+v %v", page, err)
@@ -208,7 +208,7 @@ func TestRequestsCarryTheirParameters(t *testing.T) {
 	want := []string{
 		"GET /search?from=0&min_lsn=42&q=sales+q4&status=signed ",
 		"GET /documents?limit=10&skip=20 ",
-		"GET /documents?created_after=2025-01-02T02%3A04%3A05.000006Z&created_by=a%40b.co&cursor=abc&limit=10&status=signed ",
+		"GET /documents?created_after=2025-01-02T02%3A04%3A05.000006Z&created_by=a%40b.co&cursor=abc&limit=10&min_lsn=42&sort=-updated_at&status=signed ",
 		`PATCH /documents/a%20b "3"`,
 		"GET /aggregations/status?size=5 ",
 	}

@@ -179,14 +179,19 @@ func (c *Client) ListDocuments(ctx context.Context, page api.ListOptions) ([]api
 	return docs, nil
 }
 
-// ListDocumentsPage returns a page of documents, newest first, selected
-// by req's filters, and the cursor of the next page (GET /documents). Pass
-// NextCursor back as req.Cursor to read on; it is "" on the last page.
+// ListDocumentsPage returns a page of documents in req.Sort's order
+// (newest first by default), selected by req's filters, and the cursor of
+// the next page (GET /documents). Pass NextCursor back as req.Cursor, with
+// the same Sort, to read on; it is "" on the last page.
 func (c *Client) ListDocumentsPage(ctx context.Context, req api.ListDocumentsRequest) (*api.DocumentPage, error) {
 	q := url.Values{}
 	setInt(q, "limit", req.Limit)
 	setInt(q, "skip", req.Skip)
 	setString(q, "cursor", req.Cursor)
+	setString(q, "sort", string(req.Sort))
+	if req.MinLSN > 0 {
+		q.Set("min_lsn", strconv.FormatUint(req.MinLSN, 10))
+	}
 	setString(q, "status", string(req.Status))
 	setString(q, "created_by", req.CreatedBy)
 	if !req.CreatedAfter.IsZero() {

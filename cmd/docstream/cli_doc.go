@@ -80,18 +80,21 @@ func newDocCmd(e *env) *cobra.Command {
 	}
 
 	var skip, limit int
+	var listSort string
 	list := &cobra.Command{
-		Use: "list", Short: "List documents, newest first", Args: cobra.NoArgs,
+		Use: "list", Short: "List documents, newest first (or by --sort)", Args: cobra.NoArgs,
 		RunE: run(func(ctx context.Context, c *userClient, _ []string) error {
-			docs, err := c.api.ListDocuments(ctx, api.ListOptions{Skip: skip, Limit: limit})
+			page, err := c.api.ListDocumentsPage(ctx, api.ListDocumentsRequest{Skip: skip, Limit: limit, Sort: api.ListSort(listSort)})
 			if err != nil {
 				return err
 			}
+			docs := page.Documents
 			return c.print(docs, func() error { return c.printDocuments(docs) })
 		}),
 	}
 	list.Flags().IntVar(&skip, "skip", 0, "documents to skip")
 	list.Flags().IntVar(&limit, "limit", 20, "documents to show (at most 100)")
+	list.Flags().StringVar(&listSort, "sort", "", "order: -created_at (default), created_at, -updated_at, updated_at, title, -title")
 
 	var newTitle, newStatus string
 	update := &cobra.Command{

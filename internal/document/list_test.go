@@ -3,6 +3,7 @@ package document
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 )
 
@@ -149,7 +151,7 @@ func TestListRefusesHostileParameters(t *testing.T) {
 		{"cursor=not-a-cursor", "cursor"},
 		{"cursor=" + base64.RawURLEncoding.EncodeToString(forged), "cursor"},
 		{"cursor=" + base64.RawURLEncoding.EncodeToString(make([]byte, 4096)), "cursor"},
-		{"cursor=" + (Cursor{CreatedAt: time.Now(), ID: uuid.New()}).String() + "&skip=5", "skip"},
+		{"cursor=" + (Cursor{At: time.Now(), ID: uuid.New()}).String() + "&skip=5", "skip"},
 		{"status=deleted", "status"},
 		{"status='%20OR%201=1--", "status"},
 		{"created_by=" + strings.Repeat("x", 256), "created_by"},
@@ -170,17 +172,34 @@ func TestListRefusesHostileParameters(t *testing.T) {
 		t.Fatalf("skip=10000: %d", resp.StatusCode)
 	}
 	var page []Document
-	old := Cursor{CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), ID: uuid.UUID{}}
+	old := Cursor{At: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), ID: uuid.UUID{}}
 	if resp := e.do(t, "GET", "/documents?cursor="+old.String(), nil, &page); resp.StatusCode != 200 || len(page) != 0 {
 		t.Fatalf("a cursor before every row: %d %v", resp.StatusCode, page)
 	}
 }
 
 func TestCursorRoundTrips(t *testing.T) {
-	c := Cursor{CreatedAt: time.Date(2025, 11, 20, 1, 46, 31, 657647000, time.UTC), ID: uuid.New()}
-	got, err := ParseCursor(c.String())
-	if err != nil || !got.CreatedAt.Equal(c.CreatedAt) || got.ID != c.ID {
-		t.Fatalf("%v %v, want %v", got, err, c)
+	at := time.Date(2025, 11, 20, 1, 46, 31, 657647000, time.UTC)
+	for _, c := range []Cursor{
+		{Sort: api.SortCreatedDesc, At: at, ID: uuid.New()},
+		{Sort: api.SortUpdatedAsc, At: at, ID: uuid.New()},
+		{Sort: api.SortTitleAsc, Title: "Überweisung – Q4 ✓", ID: uuid.New()},
+		{Sort: api.SortTitleDesc, Title: "", ID: uuid.New()},
+		{Sort: api.SortTitleDesc, Title: strings.Repeat("😀", 255), ID: uuid.New()},
+	} {
+		got, err := ParseCursor(c.String())
+		if err != nil || got.Sort != c.Sort || !got.At.Equal(c.At) || got.Title != c.Title || got.ID != c.ID {
+			t.Fatalf("%v %v, want %v", got, err, c)
+		}
+	}
+	// A cursor issued before sort existed (version 1) still reads, as
+	// newest first.
+	id := uuid.New()
+	b := []byte{1, 0, 0, 0, 0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint64(b[1:], uint64(at.UnixMicro()))
+	got, err := ParseCursor(base64.RawURLEncoding.EncodeToString(append(b, id[:]...)))
+	if err != nil || got.Sort != api.SortCreatedDesc || !got.At.Equal(at) || got.ID != id {
+		t.Fatalf("version 1: %v %v", got, err)
 	}
 }
 
@@ -206,7 +225,7 @@ func TestListIsIndexDriven(t *testing.T) {
 	if _, err := e.pool.Exec(ctx, "ANALYZE documents.documents"); err != nil {
 		t.Fatal(err)
 	}
-	cursor := &Cursor{CreatedAt: time.Date(2025, 1, 15, 0, 0, 0, 0, time.UTC), ID: uuid.New()}
+	cursor := &Cursor{At: time.Date(2025, 1, 15, 0, 0, 0, 0, time.UTC), ID: uuid.New()}
 	after := time.Date(2025, 1, 10, 0, 0, 0, 0, time.UTC)
 	shapes := map[string]ListQuery{
 		"first page":             {Limit: 100},
@@ -214,7 +233,7 @@ func TestListIsIndexDriven(t *testing.T) {
 		"bounded skip":           {Limit: 100, Skip: MaxSkip},
 		"status":                 {Limit: 100, Status: StatusSigned, After: cursor},
 		"creator":                {Limit: 100, CreatedBy: "user7@company.com", After: cursor},
-		"created range":          {Limit: 100, CreatedAfter: after, CreatedBefore: cursor.CreatedAt},
+		"created range":          {Limit: 100, CreatedAfter: after, CreatedBefore: cursor.At},
 		"status, creator, range": {Limit: 100, Status: StatusSigned, CreatedBy: "user7@company.com", CreatedAfter: after, After: cursor},
 		"largest page":           {Limit: 1000, After: cursor},
 		// Required mode: the caller's keys against the GIN index on

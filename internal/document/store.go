@@ -211,7 +211,7 @@ func (s *Store) Record(ctx context.Context, id string, keys []string) (*Record, 
 	return r, nil
 }
 
-// List returns a page, newest first, and the cursor of the next one.
+// List returns a page in lq's order and the cursor of the next one.
 func (s *Store) List(ctx context.Context, lq ListQuery) (*Page, error) {
 	sql, args := listSQL(lq)
 	rows, err := s.pool.Query(ctx, sql, args...)
@@ -232,7 +232,7 @@ func (s *Store) List(ctx context.Context, lq ListQuery) (*Page, error) {
 	}
 	if len(page.Documents) > lq.Limit {
 		page.Documents = page.Documents[:lq.Limit]
-		page.Next = cursorOf(page.Documents[lq.Limit-1])
+		page.Next = cursorOf(lq.Sort, page.Documents[lq.Limit-1])
 	}
 	return page, nil
 }
