@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/docstream/docstream/apperr"
@@ -123,6 +126,12 @@ func Respond(w http.ResponseWriter, status int, v any) {
 	}
 }
 
+// RetryAfterer is the cause of a 429 or 503 that knows when to retry (a
+// rate limit's window): RespondErr sends it as Retry-After, in whole
+// seconds rounded up (at least 1). Wrap it: apperr.Wrap(apperr.RateLimited,
+// cause, …).
+type RetryAfterer interface{ RetryAfter() time.Duration }
+
 // WWWAuthenticate is the challenge of every 401 answer.
 const WWWAuthenticate = `Bearer error="invalid_token"`
 
@@ -136,7 +145,12 @@ func RespondErr(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	// a shed request. A client (and the gateway) tells this apart from a
 	// failure by the header.
 	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", "1")
+		after := 1
+		var ra RetryAfterer
+		if errors.As(err, &ra) {
+			after = max(1, int(math.Ceil(ra.RetryAfter().Seconds())))
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(after))
 	}
 	// RFC 6750 §3: a 401 names the scheme a client should retry with.
 	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {

@@ -450,21 +450,32 @@ type limiter struct {
 	window time.Duration
 	start  time.Time
 	used   map[string]int
+	now    func() time.Time
 }
 
 func newLimiter(n int, window time.Duration) *limiter {
-	return &limiter{n: n, window: window, used: map[string]int{}}
+	return &limiter{n: n, window: window, used: map[string]int{}, now: time.Now}
 }
 
-func (l *limiter) allow(key string, units int) bool {
+// allow charges units to key, or refuses them and says how long until the
+// window ends and the key's count starts again.
+func (l *limiter) allow(key string, units int) (ok bool, retryAfter time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now := time.Now(); now.Sub(l.start) >= l.window {
+	now := l.now()
+	if now.Sub(l.start) >= l.window {
 		l.start, l.used = now, map[string]int{}
 	}
 	if l.used[key]+units > l.n {
-		return false
+		return false, l.start.Add(l.window).Sub(now)
 	}
 	l.used[key] += units
-	return true
+	return true, 0
 }
+
+// retryAfter is the cause of a 429: httpx.RespondErr sends it as the
+// Retry-After header.
+type retryAfter time.Duration
+
+func (r retryAfter) Error() string             { return "retry after " + time.Duration(r).String() }
+func (r retryAfter) RetryAfter() time.Duration { return time.Duration(r) }

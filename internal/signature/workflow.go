@@ -1016,8 +1016,8 @@ func (w *Workflow) limit(ctx context.Context, m Meta, n int) error {
 	if key == "" {
 		key = "ip:" + m.IP
 	}
-	if !w.limiter.allow(key, n) {
-		return apperr.E(apperr.RateLimited, "too many invitation mails; try again in a minute")
+	if ok, after := w.limiter.allow(key, n); !ok {
+		return apperr.Wrap(apperr.RateLimited, retryAfter(after), "too many invitation mails: at most %d a minute; retry after the time in Retry-After", w.limiter.n)
 	}
 	return nil
 }

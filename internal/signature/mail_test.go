@@ -1,0 +1,133 @@
+package signature
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/internal/auth"
+	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/testenv"
+)
+
+// TestInvitationMailsAreRateLimitedPerPrincipalAndAddress: with
+// --signing-mail-per-minute 3, the mails a create or a resend would cause
+// are charged to the caller (its principal, else its address); past the
+// limit the call answers 429 rate_limited with a Retry-After of at most
+// the window, and does nothing (no request is opened, nothing is queued).
+// Another principal, and an anonymous caller, have counts of their own.
+func TestInvitationMailsAreRateLimitedPerPrincipalAndAddress(t *testing.T) {
+	e := newEnv(t)
+	in := e.startWorkflowWith(t, wfOptions{notifier: &LogNotifier{W: &testenv.SyncBuffer{}}, mailPerMinute: 3})
+	two := api.CreateSigningRequest{Recipients: []api.RecipientInput{
+		{Email: "a@example.com", Role: api.RoleSigner}, {Email: "b@example.com", Role: api.RoleSigner}}}
+	create := func(p *auth.Principal, docID string) *http.Response {
+		var h []string
+		if p != nil {
+			h = []string{testPrincipal, principalJSON(*p)}
+		}
+		return testenv.Do(t, "POST", in.url+"/documents/"+docID+"/signing-requests", two, nil, h...)
+	}
+	limited := func(what string, resp *http.Response) {
+		t.Helper()
+		var body struct {
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		after, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if resp.StatusCode != http.StatusTooManyRequests || body.Error.Code != "rate_limited" || err != nil || after < 1 || after > 60 {
+			t.Fatalf("%s: %d %q Retry-After %q, want 429 rate_limited with 1..60 s", what, resp.StatusCode, body.Error.Code, resp.Header.Get("Retry-After"))
+		}
+	}
+	d1, d2, d3, d4 := e.createDocument(t, "One", "1"), e.createDocument(t, "Two", "2"), e.createDocument(t, "Three", "3"), e.createDocument(t, "Four", "4")
+
+	resp := create(&alice, d1.ID)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("alice's first request (2 mails): %d", resp.StatusCode)
+	}
+	var req api.SigningRequest
+	_ = json.NewDecoder(resp.Body).Decode(&req)
+	limited("alice's second request (4 mails)", create(&alice, d2.ID))
+	limited("alice's resend (4 mails)", testenv.Do(t, "POST", in.url+"/signing-requests/"+req.ID+"/resend", nil, nil, testPrincipal, principalJSON(alice)))
+	// The refused create opened nothing: bob, counted apart, opens one on
+	// the same document.
+	if resp := create(&bob, d2.ID); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("bob's request on the document alice was refused: %d", resp.StatusCode)
+	}
+	// Anonymous callers are counted by address.
+	if resp := create(nil, d3.ID); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("an anonymous request: %d", resp.StatusCode)
+	}
+	limited("a second anonymous request from the same address", create(nil, d4.ID))
+	// The refused resend queued no mail: only the first invitations were sent.
+	testenv.WaitFor(t, "the scheduler to drain", func() bool {
+		var n int
+		if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM signing.due WHERE kind = 'notify'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
+	var invites int
+	if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM signing.invitations WHERE request_id = $1`, req.ID).Scan(&invites); err != nil {
+		t.Fatal(err)
+	}
+	if invites != 2 {
+		t.Fatalf("alice's request: %d invitations, want 2 (the refused resend sent none)", invites)
+	}
+}
+
+var logLinkRE = regexp.MustCompile(`http://docs\.test\.invalid/invitations/([A-Za-z0-9_-]{43})`)
+
+// TestTheLogNotifierPrintsTheLinksAndNoLogLineHoldsAToken: without SMTP
+// (docstream dev) each mail, its invitation link included, is written out
+// by the log notifier, and the link works. The service's own log, at
+// debug level, through every route a token travels (view, content, act,
+// a forged token, resend), never holds a token.
+func TestTheLogNotifierPrintsTheLinksAndNoLogLineHoldsAToken(t *testing.T) {
+	e := newEnv(t)
+	mails, logs := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
+	in := e.startWorkflowWith(t, wfOptions{notifier: &LogNotifier{W: mails}, log: logging.New(logs, "debug")})
+	doc := e.createDocument(t, "Logged", "terms")
+	var req api.SigningRequest
+	if code := in.do(t, "POST", "/documents/"+doc.ID+"/signing-requests", api.CreateSigningRequest{
+		Recipients: []api.RecipientInput{{Email: "a@example.com", Role: api.RoleSigner}, {Email: "b@example.com", Role: api.RoleSigner, Order: 2}}}, &req); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	testenv.WaitFor(t, "the log notifier to print an invitation to a@example.com", func() bool {
+		return strings.Contains(mails.String(), "--- mail to a@example.com: Please sign: Logged") && logLinkRE.MatchString(mails.String())
+	})
+	tok := logLinkRE.FindStringSubmatch(mails.String())[1]
+	if code := in.do(t, "POST", "/signing-requests/"+req.ID+"/resend", nil, nil); code != http.StatusOK {
+		t.Fatalf("resend: %d", code)
+	}
+	testenv.WaitFor(t, "the resent invitation", func() bool { return len(logLinkRE.FindAllString(mails.String(), -1)) == 2 })
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/invitations/" + tok},
+		{"GET", "/invitations/" + tok + "/content"},
+		{"GET", "/invitations/" + tok[:42] + "A/content"},
+		{"POST", "/invitations/" + tok + "/approve"}, // a signer cannot approve: 409
+		{"POST", "/invitations/" + tok + "/sign"},
+	} {
+		resp := testenv.Do(t, c.method, in.url+c.path, api.InvitationAction{Consent: true}, nil)
+		resp.Body.Close()
+	}
+	if got := in.request(t, req.ID); got.Recipients[0].State != api.RecipientSigned {
+		t.Fatalf("the printed link did not sign: %+v", got.Recipients[0])
+	}
+	testenv.WaitFor(t, "the invitation to the second signer", func() bool { return len(logLinkRE.FindAllString(mails.String(), -1)) == 3 })
+
+	if !strings.Contains(logs.String(), "/invitations/REDACTED") {
+		t.Fatalf("the log holds no request line of an invitation route (the check below would be vacuous):\n%s", logs.String())
+	}
+	for _, m := range logLinkRE.FindAllStringSubmatch(mails.String(), -1) {
+		if strings.Contains(logs.String(), m[1]) || strings.Contains(logs.String(), m[1][:20]) {
+			t.Errorf("a log line holds the token %s…:\n%s", m[1][:8], logs.String())
+		}
+	}
+}
