@@ -49,6 +49,8 @@ require github.com/abadojack/whatlanggo v1.0.1
 
 require github.com/go-pdf/fpdf v0.9.0
 
+require github.com/yuin/goldmark v1.8.7
+
 require (
 	github.com/bmatcuk/doublestar/v4 v4.10.4 // indirect
 	github.com/go-chi/chi/v5 v5.5.0 // indirect

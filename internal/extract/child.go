@@ -74,6 +74,8 @@ func run(job Job) Result {
 		res = extractOffice(job, t)
 	case FormatHTML:
 		res = extractHTML(job, t)
+	case FormatMarkdown:
+		res = extractMarkdown(job, t)
 	default:
 		return failed(ReasonUnsupported, "no extractor for %q", job.ContentType)
 	}

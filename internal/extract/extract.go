@@ -2,7 +2,8 @@
 // first-page thumbnail: PDF (poppler's pdftotext, pdftoppm for thumbnails
 // and for OCR of image-only pages), images (tesseract), DOCX / XLSX / PPTX
 // and ODT / ODS / ODP (their XML inside the zip, read with archive/zip and
-// encoding/xml) and HTML (golang.org/x/net/html's tokenizer).
+// encoding/xml), HTML (golang.org/x/net/html's tokenizer) and Markdown (goldmark's
+// syntax tree, its text nodes without the markup).
 //
 // Uploaded files are hostile input. Every extraction, the Go parsing of
 // office files included, runs in a child process (this binary re-executed
@@ -28,15 +29,16 @@ import (
 	"time"
 )
 
-// Formats. Plain text (text/* other than HTML) is not extracted: the
-// indexer reads it directly from the content.
+// Formats. Plain text (text/* other than HTML and Markdown) is not
+// extracted: the indexer reads it directly from the content.
 const (
-	FormatPDF    = "pdf"
-	FormatImage  = "image"
-	FormatOffice = "office" // DOCX, XLSX, PPTX, ODT, ODS, ODP: which one is read from the zip
-	FormatHTML   = "html"
-	FormatText   = "text" // indexed directly by the indexer
-	FormatNone   = ""     // unsupported
+	FormatPDF      = "pdf"
+	FormatImage    = "image"
+	FormatOffice   = "office" // DOCX, XLSX, PPTX, ODT, ODS, ODP: which one is read from the zip
+	FormatHTML     = "html"
+	FormatMarkdown = "markdown"
+	FormatText     = "text" // indexed directly by the indexer
+	FormatNone     = ""     // unsupported
 )
 
 // Statuses of a Result.
@@ -183,6 +185,8 @@ func Detect(contentType string, head []byte) string {
 		return FormatOffice
 	case ct == "text/html" || ct == "application/xhtml+xml":
 		return FormatHTML
+	case ct == "text/markdown" || ct == "text/x-markdown":
+		return FormatMarkdown
 	case strings.HasPrefix(ct, "text/"):
 		return FormatText
 	case ct != "" && ct != "application/octet-stream" && ct != "application/zip":
@@ -212,7 +216,7 @@ func (t Tools) Available(format string) (bool, string) {
 		if t.Tesseract == "" {
 			return false, "tesseract is not installed (tesseract-ocr)"
 		}
-	case FormatOffice, FormatHTML:
+	case FormatOffice, FormatHTML, FormatMarkdown:
 	default:
 		return false, "no extractor for this content type"
 	}

@@ -95,7 +95,8 @@ func TestDetectPicksTheFormatFromTheTypeAndTheMagic(t *testing.T) {
 		{"a zip of unknown content", "application/zip", "PK\x03\x04", extract.FormatOffice},
 		{"HTML with a charset", "text/html; charset=utf-8", "", extract.FormatHTML},
 		{"plain text stays on the indexer's path", "text/plain", "", extract.FormatText},
-		{"Markdown stays on the indexer's path", "text/markdown", "", extract.FormatText},
+		{"Markdown is read without its markup", "text/markdown", "", extract.FormatMarkdown},
+		{"Markdown under its older name", "text/x-markdown; charset=utf-8", "", extract.FormatMarkdown},
 		{"a declared type wins over the magic", "application/x-tar", "%PDF-", extract.FormatNone},
 	}
 	for _, c := range cases {
@@ -221,6 +222,35 @@ func TestHTMLGivesItsTextWithoutScripts(t *testing.T) {
 	}
 	if strings.Contains(text, "secret") || strings.Contains(text, "color") {
 		t.Fatalf("script or style kept: %q", text)
+	}
+}
+
+// Markdown is indexed as its words: headings, emphasis, lists, a table's
+// cells, link texts, image alt texts and code keep their text; markers,
+// link targets and raw HTML go.
+func TestMarkdownGivesItsTextWithoutMarkup(t *testing.T) {
+	src := "# Wombat *field* notes\n\n" +
+		"Some **bold burrow** and `inline_code` and ~~struck~~ text, with a [link text](https://hiddenhost.example/path \"a title\").\n\n" +
+		"- first item\n- [x] done item\n\n" +
+		"| Animal | Count |\n|--------|------:|\n| Quokka | 42 |\n\n" +
+		"![alt of image](pic.png)\n\n" +
+		"```go\nfunc burrowDepth() int\n```\n\n" +
+		"<div class=\"secretclass\">raw html block</div>\n\n" +
+		"Inline <span data-x=\"attrword\">spanned</span> and https://autolinked.example/x here.\n"
+	res, text := extractBytes(t, "text/markdown; charset=utf-8", []byte(src), limits())
+	if res.Status != extract.StatusDone || res.Kind != "markdown" || res.TextSize != int64(len(text)) {
+		t.Fatalf("res %+v", res)
+	}
+	for _, want := range []string{"Wombat field notes", "bold burrow", "inline_code", "struck", "link text", "first item", "done item",
+		"Quokka", "42", "alt of image", "func burrowDepth() int", "spanned", "autolinked.example/x"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text lacks %q:\n%s", want, text)
+		}
+	}
+	for _, markup := range []string{"#", "*", "`", "~~", "](", "hiddenhost", "a title", "|", "---", "pic.png", "secretclass", "raw html block", "attrword", "<", "[x]"} {
+		if strings.Contains(text, markup) {
+			t.Errorf("text keeps markup %q:\n%s", markup, text)
+		}
 	}
 }
 

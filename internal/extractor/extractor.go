@@ -38,7 +38,7 @@
 //   - (A session advisory lock that dies with the connection would free
 //     the row at once, but PgBouncer in transaction mode, the scale-out
 //     shape, does not keep sessions; a heartbeat works through it.)
-//   - Plain text (text/* but HTML) is indexed by the indexer from the
+//   - Plain text (text/* but HTML and Markdown) is indexed by the indexer from the
 //     content itself; its row is recorded as skipped so that a client
 //     waiting for any document's extraction sees it end.
 //   - Deleting a document removes its derived objects (and the row goes
@@ -94,7 +94,7 @@ const maxAttempts = 5
 var (
 	extractionsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_extractor_extractions_total",
-		Help: "Extractions finished, by format (pdf, image, office, html) and status (done, failed, unsupported).",
+		Help: "Extractions finished, by format (pdf, image, office, html, markdown) and status (done, failed, unsupported).",
 	}, []string{"format", "status"})
 	failuresTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_extractor_failures_total",

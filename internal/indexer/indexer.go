@@ -358,10 +358,12 @@ func (x *Indexer) wantsContent(d search.Document) bool {
 }
 
 // directText reports whether a content type is indexed from the content
-// itself: text/* but HTML, which the extractor turns into text.
+// itself: text/* but HTML and Markdown, which the extractor turns into
+// text without their markup (extract.Detect's FormatText).
 func directText(contentType string) bool {
 	ct := strings.ToLower(contentType)
-	return strings.HasPrefix(ct, "text/") && !strings.HasPrefix(ct, "text/html")
+	return strings.HasPrefix(ct, "text/") && !strings.HasPrefix(ct, "text/html") &&
+		!strings.HasPrefix(ct, "text/markdown") && !strings.HasPrefix(ct, "text/x-markdown")
 }
 
 // textKey is where the extractor stores a document's text (see

@@ -498,3 +498,37 @@ func TestExtractedTextIsIndexedWithTheDocumentAndKeptByLaterChanges(t *testing.T
 		t.Fatalf("count = %d after delete and a late extraction", n)
 	}
 }
+
+// Markdown is not indexed raw from its content (link targets, markup and
+// raw HTML would be searchable words): the extractor turns it into text,
+// which is indexed when its extraction is done. Plain text stays on the
+// direct path.
+func TestMarkdownIsIndexedFromItsExtractedTextNotItsSource(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, DefaultConfig())
+	md := newRow("md1", "Notes")
+	md.ContentType = "text/markdown; charset=utf-8"
+	f.put(t, "md1/content", "# Wombat notes\n\nSee [the burrow](https://hiddenhost.example/tunnel) and <span class=\"secretclass\">x</span>.")
+	txt := newRow("txt1", "Plain")
+	f.put(t, "txt1/content", "plain quokka words")
+	f.handle(t, event("c", 100, nil, &md))
+	f.handle(t, event("c", 110, nil, &txt))
+	for _, q := range []string{"wombat", "hiddenhost", "secretclass"} {
+		if got := f.titles(t, q); len(got) != 0 {
+			t.Fatalf("search %s = %v before the extraction: the Markdown source was indexed", q, got)
+		}
+	}
+	if got := f.titles(t, "quokka"); !slices.Equal(got, []string{"Plain"}) {
+		t.Fatalf("search quokka = %v, want the plain text indexed from its content", got)
+	}
+	f.put(t, "md1/text", "Wombat notes\nSee the burrow and x.\n")
+	if err := f.x.HandleExtractions(ctx, []bus.Message{extractionEvent("md1", "done", 200)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.titles(t, "burrow"); !slices.Equal(got, []string{"Notes"}) {
+		t.Fatalf("search burrow = %v, want the Markdown's extracted text", got)
+	}
+	if got := f.titles(t, "hiddenhost"); len(got) != 0 {
+		t.Fatalf("search hiddenhost = %v: a link target was indexed", got)
+	}
+}
