@@ -200,6 +200,14 @@ var golden = map[string]any{
 	"message_signature_added": api.Message{Type: api.TypeSignatureAdded, Timestamp: "2025-11-20T01:47:02.118000Z", LSN: 23842901,
 		Data: api.SignatureData{SignatureID: "06946681-7a00-7000-8000-5b6c1f0e9a21", DocumentID: docID,
 			SignerName: "Ebrahim Emad", SignerEmail: "ebemad@client.com", SignedAt: ptr("2025-11-20T01:47:02.120003Z")}},
+	"message_signing_request_sent": api.Message{Type: api.TypeSigningRequestSent, Timestamp: "2025-11-20T01:48:00.100000Z", LSN: 23843100,
+		Data: api.SigningRequestData{RequestID: "06946690-0000-7000-8000-00000000000a", DocumentID: docID, OldState: "draft", State: "sent",
+			CreatedBy: "ebemad@company.com", ContentSHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+			ExpiresAt: ptr("2025-12-20T00:00:00.000000Z"), UpdatedAt: ptr("2025-11-20T01:48:00.100123Z")}},
+	"message_recipient_signed": api.Message{Type: api.TypeRecipientSigned, Timestamp: "2025-11-20T01:49:00.200000Z", LSN: 23843200,
+		Data: api.RecipientData{RecipientID: "06946690-0100-7000-8000-00000000000b", RequestID: "06946690-0000-7000-8000-00000000000a",
+			DocumentID: docID, Email: "ebemad@client.com", Name: "Ebrahim Emad", Role: "signer", Order: 1, OldState: "viewed", State: "signed",
+			At: ptr("2025-11-20T01:49:00.200456Z")}},
 }
 
 func TestGoldenJSON(t *testing.T) {

@@ -17,13 +17,32 @@ const (
 	TypeSignatureAdded        = "signature.added"
 )
 
+// Message types of the signing workflow (issue 13): one per state a signing
+// request or a recipient reaches, in commit order. Webhook event types
+// carry the same names.
+const (
+	TypeSigningRequestCreated    = "signing_request.created" // created as a draft
+	TypeSigningRequestSent       = "signing_request.sent"
+	TypeSigningRequestInProgress = "signing_request.in_progress"
+	TypeSigningRequestCompleted  = "signing_request.completed"
+	TypeSigningRequestDeclined   = "signing_request.declined"
+	TypeSigningRequestExpired    = "signing_request.expired"
+	TypeSigningRequestCancelled  = "signing_request.cancelled"
+	TypeRecipientNotified        = "recipient.notified"
+	TypeRecipientViewed          = "recipient.viewed"
+	TypeRecipientSigned          = "recipient.signed"
+	TypeRecipientApproved        = "recipient.approved"
+	TypeRecipientDeclined        = "recipient.declined"
+)
+
 // Message is one message of WS /ws/{document_id}. LSN is the cursor of the
 // change it comes from (the commit LSN of its transaction): reconnecting
 // with ?since=<lsn> of the last message handled resumes after it.
 //
 // Data holds, by Type: DocumentData (document.created, document.deleted),
 // StatusData (document.status_changed, .signed, .viewed, .sent),
-// UpdatedData (document.updated), SignatureData (signature.added). A
+// UpdatedData (document.updated), SignatureData (signature.added),
+// SigningRequestData (signing_request.*), RecipientData (recipient.*). A
 // decoded Message of another type keeps its data as json.RawMessage.
 type Message struct {
 	Type      string `json:"type"`
@@ -54,6 +73,11 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 		m.Data, err = decodeData[UpdatedData](raw.Data)
 	case TypeSignatureAdded:
 		m.Data, err = decodeData[SignatureData](raw.Data)
+	case TypeSigningRequestCreated, TypeSigningRequestSent, TypeSigningRequestInProgress, TypeSigningRequestCompleted,
+		TypeSigningRequestDeclined, TypeSigningRequestExpired, TypeSigningRequestCancelled:
+		m.Data, err = decodeData[SigningRequestData](raw.Data)
+	case TypeRecipientNotified, TypeRecipientViewed, TypeRecipientSigned, TypeRecipientApproved, TypeRecipientDeclined:
+		m.Data, err = decodeData[RecipientData](raw.Data)
 	}
 	return err
 }
@@ -107,6 +131,39 @@ type SignatureData struct {
 	SignerName  string  `json:"signer_name"`
 	SignerEmail string  `json:"signer_email"`
 	SignedAt    *string `json:"signed_at"`
+}
+
+// SigningRequestData is the data of signing_request.* (WebSocket message
+// and webhook event): the request as it is after the transition.
+type SigningRequestData struct {
+	RequestID     string  `json:"request_id"`
+	DocumentID    string  `json:"document_id"`
+	OldState      string  `json:"old_state"` // "" when the request was created
+	State         string  `json:"state"`
+	CreatedBy     string  `json:"created_by"`
+	ContentSHA256 string  `json:"content_sha256"`
+	Outcome       *string `json:"outcome"`
+	ExpiresAt     *string `json:"expires_at"`
+	UpdatedAt     *string `json:"updated_at"`
+}
+
+// RecipientData is the data of recipient.* (WebSocket message and webhook
+// event). It never holds the recipient's IP address or user agent (the
+// audit trail does, for the owner and admins).
+type RecipientData struct {
+	RecipientID string `json:"recipient_id"`
+	RequestID   string `json:"request_id"`
+	DocumentID  string `json:"document_id"`
+	Email       string `json:"email"`
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	Order       int    `json:"order"`
+	OldState    string `json:"old_state"`
+	State       string `json:"state"`
+	// At is when the recipient reached State (notified_at, viewed_at or
+	// acted_at).
+	At            *string `json:"at"`
+	DeclineReason *string `json:"decline_reason"`
 }
 
 // Token is GET /auth/token's answer (development only): a JWT naming any

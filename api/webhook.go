@@ -12,6 +12,20 @@ const (
 	WebhookDocumentSigned   = "document.signed"
 	WebhookSignatureCreated = "signature.created"
 	WebhookTest             = "webhook.test"
+	// The signing workflow's (issue 13): the same names as its WebSocket
+	// messages (TypeSigningRequest…, TypeRecipient…).
+	WebhookSigningRequestCreated    = TypeSigningRequestCreated
+	WebhookSigningRequestSent       = TypeSigningRequestSent
+	WebhookSigningRequestInProgress = TypeSigningRequestInProgress
+	WebhookSigningRequestCompleted  = TypeSigningRequestCompleted
+	WebhookSigningRequestDeclined   = TypeSigningRequestDeclined
+	WebhookSigningRequestExpired    = TypeSigningRequestExpired
+	WebhookSigningRequestCancelled  = TypeSigningRequestCancelled
+	WebhookRecipientNotified        = TypeRecipientNotified
+	WebhookRecipientViewed          = TypeRecipientViewed
+	WebhookRecipientSigned          = TypeRecipientSigned
+	WebhookRecipientApproved        = TypeRecipientApproved
+	WebhookRecipientDeclined        = TypeRecipientDeclined
 )
 
 // Delivery statuses.
@@ -162,6 +176,9 @@ type WebhookPayload struct {
 type WebhookData struct {
 	Document  *Document  `json:"document,omitempty"`
 	Signature *Signature `json:"signature,omitempty"`
+	// SigningRequest is set on signing_request.*, Recipient on recipient.*.
+	SigningRequest *SigningRequestData `json:"signing_request,omitempty"`
+	Recipient      *RecipientData      `json:"recipient,omitempty"`
 	// Test is set on webhook.test.
 	Test *WebhookTestData `json:"test,omitempty"`
 }

@@ -85,6 +85,44 @@ type Signature struct {
 	IPAddress     *string `json:"ip_address"`
 }
 
+// SigningRequest is a signing.signing_requests row as it appears in an
+// envelope (the columns consumers use; the rest stay in the raw JSON).
+type SigningRequest struct {
+	ID                string  `json:"id"`
+	DocumentID        string  `json:"document_id"`
+	Owner             *string `json:"owner"`
+	CreatedBy         string  `json:"created_by"`
+	State             string  `json:"state"`
+	ContentSHA256     string  `json:"content_sha256"`
+	DocumentVersion   *int32  `json:"document_version"`
+	ExpiresAt         *string `json:"expires_at"`
+	Outcome           *string `json:"outcome"`
+	CertificateSHA256 *string `json:"certificate_sha256"`
+	CreatedAt         *string `json:"created_at"`
+	UpdatedAt         *string `json:"updated_at"`
+	SentAt            *string `json:"sent_at"`
+	CompletedAt       *string `json:"completed_at"`
+}
+
+// SigningRecipient is a signing.signing_recipients row as it appears in an
+// envelope. Its ip_address and user_agent are never there
+// (cdc.Config.ExcludeColumns).
+type SigningRecipient struct {
+	ID            string  `json:"id"`
+	RequestID     string  `json:"request_id"`
+	DocumentID    string  `json:"document_id"`
+	Email         string  `json:"email"`
+	Name          string  `json:"name"`
+	Role          string  `json:"role"`
+	SigningOrder  int     `json:"signing_order"`
+	State         string  `json:"state"`
+	NotifiedAt    *string `json:"notified_at"`
+	ViewedAt      *string `json:"viewed_at"`
+	ActedAt       *string `json:"acted_at"`
+	SignatureID   *string `json:"signature_id"`
+	DeclineReason *string `json:"decline_reason"`
+}
+
 // Watermark is the value on bus.TopicWatermarks: every change with an LSN
 // at or below LSN has been published.
 type Watermark struct {

@@ -7,11 +7,13 @@ import (
 )
 
 // Topics of the change stream that events are named for. They equal
-// bus.TopicDocuments and bus.TopicSignatures (this package does not import
-// the bus).
+// bus.TopicDocuments, bus.TopicSignatures, bus.TopicSigningRequests and
+// bus.TopicSigningRecipients (this package does not import the bus).
 const (
-	topicDocuments  = "cdc.documents"
-	topicSignatures = "cdc.signatures"
+	topicDocuments         = "cdc.documents"
+	topicSignatures        = "cdc.signatures"
+	topicSigningRequests   = "cdc.signing_requests"
+	topicSigningRecipients = "cdc.signing_recipients"
 )
 
 // Kind is what a change is, whatever a consumer calls it. Kinds is the one
@@ -30,6 +32,24 @@ const (
 	KindDocumentUpdated                  // documents update of the title, content or another column
 	KindDocumentDeleted                  // documents delete
 	KindSignatureCreated                 // signatures insert
+	// A signing request reaching a state (issue 13): its insert (as a
+	// draft: created; otherwise the state it starts in) or an update that
+	// changes its state.
+	KindRequestCreated
+	KindRequestSent
+	KindRequestInProgress
+	KindRequestCompleted
+	KindRequestDeclined
+	KindRequestExpired
+	KindRequestCancelled
+	// A recipient reaching a state: an update that changes it. A recipient's
+	// insert (pending, in the request's creating transaction) has no kind:
+	// the request's event says it was created.
+	KindRecipientNotified
+	KindRecipientViewed
+	KindRecipientSigned
+	KindRecipientApproved
+	KindRecipientDeclined
 )
 
 // Webhook event types (what an endpoint's "events" list names).
@@ -39,6 +59,15 @@ const (
 	EventDocumentDeleted  = "document.deleted"
 	EventDocumentSigned   = "document.signed"
 	EventSignatureCreated = "signature.created"
+)
+
+// requestKinds and recipientKinds are the kinds of the states a signing
+// request or a recipient reaches.
+var (
+	requestKinds = map[string]Kind{"draft": KindRequestCreated, "sent": KindRequestSent, "in_progress": KindRequestInProgress,
+		"completed": KindRequestCompleted, "declined": KindRequestDeclined, "expired": KindRequestExpired, "cancelled": KindRequestCancelled}
+	recipientKinds = map[string]Kind{"notified": KindRecipientNotified, "viewed": KindRecipientViewed, "signed": KindRecipientSigned,
+		"approved": KindRecipientApproved, "declined": KindRecipientDeclined}
 )
 
 // names is the table. A status change other than to signed is a
@@ -56,6 +85,19 @@ var names = map[Kind]struct{ realtime, webhook string }{
 	KindDocumentUpdated:  {"document.updated", EventDocumentUpdated},
 	KindDocumentDeleted:  {"document.deleted", EventDocumentDeleted},
 	KindSignatureCreated: {"signature.added", EventSignatureCreated},
+	// The signing workflow has one name per state on both (api.Type…).
+	KindRequestCreated:    {"signing_request.created", "signing_request.created"},
+	KindRequestSent:       {"signing_request.sent", "signing_request.sent"},
+	KindRequestInProgress: {"signing_request.in_progress", "signing_request.in_progress"},
+	KindRequestCompleted:  {"signing_request.completed", "signing_request.completed"},
+	KindRequestDeclined:   {"signing_request.declined", "signing_request.declined"},
+	KindRequestExpired:    {"signing_request.expired", "signing_request.expired"},
+	KindRequestCancelled:  {"signing_request.cancelled", "signing_request.cancelled"},
+	KindRecipientNotified: {"recipient.notified", "recipient.notified"},
+	KindRecipientViewed:   {"recipient.viewed", "recipient.viewed"},
+	KindRecipientSigned:   {"recipient.signed", "recipient.signed"},
+	KindRecipientApproved: {"recipient.approved", "recipient.approved"},
+	KindRecipientDeclined: {"recipient.declined", "recipient.declined"},
 }
 
 // Realtime is the realtime service's message type of k.
@@ -149,8 +191,45 @@ func Kinds(topic string, env Envelope) (docID string, kinds []Kind, err error) {
 			return s.DocumentID, nil, nil
 		}
 		return s.DocumentID, []Kind{KindSignatureCreated}, nil
+	case topicSigningRequests, topicSigningRecipients:
+		return workflowKinds(topic, env)
 	}
 	return "", nil, fmt.Errorf("unexpected topic %q", topic)
+}
+
+// workflowKinds classifies a change of a signing request or recipient: the
+// kind of the state it reaches, when the change is an insert of a request
+// or changes the row's state. Snapshot reads, deletes and updates that
+// leave the state (a reminder, the certificate's key) have none.
+func workflowKinds(topic string, env Envelope) (string, []Kind, error) {
+	var before, after struct {
+		DocumentID string `json:"document_id"`
+		State      string `json:"state"`
+	}
+	hasBefore, err := Row(env.Before, &before)
+	if err != nil {
+		return "", nil, err
+	}
+	hasAfter, err := Row(env.After, &after)
+	if err != nil {
+		return "", nil, err
+	}
+	id := after.DocumentID
+	if !hasAfter {
+		id = before.DocumentID
+	}
+	table := requestKinds
+	if topic == topicSigningRecipients {
+		table = recipientKinds
+	}
+	switch {
+	case env.Op == OpCreate && topic == topicSigningRequests,
+		env.Op == OpUpdate && hasBefore && before.State != after.State:
+		if k, ok := table[after.State]; ok {
+			return id, []Kind{k}, nil
+		}
+	}
+	return id, nil, nil
 }
 
 // WebhookEvent is the one webhook event type of a change ("" when it has

@@ -2,8 +2,8 @@
 // document at /ws/{document_id} and receive its change events, mapped from
 // the CDC topics to the reference's messages.
 //
-// Every instance is a broadcast consumer of cdc.documents and
-// cdc.signatures (no shared group), so every instance sees every event and
+// Every instance is a broadcast consumer of cdc.documents, cdc.signatures,
+// cdc.signing_requests and cdc.signing_recipients (no shared group), so every instance sees every event and
 // clients may connect to any of them. One subscription covers both topics,
 // so a document's events reach its clients in commit order. A client that reconnects with
 // ?since=<lsn> first gets the events it missed, replayed from the bus, then
@@ -65,7 +65,7 @@ var (
 
 // topics are what the hub consumes, all through one subscription (so in
 // commit order across them; see Consume).
-var topics = [...]string{bus.TopicDocuments, bus.TopicSignatures}
+var topics = [...]string{bus.TopicDocuments, bus.TopicSignatures, bus.TopicSigningRequests, bus.TopicSigningRecipients}
 
 // subscription is the Broadcast topic argument covering topics.
 var subscription = bus.Topics(topics[:]...)

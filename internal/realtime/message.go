@@ -20,6 +20,9 @@ const (
 	TypeDocumentUpdated       = api.TypeDocumentUpdated
 	TypeDocumentDeleted       = api.TypeDocumentDeleted
 	TypeSignatureAdded        = api.TypeSignatureAdded
+	// The signing workflow's (signing_request.<state>, recipient.<state>).
+	TypeSigningRequestCreated = api.TypeSigningRequestCreated
+	TypeSigningRequestSent    = api.TypeSigningRequestSent
 )
 
 // Message is one server-to-client message. LSN is the cursor of the change
@@ -36,6 +39,9 @@ type (
 	StatusData    = api.StatusData    // document.status_changed and the status-specific types
 	UpdatedData   = api.UpdatedData   // document.updated
 	SignatureData = api.SignatureData // signature.added
+	// SigningRequestData and RecipientData: signing_request.*, recipient.*
+	SigningRequestData = api.SigningRequestData
+	RecipientData      = api.RecipientData
 )
 
 // Event is one change event turned into client messages, encoded once and
@@ -102,6 +108,9 @@ func Decode(m bus.Message) (Event, error) {
 //     both messages, status first
 //   - documents delete → document.deleted
 //   - signatures insert → signature.added
+//   - signing_requests insert or state change → signing_request.<state>
+//     (created for a draft), SigningRequestData
+//   - signing_recipients state change → recipient.<state>, RecipientData
 //
 // Snapshot reads (op r) are not changes and yield nothing, as do signature
 // updates and deletes.
@@ -113,11 +122,20 @@ func Map(topic string, env change.Envelope) (string, []Message, error) {
 	}
 	var before, after change.Document
 	var sig change.Signature
-	if topic == bus.TopicDocuments {
+	var req *api.SigningRequestData
+	var rcpt *api.RecipientData
+	switch topic {
+	case bus.TopicDocuments:
 		_, _ = change.Row(env.Before, &before)
 		_, _ = change.Row(env.After, &after)
-	} else if _, err := change.Row(env.After, &sig); err != nil {
-		return "", nil, err
+	case bus.TopicSigningRequests, bus.TopicSigningRecipients:
+		if req, rcpt, err = change.WorkflowData(topic, env); err != nil {
+			return "", nil, err
+		}
+	default:
+		if _, err := change.Row(env.After, &sig); err != nil {
+			return "", nil, err
+		}
 	}
 	var out []Message
 	for _, k := range kinds {
@@ -140,6 +158,13 @@ func Map(topic string, env change.Envelope) (string, []Message, error) {
 		case change.KindSignatureCreated:
 			m.Data = SignatureData{SignatureID: sig.ID, DocumentID: sig.DocumentID, SignerName: sig.SignerName,
 				SignerEmail: sig.SignerEmail, SignedAt: sig.SignedAt}
+		default:
+			// The signing workflow's kinds (signing_request.*, recipient.*).
+			if req != nil {
+				m.Data = *req
+			} else if rcpt != nil {
+				m.Data = *rcpt
+			}
 		}
 		out = append(out, m)
 	}

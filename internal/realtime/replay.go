@@ -11,9 +11,10 @@ import (
 //
 // A reconnecting client must get every event of its document committed
 // after the LSN it last handled, then the live ones, with no gap and no
-// duplicate. The live consumer and a replay each read cdc.documents and
-// cdc.signatures through ONE subscription, in commit order, and bus
-// positions are one space across both topics (one JetStream stream), so a
+// duplicate. The live consumer and a replay each read cdc.documents,
+// cdc.signatures and the signing workflow's topics through ONE
+// subscription, in commit order, and bus positions are one space across
+// the topics (one JetStream stream), so a
 // single boundary position decides who sends what:
 //
 //  1. The client subscribes *in replay*, under the hub's lock. The live
@@ -55,6 +56,10 @@ type replayState struct {
 	known    bool    // ...once known
 	buf      []Event // live events of the client's document since subscribing
 	seen     uint64  // last position the replay handled
+	// readers are those of the last replayed event of the document that
+	// carried them (hasReaders: there was one).
+	readers    []string
+	hasReaders bool
 }
 
 // noteLive is Dispatch's side of a replay: it is shown every live event
@@ -132,9 +137,17 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 			} else {
 				st.seen = ev.Position
 				// History from while the subscriber was not a reader
-				// stays untold.
-				if c.wants(ev) && c.viewer.mayViewEvent(ev) {
-					frames = ev.Frames
+				// stays untold. An event without readers (a signature, a
+				// signing request or recipient) is judged by the readers
+				// of the document's last event replayed before it, when
+				// the replay has seen one.
+				if c.wants(ev) {
+					if ev.HasReaders {
+						st.readers, st.hasReaders = ev.Readers, true
+					}
+					if c.viewer.mayViewEvent(ev) && (ev.HasReaders || !st.hasReaders || c.viewer.mayView(st.readers)) {
+						frames = ev.Frames
+					}
 				}
 				caughtUp = st.known && st.seen >= st.boundary
 			}

@@ -577,8 +577,9 @@ func TestStatsEndpoint(t *testing.T) {
 	if strings.Contains(string(raw), doc) || st.Documents != nil {
 		t.Fatalf("/stats lists watched document ids: %s", raw)
 	}
-	if c := st.Consumer; c.State != "idle" || len(c.Topics) != 2 || c.Topics[0] != bus.TopicDocuments || c.Topics[1] != bus.TopicSignatures {
-		t.Fatalf("consumer state %+v, want idle (not started) over both topics", c)
+	if c := st.Consumer; c.State != "idle" || len(c.Topics) != 4 || c.Topics[0] != bus.TopicDocuments || c.Topics[1] != bus.TopicSignatures ||
+		c.Topics[2] != bus.TopicSigningRequests || c.Topics[3] != bus.TopicSigningRecipients {
+		t.Fatalf("consumer state %+v, want idle (not started) over the four topics", c)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/client/webhook"
 	"github.com/docstream/docstream/internal/testenv"
@@ -254,5 +256,53 @@ func TestSignatureEventsAndTheCreatedByFilter(t *testing.T) {
 		if p.Type != api.WebhookSignatureCreated || p.Data.Signature == nil || p.Data.Signature.DocumentID != c.doc || p.Data.Signature.SignerEmail != "signer@client.com" {
 			t.Fatalf("payload %+v", p)
 		}
+	}
+}
+
+// The signing workflow's transitions are webhook events an endpoint
+// subscribes to by name: signing_request.sent and recipient.signed reach an
+// endpoint that asked for them, in commit order, with the request or
+// recipient as data and never a recipient's IP address or user agent;
+// transitions it did not ask for (recipient.viewed) do not.
+func TestSigningWorkflowEventsAreDelivered(t *testing.T) {
+	e := newEnv(t, nil)
+	tg := e.start(t, nil)
+	rc := newReceiver(t, nil)
+	tg.createEndpoint(t, rc.URL, []string{api.WebhookSigningRequestSent, api.WebhookRecipientSigned, api.WebhookSigningRequestCompleted})
+	doc := e.insert(t, "Contract")
+	rid, pid := uuid.NewString(), uuid.NewString()
+	e.Exec(t, `INSERT INTO signing.signing_requests (id, document_id, created_by, state, content_sha256, content_key, document_version)
+		VALUES ($1, $2::uuid, 'owner@company.com', 'draft', $3, 'k', 1)`, rid, doc, strings.Repeat("d", 64))
+	e.Exec(t, `INSERT INTO signing.signing_recipients (id, request_id, document_id, email, name, role, signing_order)
+		VALUES ($1, $2, $3::uuid, 'signer@client.com', 'Signer', 'signer', 1)`, pid, rid, doc)
+	e.Exec(t, `UPDATE signing.signing_requests SET state = 'sent' WHERE id = $1`, rid)
+	e.Exec(t, `UPDATE signing.signing_recipients SET state = 'viewed', viewed_at = now(), ip_address = '203.0.113.9', user_agent = 'UA/private' WHERE id = $1`, pid)
+	e.Exec(t, `UPDATE signing.signing_recipients SET state = 'signed', acted_at = now() WHERE id = $1`, pid)
+	e.Exec(t, `UPDATE signing.signing_requests SET state = 'completed', outcome = 'completed' WHERE id = $1`, rid)
+	testenv.WaitFor(t, "three deliveries", func() bool { return len(rc.accepted()) >= 3 })
+	hs := rc.accepted()
+	if len(hs) != 3 {
+		t.Fatalf("%d deliveries, want 3", len(hs))
+	}
+	want := []string{api.WebhookSigningRequestSent, api.WebhookRecipientSigned, api.WebhookSigningRequestCompleted}
+	for i, h := range hs {
+		p := h.Payload
+		if p.Type != want[i] {
+			t.Fatalf("delivery %d is %s, want %s: %s", i, p.Type, want[i], h.Body)
+		}
+		for _, secret := range []string{"203.0.113.9", "UA/private", "ip_address", "user_agent"} {
+			if strings.Contains(string(h.Body), secret) {
+				t.Fatalf("delivery %s holds %q: %s", p.Type, secret, h.Body)
+			}
+		}
+		if i > 0 && p.LSN <= hs[i-1].Payload.LSN {
+			t.Fatalf("deliveries out of commit order: %d after %d", p.LSN, hs[i-1].Payload.LSN)
+		}
+	}
+	if r := hs[0].Payload.Data.SigningRequest; r == nil || r.RequestID != rid || r.DocumentID != doc || r.OldState != "draft" || r.State != "sent" {
+		t.Fatalf("signing_request.sent data %s", hs[0].Body)
+	}
+	if r := hs[1].Payload.Data.Recipient; r == nil || r.RecipientID != pid || r.DocumentID != doc || r.Email != "signer@client.com" || r.State != "signed" || r.At == nil {
+		t.Fatalf("recipient.signed data %s", hs[1].Body)
 	}
 }

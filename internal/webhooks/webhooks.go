@@ -154,7 +154,7 @@ func (s *Sender) fanOut(ctx context.Context) error {
 	// From the first change of the cursor's transaction: a batch may have
 	// ended inside it; the rest of it is skipped as stored already.
 	start := bus.Start{Kind: bus.StartAfterLSN, LSN: max(cursor, 1) - 1}
-	return s.bus.Broadcast(bus.Named(ctx, ConsumerName), bus.Topics(bus.TopicDocuments, bus.TopicSignatures), start, s.HandleBatch)
+	return s.bus.Broadcast(bus.Named(ctx, ConsumerName), bus.Topics(bus.TopicDocuments, bus.TopicSignatures, bus.TopicSigningRequests, bus.TopicSigningRecipients), start, s.HandleBatch)
 }
 
 // HandleBatch fans a batch of change events out (a bus.Handler). A
@@ -267,6 +267,14 @@ func Event(m bus.Message) (storedEvent, bool, error) {
 			return storedEvent{}, false, err
 		}
 		data.Signature = &sig
+	case bus.TopicSigningRequests, bus.TopicSigningRecipients:
+		// The fixed field lists the WebSocket sends: never a recipient's
+		// IP address or user agent.
+		// CreatedBy stays empty: an endpoint's created_by filter names the
+		// document's creator, which fan-out looks up.
+		if data.SigningRequest, data.Recipient, err = change.WorkflowData(m.Topic, env); err != nil {
+			return storedEvent{}, false, err
+		}
 	}
 	ev.Payload, err = json.Marshal(api.WebhookPayload{Type: typ, Timestamp: at, LSN: commit, Data: data})
 	return ev, true, err
