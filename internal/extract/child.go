@@ -157,6 +157,12 @@ func tool(job Job, outCap int64, path string, args ...string) toolRun {
 // toolFailure names why a tool failed; ok is false when it did not.
 func toolFailure(what string, r toolRun) (Result, bool) {
 	if r.err == nil {
+		// pdftoppm reports a page too large to rasterise under the memory
+		// limit with "Out of memory" and exit status 0, writing an empty
+		// image: OCR would read nothing and the extraction pass as done.
+		if outOfMemory(r.stderr) {
+			return failed(ReasonMemory, "%s: memory limit reached: %s", what, lastLine(r.stderr)), true
+		}
 		return Result{}, false
 	}
 	low := strings.ToLower(r.stderr)

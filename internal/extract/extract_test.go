@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"os"
@@ -269,6 +270,11 @@ func TestHostileFilesFailWithAReason(t *testing.T) {
 		{"a truncated PDF", "application/pdf", extracttest.PDF("cut short")[:200], []string{"pdfinfo", "pdftotext"}, []string{extract.ReasonCorrupt}},
 		{"a zip that is no office file", "application/zip", extracttest.Zip([2]string{"a.txt", "hello"}), nil, []string{extract.ReasonUnsupported}},
 		{"garbage called a DOCX", extracttest.DOCXType, []byte("not a zip at all"), nil, []string{extract.ReasonCorrupt}},
+		// Every check on declared sizes passes: archive/zip stops the
+		// entry when it inflates past what it declared.
+		{"a zip entry inflating to 50 MiB past its declared 1000 bytes", extracttest.DOCXType, extracttest.LyingZipDOCX(50 << 20), nil, []string{extract.ReasonZipBomb}},
+		// 702 bytes whose page rasterises to 40000×40000 for OCR.
+		{"a scan whose page would rasterise to 1.6 GB", "application/pdf", extracttest.HugePagePDF(), []string{"pdfinfo", "pdftotext", "pdftoppm", "tesseract", "prlimit"}, []string{extract.ReasonMemory}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -314,6 +320,63 @@ func TestTooManyEntriesIsAZipBomb(t *testing.T) {
 	res, _ := extractBytes(t, extracttest.DOCXType, extracttest.Zip(entries...), l)
 	if res.Reason != extract.ReasonZipBomb {
 		t.Fatalf("res %+v, want zip_bomb", res)
+	}
+}
+
+// A zip whose entries each stay under the ratio check (small, or barely
+// compressible) but together declare more than MaxZip is refused before
+// anything is inflated.
+func TestEntriesDeclaringMoreThanTheCapAreAZipBomb(t *testing.T) {
+	var paras []string
+	x := uint32(1)
+	for range 300 {
+		var b strings.Builder
+		for range 1000 { // pseudo-random letters: deflate cannot shrink them much
+			x = x*1664525 + 1013904223
+			b.WriteByte('a' + byte(x>>27)%26)
+		}
+		paras = append(paras, b.String())
+	}
+	l := limits()
+	l.MaxZip = 200 << 10
+	res, _ := extractBytes(t, extracttest.DOCXType, extracttest.DOCX(paras), l)
+	if res.Status != extract.StatusFailed || res.Reason != extract.ReasonZipBomb || !strings.Contains(res.Detail, "declare more than") {
+		t.Fatalf("res %+v, want zip_bomb for the declared total", res)
+	}
+	l.MaxZip = 64 << 20 // the same file under a cap it fits
+	if res, _ := extractBytes(t, extracttest.DOCXType, extracttest.DOCX(paras), l); res.Status != extract.StatusDone {
+		t.Fatalf("under a cap it fits: %+v", res)
+	}
+}
+
+// A scan longer than OCRPages has only its first pages read by OCR (each
+// page here is the same image, so its words appear once per page read).
+func TestTheOCRPageCapReadsTheFirstPagesOnly(t *testing.T) {
+	needTool(t, "pdftoppm", "pdftotext", "pdfinfo", "tesseract")
+	l := limits()
+	l.OCRPages = 1
+	res, text := extractBytes(t, "application/pdf", extracttest.ScannedPDF(renderText(t, "WOMBAT"), 3), l)
+	if res.Status != extract.StatusDone || !res.OCR || res.Pages != 3 {
+		t.Fatalf("res %+v", res)
+	}
+	if n := strings.Count(strings.ToUpper(text), "WOMBAT"); n != 1 {
+		t.Fatalf("WOMBAT read %d times in %q, want once (one page of OCR)", n, text)
+	}
+}
+
+// A tool whose output passes the text cap is stopped there (pdftotext of
+// a long PDF), and the extraction says it was cut.
+func TestAToolsOutputIsCutAtTheTextCap(t *testing.T) {
+	needTool(t, "pdfinfo", "pdftotext")
+	var pages []string
+	for i := range 50 {
+		pages = append(pages, fmt.Sprintf("page %d of a long report about quokkas", i))
+	}
+	l := limits()
+	l.OutputCap = 200
+	res, text := extractBytes(t, "application/pdf", extracttest.PDF(pages...), l)
+	if res.Status != extract.StatusDone || !res.Truncated || res.TextSize > 200 || len(text) > 200 || !strings.Contains(text, "page 0") {
+		t.Fatalf("res %+v text %d bytes %q", res, len(text), text)
 	}
 }
 

@@ -7,6 +7,7 @@ package extracttest
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"compress/zlib"
 	"encoding/binary"
 	"fmt"
@@ -263,4 +264,37 @@ func HugePNG(w, h uint32) []byte {
 
 func xmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// HugePagePDF is a scan whose one page is 14400 pt square (200 inches, the
+// largest page PDF allows) holding a tiny image: rasterising it for OCR at
+// 200 dpi would take 40000×40000 pixels, 1.6 GB, from a file of a few
+// hundred bytes.
+func HugePagePDF() []byte {
+	one := ImagePDF(image.NewGray(image.Rect(0, 0, 8, 8)))
+	return bytes.Replace(bytes.Replace(one, []byte("/MediaBox [0 0 2 2]"), []byte("/MediaBox [0 0 14400 14400]"), 1),
+		[]byte("q 2 0 0 2 0 0 cm"), []byte("q 14400 0 0 14400 0 0 cm"), 1)
+}
+
+// LyingZipDOCX is a DOCX whose word/document.xml declares 1000 bytes in
+// its headers but inflates to n: a zip bomb that passes every check made
+// on the declared sizes.
+func LyingZipDOCX(n int) []byte {
+	var body bytes.Buffer
+	body.WriteString(`<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>`)
+	body.Write(bytes.Repeat([]byte("a"), n))
+	body.WriteString(`</w:t></w:r></w:p></w:body></w:document>`)
+	var z bytes.Buffer
+	fw, _ := flate.NewWriter(&z, flate.BestCompression)
+	fw.Write(body.Bytes())
+	fw.Close()
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	w, _ := zw.Create("[Content_Types].xml")
+	w.Write([]byte(`<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>`))
+	raw, _ := zw.CreateRaw(&zip.FileHeader{Name: "word/document.xml", Method: zip.Deflate, CRC32: crc32.ChecksumIEEE(body.Bytes()),
+		CompressedSize64: uint64(z.Len()), UncompressedSize64: 1000})
+	raw.Write(z.Bytes())
+	zw.Close()
+	return out.Bytes()
 }
