@@ -90,6 +90,19 @@ export function upload(file, { title, onProgress } = {}) {
   });
 }
 
+// noteWrite remembers the X-Commit-LSN of this tab's latest write, and
+// lastWrite returns it: searches pass it as min_lsn, so what the user just
+// wrote is searchable in their next search (read-your-writes).
+const LAST_WRITE = 'docstream.lastWrite';
+export function noteWrite(lsn) {
+  if (!/^\d+$/.test(String(lsn || ''))) return;
+  const cur = lastWrite();
+  if (!cur || BigInt(lsn) > BigInt(cur)) sessionStorage.setItem(LAST_WRITE, String(lsn));
+}
+export function lastWrite() {
+  try { return sessionStorage.getItem(LAST_WRITE) || ''; } catch { return ''; }
+}
+
 // wsURL is the WebSocket URL of path on this origin.
 export function wsURL(path) {
   return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + path;

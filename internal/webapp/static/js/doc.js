@@ -4,7 +4,7 @@
 // event feed (WS /ws/{id}) and the audit trail with its verification when
 // the API has one.
 import { h, clear, announce, fmtTime, fmtSize, statusBadge, errorBox } from './dom.js';
-import { api, blob, APIError } from './api.js';
+import { api, blob, APIError, noteWrite } from './api.js';
 import { session, getSettings } from './auth.js';
 import { Feed } from './live.js';
 import { signaturePad } from './sign.js';
@@ -75,6 +75,7 @@ export async function documentPage(main, id) {
     editMsg.replaceChildren();
     try {
       const r = await api('PATCH', path, { body: { title: titleInput.value }, headers: { 'If-Match': etag } });
+      noteWrite(r.headers.get('X-Commit-LSN'));
       setDoc(r.data, r.headers.get('ETag'));
       editMsg.append(h('p', { class: 'ok' }, 'Title saved.'));
     } catch (err) {

@@ -3,18 +3,23 @@
 // with since), and uploads (drag and drop or the file picker, several
 // files, a progress bar each).
 import { h, clear, announce, fmtTime, fmtSize, statusBadge, errorBox } from './dom.js';
-import { api, upload } from './api.js';
+import { api, upload, noteWrite } from './api.js';
 import { Feed, eventDocID, eventStatus } from './live.js';
 
 export const STATUSES = ['created', 'sent', 'viewed', 'pending', 'approved', 'signed', 'completed', 'cancelled', 'archived'];
 const PAGE = 25;
+// SORTS are GET /documents' sort values and their labels.
+const SORTS = [['-created_at', 'newest first'], ['created_at', 'oldest first'], ['-updated_at', 'recently updated'],
+  ['updated_at', 'least recently updated'], ['title', 'title A–Z'], ['-title', 'title Z–A']];
+const DEFAULT_SORT = '-created_at';
 
 export function listPage(main) {
   const params = new URLSearchParams(location.search);
   const state = {
     status: params.get('status') || '', created_by: params.get('created_by') || '',
-    from: params.get('from') || '', to: params.get('to') || '', sort: params.get('sort') || 'created_desc',
+    from: params.get('from') || '', to: params.get('to') || '', sort: params.get('sort') || DEFAULT_SORT,
   };
+  if (!SORTS.some(([v]) => v === state.sort)) state.sort = DEFAULT_SORT;
   main.append(h('h1', {}, 'Documents'));
 
   // Upload.
@@ -30,12 +35,19 @@ export function listPage(main) {
     const note = h('span', { class: 'note' }, 'uploading…');
     const li = h('li', { class: 'upload' }, h('span', { class: 'name' }, file.name), bar, note);
     uploads.append(li);
-    upload(file, { onProgress: p => { bar.value = Math.round(p * 100); } }).then(({ doc }) => {
-      clear(note).append('uploaded: ', h('a', { href: '/app/documents/' + encodeURIComponent(doc.id), 'data-link': '' }, 'open'));
+    upload(file, { onProgress: p => { bar.value = Math.round(p * 100); } }).then(({ doc, lsn }) => {
+      noteWrite(lsn);
+      const find = new URLSearchParams({ q: doc.title || file.name });
+      if (lsn) find.set('min_lsn', lsn);
+      clear(note).append('uploaded: ', h('a', { href: '/app/documents/' + encodeURIComponent(doc.id), 'data-link': '' }, 'open'),
+        ' · ', h('a', { href: '/app/search?' + find, 'data-link': '', class: 'find' }, 'find in search'));
       li.dataset.documentId = doc.id;
       announce(`${file.name} uploaded`);
-      // The feed adds it to the list; without a feed (or filtered out)
-      // the link above is the way to it.
+      // Read your write: the first page again at the upload's commit, so
+      // the new document shows in its place at once, whatever the feed
+      // does (it may be reconnecting, or the order may not be newest
+      // first). Search links carry the same LSN.
+      firstPageAgain(lsn);
     }, e => {
       clear(note).append(errorBox(e));
       announce(`${file.name} failed: ${e.message}`);
@@ -58,8 +70,7 @@ export function listPage(main) {
   const from = h('input', { id: 'f-from', name: 'from', type: 'date', value: state.from });
   const to = h('input', { id: 'f-to', name: 'to', type: 'date', value: state.to });
   const sort = h('select', { id: 'f-sort', name: 'sort' },
-    [['created_desc', 'newest first'], ['created_asc', 'oldest first'], ['updated_desc', 'recently updated'], ['updated_asc', 'least recently updated']]
-      .map(([v, t]) => h('option', { value: v, selected: v === state.sort }, t)));
+    SORTS.map(([v, t]) => h('option', { value: v, selected: v === state.sort }, t)));
   const filters = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter documents', onsubmit: e => {
     e.preventDefault();
     const q = new URLSearchParams();
@@ -67,7 +78,7 @@ export function listPage(main) {
     if (creator.value.trim()) q.set('created_by', creator.value.trim());
     if (from.value) q.set('from', from.value);
     if (to.value) q.set('to', to.value);
-    if (sort.value !== 'created_desc') q.set('sort', sort.value);
+    if (sort.value !== DEFAULT_SORT) q.set('sort', sort.value);
     history.replaceState(null, '', '/' + (q.toString() ? '?' + q : ''));
     Object.assign(state, { status: status.value, created_by: creator.value.trim(), from: from.value, to: to.value, sort: sort.value });
     reload();
@@ -92,15 +103,16 @@ export function listPage(main) {
   let cursor = null;
   let seq = 0;
 
-  function query() {
+  function query({ first = false } = {}) {
     const q = new URLSearchParams({ limit: String(PAGE) });
     if (state.status) q.set('status', state.status);
     if (state.created_by) q.set('created_by', state.created_by);
     // Dates are the user's local days: from its midnight, until the next.
     if (state.from) q.set('created_after', new Date(state.from + 'T00:00:00').toISOString());
     if (state.to) { const d = new Date(state.to + 'T00:00:00'); d.setDate(d.getDate() + 1); q.set('created_before', d.toISOString()); }
-    if (state.sort && state.sort !== 'created_desc') q.set('sort', state.sort);
-    if (cursor) q.set('cursor', cursor);
+    // The API's sort values (GET /documents?sort=), the default left out.
+    if (state.sort && state.sort !== DEFAULT_SORT) q.set('sort', state.sort);
+    if (cursor && !first) q.set('cursor', cursor);
     return q;
   }
 
@@ -138,6 +150,31 @@ export function listPage(main) {
   }
   more.addEventListener('click', page);
 
+  // firstPageAgain reads the first page with min_lsn (read-your-writes)
+  // and puts its rows that are not shown yet after their predecessor on
+  // that page, leaving the pages already loaded as they are.
+  async function firstPageAgain(lsn) {
+    const mine = seq;
+    const q = query({ first: true });
+    if (lsn) q.set('min_lsn', lsn);
+    try {
+      const { data } = await api('GET', '/documents?' + q);
+      if (mine !== seq) return;
+      let prev = null;
+      for (const d of data || []) {
+        let tr = tbody.querySelector(`tr[data-id="${CSS.escape(d.id)}"]`);
+        if (!tr) {
+          tr = row(d);
+          if (prev) prev.after(tr); else tbody.prepend(tr);
+        }
+        prev = tr;
+      }
+      if (tbody.firstChild) info.replaceChildren();
+    } catch (e) {
+      if (mine === seq) info.replaceChildren(errorBox(e));
+    }
+  }
+
   function matches(d) {
     if (state.status && d.status !== state.status) return false;
     if (state.created_by && d.created_by !== state.created_by) return false;
@@ -161,7 +198,7 @@ export function listPage(main) {
           content_size: d.content_size, created_at: d.created_at || msg.timestamp, updated_at: d.updated_at || msg.timestamp };
         // A new document belongs at the top of a newest-first list; in
         // other orders it shows when the user pages or reloads.
-        if (!tr && matches(doc) && (state.sort === 'created_desc' || state.sort === 'updated_desc')) {
+        if (!tr && matches(doc) && (state.sort === '-created_at' || state.sort === '-updated_at')) {
           tbody.prepend(row(doc));
           info.replaceChildren();
           announce(`New document: ${doc.title}`);

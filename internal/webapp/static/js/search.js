@@ -4,7 +4,7 @@
 // HTML), facets with counts (GET /aggregations/status|created_by), and a
 // note when a hit matched fuzzily (its marked words differ from the query's).
 import { h, clear, announce, fmtTime, statusBadge, errorBox } from './dom.js';
-import { api } from './api.js';
+import { api, lastWrite } from './api.js';
 
 // Entities the index's HTML highlighter escapes; decoded into text.
 const ENTITIES = { '&lt;': '<', '&gt;': '>', '&amp;': '&', '&quot;': '"', '&#34;': '"', '&#39;': "'", '&#x27;': "'" };
@@ -28,7 +28,7 @@ export function fragment(text, marked) {
 
 export function searchPage(main) {
   const params = new URLSearchParams(location.search);
-  const state = { q: params.get('q') || '', status: params.get('status') || '', created_by: params.get('created_by') || '', min_lsn: params.get('min_lsn') || '' };
+  const state = { q: params.get('q') || '', status: params.get('status') || '', created_by: params.get('created_by') || '', min_lsn: params.get('min_lsn') || lastWrite() };
   main.append(h('h1', {}, 'Search'));
   const input = h('input', { id: 'q', name: 'q', type: 'search', value: state.q, autocomplete: 'off', role: 'combobox',
     'aria-autocomplete': 'list', 'aria-expanded': 'false', 'aria-controls': 'suggestions' });
