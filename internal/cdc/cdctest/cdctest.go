@@ -42,8 +42,15 @@ type Pipeline struct {
 // New makes the database, pool and bus but starts no engine.
 func New(t testing.TB) *Pipeline {
 	t.Helper()
+	return Attach(t, testenv.Database(t))
+}
+
+// Attach is New over an existing migrated database (another test
+// fixture's), so that what a service writes there reaches the bus.
+func Attach(t testing.TB, url string) *Pipeline {
+	t.Helper()
 	ctx := context.Background()
-	p := &Pipeline{URL: testenv.Database(t), Slot: fmt.Sprintf("t_slot_%d_%d", time.Now().UnixNano()%1e6, slotSeq.Add(1))}
+	p := &Pipeline{URL: url, Slot: fmt.Sprintf("t_slot_%d_%d", time.Now().UnixNano()%1e6, slotSeq.Add(1))}
 	var err error
 	if p.Bus, err = busnats.StartEmbedded(ctx, busnats.EmbeddedOptions{Dir: t.TempDir(), Port: -1}); err != nil {
 		t.Fatal(err)
