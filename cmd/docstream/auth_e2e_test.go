@@ -38,9 +38,14 @@ import (
 // what it is shared and scoped for; without the read scope it reads
 // nothing (403); revoked, it is 401 (Unauthenticated) everywhere. Then no
 // token or key issued appears in any log line. The attacks run after the
-// caches are warm: A has read every resource B attacks first.
+// caches are warm: A has read every resource B attacks first. Every route
+// outside the README's open list is 401 without a credential, directly
+// and through the gateway; invitation links (mailed through a real SMTP
+// sink) and webhook secrets are issued and used, and are in no log line
+// either.
 func TestRequiredModeAttackTable(t *testing.T) {
-	d := startDev(t, "--auth-mode", "required", "--log-level", "debug")
+	mp := startMailpit(t)
+	d := startDev(t, "--auth-mode", "required", "--log-level", "debug", "--signing-smtp-url", mp.SMTPURL())
 	ctx := context.Background()
 	anon := newClient(t, d.gateway)
 	issue := func(user, email string) string {
@@ -450,7 +455,14 @@ func TestRequiredModeAttackTable(t *testing.T) {
 		t.Fatalf("grpc: a revoked API key: %v, want Unauthenticated", err)
 	}
 
-	// No credential issued in this test reached a log line (query strings
+	// Only the routes the README lists answer without a credential.
+	t.Run("only the listed routes are open", func(t *testing.T) { checkOpenRoutes(t, d) })
+
+	// Invitation links and webhook secrets are credentials too.
+	issued = append(issued, issueInvitationAndWebhookSecrets(t, d, mp, as(d.gateway, alice), as(d.gateway, admin), privateDoc.ID, doc.ID)...)
+
+	// No credential issued in this test (tokens, API keys, invitation
+	// tokens, webhook secrets) reached a log line (query strings
 	// included): the request log names principals, never tokens.
 	logs := d.output.String()
 	if !strings.Contains(logs, `"principal":"user:bob"`) {
