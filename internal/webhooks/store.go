@@ -3,6 +3,8 @@ package webhooks
 import (
 	"context"
 	"errors"
+	"maps"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -209,7 +211,8 @@ type storedEvent struct {
 	HasReaders bool
 	Payload    []byte
 	At         time.Time
-	Late       bool // not stored: the bus's late mark
+	Late       bool  // not stored: the bus's late mark
+	Partition  int32 // not stored: the bus partition it came from
 }
 
 // Replay queues again every stored event of the range that e subscribes
@@ -266,16 +269,51 @@ func (s *Store) Replay(ctx context.Context, e *endpoint, req api.ReplayRequest) 
 // below the cursor was fanned out already (by another instance, or before
 // a restart) and is skipped, and one stored already is not queued twice
 // (UNIQUE (topic, lsn, key)). Returns the deliveries queued.
-func (s *Store) FanOut(ctx context.Context, events []storedEvent, match func(e *endpoint, ev *storedEvent, createdBy func() string) bool) (int, error) {
+//
+// perPartition is for a bus without one order across its partitions and
+// topics (Kafka): an event of a partition that lags behind another has a
+// commit LSN below events fanned out already, and must not be skipped for
+// it. Each topic's partition then has a cursor of its own
+// ('fanout/<topic>/<partition>', from the 'fanout' row's position the
+// first time), and the 'fanout' row stays where the deployment began: a
+// restart reads from there (Kafka scans from its oldest record anyway)
+// and each partition's cursor skips what it fanned out.
+func (s *Store) FanOut(ctx context.Context, events []storedEvent, perPartition bool, match func(e *endpoint, ev *storedEvent, createdBy func() string) bool) (int, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, postgres.Error(err, "fan-out")
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	var cursor int64
-	if err := tx.QueryRow(ctx, `SELECT commit_lsn FROM webhooks.cursor WHERE name = 'fanout' FOR UPDATE`).Scan(&cursor); err != nil {
+	var floor int64
+	if err := tx.QueryRow(ctx, `SELECT commit_lsn FROM webhooks.cursor WHERE name = 'fanout' FOR UPDATE`).Scan(&floor); err != nil {
 		return 0, postgres.Error(err, "fan-out cursor")
 	}
+	cursors := map[string]int64{"fanout": floor}
+	if perPartition {
+		crows, err := tx.Query(ctx, `SELECT name, commit_lsn FROM webhooks.cursor WHERE name LIKE 'fanout/%'`)
+		if err != nil {
+			return 0, postgres.Error(err, "fan-out cursor")
+		}
+		for crows.Next() {
+			var n string
+			var c int64
+			if err := crows.Scan(&n, &c); err != nil {
+				crows.Close()
+				return 0, postgres.Error(err, "fan-out cursor")
+			}
+			cursors[n] = c
+		}
+		if err := crows.Err(); err != nil {
+			return 0, postgres.Error(err, "fan-out cursor")
+		}
+	}
+	cursorOf := func(ev *storedEvent) string {
+		if !perPartition {
+			return "fanout"
+		}
+		return "fanout/" + ev.Topic + "/" + strconv.Itoa(int(ev.Partition))
+	}
+	start := maps.Clone(cursors)
 	rows, err := tx.Query(ctx, `SELECT `+endpointColumns+` FROM webhooks.endpoints WHERE enabled`)
 	if err != nil {
 		return 0, postgres.Error(err, "fan-out")
@@ -285,13 +323,17 @@ func (s *Store) FanOut(ctx context.Context, events []storedEvent, match func(e *
 		return 0, postgres.Error(err, "fan-out")
 	}
 	queued := 0
-	high := cursor
 	for i := range events {
 		ev := &events[i]
-		if int64(ev.CommitLSN) < cursor && !ev.Late {
+		name := cursorOf(ev)
+		cur, ok := start[name]
+		if !ok {
+			cur = floor
+		}
+		if int64(ev.CommitLSN) < cur && !ev.Late {
 			continue
 		}
-		high = max(high, int64(ev.CommitLSN))
+		cursors[name] = max(cursors[name], cur, int64(ev.CommitLSN))
 		var readers any
 		if ev.HasReaders {
 			readers = ev.Readers
@@ -334,8 +376,17 @@ func (s *Store) FanOut(ctx context.Context, events []storedEvent, match func(e *
 			}
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE webhooks.cursor SET commit_lsn = $1, updated_at = now() WHERE name = 'fanout'`, high); err != nil {
-		return 0, postgres.Error(err, "fan-out cursor")
+	for name, c := range cursors {
+		if c == start[name] && name != "fanout" {
+			continue
+		}
+		if perPartition && name == "fanout" {
+			continue // where the deployment began: restarts read from there
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO webhooks.cursor (name, commit_lsn) VALUES ($1, $2)
+			ON CONFLICT (name) DO UPDATE SET commit_lsn = excluded.commit_lsn, updated_at = now()`, name, c); err != nil {
+			return 0, postgres.Error(err, "fan-out cursor")
+		}
 	}
 	return queued, postgres.Error(tx.Commit(ctx), "fan-out")
 }
@@ -542,8 +593,13 @@ func (s *Store) Queues(ctx context.Context) ([]queueStat, error) {
 }
 
 // Prune removes events, and finished deliveries, older than retention.
+// The events of the cursor's own transaction are kept whatever their age:
+// a restart reads that transaction from the bus again (a batch may have
+// ended inside it), and its stored rows are what mark it as fanned out
+// already; pruned, it would be queued and delivered a second time.
 func (s *Store) Prune(ctx context.Context, retention time.Duration) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM webhooks.events WHERE occurred_at < now() - $1::interval`, retention); err != nil {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM webhooks.events WHERE occurred_at < now() - $1::interval
+		AND commit_lsn < coalesce((SELECT commit_lsn FROM webhooks.cursor WHERE name = 'fanout'), 0)`, retention); err != nil {
 		return postgres.Error(err, "prune")
 	}
 	_, err := s.pool.Exec(ctx, `DELETE FROM webhooks.deliveries WHERE status <> 'pending' AND finished_at < now() - $1::interval`, retention)

@@ -86,6 +86,10 @@ type Sender struct {
 	cfg    Config
 	log    *slog.Logger
 	wake   chan struct{}
+	// perPartition: the bus has no one order across the topics and
+	// partitions of a broadcast (Kafka), so the fan-out keeps a cursor per
+	// partition (Store.FanOut).
+	perPartition bool
 
 	mu      sync.Mutex
 	lastErr error
@@ -98,8 +102,9 @@ func New(store *Store, b bus.Bus, cfg Config, log *slog.Logger) (*Sender, error)
 		return nil, err
 	}
 	g := &Guard{AllowPrivate: cfg.AllowPrivate, Resolver: cfg.Resolver}
+	ordered, _ := b.(interface{ OrderedAcrossTopics() bool })
 	return &Sender{store: store, bus: b, cipher: c, guard: g, client: g.Client(cfg.Timeout), cfg: cfg, log: log,
-		wake: make(chan struct{}, 1)}, nil
+		wake: make(chan struct{}, 1), perPartition: ordered == nil || !ordered.OrderedAcrossTopics()}, nil
 }
 
 // Run fans out and delivers until ctx is done.
@@ -181,7 +186,7 @@ func (s *Sender) HandleBatch(ctx context.Context, msgs []bus.Message) error {
 	wait := 100 * time.Millisecond
 	for {
 		start := time.Now()
-		n, err := s.store.FanOut(ctx, events, matches)
+		n, err := s.store.FanOut(ctx, events, s.perPartition, matches)
 		if err == nil {
 			s.setErr(nil)
 			fanoutSeconds.Observe(time.Since(start).Seconds())
@@ -244,7 +249,7 @@ func Event(m bus.Message) (storedEvent, bool, error) {
 	}
 	at := time.UnixMilli(env.Source.TsMs).UTC()
 	ev := storedEvent{Topic: m.Topic, LSN: lsn, CommitLSN: commit, Key: string(m.Key), Type: typ, DocumentID: docID, At: at,
-		Late: m.Headers[bus.HeaderLate] != ""}
+		Late: m.Headers[bus.HeaderLate] != "", Partition: m.Partition}
 	data := api.WebhookData{}
 	switch m.Topic {
 	case bus.TopicDocuments:

@@ -414,6 +414,12 @@ func (b *Bus) subscribe(ctx context.Context, w *watched, open func(context.Conte
 	}
 }
 
+// OrderedAcrossTopics reports that a Broadcast over several topics hands
+// them over in one order, the order they were published in (see
+// Broadcast): a consumer may keep one cursor over all of them. Kafka's
+// bus has no such method: it orders a partition only.
+func (b *Bus) OrderedAcrossTopics() bool { return true }
+
 // Broadcast reads topic with an ephemeral, unacked consumer from start
 // (broadcastConsumer). A handler error retries the same batch after a
 // pause, so the subscriber still sees every message in order. The subscription is
