@@ -77,7 +77,7 @@ func (c *Shared) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.BusSync, "bus-sync", c.BusSync, "embedded NATS: when published events reach the disk: batch (fsync once per publish, grouped, before it counts as acknowledged), always (fsync every event), or a duration (background fsync only: a power loss may lose acknowledged events)")
 	fs.IntVar(&c.BusReplicas, "bus-replicas", c.BusReplicas, "NATS: replicas of each stream and durable consumer (3 on a cluster: an event is acknowledged once a quorum stored it, and a node may fail); a stream with more replicas keeps them")
 	fs.DurationVar(&c.BusPublishTimeout, "bus-publish-timeout", c.BusPublishTimeout, "NATS: how long one publish waits for its acknowledgement before it fails and is retried (a stream electing a new leader answers nothing meanwhile)")
-	fs.DurationVar(&c.BusStallTimeout, "bus-stall-timeout", c.BusStallTimeout, "NATS: how long a consumer may go without progress while events wait (or its stream is unavailable) before it is subscribed again and reported stalled (/health/ready 503)")
+	fs.DurationVar(&c.BusStallTimeout, "bus-stall-timeout", c.BusStallTimeout, "how long a consumer may go without progress while events wait (or the bus cannot say: its NATS stream unavailable, its Kafka offsets unreadable) before it is subscribed again and reported stalled (/health/ready 503)")
 	fs.StringVar(&c.SearchURL, "search-url", c.SearchURL, "search index: http(s):// for Elasticsearch/OpenSearch; default: Bleve in <data-dir>/index")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "apply pending schema migrations at start")

@@ -52,7 +52,7 @@ func openBus(ctx context.Context, cfg *Shared, log *slog.Logger) (bus.Bus, error
 		if err != nil {
 			return nil, err
 		}
-		return buskafka.Connect(ctx, seeds, buskafka.Options{MaxAge: cfg.BusMaxAge, Log: log})
+		return buskafka.Connect(ctx, seeds, buskafka.Options{MaxAge: cfg.BusMaxAge, StallAfter: cfg.BusStallTimeout, Log: log})
 	default:
 		return nil, fmt.Errorf("--bus-url %q: want nats://…, kafka://… or empty for the embedded NATS", u)
 	}

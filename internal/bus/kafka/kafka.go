@@ -36,7 +36,14 @@ type Options struct {
 	ReplicationFactor int16
 	// MaxAge sets retention.ms of created topics (default bus.DefaultMaxAge).
 	MaxAge time.Duration
-	Log    *slog.Logger
+	// StallAfter is how long a subscription may go without progress while
+	// records wait (or the brokers cannot tell its lag) before it is
+	// replaced and reported stalled (default 30s). See watch.go.
+	StallAfter time.Duration
+	// RequestTimeout bounds each request the watchdog makes for a
+	// subscription's offsets (default 5s).
+	RequestTimeout time.Duration
+	Log            *slog.Logger
 }
 
 // Bus is a bus.Bus on Kafka.
@@ -48,6 +55,9 @@ type Bus struct {
 
 	mu     sync.Mutex
 	topics map[string]bool
+
+	wmu     sync.Mutex
+	watched map[*watched]struct{} // running subscriptions (watch.go)
 }
 
 var _ bus.Bus = (*Bus)(nil)
@@ -73,6 +83,12 @@ func Connect(ctx context.Context, seeds []string, opts Options) (*Bus, error) {
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = bus.DefaultMaxAge
 	}
+	if opts.StallAfter <= 0 {
+		opts.StallAfter = 30 * time.Second
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 5 * time.Second
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -87,7 +103,7 @@ func Connect(ctx context.Context, seeds []string, opts Options) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
-	b := &Bus{seeds: seeds, opts: opts, prod: prod, adm: kadm.NewClient(prod), topics: map[string]bool{}}
+	b := &Bus{seeds: seeds, opts: opts, prod: prod, adm: kadm.NewClient(prod), topics: map[string]bool{}, watched: map[*watched]struct{}{}}
 	if err := prod.Ping(ctx); err != nil {
 		prod.Close()
 		return nil, fmt.Errorf("kafka: brokers %v unreachable: %w", seeds, err)
@@ -141,8 +157,10 @@ func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
 // Group consumes topic in the Kafka consumer group "<group>.<topic>",
 // starting at the oldest retained offset for a new group. Offsets are
 // committed after h succeeds; on error the same batch is handed to h again
-// after a pause (the member keeps its partitions, so order holds). Returns
-// nil once ctx is done.
+// after a pause (the member keeps its partitions, so order holds). The
+// subscription is watched (watch.go): lost or stalled, its client is
+// replaced by a new member, which resumes from the group's committed
+// offsets. Returns nil once ctx is done.
 func (b *Bus) Group(ctx context.Context, topic, group string, opts bus.GroupOptions, h bus.Handler) error {
 	if strings.Contains(topic, ",") {
 		return fmt.Errorf("kafka: group %s: one topic per group consumer, got the list %q", group, topic)
@@ -156,31 +174,44 @@ func (b *Bus) Group(ctx context.Context, topic, group string, opts bus.GroupOpti
 	if err := b.ensureTopic(ctx, topic); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(b.seeds...),
-		kgo.ConsumerGroup(group+"."+topic),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
-		kgo.FetchMaxWait(opts.MaxWait),
-		// Records of a batch being handled are not revoked under us.
-		kgo.BlockRebalanceOnPoll(),
-	)
-	if err != nil {
-		return fmt.Errorf("kafka: group client: %w", err)
-	}
-	defer cl.Close()
-	return b.poll(ctx, cl, opts.MaxBatch, bus.Start{}, func(ctx context.Context, recs []*kgo.Record, msgs []bus.Message) error {
-		if len(msgs) > 0 {
-			if err := b.retry(ctx, topic, msgs, h); err != nil {
-				return nil // ctx done
+	name := group + "." + topic
+	w := b.watch(ctx, topic, group)
+	defer b.unwatch(w)
+	return b.subscribe(ctx, w, []string{topic}, name, func(context.Context) (*kgo.Client, error) {
+		// Before the client exists: it may join the group and be assigned
+		// partitions before NewClient returns.
+		w.subscribed(nil, nil)
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(b.seeds...),
+			kgo.ConsumerGroup(name),
+			kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.DisableAutoCommit(),
+			kgo.FetchMaxWait(opts.MaxWait),
+			// Records of a batch being handled are not revoked under us.
+			kgo.BlockRebalanceOnPoll(),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { w.assigned(m) }),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { w.revoked(m) }),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { w.revoked(m) }),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: group client: %w", err)
+		}
+		w.setClient(cl)
+		return cl, nil
+	}, func(ctx context.Context, cl *kgo.Client) error {
+		return b.poll(ctx, cl, w, opts.MaxBatch, bus.Start{}, func(ctx context.Context, recs []*kgo.Record, msgs []bus.Message) bool {
+			if len(msgs) > 0 {
+				if err := b.retry(ctx, topic, msgs, h); err != nil {
+					return false // ctx done
+				}
 			}
-		}
-		if err := cl.CommitRecords(ctx, recs...); err != nil && ctx.Err() == nil {
-			// Not fatal: the records come again (at-least-once).
-			b.opts.Log.Warn("kafka: commit offsets", "topic", topic, "group", group, "err", err)
-		}
-		return nil
+			if err := cl.CommitRecords(ctx, recs...); err != nil && ctx.Err() == nil {
+				// Not fatal: the records come again (at-least-once).
+				b.opts.Log.Warn("kafka: commit offsets", "topic", topic, "group", group, "err", err)
+			}
+			return true
+		})
 	})
 }
 
@@ -196,39 +227,89 @@ func (b *Bus) Group(ctx context.Context, topic, group string, opts bus.GroupOpti
 // across the topics (nor across partitions of one topic), and Position is
 // an offset of the record's own partition: StartPosition applies the same
 // offset to every partition of every listed topic.
+//
+// The subscription is watched (watch.go): lost or stalled, its client is
+// replaced by one that reads each partition right after the last record
+// the handler took, so the subscriber misses nothing and sees nothing
+// twice. Returns nil once ctx is done.
 func (b *Bus) Broadcast(ctx context.Context, topic string, start bus.Start, h bus.Handler) error {
 	topics, err := bus.SplitTopics(topic)
 	if err != nil {
 		return err
+	}
+	if start.Kind < bus.StartNew || start.Kind > bus.StartAfterLSN {
+		return fmt.Errorf("kafka: unknown start kind %d", start.Kind)
 	}
 	for _, t := range topics {
 		if err := b.ensureTopic(ctx, t); err != nil {
 			return err
 		}
 	}
-	off := kgo.NewOffset()
-	switch start.Kind {
-	case bus.StartNew:
-		off = off.AtEnd()
-	case bus.StartBeginning, bus.StartAfterLSN:
-		off = off.AtStart()
-	case bus.StartPosition:
-		off = off.At(int64(start.Position))
-	default:
-		return fmt.Errorf("kafka: unknown start kind %d", start.Kind)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.seeds...), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(off),
-		kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		return fmt.Errorf("kafka: broadcast client: %w", err)
-	}
-	defer cl.Close()
-	return b.poll(ctx, cl, 500, start, func(ctx context.Context, _ []*kgo.Record, msgs []bus.Message) error {
-		if len(msgs) > 0 {
-			_ = b.retry(ctx, topic, msgs, h)
+	w := b.watch(ctx, topic, "")
+	defer b.unwatch(w)
+	return b.subscribe(ctx, w, topics, "", func(ctx context.Context) (*kgo.Client, error) {
+		// A replacement reads a partition it never took a record of (one
+		// added since) from its start: all of it is new.
+		from := start
+		if w.started() {
+			from = bus.Start{Kind: bus.StartBeginning}
 		}
-		return nil
+		at, err := b.startOffsets(ctx, topics, from)
+		if err != nil {
+			return nil, err
+		}
+		// Every partition at an exact offset: where the subscription
+		// started or, for a replacement, right after what the handler took.
+		parts := map[string]map[int32]kgo.Offset{}
+		var reads []tp
+		for k, off := range w.resumeAt(at) {
+			if parts[k.topic] == nil {
+				parts[k.topic] = map[int32]kgo.Offset{}
+			}
+			parts[k.topic][k.partition] = kgo.NewOffset().At(off)
+			reads = append(reads, k)
+		}
+		// An offset past the end (StartPosition) waits at the end.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.seeds...), kgo.ConsumePartitions(parts),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(100*time.Millisecond))
+		if err != nil {
+			return nil, fmt.Errorf("kafka: broadcast client: %w", err)
+		}
+		w.subscribed(cl, reads)
+		return cl, nil
+	}, func(ctx context.Context, cl *kgo.Client) error {
+		return b.poll(ctx, cl, w, 500, start, func(ctx context.Context, _ []*kgo.Record, msgs []bus.Message) bool {
+			if len(msgs) > 0 {
+				return b.retry(ctx, topic, msgs, h) == nil
+			}
+			return true
+		})
 	})
+}
+
+// startOffsets resolves start to an offset for every partition of topics.
+func (b *Bus) startOffsets(ctx context.Context, topics []string, start bus.Start) (map[tp]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+	defer cancel()
+	list := b.adm.ListStartOffsets
+	if start.Kind == bus.StartNew {
+		list = b.adm.ListEndOffsets
+	}
+	offs, err := list(ctx, topics...)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: offsets of %v: %w", topics, err)
+	}
+	at := map[tp]int64{}
+	offs.Each(func(o kadm.ListedOffset) {
+		at[tp{o.Topic, o.Partition}] = o.Offset
+		if start.Kind == bus.StartPosition {
+			at[tp{o.Topic, o.Partition}] = max(int64(start.Position), o.Offset)
+		}
+	})
+	return at, nil
 }
 
 // retry calls h until it succeeds or ctx is done (then it returns ctx.Err()).
@@ -250,8 +331,10 @@ func (b *Bus) retry(ctx context.Context, topic string, msgs []bus.Message, h bus
 	}
 }
 
-func (b *Bus) poll(ctx context.Context, cl *kgo.Client, maxBatch int, start bus.Start,
-	deliver func(ctx context.Context, recs []*kgo.Record, msgs []bus.Message) error) error {
+// poll hands what cl fetches to deliver, which reports whether the
+// handler took the batch, until ctx is done (nil) or the client fails.
+func (b *Bus) poll(ctx context.Context, cl *kgo.Client, w *watched, maxBatch int, start bus.Start,
+	deliver func(ctx context.Context, recs []*kgo.Record, msgs []bus.Message) bool) error {
 	defer cl.AllowRebalance()
 	for {
 		fetches := cl.PollRecords(ctx, maxBatch)
@@ -259,7 +342,7 @@ func (b *Bus) poll(ctx context.Context, cl *kgo.Client, maxBatch int, start bus.
 			return nil
 		}
 		if fetches.IsClientClosed() {
-			return nil
+			return errClientClosed
 		}
 		var fatal error
 		fetches.EachError(func(topic string, p int32, err error) {
@@ -285,12 +368,15 @@ func (b *Bus) poll(ctx context.Context, cl *kgo.Client, maxBatch int, start bus.
 			}
 			msgs = append(msgs, m)
 		}
-		if len(msgs) > 0 {
-			if err := deliver(ctx, recs, msgs); err != nil {
-				return err
+		if len(recs) > 0 {
+			// With msgs empty (all skipped) a group still commits them and
+			// a broadcast moves past them.
+			w.handling(recs, len(msgs))
+			ok := deliver(ctx, recs, msgs)
+			w.handled(recs, len(msgs), ok)
+			if !ok {
+				return nil // ctx done
 			}
-		} else if len(recs) > 0 {
-			_ = deliver(ctx, recs, nil) // commits skipped records in a group; no-op for broadcasts
 		}
 		cl.AllowRebalance()
 	}

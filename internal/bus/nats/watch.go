@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/docstream/docstream/internal/bus"
 )
@@ -27,36 +26,6 @@ import (
 //
 // logging why and counting it. The subscription is then Stalled (a
 // readiness failure, see bus.CheckConsumers) until it progresses again.
-
-// Consumer metrics, for named subscriptions only (bus.Named). Vectors: a
-// process without consumers exports none of them.
-var (
-	consumerPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "docstream_bus_consumer_pending",
-		Help: "Messages the bus holds for a consumer that were not delivered to it yet (its lag), by consumer.",
-	}, []string{"consumer"})
-	consumerAckPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "docstream_bus_consumer_ack_pending",
-		Help: "Messages delivered to a consumer and not acknowledged yet, by consumer.",
-	}, []string{"consumer"})
-	consumerProgress = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "docstream_bus_consumer_last_progress_timestamp_seconds",
-		Help: "When a consumer last received a message or was seen caught up (Unix time), by consumer. Alert on time() minus this while pending > 0.",
-	}, []string{"consumer"})
-	consumerStalled = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "docstream_bus_consumer_stalled",
-		Help: "1 while a consumer has not progressed for the stall timeout although messages wait (or its stream is unavailable), by consumer.",
-	}, []string{"consumer"})
-	consumerResubscribes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "docstream_bus_consumer_resubscribes_total",
-		Help: "Subscriptions the bus replaced because they were lost, stalled or failed, by consumer.",
-	}, []string{"consumer"})
-)
-
-func init() {
-	// Vectors only: nothing shows before a named subscription exists.
-	prometheus.MustRegister(consumerPending, consumerAckPending, consumerProgress, consumerStalled, consumerResubscribes)
-}
 
 // watched is the state of one subscription (all its successive consumers).
 type watched struct {
@@ -157,9 +126,7 @@ func (w *watched) resubscribed(reason error) {
 	w.st.Resubscribes++
 	w.st.LastError = reason.Error()
 	w.mu.Unlock()
-	if w.name != "" {
-		consumerResubscribes.WithLabelValues(w.name).Inc()
-	}
+	bus.CountResubscribe(w.name)
 }
 
 func (w *watched) failed(err error) {
@@ -174,19 +141,12 @@ func (w *watched) position() uint64 {
 	return w.lastSeq
 }
 
+// export feeds the docstream_bus_consumer_* metrics (bus.ExportConsumer).
 func (w *watched) export() {
 	if w.name == "" {
 		return
 	}
-	s := w.state()
-	stalled := 0.0
-	if s.Stalled {
-		stalled = 1
-	}
-	consumerStalled.WithLabelValues(w.name).Set(stalled)
-	consumerPending.WithLabelValues(w.name).Set(float64(s.Pending))
-	consumerAckPending.WithLabelValues(w.name).Set(float64(s.AckPending))
-	consumerProgress.WithLabelValues(w.name).Set(float64(s.LastProgress.UnixMilli()) / 1000)
+	bus.ExportConsumer(w.state())
 }
 
 // Reasons a watchdog ends a subscription.

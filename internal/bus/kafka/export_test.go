@@ -1,0 +1,26 @@
+package kafka
+
+// CloseConsumerClient closes the client under the running subscription
+// named name, as a lost connection or a client shut down underneath would:
+// its poll loop ends without ctx being done. false when there is none.
+func CloseConsumerClient(b *Bus, name string) bool {
+	b.wmu.Lock()
+	var w *watched
+	for x := range b.watched {
+		if x.name == name {
+			w = x
+		}
+	}
+	b.wmu.Unlock()
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	cl := w.cl
+	w.mu.Unlock()
+	if cl == nil {
+		return false
+	}
+	cl.Close()
+	return true
+}
