@@ -225,6 +225,22 @@ func TestBrowserDocuments(t *testing.T) {
 		}
 	})
 
+	step("a feed dropped before its first event reads the list again, missing nothing", func(t *testing.T) {
+		b.open(a, "/")
+		b.waitJS(a, "the list feed live", `document.querySelector('#live-state').dataset.state === 'live'`)
+		// No event has reached this page: the feed has no position.
+		b.run(a, chromedp.Evaluate[chromedp.Void](`window.__holdWS = true; window.__lastSocket.close()`))
+		b.waitJS(a, "the page to say it is reconnecting", `document.querySelector('#live-state').dataset.state === 'reconnecting'`)
+		early := uploadFile(t, base, "early-gap.txt", "text/plain", []byte("while disconnected, before any event"))
+		b.waitJS(a, "a reconnection to fail while held", `window.__sockets.some(u => u.includes('/ws-held'))`)
+		b.run(a, chromedp.Evaluate[chromedp.Void](`window.__holdWS = false`))
+		b.waitJS(a, "the feed live again", `document.querySelector('#live-state').dataset.state === 'live'`)
+		b.waitJS(a, "the document created meanwhile in the list", fmt.Sprintf(`document.querySelector('#doc-rows tr[data-id=%q] a.title')?.textContent === 'early-gap.txt'`, early))
+		if last := eval[string](b, a, `window.__sockets[window.__sockets.length - 1]`); strings.Contains(last, "since=") {
+			t.Errorf("the reconnection had a position after all (%s): this step tests the one without", last)
+		}
+	})
+
 	step("the list feed resumes after its WebSocket dropped, missing nothing", func(t *testing.T) {
 		b.open(a, "/")
 		b.waitJS(a, "the list feed live", `document.querySelector('#live-state').dataset.state === 'live'`)
@@ -246,8 +262,8 @@ func TestBrowserDocuments(t *testing.T) {
 		for i, id := range missed {
 			b.waitJS(a, fmt.Sprintf("gap-%d replayed into the list", i+1), fmt.Sprintf(`document.querySelector('#doc-rows tr[data-id=%q] a.title')?.textContent === 'gap-%d.txt'`, id, i+1))
 		}
-		top := eval[[]string](b, a, rowTitles+`.slice(0, 4)`)
-		if !slices.Equal(top, []string{"gap-3.txt", "gap-2.txt", "gap-1.txt", "gap-0.txt"}) {
+		top := eval[[]string](b, a, rowTitles+`.slice(0, 5)`)
+		if !slices.Equal(top, []string{"gap-3.txt", "gap-2.txt", "gap-1.txt", "gap-0.txt", "early-gap.txt"}) {
 			t.Errorf("top of the list after the resume: %v", top)
 		}
 		if last := eval[string](b, a, `window.__sockets[window.__sockets.length - 1]`); !strings.Contains(last, "since=") {

@@ -150,10 +150,14 @@ export function listPage(main) {
   }
   more.addEventListener('click', page);
 
-  // firstPageAgain reads the first page with min_lsn (read-your-writes)
-  // and puts its rows that are not shown yet after their predecessor on
-  // that page, leaving the pages already loaded as they are.
-  async function firstPageAgain(lsn) {
+  // firstPageAgain reads the first page (with min_lsn, read-your-writes,
+  // when lsn is set), redraws its rows already shown if asked (not after
+  // an upload: the feed may have drawn a newer status than this read
+  // saw), and puts the others
+  // after their predecessor on that page, leaving the rest of the pages
+  // already loaded as they are. (A document deleted meanwhile stays until
+  // a reload: only the feed reports deletes.)
+  async function firstPageAgain(lsn, { redraw = false } = {}) {
     const mine = seq;
     const q = query({ first: true });
     if (lsn) q.set('min_lsn', lsn);
@@ -166,6 +170,10 @@ export function listPage(main) {
         if (!tr) {
           tr = row(d);
           if (prev) prev.after(tr); else tbody.prepend(tr);
+        } else if (redraw) {
+          const fresh = row(d); // its current status and title
+          tr.replaceWith(fresh);
+          tr = fresh;
         }
         prev = tr;
       }
@@ -185,8 +193,14 @@ export function listPage(main) {
   }
 
   const feed = new Feed('/ws', {
-    onState: s => { live.textContent = { live: 'Live: new documents and status changes appear here.', connecting: 'connecting…',
-      reconnecting: 'Connection lost; reconnecting (nothing will be missed)…', closed: '' }[s] || s; live.dataset.state = s; },
+    onState: (s, { resumed } = {}) => {
+      // A connection without a position (no event seen yet: the first
+      // one, or a reconnection before any event) replays nothing; the
+      // first page read again covers what committed before it opened.
+      if (s === 'live' && !resumed) firstPageAgain('', { redraw: true });
+      live.textContent = { live: 'Live: new documents and status changes appear here.', connecting: 'connecting…',
+      reconnecting: 'Connection lost; reconnecting (nothing will be missed)…', closed: '' }[s] || s; live.dataset.state = s;
+    },
     onMessage: msg => {
       const id = eventDocID(msg);
       if (!id) return;

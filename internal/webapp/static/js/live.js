@@ -4,8 +4,9 @@
 import { wsURL, wsProtocols } from './api.js';
 
 export class Feed {
-  // path: /ws (the list feed) or /ws/{id}; onMessage(msg); onState(state)
-  // with state connecting | live | reconnecting | closed.
+  // path: /ws (the list feed) or /ws/{id}; onMessage(msg); onState(state,
+  // info) with state connecting | live | reconnecting | closed, and on live
+  // info.resumed (whether the connection resumed with ?since=).
   constructor(path, { onMessage, onState } = {}) {
     this.path = path;
     this.onMessage = onMessage || (() => {});
@@ -22,9 +23,13 @@ export class Feed {
     const url = wsURL(this.path + (this.since !== null ? '?since=' + encodeURIComponent(this.since) : ''));
     const ws = new WebSocket(url, wsProtocols());
     this.ws = ws;
+    const resumed = this.since !== null;
     ws.addEventListener('open', () => {
       this.delay = 500;
-      this.onState('live');
+      // resumed: false when this connection had no position to resume
+      // from (no message yet), so the server replays nothing: the page
+      // must read again what it shows to cover the time before.
+      this.onState('live', { resumed });
     });
     ws.addEventListener('message', e => {
       let msg;
