@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/audit"
@@ -184,4 +185,71 @@ func jsonBody(v any) io.Reader {
 		panic(err)
 	}
 	return bytes.NewReader(b)
+}
+
+// TestCancelWhileTheSchedulerRunsAJobOfTheRequest: a scheduler has claimed
+// one of the request's jobs (it holds the due row) and is about to lock
+// the request, as every job does, when the owner cancels. The cancel does
+// not wait for the claimed row (which would deadlock: each holds what the
+// other waits for, and PostgreSQL aborted one, a 503); the job then gets
+// the request row.
+func TestCancelWhileTheSchedulerRunsAJobOfTheRequest(t *testing.T) {
+	e := newEnv(t)
+	in := e.startWorkflowWith(t, wfOptions{notifier: &LogNotifier{W: io.Discard}})
+	doc := e.createDocument(t, "Cancelled", "terms")
+	expires := time.Now().Add(time.Hour)
+	var req api.SigningRequest
+	if code := in.do(t, "POST", "/documents/"+doc.ID+"/signing-requests", api.CreateSigningRequest{ExpiresAt: &expires, ReminderInterval: "30m",
+		Recipients: []api.RecipientInput{{Email: "a@example.com", Role: api.RoleSigner}}}, &req); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	ctx := context.Background()
+	job, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer job.Rollback(ctx) //nolint:errcheck // after commit: a no-op
+	var claimed int
+	if err := job.QueryRow(ctx, `SELECT count(*) FROM (SELECT id FROM signing.due WHERE request_id = $1 AND kind IN ('remind', 'expire') FOR UPDATE) c`, req.ID).Scan(&claimed); err != nil || claimed != 2 {
+		t.Fatalf("claim the request's jobs: %d %v", claimed, err)
+	}
+	cancelled := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(in.url+"/signing-requests/"+req.ID+"/cancel", "application/json", nil)
+		if err != nil {
+			cancelled <- -1
+			return
+		}
+		resp.Body.Close()
+		cancelled <- resp.StatusCode
+	}()
+	// Either the cancel is done, or it waits for a lock (it held the
+	// request row and waited for a claimed job: the deadlock).
+	var code int
+	testenv.WaitFor(t, "the cancel to end or wait for a lock", func() bool {
+		select {
+		case code = <-cancelled:
+			return true
+		default:
+		}
+		var n int
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	})
+	// The job locks its request, as lockRequest does.
+	_, lockErr := job.Exec(ctx, `SELECT 1 FROM signing.signing_requests WHERE id = $1 FOR NO KEY UPDATE`, req.ID)
+	if code == 0 {
+		code = <-cancelled
+	}
+	if code != http.StatusOK || lockErr != nil {
+		t.Fatalf("cancel answered %d, the job's lock of the request: %v (want 200 and the lock)", code, lockErr)
+	}
+	if err := job.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := in.request(t, req.ID); got.State != api.RequestCancelled {
+		t.Fatalf("after cancel: %s", got.State)
+	}
 }

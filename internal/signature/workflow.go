@@ -365,9 +365,15 @@ func (w *Workflow) complete(ctx context.Context, tx pgx.Tx, r *SigningRequest) e
 
 // dropSchedule removes the jobs an ended request no longer needs
 // (notifications, reminders, expiry); its doc_status, certificate and
-// completion mail stay.
+// completion mail stay. A job a scheduler is running is skipped, not
+// waited for: the job holds its due row and waits for the request row the
+// caller holds, so waiting would deadlock (a cancel right after a create,
+// while the first invitation was being mailed, answered 503). Once the
+// caller commits, that job finds the request ended, does nothing and
+// deletes its own row.
 func (w *Workflow) dropSchedule(ctx context.Context, tx pgx.Tx, rid string) error {
-	_, err := tx.Exec(ctx, `DELETE FROM signing.due WHERE request_id = $1 AND kind IN ('notify', 'remind', 'expire')`, rid)
+	_, err := tx.Exec(ctx, `DELETE FROM signing.due WHERE id IN (SELECT id FROM signing.due
+		WHERE request_id = $1 AND kind IN ('notify', 'remind', 'expire') FOR UPDATE SKIP LOCKED)`, rid)
 	return postgres.Error(err, "drop schedule")
 }
 
