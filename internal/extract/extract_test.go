@@ -42,6 +42,11 @@ func TestMain(m *testing.M) {
 			keep = append(keep, b)
 		}
 	})
+	extract.RegisterTask("spin", func(j extract.Job) extract.Result {
+		for x := 0; ; x++ {
+			_ = x * x
+		}
+	})
 	extract.ChildMain()
 	os.Exit(m.Run())
 }
@@ -380,6 +385,19 @@ func TestAToolsOutputIsCutAtTheTextCap(t *testing.T) {
 	}
 }
 
+// Markdown nested 300000 blockquotes deep makes the parser's work grow
+// with the square of the depth (100000 took over 20 s on the loaded test
+// machine): the child's time limit stops it and records why, as for any
+// Go parser the child runs.
+func TestAMarkdownBombIsStoppedByTheTimeLimit(t *testing.T) {
+	l := limits()
+	l.Timeout = 2 * time.Second
+	res, _ := extractBytes(t, "text/markdown", []byte(strings.Repeat(">", 300000)+" deep"), l)
+	if res.Status != extract.StatusFailed || res.Reason != extract.ReasonTimeout {
+		t.Fatalf("res %+v, want failed timeout", res)
+	}
+}
+
 func TestThePageCapReadsTheFirstPagesAndSaysSo(t *testing.T) {
 	needTool(t, "pdfinfo", "pdftotext")
 	l := limits()
@@ -435,6 +453,21 @@ func TestAChildOverItsTimeLimitIsKilledWithItsGroup(t *testing.T) {
 			t.Fatalf("grandchild %d still alive after the timeout", pid)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A child that spins on the CPU under a generous wall clock is stopped by
+// its CPU limit (RLIMIT_CPU: SIGXCPU, then SIGKILL) and recorded as a
+// timeout naming the CPU limit.
+func TestAChildOverItsCPULimitFailsWithReasonTimeout(t *testing.T) {
+	l := limits()
+	l.CPU, l.Timeout = time.Second, 10*time.Minute
+	res, err := extract.Runner{}.Run(context.Background(), extract.Job{Task: "spin", OutDir: t.TempDir(), Limits: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != extract.StatusFailed || res.Reason != extract.ReasonTimeout || !strings.Contains(res.Detail, "CPU limit") {
+		t.Fatalf("res %+v, want failed timeout by the CPU limit", res)
 	}
 }
 
