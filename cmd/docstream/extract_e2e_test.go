@@ -122,6 +122,7 @@ func TestUploadedFilesBecomeSearchable(t *testing.T) {
 		{"huge png", "image/png", extracttest.HugePNG(100000, 100000), "", api.ExtractionFailed, "image_too_large", false},
 		{"encrypted pdf", "application/pdf", extracttest.EncryptedPDF(), "", api.ExtractionFailed, "encrypted", false},
 		{"plain text", "text/plain", []byte("numbat notes"), "numbat", api.ExtractionSkipped, "", false},
+		{"markdown", "text/markdown", []byte("# Bilby **field** notes\n\nSee [the burrow](https://hiddenhost.example/x).\n"), "bilby", api.ExtractionDone, "", false},
 	}
 	ids := map[string]string{}
 	for _, f := range files {
@@ -167,9 +168,11 @@ func TestUploadedFilesBecomeSearchable(t *testing.T) {
 			again.Close()
 		})
 	}
-	// The script's words never reach the index.
-	if hits := searchIDs(t, c, "bandicoot", 0); len(hits) != 0 {
-		t.Errorf("a script's text was indexed: %v", hits)
+	// The script's words never reach the index, nor a Markdown link's target.
+	for _, w := range []string{"bandicoot", "hiddenhost"} {
+		if hits := searchIDs(t, c, w, 0); len(hits) != 0 {
+			t.Errorf("%s was indexed: %v", w, hits)
+		}
 	}
 
 	t.Run("a re-run through the API extracts again", func(t *testing.T) {
