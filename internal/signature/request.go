@@ -18,8 +18,7 @@ const (
 	MinReminder        = time.Second // tests remind every second; deployments use hours
 	maxRequestBody     = 256 << 10
 	maxActionBody      = maxBody
-	tokenBytes         = 32 // 256-bit invitation tokens
-	invitationPath     = "/invitations/"
+	tokenBytes         = 32   // 256-bit invitation tokens
 	defaultReminderCap = 1000 // a reminder schedule ends after this many, even without an expiry
 )
 

@@ -130,7 +130,7 @@ func (e *env) startWorkflowWith(t *testing.T, o wfOptions) *wfInstance {
 	return in
 }
 
-var linkRE = regexp.MustCompile(`http://docs\.test\.invalid/invitations/([A-Za-z0-9_-]{43})`)
+var linkRE = regexp.MustCompile(`http://docs\.test\.invalid/app/invitations/([A-Za-z0-9_-]{43})`)
 
 // mailsTo returns the messages mailpit holds for addr.
 func mailsTo(t *testing.T, mp *localstack.Mailpit, addr string) []localstack.MailSummary {

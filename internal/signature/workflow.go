@@ -26,6 +26,7 @@ import (
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/postgres"
+	"github.com/docstream/docstream/internal/webapp"
 )
 
 // AuditEntry is one event of a document's audit trail (audit.Entry): the
@@ -606,8 +607,12 @@ func hashToken(tok string) []byte {
 	return h[:]
 }
 
-// link is the public URL of an invitation.
-func (w *Workflow) link(tok string) string { return w.publicURL + invitationPath + tok }
+// link is the public URL of an invitation: the web application's
+// recipient page, which calls GET/POST /invitations/{token} for the
+// recipient (the same constant routes the page, so the two cannot
+// drift). A path segment after "invitations" is logged as REDACTED
+// (httpx.LogPath) on the page's path as on the API's.
+func (w *Workflow) link(tok string) string { return w.publicURL + webapp.InvitationPage + tok }
 
 // invitation is a token resolved to its request and recipient, with the
 // request row locked.

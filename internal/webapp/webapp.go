@@ -124,8 +124,15 @@ func CSP(oidcIssuer string) string {
 }
 
 // pages are the application's page paths under Prefix that answer with
-// index.html (the router in js/main.js draws them).
-var pages = []string{"documents/", "search", "ops", "signin", "callback"}
+// index.html (the router in js/main.js draws them). A trailing slash
+// stands for one more non-empty segment (an id, an invitation token).
+var pages = []string{"documents/", "invitations/", "search", "ops", "signin", "callback", "admin/keys", "admin/webhooks"}
+
+// InvitationPage is the page a signing invitation's mailed link opens
+// (Prefix + "invitations/{token}"): the recipient's page, which works
+// without an account in every auth mode (the token is the credential
+// its API calls carry). internal/signature builds its links with it.
+const InvitationPage = Prefix + "invitations/"
 
 // Handler serves the application: / and every page under Prefix answer
 // index.html, Prefix+"config.json" the browser's settings, anything else

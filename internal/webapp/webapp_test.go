@@ -22,7 +22,8 @@ func get(t *testing.T, h http.Handler, method, path string) (*http.Response, str
 // /app/ the JSON 404; every answer carries the strict CSP.
 func TestPagesAssetsAndNotFound(t *testing.T) {
 	h := Handler(Config{Enabled: true, AuthMode: "open", Dev: true})
-	for _, p := range []string{"/", "/app/documents/3f1c", "/app/search", "/app/ops", "/app/signin", "/app/callback"} {
+	for _, p := range []string{"/", "/app/documents/3f1c", "/app/search", "/app/ops", "/app/signin", "/app/callback",
+		"/app/invitations/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "/app/admin/keys", "/app/admin/webhooks"} {
 		resp, body := get(t, h, http.MethodGet, p)
 		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, `src="/app/js/main.js"`) {
 			t.Errorf("GET %s: %d %s; want index.html", p, resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -35,7 +36,8 @@ func TestPagesAssetsAndNotFound(t *testing.T) {
 			t.Errorf("GET %s: %d %q; want %s (module scripts need a JavaScript type)", p, resp.StatusCode, resp.Header.Get("Content-Type"), ct)
 		}
 	}
-	for _, p := range []string{"/app/nope.js", "/app/", "/app/documents/", "/app/js/", "/app/index.html", "/app/../webapp.go", "/app/static/app.css"} {
+	for _, p := range []string{"/app/nope.js", "/app/", "/app/documents/", "/app/js/", "/app/index.html", "/app/../webapp.go", "/app/static/app.css",
+		"/app/invitations/", "/app/invitations/a/b", "/app/admin", "/app/admin/"} {
 		resp, body := get(t, h, http.MethodGet, p)
 		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, `"not_found"`) {
 			t.Errorf("GET %s: %d %s; want the JSON 404", p, resp.StatusCode, body)

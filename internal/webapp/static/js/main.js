@@ -1,6 +1,8 @@
 // The application shell: settings, the header's sign-in state, and a
 // small router over history.pushState. Pages: / (documents),
-// /app/documents/{id}, /app/search, /app/ops, /app/signin, /app/callback.
+// /app/documents/{id} (with its signing requests), /app/search, /app/ops,
+// /app/signin, /app/callback, /app/invitations/{token} (a recipient's
+// page: no account needed), /app/admin/keys, /app/admin/webhooks.
 import { h, clear } from './dom.js';
 import { loadSettings, getSettings, session, signOut, oidcCallback } from './auth.js';
 import { listPage } from './list.js';
@@ -8,6 +10,10 @@ import { documentPage } from './doc.js';
 import { searchPage } from './search.js';
 import { opsPage } from './ops.js';
 import { signInPage } from './signin.js';
+import { invitationPage } from './invite.js';
+import { signingRequests } from './requests.js';
+import { apiKeysPage } from './apikeys.js';
+import { webhooksPage } from './webhooks.js';
 
 let cleanup = null;
 
@@ -20,11 +26,25 @@ export function navigate(path, { replace = false } = {}) {
 function routeOf(pathname) {
   if (pathname === '/') return { page: listPage, title: 'Documents' };
   let m = pathname.match(/^\/app\/documents\/([^/]+)$/);
-  if (m) return { page: documentPage, args: [decodeURIComponent(m[1])], title: 'Document' };
+  if (m) return { page: documentWithRequests, args: [decodeURIComponent(m[1])], title: 'Document' };
+  m = pathname.match(/^\/app\/invitations\/([^/]+)$/);
+  if (m) return { page: invitationPage, args: [decodeURIComponent(m[1])], title: 'Invitation', public: true };
+  if (pathname === '/app/admin/keys') return { page: apiKeysPage, title: 'API keys' };
+  if (pathname === '/app/admin/webhooks') return { page: webhooksPage, title: 'Webhooks' };
   if (pathname === '/app/search') return { page: searchPage, title: 'Search' };
   if (pathname === '/app/ops') return { page: opsPage, title: 'Operations' };
   if (pathname === '/app/signin') return { page: signInPage, title: 'Sign in' };
   return null;
+}
+
+// documentWithRequests is the document page followed by its signing
+// requests (requests.js).
+async function documentWithRequests(main, id) {
+  const closeDoc = await documentPage(main, id);
+  // The document page shows its own error when the document is missing.
+  if (!document.getElementById('doc-title')) return closeDoc;
+  const closeReq = signingRequests(main, id);
+  return () => { if (closeDoc) closeDoc(); closeReq(); };
 }
 
 function renderWho() {
@@ -66,7 +86,8 @@ async function render() {
   }
   // Required mode: every page but sign-in needs a session. Open mode: the
   // home page (and everything else) works anonymously.
-  if (getSettings().auth_mode === 'required' && !session() && route.page !== signInPage) {
+  // An invitation's token is its credential: its recipient has no account.
+  if (getSettings().auth_mode === 'required' && !session() && route.page !== signInPage && !route.public) {
     navigate('/app/signin?next=' + encodeURIComponent(location.pathname + location.search), { replace: true });
     return;
   }
