@@ -23,6 +23,7 @@ export function signingRequests(main, docId) {
   let timer = null;
   let closed = false;
   let loading = null;
+  let drawn = '';
 
   const list = h('div', { id: 'requests', 'aria-live': 'polite' }, h('p', { class: 'hint' }, 'Loading signing requests…'));
   const listMsg = h('div', { 'aria-live': 'polite', id: 'requests-msg' });
@@ -174,10 +175,14 @@ export function signingRequests(main, docId) {
       const { data } = await api('GET', listPath);
       if (closed) return;
       const reqs = Array.isArray(data) ? data : [];
-      draw(reqs);
+      // Redraw only on a change: a redraw under the pointer or the focus
+      // would swallow a click and lose a keyboard user's place.
+      const seen = JSON.stringify(reqs);
+      if (seen !== drawn) { drawn = seen; draw(reqs); }
       clearTimeout(timer);
       if (reqs.some(r => OPEN.includes(r.state) || (r.state === 'completed' && !r.certificate_sha256))) timer = setTimeout(load, POLL_MS);
     } catch (e) {
+      drawn = '';
       if (!closed) list.replaceChildren(errorBox(e));
     } finally {
       const again = loading.again;

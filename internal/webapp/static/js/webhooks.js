@@ -61,6 +61,7 @@ export async function webhooksPage(main) {
   // any is pending and the box is open.
   const deliveries = (w, box) => {
     let timer = null;
+    let seen = '';
     const stop = () => { clearTimeout(timer); timers.delete(stop); };
     const show = async () => {
       stop();
@@ -68,6 +69,14 @@ export async function webhooksPage(main) {
       try {
         const { data } = await api('GET', `/webhooks/${encodeURIComponent(w.id)}/deliveries?limit=50`);
         const ds = (data && data.deliveries) || [];
+        if (closed || box.hidden) return;
+        // Redraw only on a change (a redraw would swallow a click).
+        const now = JSON.stringify(ds);
+        if (now === seen) {
+          if (ds.some(d => d.status === 'pending')) { timer = setTimeout(show, POLL_MS); timers.add(stop); }
+          return;
+        }
+        seen = now;
         clear(box);
         box.append(h('h4', {}, 'Deliveries'), h('button', { type: 'button', 'data-op': 'refresh-deliveries', onclick: () => show() }, 'Refresh deliveries'));
         if (!ds.length) box.append(h('p', { class: 'hint' }, 'None yet.'));
@@ -86,6 +95,7 @@ export async function webhooksPage(main) {
             } }, `Redeliver ${d.type}`))))))));
         if (ds.some(d => d.status === 'pending')) { timer = setTimeout(show, POLL_MS); timers.add(stop); }
       } catch (e) {
+        seen = '';
         clear(box).append(errorBox(e));
       }
     };
