@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,15 +34,8 @@ const cdcChildEnv = "DOCSTREAM_TEST_CDC_CHILD"
 // from the slot, documents created after the kill become searchable,
 // every change is on the bus exactly once and the indexer catches up.
 func TestTheActiveCDCProcessKilledUnderLoadIsReplacedByItsStandby(t *testing.T) {
-	nats, err := localstack.StartNATSCluster(context.Background(), testenv.TempDir(t), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nats.Stop)
-	c := testConfig(t)
+	nats, c := natsClusterConfig(t)
 	c.Targets = "document,indexer,search"
-	c.Shared.BusURL, c.Shared.BusReplicas = nats.URL(), 3
-	c.Shared.BusPublishTimeout, c.Shared.BusStallTimeout = time.Second, 3*time.Second
 
 	cdcAddr := func() string {
 		p, err := localstack.FreePort()
@@ -107,50 +97,8 @@ func TestTheActiveCDCProcessKilledUnderLoadIsReplacedByItsStandby(t *testing.T) 
 	t.Cleanup(func() { cancel(); <-done })
 
 	word := "takeover" + fmt.Sprint(time.Now().UnixNano()%100000)
-	searchable := func() int64 {
-		resp, err := http.Get(sys.URL("search") + "/search?q=" + word + "&size=1")
-		if err != nil {
-			return -1
-		}
-		defer resp.Body.Close()
-		var r api.SearchResponse
-		if json.NewDecoder(resp.Body).Decode(&r) != nil {
-			return -1
-		}
-		return r.Total
-	}
-	var created, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(25 * time.Millisecond):
-			}
-			body := fmt.Sprintf(`{"title":"%s %d","content":"text","created_by":"load@example.com"}`, word, i)
-			resp, err := http.Post(sys.URL("document")+"/documents", "application/json", bytes.NewBufferString(body))
-			if err != nil || resp.StatusCode != http.StatusCreated {
-				failed.Add(1)
-				if resp != nil {
-					resp.Body.Close()
-				}
-				continue
-			}
-			resp.Body.Close()
-			created.Add(1)
-		}
-	})
-	stopLoad := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}
-	t.Cleanup(stopLoad)
+	searchable := func() int64 { return searchHits(sys, word) }
+	load := startCreateLoad(t, sys, word)
 	waitFor(t, 60*time.Second, "documents searchable before the kill", func() bool { return searchable() >= 40 })
 
 	killed := time.Now()
@@ -158,16 +106,16 @@ func TestTheActiveCDCProcessKilledUnderLoadIsReplacedByItsStandby(t *testing.T) 
 		t.Fatal(err)
 	}
 	_ = first.Wait()
-	atKill := created.Load()
+	atKill := load.created.Load()
 	testenv.WaitFor(t, "the standby to become active", func() bool { return role(secondURL) == "active" })
 	activeAfter := time.Since(killed)
 	waitFor(t, 60*time.Second, "documents created after the kill to be searchable", func() bool { return searchable() >= atKill+40 })
 	t.Logf("active cdc process killed; the standby active %v later, documents created after the kill searchable %v later (loaded 2-core machine)",
 		activeAfter.Round(100*time.Millisecond), time.Since(killed).Round(100*time.Millisecond))
-	stopLoad()
-	total := created.Load()
-	if failed.Load() > 0 {
-		t.Errorf("%d creates failed while a cdc process died (they never touch it)", failed.Load())
+	load.Stop()
+	total := load.created.Load()
+	if n := load.failed.Load(); n > 0 {
+		t.Errorf("%d creates failed while a cdc process died (they never touch it)", n)
 	}
 	waitFor(t, 60*time.Second, "the indexer to catch up with every document", func() bool { return searchable() == total })
 
@@ -182,27 +130,9 @@ func TestTheActiveCDCProcessKilledUnderLoadIsReplacedByItsStandby(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(context.Background(), seq)
-		if err != nil {
-			t.Fatalf("message %d: %v", seq, err)
-		}
-		if m.Subject != "cdc.documents" {
-			continue
-		}
-		id := m.Header.Get("lsn") + "|" + m.Header.Get("key")
-		if seen[id] {
-			t.Fatalf("change %s stored twice on the bus", id)
-		}
-		seen[id] = true
-	}
-	if int64(len(seen)) != total {
-		t.Fatalf("the bus holds %d document changes for %d creates", len(seen), total)
+	seen := documentChanges(t, s)
+	if seen != total {
+		t.Fatalf("the bus holds %d document changes for %d creates", seen, total)
 	}
 }
 
