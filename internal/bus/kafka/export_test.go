@@ -4,14 +4,12 @@ package kafka
 // named name, as a lost connection or a client shut down underneath would:
 // its poll loop ends without ctx being done. false when there is none.
 func CloseConsumerClient(b *Bus, name string) bool {
-	b.wmu.Lock()
 	var w *watched
-	for x := range b.watched {
+	for _, x := range b.watched.All() {
 		if x.name == name {
 			w = x
 		}
 	}
-	b.wmu.Unlock()
 	if w == nil {
 		return false
 	}

@@ -56,8 +56,7 @@ type Bus struct {
 	mu     sync.Mutex
 	topics map[string]bool
 
-	wmu     sync.Mutex
-	watched map[*watched]struct{} // running subscriptions (watch.go)
+	watched bus.Registry[*watched] // running subscriptions (watch.go)
 }
 
 var _ bus.Bus = (*Bus)(nil)
@@ -103,7 +102,7 @@ func Connect(ctx context.Context, seeds []string, opts Options) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
-	b := &Bus{seeds: seeds, opts: opts, prod: prod, adm: kadm.NewClient(prod), topics: map[string]bool{}, watched: map[*watched]struct{}{}}
+	b := &Bus{seeds: seeds, opts: opts, prod: prod, adm: kadm.NewClient(prod), topics: map[string]bool{}}
 	if err := prod.Ping(ctx); err != nil {
 		prod.Close()
 		return nil, fmt.Errorf("kafka: brokers %v unreachable: %w", seeds, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -75,9 +74,7 @@ func (b *Bus) watch(ctx context.Context, topic, group string) *watched {
 	if w.name == "" {
 		return w
 	}
-	b.wmu.Lock()
-	b.watched[w] = struct{}{}
-	b.wmu.Unlock()
+	b.watched.Add(w)
 	w.export()
 	return w
 }
@@ -86,27 +83,17 @@ func (b *Bus) unwatch(w *watched) {
 	if w.name == "" {
 		return
 	}
-	b.wmu.Lock()
-	delete(b.watched, w)
-	b.wmu.Unlock()
+	b.watched.Remove(w)
 }
 
 // Consumers implements bus.Watcher: every named subscription running now,
 // by name.
-func (b *Bus) Consumers() []bus.ConsumerState {
-	b.wmu.Lock()
-	out := make([]bus.ConsumerState, 0, len(b.watched))
-	for w := range b.watched {
-		out = append(out, w.state())
-	}
-	b.wmu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
+func (b *Bus) Consumers() []bus.ConsumerState { return b.watched.Consumers() }
 
 var _ bus.Watcher = (*Bus)(nil)
 
-func (w *watched) state() bus.ConsumerState {
+// State implements bus.Watched.
+func (w *watched) State() bus.ConsumerState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.st
@@ -247,7 +234,7 @@ func (w *watched) export() {
 	if w.name == "" {
 		return
 	}
-	bus.ExportConsumer(w.state())
+	bus.ExportConsumer(w.State())
 }
 
 // Reasons a watchdog or poll loop ends a subscription.
@@ -342,7 +329,7 @@ func (b *Bus) watchdog(ctx context.Context, w *watched, topics []string, group s
 			cancel(errPartitionsAdded)
 			return
 		}
-		if s := w.state(); s.Stalled && s.Pending > 0 {
+		if s := w.State(); s.Stalled && s.Pending > 0 {
 			cancel(errStalled)
 			return
 		}

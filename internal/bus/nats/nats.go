@@ -96,8 +96,7 @@ type Bus struct {
 	mu      sync.Mutex
 	streams map[string]jetstream.Stream // by family, once ensured (stream.go)
 
-	wmu     sync.Mutex
-	watched map[*watched]struct{} // running subscriptions (watch.go)
+	watched bus.Registry[*watched] // running subscriptions (watch.go)
 
 	// shutdown stops what Close must stop besides the connection (the
 	// embedded server).
@@ -138,7 +137,7 @@ func newBus(ctx context.Context, nc *natsgo.Conn, opts Options) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats: jetstream: %w", err)
 	}
-	b := &Bus{nc: nc, js: js, opts: opts, streams: map[string]jetstream.Stream{}, watched: map[*watched]struct{}{}}
+	b := &Bus{nc: nc, js: js, opts: opts, streams: map[string]jetstream.Stream{}}
 	// Fail now, not on first publish, when JetStream is off on the server.
 	if _, err := js.AccountInfo(ctx); err != nil {
 		return nil, fmt.Errorf("nats: jetstream not available: %w", err)
