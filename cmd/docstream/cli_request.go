@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/client"
 	"github.com/docstream/docstream/internal/config"
 )
 
@@ -38,6 +39,27 @@ func recipientFlag(role api.Role, vals []string) ([]api.RecipientInput, error) {
 	return out, nil
 }
 
+// requestCommand finishes cmd as a `request` subcommand: the client flags,
+// and a run that calls call with the client and prints the signing request
+// it answers (a table, or JSON with -o json); an API error is shown with
+// its status.
+func requestCommand(e *env, cmd *cobra.Command, call func(cmd *cobra.Command, c *client.Client, args []string) (*api.SigningRequest, error)) *cobra.Command {
+	cf := bindClientFlags(cmd)
+	config.NoEnv(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := cf.client(e)
+		if err != nil {
+			return err
+		}
+		r, err := call(cmd, c.api, args)
+		if err != nil {
+			return shown(err)
+		}
+		return c.print(r, func() error { return printRequest(c.stdout, r) })
+	}
+	return cmd
+}
+
 func newRequestCreateCmd(e *env) *cobra.Command {
 	var signers, approvers, viewers, ccs []string
 	var message string
@@ -48,7 +70,6 @@ func newRequestCreateCmd(e *env) *cobra.Command {
 		Short: "Create (and send) a signing request; recipients as EMAIL[:ORDER], same order = in parallel",
 		Args:  cobra.ExactArgs(1),
 	}
-	cf := bindClientFlags(cmd)
 	cmd.Flags().StringArrayVar(&signers, "signer", nil, "a signer, EMAIL[:ORDER] (repeatable)")
 	cmd.Flags().StringArrayVar(&approvers, "approver", nil, "an approver, EMAIL[:ORDER] (repeatable)")
 	cmd.Flags().StringArrayVar(&viewers, "viewer", nil, "a recipient who must view, EMAIL[:ORDER] (repeatable)")
@@ -57,8 +78,7 @@ func newRequestCreateCmd(e *env) *cobra.Command {
 	cmd.Flags().DurationVar(&expires, "expires", 0, "the request expires after this long (0: never)")
 	cmd.Flags().DurationVar(&remind, "remind", 0, "remind waiting recipients this often (0: never)")
 	cmd.Flags().BoolVar(&draft, "draft", false, "create without sending")
-	config.NoEnv(cmd.Flags())
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	return requestCommand(e, cmd, func(cmd *cobra.Command, c *client.Client, args []string) (*api.SigningRequest, error) {
 		req := api.CreateSigningRequest{Message: message, Draft: draft}
 		for _, g := range []struct {
 			role api.Role
@@ -66,7 +86,7 @@ func newRequestCreateCmd(e *env) *cobra.Command {
 		}{{api.RoleSigner, signers}, {api.RoleApprover, approvers}, {api.RoleViewer, viewers}, {api.RoleCC, ccs}} {
 			rs, err := recipientFlag(g.role, g.vals)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			req.Recipients = append(req.Recipients, rs...)
 		}
@@ -77,53 +97,22 @@ func newRequestCreateCmd(e *env) *cobra.Command {
 		if remind > 0 {
 			req.ReminderInterval = remind.String()
 		}
-		c, err := cf.client(e)
-		if err != nil {
-			return err
-		}
-		r, err := c.api.CreateSigningRequest(cmd.Context(), args[0], req)
-		if err != nil {
-			return shown(err)
-		}
-		return c.print(r, func() error { return printRequest(c.stdout, r) })
-	}
-	return cmd
+		return c.CreateSigningRequest(cmd.Context(), args[0], req)
+	})
 }
 
 func newRequestStatusCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "status REQUEST_ID", Short: "Show a signing request and its recipients", Args: cobra.ExactArgs(1)}
-	cf := bindClientFlags(cmd)
-	config.NoEnv(cmd.Flags())
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := cf.client(e)
-		if err != nil {
-			return err
-		}
-		r, err := c.api.GetSigningRequest(cmd.Context(), args[0])
-		if err != nil {
-			return shown(err)
-		}
-		return c.print(r, func() error { return printRequest(c.stdout, r) })
-	}
-	return cmd
+	return requestCommand(e, cmd, func(cmd *cobra.Command, c *client.Client, args []string) (*api.SigningRequest, error) {
+		return c.GetSigningRequest(cmd.Context(), args[0])
+	})
 }
 
 func newRequestCancelCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "cancel REQUEST_ID", Short: "Cancel an open signing request", Args: cobra.ExactArgs(1)}
-	cf := bindClientFlags(cmd)
-	config.NoEnv(cmd.Flags())
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := cf.client(e)
-		if err != nil {
-			return err
-		}
-		r, err := c.api.CancelSigningRequest(cmd.Context(), args[0])
-		if err != nil {
-			return shown(err)
-		}
-		return c.print(r, func() error { return printRequest(c.stdout, r) })
-	}
-	return cmd
+	return requestCommand(e, cmd, func(cmd *cobra.Command, c *client.Client, args []string) (*api.SigningRequest, error) {
+		return c.CancelSigningRequest(cmd.Context(), args[0])
+	})
 }
 
 func printRequest(out interface{ Write([]byte) (int, error) }, r *api.SigningRequest) error {

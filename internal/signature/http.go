@@ -135,35 +135,62 @@ func (s *Server) handleList() http.Handler {
 }
 
 func (s *Server) handleGet() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := validate.ID("signature", r.PathValue("id"))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
+	return s.withID("id", "signature", func(w http.ResponseWriter, r *http.Request, id string) error {
 		sig, err := s.svc.Get(r.Context(), id)
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
-		httpx.Respond(w, http.StatusOK, sig)
+		return reply(w, http.StatusOK, sig, err)
 	})
 }
 
 func (s *Server) handleListByDocument() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := validate.ID("document", r.PathValue("id"))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
+	return s.withID("id", "document", func(w http.ResponseWriter, r *http.Request, id string) error {
 		sigs, err := s.svc.ListByDocument(r.Context(), id)
-		if err != nil {
+		return reply(w, http.StatusOK, sigs, err)
+	})
+}
+
+// idHandler serves a route once its path value is read; an error it
+// returns is answered in the one error shape.
+type idHandler func(w http.ResponseWriter, r *http.Request, id string) error
+
+// withID is the prelude every route of one resource shares: the path value
+// param, checked as the id of noun (taken as it is when noun is "": an
+// invitation token, which resolve checks), then h; h's error is answered.
+func (s *Server) withID(param, noun string, h idHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue(param)
+		if noun != "" {
+			var err error
+			if id, err = validate.ID(noun, id); err != nil {
+				httpx.RespondErr(w, r, s.log, err)
+				return
+			}
+		}
+		if err := h(w, r, id); err != nil {
 			httpx.RespondErr(w, r, s.log, err)
+		}
+	})
+}
+
+// withWorkflow is withID for the signing-request and invitation routes:
+// they answer 503 before anything else when the instance has no workflow.
+func (s *Server) withWorkflow(param, noun string, h func(w http.ResponseWriter, r *http.Request, wf *Workflow, id string) error) http.Handler {
+	next := s.withID(param, noun, func(w http.ResponseWriter, r *http.Request, id string) error { return h(w, r, s.wf, id) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.wf == nil {
+			httpx.RespondErr(w, r, s.log, apperr.E(apperr.Unavailable, "signing requests are not configured on this instance"))
 			return
 		}
-		httpx.Respond(w, http.StatusOK, sigs)
+		next.ServeHTTP(w, r)
 	})
+}
+
+// reply answers v with status, or returns err for the caller to answer.
+func reply(w http.ResponseWriter, status int, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	httpx.Respond(w, status, v)
+	return nil
 }
 
 // meta is who is asking, as this request shows it.
@@ -175,91 +202,44 @@ func (s *Server) meta(r *http.Request) Meta {
 	return Meta{IP: httpx.ClientIP(r, s.trusted), UserAgent: ua}
 }
 
-// workflow returns the workflow, or answers 503 when it is not configured.
-func (s *Server) workflow(w http.ResponseWriter, r *http.Request) *Workflow {
-	if s.wf == nil {
-		httpx.RespondErr(w, r, s.log, apperr.E(apperr.Unavailable, "signing requests are not configured on this instance"))
+// action reads the {action} path value and the action's body.
+func action(w http.ResponseWriter, r *http.Request, valid string) (Action, api.InvitationAction, error) {
+	a, ok := ParseAction(r.PathValue("action"))
+	if !ok {
+		return "", api.InvitationAction{}, apperr.E(apperr.NotFound, "no such action %q: %s", r.PathValue("action"), valid)
 	}
-	return s.wf
+	body, err := httpx.Decode[api.InvitationAction](w, r, maxActionBody)
+	return a, body, err
 }
 
 func (s *Server) handleCreateRequest() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wf := s.workflow(w, r)
-		if wf == nil {
-			return
-		}
-		id, err := validate.ID("document", r.PathValue("id"))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
+	return s.withWorkflow("id", "document", func(w http.ResponseWriter, r *http.Request, wf *Workflow, id string) error {
 		body, err := httpx.Decode[api.CreateSigningRequest](w, r, maxRequestBody)
 		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
+			return err
 		}
 		out, err := wf.Create(r.Context(), id, body, s.meta(r))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
-		httpx.Respond(w, http.StatusCreated, out)
+		return reply(w, http.StatusCreated, out, err)
 	})
 }
 
 func (s *Server) handleListRequests() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wf := s.workflow(w, r)
-		if wf == nil {
-			return
-		}
-		id, err := validate.ID("document", r.PathValue("id"))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
+	return s.withWorkflow("id", "document", func(w http.ResponseWriter, r *http.Request, wf *Workflow, id string) error {
 		out, err := wf.ListByDocument(r.Context(), id)
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
-		httpx.Respond(w, http.StatusOK, out)
+		return reply(w, http.StatusOK, out, err)
 	})
 }
 
 func (s *Server) handleGetRequest() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wf := s.workflow(w, r)
-		if wf == nil {
-			return
-		}
-		id, err := validate.ID("signing request", r.PathValue("rid"))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
+	return s.withWorkflow("rid", "signing request", func(w http.ResponseWriter, r *http.Request, wf *Workflow, id string) error {
 		out, err := wf.Get(r.Context(), id)
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
-		httpx.Respond(w, http.StatusOK, out)
+		return reply(w, http.StatusOK, out, err)
 	})
 }
 
 // handleRequestOp is send, cancel and resend: the last path segment.
 func (s *Server) handleRequestOp() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wf := s.workflow(w, r)
-		if wf == nil {
-			return
-		}
-		id, err := validate.ID("signing request", r.PathValue("rid"))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
+	return s.withWorkflow("rid", "signing request", func(w http.ResponseWriter, r *http.Request, wf *Workflow, id string) error {
 		op := wf.Send
 		switch path.Base(r.URL.Path) {
 		case "cancel":
@@ -268,115 +248,57 @@ func (s *Server) handleRequestOp() http.Handler {
 			op = wf.Resend
 		}
 		out, err := op(r.Context(), id, s.meta(r))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
-		httpx.Respond(w, http.StatusOK, out)
+		return reply(w, http.StatusOK, out, err)
 	})
 }
 
 func (s *Server) handleCertificate() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wf := s.workflow(w, r)
-		if wf == nil {
-			return
-		}
-		id, err := validate.ID("signing request", r.PathValue("rid"))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
+	return s.withWorkflow("rid", "signing request", func(w http.ResponseWriter, r *http.Request, wf *Workflow, id string) error {
 		rd, err := wf.Certificate(r.Context(), id)
 		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
+			return err
 		}
 		defer rd.Close()
 		w.Header().Set("Content-Type", "application/pdf")
 		w.Header().Set("Content-Disposition", `attachment; filename="certificate-`+id+`.pdf"`)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		_, _ = io.Copy(w, rd)
+		return nil
 	})
 }
 
 func (s *Server) handleViewAsPrincipal() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wf := s.workflow(w, r)
-		if wf == nil {
-			return
-		}
-		id, err := validate.ID("signing request", r.PathValue("rid"))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
+	return s.withWorkflow("rid", "signing request", func(w http.ResponseWriter, r *http.Request, wf *Workflow, id string) error {
 		out, err := wf.ViewAsPrincipal(r.Context(), id, s.meta(r))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
-		httpx.Respond(w, http.StatusOK, out)
+		return reply(w, http.StatusOK, out, err)
 	})
 }
 
 func (s *Server) handleActAsPrincipal() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wf := s.workflow(w, r)
-		if wf == nil {
-			return
-		}
-		id, err := validate.ID("signing request", r.PathValue("rid"))
+	return s.withWorkflow("rid", "signing request", func(w http.ResponseWriter, r *http.Request, wf *Workflow, id string) error {
+		a, body, err := action(w, r, "sign, approve, decline, send, cancel or resend")
 		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
-		a, ok := ParseAction(r.PathValue("action"))
-		if !ok {
-			httpx.RespondErr(w, r, s.log, apperr.E(apperr.NotFound, "no such action %q: sign, approve, decline, send, cancel or resend", r.PathValue("action")))
-			return
-		}
-		body, err := httpx.Decode[api.InvitationAction](w, r, maxActionBody)
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
+			return err
 		}
 		out, err := wf.ActAsPrincipal(r.Context(), id, a, body, s.meta(r))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
-		httpx.Respond(w, http.StatusOK, out)
+		return reply(w, http.StatusOK, out, err)
 	})
 }
 
 func (s *Server) handleViewInvitation() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wf := s.workflow(w, r)
-		if wf == nil {
-			return
-		}
+	return s.withWorkflow("token", "", func(w http.ResponseWriter, r *http.Request, wf *Workflow, tok string) error {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		out, err := wf.View(r.Context(), r.PathValue("token"), s.meta(r))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
-		httpx.Respond(w, http.StatusOK, out)
+		out, err := wf.View(r.Context(), tok, s.meta(r))
+		return reply(w, http.StatusOK, out, err)
 	})
 }
 
 func (s *Server) handleInvitationContent() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wf := s.workflow(w, r)
-		if wf == nil {
-			return
-		}
-		rd, ct, err := wf.Content(r.Context(), r.PathValue("token"), s.meta(r))
+	return s.withWorkflow("token", "", func(w http.ResponseWriter, r *http.Request, wf *Workflow, tok string) error {
+		rd, ct, err := wf.Content(r.Context(), tok, s.meta(r))
 		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
+			return err
 		}
 		defer rd.Close()
 		if ct == "" {
@@ -389,30 +311,17 @@ func (s *Server) handleInvitationContent() http.Handler {
 		w.Header().Set("Content-Security-Policy", "sandbox")
 		w.Header().Set("Content-Disposition", "attachment")
 		_, _ = io.Copy(w, rd)
+		return nil
 	})
 }
 
 func (s *Server) handleAct() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wf := s.workflow(w, r)
-		if wf == nil {
-			return
-		}
-		a, ok := ParseAction(r.PathValue("action"))
-		if !ok {
-			httpx.RespondErr(w, r, s.log, apperr.E(apperr.NotFound, "no such action %q: sign, approve or decline", r.PathValue("action")))
-			return
-		}
-		body, err := httpx.Decode[api.InvitationAction](w, r, maxActionBody)
+	return s.withWorkflow("token", "", func(w http.ResponseWriter, r *http.Request, wf *Workflow, tok string) error {
+		a, body, err := action(w, r, "sign, approve or decline")
 		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
+			return err
 		}
-		out, err := wf.Act(r.Context(), r.PathValue("token"), a, body, s.meta(r))
-		if err != nil {
-			httpx.RespondErr(w, r, s.log, err)
-			return
-		}
-		httpx.Respond(w, http.StatusOK, out)
+		out, err := wf.Act(r.Context(), tok, a, body, s.meta(r))
+		return reply(w, http.StatusOK, out, err)
 	})
 }
