@@ -26,7 +26,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/testenv"
 	"github.com/docstream/docstream/internal/webapp"
 )
@@ -299,25 +298,7 @@ func (b *browser) stroke(ctx context.Context, selector string, pointer input.Dis
 // gateway's URL.
 func startDevSystem(t *testing.T) (string, *Config) {
 	t.Helper()
-	c := testConfig(t)
-	c.Shared.Dev = true
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, c, logging.Discard(), func(*System) { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return "http://" + c.Gateway.Addr, c
+	return startDevSystemWith(t, func(*Config) {})
 }
 
 // uploadFile creates a document through the API as the browser would

@@ -3,7 +3,7 @@
 // machine allows, statistics, shares, signatures and signing, the live
 // event feed (WS /ws/{id}) and the audit trail with its verification when
 // the API has one.
-import { h, clear, announce, fmtTime, fmtSize, statusBadge, errorBox } from './dom.js';
+import { h, clear, announce, fmtTime, fmtSize, statusBadge, errorBox, saveBytes } from './dom.js';
 import { api, blob, APIError, noteWrite } from './api.js';
 import { session, getSettings } from './auth.js';
 import { Feed } from './live.js';
@@ -117,13 +117,7 @@ export async function documentPage(main, id) {
   // Download: fetched with the token, saved as bytes (never opened here).
   const download = h('button', { type: 'button', id: 'download', onclick: async () => {
     try {
-      const b = await blob(path + '/content');
-      const url = URL.createObjectURL(new Blob([b], { type: 'application/octet-stream' }));
-      urls.push(url);
-      const a = h('a', { href: url, download: doc.title || 'document' });
-      document.body.append(a);
-      a.click();
-      a.remove();
+      saveBytes(await blob(path + '/content'), doc.title || 'document', urls);
     } catch (e) { actionMsg.replaceChildren(errorBox(e)); }
   } }, 'Download');
 

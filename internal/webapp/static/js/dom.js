@@ -63,3 +63,15 @@ export function errorBox(err) {
   }
   return box;
 }
+
+// Saves bytes as a file named name, never opening them here (the type is
+// fixed to octet-stream whatever the bytes are). The object URL is pushed
+// on urls for the page to revoke when it is left.
+export function saveBytes(bytes, name, urls) {
+  const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+  urls.push(url);
+  const a = h('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}

@@ -5,7 +5,7 @@
 // invitation acts as its recipient, not as whoever is signed in here).
 // It shows the pinned document, records consent, and signs (draw or
 // type), approves or declines; a used, expired or unknown link says so.
-import { h, clear, announce, fmtTime, errorBox, statusBadge } from './dom.js';
+import { h, clear, announce, fmtTime, errorBox, statusBadge, saveBytes } from './dom.js';
 import { APIError } from './api.js';
 import { signaturePad } from './sign.js';
 
@@ -99,13 +99,7 @@ export async function invitationPage(main, token) {
   const preview = h('div', { class: 'preview', id: 'invite-preview', 'aria-live': 'polite' });
   const download = h('button', { type: 'button', id: 'invite-download', onclick: async () => {
     try {
-      const b = await content(base + '/content');
-      const url = URL.createObjectURL(new Blob([b], { type: 'application/octet-stream' }));
-      urls.push(url);
-      const a = h('a', { href: url, download: inv.document_title || 'document' });
-      document.body.append(a);
-      a.click();
-      a.remove();
+      saveBytes(await content(base + '/content'), inv.document_title || 'document', urls);
     } catch (e) { preview.append(errorBox(e)); }
   } }, 'Download the document');
   body.append(h('div', { class: 'cols' }, details,

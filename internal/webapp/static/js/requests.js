@@ -8,7 +8,7 @@
 // moves (sent, viewed, pending, signed, completed) and the list reloads at
 // once; recipient states are not on the change stream (schema signing is
 // not published), so while a request is open the list is also polled.
-import { h, clear, announce, fmtTime, errorBox, statusBadge } from './dom.js';
+import { h, clear, announce, fmtTime, errorBox, statusBadge, saveBytes } from './dom.js';
 import { api, blob } from './api.js';
 import { Feed } from './live.js';
 
@@ -122,12 +122,7 @@ export function signingRequests(main, docId) {
       const b = await blob(`/signing-requests/${encodeURIComponent(r.id)}/certificate`);
       // The page checks what it got against the hash the API recorded.
       const sum = [...new Uint8Array(await crypto.subtle.digest('SHA-256', await b.arrayBuffer()))].map(x => x.toString(16).padStart(2, '0')).join('');
-      const url = URL.createObjectURL(new Blob([b], { type: 'application/octet-stream' }));
-      urls.push(url);
-      const a = h('a', { href: url, download: `certificate-${r.id}.pdf` });
-      document.body.append(a);
-      a.click();
-      a.remove();
+      saveBytes(b, `certificate-${r.id}.pdf`, urls);
       const ok = !r.certificate_sha256 || sum === r.certificate_sha256;
       listMsg.append(h('p', { class: ok ? 'ok' : 'error', id: 'certificate-msg', 'data-sha256': sum, 'data-match': String(ok) },
         ok ? `Certificate downloaded (SHA-256 ${sum}, as recorded).` : `The downloaded certificate's SHA-256 ${sum} differs from the recorded ${r.certificate_sha256}.`));
