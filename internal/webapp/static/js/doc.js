@@ -227,7 +227,9 @@ export async function documentPage(main, id) {
   loadAudit(audit, path);
 
   // Live events.
-  const events = h('ol', { class: 'events', id: 'events', reversed: true });
+  // Focusable: the list scrolls once it is long, and a scrolling region
+  // must be reachable by keyboard (axe: scrollable-region-focusable).
+  const events = h('ol', { class: 'events', id: 'events', reversed: true, tabindex: '0', 'aria-label': 'Live events' });
   const liveState = h('p', { class: 'live', id: 'doc-live', 'aria-live': 'polite' });
   main.append(h('section', { class: 'card', 'aria-labelledby': 'events-h' }, h('h2', { id: 'events-h' }, 'Live events'), liveState, events));
   const feed = new Feed('/ws/' + encodeURIComponent(doc.id), {

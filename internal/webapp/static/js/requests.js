@@ -5,9 +5,10 @@
 // certificate of completion once it exists.
 //
 // "Live": the document's WebSocket feed (/ws/{id}) says when its status
-// moves (sent, viewed, pending, signed, completed) and the list reloads at
-// once; recipient states are not on the change stream (schema signing is
-// not published), so while a request is open the list is also polled.
+// moves (sent, viewed, pending, signed, completed) or a request or
+// recipient changes state (signing_request.* and recipient.* messages), and
+// the list reloads at once; while a request is open the list is also polled
+// every 2 s, a fallback for a feed that is down.
 import { h, clear, announce, fmtTime, errorBox, statusBadge, saveBytes } from './dom.js';
 import { api, blob } from './api.js';
 import { Feed } from './live.js';

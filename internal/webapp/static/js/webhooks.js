@@ -6,7 +6,12 @@
 import { h, clear, announce, fmtTime, errorBox } from './dom.js';
 import { api } from './api.js';
 
-const EVENTS = ['document.created', 'document.updated', 'document.deleted', 'document.signed', 'signature.created'];
+// The event names of internal/change's table (events.go), the same for
+// webhooks and WebSocket messages.
+const EVENTS = ['document.created', 'document.updated', 'document.deleted', 'document.signed', 'signature.created',
+  'signing_request.created', 'signing_request.sent', 'signing_request.in_progress', 'signing_request.completed',
+  'signing_request.declined', 'signing_request.expired', 'signing_request.cancelled',
+  'recipient.notified', 'recipient.viewed', 'recipient.signed', 'recipient.approved', 'recipient.declined'];
 const POLL_MS = 2000;
 
 export async function webhooksPage(main) {
