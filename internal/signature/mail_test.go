@@ -3,7 +3,6 @@ package signature
 import (
 	"encoding/json"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,8 +81,6 @@ func TestInvitationMailsAreRateLimitedPerPrincipalAndAddress(t *testing.T) {
 	}
 }
 
-var logLinkRE = regexp.MustCompile(`http://docs\.test\.invalid/invitations/([A-Za-z0-9_-]{43})`)
-
 // TestTheLogNotifierPrintsTheLinksAndNoLogLineHoldsAToken: without SMTP
 // (docstream dev) each mail, its invitation link included, is written out
 // by the log notifier, and the link works. The service's own log, at
@@ -100,13 +97,13 @@ func TestTheLogNotifierPrintsTheLinksAndNoLogLineHoldsAToken(t *testing.T) {
 		t.Fatalf("create: %d", code)
 	}
 	testenv.WaitFor(t, "the log notifier to print an invitation to a@example.com", func() bool {
-		return strings.Contains(mails.String(), "--- mail to a@example.com: Please sign: Logged") && logLinkRE.MatchString(mails.String())
+		return strings.Contains(mails.String(), "--- mail to a@example.com: Please sign: Logged") && linkRE.MatchString(mails.String())
 	})
-	tok := logLinkRE.FindStringSubmatch(mails.String())[1]
+	tok := linkRE.FindStringSubmatch(mails.String())[1]
 	if code := in.do(t, "POST", "/signing-requests/"+req.ID+"/resend", nil, nil); code != http.StatusOK {
 		t.Fatalf("resend: %d", code)
 	}
-	testenv.WaitFor(t, "the resent invitation", func() bool { return len(logLinkRE.FindAllString(mails.String(), -1)) == 2 })
+	testenv.WaitFor(t, "the resent invitation", func() bool { return len(linkRE.FindAllString(mails.String(), -1)) == 2 })
 	for _, c := range []struct{ method, path string }{
 		{"GET", "/invitations/" + tok},
 		{"GET", "/invitations/" + tok + "/content"},
@@ -120,12 +117,12 @@ func TestTheLogNotifierPrintsTheLinksAndNoLogLineHoldsAToken(t *testing.T) {
 	if got := in.request(t, req.ID); got.Recipients[0].State != api.RecipientSigned {
 		t.Fatalf("the printed link did not sign: %+v", got.Recipients[0])
 	}
-	testenv.WaitFor(t, "the invitation to the second signer", func() bool { return len(logLinkRE.FindAllString(mails.String(), -1)) == 3 })
+	testenv.WaitFor(t, "the invitation to the second signer", func() bool { return len(linkRE.FindAllString(mails.String(), -1)) == 3 })
 
 	if !strings.Contains(logs.String(), "/invitations/REDACTED") {
 		t.Fatalf("the log holds no request line of an invitation route (the check below would be vacuous):\n%s", logs.String())
 	}
-	for _, m := range logLinkRE.FindAllStringSubmatch(mails.String(), -1) {
+	for _, m := range linkRE.FindAllStringSubmatch(mails.String(), -1) {
 		if strings.Contains(logs.String(), m[1]) || strings.Contains(logs.String(), m[1][:20]) {
 			t.Errorf("a log line holds the token %s…:\n%s", m[1][:8], logs.String())
 		}
