@@ -180,7 +180,7 @@ func TestDocCommandsCallTheirEndpoints(t *testing.T) {
 		query              string
 		out                string
 	}{
-		{[]string{"doc", "list", "--limit", "5"}, "GET", "/documents", "", "limit=5&skip=0", "Sales Agreement Q4 2025"},
+		{[]string{"doc", "list", "--limit", "5"}, "GET", "/documents", "", "limit=5", "Sales Agreement Q4 2025"},
 		{[]string{"doc", "get", id}, "GET", "/documents/" + id, "", "", "ebemad@company.com"},
 		{[]string{"doc", "update", id, "--status", "sent"}, "PATCH", "/documents/" + id, `{"status":"sent"}`, "", "sent"},
 		{[]string{"doc", "delete", id}, "DELETE", "/documents/" + id, "", "", "deleted " + id},
