@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -22,8 +23,29 @@ import (
 	"time"
 )
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Ports FreePort picks from: below Linux's default ephemeral range
+// (32768–60999). A port the kernel hands out for ":0" comes from that
+// range, which is also where every outgoing connection takes its local
+// port, so between the check and the server's bind such a port was often
+// taken by some client's connection (seen: "bind: address already in use"
+// on a loaded test run). Below the range only another server can take it.
+const (
+	freePortLow  = 15000
+	freePortHigh = 32768
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, at
+// random below the ephemeral range; the kernel's choice when none of a
+// hundred tries was free.
 func FreePort() (int, error) {
+	for range 100 {
+		port := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			ln.Close()
+			return port, nil
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
