@@ -101,6 +101,14 @@ func TestBrowserDocuments(t *testing.T) {
 			'pager@example.com', timestamptz '2024-01-01 12:00Z' + i * interval '1 day',
 			timestamptz '2024-06-01 12:00Z' - i * interval '1 hour', 'text/plain', 0
 		FROM generate_series(1, 40) AS i`)
+	if err == nil {
+		// Four more, by another creator, on both edges of 10 January:
+		// the date filter takes whole days, to the microsecond.
+		_, err = conn.Exec(ctx, `INSERT INTO documents.documents (id, title, status, created_by, created_at, updated_at, content_type, content_size)
+			SELECT gen_random_uuid(), t, 'created', 'midnight@example.com', at, at, 'text/plain', 0
+			FROM (VALUES ('Aaa before midnight', timestamptz '2024-01-09 23:59:59.999999Z'), ('Aaa at midnight', timestamptz '2024-01-10 00:00Z'),
+				('Aaa last microsecond', timestamptz '2024-01-10 23:59:59.999999Z'), ('Aaa next midnight', timestamptz '2024-01-11 00:00Z')) AS v(t, at)`)
+	}
 	conn.Close(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +163,11 @@ func TestBrowserDocuments(t *testing.T) {
 		if eval[bool](b, a, `!document.querySelector('#more').hidden`) {
 			t.Errorf("'More documents' offered on a list of 5")
 		}
+	})
+
+	step("a created date range holds its first and last microsecond, and nothing beside", func(t *testing.T) {
+		applyFilters("", "midnight@example.com", "2024-01-10", "2024-01-10", "-created_at")
+		waitRows("the documents of 10 January only", []string{"Aaa last microsecond", "Aaa at midnight"})
 	})
 
 	step("sorts by title and by creation, both ways", func(t *testing.T) {

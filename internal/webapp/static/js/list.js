@@ -108,7 +108,10 @@ export function listPage(main) {
     if (state.status) q.set('status', state.status);
     if (state.created_by) q.set('created_by', state.created_by);
     // Dates are the user's local days: from its midnight, until the next.
-    if (state.from) q.set('created_after', new Date(state.from + 'T00:00:00').toISOString());
+    // created_after is exclusive and created_at has microseconds: the
+    // bound is the last microsecond before midnight, so that a document
+    // created at midnight itself is in.
+    if (state.from) q.set('created_after', new Date(new Date(state.from + 'T00:00:00').getTime() - 1).toISOString().replace('Z', '999Z'));
     if (state.to) { const d = new Date(state.to + 'T00:00:00'); d.setDate(d.getDate() + 1); q.set('created_before', d.toISOString()); }
     // The API's sort values (GET /documents?sort=), the default left out.
     if (state.sort && state.sort !== DEFAULT_SORT) q.set('sort', state.sort);
