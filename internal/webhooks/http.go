@@ -13,6 +13,7 @@ import (
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/auth"
+	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/change"
 	"github.com/docstream/docstream/internal/httpx"
 	"github.com/docstream/docstream/internal/validate"
@@ -48,13 +49,20 @@ var routeTable = map[string]httpx.Route[*Server]{
 // Routes lists the routes (for the public client's route test).
 func Routes() []string { return httpx.Patterns(routeTable) }
 
-// Handler serves the routes, /health/live, /health/ready and /metrics.
+// Handler serves the routes, /health/live, /health/ready (503 while the
+// fan-out's bus consumer is stalled or not subscribed) and /metrics.
 func (s *Sender) Handler(adm *httpx.Admission) http.Handler {
 	srv := &Server{s: s, mux: http.NewServeMux()}
 	httpx.Routes(srv.mux,
 		httpx.Check{Name: "db", Probe: s.store.Ping},
 		httpx.Check{Name: "bus", Probe: s.bus.Ping},
 		httpx.Check{Name: "delivery", Probe: s.Health},
+		// A fan-out whose subscription stalled queues no new deliveries:
+		// what the target exists to do, so unready (the bus re-subscribes
+		// it; the reason is the check's detail).
+		httpx.Check{Name: "consumers", Critical: true, Probe: func(context.Context) error {
+			return bus.CheckConsumers(s.bus, ConsumerName)
+		}},
 	)
 	httpx.Handle(srv.mux, adm, srv, routeTable)
 	return httpx.Wrap("webhooks", s.log, s.cfg.Auth.Middleware(srv.mux))
