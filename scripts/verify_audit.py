@@ -136,7 +136,10 @@ def key_id(raw):
 
 
 def check_signature(cp, keys):
-    if not cp.get("signature") and not cp.get("key_id"):
+    # An unsigned head proves nothing about the newest entries (anyone who
+    # can write the table can delete one and write a head naming the one
+    # before), so it is refused like a bad signature.
+    if not cp.get("signature"):
         return "unsigned"
     pub = keys.get(cp["key_id"])
     if pub is None:
@@ -181,19 +184,21 @@ def verify(log, keyset):
         return False, min(head["seq"], last_seq) + 1, "head at %d, trail ends at %d" % (head["seq"], last_seq)
     if last and head["hash"] != last["hash"]:
         return False, last_seq, "head hash mismatch"
+    if head["document_id"] != log["document_id"]:
+        return False, head["seq"], "head of another document"
     why = check_signature(head, keys)
-    if why and why != "unsigned":
+    if why:
         return False, head["seq"], "head: " + why
-    signed = why is None
     by_seq = {e["seq"]: e for e in entries}
     for cp in log.get("checkpoints") or []:
         e = by_seq.get(cp["seq"])
-        if e is None or e["hash"] != cp["hash"]:
+        if cp["document_id"] != log["document_id"] or e is None or e["hash"] != cp["hash"]:
             return False, cp["seq"], "checkpoint does not match"
         w = check_signature(cp, keys)
-        if w and w != "unsigned":
+        if w:
             return False, cp["seq"], "checkpoint: " + w
-    return True, None, "valid (%s)" % ("signed" if signed else "unsigned")
+    keyids = sorted({e["key_id"] for e in entries if e["key_id"]})
+    return True, None, "valid (signed; entries by key %s)" % ", ".join(keyids)
 
 
 def self_test(directory):

@@ -19,20 +19,22 @@ import (
 var errInvalidTrail = errors.New("the audit trail is NOT valid")
 
 func newVerifyCmd(e *env) *cobra.Command {
-	var file, keysFile, save string
+	var file, keysFile, save, since string
 	cmd := &cobra.Command{
 		Use:   "verify [DOCUMENT_ID]",
 		Short: "Verify a document's audit trail (hash chain and Ed25519-signed head); exit status 0 only when valid",
 		Long: "verify fetches the document's audit trail (GET /documents/{id}/audit, owner or admin) and the server's public keys\n" +
 			"(GET /.well-known/docstream-audit-keys) and checks them here: every entry's hash, the chain, the signed head and\n" +
 			"the sealed checkpoints. With --file it verifies an exported trail instead (docstream verify ID --save FILE, or the\n" +
-			"JSON of GET /documents/{id}/audit); --keys takes the key set from a file, fully offline.",
+			"JSON of GET /documents/{id}/audit); --keys takes the key set from a file, fully offline. --since checks that the\n" +
+			"trail still holds the head of an export saved earlier: the trail alone cannot show a rollback to an older signed head.",
 		Args: cobra.MaximumNArgs(1),
 	}
 	cf := bindClientFlags(cmd)
 	cmd.Flags().StringVar(&file, "file", "", "verify this exported trail (JSON of GET /documents/{id}/audit) instead of fetching one")
 	cmd.Flags().StringVar(&keysFile, "keys", "", "public keys (JSON of GET /.well-known/docstream-audit-keys); default: fetched from the server")
 	cmd.Flags().StringVar(&save, "save", "", "also write the fetched trail to this file, for verifying offline later")
+	cmd.Flags().StringVar(&since, "since", "", "an export saved earlier (--save): the trail must still hold its signed head, which shows a rollback to an older signed head")
 	config.NoEnv(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if (file == "") == (len(args) == 0) {
@@ -73,7 +75,18 @@ func newVerifyCmd(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		res := audit.Verify(l, keys)
+		var kept *api.AuditCheckpoint
+		if since != "" {
+			var old api.AuditLog
+			if err := readJSONFile(since, &old); err != nil {
+				return err
+			}
+			if old.Head == nil {
+				return fmt.Errorf("--since %s: the export has no head", since)
+			}
+			kept = old.Head
+		}
+		res := audit.VerifySince(l, keys, kept)
 		err = c.print(res, func() error {
 			verdict := "VALID"
 			if !res.Valid {

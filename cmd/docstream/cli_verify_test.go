@@ -102,4 +102,26 @@ func TestVerifyExitsZeroOnlyForAValidTrail(t *testing.T) {
 	if _, _, err := cli(t, srv.URL, "verify", good.DocumentID); !errors.Is(err, errInvalidTrail) {
 		t.Fatalf("online verify of a tampered trail: %v", err)
 	}
+	// --since: a trail rolled back to a shorter one, whose head the server
+	// genuinely signed, verifies alone but not against the export saved
+	// when it was longer.
+	short := signedTrail(t, s)
+	short.Entries = short.Entries[:1]
+	short.Head = &api.AuditCheckpoint{DocumentID: short.DocumentID, Seq: 1, Hash: short.Entries[0].Hash, KeyID: s.KeyID, SignedAt: "2026-11-30T09:00:00.000000Z"}
+	msg, err := audit.Message(short.Head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short.Head.Signature = s.Sign(msg)
+	shortFile := writeFile(t, dir, "short.json", short)
+	if out, _, err := cli(t, "http://127.0.0.1:1", "verify", "--file", shortFile, "--keys", keyFile); err != nil {
+		t.Fatalf("verify of the rolled-back trail alone: %v\n%s", err, out)
+	}
+	out, _, err = cli(t, "http://127.0.0.1:1", "verify", "--file", shortFile, "--keys", keyFile, "--since", saved)
+	if !errors.Is(err, errInvalidTrail) || !strings.Contains(out, "rolled back") || !strings.Contains(out, "first broken entry: 2") {
+		t.Fatalf("verify of the rolled-back trail --since the saved export: %v\n%s", err, out)
+	}
+	if out, _, err := cli(t, "http://127.0.0.1:1", "verify", "--file", saved, "--keys", keyFile, "--since", shortFile); err != nil {
+		t.Fatalf("verify of the longer trail --since the shorter: %v\n%s", err, out)
+	}
 }

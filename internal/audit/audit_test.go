@@ -262,14 +262,15 @@ func TestSealKeepsACheckpointThatVerifies(t *testing.T) {
 	}
 }
 
-// Without a key, heads are written unsigned and verification says so.
-func TestWithoutAKeyHeadsAreUnsignedAndSaidToBe(t *testing.T) {
+// Without a key, heads are written unsigned, and such a trail is not
+// valid: nothing in it would show its newest entries deleted.
+func TestWithoutAKeyHeadsAreUnsignedAndNotValid(t *testing.T) {
 	pool := newPool(t)
 	audit.SetSigner(nil)
 	t.Cleanup(func() { audit.SetSigner(testKey) })
 	id := chain(t, pool, 2)
 	res := verify(t, pool, id)
-	if !res.Valid || res.Signed || len(res.Notes) == 0 || !strings.Contains(res.Notes[0], "unsigned") {
+	if res.Valid || res.Signed || res.FirstBroken == nil || res.FirstBroken.Seq != 2 || !strings.Contains(res.Reason, "head is unsigned") {
 		t.Fatalf("verify: %+v", res)
 	}
 }
@@ -300,5 +301,157 @@ func TestJCSVectors(t *testing.T) {
 				t.Fatalf("canonical form\n got %s\nwant %s", got, want)
 			}
 		})
+	}
+}
+
+// The forgeries open to someone who can write to PostgreSQL but does not
+// hold the key: each makes verification answer invalid, naming why.
+func TestForgedHeadsAndCheckpointsAreRefused(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	other := audit.NewSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, ed25519.SeedSize)))
+	// signedBy is a checkpoint of entry seq of document id signed by s.
+	signedBy := func(t *testing.T, s *audit.Signer, id string, seq int64) audit.Checkpoint {
+		t.Helper()
+		var hash string
+		if err := pool.QueryRow(ctx, `SELECT hash FROM audit.entries WHERE document_id = $1 AND seq = $2`, id, seq).Scan(&hash); err != nil {
+			t.Fatal(err)
+		}
+		cp := audit.Checkpoint{DocumentID: id, Seq: seq, Hash: hash, KeyID: s.KeyID, SignedAt: "2026-11-30T10:00:00.000000Z"}
+		msg, err := audit.Message(&cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp.Signature = s.Sign(msg)
+		return cp
+	}
+	insert := func(t *testing.T, id string, cp audit.Checkpoint) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `INSERT INTO audit.checkpoints (document_id, seq, hash, key_id, signed_at, signature)
+			VALUES ($1, $2, $3, $4, $5, $6)`, id, cp.Seq, cp.Hash, cp.KeyID, cp.SignedAt, cp.Signature); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name     string
+		tamper   func(t *testing.T, id string)
+		seq      int64
+		contains string
+	}{
+		{"the newest entry deleted and the head rolled back with an empty key id", func(t *testing.T, id string) {
+			execSQL(t, pool, `WITH d AS (DELETE FROM audit.entries WHERE document_id = $1 AND seq = 5)
+				UPDATE audit.heads SET seq = 4, key_id = '', signature = '',
+					hash = (SELECT hash FROM audit.entries WHERE document_id = $1 AND seq = 4) WHERE document_id = $1`, id)
+		}, 4, "head is unsigned"},
+		{"the head stripped of its signature", func(t *testing.T, id string) {
+			execSQL(t, pool, `UPDATE audit.heads SET key_id = '', signature = '' WHERE document_id = $1`, id)
+		}, 5, "head is unsigned"},
+		{"the newest entry deleted and the head re-signed by a key that is not published", func(t *testing.T, id string) {
+			cp := signedBy(t, other, id, 4)
+			execSQL(t, pool, `WITH d AS (DELETE FROM audit.entries WHERE document_id = $1 AND seq = 5)
+				UPDATE audit.heads SET seq = 4, hash = $2, key_id = $3, signature = $4 WHERE document_id = $1`, id, cp.Hash, cp.KeyID, cp.Signature)
+		}, 4, "not among the published keys"},
+		{"a checkpoint signed by a key that is not published", func(t *testing.T, id string) {
+			insert(t, id, signedBy(t, other, id, 3))
+		}, 3, "not among the published keys"},
+		{"an unsigned checkpoint", func(t *testing.T, id string) {
+			cp := signedBy(t, testKey, id, 3)
+			cp.KeyID, cp.Signature = "", ""
+			insert(t, id, cp)
+		}, 3, "checkpoint is unsigned"},
+		{"a checkpoint signed by the server for another document", func(t *testing.T, id string) {
+			// The other document's genuine checkpoint, its hash made to
+			// match this trail: the signature covers the document id.
+			b := chain(t, pool, 5)
+			cp := signedBy(t, testKey, b, 3)
+			execSQL(t, pool, `INSERT INTO audit.checkpoints (document_id, seq, hash, key_id, signed_at, signature)
+				SELECT $1, 3, hash, $2, $3, $4 FROM audit.entries WHERE document_id = $1 AND seq = 3`, id, cp.KeyID, cp.SignedAt, cp.Signature)
+		}, 3, "signature does not verify"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id := chain(t, pool, 5)
+			if res := verify(t, pool, id); !res.Valid {
+				t.Fatalf("before tampering: %+v", res)
+			}
+			c.tamper(t, id)
+			res := verify(t, pool, id)
+			if res.Valid || res.FirstBroken == nil || res.FirstBroken.Seq != c.seq || !strings.Contains(res.Reason, c.contains) {
+				t.Fatalf("after %s: %+v (first broken %+v), want entry %d broken, %q", c.name, res, res.FirstBroken, c.seq, c.contains)
+			}
+		})
+	}
+}
+
+// A trail rewritten whole without a key (every entry's key id emptied and
+// its hash recomputed, the head unsigned) is refused too: an unsigned head
+// proves nothing about the newest entries.
+func TestATrailRewrittenUnsignedIsRefused(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	id := chain(t, pool, 4)
+	l, err := audit.Read(ctx, pool, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Entries = l.Entries[:3]
+	prev := audit.ZeroHash
+	for _, r := range l.Entries {
+		r.KeyID, r.PrevHash = "", prev
+		if r.Hash, err = audit.HashOf(r); err != nil {
+			t.Fatal(err)
+		}
+		prev = r.Hash
+	}
+	l.Head = &audit.Checkpoint{DocumentID: id, Seq: 3, Hash: prev, SignedAt: l.Entries[2].At}
+	res := audit.Verify(l, keys())
+	if res.Valid || res.FirstBroken == nil || res.FirstBroken.Seq != 3 || !strings.Contains(res.Reason, "head is unsigned") {
+		t.Fatalf("verify: %+v %+v", res, res.FirstBroken)
+	}
+}
+
+func execSQL(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The limit of a head kept in the same database (documented in
+// docs/architecture.md): the newest entry deleted and a head the server
+// genuinely signed earlier put back verifies, because nothing left in the
+// database names the deleted entry. A checkpoint kept elsewhere does.
+func TestAReplayedOlderSignedHeadIsCaughtOnlyByAHeadKeptElsewhere(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	id := chain(t, pool, 4)
+	earlier, err := audit.Read(ctx, pool, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendOne(t, pool, audit.Entry{DocumentID: id, Type: audit.TypeDownloaded, Actor: "user:alice"})
+	later, err := audit.Read(ctx, pool, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := earlier.Head
+	execSQL(t, pool, `WITH d AS (DELETE FROM audit.entries WHERE document_id = $1 AND seq = 5)
+		UPDATE audit.heads SET seq = $2, hash = $3, key_id = $4, signed_at = $5, signature = $6 WHERE document_id = $1`,
+		id, h.Seq, h.Hash, h.KeyID, h.SignedAt, h.Signature)
+	if res := verify(t, pool, id); !res.Valid {
+		t.Fatalf("a replayed signed head is expected to pass the trail's own checks: %+v", res)
+	}
+	// The verifier that kept the later head (an export, the certificate)
+	// sees the rollback.
+	l, err := audit.Read(ctx, pool, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := audit.VerifySince(l, keys(), later.Head)
+	if res.Valid || res.FirstBroken == nil || res.FirstBroken.Seq != 5 || !strings.Contains(res.Reason, "rolled back") {
+		t.Fatalf("verify since the later head: %+v %+v", res, res.FirstBroken)
+	}
+	if res := audit.VerifySince(later, keys(), earlier.Head); !res.Valid {
+		t.Fatalf("a trail that grew past a head kept earlier: %+v", res)
 	}
 }

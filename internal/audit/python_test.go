@@ -86,6 +86,11 @@ func TestAnIndependentVerifierChecksAnExportedTrail(t *testing.T) {
 			l.Entries = l.Entries[:len(l.Entries)-1]
 			l.Head.Seq, l.Head.Hash = 4, l.Entries[3].Hash
 		}, `"first_broken": 4`},
+		{"a removed newest entry and the head rolled back unsigned", func(l *audit.Log) {
+			l.Entries = l.Entries[:len(l.Entries)-1]
+			l.Head.Seq, l.Head.Hash, l.Head.KeyID, l.Head.Signature = 4, l.Entries[3].Hash, "", ""
+		}, `"first_broken": 4`},
+		{"an unsigned checkpoint", func(l *audit.Log) { l.Checkpoints[0].KeyID, l.Checkpoints[0].Signature = "", "" }, `"first_broken": 4`},
 	}
 	for _, c := range tampered {
 		t.Run(c.name, func(t *testing.T) {

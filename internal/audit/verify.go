@@ -99,8 +99,20 @@ func breakAt(res *Result, r *Record, seq int64, reason string) *Result {
 // each follows the one before (seq and prev_hash), none is missing, the
 // head names the newest entry, and the head's and every checkpoint's
 // signature verifies with keys (by key id). It names the first entry that
-// fails. A head without a signature is accepted (no key was configured
-// when it was written) with a note, and Signed false.
+// fails.
+//
+// The head is what detects truncation (deleting the newest entries), so an
+// unsigned head, or one whose key is not in keys, is invalid: anyone who
+// can write to the table can delete the newest entry and write a head that
+// names the one before, but cannot sign it. The same holds for sealed
+// checkpoints. This includes trails written by a server without
+// --audit-signing-key: nothing in them proves they are whole. A genesis
+// entry (a document older than the trail) is written and signed like any
+// other, so it verifies. What a signature cannot show is a rollback to an
+// older head that was itself genuinely signed (the newest entries deleted
+// and a head saved earlier put back): only a head or checkpoint kept
+// outside the database (an export, the certificate of completion) shows
+// that, by naming an entry the trail no longer has.
 func Verify(l *Log, keys map[string]ed25519.PublicKey) *Result {
 	res := &Result{Valid: true, DocumentID: l.DocumentID, Entries: len(l.Entries), Head: l.Head}
 	entries := append([]*Record(nil), l.Entries...)
@@ -155,15 +167,10 @@ func Verify(l *Log, keys map[string]ed25519.PublicKey) *Result {
 	if h.DocumentID != l.DocumentID {
 		return breakAt(res, last, h.Seq, "the head belongs to document "+h.DocumentID)
 	}
-	ok, why := checkSignature(h, keys)
-	switch {
-	case !ok:
+	if why := checkSignature(h, keys); why != "" {
 		return breakAt(res, last, h.Seq, "head "+why)
-	case why != "":
-		res.Notes = append(res.Notes, "head "+why)
-	default:
-		res.Signed = true
 	}
+	res.Signed = true
 	bySeq := map[int64]*Record{}
 	for _, r := range entries {
 		bySeq[r.Seq] = r
@@ -171,17 +178,15 @@ func Verify(l *Log, keys map[string]ed25519.PublicKey) *Result {
 	for _, c := range l.Checkpoints {
 		r := bySeq[c.Seq]
 		switch {
+		case c.DocumentID != l.DocumentID:
+			return breakAt(res, r, c.Seq, "its checkpoint belongs to document "+c.DocumentID)
 		case r == nil:
 			return breakAt(res, nil, c.Seq, "missing: a sealed checkpoint names it")
 		case r.Hash != c.Hash:
 			return breakAt(res, r, c.Seq, "its hash is not the one its sealed checkpoint names")
-		case c.DocumentID != l.DocumentID:
-			return breakAt(res, r, c.Seq, "its checkpoint belongs to document "+c.DocumentID)
 		}
-		if ok, why := checkSignature(&c, keys); !ok {
+		if why := checkSignature(&c, keys); why != "" {
 			return breakAt(res, r, c.Seq, "sealed checkpoint "+why)
-		} else if why != "" {
-			res.Notes = append(res.Notes, fmt.Sprintf("checkpoint %d %s", c.Seq, why))
 		}
 	}
 	if res.Reason == "" {
@@ -193,26 +198,58 @@ func Verify(l *Log, keys map[string]ed25519.PublicKey) *Result {
 	return res
 }
 
-// checkSignature: ok false with why when the signature is wrong or its key
-// unknown; ok true with a note when there is none to check.
-func checkSignature(c *Checkpoint, keys map[string]ed25519.PublicKey) (ok bool, why string) {
-	if c.Signature == "" && c.KeyID == "" {
-		return true, "is unsigned (no --audit-signing-key when it was written)"
+// checkSignature says why c's signature does not hold ("" when it does):
+// it is missing, its key is not among keys, or it does not verify.
+func checkSignature(c *Checkpoint, keys map[string]ed25519.PublicKey) string {
+	if c.Signature == "" {
+		return "is unsigned: nothing proves the newest entries were not deleted (written without --audit-signing-key, or its signature removed)"
 	}
 	pub, known := keys[c.KeyID]
 	if !known {
-		return false, fmt.Sprintf("is signed by key %q, which is not among the published keys", c.KeyID)
+		return fmt.Sprintf("is signed by key %q, which is not among the published keys", c.KeyID)
 	}
 	sig, err := base64.StdEncoding.DecodeString(c.Signature)
 	if err != nil {
-		return false, "signature is not base64"
+		return "signature is not base64"
 	}
 	msg, err := Message(c)
 	if err != nil {
-		return false, "cannot be put in canonical form: " + err.Error()
+		return "cannot be put in canonical form: " + err.Error()
 	}
 	if !ed25519.Verify(pub, msg, sig) {
-		return false, "signature does not verify: the head was changed"
+		return "signature does not verify: it was changed, or made for another document or entry"
 	}
-	return true, ""
+	return ""
+}
+
+// VerifySince is Verify, and checks that the trail still holds a head the
+// verifier kept from earlier (an export's head, a certificate's sealed
+// checkpoint): its entry is there with the same hash. This is what shows a
+// rollback to an older genuinely signed head, which the trail alone
+// cannot. The kept head must itself verify with keys.
+func VerifySince(l *Log, keys map[string]ed25519.PublicKey, kept *Checkpoint) *Result {
+	res := Verify(l, keys)
+	if !res.Valid || kept == nil {
+		return res
+	}
+	if kept.DocumentID != l.DocumentID {
+		return breakAt(res, nil, kept.Seq, "the head kept earlier belongs to document "+kept.DocumentID)
+	}
+	if why := checkSignature(kept, keys); why != "" {
+		return breakAt(res, nil, kept.Seq, "the head kept earlier "+why)
+	}
+	var r *Record
+	for _, e := range l.Entries {
+		if e.Seq == kept.Seq {
+			r = e
+		}
+	}
+	switch {
+	case r == nil:
+		return breakAt(res, nil, kept.Seq, fmt.Sprintf("missing: the trail was rolled back: a head signed at %s names entry %d, the trail ends at entry %d", kept.SignedAt, kept.Seq, res.Entries))
+	case r.Hash != kept.Hash:
+		return breakAt(res, r, kept.Seq, "rewritten: its hash is not the one a head signed at "+kept.SignedAt+" names")
+	}
+	res.Notes = append(res.Notes, fmt.Sprintf("holds the head kept earlier (entry %d, signed at %s)", kept.Seq, kept.SignedAt))
+	return res
 }

@@ -56,7 +56,7 @@ func TestASignatureIsAudited(t *testing.T) {
 		!regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(data.DataSHA256) || e2.IP != "127.0.0.1" || e2.UserAgent == "" {
 		t.Fatalf("signature entry: %+v %s", e2, e2.Data)
 	}
-	if res := audit.Verify(l, nil); !res.Valid {
+	if res := audit.Verify(l, auditKeys()); !res.Valid {
 		t.Fatalf("verify: %+v", res)
 	}
 }

@@ -1,7 +1,9 @@
 package signature
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/auth"
 	blobstore "github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/document"
@@ -28,6 +31,17 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+// auditKey signs every audit head written in this package's tests (an
+// unsigned trail does not verify).
+var auditKey = audit.NewSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedSize)))
+
+func init() { audit.SetSigner(auditKey) }
+
+// auditKeys is what the tests verify trails with: the published key.
+func auditKeys() map[string]ed25519.PublicKey {
+	return map[string]ed25519.PublicKey{auditKey.KeyID: auditKey.Public()}
+}
 
 func testLog() *slog.Logger {
 	if os.Getenv("TEST_LOG") != "" {

@@ -389,7 +389,7 @@ func TestSigningRequestTwoSequentialSignersAndAParallelApprover(t *testing.T) {
 			t.Errorf("audit trail lacks %s: %v", want, types)
 		}
 	}
-	if res := audit.Verify(trail, nil); !res.Valid {
+	if res := audit.Verify(trail, auditKeys()); !res.Valid {
 		t.Errorf("audit trail invalid: %+v", res)
 	}
 	if len(trail.Checkpoints) == 0 || !strings.Contains(string(text), trail.Checkpoints[0].Hash) {
