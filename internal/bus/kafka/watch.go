@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/docstream/docstream/internal/bus"
@@ -35,8 +36,11 @@ import (
 // Pending is, over the partitions the subscription reads (a group member:
 // those assigned to it), the end offset minus the offset after the last
 // record handed to the handler (or the group's committed offset, when
-// further): its lag. AckPending is the records in the handler now (a
-// group commits them after it).
+// further): its lag. A group member with no partition assigned counts the
+// lag of the partitions no member of its group holds (see held): it is
+// stalled while records wait there, and healthy when every partition is
+// another member's. AckPending is the records in the handler now (a group
+// commits them after it).
 
 // tp is one partition of one topic.
 type tp struct {
@@ -242,11 +246,15 @@ var (
 	errStalled         = errors.New("no progress while records are pending")
 	errClientClosed    = errors.New("client closed")
 	errPartitionsAdded = errors.New("partitions added to the topic")
+	errUnheld          = errors.New("no partition assigned while records wait on partitions no group member holds")
 )
 
 // observe asks the brokers for the subscription's lag and records it.
-// added reports partitions of a broadcast's topics it does not read.
-func (b *Bus) observe(ctx context.Context, w *watched, topics []string, group string) (added bool, err error) {
+// added reports partitions of a broadcast's topics it does not read;
+// orphans, that the subscription is a group member with no partition
+// assigned that counted the lag of partitions no member of its group
+// holds (see unheld).
+func (b *Bus) observe(ctx context.Context, w *watched, topics []string, group string) (added, orphans bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, min(b.opts.RequestTimeout, w.stallAfter))
 	defer cancel()
 	ends, err := b.adm.ListEndOffsets(ctx, topics...)
@@ -254,26 +262,56 @@ func (b *Bus) observe(ctx context.Context, w *watched, topics []string, group st
 		err = ends.Error()
 	}
 	if err != nil {
-		return false, fmt.Errorf("kafka: end offsets: %w", err)
+		return false, false, fmt.Errorf("kafka: end offsets: %w", err)
 	}
 	starts, err := b.adm.ListStartOffsets(ctx, topics...)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
-		return false, fmt.Errorf("kafka: start offsets: %w", err)
+		return false, false, fmt.Errorf("kafka: start offsets: %w", err)
 	}
 	var committed kadm.OffsetResponses
 	if group != "" {
-		if committed, err = b.adm.FetchOffsets(ctx, group); err != nil {
-			return false, fmt.Errorf("kafka: committed offsets of %s: %w", group, err)
+		// A group no member ever joined has no commits (no error: its
+		// members' lag is counted from the start).
+		if committed, err = b.adm.FetchOffsets(ctx, group); errors.Is(err, kerr.GroupIDNotFound) {
+			committed, err = nil, nil
+		}
+		if err != nil {
+			return false, false, fmt.Errorf("kafka: committed offsets of %s: %w", group, err)
 		}
 	}
 	w.mu.Lock()
+	idle := w.group && len(w.reads) == 0
+	w.mu.Unlock()
+	var unheld func(tp) bool
+	if idle {
+		held, known, err := b.held(ctx, group)
+		if err != nil {
+			return false, false, err
+		}
+		if !known {
+			// The group is rebalancing: what is held is being decided.
+			// The member's lag stays what it was, and so does the rule:
+			// nothing pending is caught up.
+			w.mu.Lock()
+			if w.st.Pending == 0 {
+				w.st.LastProgress = time.Now()
+			}
+			w.mu.Unlock()
+			return false, false, nil
+		}
+		unheld = func(k tp) bool { return !held.Lookup(k.topic, k.partition) }
+	}
+	w.mu.Lock()
+	if len(w.reads) > 0 {
+		unheld = nil // assigned since
+	}
 	var pending uint64
 	ends.Each(func(o kadm.ListedOffset) {
 		k := tp{o.Topic, o.Partition}
-		if !w.reads[k] {
+		if !w.reads[k] && (unheld == nil || !unheld(k)) {
 			added = added || !w.group
 			return
 		}
@@ -294,7 +332,34 @@ func (b *Bus) observe(ctx context.Context, w *watched, topics []string, group st
 	}
 	w.mu.Unlock()
 	w.export()
-	return added, nil
+	return added, unheld != nil && pending > 0, nil
+}
+
+// held is the set of partitions the members of group hold now, as the
+// group's coordinator knows it: a member with no partition assigned is
+// idle for one of two reasons. The group has more members than the topic
+// has partitions, and every partition is held by another member: nothing
+// is its to read, and it is healthy. Or records wait on partitions that no
+// member holds (this member cannot join its group, or joined and was given
+// nothing while a partition lost its member): nobody reads them, so they
+// are this member's lag, and if it does not progress it is stalled and
+// replaced (a new member joins again). known is false while the group
+// rebalances (the coordinator reports assignments of a stable group only).
+func (b *Bus) held(ctx context.Context, group string) (held kadm.TopicsSet, known bool, err error) {
+	gs, err := b.adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return nil, false, fmt.Errorf("kafka: describe group %s: %w", group, err)
+	}
+	g, ok := gs[group]
+	switch {
+	case !ok, errors.Is(g.Err, kerr.GroupIDNotFound), g.State == "Dead", g.State == "Empty":
+		return kadm.TopicsSet{}, true, nil // no member: nothing is held
+	case g.Err != nil:
+		return nil, false, fmt.Errorf("kafka: describe group %s: %w", group, g.Err)
+	case g.State != "Stable":
+		return nil, false, nil
+	}
+	return g.AssignedPartitions(), true, nil
 }
 
 // watchdog checks the subscription until ctx is done and cancels it (with
@@ -310,7 +375,7 @@ func (b *Bus) watchdog(ctx context.Context, w *watched, topics []string, group s
 			return
 		case <-t.C:
 		}
-		added, err := b.observe(ctx, w, topics, group)
+		added, orphans, err := b.observe(ctx, w, topics, group)
 		if ctx.Err() != nil {
 			return
 		}
@@ -330,7 +395,11 @@ func (b *Bus) watchdog(ctx context.Context, w *watched, topics []string, group s
 			return
 		}
 		if s := w.State(); s.Stalled && s.Pending > 0 {
-			cancel(errStalled)
+			if orphans {
+				cancel(errUnheld)
+			} else {
+				cancel(errStalled)
+			}
 			return
 		}
 	}
@@ -343,6 +412,12 @@ func (b *Bus) watchdog(ctx context.Context, w *watched, topics []string, group s
 // pause.
 func (b *Bus) subscribe(ctx context.Context, w *watched, topics []string, group string,
 	open func(context.Context) (*kgo.Client, error), run func(context.Context, *kgo.Client) error) error {
+	// A group member's Close leaves its group, which waits for a join in
+	// progress: up to the session timeout (45 s) when the coordinator keeps
+	// failing it. The next client does not wait for that; Group and
+	// Broadcast return once every client is closed.
+	var closing sync.WaitGroup
+	defer closing.Wait()
 	for fails := 0; ; {
 		cl, err := open(ctx)
 		if err == nil {
@@ -354,7 +429,7 @@ func (b *Bus) subscribe(ctx context.Context, w *watched, topics []string, group 
 			cause := context.Cause(sub)
 			cancel(nil)
 			wg.Wait()
-			cl.Close()
+			closing.Go(cl.Close)
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/docstream/docstream/internal/bus"
@@ -306,3 +309,124 @@ func TestAHealthyConsumerIsNeverReportedStalled(t *testing.T) {
 		t.Fatalf("a consumer that is not running must fail readiness, got %v", err)
 	}
 }
+
+// describe is the group's state and the partitions its members hold, as
+// the coordinator reports them.
+func describe(t *testing.T, c *kfake.Cluster, group string) (state string, members, held int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	gs, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
+	if err != nil {
+		return err.Error(), 0, 0
+	}
+	g := gs[group]
+	g.AssignedPartitions().Each(func(string, int32) { held++ })
+	return g.State, len(g.Members), held
+}
+
+// TestAGroupMemberWithNoPartitionWhileRecordsWaitOnNoMemberIsStalled keeps
+// a group member from joining its group (the coordinator fails every
+// JoinGroup) while events are published: it is assigned nothing and
+// nobody reads the partitions. Its lag is theirs, so it is reported
+// stalled (readiness names it) and replaced; before, a member with nothing
+// assigned had nothing pending and was never reported. Once it can join,
+// every event arrives and readiness is back.
+func TestAGroupMemberWithNoPartitionWhileRecordsWaitOnNoMemberIsStalled(t *testing.T) {
+	b, c, logs := watchedBus(t, 2)
+	fault := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.JoinGroup}, Group: "indexer." + bus.TopicDocuments, Err: kerr.CoordinatorLoadInProgress, Count: -1})
+	publish(t, b, 0, 20)
+	got := start(t, b, subscriptions[0])
+	var ready error
+	var last bus.ConsumerState
+	waitUntil(t, 20*time.Second, "the member with nothing assigned reported stalled and replaced", func() bool {
+		last, _ = state(b, "indexer")
+		ready = bus.CheckConsumers(b, "indexer")
+		return last.Stalled && last.Pending == 20 && last.Resubscribes > 0 && ready != nil
+	}, stateOf{&last})
+	if !strings.Contains(ready.Error(), "consumer indexer of cdc.documents stalled") {
+		t.Fatalf("readiness error %q does not name the stalled consumer", ready)
+	}
+	if !strings.Contains(last.LastError, "no partition assigned") || !strings.Contains(logs.String(), "no group member holds") {
+		t.Fatalf("consumer state %+v: want the unheld partitions as the reason, logged", last)
+	}
+	if n, _ := got.distinct(); n != 0 {
+		t.Fatalf("%d events arrived while the member could not join", n)
+	}
+	fault.Remove()
+	waitUntil(t, 30*time.Second, "every event once the member joins", func() bool { n, _ := got.distinct(); return n == 20 })
+	waitUntil(t, 10*time.Second, "readiness once the member progresses", func() bool { return bus.CheckConsumers(b, "indexer") == nil })
+}
+
+// TestAGroupMemberWithNoPartitionBecauseEveryPartitionIsHeldIsHealthy runs
+// three members of one group over two partitions: one is assigned
+// nothing. While the other two are busy in their handlers for three stall
+// timeouts with records uncommitted, the idle one is not reported stalled:
+// the records waiting are on partitions other members hold.
+func TestAGroupMemberWithNoPartitionBecauseEveryPartitionIsHeldIsHealthy(t *testing.T) {
+	b, c, _ := watchedBus(t, 2)
+	var holding atomic.Bool
+	release := make(chan struct{})
+	got := &tally{seen: map[string]int{}}
+	h := func(ctx context.Context, msgs []bus.Message) error {
+		if holding.Load() {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return got.handle(ctx, msgs)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	for range 3 {
+		wg.Go(func() {
+			_ = b.Group(bus.Named(ctx, "indexer"), bus.TopicDocuments, "indexer", bus.GroupOptions{MaxBatch: 5, MaxWait: 10 * time.Millisecond}, h)
+		})
+	}
+	group := "indexer." + bus.TopicDocuments
+	var st string
+	var members, held int
+	waitUntil(t, 30*time.Second, "three members holding the two partitions", func() bool {
+		st, members, held = describe(t, c, group)
+		return st == "Stable" && members == 3 && held == 2
+	}, &st, &members, &held)
+	holding.Store(true)
+	publish(t, b, 0, 30)
+	waitUntil(t, 10*time.Second, "the holders busy with records", func() bool {
+		busy := 0
+		for _, s := range b.Consumers() {
+			if s.AckPending > 0 {
+				busy++
+			}
+		}
+		return busy == 2
+	})
+	for end := time.Now().Add(3 * stallAfter); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if err := bus.CheckConsumers(b, "indexer"); err != nil {
+			t.Fatalf("a member with nothing assigned while every partition is held failed readiness: %v", err)
+		}
+	}
+	close(release)
+	waitUntil(t, 20*time.Second, "the 30 events", func() bool { n, _ := got.distinct(); return n == 30 })
+	for _, s := range b.Consumers() {
+		if s.Stalled || s.Resubscribes != 0 {
+			t.Errorf("healthy member: %+v, want never stalled nor replaced", s)
+		}
+	}
+}
+
+// stateOf shows *s as waitUntil fails (its value then, not a pointer).
+type stateOf struct{ s *bus.ConsumerState }
+
+func (s stateOf) String() string { return fmt.Sprintf("%+v", *s.s) }
