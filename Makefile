@@ -33,7 +33,7 @@ fuzz: bootstrap
 # Refreshes docs/screenshots/*.png from the browser tests (which otherwise
 # write them to a temp dir).
 screenshots: bootstrap
-	DOCSTREAM_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser(Management)?$$' ./internal/app/
+	DOCSTREAM_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser' ./internal/app/
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/docstream

@@ -94,7 +94,7 @@ export async function oidcSignIn(returnTo) {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
   const state = randomString(16);
   const nonce = randomString(16);
-  sessionStorage.setItem(PENDING, JSON.stringify({ verifier, state, nonce, returnTo: returnTo || '/', token_endpoint: meta.token_endpoint }));
+  sessionStorage.setItem(PENDING, JSON.stringify({ verifier, state, nonce, returnTo: returnTo || '/', token_endpoint: meta.token_endpoint, userinfo_endpoint: meta.userinfo_endpoint || '' }));
   const q = new URLSearchParams({
     response_type: 'code', client_id: o.client_id, redirect_uri: redirectURI(), scope: o.scopes,
     state, nonce, code_challenge: b64url(digest), code_challenge_method: 'S256',
@@ -129,11 +129,19 @@ export async function oidcCallback() {
   if (!r.ok) throw new Error(`the token endpoint answered ${r.status}: ${t.error || ''} ${t.error_description || ''}`);
   const id = claims(t.id_token || '');
   if (id.nonce && id.nonce !== pending.nonce) throw new Error('the ID token is not for this sign-in (nonce mismatch)');
+  // A provider that issues an access token may leave the profile out of
+  // the ID token (OpenID Connect Core 5.4): it is at the userinfo endpoint.
+  let profile = id;
+  if (!id.email && !id.name && t.access_token && pending.userinfo_endpoint) {
+    const u = await fetch(pending.userinfo_endpoint, { headers: { Authorization: 'Bearer ' + t.access_token } }).catch(() => null);
+    const info = u && u.ok ? await u.json().catch(() => ({})) : {};
+    if (!info.sub || info.sub === id.sub) profile = { ...info, ...id, email: info.email, name: info.name, preferred_username: info.preferred_username };
+  }
   // The API verifies JWTs against the issuer's keys: the access token when
   // it is one, else the ID token.
   const bearer = (t.access_token && t.access_token.split('.').length === 3) ? t.access_token : (t.id_token || t.access_token);
   const exp = claims(bearer).exp || id.exp;
-  save({ kind: 'oidc', token: bearer, user: id.sub || '', email: id.email || '', name: id.name || id.preferred_username || '',
+  save({ kind: 'oidc', token: bearer, user: id.sub || '', email: profile.email || '', name: profile.name || profile.preferred_username || '',
     expires_at: exp ? new Date(exp * 1000).toISOString() : (t.expires_in ? new Date(Date.now() + t.expires_in * 1000).toISOString() : null) });
   return pending.returnTo || '/';
 }
