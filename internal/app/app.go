@@ -133,7 +133,13 @@ func validateAuth(c *Config, chosen []*Module, in func(string) bool) error {
 // one, the targets that append audit entries (document, signature) write
 // unsigned heads, which verification reports; serve refuses that in
 // required mode, the production shape, where the trail is evidence.
+// --audit-verify-keys (the keys before a rotation) are published beside it.
 func setAuditKey(c *Config, in func(string) bool) error {
+	old, err := audit.LoadVerifyKeys(c.Shared.AuditVerifyKeys)
+	if err != nil {
+		return err
+	}
+	audit.SetVerifyKeys(old)
 	if c.Shared.AuditSigningKey == "" {
 		audit.SetSigner(nil)
 		if c.Auth.ModeOf() == auth.ModeRequired && (in("document") || in("signature")) {

@@ -95,6 +95,10 @@ func TestRequiredModeNeedsTheAuditSigningKey(t *testing.T) {
 	if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--audit-signing-key") {
 		t.Fatalf("a malformed key: %v", err)
 	}
+	c = parse(t, map[string]string{"AUDIT_VERIFY_KEYS": "ed25519:not base64"}, secret...)
+	if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--audit-verify-keys") {
+		t.Fatalf("a malformed old key: %v", err)
+	}
 }
 
 // serve refuses to run the webhooks target without --webhooks-secret-key

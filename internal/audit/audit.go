@@ -35,6 +35,7 @@ package audit
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -144,6 +145,15 @@ func SetSigner(s *Signer) { signer.Store(s) }
 
 // CurrentSigner is the key set by SetSigner, or nil.
 func CurrentSigner() *Signer { return signer.Load() }
+
+// verifyKeys are the public halves of keys that signed before a rotation:
+// published so that heads and checkpoints they signed still verify, never
+// used to sign.
+var verifyKeys atomic.Pointer[[]ed25519.PublicKey]
+
+// SetVerifyKeys publishes keys (besides the signer's) for verification
+// only: the keys of --audit-verify-keys.
+func SetVerifyKeys(keys []ed25519.PublicKey) { verifyKeys.Store(&keys) }
 
 type clientKey struct{}
 
@@ -416,11 +426,24 @@ func OwnerOf(l *Log) string {
 }
 
 // PublishedKeys is the key set of /.well-known/docstream-audit-keys: the
-// public half of this process's key (none without one).
+// public half of this process's key first, then the keys it signed with
+// before a rotation (SetVerifyKeys), each once.
 func PublishedKeys() KeySet {
 	ks := KeySet{Keys: []PublicKey{}}
+	seen := map[string]bool{}
+	add := func(pub ed25519.PublicKey) {
+		if k := PublicKeyOf(pub); !seen[k.KeyID] {
+			seen[k.KeyID] = true
+			ks.Keys = append(ks.Keys, k)
+		}
+	}
 	if s := CurrentSigner(); s != nil {
-		ks.Keys = append(ks.Keys, PublicKeyOf(s.Public()))
+		add(s.Public())
+	}
+	if old := verifyKeys.Load(); old != nil {
+		for _, pub := range *old {
+			add(pub)
+		}
 	}
 	return ks
 }

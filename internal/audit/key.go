@@ -166,3 +166,53 @@ func DevKey(path string) (*Signer, error) {
 	}
 	return NewSigner(priv), nil
 }
+
+// LoadVerifyKeys reads --audit-verify-keys: a comma-separated list of the
+// keys audit heads and checkpoints were signed with before a rotation, each
+// the key itself or a file holding it. A key is its private form (what
+// --audit-signing-key took: PEM PKCS#8 or "ed25519:<base64 seed>"), whose
+// public half is kept, or a PEM public key (`openssl pkey -pubout`).
+func LoadVerifyKeys(value string) ([]ed25519.PublicKey, error) {
+	var out []ed25519.PublicKey
+	for _, item := range strings.Split(value, ",") {
+		v := strings.TrimSpace(item)
+		if v == "" {
+			continue
+		}
+		raw := []byte(v)
+		name := "a key"
+		if !strings.HasPrefix(v, seedPrefix) && !strings.HasPrefix(v, "-----BEGIN") {
+			b, err := os.ReadFile(v)
+			if err != nil {
+				return nil, fmt.Errorf("--audit-verify-keys: %w", err)
+			}
+			raw, name = b, v
+		}
+		pub, err := parsePublic(raw)
+		if err != nil {
+			return nil, fmt.Errorf("--audit-verify-keys: %s: %w", name, err)
+		}
+		out = append(out, pub)
+	}
+	return out, nil
+}
+
+// parsePublic reads a public key, or the public half of a private one.
+func parsePublic(raw []byte) (ed25519.PublicKey, error) {
+	if block, _ := pem.Decode(raw); block != nil && block.Type == "PUBLIC KEY" {
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("PEM public key: %w", err)
+		}
+		pub, ok := k.(ed25519.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("PEM public key is a %T, not Ed25519", k)
+		}
+		return pub, nil
+	}
+	s, err := ParseKey(raw)
+	if err != nil {
+		return nil, errors.New("not a PEM public key, a PEM private key nor ed25519:<base64 seed>")
+	}
+	return s.Public(), nil
+}
