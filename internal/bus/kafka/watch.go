@@ -405,65 +405,18 @@ func (b *Bus) watchdog(ctx context.Context, w *watched, topics []string, group s
 	}
 }
 
-// subscribe runs one client after another until ctx is done: open makes
-// the client (and says what it reads), run polls it under a watchdog.
-// Whatever ends a client other than ctx (an error, a closed client, a
-// stall) is logged and counted, and the next one starts after a short
-// pause.
+// subscribe runs one client after another until ctx is done
+// (bus.Resubscribe): open makes the client (and says what it reads), run
+// polls it under the watchdog.
 func (b *Bus) subscribe(ctx context.Context, w *watched, topics []string, group string,
 	open func(context.Context) (*kgo.Client, error), run func(context.Context, *kgo.Client) error) error {
-	// A group member's Close leaves its group, which waits for a join in
-	// progress: up to the session timeout (45 s) when the coordinator keeps
-	// failing it. The next client does not wait for that; Group and
-	// Broadcast return once every client is closed.
-	var closing sync.WaitGroup
-	defer closing.Wait()
-	for fails := 0; ; {
-		cl, err := open(ctx)
-		if err == nil {
-			sub, cancel := context.WithCancelCause(ctx)
-			var wg sync.WaitGroup
-			wg.Go(func() { b.watchdog(sub, w, topics, group, cancel) })
-			began := time.Now()
-			err = run(sub, cl)
-			cause := context.Cause(sub)
-			cancel(nil)
-			wg.Wait()
-			closing.Go(cl.Close)
-			if ctx.Err() != nil {
-				return nil
-			}
-			if cause != nil && !errors.Is(cause, context.Canceled) {
-				err = cause
-			}
-			if err == nil {
-				err = errors.New("subscription ended")
-			}
-			if time.Since(began) > w.stallAfter {
-				fails = 0 // it had worked: retry at once
-			}
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		wait := retryWait(fails, 5*time.Second)
-		fails++
-		b.opts.Log.Warn("bus subscription lost; subscribing again", "consumer", w.name, "topic", w.st.Topic, "group", w.st.Group,
-			"reason", err, "in", wait)
-		w.resubscribed(err) // after the log: whoever sees the count finds the line
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
-}
-
-// retryWait is the pause before attempt n+1: 100 ms doubling up to max.
-func retryWait(n int, max time.Duration) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
+	return bus.Resubscribe(ctx, bus.Subscriber[*kgo.Client]{
+		Name: w.name, Topic: w.st.Topic, Group: w.st.Group, StallAfter: w.stallAfter, Log: b.opts.Log,
+		Open: open, Run: run,
+		Watch: func(ctx context.Context, _ *kgo.Client, cancel context.CancelCauseFunc) {
+			b.watchdog(ctx, w, topics, group, cancel)
+		},
+		Close:        (*kgo.Client).Close,
+		Resubscribed: w.resubscribed,
+	})
 }

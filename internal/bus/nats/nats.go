@@ -367,50 +367,19 @@ func (b *Bus) groupConsumer(ctx context.Context, topic, group string, opts bus.G
 	return cons, nil
 }
 
-// subscribe runs one subscription after another until ctx is done: open
-// makes the consumer, run consumes it under a watchdog. Whatever ends a
-// subscription other than ctx (an error, a lost consumer, a stall) is
-// logged and counted, and the next one starts after a short pause.
+// subscribe runs one subscription after another until ctx is done
+// (bus.Resubscribe): open makes the consumer, run consumes it under the
+// watchdog.
 func (b *Bus) subscribe(ctx context.Context, w *watched, open func(context.Context) (jetstream.Consumer, error),
 	run func(context.Context, jetstream.Consumer) error) error {
-	for fails := 0; ; {
-		cons, err := open(ctx)
-		if err == nil {
-			sub, cancel := context.WithCancelCause(ctx)
-			var wg sync.WaitGroup
-			wg.Go(func() { b.watchdog(sub, cons, w, cancel) })
-			began := time.Now()
-			err = run(sub, cons)
-			cause := context.Cause(sub)
-			cancel(nil)
-			wg.Wait()
-			if ctx.Err() != nil {
-				return nil
-			}
-			if cause != nil && !errors.Is(cause, context.Canceled) {
-				err = cause
-			}
-			if err == nil {
-				err = errors.New("subscription ended")
-			}
-			if time.Since(began) > b.opts.StallAfter {
-				fails = 0 // it had worked: retry at once
-			}
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		wait := retryWait(fails, 5*time.Second)
-		fails++
-		w.resubscribed(err)
-		b.opts.Log.Warn("bus subscription lost; subscribing again", "consumer", w.name, "topic", w.st.Topic, "group", w.st.Group,
-			"reason", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
+	return bus.Resubscribe(ctx, bus.Subscriber[jetstream.Consumer]{
+		Name: w.name, Topic: w.st.Topic, Group: w.st.Group, StallAfter: b.opts.StallAfter, Log: b.opts.Log,
+		Open: open, Run: run,
+		Watch: func(ctx context.Context, cons jetstream.Consumer, cancel context.CancelCauseFunc) {
+			b.watchdog(ctx, cons, w, cancel)
+		},
+		Resubscribed: w.resubscribed,
+	})
 }
 
 // OrderedAcrossTopics reports that a Broadcast over several topics hands

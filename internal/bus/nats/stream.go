@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -142,14 +141,4 @@ func (b *Bus) Prepare(ctx context.Context, topics ...string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// retryWait is the pause before attempt n (from 0) of something retried
-// until it works: 100ms doubling up to max.
-func retryWait(n int, max time.Duration) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
 }
