@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,6 +102,51 @@ Load a corpus first with "docstream bench load".`,
 	})
 	config.NoEnv(fs)
 	cmd.AddCommand(newBenchLoadCmd(e))
+	cmd.AddCommand(newBenchFloorCmd(e))
+	return cmd
+}
+
+// newBenchFloorCmd is `docstream bench floor`: the get scenario's floor, a
+// bare net/http handler serving copies of the document service's answers.
+func newBenchFloorCmd(e *env) *cobra.Command {
+	var listen, docURL, token string
+	cmd := &cobra.Command{
+		Use:   "floor",
+		Short: "Serve the get scenario's floor: a bare net/http handler answering copies of the document service's GETs",
+		Long: `Copy the first 1,000 documents' GET answers (and the first page of the list) from --document-url,
+then serve them from memory on --listen with a bare net/http handler until interrupted. Run
+"docstream bench get --document-url http://<listen>" against it beside the same run against the
+service, in the same minutes: the service's share of this floor is what its work costs beyond HTTP.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if token == "" {
+				token = e.getenv("DOCSTREAM_TOKEN")
+			}
+			h, err := bench.Floor(cmd.Context(), http.DefaultClient, strings.TrimRight(docURL, "/"), token)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "bench floor: serving on http://%s\n", ln.Addr())
+			srv := &http.Server{Handler: h}
+			go func() {
+				<-cmd.Context().Done()
+				_ = srv.Close()
+			}()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&listen, "listen", "127.0.0.1:8099", "address the floor serves on")
+	fs.StringVar(&docURL, "document-url", "http://localhost:8005", "the document service whose answers are copied")
+	fs.StringVar(&token, "token", "", "bearer token for the copy (default: DOCSTREAM_TOKEN)")
+	config.NoEnv(fs)
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -248,6 +249,9 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 	log := r.Log()
 	cache := document.NewCache(rdb, c.Document.CacheTTL, log)
 	cfg := c.Document
+	// The in-process cache needs the change stream, as the invalidator
+	// does: without it there is none.
+	var local *document.LocalCache
 	switch {
 	case !cfg.CacheInvalidator || rdb == nil:
 		cfg.InvalidatorOff = "" // nothing to heal: no detail, no warning
@@ -260,9 +264,28 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 		}
 		inv := document.NewInvalidator(cache, document.InvalidatorConfig{}, log)
 		r.Go("document cache invalidator", func(ctx context.Context) error { return inv.Run(ctx, b) })
+		if cfg.LocalCacheSize > 0 {
+			local = document.NewLocalCache(cfg.LocalCacheSize, cfg.LocalCacheMaxLag, log)
+			r.Go("document local cache", func(ctx context.Context) error { return local.Run(ctx, b) })
+		}
 	}
 	svc := document.NewService(document.NewStore(pool), bucket, cache, log)
 	svc.SetMode(authn.Mode())
+	svc.SetLocalCache(local)
+	views := document.NewViews(cache, cfg.ViewsFlush)
+	svc.SetViews(views)
+	r.Go("document views", views.Run)
+	// Closers run after every component stopped (the HTTP server drained)
+	// and before Redis closes (opened earlier, closed later): the views
+	// counted last are flushed.
+	r.OnClose(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := views.Flush(ctx); err != nil {
+			return fmt.Errorf("document views: last flush: %w", err)
+		}
+		return nil
+	})
 	cfg.Admission = httpx.NewAdmission("document", c.Shared.Admission)
 	cfg.Auth = authn
 	keys, err := r.APIKeys(ctx)

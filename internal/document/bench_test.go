@@ -143,8 +143,8 @@ func BenchmarkFloorRawInsertCommit(b *testing.B) {
 	})
 }
 
-// The floor under the cache hit's Redis part: one pipelined GET+INCR+PFADD
-// round trip, as Cache.Get sends it in open mode, without HTTP.
+// The floor under a Redis cache hit (the in-process cache bypassed): one
+// GET round trip and the entry's decoding, as Cache.Get does, without HTTP.
 func BenchmarkFloorRedisPipelineRoundTrip(b *testing.B) {
 	e := newEnv(&testing.T{})
 	ctx := context.Background()
@@ -153,7 +153,7 @@ func BenchmarkFloorRedisPipelineRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	runParallel(b, func() error {
-		if e.svc.cache.Get(ctx, d.ID, "127.0.0.1", true, nil) == nil {
+		if e.svc.cache.Get(ctx, d.ID) == nil {
 			return &statusErr{404}
 		}
 		return nil
@@ -179,8 +179,7 @@ func benchAccessEnv(b *testing.B, m auth.Mode, p auth.Principal) *env {
 var benchOwner = auth.Principal{Kind: auth.KindUser, Subject: "owner", Email: "owner@company.com", EmailVerified: true, Groups: []string{"sales", "emea"}}
 
 // GET cache hit with the principal on the request: open mode (nothing
-// checked) against required mode (the Lua read that counts the view only
-// for a reader, then the readers check in Go).
+// checked) against required mode (the readers check in Go).
 func BenchmarkAccessGetCacheHit(b *testing.B) {
 	for _, m := range []auth.Mode{auth.ModeOpen, auth.ModeRequired} {
 		b.Run(string(m), func(b *testing.B) {
@@ -217,36 +216,6 @@ func BenchmarkAccessList(b *testing.B) {
 			}
 			url := e.srv.URL + "/documents?limit=100"
 			runParallel(b, func() error { return get(url) })
-		})
-	}
-}
-
-// The Redis part of a cache hit alone, no HTTP: open mode's pipelined
-// GET+INCR+PFADD against required mode's Lua read (decode the entry,
-// match the caller's keys against its readers, count the view).
-func BenchmarkAccessCacheRoundTrip(b *testing.B) {
-	for _, m := range []auth.Mode{auth.ModeOpen, auth.ModeRequired} {
-		b.Run(string(m), func(b *testing.B) {
-			e := newEnv(&testing.T{})
-			ctx := auth.WithPrincipal(context.Background(), benchOwner)
-			e.svc.SetMode(auth.ModeRequired)
-			d := e.svc.store
-			r, err := e.svc.Create(ctx, CreateInput{Title: "Benchmark", CreatedBy: "owner@company.com"}, strings.NewReader(strings.Repeat("x", 1024)), 1<<20)
-			if err != nil {
-				b.Fatal(err)
-			}
-			rec, err := d.Record(ctx, r.ID, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			e.svc.cache.Put(ctx, rec)
-			open, keys := m == auth.ModeOpen, benchOwner.ReaderKeys()
-			runParallel(b, func() error {
-				if e.svc.cache.Get(ctx, r.ID, "127.0.0.1", open, keys) == nil {
-					return &statusErr{404}
-				}
-				return nil
-			})
 		})
 	}
 }

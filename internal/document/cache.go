@@ -3,6 +3,7 @@ package document
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -18,7 +19,8 @@ var (
 		Name: "docstream_document_cache_total",
 		Help: "Document cache lookups by result (hit, miss, skipped: Redis unavailable).",
 	}, []string{"result"})
-	redisUp = prometheus.NewGauge(prometheus.GaugeOpts{
+	cacheHit, cacheMiss, cacheSkipped = cacheResults.WithLabelValues("hit"), cacheResults.WithLabelValues("miss"), cacheResults.WithLabelValues("skipped")
+	redisUp                           = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "docstream_document_redis_up",
 		Help: "1 while Redis answers, 0 while the document service runs without cache and analytics.",
 	})
@@ -149,27 +151,6 @@ end
 redis.call('SET', KEYS[1], '-' .. ARGV[1] .. '.' .. ARGV[3], 'PX', ARGV[2])
 return 1`
 
-// viewLua reads KEYS[1] and, when it is an entry whose readers hold one of
-// ARGV[2..], counts a view by ARGV[1] (KEYS[2], KEYS[3]): the access
-// checked read of required mode in one round trip. A caller the entry
-// does not admit is not counted; the caller decides again in Go from the
-// same entry.
-var viewScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if not cur or string.sub(cur, 1, 1) == '-' then return cur end
-local ok, doc = pcall(cjson.decode, cur)
-if not ok or type(doc) ~= 'table' or type(doc.readers) ~= 'table' then return cur end
-for _, r in ipairs(doc.readers) do
-  for i = 2, #ARGV do
-    if r == ARGV[i] then
-      redis.call('INCR', KEYS[2])
-      redis.call('PFADD', KEYS[3], ARGV[1])
-      return cur
-    end
-  end
-end
-return cur`)
-
 // entry is what document:{id} holds: the document and who may read it.
 type entry struct {
 	Document
@@ -275,78 +256,69 @@ func docKey(id string) string    { return "document:" + id }
 func viewsKey(id string) string  { return "views:" + id }
 func uniqueKey(id string) string { return "unique_views:" + id }
 
-// Get reads the cached document and its readers, and records a view by
-// clientIP, in one round trip. With count (open mode, or an admin) the
-// view is counted whatever the answer (the caller undoes it for an id
-// that does not exist); otherwise only when the entry's readers hold one
-// of keys, and the caller counts a miss itself (CountView) once it knows
-// the caller may view. It returns nil on a miss (or when Redis is
-// unavailable).
-func (c *Cache) Get(ctx context.Context, id, clientIP string, count bool, keys []string) *Record {
+// Get reads the cached document and its readers. It returns nil on a
+// miss (or when Redis is unavailable). Views are counted apart (Views).
+func (c *Cache) Get(ctx context.Context, id string) *Record {
 	if !c.usable() {
-		cacheResults.WithLabelValues("skipped").Inc()
+		cacheSkipped.Inc()
 		return nil
 	}
-	var get interface{ Bytes() ([]byte, error) }
-	var err error
-	if count {
-		_, err = c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			get = p.Get(ctx, docKey(id))
-			p.Incr(ctx, viewsKey(id))
-			p.PFAdd(ctx, uniqueKey(id), clientIP)
-			return nil
-		})
-	} else {
-		args := make([]any, 0, len(keys)+1)
-		args = append(args, clientIP)
-		for _, k := range keys {
-			args = append(args, k)
-		}
-		cmd := viewScript.Run(ctx, c.rdb, []string{docKey(id), viewsKey(id), uniqueKey(id)}, args...)
-		get, err = scriptBytes{cmd}, cmd.Err()
-	}
+	b, err := c.rdb.Get(ctx, docKey(id)).Bytes()
 	if err != nil && err != redis.Nil {
 		c.failed(ctx, "get", err)
-		cacheResults.WithLabelValues("skipped").Inc()
+		cacheSkipped.Inc()
 		return nil
 	}
 	stale := c.ok(ctx, id)
-	b, err := get.Bytes()
 	if err != nil || strings.HasPrefix(string(b), tombstonePrefix) || stale {
-		cacheResults.WithLabelValues("miss").Inc()
+		cacheMiss.Inc()
 		return nil
 	}
 	var e entry
 	// An entry without readers was written before entries carried them:
 	// access cannot be decided from it.
 	if json.Unmarshal(b, &e) != nil || e.Readers == nil {
-		cacheResults.WithLabelValues("miss").Inc()
+		cacheMiss.Inc()
 		return nil
 	}
-	cacheResults.WithLabelValues("hit").Inc()
+	cacheHit.Inc()
 	return e.record()
 }
 
-// scriptBytes reads a script's string answer as a StringCmd would.
-type scriptBytes struct{ *redis.Cmd }
+// errRedisDown: Redis is in its back-off after a failure.
+var errRedisDown = errors.New("redis unavailable")
 
-func (s scriptBytes) Bytes() ([]byte, error) {
-	v, err := s.Text()
-	return []byte(v), err
-}
-
-// CountView records a view by clientIP (a read that missed the cache in
-// required mode, once the caller was found to be a reader).
-func (c *Cache) CountView(ctx context.Context, id, clientIP string) {
+// addViews adds counted views to Redis in one pipeline (INCRBY views:{id},
+// PFADD unique_views:{id}). Without Redis configured there are no
+// analytics and the views are dropped; while Redis is down it fails and
+// the caller keeps them.
+func (c *Cache) addViews(ctx context.Context, batch map[string]*pendingViews) error {
+	if c.rdb == nil {
+		return nil
+	}
 	if !c.usable() {
-		return
+		return errRedisDown
 	}
 	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Incr(ctx, viewsKey(id))
-		p.PFAdd(ctx, uniqueKey(id), clientIP)
+		for id, v := range batch {
+			queueViews(ctx, p, id, v)
+		}
 		return nil
 	})
-	c.failed(ctx, "count view", err)
+	if err != nil {
+		c.failed(ctx, "add views", err)
+		return err
+	}
+	return nil
+}
+
+func queueViews(ctx context.Context, p redis.Pipeliner, id string, v *pendingViews) {
+	p.IncrBy(ctx, viewsKey(id), v.n)
+	viewers := make([]any, 0, len(v.viewers))
+	for ip := range v.viewers {
+		viewers = append(viewers, ip)
+	}
+	p.PFAdd(ctx, uniqueKey(id), viewers...)
 }
 
 // Put caches r (the document and its readers) unless what is cached is as
@@ -385,16 +357,6 @@ func (c *Cache) Invalidate(ctx context.Context, id string, version int32, access
 		return
 	}
 	c.ok(ctx, id)
-}
-
-// DropViews undoes the view just counted for an id that turned out not to
-// exist. It writes no tombstone: a flood of reads of random ids must not
-// fill Redis with keys.
-func (c *Cache) DropViews(ctx context.Context, id string) {
-	if !c.usable() {
-		return
-	}
-	c.failed(ctx, "drop views", c.rdb.Del(ctx, viewsKey(id), uniqueKey(id)).Err())
 }
 
 // Forget removes everything about a deleted document, analytics included,
@@ -472,14 +434,19 @@ type Invalidation struct {
 	Deleted       bool
 }
 
-// Stats reads the view counters; ok is false when Redis is unavailable.
-func (c *Cache) Stats(ctx context.Context, id string) (total, unique int64, ok bool) {
+// Stats adds pending (this instance's views of id not flushed yet; may
+// be nil) and reads the view counters, in one round trip; ok is false when
+// Redis is unavailable, and pending was then not written.
+func (c *Cache) Stats(ctx context.Context, id string, pending *pendingViews) (total, unique int64, ok bool) {
 	if !c.usable() {
 		return 0, 0, false
 	}
 	var views *redis.StringCmd
 	var uniq *redis.IntCmd
 	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if pending != nil {
+			queueViews(ctx, p, id, pending)
+		}
 		views = p.Get(ctx, viewsKey(id))
 		uniq = p.PFCount(ctx, uniqueKey(id))
 		return nil
@@ -514,6 +481,6 @@ var registerMetrics sync.Once
 // to call more than once.
 func RegisterMetrics() {
 	registerMetrics.Do(func() {
-		prometheus.MustRegister(grpcStarted, grpcHandled, grpcSeconds, cacheResults, redisUp, invalidationsTotal, invalidationLag, invalidatorFailing)
+		prometheus.MustRegister(grpcStarted, grpcHandled, grpcSeconds, cacheResults, redisUp, invalidationsTotal, invalidationLag, invalidatorFailing, localResults, localLag, viewsLost)
 	})
 }

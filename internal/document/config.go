@@ -28,6 +28,15 @@ type Config struct {
 	// run although CacheInvalidator is set: the readiness detail of
 	// "cache-invalidator" says so instead of the check being absent.
 	InvalidatorOff string
+	// LocalCacheSize bounds the in-process document cache (entries; 0: no
+	// in-process cache). It needs the change stream (see LocalCache).
+	LocalCacheSize int
+	// LocalCacheMaxLag is how old the change stream's newest evidence may
+	// be before the in-process cache is bypassed (and emptied).
+	LocalCacheMaxLag time.Duration
+	// ViewsFlush is how often views counted in memory are added to Redis:
+	// the most a kill -9 can lose.
+	ViewsFlush time.Duration
 	// Sweep removes objects of the bucket no row owns.
 	Sweep blob.SweepConfig
 	// Admission bounds in-flight requests per route class (nil: none); it
@@ -49,6 +58,9 @@ func DefaultConfig() Config {
 		MaxUpload:        httpx.DefaultMaxUpload,
 		TrustedProxies:   httpx.MustPrefixes("127.0.0.1,::1"),
 		CacheInvalidator: true,
+		LocalCacheSize:   10_000,
+		LocalCacheMaxLag: 3 * time.Second,
+		ViewsFlush:       time.Second,
 		Sweep:            blob.DefaultSweepConfig(),
 	}
 }
@@ -61,6 +73,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.CacheTTL, "document-cache-ttl", c.CacheTTL, "how long a document stays in the Redis cache (must be > 0; no --redis-url: no cache)")
 	fs.Int64Var(&c.MaxUpload, "document-max-upload", c.MaxUpload, "largest multipart upload in bytes (inline JSON content is capped at 10 MiB; at least 1)")
 	fs.BoolVar(&c.CacheInvalidator, "document-cache-invalidator", c.CacheInvalidator, "apply every change on cdc.documents to the Redis cache (heals invalidations missed in an outage; runs only beside the cdc target or with --bus-url; otherwise off, with a warning)")
+	fs.IntVar(&c.LocalCacheSize, "document-local-cache-size", c.LocalCacheSize, "documents kept in the in-process cache in front of Redis, coherent by the change stream (needs it as --document-cache-invalidator does; 0: no in-process cache)")
+	fs.DurationVar(&c.LocalCacheMaxLag, "document-local-cache-max-lag", c.LocalCacheMaxLag, "bypass (and empty) the in-process cache while its change-stream evidence is older than this: the longest a change made through another instance can go unseen if the stream breaks (must be > the CDC watermark interval)")
+	fs.DurationVar(&c.ViewsFlush, "document-views-flush", c.ViewsFlush, "how often views counted in memory are added to Redis; a kill -9 loses at most this much of views (must be > 0)")
 	fs.Var(&c.TrustedProxies, "document-trusted-proxies", "peers (CIDRs) whose X-Forwarded-For is trusted for the viewer's address")
 	c.Sweep.RegisterFlags(fs, "document")
 }
@@ -73,6 +88,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUpload < 1 {
 		return fmt.Errorf("document: --document-max-upload must be at least 1 byte, got %d", c.MaxUpload)
+	}
+	if c.LocalCacheSize < 0 {
+		return fmt.Errorf("document: --document-local-cache-size must be >= 0, got %d", c.LocalCacheSize)
+	}
+	if c.LocalCacheMaxLag <= 0 {
+		return fmt.Errorf("document: --document-local-cache-max-lag must be > 0, got %v", c.LocalCacheMaxLag)
+	}
+	if c.ViewsFlush <= 0 {
+		return fmt.Errorf("document: --document-views-flush must be > 0, got %v", c.ViewsFlush)
 	}
 	return c.Sweep.Validate("document")
 }

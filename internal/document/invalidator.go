@@ -76,9 +76,8 @@ var (
 //
 // Idempotent by construction (invalidations compare versions in Redis),
 // and repeats are dropped by LSN (bus.Dedup) before they cost a round
-// trip. There is no
-// in-process document cache today; one would need a broadcast
-// subscription per instance, not this shared group.
+// trip. The in-process cache (LocalCache) cannot use this shared group:
+// it has a broadcast subscription per instance.
 type Invalidator struct {
 	cache *Cache
 	cfg   InvalidatorConfig

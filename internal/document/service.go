@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -32,15 +33,28 @@ type Service struct {
 	store *Store
 	blobs *blobstore.Bucket // bucket "documents"
 	cache *Cache            // Redis; may be unavailable
+	local *LocalCache       // in front of cache; nil: none
+	views *Views            // view counts, batched to Redis
 	log   *slog.Logger
 	mode  auth.Mode // required: access control applies (zero: open)
 }
 
 // NewService wires the use cases, in open mode until SetMode says
-// otherwise.
+// otherwise, without an in-process cache until SetLocalCache gives one.
+// Its views are flushed by Views().Run and Views().Flush (and by Stats).
 func NewService(store *Store, blobs *blobstore.Bucket, cache *Cache, log *slog.Logger) *Service {
-	return &Service{store: store, blobs: blobs, cache: cache, log: log}
+	return &Service{store: store, blobs: blobs, cache: cache, log: log, views: NewViews(cache, DefaultConfig().ViewsFlush)}
 }
+
+// SetLocalCache puts l in front of the Redis cache before the service is
+// used (l must be run: LocalCache.Run).
+func (s *Service) SetLocalCache(l *LocalCache) { s.local = l }
+
+// SetViews replaces the view counter before the service is used.
+func (s *Service) SetViews(v *Views) { s.views = v }
+
+// Views is the service's view counter, to run and to flush at shutdown.
+func (s *Service) Views() *Views { return s.views }
 
 // SetMode sets the auth mode (--auth-mode) before the service is used.
 func (s *Service) SetMode(m auth.Mode) { s.mode = m }
@@ -252,37 +266,56 @@ func (s *Service) mayCreate(ctx context.Context) error {
 	return s.checkScope(p, auth.LevelEdit)
 }
 
-// Get returns a document, from the cache when it can, and counts a view by
-// clientIP. In required mode a document the caller may not view is
-// NotFound, decided from the readers cached with it (kept coherent with
-// share changes, see Cache) or read with it from PostgreSQL.
-func (s *Service) Get(ctx context.Context, id, clientIP string) (*Document, error) {
+// Get returns a document and its JSON answer, from the in-process cache
+// when it can, then Redis, then PostgreSQL, and counts a view by clientIP
+// (in memory, flushed in batches: Views). In required mode a document the
+// caller may not view is NotFound, decided from the readers cached with it
+// (kept coherent with share changes, see Cache and LocalCache) or read
+// with it from PostgreSQL; a view is counted only for a caller that may
+// view.
+func (s *Service) Get(ctx context.Context, id, clientIP string) (*Document, []byte, error) {
 	p := auth.FromContext(ctx)
 	if err := s.checkScope(p, auth.LevelView); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	all := !s.required() || p.Admin && p.Kind != auth.KindService
-	if r := s.cache.Get(ctx, id, clientIP, all, p.ReaderKeys()); r != nil {
-		if err := s.authorize(ctx, r, auth.LevelView); err != nil {
-			return nil, err
+	if e := s.local.get(id); e != nil {
+		if err := s.authorize(ctx, e.rec, auth.LevelView); err != nil {
+			return nil, nil, err
 		}
-		return r.Document, nil
+		s.views.Count(id, clientIP)
+		return e.rec.Document, e.body, nil
 	}
-	r, err := s.store.Record(ctx, id, nil)
+	f := s.local.begin(id)
+	r := s.cache.Get(ctx, id)
+	if r == nil {
+		var err error
+		if r, err = s.store.Record(ctx, id, nil); err != nil {
+			s.local.abandon(f)
+			return nil, nil, err
+		}
+		s.cache.Put(ctx, r)
+	}
+	body, err := encodeDocument(r.Document)
 	if err != nil {
-		if all && apperr.CodeOf(err) == apperr.NotFound {
-			s.cache.DropViews(ctx, id) // undo the view just counted for a missing id
-		}
-		return nil, err
+		s.local.abandon(f)
+		return nil, nil, apperr.Wrap(apperr.Internal, err, "internal error")
 	}
-	s.cache.Put(ctx, r)
+	s.local.put(f, r, body)
 	if err := s.authorize(ctx, r, auth.LevelView); err != nil {
+		return nil, nil, err
+	}
+	s.views.Count(id, clientIP)
+	return r.Document, body, nil
+}
+
+// encodeDocument is the body of a GET answer: the document as JSON and a
+// newline, what httpx.Respond writes.
+func encodeDocument(d *Document) ([]byte, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
 		return nil, err
 	}
-	if !all {
-		s.cache.CountView(ctx, id, clientIP)
-	}
-	return r.Document, nil
+	return append(b, '\n'), nil
 }
 
 // Lookup returns a document the caller may view, without counting a view
@@ -364,6 +397,7 @@ func (s *Service) update(ctx context.Context, id string, in UpdateInput, need au
 	if err != nil {
 		return nil, err
 	}
+	s.local.invalidate(id, stamp{Version: d.Version})
 	s.cache.Invalidate(ctx, id, d.Version, 0)
 	return &Created{Document: d, LSN: lsn}, nil
 }
@@ -436,6 +470,8 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	ctx = context.WithoutCancel(ctx)
+	s.local.invalidate(id, gone)
+	s.views.Forget(id)
 	s.cache.Forget(ctx, id)
 	if d.S3Key != "" {
 		if err := s.blobs.Remove(ctx, d.S3Key); err != nil {
@@ -464,12 +500,19 @@ func (s *Service) Content(ctx context.Context, id string) (*Document, *blob.Read
 	return d, r, nil
 }
 
-// Stats returns view analytics. Without Redis the counts read as zero.
+// Stats returns view analytics. The document's views this instance
+// counted and did not flush yet are written in the same round trip, so
+// stats right after GETs served here are exact. Without Redis the counts
+// read as zero.
 func (s *Service) Stats(ctx context.Context, id string) (*Stats, error) {
 	if _, err := s.Lookup(ctx, id); err != nil {
 		return nil, err
 	}
-	total, unique, _ := s.cache.Stats(ctx, id)
+	pending := s.views.take(id)
+	total, unique, ok := s.cache.Stats(ctx, id, pending)
+	if !ok && pending != nil {
+		s.views.giveBack(map[string]*pendingViews{id: pending})
+	}
 	return &Stats{DocumentID: id, TotalViews: total, UniqueViews: unique}, nil
 }
 
@@ -526,6 +569,7 @@ func (s *Service) Share(ctx context.Context, id string, req api.ShareRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	s.local.invalidate(id, stamp{Version: ch.Version, Access: ch.AccessVersion})
 	s.cache.Invalidate(ctx, id, ch.Version, ch.AccessVersion)
 	return &ShareChange{Share: sh, LSN: ch.LSN}, nil
 }
@@ -543,6 +587,7 @@ func (s *Service) Unshare(ctx context.Context, id, grantee string) (uint64, erro
 	if err != nil {
 		return 0, err
 	}
+	s.local.invalidate(id, stamp{Version: ch.Version, Access: ch.AccessVersion})
 	s.cache.Invalidate(ctx, id, ch.Version, ch.AccessVersion)
 	return ch.LSN, nil
 }
