@@ -38,7 +38,7 @@ func DefaultConfig() Config {
 	return Config{
 		Addr:       ":8006",
 		Group:      "indexer",
-		MaxBatch:   500,
+		MaxBatch:   1000,
 		MaxWait:    200 * time.Millisecond,
 		ContentCap: 1 << 20,
 		RetryMax:   10 * time.Second,

@@ -178,30 +178,44 @@ func newMapping() mapping.IndexMapping {
 		return f
 	}
 
+	// Doc values (a per-document copy of a field's terms, uninverted) are
+	// kept only where a query reads them: created_at (ties in top-k),
+	// title_prefix (suggestions' sort) and the aggregation fields. Bleve
+	// keeps them for every field by default; for the analysed text fields
+	// that is the largest part of building a segment, and nothing reads it.
+	// Fields only returned with a hit, never queried, are stored and not
+	// indexed: a numeric or date field indexes a term per precision step.
+	sortable := func(f *mapping.FieldMapping) *mapping.FieldMapping { f.DocValues = true; return f }
+	plain := func(f *mapping.FieldMapping) *mapping.FieldMapping { f.DocValues = false; return f }
+	storedOnly := func(f *mapping.FieldMapping) *mapping.FieldMapping {
+		f.Index, f.DocValues, f.Store = false, false, true
+		return f
+	}
+
 	doc := bleve.NewDocumentStaticMapping()
-	doc.AddFieldMappingsAt(fID, kw(true))
-	doc.AddFieldMappingsAt(fTitle, text(en.AnalyzerName, true))
-	doc.AddFieldMappingsAt(fTitlePrefix, text(lowerKeyword, false))
-	doc.AddFieldMappingsAt(fContent, text(en.AnalyzerName, true))
-	doc.AddFieldMappingsAt(fContentType, kw(true))
-	doc.AddFieldMappingsAt(fContentSize, num())
-	doc.AddFieldMappingsAt(fS3Key, stored())
-	doc.AddFieldMappingsAt(fStatus, kw(true))
-	doc.AddFieldMappingsAt(fCreatedBy, kw(true))
-	doc.AddFieldMappingsAt(fCreatedByText, text(standard.Name, false))
-	doc.AddFieldMappingsAt(fCreatedAt, date())
-	doc.AddFieldMappingsAt(fUpdatedAt, date())
-	doc.AddFieldMappingsAt(fVersion, num())
-	doc.AddFieldMappingsAt(fOwner, kw(true))
-	doc.AddFieldMappingsAt(fReaders, kw(true))
+	doc.AddFieldMappingsAt(fID, storedOnly(kw(true)))
+	doc.AddFieldMappingsAt(fTitle, plain(text(en.AnalyzerName, true)))
+	doc.AddFieldMappingsAt(fTitlePrefix, sortable(text(lowerKeyword, false)))
+	doc.AddFieldMappingsAt(fContent, plain(text(en.AnalyzerName, true)))
+	doc.AddFieldMappingsAt(fContentType, sortable(kw(true)))
+	doc.AddFieldMappingsAt(fContentSize, storedOnly(num()))
+	doc.AddFieldMappingsAt(fS3Key, plain(stored()))
+	doc.AddFieldMappingsAt(fStatus, sortable(kw(true)))
+	doc.AddFieldMappingsAt(fCreatedBy, sortable(kw(true)))
+	doc.AddFieldMappingsAt(fCreatedByText, plain(text(standard.Name, false)))
+	doc.AddFieldMappingsAt(fCreatedAt, sortable(date()))
+	doc.AddFieldMappingsAt(fUpdatedAt, storedOnly(date()))
+	doc.AddFieldMappingsAt(fVersion, storedOnly(num()))
+	doc.AddFieldMappingsAt(fOwner, storedOnly(kw(true)))
+	doc.AddFieldMappingsAt(fReaders, plain(kw(true)))
 	lsn := bleve.NewNumericFieldMapping()
-	lsn.Index, lsn.IncludeInAll = false, false
+	lsn.Index, lsn.IncludeInAll, lsn.DocValues = false, false, false
 	doc.AddFieldMappingsAt(fLSN, lsn)
 	del := bleve.NewBooleanFieldMapping()
-	del.Store, del.IncludeInAll = false, false
+	del.Store, del.IncludeInAll, del.DocValues = false, false, false
 	doc.AddFieldMappingsAt(fDeleted, del)
-	doc.AddFieldMappingsAt(fCreatedAtExact, stored())
-	doc.AddFieldMappingsAt(fUpdatedAtExact, stored())
+	doc.AddFieldMappingsAt(fCreatedAtExact, plain(stored()))
+	doc.AddFieldMappingsAt(fUpdatedAtExact, plain(stored()))
 	m.DefaultMapping = doc
 	m.DefaultAnalyzer = standard.Name
 	m.StoreDynamic = false
