@@ -32,11 +32,11 @@ func TestAProcessExportsOnlyItsTargetsMetrics(t *testing.T) {
 		want, never []string
 	}{
 		{"cdc", []string{"docstream_cdc_active", "docstream_cdc_publish_batch_seconds"},
-			[]string{"docstream_document_", "docstream_indexer_", "docstream_realtime_", "docstream_signature_", "grpc_server_"}},
-		{"document", []string{"docstream_document_redis_up", "docstream_document_cache_invalidator_failing"},
+			[]string{"docstream_document_", "docstream_indexer_", "docstream_realtime_", "docstream_signature_", "docstream_audit_", "grpc_server_"}},
+		{"document", []string{"docstream_document_redis_up", "docstream_document_cache_invalidator_failing", "docstream_audit_checkpoint_sign_seconds"},
 			[]string{"docstream_cdc_", "docstream_indexer_", "docstream_realtime_", "docstream_signature_"}},
 		{"realtime", []string{"docstream_realtime_connections"},
-			[]string{"docstream_cdc_", "docstream_document_", "docstream_indexer_", "docstream_signature_"}},
+			[]string{"docstream_cdc_", "docstream_document_", "docstream_indexer_", "docstream_signature_", "docstream_audit_"}},
 	}
 	db := testenv.Database(t)
 	for _, tc := range cases {

@@ -303,6 +303,7 @@ UPDATE audit.heads SET seq = $2, hash = $10, key_id = $11, signed_at = $5, signa
 	if err != nil {
 		return 0, "", postgres.Error(err, "audit entry of document "+r.DocumentID)
 	}
+	entriesTotal.WithLabelValues(r.Type).Inc()
 	return r.Seq, r.Hash, nil
 }
 
@@ -313,6 +314,7 @@ func sign(s *Signer, id string, seq int64, hash, at string) (*Checkpoint, error)
 	if s == nil {
 		return cp, nil
 	}
+	defer observeSign(time.Now())
 	cp.KeyID = s.KeyID
 	msg, err := Message(cp)
 	if err != nil {
@@ -479,6 +481,8 @@ func First(e Entry) (sql string, args []any, err error) {
 	if err != nil {
 		return "", nil, err
 	}
+	// Counted when built: the caller sends it in the document's insert.
+	entriesTotal.WithLabelValues(r.Type).Inc()
 	return `WITH h AS (
 	INSERT INTO audit.heads (document_id, seq, hash, key_id, signed_at, signature)
 	VALUES ($1, $2, $10, $11, $5, $12) RETURNING document_id)

@@ -103,7 +103,9 @@ func (s *Server) handleAuditVerify() http.Handler {
 			s.respondErr(w, r, apperr.Wrap(apperr.Internal, err, "internal error"))
 			return
 		}
-		httpx.Respond(w, http.StatusOK, audit.Verify(l, keys))
+		res := audit.Verify(l, keys)
+		audit.CountVerification(res)
+		httpx.Respond(w, http.StatusOK, res)
 	})
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/docstream/docstream/internal/audit"
 )
 
 var (
@@ -482,5 +484,6 @@ var registerMetrics sync.Once
 func RegisterMetrics() {
 	registerMetrics.Do(func() {
 		prometheus.MustRegister(grpcStarted, grpcHandled, grpcSeconds, cacheResults, redisUp, invalidationsTotal, invalidationLag, invalidatorFailing, localResults, localLag, viewsLost)
+		audit.RegisterMetrics()
 	})
 }

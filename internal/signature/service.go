@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/docstream/docstream/apperr"
+	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/blob"
 	"github.com/docstream/docstream/internal/document"
@@ -523,6 +524,7 @@ var registerMetrics sync.Once
 func RegisterMetrics() {
 	registerMetrics.Do(func() {
 		prometheus.MustRegister(statusUpdates, pendingUpdates)
+		audit.RegisterMetrics()
 	})
 }
 
