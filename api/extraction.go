@@ -37,7 +37,7 @@ type Extraction struct {
 	Thumbnail     bool   `json:"thumbnail"`      // GET /documents/{id}/thumbnail has one
 	OCR           bool   `json:"ocr"`            // the text came from OCR
 	DurationMs    int64  `json:"duration_ms"`    // of the last run
-	Reason        string `json:"reason"`         // on failure: timeout, memory, zip_bomb, encrypted, corrupt, image_too_large, unsupported, crashed, storage
+	Reason        string `json:"reason"`         // on failure: timeout, memory, zip_bomb, encrypted, corrupt, image_too_large, unsupported, crashed, killed; while pending again after a transient failure: storage, killed
 	Error         string `json:"error"`          // detail of a failure or of a truncation
 	Attempts      int    `json:"attempts"`       // runs since the content or a re-run was requested
 	RequestedAt   Time   `json:"requested_at"`   // when it was last queued

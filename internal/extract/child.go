@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -104,6 +105,7 @@ type toolRun struct {
 	stderr    string
 	truncated bool // the output cap was reached and the tool stopped
 	err       error
+	cpuLimit  time.Duration // the CPU limit it ran under (0: none)
 }
 
 // tool runs path with args under the job's limits (prlimit), reading at
@@ -135,7 +137,8 @@ func tool(job Job, outCap int64, path string, args ...string) toolRun {
 	if err := cmd.Start(); err != nil {
 		return toolRun{err: err}
 	}
-	var r toolRun
+	// Through prlimit, or inherited from the child's own RLIMIT_CPU.
+	r := toolRun{cpuLimit: job.Limits.CPU}
 	r.out, err = io.ReadAll(io.LimitReader(stdout, outCap+1))
 	if int64(len(r.out)) > outCap {
 		r.out, r.truncated = r.out[:outCap], true
@@ -174,6 +177,8 @@ func toolFailure(what string, r toolRun) (Result, bool) {
 	switch {
 	case outOfMemory(r.stderr):
 		return failed(ReasonMemory, "%s: memory limit reached: %s", what, lastLine(r.stderr)), true
+	case ws.Signaled() && killedFromOutside(ws.Signal(), ee.ProcessState, r.cpuLimit):
+		return outsideKill(what, ws.Signal(), ee.ProcessState), true
 	case ws.Signaled() && (ws.Signal() == syscall.SIGXCPU || ws.Signal() == syscall.SIGKILL):
 		return failed(ReasonTimeout, "%s: CPU limit reached (%v)", what, ws.Signal()), true
 	case strings.Contains(low, "incorrect password") || strings.Contains(low, "encrypted"):
@@ -187,6 +192,28 @@ func toolFailure(what string, r toolRun) (Result, bool) {
 }
 
 var pagesRe = regexp.MustCompile(`(?m)^Pages:\s+(\d+)`)
+
+// popplerBroken are the messages with which poppler gives up on a PDF's
+// structure but still exits 0, and why the file is failed for each. Other
+// "Syntax Error" lines are common in real files that read well, and are
+// not failures.
+var popplerBroken = map[string]string{
+	// A page tree that contains itself: poppler stops walking it and
+	// reads the pages it did not reach as empty, so the file would end
+	// "done" with no text (or be sent to OCR as a scan).
+	"Loop in Pages tree": "the page tree contains itself (poppler: Loop in Pages tree)",
+}
+
+// brokenPDF is why a poppler tool's stderr says the file's structure is
+// broken, or "" when it does not.
+func brokenPDF(stderr string) string {
+	for msg, why := range popplerBroken {
+		if strings.Contains(stderr, msg) {
+			return why
+		}
+	}
+	return ""
+}
 
 func extractPDF(job Job, t *text) Result {
 	info := tool(job, 64<<10, job.Tools.PDFInfo, job.Input)
@@ -208,9 +235,14 @@ func extractPDF(job Job, t *text) Result {
 	if n == 0 {
 		return res
 	}
-	txt := tool(job, t.cap, job.Tools.PDFToText, "-q", "-enc", "UTF-8", "-l", strconv.Itoa(n), job.Input, "-")
+	// Without -q: poppler reports some broken structures only on stderr
+	// and then exits 0 as if the pages were empty (see brokenPDF).
+	txt := tool(job, t.cap, job.Tools.PDFToText, "-enc", "UTF-8", "-l", strconv.Itoa(n), job.Input, "-")
 	if r, bad := toolFailure("pdftotext", txt); bad {
 		return r
+	}
+	if why := brokenPDF(txt.stderr); why != "" {
+		return failed(ReasonCorrupt, "pdftotext: %s", why)
 	}
 	t.WriteString(string(txt.out))
 	t.truncated = t.truncated || txt.truncated

@@ -57,6 +57,10 @@ const (
 	ReasonImageTooLarge = "image_too_large" // the image header claims more pixels than the cap
 	ReasonUnsupported   = "unsupported"     // no extractor for this type, or its tool is not installed
 	ReasonCrashed       = "crashed"         // the child died otherwise (a signal, an exit without a result)
+	// ReasonKilled: the child or a tool was killed by a signal the
+	// extractor did not send (see ErrKilled). Runner.Run returns it with
+	// ErrKilled, to be retried; it is recorded only once retries are spent.
+	ReasonKilled = "killed"
 )
 
 // Limits bound one extraction.

@@ -115,10 +115,21 @@ type Runner struct {
 // failed): a transient failure, worth retrying.
 var ErrSandbox = errors.New("extract: sandbox")
 
+// ErrKilled is returned (with a failed Result of reason ReasonKilled) when
+// the child or one of its tools was killed by a signal that neither the
+// extractor nor the limits sent: the kernel's OOM killer when the machine
+// runs short of memory, an operator. Nothing says the file is at fault,
+// so it is a transient failure, worth retrying a bounded number of times.
+// (The limits send SIGXCPU and then SIGKILL once the process's CPU time
+// passed Limits.CPU; the extractor sends SIGKILL at the time limit, seen
+// as its deadline, and to a tool at the output cap, seen as the cap.)
+var ErrKilled = errors.New("extract: killed by a signal the extractor did not send")
+
 // Run runs job in a child and returns its result. A file that makes the
 // child fail (a limit reached, a crash) is a failed Result, not an error;
-// the error is for a child that could not run at all (ErrSandbox) and for
-// ctx being done (ctx.Err()).
+// the error is for a child that could not run at all (ErrSandbox), for a
+// child or tool killed from outside (ErrKilled, with its failed Result),
+// and for ctx being done (ctx.Err()).
 func (r Runner) Run(ctx context.Context, job Job) (Result, error) {
 	exe := r.Exe
 	if exe == "" {
@@ -165,30 +176,62 @@ func (r Runner) Run(ctx context.Context, job Job) (Result, error) {
 	if err != nil && !errors.As(err, &exitErr) {
 		return Result{}, fmt.Errorf("%w: start %s: %v", ErrSandbox, exe, err)
 	}
+	var res Result
 	if err == nil {
-		var res Result
-		if jerr := json.Unmarshal(stdout.Bytes(), &res); jerr == nil && res.Status != "" {
-			return res, nil
+		if jerr := json.Unmarshal(stdout.Bytes(), &res); jerr != nil || res.Status == "" {
+			return failed(ReasonCrashed, "the child exited without a result: %s", lastLine(stderr.String())), nil
 		}
-		return failed(ReasonCrashed, "the child exited without a result: %s", lastLine(stderr.String())), nil
+	} else {
+		res = childFailure(exitErr, stderr.String(), job.Limits.CPU)
 	}
-	return childFailure(exitErr, stderr.String()), nil
+	if res.Status == StatusFailed && res.Reason == ReasonKilled {
+		return res, fmt.Errorf("%w: %s", ErrKilled, res.Detail)
+	}
+	return res, nil
 }
 
-// childFailure names why a child died.
-func childFailure(e *exec.ExitError, stderr string) Result {
+// childFailure names why a child died; cpu is its CPU limit.
+func childFailure(e *exec.ExitError, stderr string, cpu time.Duration) Result {
 	ws, _ := e.Sys().(syscall.WaitStatus)
 	switch {
 	case outOfMemory(stderr):
 		return failed(ReasonMemory, "memory limit reached: %s", lastLine(stderr))
+	case ws.Signaled() && killedFromOutside(ws.Signal(), e.ProcessState, cpu):
+		return outsideKill("the child", ws.Signal(), e.ProcessState)
 	case ws.Signaled() && (ws.Signal() == syscall.SIGXCPU || ws.Signal() == syscall.SIGKILL):
-		// SIGKILL not sent by us (we would have seen the deadline): the
-		// hard CPU limit.
+		// SIGKILL not sent by us (we would have seen the deadline) after
+		// the CPU limit: its hard limit.
 		return failed(ReasonTimeout, "CPU limit reached (%v)", ws.Signal())
 	case ws.Signaled():
 		return failed(ReasonCrashed, "killed by %v: %s", ws.Signal(), lastLine(stderr))
 	}
 	return failed(ReasonCrashed, "exit status %d: %s", ws.ExitStatus(), lastLine(stderr))
+}
+
+// killedFromOutside reports whether a process that died of sig was killed
+// by someone other than the extractor and its limits: a SIGKILL before
+// its CPU time reached the CPU limit (the hard limit sends SIGKILL only
+// after it), or a termination signal (SIGTERM, SIGINT, SIGHUP), which
+// nothing here sends. A crash (SIGSEGV, SIGABRT, ...) is the file's.
+func killedFromOutside(sig syscall.Signal, ps *os.ProcessState, cpu time.Duration) bool {
+	switch sig {
+	case syscall.SIGKILL:
+		return cpu <= 0 || ps == nil || ps.UserTime()+ps.SystemTime() < cpu
+	case syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP:
+		return true
+	}
+	return false
+}
+
+// outsideKill is the failed Result of what (the child, a tool) killed
+// from outside.
+func outsideKill(what string, sig syscall.Signal, ps *os.ProcessState) Result {
+	var used time.Duration
+	if ps != nil {
+		used = (ps.UserTime() + ps.SystemTime()).Round(time.Millisecond)
+	}
+	return failed(ReasonKilled, "%s was killed by %v after %v of CPU time, a signal neither the extractor nor its limits sent (the kernel's OOM killer, an operator)",
+		what, sig, used)
 }
 
 // outOfMemory recognises the Go runtime's and C/C++ programs' messages on

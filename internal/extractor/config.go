@@ -37,7 +37,8 @@ type Config struct {
 	// also wakes the workers of its process at once).
 	Poll time.Duration
 	// RetryMax caps the backoff of a transient failure (storage or database
-	// out of reach); the first retry waits a second.
+	// out of reach, a child killed from outside); the first retry waits a
+	// second.
 	RetryMax time.Duration
 	// TempDir holds each extraction's copy of the content and its output
 	// ("": the system's).

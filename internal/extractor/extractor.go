@@ -24,8 +24,12 @@
 //     itself: it would fail again. POST /documents/{id}/extract or
 //     `docstream extract --failed` re-runs it.
 //   - A transient failure (object storage or the database out of reach,
-//     the child could not start) puts the row back as pending with a
-//     backoff (1 s doubling to Config.RetryMax).
+//     the child could not start, the child or a tool killed by a signal
+//     neither the extractor nor the limits sent, such as the kernel's OOM
+//     killer's) puts the row back as pending with a backoff (1 s doubling
+//     to Config.RetryMax), reason storage or killed. Attempts are bounded
+//     (maxAttempts): a content killed at its last one is recorded failed,
+//     reason killed.
 //   - A worker renews its claim every Config.Lease/3 while the extraction
 //     runs (a heartbeat). A worker that dies holding a row stops renewing
 //     it; once the lease has run out (30 s by default, whatever the
@@ -98,7 +102,7 @@ var (
 	}, []string{"format", "status"})
 	failuresTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "docstream_extractor_failures_total",
-		Help: "Failed extractions by reason (timeout, memory, zip_bomb, encrypted, corrupt, image_too_large, unsupported, crashed), and transient failures (storage) that were retried.",
+		Help: "Failed extractions by reason (timeout, memory, zip_bomb, encrypted, corrupt, image_too_large, unsupported, crashed, killed), and transient failures (storage, killed) that were retried.",
 	}, []string{"reason"})
 	durationSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "docstream_extractor_duration_seconds",
@@ -423,14 +427,28 @@ func (x *Extractor) process(ctx context.Context, c Claim) {
 		if ctx.Err() != nil {
 			// Shutting down: hand the row back at once for another worker
 			// or the next start.
-			_ = x.store.Retry(context.WithoutCancel(ctx), c, 0, errors.New("the extractor stopped during the extraction"))
+			_ = x.store.Retry(context.WithoutCancel(ctx), c, 0, "storage", errors.New("the extractor stopped during the extraction"))
 			return
 		}
+		reason := "storage"
+		if errors.Is(err, extract.ErrKilled) {
+			// Killed from outside (the OOM killer, an operator): retried
+			// like any transient failure, but not for ever: one that is
+			// killed every time is recorded failed with why at its last
+			// attempt.
+			reason = extract.ReasonKilled
+			if c.Attempt >= maxAttempts {
+				res.Detail = fmt.Sprintf("%s (attempt %d of %d: not retried again)", res.Detail, c.Attempt, maxAttempts)
+				x.finish(ctx, c, api.ExtractionFailed, format, res, start, log)
+				return
+			}
+		} else {
+			x.setErr(err) // storage or the sandbox: readiness detail
+		}
 		wait := min(time.Second<<min(c.Attempt-1, 20), x.cfg.RetryMax)
-		failuresTotal.WithLabelValues("storage").Inc()
-		x.setErr(err)
-		log.Warn("extractor: transient failure; the extraction is queued again", "retry_in", wait, "err", err)
-		if rerr := x.store.Retry(ctx, c, wait, err); rerr != nil {
+		failuresTotal.WithLabelValues(reason).Inc()
+		log.Warn("extractor: transient failure; the extraction is queued again", "retry_in", wait, "reason", reason, "err", err)
+		if rerr := x.store.Retry(ctx, c, wait, reason, err); rerr != nil {
 			log.Warn("extractor: requeue failed; the lease will hand it out again", "err", rerr)
 		}
 		return

@@ -141,11 +141,11 @@ func (s *Store) Finish(ctx context.Context, c Claim, status string, r extract.Re
 
 // Retry puts claim c back as pending, due after wait, with the transient
 // error that stopped it.
-func (s *Store) Retry(ctx context.Context, c Claim, wait time.Duration, cause error) error {
+func (s *Store) Retry(ctx context.Context, c Claim, wait time.Duration, reason string, cause error) error {
 	_, err := s.pool.Exec(ctx, `UPDATE documents.extractions SET status = 'pending', claimed_at = NULL,
-			not_before = now() + $3::interval, reason = 'storage', error = $4
+			not_before = now() + $3::interval, reason = $5, error = $4
 		WHERE document_id = $1 AND status = 'running' AND claimed_at = $2`,
-		c.DocumentID, c.Since, wait.String(), truncate(cause.Error(), 1000))
+		c.DocumentID, c.Since, wait.String(), truncate(cause.Error(), 1000), reason)
 	return postgres.Error(err, "requeue extraction")
 }
 

@@ -657,3 +657,60 @@ func TestAMissingToolDisablesItsFormatsWithReadinessDetail(t *testing.T) {
 		t.Errorf("extractions_total %v went up by %v, want 1", unsupported, d)
 	}
 }
+
+// An extraction whose child is killed from outside (extract.ErrKilled:
+// the OOM killer, an operator) is not the file's fault: it is queued again
+// with backoff, reason killed, and succeeds at its next attempt. One
+// killed at every attempt is recorded failed, reason killed, at the last
+// (maxAttempts, 5) and not claimed again. (A killed child was recorded
+// failed at once: "CPU limit reached", never retried.)
+func TestAChildKilledFromOutsideIsRetriedWithBackoffAndBounded(t *testing.T) {
+	e := newWorkEnv(t)
+	cfg := e.config()
+	cfg.RetryMax = 200 * time.Millisecond
+	x := extractor.New(e.store, e.bus, e.bucket, cfg, logging.Discard())
+	f := newFakeRunner()
+	x.SetRunner(f)
+	killedTotal := func() float64 {
+		return metric(t, "docstream_extractor_failures_total", map[string]string{"reason": extract.ReasonKilled})
+	}
+	before := killedTotal()
+	start(t, x)
+	killed := func(c *runCall) time.Time {
+		c.reply <- runReply{res: extract.Result{Status: extract.StatusFailed, Reason: extract.ReasonKilled, Detail: "the child was killed by killed"},
+			err: fmt.Errorf("%w: the child was killed by killed", extract.ErrKilled)}
+		return time.Now()
+	}
+
+	once := e.create(t, "killed once", "application/pdf", extracttest.PDF("Bilby"))
+	e.queue(t, x, once)
+	killedAt := killed(f.next(t))
+	second := f.next(t)
+	if gap := time.Since(killedAt); gap < 150*time.Millisecond {
+		t.Errorf("attempt 2 came %v after the kill, want the backoff (200ms) first", gap)
+	}
+	if got := e.extraction(t, once); got.Attempts != 2 || got.Reason != extract.ReasonKilled || !strings.Contains(got.Error, "killed") {
+		t.Fatalf("the second attempt's row: %+v, want attempt 2 after a kill", got)
+	}
+	second.done(t, "Bilby")
+	if got := e.waitStatus(t, once, api.ExtractionDone); got.Attempts != 2 || got.Reason != "" {
+		t.Fatalf("the extraction: %+v, want done at attempt 2", got)
+	}
+
+	always := e.create(t, "killed always", "application/pdf", extracttest.PDF("Numbat"))
+	e.queue(t, x, always)
+	for range 5 {
+		killed(f.next(t))
+	}
+	got := e.waitStatus(t, always, api.ExtractionFailed)
+	if got.Attempts != 5 || got.Reason != extract.ReasonKilled || !strings.Contains(got.Error, "not retried again") {
+		t.Fatalf("the extraction: %+v, want failed at attempt 5, reason killed", got)
+	}
+	time.Sleep(3 * cfg.RetryMax)
+	if !f.none() {
+		t.Fatal("an extraction killed at its last attempt was claimed again")
+	}
+	if d := killedTotal() - before; d != 6 {
+		t.Errorf("docstream_extractor_failures_total{reason=killed} went up by %v, want 6 (one retried; four retried and one recorded)", d)
+	}
+}
