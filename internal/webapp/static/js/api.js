@@ -57,7 +57,7 @@ export async function blob(path) {
 // upload sends one file as multipart/form-data with XMLHttpRequest, whose
 // upload progress events fetch() does not offer. Resolves to
 // { doc, lsn } (lsn: X-Commit-LSN, for read-your-writes search).
-export function upload(file, { title, onProgress } = {}) {
+export function upload(file, { title, createdBy, onProgress } = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', '/documents');
@@ -81,10 +81,11 @@ export function upload(file, { title, onProgress } = {}) {
     xhr.addEventListener('abort', () => reject(new Error('upload aborted')));
     const form = new FormData();
     form.append('title', title || file.name);
-    // The API needs a creator; in required mode it is the caller's own
-    // identity whatever is sent.
+    // The API needs a creator (an email, as in the reference); in required
+    // mode it is the caller's own identity whatever is sent. An anonymous
+    // visitor (open mode) gives theirs in the upload form.
     const s = session();
-    form.append('created_by', (s && (s.email || s.user)) || 'anonymous');
+    form.append('created_by', createdBy || (s && (s.email || s.user)) || '');
     form.append('file', file, file.name);
     xhr.send(form);
   });

@@ -4,6 +4,7 @@
 // files, a progress bar each).
 import { h, clear, announce, fmtTime, fmtSize, statusBadge, errorBox } from './dom.js';
 import { api, upload, noteWrite } from './api.js';
+import { session } from './auth.js';
 import { Feed, eventDocID, eventStatus } from './live.js';
 
 export const STATUSES = ['created', 'sent', 'viewed', 'pending', 'approved', 'signed', 'completed', 'cancelled', 'archived'];
@@ -12,6 +13,7 @@ const PAGE = 25;
 const SORTS = [['-created_at', 'newest first'], ['created_at', 'oldest first'], ['-updated_at', 'recently updated'],
   ['updated_at', 'least recently updated'], ['title', 'title A–Z'], ['-title', 'title Z–A']];
 const DEFAULT_SORT = '-created_at';
+const ANON_EMAIL = 'docstream.anonymousEmail';
 
 export function listPage(main) {
   const params = new URLSearchParams(location.search);
@@ -25,8 +27,14 @@ export function listPage(main) {
   // Upload.
   const input = h('input', { type: 'file', id: 'upload-input', multiple: true, class: 'file-input' });
   const uploads = h('ul', { class: 'uploads', 'aria-label': 'Uploads' });
+  // Signed in, the creator is the session's identity; an anonymous
+  // visitor (open mode) says who they are, as the reference's created_by
+  // asks, and the browser remembers it.
+  const email = session() ? null : h('input', { type: 'email', id: 'upload-email', name: 'created_by', autocomplete: 'email',
+    required: true, value: localStorage.getItem(ANON_EMAIL) || '' });
   const drop = h('section', { class: 'drop', id: 'drop', 'aria-labelledby': 'upload-h' },
     h('h2', { id: 'upload-h' }, 'Upload'),
+    email && h('p', {}, h('label', { for: 'upload-email' }, 'Your email (recorded as the creator)'), ' ', email),
     h('p', {}, 'Drop files here, or ', h('label', { for: 'upload-input', class: 'button' }, 'choose files'), '.'),
     input, uploads);
   const sendAll = files => { for (const f of files) sendOne(f); };
@@ -35,7 +43,13 @@ export function listPage(main) {
     const note = h('span', { class: 'note' }, 'uploading…');
     const li = h('li', { class: 'upload' }, h('span', { class: 'name' }, file.name), bar, note);
     uploads.append(li);
-    upload(file, { onProgress: p => { bar.value = Math.round(p * 100); } }).then(({ doc, lsn }) => {
+    if (email && (!email.value.trim() || !email.checkValidity())) {
+      clear(note).append(h('p', { class: 'error', role: 'alert' }, 'Enter your email above first: every document records who created it.'));
+      email.focus();
+      return;
+    }
+    if (email) localStorage.setItem(ANON_EMAIL, email.value.trim());
+    upload(file, { createdBy: email ? email.value.trim() : '', onProgress: p => { bar.value = Math.round(p * 100); } }).then(({ doc, lsn }) => {
       noteWrite(lsn);
       const find = new URLSearchParams({ q: doc.title || file.name });
       if (lsn) find.set('min_lsn', lsn);
