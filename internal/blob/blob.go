@@ -22,7 +22,8 @@ import (
 // Sync needs: gocloud's fileblob does not expose it).
 type Bucket struct {
 	*blob.Bucket
-	dir string // "" unless file://
+	dir  string  // "" unless file://
+	sync *syncer // nil unless file://
 }
 
 // Wrap is b as a Bucket without a directory (memblob in tests, a bucket
@@ -51,7 +52,7 @@ func Open(ctx context.Context, base, name string) (*Bucket, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Bucket{Bucket: b, dir: dir}, nil
+		return &Bucket{Bucket: b, dir: dir, sync: newSyncer(fsync)}, nil
 	case "s3":
 		u.Host = name
 		b, err := blob.OpenBucket(ctx, u.String())
@@ -84,34 +85,6 @@ func ensureS3Bucket(ctx context.Context, b *blob.Bucket, name string) error {
 		return fmt.Errorf("create bucket %s: %w", name, err)
 	}
 	return nil
-}
-
-// Sync makes the object at key durable before the caller records it
-// elsewhere (a database row pointing at it). S3 acknowledges a write only
-// once it is durable, so there it does nothing. gocloud's fileblob writes a
-// temp file and renames it without fsync; here the file, its directory and
-// the directory above are fsynced, so a power loss after the caller's
-// commit cannot leave the row pointing at nothing.
-func (b *Bucket) Sync(key string) error {
-	if b.dir == "" {
-		return nil
-	}
-	path := filepath.Join(b.dir, filepath.FromSlash(key))
-	for _, p := range []string{path, filepath.Dir(path), filepath.Dir(filepath.Dir(path))} {
-		if err := fsync(p); err != nil {
-			return fmt.Errorf("sync %s: %w", p, err)
-		}
-	}
-	return nil
-}
-
-func fsync(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // Ping checks that the bucket answers (readiness).

@@ -2,11 +2,17 @@ package blob
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
+
+	"gocloud.dev/blob"
 
 	"github.com/docstream/docstream/internal/localstack"
 )
@@ -92,5 +98,175 @@ func TestBadURLsAreClearErrors(t *testing.T) {
 		if _, err := Open(context.Background(), u, "documents"); err == nil {
 			t.Errorf("%q: no error", u)
 		}
+	}
+}
+
+// recorder is a Bucket's fsync that records every path it synced, and may
+// hold the first call (so that others queue behind it) or fail some.
+type recorder struct {
+	mu      sync.Mutex
+	synced  map[string]int
+	hold    chan struct{} // the first fsync waits for it to close
+	entered chan struct{} // closed when the first fsync began
+	held    sync.Once
+	fail    func(path string) bool
+}
+
+func newRecorder() *recorder {
+	return &recorder{synced: map[string]int{}, hold: make(chan struct{}), entered: make(chan struct{}), fail: func(string) bool { return false }}
+}
+
+func (r *recorder) fsync(path string) error {
+	r.held.Do(func() {
+		close(r.entered)
+		<-r.hold
+	})
+	r.mu.Lock()
+	fail := r.fail(path)
+	r.mu.Unlock()
+	if fail {
+		return errors.New("injected fsync failure")
+	}
+	if err := fsync(path); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.synced[path]++
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) count(path string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.synced[path]
+}
+
+// writeObjects writes n objects with a content type (so each has an
+// .attrs sidecar) and returns their keys.
+func writeObjects(t *testing.T, b *Bucket, n int) []string {
+	t.Helper()
+	var keys []string
+	for i := range n {
+		key := fmt.Sprintf("0691e72f-799b-7efd-8000-%012d/content", i)
+		if err := b.WriteAll(context.Background(), key, []byte("payload"), &blob.WriterOptions{ContentType: "text/plain"}); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	return keys
+}
+
+// syncAll calls Sync for keys[0] first and, while the recorder holds that
+// first batch's first fsync, for every other key, releasing the hold once
+// they are all queued; it returns each key's error.
+func syncAll(t *testing.T, b *Bucket, r *recorder, keys []string, after func(key string, err error)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i, key := range keys {
+		wg.Go(func() {
+			err := b.Sync(key)
+			after(key, err)
+		})
+		if i == 0 {
+			<-r.entered // the first batch (keys[0] alone) is running
+		}
+	}
+	for len(b.sync.reqs) < len(keys)-1 {
+		runtime.Gosched()
+	}
+	close(r.hold)
+	wg.Wait()
+}
+
+// Concurrent Syncs share fsyncs: with one batch running and 19 callers
+// queued behind it, the bucket's directory is synced twice (once per
+// batch), not 20 times, and every Sync returns only once its file, its
+// sidecar, its directory and the bucket's directory have been synced.
+func TestConcurrentSyncsShareOneBatch(t *testing.T) {
+	b, err := Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), "documents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	r := newRecorder()
+	b.SetFsync(r.fsync)
+	keys := writeObjects(t, b, 20)
+	var mu sync.Mutex
+	var problems []string
+	syncAll(t, b, r, keys, func(key string, err error) {
+		path := filepath.Join(b.dir, filepath.FromSlash(key))
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", key, err))
+			return
+		}
+		for _, p := range []string{path, path + ".attrs", filepath.Dir(path), b.dir} {
+			if r.count(p) == 0 {
+				problems = append(problems, fmt.Sprintf("%s acknowledged before %s was synced", key, p))
+			}
+		}
+	})
+	if len(problems) > 0 {
+		t.Fatal(strings.Join(problems, "\n"))
+	}
+	if n := r.count(b.dir); n != 2 {
+		t.Fatalf("bucket directory synced %d times for 20 concurrent Syncs; want 2 (one per batch)", n)
+	}
+	for _, key := range keys {
+		if n := r.count(filepath.Join(b.dir, filepath.FromSlash(key))); n != 1 {
+			t.Fatalf("%s synced %d times; want 1", key, n)
+		}
+	}
+}
+
+// A failure of the shared sync fails every caller of its batch, not only
+// the one whose path failed: none of them may be told its object is
+// durable. The batch before it and the Syncs after it are unaffected.
+func TestASharedSyncFailureFailsEveryCallerOfTheBatch(t *testing.T) {
+	b, err := Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), "documents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	r := newRecorder()
+	b.SetFsync(r.fsync)
+	keys := writeObjects(t, b, 20)
+	// The second batch (keys 1..19) fails on one object's directory.
+	bad := filepath.Dir(filepath.Join(b.dir, filepath.FromSlash(keys[7])))
+	r.fail = func(p string) bool { return p == bad }
+	var mu sync.Mutex
+	errs := map[string]error{}
+	syncAll(t, b, r, keys, func(key string, err error) {
+		mu.Lock()
+		errs[key] = err
+		mu.Unlock()
+	})
+	if errs[keys[0]] != nil {
+		t.Fatalf("the first batch failed: %v", errs[keys[0]])
+	}
+	for _, key := range keys[1:] {
+		if errs[key] == nil {
+			t.Errorf("%s acknowledged although its batch's sync of %s failed", key, bad)
+		}
+	}
+	r.mu.Lock()
+	r.fail = func(string) bool { return false }
+	r.mu.Unlock()
+	if err := b.Sync(keys[3]); err != nil {
+		t.Fatalf("a Sync after the failure: %v", err)
+	}
+}
+
+func TestSyncOnAClosedBucketFails(t *testing.T) {
+	b, err := Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), "documents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := writeObjects(t, b, 1)
+	b.Close()
+	if err := b.Sync(keys[0]); !errors.Is(err, errClosed) {
+		t.Fatalf("Sync after Close: %v; want %v", err, errClosed)
 	}
 }

@@ -310,3 +310,7 @@ func reapOrphans(ctx context.Context, dir string) error {
 		}
 	}
 }
+
+// PostgresBinary finds one of the PostgreSQL install's programs (pgbench
+// for the benchmarks' floors) where StartPostgres finds the server.
+func PostgresBinary(name string) (string, error) { return findBinary(name, pgBinDirs...) }

@@ -1,0 +1,197 @@
+package blob
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Sync makes the object at key durable before the caller records it
+// elsewhere (a database row pointing at it). S3 acknowledges a write only
+// once it is durable, so there it does nothing. gocloud's fileblob writes a
+// temp file and its ".attrs" sidecar and renames the temp file without
+// fsync; here the file, its sidecar, its directory and the directory above
+// are fsynced before Sync returns nil, so a power loss after the caller's
+// commit cannot leave the row pointing at nothing (or at content whose
+// sidecar, which every read opens, came back empty).
+//
+// The syncs are shared (group commit): while one batch of syncs runs, the
+// keys of other callers queue, and the next batch syncs all of them at
+// once, each directory once however many of the batch's objects it holds.
+// The bucket's own directory, the parent of every object's directory, is
+// thus synced once per batch rather than once per object. A failure of any
+// sync in a batch fails the Sync of every caller in it: a directory fsync
+// that failed may have lost any of its entries, and after a failed fsync
+// Linux may already have dropped the dirty pages it did not write, so no
+// caller of that batch can be told its object is durable.
+func (b *Bucket) Sync(key string) error {
+	if b.sync == nil {
+		return nil
+	}
+	return b.sync.sync(filepath.Join(b.dir, filepath.FromSlash(key)))
+}
+
+// SetFsync replaces the function that syncs one path (fsync of the file or
+// directory by default): tests count and fail syncs through it. It must be
+// called before the bucket is used.
+func (b *Bucket) SetFsync(f func(path string) error) {
+	if b.sync != nil {
+		b.sync.fsync = f
+	}
+}
+
+// Close stops the syncer (Syncs in a running batch still get their
+// answer; later ones fail) and closes the bucket.
+func (b *Bucket) Close() error {
+	if b.sync != nil {
+		b.sync.close()
+	}
+	return b.Bucket.Close()
+}
+
+// errClosed answers a Sync on a closed bucket.
+var errClosed = errors.New("blob: bucket closed")
+
+// maxBatch bounds one batch, so that a flood of callers is answered in
+// rounds and no batch waits on thousands of fsyncs.
+const maxBatch = 256
+
+// syncParallelism is how many fsyncs of one batch run at once (each holds
+// a thread): on ext4 concurrent fsyncs of inodes changed in one journal
+// transaction wait on one journal commit instead of one each, and the
+// device sees their writes together.
+const syncParallelism = 64
+
+// syncer is one goroutine that takes every path queued since its last
+// batch and syncs them together, one batch at a time.
+type syncer struct {
+	fsync func(path string) error
+	reqs  chan *syncReq
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+type syncReq struct {
+	path string
+	err  error
+	done chan struct{}
+}
+
+func newSyncer(fsync func(string) error) *syncer {
+	s := &syncer{fsync: fsync, reqs: make(chan *syncReq, maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
+	go s.run()
+	return s
+}
+
+func (s *syncer) close() {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+}
+
+// sync queues path and waits for the batch that synced it.
+func (s *syncer) sync(path string) error {
+	r := &syncReq{path: path, done: make(chan struct{})}
+	select {
+	case s.reqs <- r:
+	case <-s.done:
+		return errClosed
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-s.done:
+		// run answers every request of the batch it took before it
+		// returns; a request it never took is not synced.
+		select {
+		case <-r.done:
+			return r.err
+		default:
+			return errClosed
+		}
+	}
+}
+
+func (s *syncer) run() {
+	defer close(s.done)
+	for {
+		var batch []*syncReq
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-s.stop:
+			return
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		err := s.flush(batch)
+		for _, r := range batch {
+			r.err = err
+			close(r.done)
+		}
+	}
+}
+
+// flush syncs a batch: every object file, its sidecar, its directory and
+// the directories above, each once, all at once. They need no order among
+// them: no caller is answered before all of them are synced, and a crash in
+// the middle leaves at worst an object that no row points at (its caller
+// was not answered), which the sweeper removes. Run together, their fsyncs
+// wait on one journal commit of the file system, not one per step.
+func (s *syncer) flush(batch []*syncReq) error {
+	seen := map[string]bool{}
+	var paths []string
+	add := func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			paths = append(paths, p)
+		}
+	}
+	for _, r := range batch {
+		dir := filepath.Dir(r.path)
+		add(filepath.Dir(dir))
+		add(dir)
+		add(r.path)
+		add(r.path + attrsExt)
+	}
+	var g errgroup.Group
+	g.SetLimit(syncParallelism)
+	for _, p := range paths {
+		g.Go(func() error {
+			err := s.fsync(p)
+			if err != nil && strings.HasSuffix(p, attrsExt) && errors.Is(err, os.ErrNotExist) {
+				return nil // an object written without attributes has no sidecar
+			}
+			if err != nil {
+				return fmt.Errorf("sync %s: %w", p, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// attrsExt is the suffix of fileblob's sidecar file of an object's
+// attributes (content type, MD5), which every read of the object opens.
+const attrsExt = ".attrs"
+
+func fsync(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
