@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/client/webhook"
@@ -171,5 +173,82 @@ func TestWebhooksThroughDevAreSignedAndSurviveASIGKILL(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("after the SIGKILL the receiver got %v\nwant (in commit order, none lost) %v", got, want)
+	}
+}
+
+// TestWebhookDeliveriesShowDurationsAndEventsTailShowsNoSecret runs
+// `docstream dev` with a receiver that takes 200 ms to answer. The
+// deliveries API (through the gateway) shows each attempt's duration_ms:
+// present, and between the receiver's delay and the delivery timeout. Then
+// `docstream events tail` over every topic from the beginning prints the
+// document's events and neither the endpoint's secret nor the one it was
+// rotated to, with or without the whsec_ prefix.
+func TestWebhookDeliveriesShowDurationsAndEventsTailShowsNoSecret(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	d := startDev(t, "--webhooks-timeout", "10s")
+	ctx := context.Background()
+	c := newClient(t, d.gateway)
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(delay)
+		_, _ = w.Write([]byte("ok"))
+	}))
+	t.Cleanup(rc.Close)
+	wh, err := c.CreateWebhook(ctx, api.CreateWebhookRequest{URL: rc.URL + "/hook", Events: []string{api.WebhookDocumentCreated}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot, err := c.RotateWebhookSecret(ctx, wh.ID, "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := c.CreateDocument(ctx, api.CreateDocumentRequest{Title: "Timed", Content: "hello", CreatedBy: "john.doe@company.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var raw struct {
+		Deliveries []struct {
+			Status  string           `json:"status"`
+			History []map[string]any `json:"history"`
+		} `json:"deliveries"`
+	}
+	testenv.WaitFor(t, "the delivery recorded", func() bool {
+		resp, err := http.Get(d.gateway + "/webhooks/" + wh.ID + "/deliveries")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		raw.Deliveries = nil
+		return json.NewDecoder(resp.Body).Decode(&raw) == nil && len(raw.Deliveries) == 1 && raw.Deliveries[0].Status == api.DeliveryDelivered
+	})
+	h := raw.Deliveries[0].History
+	if len(h) != 1 {
+		t.Fatalf("history %v, want one attempt", h)
+	}
+	ms, ok := h[0]["duration_ms"].(float64)
+	if !ok || time.Duration(ms)*time.Millisecond < delay || time.Duration(ms)*time.Millisecond > 10*time.Second {
+		t.Fatalf("attempt %v: want duration_ms between the receiver's %v and the 10s timeout", h[0], delay)
+	}
+	typed, err := c.WebhookDeliveries(ctx, wh.ID, "", 10)
+	if err != nil || len(typed) != 1 || len(typed[0].History) != 1 || typed[0].History[0].DurationMS != int(ms) {
+		t.Fatalf("the client's deliveries %+v (%v) disagree with the API's duration_ms %v", typed, err, ms)
+	}
+
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var out testenv.SyncBuffer
+	if err := run(tctx, []string{"events", "tail", "documents,signatures,extractions,signing_requests,signing_recipients,watermarks",
+		"--from-beginning", "--data-dir", d.dataDir}, func(string) string { return "" }, &out, &out); err != nil {
+		t.Fatalf("events tail: %v\n%s", err, out.String())
+	}
+	printed := out.String()
+	if !strings.Contains(printed, doc.ID) {
+		t.Fatalf("events tail did not print the document's events:\n%s", printed)
+	}
+	for _, s := range []string{wh.Secret, rot.Secret, strings.TrimPrefix(wh.Secret, "whsec_"), strings.TrimPrefix(rot.Secret, "whsec_")} {
+		if s == "" || strings.Contains(printed, s) {
+			t.Errorf("events tail printed a webhook secret (%.12s…)", s)
+		}
 	}
 }
