@@ -17,6 +17,7 @@ import (
 	"github.com/docstream/docstream/internal/apikey"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/blob"
+	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/cdc"
 	"github.com/docstream/docstream/internal/document"
 	"github.com/docstream/docstream/internal/extractor"
@@ -252,6 +253,7 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 	// The in-process cache needs the change stream, as the invalidator
 	// does: without it there is none.
 	var local *document.LocalCache
+	var localBus bus.Bus
 	switch {
 	case !cfg.CacheInvalidator || rdb == nil:
 		cfg.InvalidatorOff = "" // nothing to heal: no detail, no warning
@@ -265,11 +267,14 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 		inv := document.NewInvalidator(cache, document.InvalidatorConfig{}, log)
 		r.Go("document cache invalidator", func(ctx context.Context) error { return inv.Run(ctx, b) })
 		if cfg.LocalCacheSize > 0 {
-			local = document.NewLocalCache(cfg.LocalCacheSize, cfg.LocalCacheMaxLag, log)
-			r.Go("document local cache", func(ctx context.Context) error { return local.Run(ctx, b) })
+			local, localBus = document.NewLocalCache(cfg.LocalCacheSize, cfg.LocalCacheMaxLag, log), b
 		}
 	}
-	svc := document.NewService(document.NewStore(pool), bucket, cache, log)
+	store := document.NewStore(pool)
+	if local != nil {
+		r.Go("document local cache", func(ctx context.Context) error { return local.Run(ctx, localBus, store.FlushedLSN) })
+	}
+	svc := document.NewService(store, bucket, cache, log)
 	svc.SetMode(authn.Mode())
 	svc.SetLocalCache(local)
 	views := document.NewViews(cache, cfg.ViewsFlush)

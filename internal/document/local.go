@@ -240,31 +240,80 @@ const LocalCacheConsumer = "document-local-cache"
 // Run applies cdc.documents and cdc.watermarks to the cache until ctx is
 // done; it returns nil then, and a fatal bus error otherwise. While it is
 // not running the cache is bypassed: nothing makes the evidence fresh.
-func (c *LocalCache) Run(ctx context.Context, b bus.Bus) error {
+//
+// flushed (may be nil) reads the database's WAL flush position. CDC
+// publishes a watermark only when the WAL moved, so an idle database sends
+// none; instead Run asks flushed every quarter of maxLag, and a position
+// at or below the newest watermark applied says that every commit
+// acknowledged before the question is applied here: evidence as good as a
+// watermark. The subscription starts at the watermark of the position at
+// start (the last one CDC published, when it is caught up), so an idle
+// system is fresh at once.
+//
+// On a bus that orders only within a topic (Kafka), a watermark can
+// overtake the events before it; the cache is then fresh within that
+// delivery delay.
+func (c *LocalCache) Run(ctx context.Context, b bus.Bus, flushed func(context.Context) (uint64, error)) error {
 	if c == nil || c.max <= 0 {
 		<-ctx.Done()
 		return nil
 	}
-	// Report the lag while it grows (no batch arrives to say it).
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				if h := c.heard.Load(); h != 0 {
-					localLag.Set(now.Sub(time.Unix(0, h)).Seconds())
-				}
-			}
+	start := bus.Start{Kind: bus.StartNew}
+	if flushed != nil {
+		if lsn, err := flushed(ctx); err == nil && lsn > 0 {
+			start = bus.Start{Kind: bus.StartAfterLSN, LSN: lsn - 1}
 		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.probe(pctx, flushed)
 	}()
-	err := b.Broadcast(bus.Named(ctx, LocalCacheConsumer), bus.Topics(bus.TopicDocuments, bus.TopicWatermarks), bus.Start{Kind: bus.StartNew}, c.HandleBatch)
+	err := b.Broadcast(bus.Named(ctx, LocalCacheConsumer), bus.Topics(bus.TopicDocuments, bus.TopicWatermarks), start, c.HandleBatch)
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// probe asks flushed for evidence while the stream is quiet, and reports
+// the lag, until ctx is done.
+func (c *LocalCache) probe(ctx context.Context, flushed func(context.Context) (uint64, error)) {
+	t := time.NewTicker(max(c.maxLag/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		asked := time.Now()
+		if flushed != nil && c.watermark.Load() > 0 {
+			qctx, cancel := context.WithTimeout(ctx, c.maxLag/4)
+			lsn, err := flushed(qctx)
+			cancel()
+			if err == nil && lsn <= c.watermark.Load() {
+				c.heardAt(asked.UnixNano())
+			}
+		}
+		if h := c.heard.Load(); h != 0 {
+			localLag.Set(time.Since(time.Unix(0, h)).Seconds())
+		}
+	}
+}
+
+// heardAt records evidence as of ev (unix nanos), if newer than what c has.
+func (c *LocalCache) heardAt(ev int64) {
+	for {
+		h := c.heard.Load()
+		if ev <= h || c.heard.CompareAndSwap(h, ev) {
+			return
+		}
+	}
 }
 
 // HandleBatch applies one batch of the stream (a bus.Handler; it never
@@ -313,13 +362,7 @@ func (c *LocalCache) HandleBatch(_ context.Context, msgs []bus.Message) error {
 	if newest > 0 {
 		// Evidence is as old as what it says, and never newer than its
 		// arrival (another host's clock may run ahead of ours).
-		ev := min(time.UnixMilli(newest).UnixNano(), now.UnixNano())
-		for {
-			h := c.heard.Load()
-			if ev <= h || c.heard.CompareAndSwap(h, ev) {
-				break
-			}
-		}
+		c.heardAt(min(time.UnixMilli(newest).UnixNano(), now.UnixNano()))
 		localLag.Set(now.Sub(time.Unix(0, c.heard.Load())).Seconds())
 	}
 	return nil

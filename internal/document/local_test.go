@@ -35,7 +35,7 @@ func withLocalCache(t *testing.T, e *env, b bus.Bus) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := l.Run(ctx, b); err != nil {
+		if err := l.Run(ctx, b, e.svc.store.FlushedLSN); err != nil {
 			t.Errorf("local cache: %v", err)
 		}
 	}()
@@ -115,7 +115,6 @@ func TestTheLocalCacheIsBypassedWhileItsConsumerIsCutOffOrStopped(t *testing.T) 
 			if got := b.title(t, d.ID); got != "Before" {
 				t.Fatalf("B read %q", got)
 			}
-			cut := time.Now()
 			if tc == "bus outage" {
 				proxy.Cut()
 			} else {
@@ -124,10 +123,13 @@ func TestTheLocalCacheIsBypassedWhileItsConsumerIsCutOffOrStopped(t *testing.T) 
 			if r := a.do(t, "PATCH", "/documents/"+d.ID, map[string]any{"title": "During"}, nil); r.StatusCode != http.StatusOK {
 				t.Fatalf("PATCH on A: %d", r.StatusCode)
 			}
-			time.Sleep(time.Until(cut.Add(testMaxLag + 100*time.Millisecond)))
+			// No evidence B can gather covers the PATCH's commit: past the
+			// bound after it, B must not answer from memory.
+			committed := time.Now()
+			time.Sleep(time.Until(committed.Add(testMaxLag + 100*time.Millisecond)))
 			for range 20 {
 				if got := b.title(t, d.ID); got != "During" {
-					t.Fatalf("B read %q %v after its consumer lost the stream (bound %v)", got, time.Since(cut), testMaxLag)
+					t.Fatalf("B read %q %v after A's change, while its consumer was cut off (bound %v)", got, time.Since(committed), testMaxLag)
 				}
 			}
 			if tc == "stopped consumer" {
@@ -488,4 +490,33 @@ func (p *tcpProxy) Restore() {
 		p.t.Fatal(err)
 	}
 	p.serve(ln)
+}
+
+// CDC publishes no watermark while the WAL does not move. Then the flushed
+// position is the evidence: at or below the newest watermark applied,
+// every commit so far is applied here and the cache answers; once the WAL
+// moved past it (a commit whose events have not arrived), it does not.
+func TestAnIdleDatabaseKeepsTheLocalCacheFreshByItsFlushedPosition(t *testing.T) {
+	c := NewLocalCache(10, 400*time.Millisecond, logging.Discard())
+	w, _ := json.Marshal(change.Watermark{LSN: 100, TsMs: time.Now().Add(-time.Hour).UnixMilli()})
+	_ = c.HandleBatch(context.Background(), []bus.Message{{Topic: bus.TopicWatermarks, Value: w}})
+	if c.fresh(time.Now()) {
+		t.Fatal("fresh on an hour-old watermark")
+	}
+	var mu sync.Mutex
+	wal := uint64(100)
+	flushed := func(context.Context) (uint64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return wal, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.probe(ctx, flushed) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.WaitForWithin(t, 5*time.Second, "the idle database's position to make the cache fresh", func() bool { return c.fresh(time.Now()) })
+	mu.Lock()
+	wal = 101
+	mu.Unlock()
+	testenv.WaitForWithin(t, 5*time.Second, "the cache to lapse once the WAL moved past its watermark", func() bool { return !c.fresh(time.Now()) })
 }

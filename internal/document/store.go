@@ -179,6 +179,17 @@ func (s *Store) walPosition(ctx context.Context) uint64 {
 	return parseLSN(lsn)
 }
 
+// FlushedLSN is the server's WAL flush position: every commit acknowledged
+// so far ends at or below it (synchronous_commit on, the default), as the
+// replication keepalives that CDC turns into idle watermarks report it.
+func (s *Store) FlushedLSN(ctx context.Context) (uint64, error) {
+	var lsn string
+	if err := s.pool.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn()::text").Scan(&lsn); err != nil {
+		return 0, err
+	}
+	return parseLSN(lsn), nil
+}
+
 // parseLSN turns "16/B374D848" into its 64-bit value.
 func parseLSN(s string) uint64 {
 	hi, lo, ok := strings.Cut(s, "/")

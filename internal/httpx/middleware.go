@@ -10,6 +10,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,13 +43,19 @@ var (
 // ID, panic recovery, metrics and access log.
 func Wrap(service string, log *slog.Logger, h http.Handler) http.Handler {
 	g := inflight.WithLabelValues(service)
+	m := &routeMetrics{service: service}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(RequestIDHeader)
+		// The canonical key, directly: Header.Get and Set would
+		// canonicalize "X-Request-ID" (a new string) on every request.
+		var id string
+		if v := r.Header[requestIDKey]; len(v) > 0 {
+			id = v[0]
+		}
 		if !validRequestID(id) {
 			id = NewRequestID()
-			r.Header.Set(RequestIDHeader, id)
+			r.Header[requestIDKey] = []string{id}
 		}
-		w.Header().Set(RequestIDHeader, id)
+		w.Header()[requestIDKey] = []string{id}
 		r = r.WithContext(logging.WithRequestID(r.Context(), id))
 
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -77,15 +84,54 @@ func Wrap(service string, log *slog.Logger, h http.Handler) http.Handler {
 				route = "unmatched"
 			}
 			d := time.Since(start)
-			requests.WithLabelValues(service, r.Method, route, strconv.Itoa(sw.status)).Inc()
-			latency.WithLabelValues(service, r.Method, route).Observe(d.Seconds())
-			if !strings.HasPrefix(r.URL.Path, "/health/") && r.URL.Path != "/metrics" {
+			c, l := m.of(r.Method, route, sw.status)
+			c.Inc()
+			l.Observe(d.Seconds())
+			// Enabled first: the line's arguments cost on every request
+			// even when debug is off.
+			if log.Enabled(r.Context(), slog.LevelDebug) && !strings.HasPrefix(r.URL.Path, "/health/") && r.URL.Path != "/metrics" {
 				log.DebugContext(r.Context(), "request", "method", r.Method, "path", LogPath(r.URL.Path),
 					"status", sw.status, "duration_ms", float64(d.Microseconds())/1000)
 			}
 		}()
 		h.ServeHTTP(sw, r)
 	})
+}
+
+// requestIDKey is RequestIDHeader as Go's header maps key it.
+var requestIDKey = http.CanonicalHeaderKey(RequestIDHeader)
+
+// routeMetrics keeps one service's request counter and latency observer per
+// (method, route, status): WithLabelValues hashes every label on every
+// call, which showed in the GET profile.
+type routeMetrics struct {
+	service string
+	m       sync.Map // routeKey → *routeSeries
+}
+
+type routeKey struct {
+	method, route string
+	status        int
+}
+
+type routeSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+func (rm *routeMetrics) of(method, route string, status int) (prometheus.Counter, prometheus.Observer) {
+	k := routeKey{method, route, status}
+	if s, ok := rm.m.Load(k); ok {
+		rs := s.(*routeSeries)
+		return rs.requests, rs.latency
+	}
+	rs := &routeSeries{requests: requests.WithLabelValues(rm.service, method, route, strconv.Itoa(status)),
+		latency: latency.WithLabelValues(rm.service, method, route)}
+	// Methods and routes are bounded (unmatched paths share "unmatched";
+	// net/http refuses malformed methods), as the label values were.
+	s, _ := rm.m.LoadOrStore(k, rs)
+	rs = s.(*routeSeries)
+	return rs.requests, rs.latency
 }
 
 // validRequestID accepts what request IDs are made of in practice (UUIDs,
