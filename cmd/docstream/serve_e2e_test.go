@@ -30,9 +30,16 @@ type serveProc struct {
 
 func startServe(t *testing.T, name string, args ...string) *serveProc {
 	t.Helper()
+	return startServeEnv(t, name, nil, args...)
+}
+
+// startServeEnv is startServe with more environment variables (S3
+// credentials, say).
+func startServeEnv(t *testing.T, name string, env []string, args ...string) *serveProc {
+	t.Helper()
 	p := &serveProc{out: &testenv.SyncBuffer{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command(docstreamBinary(t), append([]string{"serve", "--log-level", "warn", "--shutdown-drain", "0"}, args...)...)
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
