@@ -8,14 +8,33 @@ import (
 	"github.com/docstream/docstream/api"
 )
 
+// WrittenSigningRequest is a signing request as a route that changed it
+// answered, with the answer's X-Commit-LSN.
+type WrittenSigningRequest struct {
+	api.SigningRequest
+	// CommitLSN, as MinLSN of a search, shows what the change did to the
+	// index (the recipients' shares); the document status the request
+	// moves the document to follows after it.
+	CommitLSN uint64 `json:"-"`
+}
+
+// WrittenInvitation is an invitation as a route that recorded a view or an
+// action answered, with the answer's X-Commit-LSN.
+type WrittenInvitation struct {
+	api.Invitation
+	CommitLSN uint64 `json:"-"`
+}
+
 // CreateSigningRequest asks recipients to sign, approve or view document
 // documentID's current content (POST /documents/{id}/signing-requests;
 // needs own). Unless req.Draft, invitations go out at once.
-func (c *Client) CreateSigningRequest(ctx context.Context, documentID string, req api.CreateSigningRequest) (*api.SigningRequest, error) {
-	var out api.SigningRequest
-	if _, err := c.call(ctx, http.MethodPost, idPath("documents", documentID, "signing-requests"), nil, req, &out); err != nil {
+func (c *Client) CreateSigningRequest(ctx context.Context, documentID string, req api.CreateSigningRequest) (*WrittenSigningRequest, error) {
+	var out WrittenSigningRequest
+	h, err := c.call(ctx, http.MethodPost, idPath("documents", documentID, "signing-requests"), nil, req, &out.SigningRequest)
+	if err != nil {
 		return nil, err
 	}
+	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
 	return &out, nil
 }
 
@@ -40,27 +59,29 @@ func (c *Client) GetSigningRequest(ctx context.Context, id string) (*api.Signing
 }
 
 // SendSigningRequest sends a draft (POST /signing-requests/{rid}/send).
-func (c *Client) SendSigningRequest(ctx context.Context, id string) (*api.SigningRequest, error) {
+func (c *Client) SendSigningRequest(ctx context.Context, id string) (*WrittenSigningRequest, error) {
 	return c.requestOp(ctx, id, "send")
 }
 
 // CancelSigningRequest cancels an open request
 // (POST /signing-requests/{rid}/cancel).
-func (c *Client) CancelSigningRequest(ctx context.Context, id string) (*api.SigningRequest, error) {
+func (c *Client) CancelSigningRequest(ctx context.Context, id string) (*WrittenSigningRequest, error) {
 	return c.requestOp(ctx, id, "cancel")
 }
 
 // ResendSigningRequest mails fresh invitations to the recipients still
 // waiting (POST /signing-requests/{rid}/resend).
-func (c *Client) ResendSigningRequest(ctx context.Context, id string) (*api.SigningRequest, error) {
+func (c *Client) ResendSigningRequest(ctx context.Context, id string) (*WrittenSigningRequest, error) {
 	return c.requestOp(ctx, id, "resend")
 }
 
-func (c *Client) requestOp(ctx context.Context, id, op string) (*api.SigningRequest, error) {
-	var out api.SigningRequest
-	if _, err := c.call(ctx, http.MethodPost, idPath("signing-requests", id, op), nil, struct{}{}, &out); err != nil {
+func (c *Client) requestOp(ctx context.Context, id, op string) (*WrittenSigningRequest, error) {
+	var out WrittenSigningRequest
+	h, err := c.call(ctx, http.MethodPost, idPath("signing-requests", id, op), nil, struct{}{}, &out.SigningRequest)
+	if err != nil {
 		return nil, err
 	}
+	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
 	return &out, nil
 }
 
@@ -72,31 +93,37 @@ func (c *Client) SigningCertificate(ctx context.Context, id string) (*Content, e
 
 // SigningInvitation is what a signed-in recipient's invitation shows, and
 // records that they viewed it (GET /signing-requests/{rid}/invitation).
-func (c *Client) SigningInvitation(ctx context.Context, id string) (*api.Invitation, error) {
-	var out api.Invitation
-	if _, err := c.call(ctx, http.MethodGet, idPath("signing-requests", id, "invitation"), nil, nil, &out); err != nil {
+func (c *Client) SigningInvitation(ctx context.Context, id string) (*WrittenInvitation, error) {
+	var out WrittenInvitation
+	h, err := c.call(ctx, http.MethodGet, idPath("signing-requests", id, "invitation"), nil, nil, &out.Invitation)
+	if err != nil {
 		return nil, err
 	}
+	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
 	return &out, nil
 }
 
 // ActOnSigningRequest signs, approves or declines ("sign", "approve",
 // "decline") as the signed-in recipient whose verified email is on the
 // request (POST /signing-requests/{rid}/{action}).
-func (c *Client) ActOnSigningRequest(ctx context.Context, id, action string, req api.InvitationAction) (*api.Invitation, error) {
-	var out api.Invitation
-	if _, err := c.call(ctx, http.MethodPost, idPath("signing-requests", id, url.PathEscape(action)), nil, req, &out); err != nil {
+func (c *Client) ActOnSigningRequest(ctx context.Context, id, action string, req api.InvitationAction) (*WrittenInvitation, error) {
+	var out WrittenInvitation
+	h, err := c.call(ctx, http.MethodPost, idPath("signing-requests", id, url.PathEscape(action)), nil, req, &out.Invitation)
+	if err != nil {
 		return nil, err
 	}
+	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
 	return &out, nil
 }
 
 // ViewInvitation opens an invitation link's token (GET /invitations/{token}).
-func (c *Client) ViewInvitation(ctx context.Context, token string) (*api.Invitation, error) {
-	var out api.Invitation
-	if _, err := c.call(ctx, http.MethodGet, idPath("invitations", token), nil, nil, &out); err != nil {
+func (c *Client) ViewInvitation(ctx context.Context, token string) (*WrittenInvitation, error) {
+	var out WrittenInvitation
+	h, err := c.call(ctx, http.MethodGet, idPath("invitations", token), nil, nil, &out.Invitation)
+	if err != nil {
 		return nil, err
 	}
+	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
 	return &out, nil
 }
 
@@ -108,11 +135,13 @@ func (c *Client) InvitationContent(ctx context.Context, token string) (*Content,
 
 // ActOnInvitation signs, approves or declines with an invitation token
 // (POST /invitations/{token}/{action}); the action uses the invitation up.
-func (c *Client) ActOnInvitation(ctx context.Context, token, action string, req api.InvitationAction) (*api.Invitation, error) {
-	var out api.Invitation
-	if _, err := c.call(ctx, http.MethodPost, idPath("invitations", token, url.PathEscape(action)), nil, req, &out); err != nil {
+func (c *Client) ActOnInvitation(ctx context.Context, token, action string, req api.InvitationAction) (*WrittenInvitation, error) {
+	var out WrittenInvitation
+	h, err := c.call(ctx, http.MethodPost, idPath("invitations", token, url.PathEscape(action)), nil, req, &out.Invitation)
+	if err != nil {
 		return nil, err
 	}
+	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
 	return &out, nil
 }
 

@@ -97,7 +97,11 @@ func newRequestCreateCmd(e *env) *cobra.Command {
 		if remind > 0 {
 			req.ReminderInterval = remind.String()
 		}
-		return c.CreateSigningRequest(cmd.Context(), args[0], req)
+		w, err := c.CreateSigningRequest(cmd.Context(), args[0], req)
+		if err != nil {
+			return nil, err
+		}
+		return &w.SigningRequest, nil
 	})
 }
 
@@ -111,7 +115,11 @@ func newRequestStatusCmd(e *env) *cobra.Command {
 func newRequestCancelCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "cancel REQUEST_ID", Short: "Cancel an open signing request", Args: cobra.ExactArgs(1)}
 	return requestCommand(e, cmd, func(cmd *cobra.Command, c *client.Client, args []string) (*api.SigningRequest, error) {
-		return c.CancelSigningRequest(cmd.Context(), args[0])
+		w, err := c.CancelSigningRequest(cmd.Context(), args[0])
+		if err != nil {
+			return nil, err
+		}
+		return &w.SigningRequest, nil
 	})
 }
 

@@ -6,6 +6,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,4 +54,27 @@ func ExistingIDs(ctx context.Context, pool *pgxpool.Pool, table string, ids []st
 		out[id] = true
 	}
 	return out, nil
+}
+
+// WALPosition is the current WAL insert position as a number ("16/B374D848"
+// → 0x16B374D848). Read after a commit returned, it is at or past that
+// commit's record, so whatever has applied the change stream up to it has
+// applied the commit: the X-Commit-LSN a write answers with, which search
+// takes as min_lsn. 0 when it cannot be read (read-your-writes then does
+// not wait).
+func WALPosition(ctx context.Context, pool *pgxpool.Pool) uint64 {
+	var lsn string
+	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
+		return 0
+	}
+	hi, lo, ok := strings.Cut(lsn, "/")
+	if !ok {
+		return 0
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return h<<32 | l
 }

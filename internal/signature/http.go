@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/netip"
 	"path"
+	"strconv"
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/audit"
 	"github.com/docstream/docstream/internal/httpx"
+	"github.com/docstream/docstream/internal/postgres"
 	"github.com/docstream/docstream/internal/validate"
 )
 
@@ -113,6 +115,7 @@ func (s *Server) handleCreate() http.Handler {
 		if replayed {
 			w.Header().Set(api.IdempotentReplayedHeader, "true")
 		}
+		setCommitLSN(w, postgres.WALPosition(r.Context(), s.svc.store.pool))
 		httpx.Respond(w, http.StatusCreated, sig)
 	})
 }
@@ -193,6 +196,28 @@ func reply(w http.ResponseWriter, status int, v any, err error) error {
 	return nil
 }
 
+// replyWritten is reply for a route that changed state: it also sends
+// X-Commit-LSN (as the document routes do), read after the change
+// committed, so a search with it as min_lsn sees what the change did to
+// the index (a recipient's share, the readers the request rewrote, the
+// document status the POST /signatures shortcut applied inline). The
+// document status a signing request moves the document to is a job that
+// runs after the answer, so this position does not cover it.
+func (s *Server) replyWritten(w http.ResponseWriter, r *http.Request, status int, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	setCommitLSN(w, postgres.WALPosition(r.Context(), s.svc.store.pool))
+	httpx.Respond(w, status, v)
+	return nil
+}
+
+func setCommitLSN(w http.ResponseWriter, lsn uint64) {
+	if lsn != 0 {
+		w.Header().Set(api.CommitLSNHeader, strconv.FormatUint(lsn, 10))
+	}
+}
+
 // meta is who is asking, as this request shows it.
 func (s *Server) meta(r *http.Request) Meta {
 	ua := r.UserAgent()
@@ -219,7 +244,7 @@ func (s *Server) handleCreateRequest() http.Handler {
 			return err
 		}
 		out, err := wf.Create(r.Context(), id, body, s.meta(r))
-		return reply(w, http.StatusCreated, out, err)
+		return s.replyWritten(w, r, http.StatusCreated, out, err)
 	})
 }
 
@@ -248,7 +273,7 @@ func (s *Server) handleRequestOp() http.Handler {
 			op = wf.Resend
 		}
 		out, err := op(r.Context(), id, s.meta(r))
-		return reply(w, http.StatusOK, out, err)
+		return s.replyWritten(w, r, http.StatusOK, out, err)
 	})
 }
 
@@ -270,7 +295,7 @@ func (s *Server) handleCertificate() http.Handler {
 func (s *Server) handleViewAsPrincipal() http.Handler {
 	return s.withWorkflow("rid", "signing request", func(w http.ResponseWriter, r *http.Request, wf *Workflow, id string) error {
 		out, err := wf.ViewAsPrincipal(r.Context(), id, s.meta(r))
-		return reply(w, http.StatusOK, out, err)
+		return s.replyWritten(w, r, http.StatusOK, out, err)
 	})
 }
 
@@ -281,7 +306,7 @@ func (s *Server) handleActAsPrincipal() http.Handler {
 			return err
 		}
 		out, err := wf.ActAsPrincipal(r.Context(), id, a, body, s.meta(r))
-		return reply(w, http.StatusOK, out, err)
+		return s.replyWritten(w, r, http.StatusOK, out, err)
 	})
 }
 
@@ -290,7 +315,7 @@ func (s *Server) handleViewInvitation() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		out, err := wf.View(r.Context(), tok, s.meta(r))
-		return reply(w, http.StatusOK, out, err)
+		return s.replyWritten(w, r, http.StatusOK, out, err)
 	})
 }
 
@@ -322,6 +347,6 @@ func (s *Server) handleAct() http.Handler {
 			return err
 		}
 		out, err := wf.Act(r.Context(), tok, a, body, s.meta(r))
-		return reply(w, http.StatusOK, out, err)
+		return s.replyWritten(w, r, http.StatusOK, out, err)
 	})
 }
