@@ -128,3 +128,33 @@ func TestTheLogNotifierPrintsTheLinksAndNoLogLineHoldsAToken(t *testing.T) {
 		}
 	}
 }
+
+// A create that fails (the document is not there, or already has an open
+// request) mails nobody, so it spends none of the caller's mail quota: the
+// next create within the minute still has all of it.
+func TestAFailedCreateDoesNotSpendTheMailQuota(t *testing.T) {
+	e := newEnv(t)
+	in := e.startWorkflowWith(t, wfOptions{notifier: &LogNotifier{W: &testenv.SyncBuffer{}}, mailPerMinute: 4})
+	two := api.CreateSigningRequest{Recipients: []api.RecipientInput{
+		{Email: "a@example.com", Role: api.RoleSigner}, {Email: "b@example.com", Role: api.RoleSigner}}}
+	create := func(docID string) int {
+		resp := testenv.Do(t, "POST", in.url+"/documents/"+docID+"/signing-requests", two, nil, testPrincipal, principalJSON(alice))
+		return resp.StatusCode
+	}
+	d1, d2, d3 := e.createDocument(t, "One", "1"), e.createDocument(t, "Two", "2"), e.createDocument(t, "Three", "3")
+	for _, c := range []struct {
+		what  string
+		docID string
+		want  int
+	}{
+		{"a request on a document that does not exist", "0190c5d4-0000-7000-8000-0000000000ff", http.StatusNotFound},
+		{"the first request (2 mails of 4)", d1.ID, http.StatusCreated},
+		{"a second request on the same document", d1.ID, http.StatusConflict},
+		{"a request on another document (4 mails of 4)", d2.ID, http.StatusCreated},
+		{"one more (6 mails of 4)", d3.ID, http.StatusTooManyRequests},
+	} {
+		if got := create(c.docID); got != c.want {
+			t.Fatalf("%s: %d, want %d", c.what, got, c.want)
+		}
+	}
+}

@@ -458,8 +458,10 @@ func newLimiter(n int, window time.Duration) *limiter {
 }
 
 // allow charges units to key, or refuses them and says how long until the
-// window ends and the key's count starts again.
-func (l *limiter) allow(key string, units int) (ok bool, retryAfter time.Duration) {
+// window ends and the key's count starts again. refund gives the units
+// back (the change that would have sent the mails did not commit); once
+// the window has moved on it does nothing, the charge having gone with it.
+func (l *limiter) allow(key string, units int) (ok bool, retryAfter time.Duration, refund func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -467,10 +469,20 @@ func (l *limiter) allow(key string, units int) (ok bool, retryAfter time.Duratio
 		l.start, l.used = now, map[string]int{}
 	}
 	if l.used[key]+units > l.n {
-		return false, l.start.Add(l.window).Sub(now)
+		return false, l.start.Add(l.window).Sub(now), func() {}
 	}
 	l.used[key] += units
-	return true, 0
+	start := l.start
+	var once sync.Once
+	return true, 0, func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.start.Equal(start) {
+				l.used[key] = max(0, l.used[key]-units)
+			}
+		})
+	}
 }
 
 // retryAfter is the cause of a 429: httpx.RespondErr sends it as the

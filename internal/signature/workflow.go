@@ -156,7 +156,8 @@ func (w *Workflow) Create(ctx context.Context, docID string, body api.CreateSign
 	if err != nil {
 		return nil, err
 	}
-	if err := w.limit(ctx, m, len(in.recipients)); err != nil {
+	refund, err := w.limit(ctx, m, len(in.recipients))
+	if err != nil {
 		return nil, err
 	}
 	p := auth.FromContext(ctx)
@@ -212,6 +213,9 @@ func (w *Workflow) Create(ctx context.Context, docID string, body api.CreateSign
 		return w.send(ctx, tx, id, docID, m)
 	})
 	if err != nil {
+		// Nothing committed, nothing will be mailed: the caller's mail
+		// quota is not spent on a refused or failed create.
+		refund()
 		return nil, err
 	}
 	w.wake()
@@ -220,6 +224,7 @@ func (w *Workflow) Create(ctx context.Context, docID string, body api.CreateSign
 
 // Send sends a draft request (POST /signing-requests/{rid}/send).
 func (w *Workflow) Send(ctx context.Context, rid string, m Meta) (*SigningRequest, error) {
+	refund := func() {}
 	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 		r, err := w.lockRequest(ctx, tx, rid)
 		if err != nil {
@@ -235,12 +240,14 @@ func (w *Workflow) Send(ctx context.Context, rid string, m Meta) (*SigningReques
 		if d.SHA256 == nil || *d.SHA256 != r.ContentSHA256 {
 			return apperr.E(apperr.Conflict, "document %s content changed since the request was drafted", r.DocumentID)
 		}
-		if err := w.limit(ctx, m, len(r.Recipients)); err != nil {
-			return err
+		var err2 error
+		if refund, err2 = w.limit(ctx, m, len(r.Recipients)); err2 != nil {
+			return err2
 		}
 		return w.send(ctx, tx, rid, r.DocumentID, m)
 	})
 	if err != nil {
+		refund() // nothing committed: nothing will be mailed
 		return nil, err
 	}
 	w.wake()
@@ -411,6 +418,7 @@ func (w *Workflow) Cancel(ctx context.Context, rid string, m Meta) (*SigningRequ
 // Resend mails a fresh invitation to every recipient of the waiting group
 // who has not acted yet (owner only; rate-limited).
 func (w *Workflow) Resend(ctx context.Context, rid string, m Meta) (*SigningRequest, error) {
+	refund := func() {}
 	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 		r, err := w.lockRequest(ctx, tx, rid)
 		if err != nil {
@@ -432,13 +440,15 @@ func (w *Workflow) Resend(ctx context.Context, rid string, m Meta) (*SigningRequ
 				}
 			}
 		}
-		if err := w.limit(ctx, m, n); err != nil {
-			return err
+		var err2 error
+		if refund, err2 = w.limit(ctx, m, n); err2 != nil {
+			return err2
 		}
 		return w.appendAudit(ctx, tx, AuditEntry{DocumentID: r.DocumentID, Type: "signing_request.resent", Actor: actor(ctx), IP: m.IP, UserAgent: m.UserAgent,
 			Data: map[string]any{"request_id": rid, "recipients": n}})
 	})
 	if err != nil {
+		refund() // nothing committed: nothing will be mailed
 		return nil, err
 	}
 	w.wake()
@@ -1022,15 +1032,16 @@ func mustV7() string {
 
 // limit charges n mails to the caller (principal key, else client
 // address), refusing with 429 past the rate.
-func (w *Workflow) limit(ctx context.Context, m Meta, n int) error {
+func (w *Workflow) limit(ctx context.Context, m Meta, n int) (refund func(), err error) {
 	key := auth.FromContext(ctx).Key()
 	if key == "" {
 		key = "ip:" + m.IP
 	}
-	if ok, after := w.limiter.allow(key, n); !ok {
-		return apperr.Wrap(apperr.RateLimited, retryAfter(after), "too many invitation mails: at most %d a minute; retry after the time in Retry-After", w.limiter.n)
+	ok, after, refund := w.limiter.allow(key, n)
+	if !ok {
+		return refund, apperr.Wrap(apperr.RateLimited, retryAfter(after), "too many invitation mails: at most %d a minute; retry after the time in Retry-After", w.limiter.n)
 	}
-	return nil
+	return refund, nil
 }
 
 // readAll reads an object of the documents bucket whole (a mail attachment).
