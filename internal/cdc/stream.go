@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/docstream/docstream/internal/bus"
 	"github.com/docstream/docstream/internal/change"
@@ -265,12 +266,17 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 	}
 }
 
-// pipelineDepth is how many batches may be published and not yet acked at
-// once. While the bus stores one batch the next is already on its way, so
-// the bus is not left idle for a round trip between batches (the capture
-// benchmark went from ~65k to ~75k rows/s with bigger batches, the same
-// effect). Confirmation still goes batch by batch in order.
-const pipelineDepth = 3
+// publishWindow is how many events may be published and not yet acked at
+// once, over as many batches as that takes. While the bus stores and
+// fsyncs some batches, the next ones are already on their way, so neither
+// the bus nor the reader waits out a round trip and an fsync per batch.
+// Three batches at a time held the capture benchmark to ~0.36× of
+// pg_recvlogical on a loaded machine where twelve reached ~0.55×
+// (docs/benchmarks.md). It stays below the NATS client's limit of
+// unacked async publishes (16,384, internal/bus/nats), which fails
+// publishes beyond it, leaving room for the watermarks sent beside.
+// Confirmation still goes batch by batch in order.
+const publishWindow = 12_000
 
 // asyncPublisher is a bus that can send a batch and wait for its acks later
 // (the NATS bus). Calls made from one goroutine keep their order on the bus.
@@ -280,16 +286,17 @@ type asyncPublisher interface {
 }
 
 // sent is a batch on its way: wait returns once the bus has acked all of
-// its events.
+// its events; held is its share of the publish window.
 type sent struct {
 	b      batch
+	held   int64
 	ctx    context.Context
 	cancel context.CancelFunc
 	start  time.Time
 	wait   func(context.Context) error
 }
 
-// publisher publishes batches in order, up to pipelineDepth of them
+// publisher publishes batches in order, with up to publishWindow events
 // unacked at once, and hands each to confirmer, which waits for the acks in
 // the same order. The acked position therefore only moves past a batch once
 // it and every batch before it are acked. On failure the error is reported
@@ -305,13 +312,17 @@ func (e *Engine) publisher(work <-chan batch, errc chan<- error, inflight *atomi
 		}
 	}
 	async, _ := e.bus.(asyncPublisher)
-	// One batch is being waited on by confirmer; pipelineDepth-1 more can
-	// queue here, and publishing the next waits for room.
-	sentq := make(chan sent, pipelineDepth-1)
+	// The window counts the events of batches sent and not yet confirmed;
+	// confirmer gives a batch's share back once it is done with it. A batch
+	// larger than the window (--cdc-max-batch above it) takes all of it.
+	window := semaphore.NewWeighted(publishWindow)
+	// Room for the window's batches; watermark-only batches take no room
+	// in the window and queue here.
+	sentq := make(chan sent, 64)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		e.confirmer(sentq, inflight, &failed, fail)
+		e.confirmer(sentq, window, inflight, &failed, fail)
 	}()
 	// Batches already handed over are still published when the engine stops,
 	// so a clean shutdown confirms all it read; a bounded wait keeps a dead
@@ -321,8 +332,14 @@ func (e *Engine) publisher(work <-chan batch, errc chan<- error, inflight *atomi
 			inflight.Add(-1)
 			continue
 		}
+		held := int64(min(len(b.events), publishWindow))
+		if held > 0 {
+			// Never fails: the context is never done. Confirmer releases
+			// within the publish timeout even when the bus is gone.
+			_ = window.Acquire(context.Background(), held)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		s := sent{b: b, ctx: ctx, cancel: cancel, start: time.Now(), wait: func(context.Context) error { return nil }}
+		s := sent{b: b, held: held, ctx: ctx, cancel: cancel, start: time.Now(), wait: func(context.Context) error { return nil }}
 		if len(b.events) > 0 {
 			var err error
 			if async != nil {
@@ -332,6 +349,7 @@ func (e *Engine) publisher(work <-chan batch, errc chan<- error, inflight *atomi
 			}
 			if err != nil {
 				cancel()
+				window.Release(held)
 				inflight.Add(-1)
 				fail(fmt.Errorf("cdc: publish: %w", err))
 				continue
@@ -345,7 +363,7 @@ func (e *Engine) publisher(work <-chan batch, errc chan<- error, inflight *atomi
 
 // confirmer waits for each sent batch's acks in order, then advances the
 // acked position and publishes a watermark.
-func (e *Engine) confirmer(sentq <-chan sent, inflight *atomic.Int64, failed *atomic.Bool, fail func(error)) {
+func (e *Engine) confirmer(sentq <-chan sent, window *semaphore.Weighted, inflight *atomic.Int64, failed *atomic.Bool, fail func(error)) {
 	for s := range sentq {
 		if !failed.Load() {
 			if err := e.confirm(s); err != nil {
@@ -353,6 +371,7 @@ func (e *Engine) confirmer(sentq <-chan sent, inflight *atomic.Int64, failed *at
 			}
 		}
 		s.cancel()
+		window.Release(s.held)
 		inflight.Add(-1)
 	}
 }
