@@ -1,8 +1,12 @@
 package realtime
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -133,15 +137,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, docID string, sin
 	}
 	var ws *websocket.Conn
 	var err error
-	httpx.JSONErrors(w, r, func(w http.ResponseWriter) { ws, err = websocket.Accept(w, r, opts) })
+	httpx.JSONErrors(w, r, func(w http.ResponseWriter) { ws, err = websocket.Accept(smallBuffers{w}, r, opts) })
 	if err != nil {
 		// Accept has answered (400 bad handshake, 403 origin, 426 not
 		// an upgrade), in the one error shape through JSONErrors.
 		s.log.DebugContext(r.Context(), "websocket accept failed", "err", err)
 		return
 	}
-	s.hub.clients.Add(1)
-	defer s.hub.clients.Done()
+	s.hub.clients.Add(1) // Done when run returns, on its own goroutine
 	c := newClient(s.hub, ws, docID, cred.Expires)
 	c.viewer = v
 	c.recheck = s.recheck(p, cred)
@@ -163,7 +166,51 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, docID string, sin
 		}
 	}
 	s.log.DebugContext(r.Context(), "websocket connected", "document_id", c.doc, "principal", p.Key(), "since", since)
-	c.run(r.Context(), since)
+	// The connection runs on its own goroutine and the handler returns:
+	// net/http then lets go of everything it kept for the request (its
+	// goroutine and stack, its connection state and 4 KiB read and write
+	// buffers, which smallBuffers replaced), which an idle subscriber
+	// would otherwise hold for hours. The request's context ends when the
+	// handler returns, so the connection keeps its values only; the hub's
+	// shutdown (and Wait, through clients) governs its end.
+	go func() {
+		defer s.hub.clients.Done()
+		c.run(context.WithoutCancel(r.Context()), since)
+	}()
+}
+
+// Buffer sizes of a WebSocket connection. Events are written as one frame
+// each, most smaller than wsWriteBuffer (a larger one is written through);
+// a client only ever sends pings, so reads are small.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 1024
+)
+
+// smallBuffers hands websocket.Accept the hijacked connection with buffers
+// of its own sizes instead of net/http's 4 KiB pair, the largest share of
+// an idle connection's memory.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Bytes the client sent right after its handshake (a ping) may already
+	// be in net/http's reader. They must be in the new reader's buffer, not
+	// behind it: Accept takes what is buffered and reads the rest from
+	// conn itself.
+	early, _ := brw.Reader.Peek(brw.Reader.Buffered()) // no more than buffered: cannot fail
+	early = bytes.Clone(early)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(early), conn), max(wsReadBuffer, len(early)))
+	if _, err := br.Peek(len(early)); err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, wsWriteBuffer)), nil
 }
 
 // recheck is how a connection of p's verifies its credential again while

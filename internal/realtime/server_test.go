@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,8 @@ type serverOpts struct {
 	sendBuffer int
 	// keys verifies API keys (nil: refused).
 	keys auth.KeyVerifier
+	// wrap, if set, wraps the server's handler.
+	wrap func(http.Handler) http.Handler
 }
 
 func startServer(t testing.TB, o serverOpts) *testServer {
@@ -81,7 +84,11 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 	done := make(chan error, 1)
 	scfg := httpx.DefaultServerConfig()
 	scfg.ShutdownDrain = 0 // as the realtime module serves (see startRealtime)
-	go func() { done <- httpx.Serve(ctx, ln, srv, logging.Discard(), scfg) }()
+	var h http.Handler = srv
+	if o.wrap != nil {
+		h = o.wrap(h)
+	}
+	go func() { done <- httpx.Serve(ctx, ln, h, logging.Discard(), scfg) }()
 	go func() { _ = hub.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
@@ -623,4 +630,36 @@ func TestAChangePublishedAgainReachesClientsOnce(t *testing.T) {
 			t.Fatalf("got the message of lsn %d, want %d (a repeat reached the client)", m.LSN, want)
 		}
 	}
+}
+
+// The upgrade handler returns once the connection is subscribed, so that
+// an idle subscriber holds no net/http state (goroutine, buffers, request):
+// the connection then lives on and still gets events, pongs and a close.
+func TestTheHandlerReturnsWhileTheConnectionLivesOn(t *testing.T) {
+	var returned atomic.Int32
+	s := startServer(t, serverOpts{wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, r)
+			if strings.HasPrefix(r.URL.Path, "/ws/") {
+				returned.Add(1)
+			}
+		})
+	}})
+	doc := uuid.NewString()
+	c := s.dial(t, doc, "", 0)
+	testenv.WaitFor(t, "the upgrade handler to return", func() bool { return returned.Load() == 1 })
+	s.hub.Dispatch(titleEvent(t, doc, 1))
+	if m := readMsg(t, c); m.LSN != 1 {
+		t.Fatalf("after the handler returned: got %+v", m)
+	}
+	if err := c.Write(context.Background(), websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := readMsg(t, c); m.Type != "pong" {
+		t.Fatalf("ping answered with %+v", m)
+	}
+	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("close handshake: %v", err)
+	}
+	testenv.WaitFor(t, "the hub to forget the connection", func() bool { return s.hub.Connections() == 0 })
 }
