@@ -54,6 +54,17 @@ type client struct {
 	wake chan struct{}
 
 	sent atomic.Int64
+
+	// writing: a writer goroutine is running (poke).
+	writing atomic.Bool
+	// bgMu guards ended and timers; bg counts what runs aside (writer,
+	// pings, rechecks, replay), which finish waits for.
+	bgMu       sync.Mutex
+	ended      bool
+	timers     []*time.Timer
+	stopReplay context.CancelFunc
+	bg         sync.WaitGroup
+	finished   chan struct{} // closed when finish is done
 }
 
 func newClient(h *Hub, ws *websocket.Conn, doc string, expires time.Time) *client {
@@ -66,14 +77,18 @@ func newClient(h *Hub, ws *websocket.Conn, doc string, expires time.Time) *clien
 		control: make(chan []byte, 1),
 		kicked:  make(chan struct{}),
 		wake:    make(chan struct{}, 1),
+
+		finished: make(chan struct{}),
 	}
 }
 
-// kick asks the connection to close with why; the first reason wins.
+// kick asks the connection to close with why; the first reason wins. It
+// never blocks (Dispatch kicks a slow client): finish runs aside.
 func (c *client) kick(why closeCode) {
 	c.kickOnce.Do(func() {
 		c.why = why
 		close(c.kicked)
+		go c.finish()
 	})
 }
 
@@ -91,6 +106,7 @@ func (c *client) deliver(ev Event) {
 			return
 		}
 	}
+	c.poke()
 }
 
 func (c *client) isKicked() bool {
@@ -115,110 +131,148 @@ func (c *client) overflow() {
 var pongFrame = []byte(`{"type":"pong"}`)
 
 // run serves the connection until it ends, then closes it with the reason
-// it ended for. When the hub shuts down (or ctx, the request's, is done)
-// the connection is closed with 1001.
+// it ended for. When the hub shuts down the connection is closed with 1001.
+//
+// An idle connection has one goroutine, this one, reading (the reader must
+// run for pongs and close frames to be processed). A writer goroutine
+// exists only while frames wait (poke), and pings, the token's expiry, the
+// key's recheck and the hub's shutdown are timers and callbacks, not a
+// goroutine waiting on them: a goroutine's stack was most of an idle
+// connection's memory.
 func (c *client) run(ctx context.Context, since *uint64) {
-	c.ws.SetReadLimit(c.h.opts.ReadLimit)
-	var wg sync.WaitGroup
-	// The reader must run for pongs (and close frames) to be processed.
-	// Its context is not cancelled on kick: cancelling a Read closes the
-	// connection at once, before the close frame could be written.
-	wg.Go(func() { c.readLoop() })
+	o := c.h.opts
+	c.ws.SetReadLimit(o.ReadLimit)
+	stopShutdown := context.AfterFunc(c.h.stopped, func() { c.kick(closeShutdown) })
+	defer stopShutdown()
+	if !c.expires.IsZero() {
+		t := time.AfterFunc(time.Until(c.expires), func() { c.kick(closeExpired) })
+		defer t.Stop()
+	}
+	c.every(o.PingInterval, func() {
+		// Ping waits for the pong, read by this goroutine's readLoop.
+		pctx, cancel := context.WithTimeout(context.Background(), o.PongTimeout)
+		defer cancel()
+		if err := c.ws.Ping(pctx); err != nil && !c.isKicked() {
+			reaped.Inc()
+			c.kick(closeDead)
+		}
+	})
+	if c.recheck != nil {
+		c.every(o.KeyRecheck, func() {
+			rctx, cancel := context.WithTimeout(context.Background(), o.WriteTimeout)
+			defer cancel()
+			if err := c.recheck(rctx); apperr.CodeOf(err) == apperr.Unauthenticated {
+				c.kick(closeRevokedKey)
+			}
+		})
+	}
 	if since != nil {
 		rctx, cancel := context.WithCancel(ctx)
-		wg.Go(func() {
+		defer cancel()
+		c.bgMu.Lock()
+		c.stopReplay = cancel // a kick ends the replay (finish)
+		c.bgMu.Unlock()
+		c.background(func() {
 			defer cancel()
 			if err := c.replay(rctx, *since); err != nil && rctx.Err() == nil {
 				c.h.log.Warn("websocket replay failed", "document_id", c.doc, "err", err)
 				c.kick(closeCode{code: websocket.StatusInternalError, reason: "replay failed"})
 			}
 		})
-		defer cancel()
 	}
-	c.writeLoop(ctx)
+	c.readLoop()
+	<-c.finished
+}
+
+// finish closes a kicked connection: it leaves the hub, stops the timers,
+// closes with the kick's reason (the close handshake needs readLoop, still
+// running) and waits for what runs aside (writer, ping, replay).
+func (c *client) finish() {
 	c.h.unsubscribe(c)
+	c.bgMu.Lock()
+	c.ended = true
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	if c.stopReplay != nil {
+		c.stopReplay()
+	}
+	c.bgMu.Unlock()
 	if c.why.now {
 		_ = c.ws.CloseNow()
 	} else {
 		_ = c.ws.Close(c.why.code, c.why.reason)
 	}
-	wg.Wait()
+	c.bg.Wait()
+	close(c.finished)
 }
 
-// writeLoop writes queued messages, pings the client and watches the
-// token's expiry until the connection is kicked or ctx is done.
-func (c *client) writeLoop(ctx context.Context) {
+// background runs f aside, unless the connection has ended; finish waits
+// for it.
+func (c *client) background(f func()) bool {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.bg.Go(f)
+	return true
+}
+
+// every runs f every d, one run at a time, until the connection ends.
+func (c *client) every(d time.Duration, f func()) {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.ended {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		c.background(func() {
+			f()
+			c.bgMu.Lock()
+			if !c.ended {
+				t.Reset(d)
+			}
+			c.bgMu.Unlock()
+		})
+	})
+	c.timers = append(c.timers, t)
+}
+
+// poke starts the writer if it is not running. Whoever queues a frame
+// pokes after.
+func (c *client) poke() {
+	if c.writing.CompareAndSwap(false, true) {
+		if !c.background(c.write) {
+			c.writing.Store(false)
+		}
+	}
+}
+
+// write writes queued frames (replies to pings first) until none is left.
+func (c *client) write() {
 	o := c.h.opts
-	ping := time.NewTicker(o.PingInterval)
-	defer ping.Stop()
-	var expiry <-chan time.Time
-	if !c.expires.IsZero() {
-		t := time.NewTimer(time.Until(c.expires))
-		defer t.Stop()
-		expiry = t.C
-	}
-	var recheck <-chan time.Time
-	if c.recheck != nil {
-		t := time.NewTicker(o.KeyRecheck)
-		defer t.Stop()
-		recheck = t.C
-	}
-	var pinging, checking atomic.Bool
-	var pings sync.WaitGroup
-	defer pings.Wait()
 	for {
 		var frame []byte
 		select {
-		case <-c.kicked:
-			return
-		case <-ctx.Done():
-			c.kick(closeShutdown)
-			return
-		case <-c.h.shutdown:
-			c.kick(closeShutdown)
-			return
-		case <-expiry:
-			c.kick(closeExpired)
-			return
-		case <-recheck:
-			// Aside, as the ping: a key not in the verifier's cache costs
-			// a query, and messages keep flowing meanwhile.
-			if checking.CompareAndSwap(false, true) {
-				pings.Go(func() {
-					defer checking.Store(false)
-					rctx, cancel := context.WithTimeout(context.Background(), o.WriteTimeout)
-					defer cancel()
-					if err := c.recheck(rctx); apperr.CodeOf(err) == apperr.Unauthenticated {
-						c.kick(closeRevokedKey)
-					}
-				})
-			}
-			continue
-		case <-ping.C:
-			// Ping waits for the pong (read by readLoop); do it aside so
-			// messages keep flowing meanwhile.
-			if pinging.CompareAndSwap(false, true) {
-				pings.Go(func() {
-					defer pinging.Store(false)
-					pctx, cancel := context.WithTimeout(context.Background(), o.PongTimeout)
-					defer cancel()
-					if err := c.ws.Ping(pctx); err != nil {
-						select {
-						case <-c.kicked:
-						default:
-							reaped.Inc()
-							c.kick(closeDead)
-						}
-					}
-				})
-			}
-			continue
 		case frame = <-c.control:
-		case frame = <-c.queue:
+		default:
+			select {
+			case frame = <-c.queue:
+			default:
+				c.writing.Store(false)
+				// A frame queued after the look and before the Store
+				// found the writer running and did not start one.
+				if len(c.control) == 0 && len(c.queue) == 0 || !c.writing.CompareAndSwap(false, true) {
+					return
+				}
+				continue
+			}
 		}
 		if c.isKicked() {
-			// select picks among ready cases at random: a kick (a
-			// revocation above all) wins over frames still queued.
+			// A kick (a revocation above all) wins over frames still
+			// queued. The writer stays "running": none is needed again.
 			return
 		}
 		wctx, cancel := context.WithTimeout(context.Background(), o.WriteTimeout)
@@ -259,6 +313,7 @@ func (c *client) readLoop() {
 		if json.Unmarshal(data, &m) == nil && m.Type == "ping" {
 			select {
 			case c.control <- pongFrame:
+				c.poke()
 			default: // a pong is already waiting: one answers both
 			}
 		}

@@ -129,13 +129,15 @@ type Hub struct {
 	clients  sync.WaitGroup
 	consumer consumerState
 	dedup    *bus.Dedup // repeats of events already dispatched (by LSN)
-	// shutdown is closed by Shutdown: every connection ends with 1001.
-	shutdown     chan struct{}
-	shutdownOnce sync.Once
+	// stopped is cancelled by Shutdown: every connection ends with 1001
+	// (each has a context.AfterFunc on it, not a goroutine waiting).
+	stopped context.Context
+	stop    context.CancelFunc
 }
 
 // NewHub returns a hub; start Consume to feed it from the bus.
 func NewHub(opts Options) *Hub {
+	stopped, stop := context.WithCancel(context.Background())
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -149,7 +151,8 @@ func NewHub(opts Options) *Hub {
 		list:      map[*client]struct{}{},
 		replaying: map[*client]struct{}{},
 		dedup:     bus.NewDedup("realtime"),
-		shutdown:  make(chan struct{}),
+		stopped:   stopped,
+		stop:      stop,
 	}
 }
 
@@ -165,7 +168,7 @@ func (h *Hub) Run(ctx context.Context) error {
 }
 
 // Shutdown closes every connection, present and future, with 1001.
-func (h *Hub) Shutdown() { h.shutdownOnce.Do(func() { close(h.shutdown) }) }
+func (h *Hub) Shutdown() { h.stop() }
 
 // Dispatch fans ev out to the subscribers of its document without blocking:
 // a subscriber whose queue is full is closed with 1013. Events must be

@@ -195,6 +195,7 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 			c.overflow() // kicks once; the rest is dropped with the connection
 		}
 	}
+	c.poke()
 	if _, ok := c.h.replaying[c]; ok {
 		delete(c.h.replaying, c)
 		c.inReplay = false
@@ -208,6 +209,7 @@ func (c *client) send(ctx context.Context, frames [][]byte) bool {
 	for _, f := range frames {
 		select {
 		case c.queue <- f:
+			c.poke()
 		case <-c.kicked:
 			return false
 		case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -662,4 +663,37 @@ func TestTheHandlerReturnsWhileTheConnectionLivesOn(t *testing.T) {
 		t.Fatalf("close handshake: %v", err)
 	}
 	testenv.WaitFor(t, "the hub to forget the connection", func() bool { return s.hub.Connections() == 0 })
+}
+
+// An idle connection costs one goroutine, its reader: no writer waits for
+// frames (one starts when there are some) and pings, expiry and shutdown
+// are timers. Frames, pongs and the shutdown's 1001 still arrive.
+func TestAnIdleConnectionHasOneGoroutine(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	doc := uuid.NewString()
+	const n = 50
+	before := runtime.NumGoroutine()
+	conns := make([]*websocket.Conn, n)
+	for i := range conns {
+		conns[i] = s.dial(t, doc, "", 0)
+	}
+	testenv.WaitFor(t, "the subscribers", func() bool { return s.hub.Connections() == n })
+	var got int
+	testenv.WaitFor(t, "one goroutine per connection", func() bool {
+		got = runtime.NumGoroutine() - before
+		return got <= n+5
+	})
+	s.hub.Dispatch(titleEvent(t, doc, 1))
+	for _, c := range conns {
+		if m := readMsg(t, c); m.LSN != 1 {
+			t.Fatalf("got %+v", m)
+		}
+	}
+	s.hub.Shutdown()
+	for _, c := range conns {
+		_, _, err := c.Read(t.Context())
+		if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Fatalf("after Shutdown: %v; want 1001", err)
+		}
+	}
 }
