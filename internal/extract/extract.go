@@ -23,6 +23,7 @@ package extract
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -140,6 +141,35 @@ func DetectTools() Tools {
 	}
 	return Tools{PDFToText: look("pdftotext"), PDFToPPM: look("pdftoppm"), PDFInfo: look("pdfinfo"),
 		Tesseract: look("tesseract"), Prlimit: look("prlimit")}
+}
+
+// OCRLanguages splits configured (tesseract's -l, e.g. "eng+deu") into
+// the languages tesseract has data for and those it has not (tesseract
+// --list-langs): asking tesseract for a language without its data fails
+// every OCR, so OCR runs with the first and the second are reported.
+func (t Tools) OCRLanguages(ctx context.Context, configured string) (have, missing []string, err error) {
+	if t.Tesseract == "" {
+		return nil, nil, nil
+	}
+	out, err := exec.CommandContext(ctx, t.Tesseract, "--list-langs").Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("tesseract --list-langs: %w", err)
+	}
+	installed := map[string]bool{}
+	// The first line is a header: List of available languages in "…" (N):
+	for _, l := range strings.Split(string(out), "\n")[1:] {
+		if l = strings.TrimSpace(l); l != "" {
+			installed[l] = true
+		}
+	}
+	for _, l := range strings.Split(configured, "+") {
+		if installed[l] {
+			have = append(have, l)
+		} else {
+			missing = append(missing, l)
+		}
+	}
+	return have, missing, nil
 }
 
 // Missing lists, for each format the tools disable, what is missing and

@@ -188,6 +188,44 @@ func TestAPNGOfTextIsReadByOCR(t *testing.T) {
 	}
 }
 
+// --extractor-ocr-languages may name a language whose tesseract data is
+// not installed: tesseract skips it silently while another loads, and
+// fails every page when none does. OCRLanguages keeps the languages it
+// has data for and names the others (the extractor reports them off, and
+// turns OCR off when none is left); OCR with those kept reads the image.
+func TestOCRLanguagesKeepsThoseWithDataAndNamesTheOthers(t *testing.T) {
+	needTool(t, "pdftoppm", "tesseract")
+	tools := extract.DetectTools()
+	have, missing, err := tools.OCRLanguages(context.Background(), "eng+zzz")
+	if err != nil || strings.Join(have, "+") != "eng" || strings.Join(missing, "+") != "zzz" {
+		t.Fatalf("OCRLanguages(eng+zzz) = %v, %v, %v; want [eng], [zzz]", have, missing, err)
+	}
+	if have, missing, err := (extract.Tools{}).OCRLanguages(context.Background(), "eng"); have != nil || missing != nil || err != nil {
+		t.Fatalf("without tesseract: %v, %v, %v; want nothing", have, missing, err)
+	}
+	var buf bytes.Buffer
+	png.Encode(&buf, renderText(t, "HELLO OCR WOMBAT"))
+	ocr := func(langs string) (extract.Result, string) {
+		dir := t.TempDir()
+		in, out := filepath.Join(dir, "content"), filepath.Join(dir, "out")
+		os.WriteFile(in, buf.Bytes(), 0o600)
+		os.Mkdir(out, 0o700)
+		res, err := extract.Runner{}.Run(context.Background(), extract.Job{Task: "extract", Input: in, OutDir: out, ContentType: "image/png",
+			Format: extract.FormatImage, Tools: tools, Languages: langs, Limits: limits()})
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		text, _ := os.ReadFile(filepath.Join(out, extract.TextFile))
+		return res, string(text)
+	}
+	if res, text := ocr("zzz"); res.Status == extract.StatusDone && strings.Contains(strings.ToUpper(text), "WOMBAT") {
+		t.Fatalf("tesseract read the image with only a language it has no data for (%+v)", res)
+	}
+	if res, text := ocr(strings.Join(have, "+")); res.Status != extract.StatusDone || !strings.Contains(strings.ToUpper(text), "WOMBAT") {
+		t.Fatalf("OCR with the languages kept: %+v %q", res, text)
+	}
+}
+
 func TestAScannedPDFIsReadByOCR(t *testing.T) {
 	needTool(t, "pdftoppm", "pdftotext", "pdfinfo", "tesseract")
 	res, text := extractBytes(t, "application/pdf", extracttest.ImagePDF(renderText(t, "SCANNED ECHIDNA RECEIPT")), limits())

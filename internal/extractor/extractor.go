@@ -141,7 +141,12 @@ type Extractor struct {
 	log     *slog.Logger
 	runner  Runner
 	tools   extract.Tools
-	dedup   *bus.Dedup
+	// languages is the OCR languages configured that tesseract has data
+	// for; off lists what is off beyond the missing tools (languages
+	// without data), as Tools.Missing does.
+	languages string
+	off       map[string]string
+	dedup     *bus.Dedup
 	wake    chan struct{}
 
 	mu         sync.Mutex
@@ -151,16 +156,40 @@ type Extractor struct {
 
 // New returns an extractor. cfg must be valid (Config.Validate).
 func New(store *Store, b bus.Bus, blobs *blobstore.Bucket, cfg Config, log *slog.Logger) *Extractor {
-	return &Extractor{store: store, bus: b, blobs: blobs, content: blobs, cfg: cfg, log: log, runner: extract.Runner{Exe: cfg.Exe},
+	x := &Extractor{store: store, bus: b, blobs: blobs, content: blobs, cfg: cfg, log: log, runner: extract.Runner{Exe: cfg.Exe},
 		tools: extract.DetectTools(), dedup: bus.NewDedup("extractor"), wake: make(chan struct{}, 1)}
+	x.checkLanguages()
+	return x
+}
+
+// checkLanguages keeps the configured OCR languages tesseract has data
+// for, and reports each other one as off; with none left, OCR is off.
+func (x *Extractor) checkLanguages() {
+	x.languages, x.off = x.cfg.Languages, x.tools.Missing()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	have, missing, err := x.tools.OCRLanguages(ctx, x.cfg.Languages)
+	if err != nil {
+		// tesseract is there but cannot say: try the languages as configured.
+		x.log.Warn("extractor: cannot list tesseract's languages", "err", err)
+		return
+	}
+	for _, l := range missing {
+		x.off["ocr-"+l] = fmt.Sprintf("tesseract has no data for OCR language %q of --extractor-ocr-languages (Debian package tesseract-ocr-%s): text in it is not recognised", l, l)
+	}
+	if len(missing) > 0 && len(have) == 0 {
+		x.tools.Tesseract = ""
+		x.off["ocr"] = fmt.Sprintf("tesseract has data for none of --extractor-ocr-languages %q: images and scanned PDF pages are not read", x.cfg.Languages)
+	}
+	x.languages = strings.Join(have, "+")
 }
 
 // Check detects the tools and probes the sandbox once, logging one line
 // per missing tool: a missing tool disables its formats, it does not stop
 // the extractor. It returns an error only when no child can run at all.
 func (x *Extractor) Check(ctx context.Context) error {
-	for what, why := range x.tools.Missing() {
-		x.log.Warn("extractor: a tool is missing; its formats are off", "what", what, "detail", why)
+	for what, why := range x.off {
+		x.log.Warn("extractor: a tool or OCR language is missing; what needs it is off", "what", what, "detail", why)
 	}
 	if extract.IsChild() {
 		// An extraction child never runs services; a binary whose main
@@ -539,7 +568,7 @@ func (x *Extractor) extract(ctx context.Context, c Claim) (extract.Result, strin
 		return extract.Result{Status: extract.StatusFailed, Reason: extract.ReasonUnsupported, Detail: why}, format, nil
 	}
 	job := extract.Job{Task: "extract", Input: in, OutDir: out, ContentType: c.ContentType, Format: format,
-		Tools: x.tools, Languages: x.cfg.Languages, Limits: x.cfg.Limits, ThumbSize: x.cfg.ThumbSize}
+		Tools: x.tools, Languages: x.languages, Limits: x.cfg.Limits, ThumbSize: x.cfg.ThumbSize}
 	if x.tools.Tesseract == "" || x.tools.PDFToPPM == "" {
 		job.Limits.OCRPages = 0
 	}

@@ -59,7 +59,7 @@ func (x *Extractor) Handler(adm *httpx.Admission) http.Handler {
 		{Name: "blob", Probe: x.blobs.Ping},
 		{Name: "extraction", Probe: x.Health},
 	}
-	for what, why := range x.tools.Missing() {
+	for what, why := range x.off {
 		off := httpx.Off(why)
 		checks = append(checks, httpx.Check{Name: "tool-" + what, Probe: func(context.Context) error { return off }})
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -712,5 +713,60 @@ func TestAChildKilledFromOutsideIsRetriedWithBackoffAndBounded(t *testing.T) {
 	}
 	if d := killedTotal() - before; d != 6 {
 		t.Errorf("docstream_extractor_failures_total{reason=killed} went up by %v, want 6 (one retried; four retried and one recorded)", d)
+	}
+}
+
+// An OCR language of --extractor-ocr-languages without its tesseract data
+// is reported off in readiness and the start-up log, naming its Debian
+// package; with none of them installed OCR is off, and an image is
+// recorded unsupported with that reason (tesseract would fail each one).
+func TestAnOCRLanguageWithoutItsDataIsReportedAndNoneLeftTurnsOCROff(t *testing.T) {
+	if _, err := exec.LookPath("tesseract"); err != nil {
+		t.Fatalf("tesseract is needed (scripts/bootstrap.sh installs tesseract-ocr): %v", err)
+	}
+	e := newWorkEnv(t)
+	ctx := context.Background()
+	ready := func(x *extractor.Extractor) api.Health {
+		t.Helper()
+		srv := httptest.NewServer(x.Handler(nil))
+		defer srv.Close()
+		var h api.Health
+		if resp := testenv.Do(t, "GET", srv.URL+"/health/ready", nil, &h); resp.StatusCode != 200 {
+			t.Fatalf("readiness %d %+v, want 200", resp.StatusCode, h)
+		}
+		return h
+	}
+
+	cfg := e.config()
+	cfg.Languages = "eng+zzz"
+	var logs testenv.SyncBuffer
+	x := extractor.New(e.store, e.bus, e.bucket, cfg, logging.New(&logs, "info"))
+	if err := x.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := ready(x)
+	if c := h.Checks["tool-ocr-zzz"]; c.Status != "off" || !strings.Contains(c.Error, "tesseract-ocr-zzz") {
+		t.Errorf("readiness tool-ocr-zzz: %+v, want off naming tesseract-ocr-zzz", c)
+	}
+	if _, ok := h.Checks["tool-ocr"]; ok {
+		t.Errorf("OCR reported off while eng is installed: %+v", h.Checks["tool-ocr"])
+	}
+	if !strings.Contains(logs.String(), "tesseract-ocr-zzz") {
+		t.Errorf("no log line names tesseract-ocr-zzz:\n%s", logs.String())
+	}
+
+	cfg.Languages = "zzz+yyy"
+	y := extractor.New(e.store, e.bus, e.bucket, cfg, logging.Discard())
+	if err := y.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := ready(y).Checks["tool-ocr"]; c.Status != "off" || !strings.Contains(c.Error, "none of --extractor-ocr-languages") {
+		t.Errorf("readiness tool-ocr with no language installed: %+v", c)
+	}
+	start(t, y)
+	png := e.create(t, "a png", "image/png", pngOf(t))
+	e.queue(t, y, png)
+	if got := e.waitStatus(t, png, api.ExtractionUnsupported); got.Reason != extract.ReasonUnsupported || !strings.Contains(got.Error, "tesseract") {
+		t.Errorf("the PNG: %+v, want unsupported: no OCR", got)
 	}
 }
