@@ -147,7 +147,7 @@ type Extractor struct {
 	languages string
 	off       map[string]string
 	dedup     *bus.Dedup
-	wake    chan struct{}
+	wake      chan struct{}
 
 	mu         sync.Mutex
 	sandboxErr error // the start-up probe's failure: no extraction can run
