@@ -300,7 +300,12 @@ func (s *Server) handleGet() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
-		d, body, err := s.docs.Get(r.Context(), id, httpx.ClientIP(r, s.cfg.TrustedProxies))
+		minLSN, err := getMinLSN(r)
+		if err != nil {
+			s.respondErr(w, r, err)
+			return
+		}
+		d, body, err := s.docs.Get(r.Context(), id, httpx.ClientIP(r, s.cfg.TrustedProxies), minLSN)
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
@@ -314,6 +319,30 @@ func (s *Server) handleGet() http.Handler {
 		_, _ = w.Write(body)
 	})
 }
+
+// getMinLSN reads a GET's min_lsn (or X-Min-LSN): the X-Commit-LSN of a
+// write the client made, possibly through another instance, that the
+// answer must reflect. 0 when absent. Only the query is parsed when there
+// is one: the common read has neither.
+func getMinLSN(r *http.Request) (uint64, error) {
+	var raw string
+	if v := r.Header[minLSNKey]; len(v) > 0 {
+		raw = v[0]
+	}
+	field := api.MinLSNHeader
+	if r.URL.RawQuery != "" {
+		if v := r.URL.Query().Get("min_lsn"); v != "" {
+			raw, field = v, "min_lsn"
+		}
+	}
+	q := httpx.Query{}
+	lsn, _ := q.LSN(field, raw)
+	return lsn, q.Err()
+}
+
+// minLSNKey is api.MinLSNHeader as Go's header maps key it (Header.Get
+// would canonicalize it on every read).
+var minLSNKey = http.CanonicalHeaderKey(api.MinLSNHeader)
 
 type updateRequest struct {
 	Title  *string `json:"title"`

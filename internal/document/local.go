@@ -89,12 +89,12 @@ func (c *LocalCache) fresh(now time.Time) bool {
 }
 
 // get returns the cached document id, or nil (a miss, a tombstone, or the
-// cache bypassed).
-func (c *LocalCache) get(id string) *localEntry {
+// cache bypassed: not fresh, or minLSN beyond the newest watermark applied).
+func (c *LocalCache) get(id string, minLSN uint64) *localEntry {
 	if c == nil || c.max <= 0 {
 		return nil
 	}
-	if !c.fresh(time.Now()) {
+	if !c.fresh(time.Now()) || minLSN > c.watermark.Load() {
 		localBypassed.Inc()
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/bus"
 	busnats "github.com/docstream/docstream/internal/bus/nats"
@@ -201,7 +202,7 @@ func TestALateFillNeverRestoresAnOlderRowInTheLocalCache(t *testing.T) {
 			c := NewLocalCache(3, time.Minute, logging.Discard())
 			hear(c, time.Now())
 			tc.run(c)
-			if e := c.get("d"); e != nil && e.rec.Version == 1 && e.rec.Title == "old" {
+			if e := c.get("d", 0); e != nil && e.rec.Version == 1 && e.rec.Title == "old" {
 				t.Fatalf("the late fill restored version 1 (%+v)", e.st)
 			}
 		})
@@ -221,7 +222,7 @@ func TestALateFillNeverRestoresAnOlderRowInTheLocalCache(t *testing.T) {
 		go func() { defer wg.Done(); <-start; f := c.begin("d"); c.put(f, v(2, 0, "new"), nil) }()
 		close(start)
 		wg.Wait()
-		if e := c.get("d"); e != nil && e.rec.Version != 2 {
+		if e := c.get("d", 0); e != nil && e.rec.Version != 2 {
 			t.Fatalf("round %d: the cache holds version %d after version 2 was invalidated", round, e.rec.Version)
 		}
 	}
@@ -243,26 +244,26 @@ func TestTheLocalCacheIsBypassedWhileItsStreamLags(t *testing.T) {
 		c.put(f, &Record{Document: &Document{ID: "d", Version: 1}, Readers: []string{}}, []byte("{}"))
 	}
 	fill()
-	if c.get("d") != nil || c.Len() != 0 {
+	if c.get("d", 0) != nil || c.Len() != 0 {
 		t.Fatal("the cache answered (or filled) before it heard the stream")
 	}
 	hear(c, time.Now().Add(-2*time.Second))
 	fill()
-	if c.get("d") != nil {
+	if c.get("d", 0) != nil {
 		t.Fatal("the cache answered with only a watermark older than its bound")
 	}
 	hear(c, time.Now())
 	fill()
-	if c.get("d") == nil {
+	if c.get("d", 0) == nil {
 		t.Fatal("the cache did not answer with a fresh watermark")
 	}
 	// A later batch after a gap empties it before it answers again.
 	c.heard.Store(time.Now().Add(-2 * time.Second).UnixNano())
-	if c.get("d") != nil {
+	if c.get("d", 0) != nil {
 		t.Fatal("the cache answered once its evidence aged past the bound")
 	}
 	hear(c, time.Now())
-	if c.get("d") != nil || c.Len() != 0 {
+	if c.get("d", 0) != nil || c.Len() != 0 {
 		t.Fatal("the cache kept entries across a gap in the stream")
 	}
 }
@@ -327,7 +328,7 @@ func TestAUserWithoutAccessGetsTheSameAnswerFromAWarmLocalCacheAsFromACold(t *te
 			t.Fatalf("owner GET: %d", st)
 		}
 	}
-	if e.svc.local.get(warm.ID) == nil {
+	if e.svc.local.get(warm.ID, 0) == nil {
 		t.Fatal("the owner's read did not fill the in-process cache")
 	}
 	for _, who := range []struct {
@@ -519,4 +520,53 @@ func TestAnIdleDatabaseKeepsTheLocalCacheFreshByItsFlushedPosition(t *testing.T)
 	wal = 101
 	mu.Unlock()
 	testenv.WaitForWithin(t, 5*time.Second, "the cache to lapse once the WAL moved past its watermark", func() bool { return !c.fresh(time.Now()) })
+}
+
+// A change made through another instance reaches this one's memory within
+// the stream's delay. A client that must read its own write at once sends
+// the write's X-Commit-LSN as min_lsn (or X-Min-LSN), as on search and the
+// list: the in-process cache answers only once it has applied the stream
+// that far, otherwise Redis or PostgreSQL answer, which have the write. B's
+// consumer is stopped here, so its memory would serve the old title for
+// the whole lag bound.
+func TestAGetWithMinLSNReadsAWriteMadeThroughAnotherInstance(t *testing.T) {
+	p := cdctest.Start(t)
+	a := newEnvWith(t, p.URL, noProxies())
+	b := newEnvWith(t, p.URL, noProxies())
+	l := NewLocalCache(100, time.Hour, logging.Discard())
+	b.svc.SetLocalCache(l)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = l.Run(ctx, p.Bus, b.svc.store.FlushedLSN) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.WaitFor(t, "the local cache to hear the stream", func() bool { return l.fresh(time.Now()) })
+
+	d := a.create(t, "Before", "x")
+	testenv.WaitFor(t, "B to have applied the create", func() bool { return b.title(t, d.ID) == "Before" && l.get(d.ID, 0) != nil })
+	cancel()
+	<-done
+	resp := a.do(t, "PATCH", "/documents/"+d.ID, map[string]any{"title": "After"}, nil)
+	lsn := resp.Header.Get(CommitLSNHeader)
+	if resp.StatusCode != http.StatusOK || lsn == "" {
+		t.Fatalf("PATCH on A: %d, X-Commit-LSN %q", resp.StatusCode, lsn)
+	}
+	if got := b.title(t, d.ID); got != "Before" {
+		t.Fatalf("B read %q without min_lsn; want its in-process copy (the stream is stopped, the bound an hour)", got)
+	}
+	for _, how := range [][]string{nil, {api.MinLSNHeader, lsn}} {
+		path := "/documents/" + d.ID
+		if how == nil {
+			path += "?min_lsn=" + lsn
+		}
+		var got Document
+		if r := b.do(t, "GET", path, nil, &got, how...); r.StatusCode != http.StatusOK || got.Title != "After" {
+			t.Fatalf("B GET %s %v: %d %q; want the write's title", path, how, r.StatusCode, got.Title)
+		}
+	}
+	var e struct {
+		Error struct{ Details []struct{ Field string } }
+	}
+	if r := b.do(t, "GET", "/documents/"+d.ID+"?min_lsn=soon", nil, &e); r.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Details) == 0 || e.Error.Details[0].Field != "min_lsn" {
+		t.Fatalf("a bad min_lsn: %d %+v; want 422 naming min_lsn, as the list answers", r.StatusCode, e)
+	}
 }

@@ -272,13 +272,16 @@ func (s *Service) mayCreate(ctx context.Context) error {
 // caller may not view is NotFound, decided from the readers cached with it
 // (kept coherent with share changes, see Cache and LocalCache) or read
 // with it from PostgreSQL; a view is counted only for a caller that may
-// view.
-func (s *Service) Get(ctx context.Context, id, clientIP string) (*Document, []byte, error) {
+// view. minLSN (0: none) is the X-Commit-LSN of a write the answer must
+// reflect: the in-process cache answers only once it has applied the
+// stream up to it (Redis and PostgreSQL have it already: the writer
+// invalidated Redis before answering).
+func (s *Service) Get(ctx context.Context, id, clientIP string, minLSN uint64) (*Document, []byte, error) {
 	p := auth.FromContext(ctx)
 	if err := s.checkScope(p, auth.LevelView); err != nil {
 		return nil, nil, err
 	}
-	if e := s.local.get(id); e != nil {
+	if e := s.local.get(id, minLSN); e != nil {
 		if err := s.authorize(ctx, e.rec, auth.LevelView); err != nil {
 			return nil, nil, err
 		}
