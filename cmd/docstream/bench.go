@@ -41,6 +41,8 @@ Scenarios:
   search         the selective mix (a 0.1 % corpus word with a typo and a status filter, or a 1 % word),
                  or --query
   list           GET /documents, the first page or the page after a cursor seen earlier
+  sign           POST /signatures (the reference's body) on the first 1,000 documents (100 are created
+                 if there are fewer)
 
 Closed loop by default (--users: simulated users in reference-mix, connections otherwise); with
 --rate the run is open-loop and each latency is measured from the request's intended send time.

@@ -20,7 +20,7 @@ import (
 )
 
 // Scenarios `docstream bench` runs.
-var Scenarios = []string{"reference-mix", "get", "create", "search", "list"}
+var Scenarios = []string{"reference-mix", "get", "create", "search", "list", "sign"}
 
 // Options configure Run.
 type Options struct {
@@ -373,6 +373,12 @@ func (rn *runner) classes() ([]*class, error) {
 			}
 			return rn.search(ctx, Common[u.r.IntN(len(Common))], 20, "")
 		}}}}}, nil
+	case "sign":
+		// The reference's signature body, on documents that exist (the
+		// setup's, as get reads them).
+		return []*class{{name: "sign", tasks: []task{{"sign", 1, func(ctx context.Context, u *user) int {
+			return rn.sign(ctx, u, rn.randomID(u.r))
+		}}}}}, nil
 	case "list":
 		// The first page, or the page after one seen earlier (keyset):
 		// a flat list costs the same either way.
@@ -503,29 +509,29 @@ func (rn *runner) authorize(req *http.Request) {
 
 // setup gives get and sign documents to work on (not measured).
 func (rn *runner) setup(ctx context.Context) error {
-	if rn.o.Scenario != "get" {
+	if rn.o.Scenario != "get" && rn.o.Scenario != "sign" {
 		return nil
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rn.o.DocumentURL+"/documents?limit=1000", nil)
 	rn.authorize(req)
 	resp, err := rn.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("bench get: list documents: %w", err)
+		return fmt.Errorf("bench %s: list documents: %w", rn.o.Scenario, err)
 	}
 	defer resp.Body.Close()
 	var docs []struct {
 		ID string `json:"id"`
 	}
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&docs) != nil {
-		return fmt.Errorf("bench get: list documents: %s", resp.Status)
+		return fmt.Errorf("bench %s: list documents: %s", rn.o.Scenario, resp.Status)
 	}
 	for _, d := range docs {
 		rn.addID(d.ID)
 	}
 	u := &user{r: rand.New(rand.NewPCG(rn.o.Seed, 1)), run: rn}
 	for len(rn.ids) < 100 && ctx.Err() == nil {
-		if st := rn.create(ctx, u, "Bench Document", "get scenario"); st/100 != 2 {
-			return fmt.Errorf("bench get: creating documents to read: status %d", st)
+		if st := rn.create(ctx, u, "Bench Document", rn.o.Scenario+" scenario"); st/100 != 2 {
+			return fmt.Errorf("bench %s: creating documents to work on: status %d", rn.o.Scenario, st)
 		}
 	}
 	return nil

@@ -75,6 +75,7 @@ func TestEveryScenarioRuns(t *testing.T) {
 		"create":        {"POST /documents"},
 		"search":        {"GET /search"},
 		"list":          {"GET /documents"},
+		"sign":          {"POST /signatures"},
 	}
 	for _, sc := range Scenarios {
 		t.Run(sc, func(t *testing.T) {
@@ -172,5 +173,41 @@ func TestOpenLoopMeasuresFromTheIntendedSendTime(t *testing.T) {
 func TestUnknownScenarioIsRefused(t *testing.T) {
 	if _, err := Run(context.Background(), Options{Scenario: "nope", Requests: 1}); err == nil || !strings.Contains(err.Error(), "reference-mix") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestSignSignsDocumentsThatExist: the sign scenario posts the reference's
+// signature body for documents the system has (listed, or created by the
+// setup when there are fewer than 100), never an empty id.
+func TestSignSignsDocumentsThatExist(t *testing.T) {
+	var mu sync.Mutex
+	signed := map[string]int{}
+	f := newFakeSystem(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost && r.URL.Path == "/signatures" {
+			var b map[string]string
+			_ = json.NewDecoder(r.Body).Decode(&b)
+			mu.Lock()
+			signed[b["document_id"]]++
+			mu.Unlock()
+			if b["signer_email"] == "" || b["signer_name"] == "" || b["signature_data"] == "" {
+				w.WriteHeader(422)
+				return true
+			}
+		}
+		return false
+	})
+	rep, err := Run(context.Background(), f.options("sign"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK < 40 || len(rep.Errors) != 0 || len(rep.Endpoints) != 1 || rep.Endpoints[0].Name != "POST /signatures" {
+		t.Fatalf("report %+v", rep)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id := range signed {
+		if id != "a" && id != "b" && !strings.HasPrefix(id, "doc-") {
+			t.Errorf("signed %q, which the system never had", id)
+		}
 	}
 }
