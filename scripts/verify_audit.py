@@ -174,6 +174,15 @@ def verify(log, keyset):
             return False, want, "hash mismatch"
         if e["prev_hash"] != prev:
             return False, want, "prev_hash mismatch"
+        if e["type"] == "audit.continued_from_unverified_head":
+            # The server extended a head it could not verify: valid only if
+            # that head names the entry before and verifies with these keys.
+            h = (e["data"] or {}).get("head") or {}
+            if h.get("document_id") != log["document_id"] or h.get("seq") != want - 1 or h.get("hash") != prev:
+                return False, want, "continued from a head that is not the entry before"
+            why = check_signature(h, keys)
+            if why:
+                return False, want, "continued from a head that does not verify: " + why
         prev = e["hash"]
     head = log.get("head")
     if head is None:

@@ -66,6 +66,10 @@ const (
 	TypeDownloaded    = "document.downloaded"
 	TypeDeleted       = "document.deleted"
 	TypeSigned        = "signature.created"
+	// TypeContinued is written before an entry appended to a chain whose
+	// head did not verify with the published keys; its data holds that
+	// head (see lockHead).
+	TypeContinued = "audit.continued_from_unverified_head"
 )
 
 // Entry is what a caller appends. Actor is a principal key ("user:<sub>",
@@ -261,9 +265,18 @@ func canonicalData(d map[string]any) (json.RawMessage, error) {
 
 // lockHead takes the document's head row lock, creating the row (seq 0)
 // when the chain has none, and returns the newest seq and hash.
+//
+// Before a chain is extended, its head's signature is checked with the
+// published keys: the server signs every head it writes, so one that does
+// not verify was written by someone else (the newest entries deleted and
+// the head rewritten to name the one before). Extending it silently would
+// sign over the truncation and make the trail verify again; instead an
+// entry of type TypeContinued records the head as found, and Verify
+// refuses the trail unless that head verifies with the keys it is given.
 func lockHead(ctx context.Context, tx pgx.Tx, id string) (seq int64, hash string, err error) {
-	const sel = `SELECT seq, hash FROM audit.heads WHERE document_id = $1 FOR UPDATE`
-	err = tx.QueryRow(ctx, sel, id).Scan(&seq, &hash)
+	sel := `SELECT seq, hash, key_id, ` + fmt.Sprintf(timeSQL, "signed_at") + `, signature FROM audit.heads WHERE document_id = $1 FOR UPDATE`
+	var h Checkpoint
+	err = tx.QueryRow(ctx, sel, id).Scan(&h.Seq, &h.Hash, &h.KeyID, &h.SignedAt, &h.Signature)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// A first append: concurrent ones wait here for the row's inserter
 		// to commit (ON CONFLICT), then lock the row it left.
@@ -271,12 +284,39 @@ func lockHead(ctx context.Context, tx pgx.Tx, id string) (seq int64, hash string
 			VALUES ($1, 0, $2, now()) ON CONFLICT (document_id) DO NOTHING`, id, ZeroHash); err != nil {
 			return 0, "", postgres.Error(err, "audit head of document "+id)
 		}
-		err = tx.QueryRow(ctx, sel, id).Scan(&seq, &hash)
+		err = tx.QueryRow(ctx, sel, id).Scan(&h.Seq, &h.Hash, &h.KeyID, &h.SignedAt, &h.Signature)
 	}
 	if err != nil {
 		return 0, "", postgres.Error(err, "audit head of document "+id)
 	}
-	return seq, hash, nil
+	if h.Seq == 0 || CurrentSigner() == nil {
+		return h.Seq, h.Hash, nil
+	}
+	h.DocumentID = id
+	why := checkSignature(&h, publishedKeyMap())
+	if why == "" {
+		return h.Seq, h.Hash, nil
+	}
+	data, err := canonicalData(map[string]any{"head": h, "reason": "the head this entry continues from " + why})
+	if err != nil {
+		return 0, "", apperr.Wrap(apperr.Internal, err, "internal error")
+	}
+	c := &Record{DocumentID: id, Type: TypeContinued, Actor: "system", Data: data}
+	return write(ctx, tx, c, h.Seq+1, h.Hash)
+}
+
+// publishedKeyMap is PublishedKeys as Verify takes them.
+func publishedKeyMap() map[string]ed25519.PublicKey {
+	out := map[string]ed25519.PublicKey{}
+	if s := CurrentSigner(); s != nil {
+		out[s.KeyID] = s.Public()
+	}
+	if old := verifyKeys.Load(); old != nil {
+		for _, pub := range *old {
+			out[KeyIDOf(pub)] = pub
+		}
+	}
+	return out
 }
 
 // write stores r as entry seq after prev and moves the signed head to it.

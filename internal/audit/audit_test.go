@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,29 @@ func keys() map[string]ed25519.PublicKey {
 }
 
 func init() { audit.SetSigner(testKey) }
+
+func newPoolB(b *testing.B) *pgxpool.Pool {
+	b.Helper()
+	pool, err := postgres.Open(context.Background(), testenv.Database(b), 20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	return pool
+}
+
+// chainB is a one-entry chain for benchmarks.
+func chainB(b *testing.B, pool *pgxpool.Pool) string {
+	b.Helper()
+	id := uuid.NewString()
+	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
+		return audit.Append(context.Background(), tx, audit.Entry{DocumentID: id, Type: audit.TypeCreated, Actor: "user:alice"})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return id
+}
 
 func newPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
@@ -453,5 +477,57 @@ func TestAReplayedOlderSignedHeadIsCaughtOnlyByAHeadKeptElsewhere(t *testing.T) 
 	}
 	if res := audit.VerifySince(later, keys(), earlier.Head); !res.Valid {
 		t.Fatalf("a trail that grew past a head kept earlier: %+v", res)
+	}
+}
+
+// A truncation laundered by the server's next append: the newest entry
+// deleted and the head rewritten unsigned (or with a signature of its
+// own making), then a change appended as usual. The server signs the new
+// head, but it records the head it continued from, and verification (Go
+// and the independent verifier) refuses the trail, naming that entry.
+func TestATruncatedTrailContinuedByTheServerStaysInvalid(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	for _, c := range []struct{ name, sig string }{{"an unsigned head", ""}, {"a head with a made-up signature", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 64))}} {
+		t.Run(c.name, func(t *testing.T) {
+			id := chain(t, pool, 5)
+			keyID := testKey.KeyID
+			if c.sig == "" {
+				keyID = ""
+			}
+			execSQL(t, pool, `WITH d AS (DELETE FROM audit.entries WHERE document_id = $1 AND seq = 5)
+				UPDATE audit.heads SET seq = 4, key_id = $2, signature = $3,
+					hash = (SELECT hash FROM audit.entries WHERE document_id = $1 AND seq = 4) WHERE document_id = $1`, id, keyID, c.sig)
+			appendOne(t, pool, audit.Entry{DocumentID: id, Type: audit.TypeDownloaded, Actor: "user:alice"})
+			res := verify(t, pool, id)
+			if res.Valid || res.FirstBroken == nil || res.FirstBroken.Seq != 5 || res.FirstBroken.Type != audit.TypeContinued || !strings.Contains(res.Reason, "may have been deleted") {
+				t.Fatalf("verify: %+v %+v", res, res.FirstBroken)
+			}
+			l, err := audit.Read(ctx, pool, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			writeJSON(t, filepath.Join(dir, "export.json"), l)
+			writeJSON(t, filepath.Join(dir, "keys.json"), audit.KeySet{Keys: []audit.PublicKey{audit.PublicKeyOf(testKey.Public())}})
+			if out, code := runPython(t, filepath.Join(dir, "export.json"), filepath.Join(dir, "keys.json")); code != 1 || !strings.Contains(out, `"first_broken": 5`) {
+				t.Fatalf("python verify: exit %d\n%s", code, out)
+			}
+		})
+	}
+	// A head signed by a key published only for verification (after a
+	// rotation) is continued without a mark.
+	id := chain(t, pool, 2)
+	newKey := audit.NewSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{12}, ed25519.SeedSize)))
+	audit.SetSigner(newKey)
+	audit.SetVerifyKeys([]ed25519.PublicKey{testKey.Public()})
+	t.Cleanup(func() { audit.SetSigner(testKey); audit.SetVerifyKeys(nil) })
+	appendOne(t, pool, audit.Entry{DocumentID: id, Type: audit.TypeDownloaded, Actor: "user:alice"})
+	l, err := audit.Read(ctx, pool, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Entries) != 3 || l.Entries[2].Type != audit.TypeDownloaded {
+		t.Fatalf("entries after a rotation: %d, newest %s", len(l.Entries), l.Entries[len(l.Entries)-1].Type)
 	}
 }

@@ -138,6 +138,12 @@ func Verify(l *Log, keys map[string]ed25519.PublicKey) *Result {
 		if r.PrevHash != prev {
 			return breakAt(res, r, r.Seq, fmt.Sprintf("does not follow entry %d: prev_hash is not that entry's hash (entry %d was replaced)", r.Seq-1, r.Seq-1))
 		}
+		if r.Type == TypeContinued {
+			if why := checkContinued(r, prev, keys); why != "" {
+				return breakAt(res, r, r.Seq, why)
+			}
+			res.Notes = append(res.Notes, fmt.Sprintf("entry %d: the server continued from a head it could not verify then, which verifies now", r.Seq))
+		}
 		prev = r.Hash
 	}
 	if len(entries) > 0 && entries[0].Type == TypeGenesis {
@@ -252,4 +258,25 @@ func VerifySince(l *Log, keys map[string]ed25519.PublicKey, kept *Checkpoint) *R
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("holds the head kept earlier (entry %d, signed at %s)", kept.Seq, kept.SignedAt))
 	return res
+}
+
+// checkContinued judges a TypeContinued entry: the head it records must
+// name the entry before it and verify with keys now (it may, when the key
+// that signed it was published only later); otherwise entries after that
+// one may have been deleted before the chain was continued.
+func checkContinued(r *Record, prev string, keys map[string]ed25519.PublicKey) string {
+	var d struct {
+		Head *Checkpoint `json:"head"`
+	}
+	if err := json.Unmarshal(r.Data, &d); err != nil || d.Head == nil {
+		return "the server continued the trail from a head it could not verify, and does not say which"
+	}
+	h := d.Head
+	if h.DocumentID != r.DocumentID || h.Seq != r.Seq-1 || h.Hash != prev {
+		return fmt.Sprintf("the server continued the trail from a head (entry %d) that is not the entry before", h.Seq)
+	}
+	if why := checkSignature(h, keys); why != "" {
+		return fmt.Sprintf("the server continued the trail from entry %d's head, which %s; entries after %d may have been deleted before it", h.Seq, why, h.Seq)
+	}
+	return ""
 }
