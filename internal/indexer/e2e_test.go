@@ -58,7 +58,7 @@ func (s *stack) startCDC(t testing.TB) {
 
 // startIndexer opens the Bleve index and runs an indexer on it; stop ends
 // both (the index is closed, as a process exit would).
-func (s *stack) startIndexer(t testing.TB) (idx *bleve.Index, stop func()) {
+func (s *stack) startIndexer(t testing.TB, opts ...func(*indexer.Config)) (idx *bleve.Index, stop func()) {
 	t.Helper()
 	idx, err := bleve.Open(s.indexDir)
 	if err != nil {
@@ -66,6 +66,9 @@ func (s *stack) startIndexer(t testing.TB) (idx *bleve.Index, stop func()) {
 	}
 	cfg := indexer.DefaultConfig()
 	cfg.MaxWait = 50 * time.Millisecond
+	for _, o := range opts {
+		o(&cfg)
+	}
 	x := indexer.New(idx, s.Bus, s.blobs.Bucket, cfg, logging.Discard())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -327,4 +330,19 @@ func searchConfig(maxWait time.Duration) search.Config {
 	c := search.DefaultConfig()
 	c.MaxWait = maxWait
 	return c
+}
+
+// TestAQuietTopicDoesNotHoldBackReadYourWrites commits one document while
+// cdc.extractions carries nothing, with an idle grace far longer than the
+// test: its watermark can only be applied because the bus says both of
+// the indexer's consumers have handled everything stored before it.
+func TestAQuietTopicDoesNotHoldBackReadYourWrites(t *testing.T) {
+	s := newStack(t)
+	s.startCDC(t)
+	idx, _ := s.startIndexer(t, func(c *indexer.Config) { c.IdleGrace = time.Hour })
+	_, lsn := s.insert(t, "Quiet topics", "nothing on cdc.extractions", "created")
+	testenv.WaitFor(t, "the commit applied", func() bool {
+		applied, err := idx.AppliedLSN(context.Background())
+		return err == nil && applied >= lsn
+	})
 }

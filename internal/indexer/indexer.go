@@ -30,7 +30,14 @@
 //
 //  1. as soon as a batch it applied holds a message stored after W (the
 //     group delivers in stream order, so everything before W came first), or
-//  2. when it is idle: no batch in flight, none failed, and none started
+//  2. when the bus says its consumer has caught up (a bus with
+//     GroupCaughtUp, NATS): no batch in flight, none failed, and nothing
+//     pending or unacknowledged on the server when asked after W arrived
+//     — every message stored before W was applied. This is what lets a
+//     watermark be trusted at once on a topic without traffic
+//     (cdc.extractions most of the time, cdc.documents after the last
+//     write), instead of after IdleGrace; or
+//  3. when it is idle: no batch in flight, none failed, and none started
 //     for IdleGrace (more than the bus's batch gathering time) since W
 //     arrived and since the last batch ended — the consumer would have
 //     been handed anything published before W by then.
@@ -536,10 +543,20 @@ func document(r change.Document) (search.Document, error) {
 	return d, nil
 }
 
+// caughtUpAsker is a bus that can tell whether a group's consumer has
+// handled everything stored so far (the NATS bus).
+type caughtUpAsker interface {
+	GroupCaughtUp(ctx context.Context, topic, group string) (bool, error)
+}
+
+// streamTopics are the topics of Indexer.streams, by index.
+var streamTopics = [...]string{streamDocuments: bus.TopicDocuments, streamExtractions: bus.TopicExtractions}
+
 // promote marks watermarks applied (see the package comment: each of the
-// two group consumers must have passed the watermark, by order or by
-// idleness) and stores the new applied LSN.
+// two group consumers must have passed the watermark, by order, by the
+// bus's word or by idleness) and stores the new applied LSN.
 func (x *Indexer) promote(ctx context.Context) {
+	caughtUp := x.caughtUp(ctx)
 	now := time.Now()
 	x.mu.Lock()
 	var best uint64
@@ -547,7 +564,8 @@ func (x *Indexer) promote(ctx context.Context) {
 	for _, w := range x.pending {
 		past := true
 		for i := range x.streams {
-			past = past && x.streams[i].past(w, now, x.cfg.IdleGrace)
+			byBus := !caughtUp[i].IsZero() && !w.received.After(caughtUp[i])
+			past = past && (byBus || x.streams[i].past(w, now, x.cfg.IdleGrace))
 		}
 		if past {
 			best = max(best, w.lsn)
@@ -576,6 +594,42 @@ func (x *Indexer) promote(ctx context.Context) {
 	x.applied = max(x.applied, best)
 	x.mu.Unlock()
 	appliedLSNGauge.Set(float64(best))
+}
+
+// caughtUp asks the bus, for each stream that holds back a waiting
+// watermark although it has no batch in flight and none failed, whether
+// its consumer has handled everything stored so far. The result is when
+// it was asked, zero when not asked or not caught up: a watermark received
+// before that time was stored before it, so the stream has passed it.
+func (x *Indexer) caughtUp(ctx context.Context) (at [len(streamTopics)]time.Time) {
+	asker, ok := x.bus.(caughtUpAsker)
+	if !ok {
+		return at
+	}
+	now := time.Now()
+	var ask [len(streamTopics)]bool
+	x.mu.Lock()
+	for _, w := range x.pending {
+		for i := range x.streams {
+			st := &x.streams[i]
+			ask[i] = ask[i] || st.inflight == 0 && !st.failing && !st.past(w, now, x.cfg.IdleGrace)
+		}
+	}
+	x.mu.Unlock()
+	for i, a := range ask {
+		if !a {
+			continue
+		}
+		asked := time.Now()
+		done, err := asker.GroupCaughtUp(ctx, streamTopics[i], x.cfg.Group)
+		if err != nil {
+			continue // not subscribed yet, or the bus is away: the other rules apply
+		}
+		if done {
+			at[i] = asked
+		}
+	}
+	return at
 }
 
 var registerMetrics sync.Once

@@ -261,6 +261,28 @@ func (b *Bus) PublishAsync(ctx context.Context, msgs ...bus.Message) (wait func(
 	}, nil
 }
 
+// GroupCaughtUp reports whether the durable consumer of group on topic has
+// nothing left to deliver and nothing delivered unacknowledged, as the
+// server counts at the time of the call: every message stored on topic
+// before the call was handled (a group member acks only after its handler
+// succeeded). The indexer asks it to trust a watermark at once on a topic
+// that gets no traffic (internal/indexer). An error when the consumer does
+// not exist.
+func (b *Bus) GroupCaughtUp(ctx context.Context, topic, group string) (bool, error) {
+	s, err := b.stream(ctx, topic)
+	if err != nil {
+		return false, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+	defer cancel()
+	cons, err := s.Consumer(rctx, consumerName(group, topic)) // fetches its info
+	if err != nil {
+		return false, fmt.Errorf("nats: consumer %s: %w", consumerName(group, topic), err)
+	}
+	info := cons.CachedInfo()
+	return info.NumPending == 0 && info.NumAckPending == 0, nil
+}
+
 // consumerName makes a durable name from group and topic (names may not
 // hold dots): one durable per (group, topic).
 func consumerName(group, topic string) string {
