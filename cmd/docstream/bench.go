@@ -26,6 +26,7 @@ func newBenchCmd(e *env) *cobra.Command {
 		o                          bench.Options
 		server, output             string
 		docURL, searchURL, signURL string
+		realtimeURL                string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench [scenario]",
@@ -43,6 +44,8 @@ Scenarios:
   list           GET /documents, the first page or the page after a cursor seen earlier
   sign           POST /signatures (the reference's body) on the first 1,000 documents (100 are created
                  if there are fewer)
+  watch          --users WebSocket subscribers of one new document and one writer changing its title
+                 10 times a second (or at --rate); each receipt is timed from its PATCH's send time
 
 Closed loop by default (--users: simulated users in reference-mix, connections otherwise); with
 --rate the run is open-loop and each latency is measured from the request's intended send time.
@@ -58,6 +61,7 @@ Load a corpus first with "docstream bench load".`,
 			}
 			server = strings.TrimRight(server, "/")
 			o.DocumentURL, o.SearchURL, o.SignatureURL = orDefault(docURL, server), orDefault(searchURL, server), orDefault(signURL, server)
+			o.RealtimeURL = orDefault(realtimeURL, server)
 			o.Progress = e.stderr
 			o.Seed = uint64(time.Now().UnixNano())
 			if o.Token == "" {
@@ -88,6 +92,7 @@ Load a corpus first with "docstream bench load".`,
 	fs.StringVar(&docURL, "document-url", "", "the document service, e.g. http://localhost:8005 (default: --server)")
 	fs.StringVar(&searchURL, "search-url", "", "the search service, e.g. http://localhost:8003 (default: --server)")
 	fs.StringVar(&signURL, "signature-url", "", "the signature service, e.g. http://localhost:8002 (default: --server)")
+	fs.StringVar(&realtimeURL, "realtime-url", "", "where watch's subscribers connect (/ws/{id}): the realtime service (default: --server)")
 	fs.IntVarP(&o.Users, "users", "c", 64, "closed loop: simulated users (reference-mix) or connections (other scenarios); alias --connections")
 	fs.Float64Var(&o.Rate, "rate", 0, "open loop: requests per second, latency measured from each intended send time (0: closed loop)")
 	fs.DurationVarP(&o.Duration, "duration", "T", 30*time.Second, "measured time, after the warm-up")

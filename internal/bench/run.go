@@ -20,14 +20,17 @@ import (
 )
 
 // Scenarios `docstream bench` runs.
-var Scenarios = []string{"reference-mix", "get", "create", "search", "list", "sign"}
+var Scenarios = []string{"reference-mix", "get", "create", "search", "list", "sign", "watch"}
 
 // Options configure Run.
 type Options struct {
 	// Where each service answers: the gateway for all three, or each
 	// service's own port.
 	DocumentURL, SearchURL, SignatureURL string
-	Scenario                             string
+	// RealtimeURL is where watch's subscribers connect (/ws/{id}): the
+	// gateway or the realtime service.
+	RealtimeURL string
+	Scenario    string
 	// Users is the closed loop's concurrency: simulated users in
 	// reference-mix (each waiting between requests as the reference's
 	// Locust users do), connections issuing back to back otherwise.
@@ -206,6 +209,7 @@ type runner struct {
 	idsMu  sync.Mutex
 	ids    []string
 	cursor atomic.Value // string: a list cursor to page on
+	watch  *watchState  // the watch scenario's subscribers
 }
 
 // send does one request and records it under name. The latency is
@@ -379,6 +383,8 @@ func (rn *runner) classes() ([]*class, error) {
 		return []*class{{name: "sign", tasks: []task{{"sign", 1, func(ctx context.Context, u *user) int {
 			return rn.sign(ctx, u, rn.randomID(u.r))
 		}}}}}, nil
+	case "watch":
+		return []*class{rn.watchClass()}, nil
 	case "list":
 		// The first page, or the page after one seen earlier (keyset):
 		// a flat list costs the same either way.
@@ -429,13 +435,22 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	users := o.Users
+	if o.Scenario == "watch" {
+		// Users are the subscribers; one writer changes the document.
+		if err := rn.setupWatch(ctx, runCtx); err != nil {
+			return nil, err
+		}
+		defer rn.closeWatch()
+		users = 1
+	}
 	var wg sync.WaitGroup
 	started := time.Now()
 	if o.Rate > 0 {
 		wg.Add(1)
 		go func() { defer wg.Done(); rn.openLoop(runCtx, classes) }()
 	} else {
-		for i := range o.Users {
+		for i := range users {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // fakeSystem answers the routes the scenarios use, like the services do
@@ -21,6 +24,10 @@ type fakeSystem struct {
 	paths map[string]int
 	n     atomic.Int64
 	srv   *httptest.Server
+	// watchers are the WebSocket subscribers (/ws/{id}); a PATCH of a
+	// title is sent to each, with the old title too, as realtime does.
+	watchers []*websocket.Conn
+	title    string
 }
 
 func newFakeSystem(t *testing.T, h func(w http.ResponseWriter, r *http.Request) bool) *fakeSystem {
@@ -31,6 +38,18 @@ func newFakeSystem(t *testing.T, h func(w http.ResponseWriter, r *http.Request) 
 		key := r.Method + " " + r.URL.Path
 		if strings.HasPrefix(r.URL.Path, "/documents/") {
 			key = r.Method + " /documents/{id}"
+		}
+		if strings.HasPrefix(r.URL.Path, "/ws/") {
+			f.mu.Unlock()
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			f.watchers = append(f.watchers, c)
+			f.mu.Unlock()
+			_, _, _ = c.Read(context.Background()) // until the client goes
+			return
 		}
 		f.paths[key]++
 		f.mu.Unlock()
@@ -47,6 +66,18 @@ func newFakeSystem(t *testing.T, h func(w http.ResponseWriter, r *http.Request) 
 			fmt.Fprint(w, `[{"id":"a"},{"id":"b"}]`)
 		case "GET /documents/{id}":
 			fmt.Fprint(w, `{"id":"a"}`)
+		case "PATCH /documents/{id}":
+			var b struct{ Title string }
+			_ = json.NewDecoder(r.Body).Decode(&b)
+			f.mu.Lock()
+			msg := fmt.Sprintf(`{"type":"document.updated","data":{"title":%q},"changes":{"title":{"old":%q}}}`, b.Title, f.title)
+			f.title = b.Title
+			watchers := slices.Clone(f.watchers)
+			f.mu.Unlock()
+			for _, c := range watchers {
+				_ = c.Write(r.Context(), websocket.MessageText, []byte(msg))
+			}
+			fmt.Fprint(w, `{"id":"a"}`)
 		case "GET /search":
 			fmt.Fprint(w, `{"total":0,"documents":[]}`)
 		case "POST /signatures":
@@ -62,7 +93,7 @@ func newFakeSystem(t *testing.T, h func(w http.ResponseWriter, r *http.Request) 
 }
 
 func (f *fakeSystem) options(scenario string) Options {
-	return Options{DocumentURL: f.srv.URL, SearchURL: f.srv.URL, SignatureURL: f.srv.URL, Scenario: scenario,
+	return Options{DocumentURL: f.srv.URL, SearchURL: f.srv.URL, SignatureURL: f.srv.URL, RealtimeURL: f.srv.URL, Scenario: scenario,
 		Users: 4, Requests: 40, Duration: time.Minute, Seed: 1}
 }
 
@@ -76,6 +107,7 @@ func TestEveryScenarioRuns(t *testing.T) {
 		"search":        {"GET /search"},
 		"list":          {"GET /documents"},
 		"sign":          {"POST /signatures"},
+		"watch":         {"PATCH /documents/{id}"},
 	}
 	for _, sc := range Scenarios {
 		t.Run(sc, func(t *testing.T) {
@@ -209,5 +241,35 @@ func TestSignSignsDocumentsThatExist(t *testing.T) {
 		if id != "a" && id != "b" && !strings.HasPrefix(id, "doc-") {
 			t.Errorf("signed %q, which the system never had", id)
 		}
+	}
+}
+
+// TestWatchTimesEachSubscribersReceipt: with 5 subscribers, every change
+// the writer makes is one "WS event" answer per subscriber, timed from
+// the PATCH (the frame's newest bench-watch number, not the old title it
+// also carries), and the PATCHes are their own endpoint.
+func TestWatchTimesEachSubscribersReceipt(t *testing.T) {
+	f := newFakeSystem(t, nil)
+	o := f.options("watch")
+	o.Users, o.Requests = 5, 60
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]EndpointReport{}
+	for _, e := range rep.Endpoints {
+		byName[e.Name] = e
+	}
+	ev, patch := byName["WS event"], byName["PATCH /documents/{id}"]
+	if patch.OK == 0 || ev.OK == 0 || len(rep.Errors) != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	// Each PATCH reaches 5 subscribers; the run may stop between a PATCH
+	// and its receipts.
+	if ev.OK < 5*(patch.OK-1) || ev.OK > 5*(patch.OK+1) {
+		t.Fatalf("%d receipts for %d changes to 5 subscribers", ev.OK, patch.OK)
+	}
+	if ev.LatencyOK.P50 <= 0 || ev.LatencyOK.Max > 10_000 {
+		t.Fatalf("receipt latency %+v", ev.LatencyOK)
 	}
 }
