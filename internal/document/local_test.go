@@ -570,3 +570,22 @@ func TestAGetWithMinLSNReadsAWriteMadeThroughAnotherInstance(t *testing.T) {
 		t.Fatalf("a bad min_lsn: %d %+v; want 422 naming min_lsn, as the list answers", r.StatusCode, e)
 	}
 }
+
+// A document read from many addresses within one interval is flushed
+// before the interval ends, bounding what the viewer sets hold in memory.
+func TestViewsFromManyAddressesAreFlushedBeforeTheInterval(t *testing.T) {
+	e := newEnv(t)
+	v := NewViews(e.svc.cache, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = v.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	id := "0190b4c6-0000-7000-8000-000000000001"
+	for i := range maxViewersPerFlush {
+		v.Count(id, "10.0."+strconv.Itoa(i/256)+"."+strconv.Itoa(i%256))
+	}
+	testenv.WaitFor(t, "the early flush", func() bool {
+		n, _ := e.rdb.Get(context.Background(), viewsKey(id)).Int64()
+		return n == maxViewersPerFlush
+	})
+}

@@ -27,7 +27,8 @@ type Views struct {
 
 	mu      sync.Mutex
 	pending map[string]*pendingViews
-	flushMu sync.Mutex // one flush at a time: a failed one puts its views back
+	flushMu sync.Mutex    // one flush at a time: a failed one puts its views back
+	early   chan struct{} // asks Run for a flush before the interval ends
 }
 
 type pendingViews struct {
@@ -46,7 +47,7 @@ const maxViewersPerFlush = 10_000
 
 // NewViews counts views for cache, flushing every interval.
 func NewViews(cache *Cache, interval time.Duration) *Views {
-	return &Views{cache: cache, interval: interval, pending: map[string]*pendingViews{}}
+	return &Views{cache: cache, interval: interval, pending: map[string]*pendingViews{}, early: make(chan struct{}, 1)}
 }
 
 // Count records one view of id by clientIP.
@@ -64,7 +65,10 @@ func (v *Views) Count(id, clientIP string) {
 	full := len(p.viewers) >= maxViewersPerFlush
 	v.mu.Unlock()
 	if full {
-		go v.Flush(context.Background())
+		select {
+		case v.early <- struct{}{}:
+		default: // already asked
+		}
 	}
 }
 
@@ -136,7 +140,8 @@ func (v *Views) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			_ = v.Flush(ctx)
+		case <-v.early:
 		}
+		_ = v.Flush(ctx)
 	}
 }
