@@ -128,25 +128,7 @@ rate_limit: {requests: 0}
 	ready("gateway", "http://"+gwAddr)
 	gw := "http://" + gwAddr
 
-	// role is what a CDC process's readiness says of it.
-	role := func(addr string) string {
-		resp, err := http.Get("http://" + addr + "/health/ready")
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		var h api.Health
-		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&h) != nil {
-			return ""
-		}
-		switch r := h.Checks["role"]; {
-		case r.Status == "ok":
-			return "active"
-		case strings.Contains(r.Error, "standby"):
-			return "standby"
-		}
-		return ""
-	}
+	role := func(addr string) string { return testenv.CDCRole("http://" + addr) }
 	testenv.WaitFor(t, "one active CDC engine and one standby", func() bool {
 		a, b := role(cdcAddr[0]), role(cdcAddr[1])
 		return (a == "active" && b == "standby") || (a == "standby" && b == "active")

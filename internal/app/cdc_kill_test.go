@@ -2,12 +2,9 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,7 +12,6 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/testenv"
@@ -57,27 +53,7 @@ func TestTheActiveCDCProcessKilledUnderLoadIsReplacedByItsStandby(t *testing.T) 
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		return cmd, "http://" + addr
 	}
-	// role is what a CDC process's readiness says of it: "active",
-	// "standby" or "" while it is neither (or does not answer).
-	role := func(url string) string {
-		resp, err := http.Get(url + "/health/ready")
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		var h api.Health
-		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&h) != nil {
-			return ""
-		}
-		r := h.Checks["role"]
-		switch {
-		case r.Status == "ok":
-			return "active"
-		case strings.Contains(r.Error, "standby"):
-			return "standby"
-		}
-		return ""
-	}
+	role := testenv.CDCRole
 
 	first, firstURL := startCDC("first")
 	testenv.WaitFor(t, "the first cdc process to be active", func() bool { return role(firstURL) == "active" })

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/docstream/docstream/api"
 )
 
 // Do sends a request to url and fails the test if it cannot. body is nil,
@@ -75,4 +77,26 @@ func JSONFields(v any) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// CDCRole is what a CDC engine's readiness (GET base/health/ready) says
+// of it: "active", "standby", or "" while it is neither or does not
+// answer.
+func CDCRole(base string) string {
+	resp, err := http.Get(base + "/health/ready")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var h api.Health
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&h) != nil {
+		return ""
+	}
+	switch r := h.Checks["role"]; {
+	case r.Status == "ok":
+		return "active"
+	case strings.Contains(r.Error, "standby"):
+		return "standby"
+	}
+	return ""
 }
