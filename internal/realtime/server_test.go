@@ -669,7 +669,9 @@ func TestTheHandlerReturnsWhileTheConnectionLivesOn(t *testing.T) {
 // frames (one starts when there are some) and pings, expiry and shutdown
 // are timers. Frames, pongs and the shutdown's 1001 still arrive.
 func TestAnIdleConnectionHasOneGoroutine(t *testing.T) {
-	s := startServer(t, serverOpts{})
+	// No pings during the test: these clients do not read, so pongs would
+	// go unanswered and the server would reap them (and their goroutines).
+	s := startServer(t, serverOpts{hub: Options{PingInterval: time.Hour}})
 	doc := uuid.NewString()
 	const n = 50
 	before := runtime.NumGoroutine()
