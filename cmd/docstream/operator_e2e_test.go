@@ -302,10 +302,22 @@ rate_limit: {requests: 0}
 	testenv.WaitForWithin(t, 90*time.Second, "every document searchable", func() bool { return searchable() == rows })
 	// ... and each create on the stream once (the bus's dedupe window
 	// dropped the CDC engines' repeats).
-	sinfo, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Read the stream once every replica caught up: a direct get may be
+	// answered by any replica, and the node started again may still be
+	// behind its peers.
+	var sinfo *jetstream.StreamInfo
+	testenv.WaitForWithin(t, 60*time.Second, "every replica of the CDC stream current", func() bool {
+		sinfo, err = stream.Info(ctx)
+		if err != nil || sinfo.Cluster == nil || len(sinfo.Cluster.Replicas) != 2 {
+			return false
+		}
+		for _, r := range sinfo.Cluster.Replicas {
+			if !r.Current || r.Offline || r.Lag != 0 {
+				return false
+			}
+		}
+		return true
+	})
 	seen := map[string]int{}
 	for seq := sinfo.State.FirstSeq; seq <= sinfo.State.LastSeq; seq++ {
 		m, err := stream.GetMsg(ctx, seq)
