@@ -270,9 +270,11 @@ func (e *Engine) stream(ctx context.Context, pool *pgxpool.Pool, repl *pgconn.Pg
 // once, over as many batches as that takes. While the bus stores and
 // fsyncs some batches, the next ones are already on their way, so neither
 // the bus nor the reader waits out a round trip and an fsync per batch.
-// Three batches at a time held the capture benchmark to ~0.36× of
-// pg_recvlogical on a loaded machine where twelve reached ~0.55×
-// (docs/benchmarks.md). It stays below the NATS client's limit of
+// That removes waiting, not work: it raised the capture benchmark's ratio
+// to pg_recvlogical (0.58× → 0.69× median on a quiet machine) but not the
+// engine's own rate, which CPU bounds (docs/benchmarks.md). A window in
+// events, unlike a count of batches, holds for any --cdc-max-batch. It
+// stays below the NATS client's limit of
 // unacked async publishes (16,384, internal/bus/nats), which fails
 // publishes beyond it, leaving room for the watermarks sent beside.
 // Confirmation still goes batch by batch in order.
