@@ -466,25 +466,30 @@ func TestTheOutputCapCutsTheTextAndSaysSo(t *testing.T) {
 }
 
 func TestAChildOverItsTimeLimitIsKilledWithItsGroup(t *testing.T) {
-	dir := t.TempDir()
-	l := limits()
-	l.Timeout = time.Second
-	start := time.Now()
-	res, err := extract.Runner{}.Run(context.Background(), extract.Job{Task: "hang", OutDir: dir, Limits: l})
-	if err != nil {
-		t.Fatal(err)
+	// On a loaded machine the child may not have started its grandchild
+	// (and written its pid) before the limit: then run again with a longer
+	// one, as the grandchild is what this test is about.
+	var pid int
+	for _, limit := range []time.Duration{time.Second, 4 * time.Second, 16 * time.Second} {
+		dir := t.TempDir()
+		l := limits()
+		l.Timeout = limit
+		res, err := extract.Runner{}.Run(context.Background(), extract.Job{Task: "hang", OutDir: dir, Limits: l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != extract.StatusFailed || res.Reason != extract.ReasonTimeout {
+			t.Fatalf("res %+v, want failed timeout", res)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil {
+			pid, _ = strconv.Atoi(string(b))
+			break
+		}
+		t.Logf("the child wrote no grandchild pid within %v; again with a longer limit", limit)
 	}
-	if res.Status != extract.StatusFailed || res.Reason != extract.ReasonTimeout {
-		t.Fatalf("res %+v, want failed timeout", res)
+	if pid == 0 {
+		t.Fatal("the child never started its grandchild")
 	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Fatalf("took %v", took)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, _ := strconv.Atoi(string(b))
 	// The grandchild dies with the group (it may linger as a zombie of
 	// init for a moment).
 	deadline := time.Now().Add(5 * time.Second)
