@@ -135,15 +135,21 @@ func (e *Engine) Run(ctx context.Context) error {
 	log := e.cfg.Log.With("slot", e.cfg.Slot)
 	e.prepare(ctx, log)
 	backoff := time.Second
+	var streamed time.Time // when a run last streamed
 	for ctx.Err() == nil {
 		began := time.Now()
 		err := e.runOnce(ctx, log)
 		if ctx.Err() != nil {
 			break
 		}
-		if st := e.Status(); st.Streaming || time.Since(began) > maxRestartWait {
-			// It had worked (a bus failover, a dropped connection): retry
-			// soon, not after the backoff of an earlier outage.
+		if e.Status().Streaming {
+			streamed = time.Now()
+		}
+		if time.Since(streamed) < maxRestartWait || time.Since(began) > maxRestartWait {
+			// It streamed a moment ago (a bus failover, a dropped
+			// connection): keep retrying at the first pace while the outage
+			// is short, not after a backoff grown meanwhile (a stream
+			// electing a leader fails each attempt for a few seconds).
 			backoff = time.Second
 		}
 		var fatal *fatalError

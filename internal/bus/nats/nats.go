@@ -357,7 +357,12 @@ func (b *Bus) groupConsumer(ctx context.Context, topic, group string, opts bus.G
 	}
 	rctx, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
 	defer cancel()
-	cur, err := s.Consumer(rctx, name)
+	// The lookup is answered by the consumer's leader only: during an
+	// election it is bounded like a publish, so the subscription is tried
+	// again soon instead of after the API's whole timeout.
+	lctx, lcancel := context.WithTimeout(rctx, b.attemptTimeout())
+	cur, err := s.Consumer(lctx, name)
+	lcancel()
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
 		if after > 0 {
@@ -590,6 +595,13 @@ func (b *Bus) deleteConsumer(stream, name string) {
 	_ = b.js.DeleteConsumer(ctx, stream, name)
 }
 
+// attemptTimeout bounds a request only a stream's or consumer's leader
+// answers, on a path that is retried: like one publish attempt, so a leader
+// election costs about its own length.
+func (b *Bus) attemptTimeout() time.Duration {
+	return min(b.opts.RequestTimeout, b.opts.PublishTimeout)
+}
+
 // seekLSN returns the stream sequence to start from to get the first
 // message on one of subjects whose cursor (bus.Cursor) is greater than lsn.
 // The CDC engine publishes in commit order, so along the stream the cursor
@@ -602,7 +614,13 @@ func (b *Bus) deleteConsumer(stream, name string) {
 // can break the order locally; consume skips anything at or below lsn for
 // that reason.)
 func (b *Bus) seekLSN(ctx context.Context, s jetstream.Stream, subjects []string, lsn uint64) (uint64, error) {
-	info, err := s.Info(ctx)
+	// Only the stream's leader answers this. A stream electing a leader
+	// answers nothing, so the question is bounded like a publish: a CDC
+	// engine restarting during an election fails fast and tries again,
+	// instead of waiting the API's whole timeout (5 s of a failover).
+	ictx, cancel := context.WithTimeout(ctx, b.attemptTimeout())
+	info, err := s.Info(ictx)
+	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("nats: stream info: %w", err)
 	}
