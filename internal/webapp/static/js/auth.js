@@ -130,12 +130,13 @@ export async function oidcCallback() {
   const id = claims(t.id_token || '');
   if (id.nonce && id.nonce !== pending.nonce) throw new Error('the ID token is not for this sign-in (nonce mismatch)');
   // A provider that issues an access token may leave the profile out of
-  // the ID token (OpenID Connect Core 5.4): it is at the userinfo endpoint.
+  // the ID token (OpenID Connect Core 5.4): it is at the userinfo endpoint,
+  // whose answer counts only for the ID token's subject (5.3.2).
   let profile = id;
   if (!id.email && !id.name && t.access_token && pending.userinfo_endpoint) {
     const u = await fetch(pending.userinfo_endpoint, { headers: { Authorization: 'Bearer ' + t.access_token } }).catch(() => null);
     const info = u && u.ok ? await u.json().catch(() => ({})) : {};
-    if (!info.sub || info.sub === id.sub) profile = { ...info, ...id, email: info.email, name: info.name, preferred_username: info.preferred_username };
+    if (id.sub && info.sub === id.sub) profile = info;
   }
   // The API verifies JWTs against the issuer's keys: the access token when
   // it is one, else the ID token.
