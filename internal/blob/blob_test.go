@@ -157,6 +157,20 @@ func writeObjects(t *testing.T, b *Bucket, n int) []string {
 	return keys
 }
 
+// openRecorded opens a file bucket whose fsyncs go through a new
+// recorder and writes n objects to it; the bucket is closed after the test.
+func openRecorded(t *testing.T, n int) (*Bucket, *recorder, []string) {
+	t.Helper()
+	b, err := Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), "documents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	r := newRecorder()
+	b.SetFsync(r.fsync)
+	return b, r, writeObjects(t, b, n)
+}
+
 // syncAll calls Sync for keys[0] first and, while the recorder holds that
 // first batch's first fsync, for every other key, releasing the hold once
 // they are all queued; it returns each key's error.
@@ -184,14 +198,7 @@ func syncAll(t *testing.T, b *Bucket, r *recorder, keys []string, after func(key
 // batch), not 20 times, and every Sync returns only once its file, its
 // sidecar, its directory and the bucket's directory have been synced.
 func TestConcurrentSyncsShareOneBatch(t *testing.T) {
-	b, err := Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), "documents")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	r := newRecorder()
-	b.SetFsync(r.fsync)
-	keys := writeObjects(t, b, 20)
+	b, r, keys := openRecorded(t, 20)
 	var mu sync.Mutex
 	var problems []string
 	syncAll(t, b, r, keys, func(key string, err error) {
@@ -225,14 +232,7 @@ func TestConcurrentSyncsShareOneBatch(t *testing.T) {
 // the one whose path failed: none of them may be told its object is
 // durable. The batch before it and the Syncs after it are unaffected.
 func TestASharedSyncFailureFailsEveryCallerOfTheBatch(t *testing.T) {
-	b, err := Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), "documents")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	r := newRecorder()
-	b.SetFsync(r.fsync)
-	keys := writeObjects(t, b, 20)
+	b, r, keys := openRecorded(t, 20)
 	// The second batch (keys 1..19) fails on one object's directory.
 	bad := filepath.Dir(filepath.Join(b.dir, filepath.FromSlash(keys[7])))
 	r.fail = func(p string) bool { return p == bad }
