@@ -37,8 +37,8 @@ type pendingViews struct {
 }
 
 // maxPendingDocs bounds what waits in memory while Redis is unreachable;
-// past it the oldest batch is dropped (and counted) rather than grow
-// without bound.
+// past it a failed flush's views of documents not already waiting are
+// dropped (and counted) rather than grow without bound.
 const maxPendingDocs = 100_000
 
 // maxViewersPerFlush: a document read from this many addresses within one
@@ -59,9 +59,7 @@ func (v *Views) Count(id, clientIP string) {
 		v.pending[id] = p
 	}
 	p.n++
-	if _, ok := p.viewers[clientIP]; !ok {
-		p.viewers[clientIP] = struct{}{}
-	}
+	p.viewers[clientIP] = struct{}{}
 	full := len(p.viewers) >= maxViewersPerFlush
 	v.mu.Unlock()
 	if full {
