@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/logging"
@@ -173,6 +176,37 @@ func TestWrapLabelsMetricsByRoutePattern(t *testing.T) {
 	got := testutil.ToFloat64(requests.WithLabelValues("metrics-test", "GET", "GET /items/{id}", "418"))
 	if got != 3 {
 		t.Fatalf("requests labelled by the route pattern: %v, want 3 (one series for every id)", got)
+	}
+}
+
+// net/http takes any token as a method: invented ones share one "OTHER"
+// series, so a client cannot grow the metrics (or the series map) at will.
+func TestInventedMethodsShareOneMetricSeries(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {})
+	h := Wrap("methods-test", logging.Discard(), mux)
+	for i := range 50 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(fmt.Sprintf("FOO%d", i), "/items/a", nil))
+	}
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/items/a", nil))
+	n := 0
+	ch := make(chan prometheus.Metric, 1000)
+	requests.Collect(ch)
+	close(ch)
+	for m := range ch {
+		var d dto.Metric
+		_ = m.Write(&d)
+		for _, l := range d.GetLabel() {
+			if l.GetName() == "service" && l.GetValue() == "methods-test" {
+				n++
+			}
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d request series for one GET and 50 invented methods, want 2 (GET and OTHER)", n)
+	}
+	if got := testutil.ToFloat64(requests.WithLabelValues("methods-test", "OTHER", "unmatched", "405")); got != 50 {
+		t.Errorf("OTHER series: %v, want 50", got)
 	}
 }
 

@@ -120,6 +120,7 @@ type routeSeries struct {
 }
 
 func (rm *routeMetrics) of(method, route string, status int) (prometheus.Counter, prometheus.Observer) {
+	method = methodLabel(method)
 	k := routeKey{method, route, status}
 	if s, ok := rm.m.Load(k); ok {
 		rs := s.(*routeSeries)
@@ -127,11 +128,23 @@ func (rm *routeMetrics) of(method, route string, status int) (prometheus.Counter
 	}
 	rs := &routeSeries{requests: requests.WithLabelValues(rm.service, method, route, strconv.Itoa(status)),
 		latency: latency.WithLabelValues(rm.service, method, route)}
-	// Methods and routes are bounded (unmatched paths share "unmatched";
-	// net/http refuses malformed methods), as the label values were.
+	// Methods and routes are bounded: unmatched paths share "unmatched",
+	// methods outside HTTP's own share "OTHER" (net/http accepts any token
+	// as a method, so a client could otherwise grow this map and the
+	// series without end).
 	s, _ := rm.m.LoadOrStore(k, rs)
 	rs = s.(*routeSeries)
 	return rs.requests, rs.latency
+}
+
+// methodLabel is method for HTTP's standard methods, else "OTHER".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }
 
 // validRequestID accepts what request IDs are made of in practice (UUIDs,
