@@ -273,7 +273,9 @@ func (b *Bus) GroupCaughtUp(ctx context.Context, topic, group string) (bool, err
 	if err != nil {
 		return false, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, b.opts.RequestTimeout)
+	// Asked while a batch handler waits (the indexer's watermarks): only
+	// the consumer's leader answers, so bounded like a publish.
+	rctx, cancel := context.WithTimeout(ctx, b.attemptTimeout())
 	defer cancel()
 	cons, err := s.Consumer(rctx, consumerName(group, topic)) // fetches its info
 	if err != nil {
