@@ -3,7 +3,6 @@ package extractor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -160,7 +159,7 @@ func (s *Store) Get(ctx context.Context, id string) (*api.Extraction, uint64, er
 		}
 		return nil, 0, postgres.Error(err, "extraction")
 	}
-	return e, walPosition(ctx, s.pool), nil
+	return e, postgres.WALPosition(ctx, s.pool), nil
 }
 
 // noExtraction is the not-found error of id: the document's, or its
@@ -198,7 +197,7 @@ func (s *Store) Rerun(ctx context.Context, id, format string) (*api.Extraction, 
 	if err != nil {
 		return nil, 0, postgres.Error(err, "rerun extraction")
 	}
-	return e, walPosition(ctx, s.pool), nil
+	return e, postgres.WALPosition(ctx, s.pool), nil
 }
 
 // Exists reports whether document id exists.
@@ -315,7 +314,7 @@ func (s *Store) Settled(ctx context.Context, id string) (bool, uint64, error) {
 	}
 	switch {
 	case docSHA == nil:
-		return true, parseLSN(lsn), nil
+		return true, postgres.ParseLSN(lsn), nil
 	case rowSHA == nil || status == nil || *rowSHA != *docSHA:
 		return false, 0, nil
 	}
@@ -323,30 +322,7 @@ func (s *Store) Settled(ctx context.Context, id string) (bool, uint64, error) {
 	case api.ExtractionPending, api.ExtractionRunning:
 		return false, 0, nil
 	}
-	return true, parseLSN(lsn), nil
-}
-
-// walPosition is the WAL insert LSN now (0 if unreadable: read-your-writes
-// then just does not wait).
-func walPosition(ctx context.Context, pool *pgxpool.Pool) uint64 {
-	var lsn string
-	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
-		return 0
-	}
-	return parseLSN(lsn)
-}
-
-// parseLSN reads PostgreSQL's text form of an LSN (0 if malformed).
-func parseLSN(lsn string) uint64 {
-	hi, lo, ok := strings.Cut(lsn, "/")
-	if !ok {
-		return 0
-	}
-	var h, l uint64
-	if _, err := fmt.Sscanf(hi+" "+lo, "%x %x", &h, &l); err != nil {
-		return 0
-	}
-	return h<<32 | l
+	return true, postgres.ParseLSN(lsn), nil
 }
 
 func truncate(s string, n int) string {

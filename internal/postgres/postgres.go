@@ -67,6 +67,12 @@ func WALPosition(ctx context.Context, pool *pgxpool.Pool) uint64 {
 	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
 		return 0
 	}
+	return ParseLSN(lsn)
+}
+
+// ParseLSN reads PostgreSQL's text form of an LSN ("16/B374D848" →
+// 0x16B374D848); 0 when it is malformed.
+func ParseLSN(lsn string) uint64 {
 	hi, lo, ok := strings.Cut(lsn, "/")
 	if !ok {
 		return 0
