@@ -15,6 +15,7 @@ import (
 
 	buskafka "github.com/docstream/docstream/internal/bus/kafka"
 	"github.com/docstream/docstream/internal/cdc/cdctest"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // TestTheTargetIsUnreadyWhileItsFanOutStalls makes the Kafka broker fail
@@ -50,15 +51,13 @@ func TestTheTargetIsUnreadyWhileItsFanOutStalls(t *testing.T) {
 	}
 	wait := func(what string, want int) string {
 		t.Helper()
-		var code int
 		var body string
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if code, body = ready(); code == want {
-				return body
-			}
-		}
-		t.Fatalf("timed out waiting for readiness %d (%s); last %d %s", want, what, code, body)
-		return ""
+		testenv.WaitFor(t, fmt.Sprintf("readiness %d (%s)", want, what), func() bool {
+			code, b := ready()
+			body = b
+			return code == want
+		})
+		return body
 	}
 	wait("subscribed", http.StatusOK)
 	fault := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Err: kerr.NotLeaderForPartition, Count: -1})
