@@ -236,8 +236,14 @@ def main(argv):
         log = json.load(f)
     with open(argv[2], encoding="utf-8") as f:
         keyset = json.load(f)
-    valid, seq, reason = verify(log, keyset)
-    print(json.dumps({"valid": valid, "entries": len(log["entries"]), "first_broken": seq, "reason": reason}))
+    # A crafted or truncated export (a field missing or of the wrong type)
+    # is invalid, said as such, not a traceback.
+    try:
+        valid, seq, reason = verify(log, keyset)
+        entries = len(log["entries"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        valid, seq, reason, entries = False, None, "malformed export: %s %s" % (type(e).__name__, e), None
+    print(json.dumps({"valid": valid, "entries": entries, "first_broken": seq, "reason": reason}))
     return 0 if valid else 1
 
 

@@ -111,3 +111,24 @@ func TestAnIndependentVerifierChecksAnExportedTrail(t *testing.T) {
 		})
 	}
 }
+
+// A crafted or truncated export is answered "invalid" with the reason, exit
+// status 1, not a Python traceback.
+func TestTheIndependentVerifierCallsAMalformedExportInvalid(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys.json")
+	writeJSON(t, keys, map[string]any{"keys": []any{}})
+	for name, export := range map[string]any{
+		"an entry without fields":  map[string]any{"entries": []any{map[string]any{"seq": 1}}},
+		"a list instead of a log":  []any{},
+		"a head without its key":   map[string]any{"entries": []any{}, "head": map[string]any{"signature": "c2ln"}},
+		"entries that are numbers": map[string]any{"entries": []any{1, 2}},
+	} {
+		path := filepath.Join(dir, "export.json")
+		writeJSON(t, path, export)
+		out, code := runPython(t, path, keys)
+		if code != 1 || !strings.Contains(out, `"valid": false`) || strings.Contains(out, "Traceback") {
+			t.Errorf("%s: exit %d, %s", name, code, out)
+		}
+	}
+}
