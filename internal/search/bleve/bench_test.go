@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +30,10 @@ import (
 //	document: a word in 99 % of titles, size 10
 //
 //	BENCH_DOCS=100000 go test -run '^$' -bench SearchCorpus -benchtime 200x ./internal/search/bleve/
+//
+// BENCH_INDEX names a directory to keep the index in and reuse when it
+// already holds BENCH_DOCS documents (before and after runs then query
+// the same segments, and a 100k build is not repeated per run).
 func BenchmarkSearchCorpus(b *testing.B) {
 	n := 20_000
 	if v, err := strconv.Atoi(os.Getenv("BENCH_DOCS")); err == nil && v > 0 {
@@ -37,12 +43,90 @@ func BenchmarkSearchCorpus(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("BENCH_BATCH")); err == nil && v > 0 {
 		batch = v
 	}
-	x, err := bleve.Open(filepath.Join(b.TempDir(), "index"))
+	x, ctx := corpusIndex(b, n, batch), context.Background()
+	// Each class runs one query at a time (its CPU cost), then from the
+	// issue's number of concurrent clients (in-process: the ceiling the
+	// HTTP service cannot pass on this machine).
+	classes := []struct {
+		name  string
+		conns int
+		q     func(r *rand.Rand) search.Query
+	}{
+		{"rare", 32, func(r *rand.Rand) search.Query {
+			return search.Query{Text: bench.Typo(bench.Rare[r.IntN(len(bench.Rare))], r), Status: "created", Size: 10}
+		}},
+		{"common", 32, func(r *rand.Rand) search.Query {
+			return search.Query{Text: bench.Common[r.IntN(len(bench.Common))], Size: 20}
+		}},
+		{"test", 8, func(*rand.Rand) search.Query { return search.Query{Text: "test", Size: 20} }},
+		{"document", 8, func(*rand.Rand) search.Query { return search.Query{Text: "document", Size: 10} }},
+	}
+	for _, c := range classes {
+		for _, conns := range []int{1, c.conns} {
+			b.Run(fmt.Sprintf("%s/c%d", c.name, conns), func(b *testing.B) {
+				var (
+					mu    sync.Mutex
+					lats  []time.Duration
+					total int64
+					next  atomic.Int64
+				)
+				start := time.Now()
+				var wg sync.WaitGroup
+				for w := range conns {
+					wg.Go(func() {
+						r := rand.New(rand.NewPCG(7, uint64(w)))
+						var mine []time.Duration
+						var hits int64
+						for next.Add(1) <= int64(b.N) {
+							q := c.q(r)
+							t0 := time.Now()
+							res, err := x.Search(ctx, q)
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							mine = append(mine, time.Since(t0))
+							hits += res.Total
+						}
+						mu.Lock()
+						lats, total = append(lats, mine...), total+hits
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+				elapsed := time.Since(start)
+				if len(lats) == 0 {
+					b.Fatal("no query ran")
+				}
+				slices.Sort(lats)
+				b.ReportMetric(float64(len(lats))/elapsed.Seconds(), "q/s")
+				b.ReportMetric(float64(lats[len(lats)/2].Microseconds())/1000, "p50_ms")
+				b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds())/1000, "p99_ms")
+				b.ReportMetric(float64(total)/float64(len(lats)), "hits")
+			})
+		}
+	}
+}
+
+// corpusIndex opens BENCH_INDEX (or a temporary directory) and fills it
+// with corpus documents 0..n-1 unless it already holds n of them.
+func corpusIndex(b *testing.B, n, batch int) *bleve.Index {
+	dir := os.Getenv("BENCH_INDEX")
+	if dir == "" {
+		dir = filepath.Join(b.TempDir(), "index")
+	}
+	x, err := bleve.Open(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer x.Close()
+	b.Cleanup(func() { x.Close() })
 	ctx := context.Background()
+	if have, err := x.Count(ctx); err != nil {
+		b.Fatal(err)
+	} else if have == int64(n) {
+		b.Logf("reusing %s: %d documents", dir, n)
+		return x
+	}
 	start, cpu0 := time.Now(), cpuTime()
 	for k := 0; k < n; k += batch {
 		ops := make([]search.Op, 0, batch)
@@ -64,39 +148,7 @@ func BenchmarkSearchCorpus(b *testing.B) {
 	cpu := cpuTime() - cpu0
 	b.Logf("built %d documents in %v: %.0f docs/s, %.0f µs of CPU per document (every goroutine: analysis, segments, merges, GC)",
 		n, build, float64(n)/build.Seconds(), float64(cpu.Microseconds())/float64(n))
-
-	r := rand.New(rand.NewPCG(7, 7))
-	classes := []struct {
-		name string
-		q    func() search.Query
-	}{
-		{"rare", func() search.Query {
-			return search.Query{Text: bench.Typo(bench.Rare[r.IntN(len(bench.Rare))], r), Status: "created", Size: 10}
-		}},
-		{"common", func() search.Query { return search.Query{Text: bench.Common[r.IntN(len(bench.Common))], Size: 20} }},
-		{"test", func() search.Query { return search.Query{Text: "test", Size: 20} }},
-		{"document", func() search.Query { return search.Query{Text: "document", Size: 10} }},
-	}
-	for _, c := range classes {
-		b.Run(c.name, func(b *testing.B) {
-			lats := make([]time.Duration, 0, b.N)
-			var total int64
-			for b.Loop() {
-				q := c.q()
-				t0 := time.Now()
-				res, err := x.Search(ctx, q)
-				if err != nil {
-					b.Fatal(err)
-				}
-				lats = append(lats, time.Since(t0))
-				total += res.Total
-			}
-			slices.Sort(lats)
-			b.ReportMetric(float64(lats[len(lats)/2].Microseconds())/1000, "p50_ms")
-			b.ReportMetric(float64(lats[len(lats)*99/100].Microseconds())/1000, "p99_ms")
-			b.ReportMetric(float64(total)/float64(len(lats)), "hits")
-		})
-	}
+	return x
 }
 
 // cpuTime is the CPU time (user + system) this process used so far.

@@ -85,6 +85,8 @@ type Index struct {
 	// mu serialises Apply and SetAppliedLSN: the version check and the
 	// write must not interleave with another writer's.
 	mu sync.Mutex
+	// created holds each segment's created_at column for ranking ties.
+	created *createdColumns
 }
 
 var _ search.Index = (*Index)(nil)
@@ -120,7 +122,7 @@ func Open(dir string) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bleve index %s: %w", dir, err)
 	}
-	return &Index{idx: idx}, nil
+	return &Index{idx: idx, created: newCreatedColumns()}, nil
 }
 
 // OpenMem opens an index held in memory only (tests, benchmarks).
@@ -129,7 +131,7 @@ func OpenMem() (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Index{idx: idx}, nil
+	return &Index{idx: idx, created: newCreatedColumns()}, nil
 }
 
 func newMapping() mapping.IndexMapping {
@@ -481,7 +483,7 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 	req.Highlight = bleve.NewHighlight()
 	req.Highlight.AddField(fTitle)
 	req.Highlight.AddField(fContent)
-	top := newTopK(req, q.From, q.Size)
+	top := newTopK(req, q.From, q.Size, x.created)
 	res, err := x.idx.SearchInContext(top.context(ctx), req)
 	if err != nil {
 		return search.Result{}, fmt.Errorf("bleve search: %w", err)

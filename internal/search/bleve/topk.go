@@ -3,12 +3,17 @@ package bleve
 import (
 	"container/heap"
 	"context"
+	"fmt"
 	"math"
 	"sort"
+	"sync"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/numeric"
 	bsearch "github.com/blevesearch/bleve/v2/search"
+	index "github.com/blevesearch/bleve_index_api"
+	segment "github.com/blevesearch/scorch_segment_api/v2"
 )
 
 // topK ranks a search's hits by score, then created_at descending, then
@@ -17,7 +22,8 @@ import (
 // Bleve's own collector given that sort reads every hit's created_at from
 // the column store (doc values) before comparing: for a word in every
 // document that was half of the query's CPU. Here created_at is read only
-// for a hit that enters the heap or ties its worst entry; a hit scoring
+// for a hit that enters the heap or ties its worst entry, from a column
+// decoded once per segment (createdColumns); a hit scoring
 // below the worst of a full heap is dropped on its score alone. The
 // collector is Bleve's (it counts the total and drives the searcher); this
 // is the document-match handler Bleve lets a caller plug into it
@@ -26,6 +32,7 @@ import (
 type topK struct {
 	k, from int
 	req     *bleve.SearchRequest
+	created *createdColumns
 	h       hitHeap
 	hits    []*bsearch.DocumentMatch // best first, the page only; set at the end
 }
@@ -57,8 +64,8 @@ func better(a, b ranked) bool {
 	return a.HitNumber < b.HitNumber
 }
 
-func newTopK(req *bleve.SearchRequest, from, size int) *topK {
-	return &topK{k: from + size, from: from, req: req}
+func newTopK(req *bleve.SearchRequest, from, size int, created *createdColumns) *topK {
+	return &topK{k: from + size, from: from, req: req, created: created}
 }
 
 // context returns ctx carrying the handler for Bleve's collector.
@@ -67,21 +74,9 @@ func (t *topK) context(ctx context.Context) context.Context {
 }
 
 func (t *topK) handler(sctx *bsearch.SearchContext) (bsearch.DocumentMatchHandler, bool, error) {
-	dv, err := sctx.IndexReader.DocValueReader([]string{fCreatedAt})
+	createdAt, err := t.created.reader(sctx.IndexReader)
 	if err != nil {
 		return nil, false, err
-	}
-	createdAt := func(d *bsearch.DocumentMatch) (int64, error) {
-		v := int64(math.MinInt64)
-		err := dv.VisitDocValues(d.IndexInternalID, func(field string, term []byte) {
-			pc := numeric.PrefixCoded(term)
-			if shift, err := pc.Shift(); err == nil && shift == 0 {
-				if n, err := pc.Int64(); err == nil {
-					v = n
-				}
-			}
-		})
-		return v, err
 	}
 	return func(d *bsearch.DocumentMatch) error {
 		if d == nil {
@@ -138,4 +133,150 @@ func (t *topK) finish(sctx *bsearch.SearchContext) error {
 		t.hits = append(t.hits, d)
 	}
 	return nil
+}
+
+// createdColumns holds created_at of every document of each segment,
+// decoded once per segment.
+//
+// Zap keeps doc values in snappy-compressed chunks of documents: reading
+// one document's created_at decodes its chunk, and consecutive reads of
+// far-apart documents (a selective query's hits) decode a chunk each,
+// while a query with many equal scores reads tens of thousands of them.
+// Either way that was 40–47 % of a query's CPU on 100k documents. A
+// segment never changes once written (deletes only mark documents), so
+// its column is decoded in one sequential pass and kept while the
+// segment lives: 8 bytes per document the index holds, deleted ones
+// included, until a merge replaces the segment.
+type createdColumns struct {
+	mu   sync.Mutex
+	segs map[uint64]*createdColumn // by scorch segment id, unique in an index
+}
+
+type createdColumn struct {
+	once sync.Once
+	vals []int64
+	err  error
+}
+
+func newCreatedColumns() *createdColumns {
+	return &createdColumns{segs: map[uint64]*createdColumn{}}
+}
+
+// reader returns created_at by document for the snapshot r.
+func (c *createdColumns) reader(r index.IndexReader) (func(*bsearch.DocumentMatch) (int64, error), error) {
+	snap, ok := r.(*scorch.IndexSnapshot)
+	if !ok {
+		return docValueReader(r) // the in-memory index of tests
+	}
+	segs := snap.Segments()
+	// A document's internal id is its number in the snapshot: the
+	// segments' documents numbered one after the other, in this order
+	// (scorch's own offsets, which it does not export).
+	offsets := make([]uint64, len(segs))
+	var running uint64
+	for i, s := range segs {
+		offsets[i] = running
+		running += s.Segment().Count()
+	}
+	cols := make([]*createdColumn, len(segs))
+	c.prune(segs)
+	return func(d *bsearch.DocumentMatch) (int64, error) {
+		n := d.IndexInternalID.Value()
+		i := sort.Search(len(offsets), func(x int) bool { return offsets[x] > n }) - 1
+		if i < 0 {
+			return math.MinInt64, fmt.Errorf("document number %d before the first segment", n)
+		}
+		if cols[i] == nil {
+			cols[i] = c.column(segs[i])
+		}
+		col := cols[i]
+		if col.err != nil {
+			return 0, col.err
+		}
+		local := n - offsets[i]
+		if local >= uint64(len(col.vals)) {
+			return 0, fmt.Errorf("document number %d beyond its segment's %d", n, len(col.vals))
+		}
+		return col.vals[local], nil
+	}, nil
+}
+
+// column returns the column of s, decoding it on first use (once, however
+// many searches ask at the same time).
+func (c *createdColumns) column(s *scorch.SegmentSnapshot) *createdColumn {
+	c.mu.Lock()
+	col, ok := c.segs[s.Id()]
+	if !ok {
+		col = &createdColumn{}
+		c.segs[s.Id()] = col
+	}
+	c.mu.Unlock()
+	col.once.Do(func() { col.vals, col.err = decodeCreated(s.Segment()) })
+	return col
+}
+
+// prune forgets the columns of segments that merges have replaced, once
+// the cache holds clearly more than the snapshot's segments (a search on
+// an older snapshot that still needs one decodes it again).
+func (c *createdColumns) prune(live []*scorch.SegmentSnapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.segs) <= 2*len(live)+8 {
+		return
+	}
+	keep := make(map[uint64]bool, len(live))
+	for _, s := range live {
+		keep[s.Id()] = true
+	}
+	for id := range c.segs {
+		if !keep[id] {
+			delete(c.segs, id)
+		}
+	}
+}
+
+func decodeCreated(seg segment.Segment) ([]int64, error) {
+	dv, ok := seg.(segment.DocValueVisitable)
+	if !ok {
+		return nil, fmt.Errorf("segment %T has no doc values", seg)
+	}
+	vals := make([]int64, seg.Count())
+	fields := []string{fCreatedAt}
+	var state segment.DocVisitState
+	for n := range vals {
+		v := int64(math.MinInt64)
+		var err error
+		state, err = dv.VisitDocValues(uint64(n), fields, func(_ string, term []byte) { v = createdTerm(term, v) }, state)
+		if err != nil {
+			return nil, err
+		}
+		vals[n] = v
+	}
+	return vals, nil
+}
+
+// createdTerm returns the value of a created_at doc value term when it is
+// the full-precision one (a date is indexed at several precisions), else
+// v.
+func createdTerm(term []byte, v int64) int64 {
+	pc := numeric.PrefixCoded(term)
+	if shift, err := pc.Shift(); err == nil && shift == 0 {
+		if n, err := pc.Int64(); err == nil {
+			return n
+		}
+	}
+	return v
+}
+
+// docValueReader reads created_at through the index's doc value reader.
+func docValueReader(r index.IndexReader) (func(*bsearch.DocumentMatch) (int64, error), error) {
+	dv, err := r.DocValueReader([]string{fCreatedAt})
+	if err != nil {
+		return nil, err
+	}
+	return func(d *bsearch.DocumentMatch) (int64, error) {
+		v := int64(math.MinInt64)
+		err := dv.VisitDocValues(d.IndexInternalID, func(_ string, term []byte) { v = createdTerm(term, v) })
+		return v, err
+	}, nil
 }

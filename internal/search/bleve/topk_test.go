@@ -49,6 +49,27 @@ func TestTopKRanksAsBleveSortWould(t *testing.T) {
 	// tenth second, so that ties on both keys exist as well and fall back
 	// to the order Bleve visits hits in, in both collectors.
 	x := corpusIndex(t, 3000, func(i int) time.Time { return bench.CreatedAt(i / 10 * 10) })
+	// Updates and deletes leave deleted documents inside the segments and
+	// put the new versions in later ones: topK's per-segment created_at
+	// columns must still map every hit to its own document.
+	var ops []search.Op
+	for i := 0; i < 3000; i += 7 {
+		d := bench.Document(i)
+		at := bench.CreatedAt(5000 + i%13)
+		id := fmt.Sprintf("00000000-0000-7000-8000-%012d", i)
+		ops = append(ops, search.Op{ID: id, Version: uint64(10000 + i), Doc: search.Document{ID: id, Title: d.Title,
+			Status: d.Status, CreatedBy: d.CreatedBy, CreatedAt: &at, UpdatedAt: &at, Version: 2, Content: d.Content}})
+	}
+	for i := 5; i < 3000; i += 11 {
+		ops = append(ops, search.Op{ID: fmt.Sprintf("00000000-0000-7000-8000-%012d", i), Version: uint64(20000 + i), Delete: true})
+	}
+	for len(ops) > 0 {
+		k := min(100, len(ops))
+		if _, err := x.Apply(context.Background(), ops[:k]); err != nil {
+			t.Fatal(err)
+		}
+		ops = ops[k:]
+	}
 	queries := []search.Query{
 		{Text: "test", Size: 20},
 		{Text: "test", From: 40, Size: 20},
@@ -57,6 +78,8 @@ func TestTopKRanksAsBleveSortWould(t *testing.T) {
 		{Text: "sales agreement", From: 7, Size: 13},
 		{Text: "test", From: 2990, Size: 20},
 		{Text: "nothingmatchesthis", Size: 10},
+		{Text: "test", Size: 100},
+		{Text: "test", From: 500, Size: 100},
 	}
 	for _, q := range queries {
 		got, err := x.Search(context.Background(), q)
