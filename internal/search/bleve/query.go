@@ -141,7 +141,11 @@ func (q *fuzzyMatch) termSearcher(ctx context.Context, r index.IndexReader, term
 	if err := dict.Close(); err != nil {
 		return nil, err
 	}
-	if len(cands) == 0 || len(cands) == 1 && cands[0].term == term {
+	if len(cands) == 0 {
+		// Nothing to match: anyOf drops the clause.
+		return searcher.NewMatchNoneSearcher(r)
+	}
+	if len(cands) == 1 && cands[0].term == term {
 		return searcher.NewTermSearcher(ctx, r, term, q.field, boost, opts)
 	}
 	if len(cands) > MaxExpansions {
@@ -162,3 +166,55 @@ func (q *fuzzyMatch) termSearcher(ctx context.Context, r index.IndexReader, term
 }
 
 var _ query.FieldableQuery = (*fuzzyMatch)(nil)
+
+// anyOf is a disjunction (at least one clause) that leaves out the clauses
+// matching nothing in the index (a query word absent from a field) and is
+// no disjunction at all when one clause remains. Bleve's DisjunctionQuery
+// keeps every clause and its layer for each hit: for the multi-field match
+// of a word found in content only, two empty term searchers and a
+// disjunction scorer on every one of its hits. Scores differ from a
+// DisjunctionQuery's by one factor for the whole query (its coordination
+// counts the clauses kept, and the query norm their weights), so the
+// order of hits is the same.
+type anyOf []query.Query
+
+// Searcher implements query.Query.
+func (q anyOf) Searcher(ctx context.Context, r index.IndexReader, m mapping.IndexMapping, opts search.SearcherOptions) (search.Searcher, error) {
+	ss := make([]search.Searcher, 0, len(q))
+	for _, c := range q {
+		s, err := c.Searcher(ctx, r, m, opts)
+		if err != nil {
+			for _, s := range ss {
+				_ = s.Close()
+			}
+			return nil, err
+		}
+		if _, none := s.(*searcher.MatchNoneSearcher); none {
+			_ = s.Close()
+			continue
+		}
+		ss = append(ss, s)
+	}
+	switch len(ss) {
+	case 0:
+		return searcher.NewMatchNoneSearcher(r)
+	case 1:
+		return ss[0], nil
+	}
+	s, err := searcher.NewDisjunctionSearcher(ctx, r, ss, 1, opts)
+	if err != nil {
+		for _, s := range ss {
+			_ = s.Close()
+		}
+	}
+	return s, err
+}
+
+// allOf is a conjunction of qs, or qs[0] alone: a conjunction of one
+// clause adds a layer and a scorer to every hit and changes nothing.
+func allOf(qs []query.Query) query.Query {
+	if len(qs) == 1 {
+		return qs[0]
+	}
+	return query.NewConjunctionQuery(qs)
+}
