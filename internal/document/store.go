@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -84,7 +82,7 @@ func (s *Store) Insert(ctx context.Context, d *Document) (*Document, uint64, err
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, 0, postgres.Error(err, "insert document")
 	}
-	return out, s.walPosition(ctx), nil
+	return out, postgres.WALPosition(ctx, s.pool), nil
 }
 
 // createdEntry is the statement of a new document's first audit entry,
@@ -126,7 +124,7 @@ func (s *Store) InsertOnce(ctx context.Context, d *Document, k postgres.Idempote
 	if err != nil {
 		return nil, false, 0, postgres.Error(err, "insert document")
 	}
-	return out, replayed, s.walPosition(ctx), nil
+	return out, replayed, postgres.WALPosition(ctx, s.pool), nil
 }
 
 // record appends the audit entry of a change by ctx's caller in the
@@ -167,40 +165,10 @@ func insertStatement(d *Document) (string, []any) {
 		[]any{d.ID, d.Title, d.ContentType, d.ContentSize, d.S3Key, d.Status, d.CreatedBy, d.ContentSHA256, owner}
 }
 
-// walPosition returns the current WAL insert LSN: after our commit returned,
-// it is at or beyond our commit record, so "applied up to it" implies our
-// change is applied. 0 if it cannot be read (read-your-writes then just
-// does not wait).
-func (s *Store) walPosition(ctx context.Context) uint64 {
-	var lsn string
-	if err := s.pool.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
-		return 0
-	}
-	return parseLSN(lsn)
-}
-
-// FlushedLSN is the server's WAL flush position: every commit acknowledged
-// so far ends at or below it (synchronous_commit on, the default), as the
-// replication keepalives that CDC turns into idle watermarks report it.
+// FlushedLSN is the server's WAL flush position (postgres.WALFlushPosition):
+// the local cache's idle watermark.
 func (s *Store) FlushedLSN(ctx context.Context) (uint64, error) {
-	var lsn string
-	if err := s.pool.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn()::text").Scan(&lsn); err != nil {
-		return 0, err
-	}
-	return parseLSN(lsn), nil
-}
-
-// parseLSN turns "16/B374D848" into its 64-bit value.
-func parseLSN(s string) uint64 {
-	hi, lo, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0
-	}
-	var h, l uint64
-	if _, err := fmt.Sscanf(hi+" "+lo, "%x %x", &h, &l); err != nil {
-		return 0
-	}
-	return h<<32 | l
+	return postgres.WALFlushPosition(ctx, s.pool)
 }
 
 // Get returns the row or a not_found error.
@@ -308,7 +276,7 @@ func (s *Store) Update(ctx context.Context, id string, in UpdateInput, keys []st
 		// there is as unavailable as in a statement.
 		return nil, 0, postgres.Error(err, "update document "+id)
 	}
-	return doc, s.walPosition(ctx), nil
+	return doc, postgres.WALPosition(ctx, s.pool), nil
 }
 
 // Delete removes the row (signatures and shares cascade; its audit trail
@@ -502,7 +470,7 @@ RETURNING d.access_version`, id).Scan(&ch.AccessVersion)
 	if err != nil {
 		return err
 	}
-	ch.LSN = s.walPosition(ctx)
+	ch.LSN = postgres.WALPosition(ctx, s.pool)
 	return nil
 }
 

@@ -70,6 +70,18 @@ func WALPosition(ctx context.Context, pool *pgxpool.Pool) uint64 {
 	return ParseLSN(lsn)
 }
 
+// WALFlushPosition is the server's WAL flush position: every commit
+// acknowledged so far ends at or below it (synchronous_commit on, the
+// default), as the replication keepalives that CDC turns into idle
+// watermarks report it.
+func WALFlushPosition(ctx context.Context, pool *pgxpool.Pool) (uint64, error) {
+	var lsn string
+	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn()::text").Scan(&lsn); err != nil {
+		return 0, err
+	}
+	return ParseLSN(lsn), nil
+}
+
 // ParseLSN reads PostgreSQL's text form of an LSN ("16/B374D848" →
 // 0x16B374D848); 0 when it is malformed.
 func ParseLSN(lsn string) uint64 {
