@@ -300,7 +300,7 @@ func (s *Server) handleGet() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
-		minLSN, err := getMinLSN(r)
+		minLSN, err := httpx.MinLSN(r)
 		if err != nil {
 			s.respondErr(w, r, err)
 			return
@@ -319,30 +319,6 @@ func (s *Server) handleGet() http.Handler {
 		_, _ = w.Write(body)
 	})
 }
-
-// getMinLSN reads a GET's min_lsn (or X-Min-LSN): the X-Commit-LSN of a
-// write the client made, possibly through another instance, that the
-// answer must reflect. 0 when absent. Only the query is parsed when there
-// is one: the common read has neither.
-func getMinLSN(r *http.Request) (uint64, error) {
-	var raw string
-	if v := r.Header[minLSNKey]; len(v) > 0 {
-		raw = v[0]
-	}
-	field := api.MinLSNHeader
-	if r.URL.RawQuery != "" {
-		if v := r.URL.Query().Get("min_lsn"); v != "" {
-			raw, field = v, "min_lsn"
-		}
-	}
-	q := httpx.Query{}
-	lsn, _ := q.LSN(field, raw)
-	return lsn, q.Err()
-}
-
-// minLSNKey is api.MinLSNHeader as Go's header maps key it (Header.Get
-// would canonicalize it on every read).
-var minLSNKey = http.CanonicalHeaderKey(api.MinLSNHeader)
 
 type updateRequest struct {
 	Title  *string `json:"title"`
@@ -477,7 +453,7 @@ func (s *Server) handleShare() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
-		setCommitLSN(w, sh.LSN)
+		httpx.SetCommitLSN(w, sh.LSN)
 		httpx.Respond(w, http.StatusOK, sh.Share)
 	})
 }
@@ -494,7 +470,7 @@ func (s *Server) handleUnshare() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
-		setCommitLSN(w, lsn)
+		httpx.SetCommitLSN(w, lsn)
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
@@ -505,15 +481,7 @@ const CommitLSNHeader = api.CommitLSNHeader
 
 func setVersionHeaders(w http.ResponseWriter, d *Created) {
 	w.Header().Set("ETag", etag(d.Version))
-	setCommitLSN(w, d.LSN)
-}
-
-// setCommitLSN sends a write's WAL position (a share too: search filters
-// by readers, and a share granted a moment ago must show).
-func setCommitLSN(w http.ResponseWriter, lsn uint64) {
-	if lsn != 0 {
-		w.Header().Set(CommitLSNHeader, strconv.FormatUint(lsn, 10))
-	}
+	httpx.SetCommitLSN(w, d.LSN)
 }
 
 func etag(v int32) string { return `"` + strconv.FormatInt(int64(v), 10) + `"` }

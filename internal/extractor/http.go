@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"gocloud.dev/gcerrors"
@@ -167,12 +166,6 @@ func (s *Server) document(r *http.Request, need auth.Level) (string, error) {
 	return id, s.authorize(r.Context(), id, need)
 }
 
-func setLSN(w http.ResponseWriter, lsn uint64) {
-	if lsn > 0 {
-		w.Header().Set(api.CommitLSNHeader, strconv.FormatUint(lsn, 10))
-	}
-}
-
 // handleGet answers the document's extraction, with X-Commit-LSN: a search
 // with that min_lsn reflects what was read (once it says done, the words
 // are searchable).
@@ -188,7 +181,7 @@ func (s *Server) handleGet() http.Handler {
 			s.respondErr(w, r, err)
 			return
 		}
-		setLSN(w, lsn)
+		httpx.SetCommitLSN(w, lsn)
 		httpx.Respond(w, http.StatusOK, e)
 	})
 }
@@ -219,7 +212,7 @@ func (s *Server) handleExtract() http.Handler {
 			return
 		}
 		s.x.Wake()
-		setLSN(w, lsn)
+		httpx.SetCommitLSN(w, lsn)
 		httpx.Respond(w, http.StatusAccepted, e)
 	})
 }

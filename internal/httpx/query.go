@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 )
 
@@ -68,6 +69,46 @@ func (q *Query) LSN(field, raw string) (lsn uint64, ok bool) {
 		return 0, false
 	}
 	return v, true
+}
+
+// MinLSN reads a read's min_lsn parameter, or the X-Min-LSN header when
+// the parameter is absent: the X-Commit-LSN of a write the client made,
+// possibly through another instance, that the answer must reflect. 0 when
+// both are absent (or wrong: then the field is failed).
+func (q *Query) MinLSN(r *http.Request) uint64 {
+	field, raw := "min_lsn", q.values.Get("min_lsn")
+	if raw == "" {
+		// The header map is read directly: Header.Get canonicalizes the
+		// key on every call, and document reads are the hottest route.
+		if v := r.Header[minLSNKey]; len(v) > 0 {
+			field, raw = api.MinLSNHeader, v[0]
+		}
+	}
+	lsn, _ := q.LSN(field, raw)
+	return lsn
+}
+
+var minLSNKey = http.CanonicalHeaderKey(api.MinLSNHeader)
+
+// MinLSN is Query.MinLSN for a route that reads no other parameter; the
+// query string is parsed only when there is one (the common read has
+// neither).
+func MinLSN(r *http.Request) (uint64, error) {
+	var q Query
+	if r.URL.RawQuery != "" {
+		q.values = r.URL.Query()
+	}
+	lsn := q.MinLSN(r)
+	return lsn, q.Err()
+}
+
+// SetCommitLSN sends a write's WAL position as X-Commit-LSN (none when 0,
+// the position could not be read): a read or search given it as min_lsn
+// reflects the write.
+func SetCommitLSN(w http.ResponseWriter, lsn uint64) {
+	if lsn != 0 {
+		w.Header().Set(api.CommitLSNHeader, strconv.FormatUint(lsn, 10))
+	}
 }
 
 // Page reads skip and limit.

@@ -88,7 +88,7 @@ func (s *Server) handleSearch() http.Handler {
 			Size:      p.Int("size", DefaultSize, 1, MaxSize),
 			Access:    s.access(r.Context()),
 		}
-		minLSN := p.minLSN()
+		minLSN := p.MinLSN(p.r)
 		waitIDs := p.extractionWait(s.opts.Extractions != nil)
 		if p.Err() == nil && q.From+q.Size > MaxWindow {
 			p.Fail("from", "from + size must be at most "+strconv.Itoa(MaxWindow))
@@ -129,7 +129,7 @@ func (s *Server) handleSuggest() http.Handler {
 		p := newParams(r)
 		prefix := p.text("q", MinSuggestLen)
 		size := p.Int("size", DefaultSuggestSize, 1, MaxSuggestSize)
-		minLSN := p.minLSN()
+		minLSN := p.MinLSN(p.r)
 		if err := p.Err(); err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
@@ -164,7 +164,7 @@ func (s *Server) handleAggregations() http.Handler {
 			p.Fail("q", "must be at most "+strconv.Itoa(MaxQueryLen)+" characters")
 		}
 		size := p.Int("size", DefaultTermsSize, 1, MaxSize)
-		minLSN := p.minLSN()
+		minLSN := p.MinLSN(p.r)
 		if err := p.Err(); err != nil {
 			httpx.RespondErr(w, r, s.log, err)
 			return
@@ -387,14 +387,4 @@ func (p *params) extractionWait(available bool) []string {
 		}
 	}
 	return ids
-}
-
-// minLSN reads min_lsn, or the X-Min-LSN header when the parameter is absent.
-func (p *params) minLSN() uint64 {
-	field, raw := "min_lsn", p.Get("min_lsn")
-	if raw == "" {
-		field, raw = MinLSNHeader, p.r.Header.Get(MinLSNHeader)
-	}
-	lsn, _ := p.LSN(field, raw)
-	return lsn
 }

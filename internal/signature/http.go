@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"path"
-	"strconv"
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
@@ -115,7 +114,7 @@ func (s *Server) handleCreate() http.Handler {
 		if replayed {
 			w.Header().Set(api.IdempotentReplayedHeader, "true")
 		}
-		setCommitLSN(w, postgres.WALPosition(r.Context(), s.svc.store.pool))
+		httpx.SetCommitLSN(w, postgres.WALPosition(r.Context(), s.svc.store.pool))
 		httpx.Respond(w, http.StatusCreated, sig)
 	})
 }
@@ -207,15 +206,9 @@ func (s *Server) replyWritten(w http.ResponseWriter, r *http.Request, status int
 	if err != nil {
 		return err
 	}
-	setCommitLSN(w, postgres.WALPosition(r.Context(), s.svc.store.pool))
+	httpx.SetCommitLSN(w, postgres.WALPosition(r.Context(), s.svc.store.pool))
 	httpx.Respond(w, status, v)
 	return nil
-}
-
-func setCommitLSN(w http.ResponseWriter, lsn uint64) {
-	if lsn != 0 {
-		w.Header().Set(api.CommitLSNHeader, strconv.FormatUint(lsn, 10))
-	}
 }
 
 // meta is who is asking, as this request shows it.
