@@ -26,15 +26,7 @@ func TestSharesReachSearchAndTheWebSocket(t *testing.T) {
 	ctx := context.Background()
 	anon := newClient(t, d.gateway)
 	as := func(user string, groups ...string) *client.Client {
-		tk, err := anon.DevTokenWith(ctx, user, user+"@example.com", client.DevTokenOptions{Groups: groups})
-		if err != nil {
-			t.Fatalf("dev token for %s: %v", user, err)
-		}
-		c, err := client.New(d.gateway, client.WithToken(tk.AccessToken))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return asToken(t, d.gateway, devToken(t, anon, user, groups...))
 	}
 	alice, bob, carol := as("alice"), as("bob"), as("carol", "legal")
 	word := "quokka" + hex.EncodeToString(randBytes(4))

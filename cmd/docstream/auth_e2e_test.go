@@ -70,24 +70,17 @@ func TestRequiredModeAttackTable(t *testing.T) {
 	none := forged(jwt.MapClaims{"sub": "alice", "exp": now.Add(time.Hour).Unix()}, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType)
 	issued := []string{alice, bob, wrongKey, none}
 
-	as := func(base, tok string) *client.Client {
-		c, err := client.New(base, client.WithToken(tok))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
 	word := "zanzibar" + hex.EncodeToString(randBytes(4))
-	doc, err := as(d.gateway, alice).CreateDocument(ctx, api.CreateDocumentRequest{Title: "Merger " + word, Content: "private terms " + word, CreatedBy: "alice@example.com"})
+	doc, err := asToken(t, d.gateway, alice).CreateDocument(ctx, api.CreateDocumentRequest{Title: "Merger " + word, Content: "private terms " + word, CreatedBy: "alice@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	privateDoc, err := as(d.gateway, alice).CreateDocument(ctx, api.CreateDocumentRequest{Title: "Private " + word, Content: "x", CreatedBy: "alice@example.com"})
+	privateDoc, err := asToken(t, d.gateway, alice).CreateDocument(ctx, api.CreateDocumentRequest{Title: "Private " + word, Content: "x", CreatedBy: "alice@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A's own search sees it (the index has it) before B is refused it.
-	if res, err := as(d.gateway, alice).Search(ctx, api.SearchRequest{Query: word, MinLSN: privateDoc.CommitLSN}); err != nil || res.Total != 2 {
+	if res, err := asToken(t, d.gateway, alice).Search(ctx, api.SearchRequest{Query: word, MinLSN: privateDoc.CommitLSN}); err != nil || res.Total != 2 {
 		t.Fatalf("alice's own search: %+v %v", res, err)
 	}
 
@@ -101,7 +94,7 @@ func TestRequiredModeAttackTable(t *testing.T) {
 	// Redis and each service's verified-token cache holds A's token; B's
 	// token is verified (and cached) by B's first attempt.
 	for _, tg := range targets {
-		a := as(tg.docs, alice)
+		a := asToken(t, tg.docs, alice)
 		if _, err := a.GetDocument(ctx, doc.ID); err != nil {
 			t.Fatalf("%s: warming: %v", tg.name, err)
 		}
@@ -116,10 +109,10 @@ func TestRequiredModeAttackTable(t *testing.T) {
 		if _, err := a.ListDocuments(ctx, api.ListOptions{}); err != nil {
 			t.Fatalf("%s: warming: %v", tg.name, err)
 		}
-		if _, err := as(tg.sigs, alice).DocumentSignatures(ctx, doc.ID); err != nil {
+		if _, err := asToken(t, tg.sigs, alice).DocumentSignatures(ctx, doc.ID); err != nil {
 			t.Fatalf("%s: warming: %v", tg.name, err)
 		}
-		if res, err := as(tg.search, alice).Search(ctx, api.SearchRequest{Query: word, MinLSN: privateDoc.CommitLSN}); err != nil || res.Total != 2 {
+		if res, err := asToken(t, tg.search, alice).Search(ctx, api.SearchRequest{Query: word, MinLSN: privateDoc.CommitLSN}); err != nil || res.Total != 2 {
 			t.Fatalf("%s: warming search: %+v %v", tg.name, res, err)
 		}
 	}
@@ -166,7 +159,7 @@ func TestRequiredModeAttackTable(t *testing.T) {
 		})
 
 		// B against A's private document.
-		docsB, sigsB, searchB := as(tg.docs, bob), as(tg.sigs, bob), as(tg.search, bob)
+		docsB, sigsB, searchB := asToken(t, tg.docs, bob), asToken(t, tg.sigs, bob), asToken(t, tg.search, bob)
 		notFound := func(err error) bool { return apperr.CodeOf(err) == apperr.NotFound }
 		cases := []struct {
 			name    string
@@ -289,21 +282,21 @@ func TestRequiredModeAttackTable(t *testing.T) {
 
 	// Signing as A: A lets B sign; B's signature naming A's email is 403,
 	// B's own goes through.
-	if _, _, err := as(d.gateway, alice).ShareDocument(ctx, doc.ID, api.ShareRequest{Grantee: "user:bob", Level: "sign"}); err != nil {
+	if _, _, err := asToken(t, d.gateway, alice).ShareDocument(ctx, doc.ID, api.ShareRequest{Grantee: "user:bob", Level: "sign"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tg := range targets {
-		_, err := as(tg.sigs, bob).CreateSignature(ctx, api.CreateSignatureRequest{DocumentID: doc.ID, SignerEmail: "alice@example.com", SignerName: "Alice", SignatureData: "data:image/png;base64,AAAA"})
+		_, err := asToken(t, tg.sigs, bob).CreateSignature(ctx, api.CreateSignatureRequest{DocumentID: doc.ID, SignerEmail: "alice@example.com", SignerName: "Alice", SignatureData: "data:image/png;base64,AAAA"})
 		if apperr.CodeOf(err) != apperr.Forbidden {
 			t.Fatalf("%s: B signing as A: %v, want 403", tg.name, err)
 		}
 	}
-	sig, err := as(d.gateway, bob).CreateSignature(ctx, api.CreateSignatureRequest{DocumentID: doc.ID, SignerEmail: "bob@example.com", SignerName: "Bob", SignatureData: "data:image/png;base64,AAAA"})
+	sig, err := asToken(t, d.gateway, bob).CreateSignature(ctx, api.CreateSignatureRequest{DocumentID: doc.ID, SignerEmail: "bob@example.com", SignerName: "Bob", SignatureData: "data:image/png;base64,AAAA"})
 	if err != nil || sig.SignerEmail != "bob@example.com" {
 		t.Fatalf("B signing as B once shared: %+v %v", sig, err)
 	}
 	// A share to sign does not let B edit or delete.
-	if _, err := as(d.document, bob).UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "pwned"}); apperr.CodeOf(err) != apperr.Forbidden {
+	if _, err := asToken(t, d.document, bob).UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "pwned"}); apperr.CodeOf(err) != apperr.Forbidden {
 		t.Fatalf("B editing with a sign share: %v, want 403", err)
 	}
 
@@ -312,7 +305,7 @@ func TestRequiredModeAttackTable(t *testing.T) {
 	// may, and revoking it while B watches ends B's stream before the next
 	// change reaches it.
 	for _, tg := range targets {
-		w, err := as(tg.realtime, bob).Watch(ctx, privateDoc.ID, client.WatchOptions{})
+		w, err := asToken(t, tg.realtime, bob).Watch(ctx, privateDoc.ID, client.WatchOptions{})
 		if err == nil {
 			w.Close()
 			t.Fatalf("%s: B watching A's private document was accepted", tg.name)
@@ -321,16 +314,16 @@ func TestRequiredModeAttackTable(t *testing.T) {
 			t.Fatalf("%s: B watching A's private document: %v, want 404", tg.name, err)
 		}
 	}
-	w, err := as(d.gateway, bob).Watch(ctx, doc.ID, client.WatchOptions{})
+	w, err := asToken(t, d.gateway, bob).Watch(ctx, doc.ID, client.WatchOptions{})
 	if err != nil {
 		t.Fatalf("B watching a document shared with B: %v", err)
 	}
 	defer w.Close()
 	time.Sleep(500 * time.Millisecond) // the subscription is registered
-	if _, err := as(d.gateway, alice).UnshareDocument(ctx, doc.ID, "user:bob"); err != nil {
+	if _, err := asToken(t, d.gateway, alice).UnshareDocument(ctx, doc.ID, "user:bob"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := as(d.gateway, alice).UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "after the revoke " + word}); err != nil {
+	if _, err := asToken(t, d.gateway, alice).UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "after the revoke " + word}); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -354,22 +347,22 @@ func TestRequiredModeAttackTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin := tk.AccessToken
-	key, err := as(d.gateway, admin).CreateAPIKey(ctx, api.CreateAPIKeyRequest{Name: "e2e", Scopes: []string{"read"}})
+	key, err := asToken(t, d.gateway, admin).CreateAPIKey(ctx, api.CreateAPIKeyRequest{Name: "e2e", Scopes: []string{"read"}})
 	if err != nil {
 		t.Fatalf("admin creating an API key: %v", err)
 	}
-	noRead, err := as(d.gateway, admin).CreateAPIKey(ctx, api.CreateAPIKeyRequest{Name: "e2e-write-only", Scopes: []string{"write"}})
+	noRead, err := asToken(t, d.gateway, admin).CreateAPIKey(ctx, api.CreateAPIKeyRequest{Name: "e2e-write-only", Scopes: []string{"write"}})
 	if err != nil {
 		t.Fatalf("admin creating an API key: %v", err)
 	}
 	issued = append(issued, admin, key.Key, noRead.Key)
-	if _, err := as(d.gateway, key.Key).ListDocuments(ctx, api.ListOptions{}); err != nil {
+	if _, err := asToken(t, d.gateway, key.Key).ListDocuments(ctx, api.ListOptions{}); err != nil {
 		t.Fatalf("the API key before its revoke: %v", err)
 	}
 	// A shares the document with both keys, so that the key without the
 	// read scope is refused for its scope, not for want of a share.
 	for _, k := range []string{key.ID, noRead.ID} {
-		if _, _, err := as(d.gateway, alice).ShareDocument(ctx, doc.ID, api.ShareRequest{Grantee: "apikey:" + k, Level: "view"}); err != nil {
+		if _, _, err := asToken(t, d.gateway, alice).ShareDocument(ctx, doc.ID, api.ShareRequest{Grantee: "apikey:" + k, Level: "view"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -401,7 +394,7 @@ func TestRequiredModeAttackTable(t *testing.T) {
 		}
 	}
 	time.Sleep(500 * time.Millisecond) // the subscriptions are registered
-	if _, err := as(d.gateway, alice).UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "seen by the key " + word}); err != nil {
+	if _, err := asToken(t, d.gateway, alice).UpdateDocument(ctx, doc.ID, api.UpdateDocumentRequest{Title: "seen by the key " + word}); err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range keyConns {
@@ -433,14 +426,14 @@ func TestRequiredModeAttackTable(t *testing.T) {
 	if _, err := g.GetDocument(keyMD(noRead.Key), &documentpb.GetDocumentRequest{DocumentId: doc.ID}); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("grpc: an API key without the read scope reading: %v, want PermissionDenied", err)
 	}
-	if err := as(d.gateway, admin).RevokeAPIKey(ctx, key.ID); err != nil {
+	if err := asToken(t, d.gateway, admin).RevokeAPIKey(ctx, key.ID); err != nil {
 		t.Fatal(err)
 	}
 	for _, tg := range targets {
-		if _, err := as(tg.docs, key.Key).ListDocuments(ctx, api.ListOptions{}); apperr.CodeOf(err) != apperr.Unauthenticated {
+		if _, err := asToken(t, tg.docs, key.Key).ListDocuments(ctx, api.ListOptions{}); apperr.CodeOf(err) != apperr.Unauthenticated {
 			t.Fatalf("%s: a revoked API key: %v, want 401", tg.name, err)
 		}
-		if _, err := as(tg.search, key.Key).Search(ctx, api.SearchRequest{Query: word}); apperr.CodeOf(err) != apperr.Unauthenticated {
+		if _, err := asToken(t, tg.search, key.Key).Search(ctx, api.SearchRequest{Query: word}); apperr.CodeOf(err) != apperr.Unauthenticated {
 			t.Fatalf("%s: a revoked API key on search: %v, want 401", tg.name, err)
 		}
 		if c, resp, err := wsDial(tg.realtime, doc.ID, key.Key); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
@@ -459,7 +452,7 @@ func TestRequiredModeAttackTable(t *testing.T) {
 	t.Run("only the listed routes are open", func(t *testing.T) { checkOpenRoutes(t, d) })
 
 	// Invitation links and webhook secrets are credentials too.
-	issued = append(issued, issueInvitationAndWebhookSecrets(t, d, mp, as(d.gateway, alice), as(d.gateway, admin), privateDoc.ID, doc.ID)...)
+	issued = append(issued, issueInvitationAndWebhookSecrets(t, d, mp, asToken(t, d.gateway, alice), asToken(t, d.gateway, admin), privateDoc.ID, doc.ID)...)
 
 	// No credential issued in this test (tokens, API keys, invitation
 	// tokens, webhook secrets) reached a log line (query strings

@@ -195,13 +195,30 @@ func (d *devSystem) launch(t *testing.T) {
 }
 
 // newClient is the public client of the API at base.
-func newClient(t *testing.T, base string) *client.Client {
+func newClient(t *testing.T, base string, opts ...client.Option) *client.Client {
 	t.Helper()
-	c, err := client.New(base)
+	c, err := client.New(base, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// devToken is a dev-mode access token for user (mail user@example.com) in
+// groups, minted through anon, a client of the gateway.
+func devToken(t *testing.T, anon *client.Client, user string, groups ...string) string {
+	t.Helper()
+	tk, err := anon.DevTokenWith(context.Background(), user, user+"@example.com", client.DevTokenOptions{Groups: groups})
+	if err != nil {
+		t.Fatalf("dev token for %s: %v", user, err)
+	}
+	return tk.AccessToken
+}
+
+// asToken is a client of the API at base that sends tok.
+func asToken(t *testing.T, base, tok string) *client.Client {
+	t.Helper()
+	return newClient(t, base, client.WithToken(tok))
 }
 
 // stop sends SIGTERM and expects a clean exit.

@@ -156,15 +156,8 @@ func TestRequiredModeWithAJWKSProviderAndTheGatewayVerifying(t *testing.T) {
 	}
 	alice, bob := rs("k1", k1, "alice", nil), rs("k1", k1, "bob", nil)
 	root := rs("k1", k1, "root", func(c jwt.MapClaims) { c["roles"] = []string{"admin"} })
-	as := func(base, tok string) *client.Client {
-		c, err := client.New(base, client.WithToken(tok))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
 
-	doc, err := as(d.gateway, alice).CreateDocument(ctx, api.CreateDocumentRequest{Title: "RS256 private", Content: "x"})
+	doc, err := asToken(t, d.gateway, alice).CreateDocument(ctx, api.CreateDocumentRequest{Title: "RS256 private", Content: "x"})
 	if err != nil {
 		t.Fatalf("alice's RS256 token through the verifying gateway: %v", err)
 	}
@@ -177,22 +170,22 @@ func TestRequiredModeWithAJWKSProviderAndTheGatewayVerifying(t *testing.T) {
 		{"direct", d.document, "http://" + d.addrs["search-addr"], "http://" + d.addrs["realtime-addr"]},
 	}
 	for _, tg := range targets {
-		if _, err := as(tg.docs, alice).GetDocument(ctx, doc.ID); err != nil {
+		if _, err := asToken(t, tg.docs, alice).GetDocument(ctx, doc.ID); err != nil {
 			t.Fatalf("%s: alice reads her document: %v", tg.name, err)
 		}
-		if _, err := as(tg.docs, bob).GetDocument(ctx, doc.ID); apperr.CodeOf(err) != apperr.NotFound {
+		if _, err := asToken(t, tg.docs, bob).GetDocument(ctx, doc.ID); apperr.CodeOf(err) != apperr.NotFound {
 			t.Fatalf("%s: bob reads alice's document: %v, want 404", tg.name, err)
 		}
-		if res, err := as(tg.search, bob).Search(ctx, api.SearchRequest{Query: "RS256", MinLSN: doc.CommitLSN}); err != nil || res.Total != 0 {
+		if res, err := asToken(t, tg.search, bob).Search(ctx, api.SearchRequest{Query: "RS256", MinLSN: doc.CommitLSN}); err != nil || res.Total != 0 {
 			t.Fatalf("%s: bob searches: %+v %v, want nothing", tg.name, res, err)
 		}
-		if w, err := as(tg.realtime, bob).Watch(ctx, doc.ID, client.WatchOptions{}); err == nil || client.StatusCode(err) != http.StatusNotFound {
+		if w, err := asToken(t, tg.realtime, bob).Watch(ctx, doc.ID, client.WatchOptions{}); err == nil || client.StatusCode(err) != http.StatusNotFound {
 			if err == nil {
 				w.Close()
 			}
 			t.Fatalf("%s: bob watches alice's document: %v, want 404", tg.name, err)
 		}
-		w, err := as(tg.realtime, alice).Watch(ctx, doc.ID, client.WatchOptions{})
+		w, err := asToken(t, tg.realtime, alice).Watch(ctx, doc.ID, client.WatchOptions{})
 		if err != nil {
 			t.Fatalf("%s: alice watches her document: %v", tg.name, err)
 		}
@@ -253,7 +246,7 @@ func TestRequiredModeWithAJWKSProviderAndTheGatewayVerifying(t *testing.T) {
 					t.Fatalf("%s: %s on %s: %d %q, want 401 with the challenge", tg.name, b.name, u, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 				}
 			}
-			if w, err := as(tg.realtime, b.tok).Watch(ctx, doc.ID, client.WatchOptions{}); err == nil || client.StatusCode(err) != http.StatusUnauthorized {
+			if w, err := asToken(t, tg.realtime, b.tok).Watch(ctx, doc.ID, client.WatchOptions{}); err == nil || client.StatusCode(err) != http.StatusUnauthorized {
 				if err == nil {
 					w.Close()
 				}
@@ -309,10 +302,10 @@ func TestRequiredModeWithAJWKSProviderAndTheGatewayVerifying(t *testing.T) {
 	// refused once the set is refetched.
 	idp.publish(t, map[string]*rsa.PrivateKey{"k2": k2})
 	for _, tg := range targets {
-		if _, err := as(tg.docs, rs("k2", k2, "alice", nil)).GetDocument(ctx, doc.ID); err != nil {
+		if _, err := asToken(t, tg.docs, rs("k2", k2, "alice", nil)).GetDocument(ctx, doc.ID); err != nil {
 			t.Fatalf("%s: a token of the new key k2: %v", tg.name, err)
 		}
-		if _, err := as(tg.docs, rs("k1", k1, "alice", nil)).GetDocument(ctx, doc.ID); apperr.CodeOf(err) != apperr.Unauthenticated {
+		if _, err := asToken(t, tg.docs, rs("k1", k1, "alice", nil)).GetDocument(ctx, doc.ID); apperr.CodeOf(err) != apperr.Unauthenticated {
 			t.Fatalf("%s: a new token of the retired key k1: %v, want 401", tg.name, err)
 		}
 	}

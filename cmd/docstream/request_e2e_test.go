@@ -33,22 +33,8 @@ func TestRequestCommandsAgainstDevInRequiredMode(t *testing.T) {
 	d := startDev(t, "--auth-mode", "required")
 	ctx := context.Background()
 	anon := newClient(t, d.gateway)
-	token := func(user string) string {
-		tk, err := anon.DevTokenWith(ctx, user, user+"@example.com", client.DevTokenOptions{})
-		if err != nil {
-			t.Fatalf("dev token for %s: %v", user, err)
-		}
-		return tk.AccessToken
-	}
-	aliceTok, bobTok, carolTok, malloryTok := token("alice"), token("bob"), token("carol"), token("mallory")
-	as := func(tok string) *client.Client {
-		c, err := client.New(d.gateway, client.WithToken(tok))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	alice, bob, carol, mallory := as(aliceTok), as(bobTok), as(carolTok), as(malloryTok)
+	aliceTok, bobTok, carolTok, malloryTok := devToken(t, anon, "alice"), devToken(t, anon, "bob"), devToken(t, anon, "carol"), devToken(t, anon, "mallory")
+	alice, bob, carol, mallory := asToken(t, d.gateway, aliceTok), asToken(t, d.gateway, bobTok), asToken(t, d.gateway, carolTok), asToken(t, d.gateway, malloryTok)
 	word := "wombat" + hex.EncodeToString(randBytes(4))
 	doc, err := alice.CreateDocument(ctx, api.CreateDocumentRequest{Title: "Lease " + word, Content: "terms " + word, CreatedBy: "alice@example.com"})
 	if err != nil {

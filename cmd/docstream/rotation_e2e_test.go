@@ -83,7 +83,7 @@ func TestAuditKeyRotationKeepsOldTrailsVerifiable(t *testing.T) {
 		t.Fatalf("published keys: %+v, want %s (signing) then %s", ks.Keys, newID, oldID)
 	}
 	keysFile := filepath.Join(dir, "keys.json")
-	writeJSONFile(t, keysFile, ks)
+	testenv.WriteJSON(t, keysFile, ks)
 	export := filepath.Join(dir, "trail.json")
 	if out, _, err := cli(t, d.gateway, "verify", doc.ID, "--save", export); err != nil || !strings.Contains(out, "key "+oldID) {
 		t.Fatalf("verify of the head the old key signed: %v\n%s", err, out)
@@ -111,17 +111,6 @@ func TestAuditKeyRotationKeepsOldTrailsVerifiable(t *testing.T) {
 		t.Fatalf("entries' keys: first %s, last %s", first.KeyID, last.KeyID)
 	}
 	pythonVerify(t, export, keysFile)
-}
-
-func writeJSONFile(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // pythonVerify runs the independent verifier (scripts/verify_audit.py,

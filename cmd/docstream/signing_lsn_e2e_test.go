@@ -22,22 +22,8 @@ func TestSigningRoutesAnswerACommitLSNForReadYourWrites(t *testing.T) {
 	d := startDev(t, "--auth-mode", "required")
 	ctx := context.Background()
 	anon := newClient(t, d.gateway)
-	token := func(user string) string {
-		tk, err := anon.DevTokenWith(ctx, user, user+"@example.com", client.DevTokenOptions{})
-		if err != nil {
-			t.Fatalf("dev token for %s: %v", user, err)
-		}
-		return tk.AccessToken
-	}
-	aliceTok := token("alice")
-	as := func(tok string) *client.Client {
-		c, err := client.New(d.gateway, client.WithToken(tok))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	alice, bob := as(aliceTok), as(token("bob"))
+	aliceTok := devToken(t, anon, "alice")
+	alice, bob := asToken(t, d.gateway, aliceTok), asToken(t, d.gateway, devToken(t, anon, "bob"))
 	search := func(c *client.Client, q string, status api.Status, lsn uint64) int64 {
 		t.Helper()
 		res, err := c.Search(ctx, api.SearchRequest{Query: q, Status: status, MinLSN: lsn})

@@ -508,8 +508,8 @@ func TestATruncatedTrailContinuedByTheServerStaysInvalid(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			writeJSON(t, filepath.Join(dir, "export.json"), l)
-			writeJSON(t, filepath.Join(dir, "keys.json"), audit.KeySet{Keys: []audit.PublicKey{audit.PublicKeyOf(testKey.Public())}})
+			testenv.WriteJSON(t, filepath.Join(dir, "export.json"), l)
+			testenv.WriteJSON(t, filepath.Join(dir, "keys.json"), audit.KeySet{Keys: []audit.PublicKey{audit.PublicKeyOf(testKey.Public())}})
 			if out, code := runPython(t, filepath.Join(dir, "export.json"), filepath.Join(dir, "keys.json")); code != 1 || !strings.Contains(out, `"first_broken": 5`) {
 				t.Fatalf("python verify: exit %d\n%s", code, out)
 			}

@@ -3,7 +3,6 @@ package audit_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/docstream/docstream/internal/audit"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // verifier is the independent verifier (Python, python3-cryptography),
@@ -28,17 +28,6 @@ func runPython(t *testing.T, args ...string) (string, int) {
 		t.Fatalf("python3 %s: %v (scripts/bootstrap.sh installs python3-cryptography)", verifier, err)
 	}
 	return string(out), 0
-}
-
-func writeJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // The independent verifier agrees with the RFC 8785 vectors, accepts an
@@ -68,8 +57,8 @@ func TestAnIndependentVerifierChecksAnExportedTrail(t *testing.T) {
 	}
 	dir := t.TempDir()
 	logPath, keyPath := filepath.Join(dir, "export.json"), filepath.Join(dir, "keys.json")
-	writeJSON(t, keyPath, audit.KeySet{Keys: []audit.PublicKey{audit.PublicKeyOf(testKey.Public())}})
-	writeJSON(t, logPath, l)
+	testenv.WriteJSON(t, keyPath, audit.KeySet{Keys: []audit.PublicKey{audit.PublicKeyOf(testKey.Public())}})
+	testenv.WriteJSON(t, logPath, l)
 	if out, code := runPython(t, logPath, keyPath); code != 0 || !strings.Contains(out, `"valid": true`) || !strings.Contains(out, "signed") {
 		t.Fatalf("python verify of the export: exit %d\n%s", code, out)
 	}
@@ -100,7 +89,7 @@ func TestAnIndependentVerifierChecksAnExportedTrail(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.change(&copyOf)
-			writeJSON(t, logPath, &copyOf)
+			testenv.WriteJSON(t, logPath, &copyOf)
 			out, code := runPython(t, logPath, keyPath)
 			if code != 1 || !strings.Contains(out, `"valid": false`) || !strings.Contains(out, c.seq) {
 				t.Fatalf("python verify of %s: exit %d\n%s", c.name, code, out)
@@ -117,7 +106,7 @@ func TestAnIndependentVerifierChecksAnExportedTrail(t *testing.T) {
 func TestTheIndependentVerifierCallsAMalformedExportInvalid(t *testing.T) {
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys.json")
-	writeJSON(t, keys, map[string]any{"keys": []any{}})
+	testenv.WriteJSON(t, keys, map[string]any{"keys": []any{}})
 	for name, export := range map[string]any{
 		"an entry without fields":  map[string]any{"entries": []any{map[string]any{"seq": 1}}},
 		"a list instead of a log":  []any{},
@@ -125,7 +114,7 @@ func TestTheIndependentVerifierCallsAMalformedExportInvalid(t *testing.T) {
 		"entries that are numbers": map[string]any{"entries": []any{1, 2}},
 	} {
 		path := filepath.Join(dir, "export.json")
-		writeJSON(t, path, export)
+		testenv.WriteJSON(t, path, export)
 		out, code := runPython(t, path, keys)
 		if code != 1 || !strings.Contains(out, `"valid": false`) || strings.Contains(out, "Traceback") {
 			t.Errorf("%s: exit %d, %s", name, code, out)

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/docstream/docstream/internal/audit"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // A trail signed across a key rotation (a checkpoint sealed with the old
@@ -57,8 +58,8 @@ func TestATrailSignedAcrossARotationVerifiesWithThePublishedKeys(t *testing.T) {
 	}
 	dir := t.TempDir()
 	logPath, keyPath := filepath.Join(dir, "export.json"), filepath.Join(dir, "keys.json")
-	writeJSON(t, logPath, l)
-	writeJSON(t, keyPath, published)
+	testenv.WriteJSON(t, logPath, l)
+	testenv.WriteJSON(t, keyPath, published)
 	if out, code := runPython(t, logPath, keyPath); code != 0 || !strings.Contains(out, `"valid": true`) {
 		t.Fatalf("python verify across the rotation: exit %d\n%s", code, out)
 	}
@@ -70,7 +71,7 @@ func TestATrailSignedAcrossARotationVerifiesWithThePublishedKeys(t *testing.T) {
 	if res.Valid || res.FirstBroken == nil || res.FirstBroken.Seq != 3 || !strings.Contains(res.Reason, testKey.KeyID) || !strings.Contains(res.Reason, "not among the published keys") {
 		t.Fatalf("verify without the old key: %+v %+v", res, res.FirstBroken)
 	}
-	writeJSON(t, keyPath, audit.KeySet{Keys: []audit.PublicKey{audit.PublicKeyOf(newKey.Public())}})
+	testenv.WriteJSON(t, keyPath, audit.KeySet{Keys: []audit.PublicKey{audit.PublicKeyOf(newKey.Public())}})
 	if out, code := runPython(t, logPath, keyPath); code != 1 || !strings.Contains(out, `"first_broken": 3`) {
 		t.Fatalf("python verify without the old key: exit %d\n%s", code, out)
 	}

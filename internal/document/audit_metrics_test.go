@@ -1,16 +1,12 @@
 package document
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net/http"
-	"regexp"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/docstream/docstream/internal/audit"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // The audit metrics on the service's /metrics: entries appended by type,
@@ -18,7 +14,7 @@ import (
 func TestAuditMetricsCountEntriesVerificationsAndSigning(t *testing.T) {
 	RegisterMetrics()
 	e := newEnv(t)
-	before := scrape(t, e)
+	before := testenv.Scrape(t, e.srv.URL+"/metrics")
 	var doc Document
 	if resp := e.do(t, "POST", "/documents", map[string]any{"title": "metered", "content": "x", "created_by": "a@example.com"}, &doc); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create: %d", resp.StatusCode)
@@ -38,9 +34,9 @@ func TestAuditMetricsCountEntriesVerificationsAndSigning(t *testing.T) {
 	if res.Valid {
 		t.Fatalf("verify after tampering: %+v", res)
 	}
-	after := scrape(t, e)
+	after := testenv.Scrape(t, e.srv.URL+"/metrics")
 	delta := func(name string, labels map[string]string) float64 {
-		return metric(after, name, labels) - metric(before, name, labels)
+		return testenv.Metric(t, after, name, labels) - testenv.Metric(t, before, name, labels)
 	}
 	for _, c := range []struct {
 		name   string
@@ -59,46 +55,7 @@ func TestAuditMetricsCountEntriesVerificationsAndSigning(t *testing.T) {
 			t.Errorf("%s%v grew by %v, want at least %v", c.name, c.labels, got, c.want)
 		}
 	}
-	if metric(after, "docstream_audit_checkpoint_sign_seconds_sum", nil) <= 0 {
+	if testenv.Metric(t, after, "docstream_audit_checkpoint_sign_seconds_sum", nil) <= 0 {
 		t.Errorf("no signing time recorded:\n%s", after)
 	}
-}
-
-func scrape(t *testing.T, e *env) string {
-	t.Helper()
-	resp, err := http.Get(e.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
-	}
-	return string(b)
-}
-
-var sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$`)
-
-// metric is the value of the sample of name whose labels include labels
-// (0 when there is none), read from a Prometheus text exposition.
-func metric(text, name string, labels map[string]string) float64 {
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		m := sampleRE.FindStringSubmatch(sc.Text())
-		if m == nil || m[1] != name {
-			continue
-		}
-		ok := true
-		for k, v := range labels {
-			if !strings.Contains(m[2], k+`="`+v+`"`) {
-				ok = false
-			}
-		}
-		if ok {
-			v, _ := strconv.ParseFloat(m[3], 64)
-			return v
-		}
-	}
-	return 0
 }

@@ -2,8 +2,6 @@ package indexer_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -12,13 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"golang.org/x/sync/errgroup"
 
 	corpus "github.com/docstream/docstream/internal/bench"
 	"github.com/docstream/docstream/internal/bus"
@@ -224,7 +217,7 @@ func BenchmarkIndexBuild(b *testing.B) {
 		loadCorpus(b, s, docs)
 		idx, _ := s.startIndexer(b)
 		b.StartTimer()
-		start, cpu0 := time.Now(), cpuTime()
+		start, cpu0 := time.Now(), testenv.CPUTime()
 		s.startCDC(b)
 		lastReport := start
 		for {
@@ -246,41 +239,14 @@ func BenchmarkIndexBuild(b *testing.B) {
 		// The process runs the CDC engine, the embedded bus and the
 		// indexer (PostgreSQL is apart): its CPU per document is what the
 		// rate would be on free cores, whatever else the machine runs.
-		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(docs), "cpu_µs/doc")
+		b.ReportMetric(float64((testenv.CPUTime()-cpu0).Microseconds())/float64(docs), "cpu_µs/doc")
 	}
 }
 
-// loadCorpus writes corpus documents 0…n-1 as docstream bench load does:
-// content to the bucket, rows by COPY.
+// loadCorpus writes corpus documents 0…n-1 with docstream bench load's
+// loader: content to the bucket, rows by COPY.
 func loadCorpus(b *testing.B, s *stack, n int) {
-	ctx := context.Background()
-	rows := make([][]any, n)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for i := range n {
-		d := corpus.Document(i)
-		id := uuid.Must(uuid.NewV7())
-		key := id.String() + "/content"
-		at := corpus.CreatedAt(i)
-		sum := sha256.Sum256([]byte(d.Content))
-		rows[i] = []any{id, d.Title, "text/plain", int64(len(d.Content)), key, d.Status, d.CreatedBy, at, at, int32(1), hex.EncodeToString(sum[:])}
-		g.Go(func() error { return s.blobs.WriteAll(gctx, key, []byte(d.Content), nil) })
-	}
-	if err := g.Wait(); err != nil {
+	if _, err := corpus.Load(context.Background(), corpus.LoadOptions{DatabaseURL: s.URL, BlobURL: s.blobURL, Documents: n}); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := s.Pool.CopyFrom(ctx, pgx.Identifier{"documents", "documents"},
-		[]string{"id", "title", "content_type", "content_size", "s3_key", "status", "created_by", "created_at", "updated_at", "version", "content_sha256"},
-		pgx.CopyFromRows(rows)); err != nil {
-		b.Fatal(err)
-	}
-}
-
-// cpuTime is the CPU time (user + system) this process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -34,6 +34,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 type stack struct {
 	*cdctest.Pipeline
 	blobs    *blob.Bucket
+	blobURL  string // the blob base URL blobs was opened from
 	indexDir string
 }
 
@@ -41,9 +42,9 @@ type stack struct {
 // startCDC, so that a test can first write rows it then gets as a snapshot.
 func newStack(t testing.TB) *stack {
 	t.Helper()
-	s := &stack{Pipeline: cdctest.New(t), indexDir: filepath.Join(t.TempDir(), "index")}
+	s := &stack{Pipeline: cdctest.New(t), blobURL: "file://" + filepath.ToSlash(t.TempDir()), indexDir: filepath.Join(t.TempDir(), "index")}
 	var err error
-	if s.blobs, err = blob.Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), indexer.ContentBucket); err != nil {
+	if s.blobs, err = blob.Open(context.Background(), s.blobURL, indexer.ContentBucket); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.blobs.Close() })

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,4 +132,15 @@ func sanitize(s string) string {
 		out = out[:40]
 	}
 	return out
+}
+
+// CPUTime is the CPU time (user + system) this process used so far: a
+// benchmark's CPU per operation is what its rate would be on free cores,
+// whatever else the machine runs.
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -1,16 +1,13 @@
 package webhooks_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -286,13 +283,7 @@ func TestMetricsCountDeliveriesByOutcome(t *testing.T) {
 	webhooks.RegisterMetrics()
 	e := newEnv(t, nil)
 	tg := e.start(t, nil)
-	scrape := func() string {
-		resp, err := http.Get(tg.api + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return readBody(resp)
-	}
+	scrape := func() string { return testenv.Scrape(t, tg.api+"/metrics") }
 	before := scrape()
 	// Event 0: 500 then 200; event 1: 410 (parked); event 2: 200.
 	rc := newReceiver(t, func(n int, _ hit) int {
@@ -320,7 +311,7 @@ func TestMetricsCountDeliveriesByOutcome(t *testing.T) {
 		return len(tg.deliveries(t, ep.ID, api.DeliveryPending)) == 0 && len(tg.deliveries(t, ep.ID, "")) == 3
 	})
 	ids := map[string]string{"endpoint": ep.ID}
-	testenv.WaitFor(t, "the counters", func() bool { return metric(scrape(), "docstream_webhooks_delivered_total", ids) == 2 })
+	testenv.WaitFor(t, "the counters", func() bool { return testenv.Metric(t, scrape(), "docstream_webhooks_delivered_total", ids) == 2 })
 	m := scrape()
 	for _, c := range []struct {
 		name   string
@@ -333,7 +324,7 @@ func TestMetricsCountDeliveriesByOutcome(t *testing.T) {
 		{"docstream_webhooks_attempts_total", map[string]string{"endpoint": ep.ID, "code": "410"}, 1},
 		{"docstream_webhooks_attempts_total", map[string]string{"endpoint": ep.ID, "code": "200"}, 2},
 	} {
-		if got := metric(m, c.name, c.labels); got != c.want {
+		if got := testenv.Metric(t, m, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
@@ -342,54 +333,29 @@ func TestMetricsCountDeliveriesByOutcome(t *testing.T) {
 	downIDs := map[string]string{"endpoint": downEp.ID}
 	testenv.WaitFor(t, "the down endpoint's queue in the gauges", func() bool {
 		m := scrape()
-		return metric(m, "docstream_webhooks_pending", downIDs) == 3 && metric(m, "docstream_webhooks_oldest_pending_seconds", downIDs) > 0
+		return testenv.Metric(t, m, "docstream_webhooks_pending", downIDs) == 3 && testenv.Metric(t, m, "docstream_webhooks_oldest_pending_seconds", downIDs) > 0
 	})
 	up.Store(true)
 	testenv.WaitFor(t, "the down endpoint's queue emptied in the gauges", func() bool {
 		m := scrape()
-		return metric(m, "docstream_webhooks_pending", downIDs) == 0 && metric(m, "docstream_webhooks_oldest_pending_seconds", downIDs) == 0
+		return testenv.Metric(t, m, "docstream_webhooks_pending", downIDs) == 0 && testenv.Metric(t, m, "docstream_webhooks_oldest_pending_seconds", downIDs) == 0
 	})
 	m = scrape()
-	if got := metric(m, "docstream_webhooks_delivered_total", downIDs); got != 3 {
+	if got := testenv.Metric(t, m, "docstream_webhooks_delivered_total", downIDs); got != 3 {
 		t.Errorf("delivered at the endpoint that came back: %v, want 3", got)
 	}
 	// Histograms are per process: 5 deliveries succeeded (2 + 3) and
 	// at least 8 attempts were made since the first scrape.
-	if d := metric(m, "docstream_webhooks_latency_seconds_count", nil) - metric(before, "docstream_webhooks_latency_seconds_count", nil); d != 5 {
+	if d := testenv.Metric(t, m, "docstream_webhooks_latency_seconds_count", nil) - testenv.Metric(t, before, "docstream_webhooks_latency_seconds_count", nil); d != 5 {
 		t.Errorf("latency observations: %v, want 5", d)
 	}
-	attempts := metric(m, "docstream_webhooks_attempt_seconds_count", nil) - metric(before, "docstream_webhooks_attempt_seconds_count", nil)
+	attempts := testenv.Metric(t, m, "docstream_webhooks_attempt_seconds_count", nil) - testenv.Metric(t, before, "docstream_webhooks_attempt_seconds_count", nil)
 	if want := 4 + float64(len(down.all())); attempts != want {
 		t.Errorf("attempt observations: %v, want %v", attempts, want)
 	}
-	if stored := metric(m, "docstream_webhooks_events_total", map[string]string{"result": "stored"}) - metric(before, "docstream_webhooks_events_total", map[string]string{"result": "stored"}); stored != 3 {
+	if stored := testenv.Metric(t, m, "docstream_webhooks_events_total", map[string]string{"result": "stored"}) - testenv.Metric(t, before, "docstream_webhooks_events_total", map[string]string{"result": "stored"}); stored != 3 {
 		t.Errorf("events stored: %v, want 3", stored)
 	}
-}
-
-var sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$`)
-
-// metric is the value of the sample of name whose labels include labels
-// (0 when there is none), read from a Prometheus text exposition.
-func metric(text, name string, labels map[string]string) float64 {
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		m := sampleRE.FindStringSubmatch(sc.Text())
-		if m == nil || m[1] != name {
-			continue
-		}
-		ok := true
-		for k, v := range labels {
-			if !strings.Contains(m[2], k+`="`+v+`"`) {
-				ok = false
-			}
-		}
-		if ok {
-			v, _ := strconv.ParseFloat(m[3], 64)
-			return v
-		}
-	}
-	return 0
 }
 
 // Events and finished deliveries (with their attempts) older than

@@ -10,13 +10,13 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/docstream/docstream/internal/bench"
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/search/bleve"
+	"github.com/docstream/docstream/internal/testenv"
 )
 
 // BenchmarkSearchCorpus builds an on-disk index of the bench corpus
@@ -127,7 +127,7 @@ func corpusIndex(b *testing.B, n, batch int) *bleve.Index {
 		b.Logf("reusing %s: %d documents", dir, n)
 		return x
 	}
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), testenv.CPUTime()
 	for k := 0; k < n; k += batch {
 		ops := make([]search.Op, 0, batch)
 		for i := k; i < min(k+batch, n); i++ {
@@ -145,17 +145,8 @@ func corpusIndex(b *testing.B, n, batch int) *bleve.Index {
 	build := time.Since(start)
 	// CPU per document says what the wall rate hides on a shared machine:
 	// the rate two free cores would give is 2 s / (CPU per document).
-	cpu := cpuTime() - cpu0
+	cpu := testenv.CPUTime() - cpu0
 	b.Logf("built %d documents in %v: %.0f docs/s, %.0f µs of CPU per document (every goroutine: analysis, segments, merges, GC)",
 		n, build, float64(n)/build.Seconds(), float64(cpu.Microseconds())/float64(n))
 	return x
-}
-
-// cpuTime is the CPU time (user + system) this process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
