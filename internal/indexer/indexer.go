@@ -270,7 +270,11 @@ func (x *Indexer) handle(ctx context.Context, si int, msgs []bus.Message, build 
 		}
 		x.mu.Unlock()
 		if err == nil {
-			x.promote(ctx)
+			// By order and by idleness only: the bus cannot call this
+			// stream caught up while the batch is still unacknowledged
+			// (the ack follows the return), so asking it here would be a
+			// round trip per batch that always answers no. The ticker asks.
+			x.advance(ctx, [len(streamTopics)]time.Time{})
 		}
 	}()
 
@@ -555,8 +559,11 @@ var streamTopics = [...]string{streamDocuments: bus.TopicDocuments, streamExtrac
 // promote marks watermarks applied (see the package comment: each of the
 // two group consumers must have passed the watermark, by order, by the
 // bus's word or by idleness) and stores the new applied LSN.
-func (x *Indexer) promote(ctx context.Context) {
-	caughtUp := x.caughtUp(ctx)
+func (x *Indexer) promote(ctx context.Context) { x.advance(ctx, x.caughtUp(ctx)) }
+
+// advance is promote with the bus's word already asked: caughtUp[i] is
+// when stream i was found caught up (zero: not asked, or not caught up).
+func (x *Indexer) advance(ctx context.Context, caughtUp [len(streamTopics)]time.Time) {
 	now := time.Now()
 	x.mu.Lock()
 	var best uint64

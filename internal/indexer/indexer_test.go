@@ -532,3 +532,47 @@ func TestMarkdownIsIndexedFromItsExtractedTextNotItsSource(t *testing.T) {
 		t.Fatalf("search hiddenhost = %v: a link target was indexed", got)
 	}
 }
+
+// askingBus is a bus that says every group has caught up, counting the
+// times it is asked.
+type askingBus struct {
+	bus.Bus
+	asked atomic.Int64
+}
+
+func (b *askingBus) GroupCaughtUp(context.Context, string, string) (bool, error) {
+	b.asked.Add(1)
+	return true, nil
+}
+
+// A batch's end promotes by order and idleness only: the bus cannot say
+// the batch's own stream caught up before the batch is acknowledged, so
+// only the ticker's promote asks it (and then trusts its word).
+func TestOnlyTheTickerAsksTheBusWhetherAGroupCaughtUp(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, DefaultConfig())
+	b := &askingBus{}
+	x := New(f.idx, b, f.blobs.Bucket, with(func(c *Config) { c.IdleGrace = time.Hour }), logging.Discard())
+	a := newRow("a", "Alpha")
+	ea := event("c", 100, nil, &a)
+	ea.Time = time.Now().Add(-time.Second)
+	if err := x.HandleWatermarks(ctx, []bus.Message{watermark(200, time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.HandleBatch(ctx, []bus.Message{ea}); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.asked.Load(); n != 0 {
+		t.Fatalf("the batch's end asked the bus %d times", n)
+	}
+	if lsn, _ := f.idx.AppliedLSN(ctx); lsn != 0 {
+		t.Fatalf("applied = %d with nothing stored after the watermark, no word from the bus and no idleness", lsn)
+	}
+	x.promote(ctx)
+	if n := b.asked.Load(); n != int64(len(streamTopics)) {
+		t.Fatalf("the ticker's promote asked the bus %d times, want once per stream (%d)", n, len(streamTopics))
+	}
+	if lsn, _ := f.idx.AppliedLSN(ctx); lsn != 200 {
+		t.Fatalf("applied = %d, want 200 on the bus's word", lsn)
+	}
+}
