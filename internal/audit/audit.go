@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -145,7 +146,12 @@ var signer atomic.Pointer[Signer]
 
 // SetSigner makes s (nil: none) the key heads and checkpoints are signed
 // with in this process.
-func SetSigner(s *Signer) { signer.Store(s) }
+func SetSigner(s *Signer) {
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	signer.Store(s)
+	publishKeyMap()
+}
 
 // CurrentSigner is the key set by SetSigner, or nil.
 func CurrentSigner() *Signer { return signer.Load() }
@@ -157,7 +163,34 @@ var verifyKeys atomic.Pointer[[]ed25519.PublicKey]
 
 // SetVerifyKeys publishes keys (besides the signer's) for verification
 // only: the keys of --audit-verify-keys.
-func SetVerifyKeys(keys []ed25519.PublicKey) { verifyKeys.Store(&keys) }
+func SetVerifyKeys(keys []ed25519.PublicKey) {
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	verifyKeys.Store(&keys)
+	publishKeyMap()
+}
+
+// keyMap is the published keys by key id, as Verify takes them: built
+// when the keys are set, not per append (a key id is a SHA-256 of the
+// key). keysMu orders the setters, so that the map follows the last of
+// them.
+var (
+	keyMap atomic.Pointer[map[string]ed25519.PublicKey]
+	keysMu sync.Mutex
+)
+
+func publishKeyMap() {
+	m := map[string]ed25519.PublicKey{}
+	if s := CurrentSigner(); s != nil {
+		m[s.KeyID] = s.Public()
+	}
+	if old := verifyKeys.Load(); old != nil {
+		for _, pub := range *old {
+			m[KeyIDOf(pub)] = pub
+		}
+	}
+	keyMap.Store(&m)
+}
 
 type clientKey struct{}
 
@@ -293,7 +326,7 @@ func lockHead(ctx context.Context, tx pgx.Tx, id string) (seq int64, hash string
 		return h.Seq, h.Hash, nil
 	}
 	h.DocumentID = id
-	why := checkSignature(&h, publishedKeyMap())
+	why := checkSignature(&h, *keyMap.Load())
 	if why == "" {
 		return h.Seq, h.Hash, nil
 	}
@@ -303,20 +336,6 @@ func lockHead(ctx context.Context, tx pgx.Tx, id string) (seq int64, hash string
 	}
 	c := &Record{DocumentID: id, Type: TypeContinued, Actor: "system", Data: data}
 	return write(ctx, tx, c, h.Seq+1, h.Hash)
-}
-
-// publishedKeyMap is PublishedKeys as Verify takes them.
-func publishedKeyMap() map[string]ed25519.PublicKey {
-	out := map[string]ed25519.PublicKey{}
-	if s := CurrentSigner(); s != nil {
-		out[s.KeyID] = s.Public()
-	}
-	if old := verifyKeys.Load(); old != nil {
-		for _, pub := range *old {
-			out[KeyIDOf(pub)] = pub
-		}
-	}
-	return out
 }
 
 // write stores r as entry seq after prev and moves the signed head to it.
