@@ -37,15 +37,16 @@ const MinLSNHeader = api.MinLSNHeader
 
 // Server is the search HTTP service (port 8003). It only reads the index.
 type Server struct {
-	idx  Index
-	log  *slog.Logger
-	opts Config
+	idx   Index
+	log   *slog.Logger
+	opts  Config
+	cache *resultCache // nil: no cache
 }
 
 // NewServer returns the service over idx: its routes, health checks and
 // metrics in the shared middleware. cfg must be valid (Config.Validate).
 func NewServer(idx Index, cfg Config, log *slog.Logger) http.Handler {
-	s := &Server{idx: idx, log: log, opts: cfg}
+	s := &Server{idx: idx, log: log, opts: cfg, cache: newResultCache(cfg.CacheEntries)}
 	mux := http.NewServeMux()
 	httpx.Handle(mux, s.opts.Admission, s, routeTable)
 	httpx.Routes(mux, httpx.Check{Name: "index", Probe: s.idx.Ping})
@@ -109,7 +110,15 @@ func (s *Server) handleSearch() http.Handler {
 		}
 		stale = stale || staleX
 		start := time.Now()
-		res, err := s.idx.Search(r.Context(), q)
+		var res Result
+		if s.cache != nil && !stale {
+			res, err = s.cache.search(r.Context(), s.idx, q)
+		} else {
+			if s.cache != nil {
+				cacheLookups.WithLabelValues("bypass").Inc()
+			}
+			res, err = s.idx.Search(r.Context(), q)
+		}
 		if err != nil {
 			httpx.RespondErr(w, r, s.log, unavailable(err))
 			return

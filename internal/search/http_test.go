@@ -223,12 +223,56 @@ func (c countingIndex) Search(ctx context.Context, q search.Query) (search.Resul
 // TestSearchTotalIsCappedAsElasticsearchCapsIt: exact up to 10,000, then
 // 10,000 and "gte".
 func TestSearchTotalIsCappedAsElasticsearchCapsIt(t *testing.T) {
+	cfg := search.DefaultConfig()
+	cfg.CacheEntries = 0 // the fake has no applied LSN to key a cache by
 	for total, want := range map[int64][2]any{9999: {9999.0, "eq"}, 10000: {10000.0, "eq"}, 10001: {10000.0, "gte"}, 2_000_000: {10000.0, "gte"}} {
-		srv := httptest.NewServer(search.NewServer(countingIndex{total: total}, search.DefaultConfig(), logging.Discard()))
+		srv := httptest.NewServer(search.NewServer(countingIndex{total: total}, cfg, logging.Discard()))
 		_, body := get(t, srv.URL+"/search?q=test")
 		srv.Close()
 		if body["total"] != want[0] || body["total_relation"] != want[1] {
 			t.Errorf("%d matches: total %v %v, want %v %v", total, body["total"], body["total_relation"], want[0], want[1])
 		}
+	}
+}
+
+// TestCachedSearchesSeeEveryChange: with the result cache on (the
+// default), a search repeated after a write answers with the write,
+// whether the write moved the applied LSN or not yet, and a caller's
+// min_lsn is honoured.
+func TestCachedSearchesSeeEveryChange(t *testing.T) {
+	srv, idx := newServer(t, search.DefaultConfig())
+	ctx := context.Background()
+	total := func(path string) float64 {
+		t.Helper()
+		code, body := get(t, srv.URL+path)
+		if code != 200 {
+			t.Fatalf("%s: %d %v", path, code, body)
+		}
+		return body["total"].(float64)
+	}
+	if total("/search?q=memo") != 0 || total("/search?q=memo") != 0 {
+		t.Fatal("memo found before it was written")
+	}
+	created := time.Now()
+	memo := func(id string, lsn uint64) {
+		t.Helper()
+		if _, err := idx.Apply(ctx, []search.Op{{ID: id, Version: lsn, Doc: search.Document{ID: id, Title: "Sales memo",
+			Status: "created", CreatedBy: "x", CreatedAt: &created}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	memo("m1", 50) // applied, the watermark not moved
+	if n := total("/search?q=memo"); n != 1 {
+		t.Fatalf("after a write: total %v, want 1", n)
+	}
+	memo("m2", 60)
+	if err := idx.SetAppliedLSN(ctx, 60); err != nil {
+		t.Fatal(err)
+	}
+	if n := total("/search?q=memo&min_lsn=60"); n != 2 {
+		t.Fatalf("at min_lsn 60: total %v, want 2", n)
+	}
+	if n := total("/search?q=memo"); n != 2 {
+		t.Fatalf("repeated: total %v, want 2", n)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
@@ -87,6 +88,8 @@ type Index struct {
 	mu sync.Mutex
 	// created holds each segment's created_at column for ranking ties.
 	created *createdColumns
+	// changes counts the batches applied (search.Generational).
+	changes atomic.Uint64
 }
 
 var _ search.Index = (*Index)(nil)
@@ -385,8 +388,15 @@ func (x *Index) Apply(ctx context.Context, ops []search.Op) (search.BulkResult, 
 	if err := x.idx.Batch(b); err != nil {
 		return search.BulkResult{}, fmt.Errorf("bleve batch: %w", err)
 	}
+	x.changes.Add(1)
 	return res, nil
 }
+
+// Generation implements search.Generational: it moves after each applied
+// batch is searchable.
+func (x *Index) Generation() uint64 { return x.changes.Load() }
+
+var _ search.Generational = (*Index)(nil)
 
 // SetAppliedLSN implements search.Index.
 func (x *Index) SetAppliedLSN(ctx context.Context, lsn uint64) error {

@@ -1,0 +1,101 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// countingIndex answers every search with the number of searches it has
+// run, so a test sees whether an answer was computed or reused.
+type countingIndex struct {
+	Index
+	lsn      uint64
+	lsnErr   error
+	changes  uint64
+	searches int
+}
+
+func (x *countingIndex) AppliedLSN(context.Context) (uint64, error) { return x.lsn, x.lsnErr }
+func (x *countingIndex) Generation() uint64                         { return x.changes }
+func (x *countingIndex) Search(context.Context, Query) (Result, error) {
+	x.searches++
+	return Result{Total: int64(x.searches)}, nil
+}
+
+func TestTheResultCacheServesOnlyTheGenerationItWasFilledIn(t *testing.T) {
+	ctx := context.Background()
+	x := &countingIndex{lsn: 10}
+	c := newResultCache(100)
+	ask := func(q Query) int64 {
+		t.Helper()
+		r, err := c.search(ctx, x, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Total
+	}
+	q := Query{Text: "sales", Size: 10}
+	if ask(q) != 1 || ask(q) != 1 {
+		t.Fatal("the same query in the same generation was searched twice")
+	}
+	if ask(Query{Text: "sales", Size: 20}) != 2 {
+		t.Fatal("another size was answered from the cache")
+	}
+
+	// Access is part of the key; the order of reader keys is not.
+	alice := Query{Text: "sales", Size: 10, Access: ReadersOf([]string{"user:alice", "group:legal"})}
+	if ask(alice) != 3 {
+		t.Fatal("a restricted caller was served the unrestricted result")
+	}
+	if ask(Query{Text: "sales", Size: 10, Access: ReadersOf([]string{"group:legal", "user:alice"})}) != 3 {
+		t.Fatal("the same reader keys in another order missed")
+	}
+	if ask(Query{Text: "sales", Size: 10, Access: ReadersOf([]string{"user:bob"})}) != 4 {
+		t.Fatal("another caller was served alice's result")
+	}
+	if ask(Query{Text: "sales", Size: 10, Access: ReadersOf(nil)}) != 5 {
+		t.Fatal("a caller who may see nothing was served someone else's result")
+	}
+
+	// The applied LSN moves: nothing from before is served.
+	x.lsn = 11
+	if ask(q) != 6 {
+		t.Fatal("a result from LSN 10 was served at LSN 11")
+	}
+	// The index changed without moving the applied LSN (a batch applied,
+	// its watermark not yet stored).
+	x.changes++
+	if ask(q) != 7 || ask(q) != 7 {
+		t.Fatal("a result from before a change was served after it, or the new one was not kept")
+	}
+
+	// A result computed in an older generation does not replace the cache.
+	c.put(generation{lsn: 10}, cacheKey(q), Result{Total: 99})
+	if ask(q) != 7 {
+		t.Fatal("a late result from an older generation was served")
+	}
+
+	// Without a generation to key by, every search runs.
+	x.lsnErr = errors.New("index unavailable")
+	if ask(q) != 8 || ask(q) != 9 {
+		t.Fatal("the cache answered without knowing the generation")
+	}
+}
+
+func TestTheResultCacheIsBounded(t *testing.T) {
+	ctx := context.Background()
+	x := &countingIndex{}
+	c := newResultCache(3)
+	for i := range 10 {
+		if _, err := c.search(ctx, x, Query{Text: "w", From: i, Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.entries) != 3 {
+		t.Fatalf("%d entries, want at most 3", len(c.entries))
+	}
+	if newResultCache(0) != nil {
+		t.Fatal("0 entries must disable the cache")
+	}
+}
