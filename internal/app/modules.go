@@ -277,9 +277,8 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 	svc := document.NewService(store, bucket, cache, log)
 	svc.SetMode(authn.Mode())
 	svc.SetLocalCache(local)
-	views := document.NewViews(cache, cfg.ViewsFlush)
-	svc.SetViews(views)
-	r.Go("document views", views.Run)
+	views := svc.Views()
+	r.Go("document views", func(ctx context.Context) error { return views.Run(ctx, cfg.ViewsFlush) })
 	// Closers run after every component stopped (the HTTP server drained)
 	// and before Redis closes (opened earlier, closed later): the views
 	// counted last are flushed.

@@ -575,10 +575,10 @@ func TestAGetWithMinLSNReadsAWriteMadeThroughAnotherInstance(t *testing.T) {
 // before the interval ends, bounding what the viewer sets hold in memory.
 func TestViewsFromManyAddressesAreFlushedBeforeTheInterval(t *testing.T) {
 	e := newEnv(t)
-	v := NewViews(e.svc.cache, time.Hour)
+	v := NewViews(e.svc.cache)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = v.Run(ctx) }()
+	go func() { defer close(done); _ = v.Run(ctx, time.Hour) }()
 	t.Cleanup(func() { cancel(); <-done })
 	id := "0190b4c6-0000-7000-8000-000000000001"
 	for i := range maxViewersPerFlush {

@@ -43,15 +43,12 @@ type Service struct {
 // otherwise, without an in-process cache until SetLocalCache gives one.
 // Its views are flushed by Views().Run and Views().Flush (and by Stats).
 func NewService(store *Store, blobs *blobstore.Bucket, cache *Cache, log *slog.Logger) *Service {
-	return &Service{store: store, blobs: blobs, cache: cache, log: log, views: NewViews(cache, DefaultConfig().ViewsFlush)}
+	return &Service{store: store, blobs: blobs, cache: cache, log: log, views: NewViews(cache)}
 }
 
 // SetLocalCache puts l in front of the Redis cache before the service is
 // used (l must be run: LocalCache.Run).
 func (s *Service) SetLocalCache(l *LocalCache) { s.local = l }
-
-// SetViews replaces the view counter before the service is used.
-func (s *Service) SetViews(v *Views) { s.views = v }
 
 // Views is the service's view counter, to run and to flush at shutdown.
 func (s *Service) Views() *Views { return s.views }

@@ -22,8 +22,7 @@ var viewsLost = prometheus.NewCounter(prometheus.CounterOpts{
 // flushes the document's own pending views in its read, so it is exact for
 // the views this instance served.
 type Views struct {
-	cache    *Cache
-	interval time.Duration
+	cache *Cache
 
 	mu      sync.Mutex
 	pending map[string]*pendingViews
@@ -45,9 +44,9 @@ const maxPendingDocs = 100_000
 // interval is flushed early, bounding the memory a flood of addresses takes.
 const maxViewersPerFlush = 10_000
 
-// NewViews counts views for cache, flushing every interval.
-func NewViews(cache *Cache, interval time.Duration) *Views {
-	return &Views{cache: cache, interval: interval, pending: map[string]*pendingViews{}, early: make(chan struct{}, 1)}
+// NewViews counts views for cache (Run flushes them).
+func NewViews(cache *Cache) *Views {
+	return &Views{cache: cache, pending: map[string]*pendingViews{}, early: make(chan struct{}, 1)}
 }
 
 // Count records one view of id by clientIP.
@@ -128,10 +127,10 @@ func (v *Views) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Run flushes every interval until ctx is done. The last flush is the
-// caller's (Flush after the server stopped serving).
-func (v *Views) Run(ctx context.Context) error {
-	t := time.NewTicker(v.interval)
+// Run flushes every interval (--document-views-flush) until ctx is done.
+// The last flush is the caller's (Flush after the server stopped serving).
+func (v *Views) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
