@@ -158,15 +158,14 @@ type Extractor struct {
 func New(store *Store, b bus.Bus, blobs *blobstore.Bucket, cfg Config, log *slog.Logger) *Extractor {
 	x := &Extractor{store: store, bus: b, blobs: blobs, content: blobs, cfg: cfg, log: log, runner: extract.Runner{Exe: cfg.Exe},
 		tools: extract.DetectTools(), dedup: bus.NewDedup("extractor"), wake: make(chan struct{}, 1)}
-	x.checkLanguages()
+	x.languages, x.off = cfg.Languages, x.tools.Missing()
 	return x
 }
 
 // checkLanguages keeps the configured OCR languages tesseract has data
 // for, and reports each other one as off; with none left, OCR is off.
-func (x *Extractor) checkLanguages() {
-	x.languages, x.off = x.cfg.Languages, x.tools.Missing()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+func (x *Extractor) checkLanguages(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	have, missing, err := x.tools.OCRLanguages(ctx, x.cfg.Languages)
 	if err != nil {
@@ -184,10 +183,14 @@ func (x *Extractor) checkLanguages() {
 	x.languages = strings.Join(have, "+")
 }
 
-// Check detects the tools and probes the sandbox once, logging one line
-// per missing tool: a missing tool disables its formats, it does not stop
-// the extractor. It returns an error only when no child can run at all.
+// Check asks tesseract which OCR languages it has data for and probes the
+// sandbox once, logging one line per missing tool or language: a missing
+// one disables what needs it (and readiness reports it off), it does not
+// stop the extractor. It returns an error only when no child can run at
+// all. It runs before Run and Handler, which read what it found; New runs
+// no tool, so that making an extractor costs no child process.
 func (x *Extractor) Check(ctx context.Context) error {
+	x.checkLanguages(ctx)
 	for what, why := range x.off {
 		x.log.Warn("extractor: a tool or OCR language is missing; what needs it is off", "what", what, "detail", why)
 	}
