@@ -314,14 +314,35 @@ func (c *Cache) addViews(ctx context.Context, batch map[string]*pendingViews) er
 	return nil
 }
 
+// queueViews adds v to id's counters unless the document was deleted: a
+// flush holds views taken before a delete, and written after the delete's
+// DEL they would bring views:{id} back for a document that is gone. The
+// deletion's tombstone (document:{id} = "-") says so in the same script,
+// so nothing can come between the check and the write. The bound: views
+// held back (Redis unreachable) for longer than the tombstone lives, the
+// cache TTL, can still recreate the counters of a document deleted
+// meanwhile.
 func queueViews(ctx context.Context, p redis.Pipeliner, id string, v *pendingViews) {
-	p.IncrBy(ctx, viewsKey(id), v.n)
-	viewers := make([]any, 0, len(v.viewers))
+	args := make([]any, 0, 1+len(v.viewers))
+	args = append(args, v.n)
 	for ip := range v.viewers {
-		viewers = append(viewers, ip)
+		args = append(args, ip)
 	}
-	p.PFAdd(ctx, uniqueKey(id), viewers...)
+	p.Eval(ctx, viewsLua, []string{docKey(id), viewsKey(id), uniqueKey(id)}, args...)
 }
+
+// viewsLua adds ARGV[1] views to KEYS[2] and the viewers ARGV[2…] to the
+// HyperLogLog KEYS[3] unless KEYS[1] holds a deletion's tombstone. PFADD
+// goes in slices: Lua's unpack fails past a few thousand values, and a
+// document holds up to maxViewersPerFlush. Returns 1 if it counted.
+const viewsLua = stampLua + `
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, 1) == '-' and stamp_of(cur) == 'gone' then return 0 end
+redis.call('INCRBY', KEYS[2], ARGV[1])
+for i = 2, #ARGV, 1000 do
+  redis.call('PFADD', KEYS[3], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+return 1`
 
 // Put caches r (the document and its readers) unless what is cached is as
 // new or newer (a later fill, or the tombstone of a change r predates).

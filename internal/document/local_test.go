@@ -394,6 +394,41 @@ func TestViewsAreBatchedOffTheRequestPathAndStatsStayExact(t *testing.T) {
 	}
 }
 
+// Views a flush took before a delete do not bring the deleted document's
+// counters back when the flush writes them after the delete; a live
+// document's views in the same flush are counted.
+func TestAFlushAfterADeleteDoesNotBringTheViewsBack(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	d := e.create(t, "Doomed", "x")
+	live := e.create(t, "Alive", "x")
+	e.do(t, "GET", "/documents/"+d.ID, nil, nil)
+	e.do(t, "GET", "/documents/"+live.ID, nil, nil)
+	// The flush takes its batch ...
+	v := e.svc.Views()
+	batch := map[string]*pendingViews{d.ID: v.take(d.ID), live.ID: v.take(live.ID)}
+	if batch[d.ID] == nil || batch[live.ID] == nil {
+		t.Fatal("the reads counted no views")
+	}
+	// ... the document is deleted ...
+	if r := e.do(t, "DELETE", "/documents/"+d.ID, nil, nil); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d", r.StatusCode)
+	}
+	// ... and the flush writes.
+	if err := e.svc.cache.addViews(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.rdb.Exists(ctx, viewsKey(d.ID), uniqueKey(d.ID)).Result(); n != 0 {
+		t.Fatalf("%d of views:{id}, unique_views:{id} of the deleted document came back", n)
+	}
+	if n, _ := e.rdb.Get(ctx, viewsKey(live.ID)).Int64(); n != 1 {
+		t.Fatalf("views:{id} of the live document = %d; want 1", n)
+	}
+	if n, _ := e.rdb.PFCount(ctx, uniqueKey(live.ID)).Result(); n != 1 {
+		t.Fatalf("unique_views:{id} of the live document = %d; want 1", n)
+	}
+}
+
 // Views counted while Redis is down wait in memory and reach Redis once it
 // answers again.
 func TestViewsCountedWhileRedisIsDownAreFlushedWhenItIsBack(t *testing.T) {
