@@ -108,7 +108,12 @@ func (v *Views) giveBack(batch map[string]*pendingViews) {
 }
 
 // Flush writes every pending view to Redis in one pipeline. Views that
-// could not be written stay pending (the next flush retries them).
+// could not be written stay pending (the next flush retries them). That is
+// at least once: a pipeline whose answer was lost after Redis applied it
+// (the connection cut mid-round-trip) cannot be told from one that never
+// arrived, and its views are added again, counted twice; dropping them
+// instead would lose every view of a flush Redis never saw, the likelier
+// failure (Redis down or unreachable). Stats' pipeline has the same bound.
 func (v *Views) Flush(ctx context.Context) error {
 	v.flushMu.Lock()
 	defer v.flushMu.Unlock()
