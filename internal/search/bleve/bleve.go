@@ -422,11 +422,16 @@ func (x *Index) AppliedLSN(ctx context.Context) (uint64, error) {
 // content, each fuzzy with Elasticsearch's AUTO edit distance, its prefix
 // length and its bound on expansions (query.go).
 func textQuery(text string) query.Query {
-	return anyOf{
+	dfas := &automata{}
+	fields := anyOf{
 		newFuzzyMatch(fTitle, text, 2),
 		newFuzzyMatch(fCreatedByText, text, 1),
 		newFuzzyMatch(fContent, text, 1),
 	}
+	for _, f := range fields {
+		f.(*fuzzyMatch).dfas = dfas
+	}
+	return fields
 }
 
 // live wraps q so tombstones never match. Only a query that matches

@@ -3,6 +3,7 @@ package bleve
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/search/query"
+	index "github.com/blevesearch/bleve_index_api"
 
 	"github.com/docstream/docstream/internal/bench"
 	"github.com/docstream/docstream/internal/search"
@@ -157,5 +159,50 @@ func TestFuzzyExpansionIsBoundedAndKeepsThePrefix(t *testing.T) {
 		if err != nil || res.Total != want {
 			t.Errorf("%s: %d hits (%v), want %d", q, res.Total, err, want)
 		}
+	}
+}
+
+// TestSharedAutomatonExpandsAsTheIndexDoes: the multi-field match's own
+// walk of each segment's dictionary with one automaton finds the same
+// terms at the same distances as the index's fuzzy dictionary.
+func TestSharedAutomatonExpandsAsTheIndexDoes(t *testing.T) {
+	x := corpusIndex(t, 3000, bench.CreatedAt)
+	adv, err := x.idx.Advanced()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := adv.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fr := r.(index.IndexReaderFuzzy)
+	rng := rand.New(rand.NewPCG(3, 3))
+	terms := []string{"test", "tset", "document", "documnet", "agrement", "user1", "paymnt", "term", bench.Common[1]}
+	for range 10 {
+		terms = append(terms, bench.Typo(bench.Rare[rng.IntN(len(bench.Rare))], rng))
+	}
+	dfas := &automata{}
+	expanded := 0
+	for _, field := range []string{fTitle, fContent, fCreatedByText} {
+		for _, term := range terms {
+			fz := autoFuzziness(term)
+			q := &fuzzyMatch{field: field, text: term, dfas: dfas}
+			got, err := q.expand(r, fr, term, fz, term[:PrefixLength])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := fuzzyDict(fr, field, term, fz, term[:PrefixLength])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s in %s: got %v, want %v", term, field, got, want)
+			}
+			expanded += len(got)
+		}
+	}
+	if expanded < len(terms) {
+		t.Fatalf("only %d terms expanded in all: the test compares empty sets", expanded)
 	}
 }
