@@ -102,8 +102,9 @@ func run(job Job) Result {
 // toolRun is the outcome of one external tool.
 type toolRun struct {
 	out       []byte
-	stderr    string
-	truncated bool // the output cap was reached and the tool stopped
+	stderr    string // its last stderrCap bytes
+	broken    string // why its stderr says the PDF is broken (brokenPDF), seen anywhere in it
+	truncated bool   // the output cap was reached and the tool stopped
 	err       error
 	cpuLimit  time.Duration // the CPU limit it ran under (0: none)
 }
@@ -128,7 +129,7 @@ func tool(job Job, outCap int64, path string, args ...string) toolRun {
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "OMP_THREAD_LIMIT=1"}
 	// The tool dies with the child (the child dies with its parent).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr := &capBuffer{max: 16 << 10}
+	stderr := &toolStderr{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -145,7 +146,7 @@ func tool(job Job, outCap int64, path string, args ...string) toolRun {
 		_ = cmd.Process.Kill()
 	}
 	werr := cmd.Wait()
-	r.stderr = stderr.String()
+	r.stderr, r.broken = stderr.String(), stderr.broken
 	if r.truncated {
 		return r
 	}
@@ -215,6 +216,37 @@ func brokenPDF(stderr string) string {
 	return ""
 }
 
+// stderrCap is how much of a tool's stderr is kept: its end, where the
+// reason of a failure is (lastLine).
+const stderrCap = 16 << 10
+
+// toolStderr keeps the last stderrCap bytes a tool writes to stderr and
+// notes a popplerBroken message wherever it comes: a broken file can make
+// poppler write thousands of syntax errors before the one that matters
+// (TestAPageTreeLoopAfterManySyntaxErrorsStillFailsAsCorrupt), and others
+// after it.
+type toolStderr struct {
+	tail   []byte
+	broken string // brokenPDF of what was written
+	carry  string // the end of the last write: a message may span two
+}
+
+func (s *toolStderr) Write(p []byte) (int, error) {
+	if s.broken == "" {
+		seen := s.carry + string(p)
+		s.broken = brokenPDF(seen)
+		// Longer than any popplerBroken message.
+		s.carry = seen[max(0, len(seen)-64):]
+	}
+	s.tail = append(s.tail, p...)
+	if len(s.tail) > 2*stderrCap {
+		s.tail = append([]byte(nil), s.tail[len(s.tail)-stderrCap:]...)
+	}
+	return len(p), nil
+}
+
+func (s *toolStderr) String() string { return string(s.tail[max(0, len(s.tail)-stderrCap):]) }
+
 func extractPDF(job Job, t *text) Result {
 	info := tool(job, 64<<10, job.Tools.PDFInfo, job.Input)
 	if res, bad := toolFailure("pdfinfo", info); bad {
@@ -241,7 +273,7 @@ func extractPDF(job Job, t *text) Result {
 	if r, bad := toolFailure("pdftotext", txt); bad {
 		return r
 	}
-	if why := brokenPDF(txt.stderr); why != "" {
+	if why := txt.broken; why != "" {
 		return failed(ReasonCorrupt, "pdftotext: %s", why)
 	}
 	t.WriteString(string(txt.out))

@@ -360,6 +360,19 @@ func TestAPDFWhosePageTreeContainsItselfFailsAsCorrupt(t *testing.T) {
 	t.Logf("cyclic page tree: %+v", res)
 }
 
+// The loop is still seen when poppler writes far more than a stderr
+// buffer's worth of other syntax errors before it (2,000 lines, about
+// 116 KB).
+func TestAPageTreeLoopAfterManySyntaxErrorsStillFailsAsCorrupt(t *testing.T) {
+	needTool(t, "pdfinfo", "pdftotext")
+	l := limits()
+	l.Timeout, l.OCRPages = 10*time.Second, 1
+	res, text := extractBytes(t, "application/pdf", extracttest.NoisyCyclicPDF(2000), l)
+	if res.Status != extract.StatusFailed || res.Reason != extract.ReasonCorrupt || !strings.Contains(res.Detail, "page tree contains itself") {
+		t.Fatalf("res %+v text %q: want failed, corrupt, naming the loop", res, text)
+	}
+}
+
 func TestTooManyEntriesIsAZipBomb(t *testing.T) {
 	var entries [][2]string
 	for i := range 50 {

@@ -261,14 +261,20 @@ func lastLine(s string) string {
 
 // capBuffer keeps the first max bytes written and discards the rest (the
 // writer never fails, so a chatty child is not killed by a broken pipe).
+// It holds its bytes.Buffer rather than embedding it: os/exec copies a
+// child's output with io.Copy, which would use an embedded Buffer's
+// ReadFrom and bypass Write, and with it the cap (it did).
 type capBuffer struct {
-	bytes.Buffer
+	buf bytes.Buffer
 	max int
 }
 
 func (b *capBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
 }
+
+func (b *capBuffer) Bytes() []byte  { return b.buf.Bytes() }
+func (b *capBuffer) String() string { return b.buf.String() }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"image"
+	"strconv"
 	"strings"
 )
 
@@ -126,6 +127,21 @@ func CyclicPDF() []byte {
 		"<< /Type /Catalog /Pages 2 0 R >>",
 		"<< /Type /Pages /Kids [2 0 R 3 0 R] /Count 2 >>",
 		"<< /Type /Pages /Parent 2 0 R /Kids [2 0 R 3 0 R] /Count 1000000 >>")
+}
+
+// NoisyCyclicPDF is CyclicPDF behind n kids of the wrong type: poppler
+// writes a syntax error line for each (about 58 bytes) before it reaches
+// the loop, so a reader of its stderr sees the loop only past n lines.
+func NoisyCyclicPDF(n int) []byte {
+	kids := make([]string, 0, n+1)
+	objs := []string{"<< /Type /Catalog /Pages 2 0 R >>", "", "<< /Type /Pages /Parent 2 0 R /Kids [2 0 R] /Count 1 >>"}
+	for i := range n {
+		kids = append(kids, fmt.Sprintf("%d 0 R", 4+i))
+		objs = append(objs, strconv.Itoa(i))
+	}
+	kids = append(kids, "3 0 R")
+	objs[1] = fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", strings.Join(kids, " "), n+1)
+	return pdf("", objs...)
 }
 
 // Zip builds a zip of name → content, deflated, in the given order.
