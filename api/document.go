@@ -43,6 +43,10 @@ type Document struct {
 	// "apikey:<id>"); absent for a document created anonymously in open
 	// mode (so the reference's answers stay as they were).
 	Owner string `json:"owner,omitempty"`
+	// SigningStatus is the state of the document's newest signing request
+	// (draft, sent, in_progress, completed, declined, expired, cancelled);
+	// absent when it never had one. Every change of it is a new version.
+	SigningStatus RequestState `json:"signing_status,omitempty"`
 }
 
 // Time is a document timestamp. It is sent as ISO-8601 UTC with

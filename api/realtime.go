@@ -120,8 +120,12 @@ type UpdatedData struct {
 	Version    *int32  `json:"version"`
 	UpdatedAt  *string `json:"updated_at"`
 	// Changed names the columns that changed besides status, version and
-	// updated_at (e.g. ["title"], ["content_size","s3_key"]).
+	// updated_at (e.g. ["title"], ["content_size","s3_key"],
+	// ["signing_status"] when a signing request moved).
 	Changed []string `json:"changed"`
+	// SigningStatus is the state of the document's newest signing request
+	// after the change; absent when it never had one.
+	SigningStatus string `json:"signing_status,omitempty"`
 }
 
 // SignatureData is the data of signature.added.

@@ -7,8 +7,11 @@ type SearchRequest struct {
 	Query     string // q: matched against title (boosted), created_by and content; required
 	Status    Status // exact filter; empty: any
 	CreatedBy string // exact filter; empty: any
-	From      int    // hits to skip
-	Size      int    // hits to return; 0: the server's default (10)
+	// SigningStatus filters by the state of the document's newest signing
+	// request (Document.SigningStatus); empty: any.
+	SigningStatus RequestState
+	From          int // hits to skip
+	Size          int // hits to return; 0: the server's default (10)
 	// MinLSN, when not zero, makes the search wait (boundedly) until the
 	// change committed at this LSN is searchable: pass a write's
 	// X-Commit-LSN to read your own write. The answer says Stale if the
@@ -65,6 +68,9 @@ type SearchHit struct {
 	CreatedAt   *time.Time `json:"created_at"`
 	UpdatedAt   *time.Time `json:"updated_at"`
 	Version     int32      `json:"version"`
+	// SigningStatus is the state of the document's newest signing
+	// request; absent when it never had one.
+	SigningStatus RequestState `json:"signing_status,omitempty"`
 
 	Score      float64             `json:"score"`
 	Highlights map[string][]string `json:"highlights"`

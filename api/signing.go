@@ -16,6 +16,9 @@ const (
 	RequestCancelled  RequestState = "cancelled"
 )
 
+// RequestStates lists every request state, in workflow order.
+var RequestStates = []RequestState{RequestDraft, RequestSent, RequestInProgress, RequestCompleted, RequestDeclined, RequestExpired, RequestCancelled}
+
 // Open reports whether a request in state s still pins its document.
 func (s RequestState) Open() bool {
 	return s == RequestDraft || s == RequestSent || s == RequestInProgress

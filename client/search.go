@@ -15,6 +15,7 @@ func (c *Client) Search(ctx context.Context, req api.SearchRequest) (*api.Search
 	setString(q, "q", req.Query)
 	setString(q, "status", string(req.Status))
 	setString(q, "created_by", req.CreatedBy)
+	setString(q, "signing_status", string(req.SigningStatus))
 	setInt(q, "size", req.Size)
 	setLSN(q, req.MinLSN)
 	if len(req.WaitForExtraction) > 0 {

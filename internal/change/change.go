@@ -70,6 +70,10 @@ type Document struct {
 	// leaves Version and UpdatedAt as they were: it is not an edit.
 	Owner   *string  `json:"owner"`
 	Readers []string `json:"readers"`
+	// SigningStatus is the state of the document's newest signing request
+	// (NULL: none yet; migration 00021). Each change of it is its own
+	// update, with a new version.
+	SigningStatus *string `json:"signing_status"`
 }
 
 // Signature is a signatures.signatures row as it appears in an envelope.

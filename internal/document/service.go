@@ -271,8 +271,10 @@ func (s *Service) mayCreate(ctx context.Context) error {
 // with it from PostgreSQL; a view is counted only for a caller that may
 // view. minLSN (0: none) is the X-Commit-LSN of a write the answer must
 // reflect: the in-process cache answers only once it has applied the
-// stream up to it (Redis and PostgreSQL have it already: the writer
-// invalidated Redis before answering).
+// stream up to it, and Redis is not asked (the write may be another
+// service's, which does not invalidate Redis: the signing workflow moves
+// signing_status and version); PostgreSQL has it, and its row refreshes
+// Redis.
 func (s *Service) Get(ctx context.Context, id, clientIP string, minLSN uint64) (*Document, []byte, error) {
 	p := auth.FromContext(ctx)
 	if err := s.checkScope(p, auth.LevelView); err != nil {
@@ -286,7 +288,10 @@ func (s *Service) Get(ctx context.Context, id, clientIP string, minLSN uint64) (
 		return e.rec.Document, e.body, nil
 	}
 	f := s.local.begin(id)
-	r := s.cache.Get(ctx, id)
+	var r *Record
+	if minLSN == 0 {
+		r = s.cache.Get(ctx, id)
+	}
 	if r == nil {
 		var err error
 		if r, err = s.store.Record(ctx, id, nil); err != nil {

@@ -26,12 +26,13 @@ type Store struct {
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 const columns = `id, title, coalesce(content_type, ''), coalesce(content_size, 0), coalesce(s3_key, ''), status,
-	created_by, created_at, updated_at, coalesce(version, 1), coalesce(content_sha256, ''), coalesce(owner, '')`
+	created_by, created_at, updated_at, coalesce(version, 1), coalesce(content_sha256, ''), coalesce(owner, ''),
+	coalesce(signing_status, '')`
 
 func scan(row pgx.Row) (*Document, error) {
 	var d Document
 	err := row.Scan(&d.ID, &d.Title, &d.ContentType, &d.ContentSize, &d.S3Key, &d.Status,
-		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256, &d.Owner)
+		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256, &d.Owner, &d.SigningStatus)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +50,7 @@ func scanRecord(row pgx.Row) (*Record, error) {
 	var r Record
 	var levels []string
 	err := row.Scan(&d.ID, &d.Title, &d.ContentType, &d.ContentSize, &d.S3Key, &d.Status,
-		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256, &d.Owner,
+		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256, &d.Owner, &d.SigningStatus,
 		&r.Readers, &r.AccessVersion, &levels)
 	if err != nil {
 		return nil, err

@@ -522,6 +522,9 @@ func document(r change.Document) (search.Document, error) {
 	if r.Owner != nil {
 		d.Owner = *r.Owner
 	}
+	if r.SigningStatus != nil {
+		d.SigningStatus = *r.SigningStatus
+	}
 	if r.ContentType != nil {
 		d.ContentType = *r.ContentType
 	}

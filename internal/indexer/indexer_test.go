@@ -39,6 +39,8 @@ type row struct {
 	Version     int      `json:"version"`
 	Owner       *string  `json:"owner"`
 	Readers     []string `json:"readers"`
+	// SigningStatus is last, as migration 00021 added it.
+	SigningStatus *string `json:"signing_status"`
 }
 
 func newRow(id, title string) row {
@@ -195,6 +197,39 @@ func TestReadersAreIndexedAndAReadersOnlyChangeUpdatesThem(t *testing.T) {
 	f.handle(t, event("u", 20, &a, &shared))
 	if sees("group:legal") != 0 {
 		t.Fatal("a redelivered share brought the revoked reader back")
+	}
+}
+
+// A signing request's state reaches the index with the document's own
+// change event (documents.signing_status, kept by migration 00021's
+// trigger): filterable, and carried by the hit.
+func TestSigningStatusIsIndexedFromTheDocumentsEvent(t *testing.T) {
+	f := newFixture(t, DefaultConfig())
+	a := newRow("a", "Lease Agreement")
+	sent, declined := "sent", "declined"
+	out := a
+	out.SigningStatus = &sent
+	ended := a
+	ended.SigningStatus = &declined
+	find := func(state string) []string {
+		t.Helper()
+		r, err := f.idx.Search(context.Background(), search.Query{Text: "lease", SigningStatus: state, Size: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range r.Hits {
+			got = append(got, h.ID+"="+h.SigningStatus)
+		}
+		return got
+	}
+	f.handle(t, event("c", 10, nil, &a), event("u", 20, &a, &out))
+	if got := find("sent"); !slices.Equal(got, []string{"a=sent"}) {
+		t.Fatalf("signing_status=sent finds %v", got)
+	}
+	f.handle(t, event("u", 30, &out, &ended))
+	if got, gone := find("declined"), find("sent"); !slices.Equal(got, []string{"a=declined"}) || len(gone) != 0 {
+		t.Fatalf("after the decline: declined %v, sent %v", got, gone)
 	}
 }
 

@@ -153,8 +153,12 @@ func Map(topic string, env change.Envelope) (string, []Message, error) {
 			if len(env.Before) > 0 && string(env.Before) != "null" {
 				old = before.Title
 			}
-			m.Data = UpdatedData{DocumentID: after.ID, Title: after.Title, OldTitle: old,
+			u := UpdatedData{DocumentID: after.ID, Title: after.Title, OldTitle: old,
 				Version: after.Version, UpdatedAt: after.UpdatedAt, Changed: changedColumns(env.Before, env.After)}
+			if after.SigningStatus != nil {
+				u.SigningStatus = *after.SigningStatus
+			}
+			m.Data = u
 		case change.KindSignatureCreated:
 			m.Data = SignatureData{SignatureID: sig.ID, DocumentID: sig.DocumentID, SignerName: sig.SignerName,
 				SignerEmail: sig.SignerEmail, SignedAt: sig.SignedAt}

@@ -74,7 +74,7 @@ func (h Hit) wire() api.SearchHit {
 	return api.SearchHit{
 		ID: d.ID, Title: d.Title, ContentType: d.ContentType, ContentSize: d.ContentSize, S3Key: d.S3Key,
 		Status: api.Status(d.Status), CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
-		Version: d.Version, Score: h.Score, Highlights: hl,
+		Version: d.Version, SigningStatus: api.RequestState(d.SigningStatus), Score: h.Score, Highlights: hl,
 	}
 }
 
@@ -85,9 +85,12 @@ func (s *Server) handleSearch() http.Handler {
 			Text:      p.text("q", 1),
 			Status:    p.filter("status"),
 			CreatedBy: p.filter("created_by"),
-			From:      p.Int("from", 0, 0, MaxWindow),
-			Size:      p.Int("size", DefaultSize, 1, MaxSize),
-			Access:    s.access(r.Context()),
+			// Validated, unlike status: a misspelt state would silently
+			// match nothing, and the states are few and fixed.
+			SigningStatus: p.signingStatus(),
+			From:          p.Int("from", 0, 0, MaxWindow),
+			Size:          p.Int("size", DefaultSize, 1, MaxSize),
+			Access:        s.access(r.Context()),
 		}
 		minLSN := p.MinLSN(p.r)
 		waitIDs := p.extractionWait(s.opts.Extractions != nil)
@@ -345,6 +348,24 @@ func (p *params) filter(name string) string {
 		p.Fail(name, "must be at most 255 characters")
 	}
 	return v
+}
+
+// signingStatus reads the optional signing_status filter: one of the
+// request states.
+func (p *params) signingStatus() string {
+	v := strings.TrimSpace(p.Get("signing_status"))
+	if v == "" {
+		return ""
+	}
+	names := make([]string, len(api.RequestStates))
+	for i, s := range api.RequestStates {
+		if string(s) == v {
+			return v
+		}
+		names[i] = string(s)
+	}
+	p.Fail("signing_status", "must be one of "+strings.Join(names, ", "))
+	return ""
 }
 
 // textProblem is the message for a parameter that is not text: a query

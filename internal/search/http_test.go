@@ -24,15 +24,15 @@ func newServer(t *testing.T, opts search.Config) (*httptest.Server, search.Index
 	}
 	t.Cleanup(func() { idx.Close() })
 	t0 := time.Date(2025, 11, 20, 1, 46, 31, 657647000, time.UTC)
-	doc := func(id, title, status, by string) search.Op {
+	doc := func(id, title, status, signing, by string) search.Op {
 		created := t0.Add(time.Duration(len(id)) * time.Minute)
 		return search.Op{ID: id, Version: 10, Doc: search.Document{ID: id, Title: title, ContentType: "text/plain", ContentSize: 36,
 			S3Key: id + "/content", Status: status, CreatedBy: by, CreatedAt: &created, UpdatedAt: &created, Version: 1,
-			Content: "This agreement outlines the terms of " + title}}
+			SigningStatus: signing, Content: "This agreement outlines the terms of " + title}}
 	}
 	if _, err := idx.Apply(context.Background(), []search.Op{
-		doc("a", "Sales Agreement Q4 2025", "created", "john.doe@company.com"),
-		doc("bb", "Sales Forecast", "signed", "jane@company.com"),
+		doc("a", "Sales Agreement Q4 2025", "created", "", "john.doe@company.com"),
+		doc("bb", "Sales Forecast", "signed", "completed", "jane@company.com"),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +108,29 @@ func TestSuggestAndAggregations(t *testing.T) {
 	}
 }
 
+// signing_status filters by the state of the document's newest signing
+// request, and a hit carries it (absent for a document that never had one).
+func TestSearchFiltersBySigningStatus(t *testing.T) {
+	srv, _ := newServer(t, search.DefaultConfig())
+	code, body := get(t, srv.URL+"/search?q=sales&signing_status=completed")
+	docs, _ := body["documents"].([]any)
+	if code != 200 || len(docs) != 1 || docs[0].(map[string]any)["id"] != "bb" || docs[0].(map[string]any)["signing_status"] != "completed" {
+		t.Fatalf("signing_status=completed: %d %v", code, body)
+	}
+	code, body = get(t, srv.URL+"/search?q=sales&signing_status=declined")
+	if code != 200 || body["total"] != 0.0 {
+		t.Fatalf("signing_status=declined: %d %v", code, body)
+	}
+	code, body = get(t, srv.URL+"/search?q=sales&status=created")
+	docs, _ = body["documents"].([]any)
+	if code != 200 || len(docs) != 1 || docs[0].(map[string]any)["id"] != "a" {
+		t.Fatalf("status=created: %d %v", code, body)
+	}
+	if _, ok := docs[0].(map[string]any)["signing_status"]; ok {
+		t.Fatalf("a document that never had a request carries signing_status: %v", docs[0])
+	}
+}
+
 func TestBadParameters(t *testing.T) {
 	srv, _ := newServer(t, search.DefaultConfig())
 	cases := []struct {
@@ -126,6 +149,8 @@ func TestBadParameters(t *testing.T) {
 		{"a negative from is refused", "/search?q=a&from=-1", nil, 422, "from"},
 		{"paging past the window is refused", "/search?q=a&from=9995&size=10", nil, 422, "from"},
 		{"a bad min_lsn is refused", "/search?q=a&min_lsn=x", nil, 422, "min_lsn"},
+		{"an unknown signing_status is refused", "/search?q=a&signing_status=signed", nil, 422, "signing_status"},
+		{"a list of signing states is refused (one, as status)", "/search?q=a&signing_status=sent,declined", nil, 422, "signing_status"},
 		{"a bad X-Min-LSN is refused", "/search?q=a", []string{"X-Min-LSN", "-4"}, 422, "X-Min-LSN"},
 		{"a one-letter suggestion prefix is refused", "/suggest?q=s", nil, 422, "q"},
 		{"a missing suggestion prefix is refused", "/suggest", nil, 422, "q"},

@@ -38,6 +38,9 @@ type Document struct {
 	// returned by the API.
 	Owner   string   `json:"owner,omitempty"`
 	Readers []string `json:"readers,omitempty"`
+	// SigningStatus is documents.signing_status: the state of the
+	// document's newest signing request, an exact keyword; empty: none.
+	SigningStatus string `json:"signing_status,omitempty"`
 	// Content is indexed (and kept for highlights) but never returned in
 	// search results: it may be up to the indexer's cap (1 MiB by default).
 	Content string `json:"-"`
@@ -90,9 +93,12 @@ type Query struct {
 	Text      string
 	Status    string // exact filter; empty: any
 	CreatedBy string // exact filter; empty: any
-	From      int
-	Size      int
-	Access    Access
+	// SigningStatus is an exact filter on Document.SigningStatus (one of
+	// api.RequestStates); empty: any.
+	SigningStatus string
+	From          int
+	Size          int
+	Access        Access
 }
 
 // Hit is one matching document.

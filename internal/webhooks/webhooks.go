@@ -295,6 +295,7 @@ func documentOf(r change.Document) *api.Document {
 		return *p
 	}
 	d.ContentType, d.S3Key, d.ContentSHA256, d.Owner = str(r.ContentType), str(r.S3Key), str(r.ContentSHA256), str(r.Owner)
+	d.SigningStatus = api.RequestState(str(r.SigningStatus))
 	if r.ContentSize != nil {
 		d.ContentSize = *r.ContentSize
 	}

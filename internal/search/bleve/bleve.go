@@ -20,6 +20,7 @@ package bleve
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +39,7 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/single"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search/query"
+	"github.com/blevesearch/bleve/v2/util"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/docstream/docstream/internal/search"
@@ -60,6 +62,9 @@ const (
 	fCreatedAt     = "created_at"
 	fUpdatedAt     = "updated_at"
 	fVersion       = "version"
+	// signing_status is an exact keyword (the search filter), added after
+	// indexes existed: Open adds it to an older index's mapping.
+	fSigningStatus = "signing_status"
 	// owner and readers are exact keywords (readers: the access filter),
 	// stored but never returned with a hit: an extraction's content-only
 	// write rebuilds the document from its stored fields (liveDocs).
@@ -76,7 +81,7 @@ const (
 )
 
 // storedFields are returned with every hit.
-var storedFields = []string{fID, fTitle, fContentType, fContentSize, fS3Key, fStatus, fCreatedBy, fCreatedAtExact, fUpdatedAtExact, fVersion}
+var storedFields = []string{fID, fTitle, fContentType, fContentSize, fS3Key, fStatus, fCreatedBy, fCreatedAtExact, fUpdatedAtExact, fVersion, fSigningStatus}
 
 var appliedLSNKey = []byte("applied_lsn")
 
@@ -105,10 +110,17 @@ var ErrLocked = errors.New("the Bleve index is open in another process: Bleve is
 	"run search and indexer in one process on this --data-dir, or give each process its own --data-dir, " +
 	"or use Elasticsearch/OpenSearch (--search-url) to scale out")
 
-// Open opens the index in dir, creating it (and dir) if missing. When
+// Open opens the index in dir, creating it (and dir) if missing, and adds
+// to an existing index the fields its mapping lacks (addFields). When
 // another process holds it, Open fails with ErrLocked after LockTimeout.
 func Open(dir string) (*Index, error) {
-	idx, err := bleve.OpenUsing(dir, map[string]any{"bolt_timeout": LockTimeout.String()})
+	open := func() (bleve.Index, error) {
+		return bleve.OpenUsing(dir, map[string]any{"bolt_timeout": LockTimeout.String()})
+	}
+	idx, err := open()
+	if err == nil {
+		idx, err = addFields(idx, open)
+	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open bleve index %s: %w", dir, ErrLocked)
 	}
@@ -126,6 +138,45 @@ func Open(dir string) (*Index, error) {
 		return nil, fmt.Errorf("open bleve index %s: %w", dir, err)
 	}
 	return &Index{idx: idx, created: newCreatedColumns()}, nil
+}
+
+// addFields gives an index created before some of the mapping's fields
+// existed (signing_status) those fields, as Elasticsearch's PUT _mapping
+// does, and reopens it. Bleve saves the mapping in the index when it
+// creates it and offers no way to add a field (its updated_mapping may
+// only remove them), but a static mapping decides only how documents
+// written from now on are analysed, and scorch keeps fields per segment:
+// replacing the saved mapping (the internal key Bleve reads it from) with
+// one holding the new fields too, the old ones untouched, is all an added
+// field needs. The documents already indexed have no value for it until
+// their next change; migration 00021 gives every document it concerns one.
+func addFields(idx bleve.Index, reopen func() (bleve.Index, error)) (bleve.Index, error) {
+	stored, ok := idx.Mapping().(*mapping.IndexMappingImpl)
+	if !ok || stored.DefaultMapping == nil {
+		return idx, nil
+	}
+	want := newMapping().(*mapping.IndexMappingImpl)
+	added := false
+	for name, p := range want.DefaultMapping.Properties {
+		if _, ok := stored.DefaultMapping.Properties[name]; !ok {
+			stored.DefaultMapping.AddSubDocumentMapping(name, p)
+			added = true
+		}
+	}
+	if !added {
+		return idx, nil
+	}
+	b, err := json.Marshal(stored)
+	if err == nil {
+		err = idx.SetInternal(util.MappingInternalKey, b)
+	}
+	if cerr := idx.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("add fields to the mapping: %w", err)
+	}
+	return reopen()
 }
 
 // OpenMem opens an index held in memory only (tests, benchmarks).
@@ -213,6 +264,7 @@ func newMapping() mapping.IndexMapping {
 	doc.AddFieldMappingsAt(fVersion, storedOnly(num()))
 	doc.AddFieldMappingsAt(fOwner, storedOnly(kw(true)))
 	doc.AddFieldMappingsAt(fReaders, plain(kw(true)))
+	doc.AddFieldMappingsAt(fSigningStatus, plain(kw(true)))
 	lsn := bleve.NewNumericFieldMapping()
 	lsn.Index, lsn.IncludeInAll, lsn.DocValues = false, false, false
 	doc.AddFieldMappingsAt(fLSN, lsn)
@@ -250,6 +302,9 @@ func toFields(d search.Document, lsn uint64) map[string]any {
 	}
 	if len(d.Readers) > 0 {
 		f[fReaders] = d.Readers
+	}
+	if d.SigningStatus != "" {
+		f[fSigningStatus] = d.SigningStatus
 	}
 	if d.CreatedAt != nil {
 		f[fCreatedAt] = d.CreatedAt.UTC()
@@ -494,6 +549,9 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 	if q.CreatedBy != "" {
 		must = append(must, term(fCreatedBy, q.CreatedBy))
 	}
+	if q.SigningStatus != "" {
+		must = append(must, term(fSigningStatus, q.SigningStatus))
+	}
 	req := bleve.NewSearchRequestOptions(restrict(allOf(must), q.Access), q.Size, q.From, false)
 	req.Fields = storedFields
 	// Bleve ranks by score only; topK breaks ties by created_at, newest
@@ -544,6 +602,8 @@ func fromFields(id string, f map[string]any) search.Document {
 		CreatedAt:   date(fCreatedAtExact),
 		UpdatedAt:   date(fUpdatedAtExact),
 		Version:     int32(num(fVersion)),
+
+		SigningStatus: str(fSigningStatus),
 	}
 }
 

@@ -51,17 +51,18 @@ const Mapping = `{"settings":{"index":{"gc_deletes":"24h"}},"mappings":{"propert
 	`"updated_at":{"type":"date"},` +
 	`"version":{"type":"integer"},` +
 	`"content":{"type":"text","analyzer":"english"},` +
-	accessProperties + `}}}`
+	addedProperties + `}}}`
 
-// accessProperties map each document's access (search.Document.Owner and
-// Readers) as exact keywords. An index created before they existed gets
-// them added at Open (AccessMapping): adding a field is the one mapping
-// change Elasticsearch allows in place.
-const accessProperties = `"owner":{"type":"keyword"},"readers":{"type":"keyword"}`
+// addedProperties are the fields added after indexes existed, as exact
+// keywords: each document's access (search.Document.Owner and Readers)
+// and the state of its newest signing request (SigningStatus). An index
+// created before them gets them added at Open (AddedMapping): adding a
+// field is the one mapping change Elasticsearch allows in place.
+const addedProperties = `"owner":{"type":"keyword"},"readers":{"type":"keyword"},"signing_status":{"type":"keyword"}`
 
-// AccessMapping is the body of the PUT _mapping that adds the access
-// fields to an existing index.
-const AccessMapping = `{"properties":{` + accessProperties + `}}`
+// AddedMapping is the body of the PUT _mapping that adds the added fields
+// to an existing index.
+const AddedMapping = `{"properties":{` + addedProperties + `}}`
 
 const metaMapping = `{"mappings":{"properties":{"lsn":{"type":"unsigned_long"}}}}`
 
@@ -105,7 +106,7 @@ func Open(ctx context.Context, rawURL string, httpClient *http.Client) (*Index, 
 		return nil, err
 	}
 	if !created {
-		if err := x.putAccessMapping(ctx); err != nil {
+		if err := x.putAddedMapping(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -115,12 +116,14 @@ func Open(ctx context.Context, rawURL string, httpClient *http.Client) (*Index, 
 	return x, nil
 }
 
-// putAccessMapping adds the access fields to an index that existed before
+// putAddedMapping adds the added fields to an index that existed before
 // them. Idempotent: putting a field with the mapping it already has is
-// accepted. Without it the first indexed readers would be mapped
-// dynamically as analysed text, and the terms filter would not match.
-func (x *Index) putAccessMapping(ctx context.Context) error {
-	r, err := x.es.Indices.PutMapping([]string{x.index}, strings.NewReader(AccessMapping), x.es.Indices.PutMapping.WithContext(ctx))
+// accepted. Without it the first indexed readers (or signing status) would
+// be mapped dynamically as analysed text, and the term filters would not
+// match. The documents already indexed have no signing_status until their
+// next change; migration 00021 gives every document it concerns one.
+func (x *Index) putAddedMapping(ctx context.Context) error {
+	r, err := x.es.Indices.PutMapping([]string{x.index}, strings.NewReader(AddedMapping), x.es.Indices.PutMapping.WithContext(ctx))
 	if err := check(r, err, "put mapping "+x.index); err != nil {
 		return err
 	}
@@ -451,6 +454,9 @@ func SearchBody(q search.Query) map[string]any {
 	}
 	if q.CreatedBy != "" {
 		filter = append(filter, map[string]any{"term": map[string]any{"created_by.keyword": q.CreatedBy}})
+	}
+	if q.SigningStatus != "" {
+		filter = append(filter, map[string]any{"term": map[string]any{"signing_status": q.SigningStatus}})
 	}
 	if f := accessFilter(q.Access); f != nil {
 		filter = append(filter, f)

@@ -308,17 +308,17 @@ func TestSearchSendsQueryDSLAndDecodesHits(t *testing.T) {
 		method: "POST", path: "/documents/_search",
 		body: `{"from":10,"size":5,"track_total_hits":10000,
 "query":{"bool":{"must":[{"multi_match":{"query":"sales agrement","fields":["title^2","created_by","content"],"fuzziness":"AUTO"}}],
-  "filter":[{"term":{"status":"signed"}},{"term":{"created_by.keyword":"john@x.com"}}]}},
+  "filter":[{"term":{"status":"signed"}},{"term":{"created_by.keyword":"john@x.com"}},{"term":{"signing_status":"completed"}}]}},
 "highlight":{"pre_tags":["<mark>"],"post_tags":["</mark>"],"fields":{"title":{},"content":{}}},
 "sort":[{"_score":"desc"},{"created_at":{"order":"desc","missing":"_last"}}],
 "_source":{"excludes":["content"]}}`,
 		status: 200,
 		reply: `{"took":5,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},
 "hits":{"total":{"value":11,"relation":"eq"},"max_score":1.3862942,"hits":[
-{"_index":"documents","_id":"a","_score":1.3862942,"_source":{"id":"a","title":"Sales Agreement","content_type":"text/plain","content_size":5,"s3_key":"a/content","status":"signed","created_by":"john@x.com","created_at":"2025-11-20T01:46:31.657647Z","updated_at":"2025-11-20T01:46:31.657650Z","version":2},
+{"_index":"documents","_id":"a","_score":1.3862942,"_source":{"id":"a","title":"Sales Agreement","content_type":"text/plain","content_size":5,"s3_key":"a/content","status":"signed","created_by":"john@x.com","created_at":"2025-11-20T01:46:31.657647Z","updated_at":"2025-11-20T01:46:31.657650Z","version":2,"signing_status":"completed"},
  "highlight":{"title":["<mark>Sales</mark> <mark>Agreement</mark>"]},"sort":[1.3862942,1763603191657]}]}}`,
 	})
-	r, err := x.Search(context.Background(), search.Query{Text: "sales agrement", Status: "signed", CreatedBy: "john@x.com", From: 10, Size: 5})
+	r, err := x.Search(context.Background(), search.Query{Text: "sales agrement", Status: "signed", CreatedBy: "john@x.com", SigningStatus: "completed", From: 10, Size: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestSearchSendsQueryDSLAndDecodesHits(t *testing.T) {
 		t.Fatalf("result = %+v", r)
 	}
 	h := r.Hits[0]
-	if h.ID != "a" || h.Status != "signed" || h.Version != 2 || h.Score != 1.3862942 || h.UpdatedAt == nil ||
+	if h.ID != "a" || h.Status != "signed" || h.SigningStatus != "completed" || h.Version != 2 || h.Score != 1.3862942 || h.UpdatedAt == nil ||
 		h.UpdatedAt.Nanosecond() != 657650000 || !slices.Equal(h.Highlights["title"], []string{"<mark>Sales</mark> <mark>Agreement</mark>"}) {
 		t.Fatalf("hit = %+v", h)
 	}
@@ -405,10 +405,11 @@ func TestErrorsNameWhatElasticsearchSaid(t *testing.T) {
 	}
 }
 
-func TestOpenAddsTheAccessFieldsToAnIndexThatExisted(t *testing.T) {
+// The access fields and signing_status were added after indexes existed.
+func TestOpenAddsTheAddedFieldsToAnIndexThatExisted(t *testing.T) {
 	c := newContractServer(t,
 		exchange{method: "HEAD", path: "/documents", status: 200},
-		exchange{method: "PUT", path: "/documents/_mapping", body: elastic.AccessMapping, status: 200, reply: `{"acknowledged":true}`},
+		exchange{method: "PUT", path: "/documents/_mapping", body: elastic.AddedMapping, status: 200, reply: `{"acknowledged":true}`},
 		exchange{method: "HEAD", path: "/documents_meta", status: 200},
 	)
 	if _, err := elastic.Open(context.Background(), c.srv.URL, nil); err != nil {
@@ -422,7 +423,7 @@ func TestOpenAddsTheAccessFieldsToAnIndexThatExisted(t *testing.T) {
 	if err := json.Unmarshal([]byte(elastic.Mapping), &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"owner", "readers"} {
+	for _, f := range []string{"owner", "readers", "signing_status"} {
 		if m.Mappings.Properties[f]["type"] != "keyword" {
 			t.Errorf("%s: type %v, want keyword (exact, not analysed)", f, m.Mappings.Properties[f]["type"])
 		}
