@@ -54,8 +54,17 @@ func (w *workflow) create(t testing.TB, emails ...string) {
 		t.Fatal(err)
 	}
 	w.s.expect(TypeSigningRequestCreated, map[string]any{"request_id": w.req, "document_id": doc, "old_state": "", "state": "draft"})
+	w.documentFollows("draft")
 	w.s.expect(TypeSigningRequestSent, map[string]any{"request_id": w.req, "document_id": doc, "old_state": "draft", "state": "sent"})
+	w.documentFollows("sent")
 	w.reqState = "sent"
+}
+
+// documentFollows expects the document's own change that each request
+// state change makes in its transaction (migration 00021's trigger): a
+// document.updated naming signing_status, carrying the state.
+func (w *workflow) documentFollows(state string) {
+	w.s.expect(TypeDocumentUpdated, map[string]any{"document_id": w.s.doc, "signing_status": state})
 }
 
 // recipient moves recipient i to state, recording acted_at, viewed_at or
@@ -72,6 +81,7 @@ func (w *workflow) recipient(t testing.TB, i int, state string) {
 func (w *workflow) request(t testing.TB, state string) {
 	w.s.p.Exec(t, `UPDATE signing.signing_requests SET state = $2, updated_at = now() WHERE id = $1`, w.req, state)
 	w.s.expect("signing_request."+state, map[string]any{"request_id": w.req, "old_state": w.reqState, "state": state})
+	w.documentFollows(state)
 	w.reqState = state
 }
 
@@ -170,7 +180,7 @@ func TestSigningTransitionsFollowTheDocumentsAccess(t *testing.T) {
 	}
 	p.Exec(t, `UPDATE documents.documents SET readers = '{user:alice,user:bob}', access_version = access_version + 1 WHERE id = $1`, sc.doc)
 	w.recipient(t, 0, "viewed")
-	testenv.WaitFor(t, "the writes dispatched", func() bool { return s.hub.Stats(0).Consumer.Events >= 6 })
+	testenv.WaitFor(t, "the writes dispatched", func() bool { return s.hub.Stats(0).Consumer.Events >= 10 })
 
 	cb, code, body := s.dialAsQuery(t, sc.doc, "since=1", s.tokenFor(t, bob))
 	if code != 101 {
@@ -181,7 +191,8 @@ func TestSigningTransitionsFollowTheDocumentsAccess(t *testing.T) {
 	}
 	// Alice, replaying the same history, gets all of it.
 	ca, _, _ := s.dialAsQuery(t, sc.doc, "since=1", s.tokenFor(t, alice))
-	for _, want := range []string{TypeDocumentCreated, "signing_request.created", "signing_request.sent", "recipient.notified", "recipient.viewed"} {
+	for _, want := range []string{TypeDocumentCreated, "signing_request.created", TypeDocumentUpdated, "signing_request.sent", TypeDocumentUpdated,
+		"recipient.notified", "recipient.viewed"} {
 		if m := readMsg(t, ca); m.Type != want {
 			t.Fatalf("alice's replay: %s %s, want %s", m.Type, m.Data, want)
 		}

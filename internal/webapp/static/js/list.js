@@ -133,10 +133,17 @@ export function listPage(main) {
     return q;
   }
 
+  // signingBadge is the state of the document's newest signing request
+  // beside its status (nothing when it never had one): a declined,
+  // expired or cancelled request leaves the status as it was.
+  function signingBadge(s) {
+    return s ? h('span', { class: 'badge signing', 'data-signing-status': s, title: 'signing request', text: 'request ' + s }) : null;
+  }
+
   function row(d) {
     return h('tr', { 'data-id': d.id },
       h('td', {}, h('a', { href: '/app/documents/' + encodeURIComponent(d.id), 'data-link': '', class: 'title' }, d.title || '(untitled)')),
-      h('td', { class: 'st' }, statusBadge(d.status)),
+      h('td', { class: 'st' }, statusBadge(d.status), h('span', { class: 'signing' }, signingBadge(d.signing_status))),
       h('td', {}, d.created_by || ''),
       h('td', {}, d.content_type || ''),
       h('td', {}, fmtSize(d.content_size)),
@@ -240,10 +247,11 @@ export function listPage(main) {
       const st = eventStatus(msg);
       if (st && msg.type !== 'signature.added') {
         if (state.status && st !== state.status) { tr.remove(); return; }
-        tr.querySelector('.st').replaceChildren(statusBadge(st));
+        tr.querySelector('.st').firstChild.replaceWith(statusBadge(st));
         announce(`${d.title || 'A document'} is now ${st}`);
       }
       if (msg.type === 'document.updated' && d.title) tr.querySelector('a.title').textContent = d.title;
+      if (msg.type === 'document.updated' && d.signing_status) tr.querySelector('.st .signing').replaceChildren(signingBadge(d.signing_status));
       if (d.updated_at) tr.querySelector('.upd').textContent = fmtTime(d.updated_at);
     },
   });
