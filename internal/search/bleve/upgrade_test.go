@@ -33,7 +33,7 @@ func TestOpenAddsSigningStatusToAnIndexCreatedWithoutIt(t *testing.T) {
 		return search.Document{ID: id, Title: title, ContentType: "text/plain", S3Key: id + "/content", Status: "sent",
 			CreatedBy: "ann@example.com", CreatedAt: &created, UpdatedAt: &created, Version: 1, SigningStatus: signing}
 	}
-	before := &Index{idx: raw}
+	before := &Index{idx: raw, created: newCreatedColumns()}
 	if _, err := before.Apply(ctx, []search.Op{{ID: "a", Version: 10, Doc: doc("a", "Lease alpha", "")},
 		{ID: "b", Version: 11, Doc: doc("b", "Lease beta", "in_progress")}}); err != nil {
 		t.Fatal(err)
