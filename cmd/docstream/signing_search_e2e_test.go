@@ -26,19 +26,8 @@ func TestEverySigningRequestStateIsSearchable(t *testing.T) {
 	d := startDev(t, "--auth-mode", "required")
 	ctx := context.Background()
 	anon := newClient(t, d.gateway)
-	as := func(user string) (*client.Client, string) {
-		tk, err := anon.DevTokenWith(ctx, user, user+"@example.com", client.DevTokenOptions{})
-		if err != nil {
-			t.Fatalf("dev token for %s: %v", user, err)
-		}
-		c, err := client.New(d.gateway, client.WithToken(tk.AccessToken))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c, tk.AccessToken
-	}
-	alice, aliceTok := as("alice")
-	bob, _ := as("bob")
+	aliceTok := devToken(t, anon, "alice")
+	alice, bob := asToken(t, d.gateway, aliceTok), asToken(t, d.gateway, devToken(t, anon, "bob"))
 
 	newDoc := func(what string) (*client.Written, string) {
 		t.Helper()
