@@ -109,6 +109,7 @@ Load a corpus first with "docstream bench load".`,
 	})
 	config.NoEnv(fs)
 	cmd.AddCommand(newBenchLoadCmd(e))
+	cmd.AddCommand(newBenchIndexWaitCmd(e))
 	cmd.AddCommand(newBenchFloorCmd(e))
 	return cmd
 }
@@ -177,8 +178,15 @@ func newBenchLoadCmd(e *env) *cobra.Command {
 COPYed into PostgreSQL in batches, then captured by CDC and indexed with their content like any
 insert. The corpus (internal/bench/corpus.go) is a fixed vocabulary: "document" in 99 % of titles,
 "test" in 95 % of contents, the reference's other words in 20–25 %, 100 words in ~1 % each and
-1,000 words in ~0.1 % each. With --search-url it waits until the index holds them and reports
-the index build rate. Without --database-url the running "docstream dev" is found in
+1,000 words in ~0.1 % each. Each document is owned by its creator, user<k>@bench.example
+(k < 1,000), and 10 % are shared (view) with one other of them, so in --auth-mode=required a
+token with subject user<k>@bench.example sees ~0.11 % of the corpus.
+
+Content, rows and the next batch are written at once; content files are not fsynced one by
+one: the load makes them all durable with one sync of their file system before it reports
+done (a crash mid-load can leave rows without content: load again into a fresh system).
+With --search-url it waits until the index holds them and reports the index
+build rate. Without --database-url the running "docstream dev" is found in
 <data-dir>/dev.json, and its blobs in <data-dir>/blobs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -210,7 +218,7 @@ the index build rate. Without --database-url the running "docstream dev" is foun
 			if output == outputJSON {
 				return json.NewEncoder(e.stdout).Encode(res)
 			}
-			fmt.Fprintf(e.stdout, "loaded %d documents in %s (%.0f docs/s)\n", res.Documents, res.Load.Round(time.Millisecond), res.LoadRate)
+			fmt.Fprintf(e.stdout, "loaded %d documents (%d shares) in %s (%.0f docs/s)\n", res.Documents, res.Shares, res.Load.Round(time.Millisecond), res.LoadRate)
 			if o.SearchURL != "" {
 				state := ""
 				if res.IndexTimedOut {
@@ -224,11 +232,68 @@ the index build rate. Without --database-url the running "docstream dev" is foun
 	fs := cmd.Flags()
 	fs.IntVar(&o.Documents, "documents", 0, "how many documents to add")
 	fs.IntVar(&o.From, "from", 0, "corpus number of the first document (to add more to an earlier load, pass its count)")
-	fs.IntVar(&o.Batch, "batch", 5000, "rows per COPY transaction")
+	fs.IntVar(&o.Batch, "batch", 10000, "rows per COPY transaction")
+	fs.IntVar(&o.Workers, "workers", 32, "concurrent content writes")
+	fs.DurationVar(&o.IndexTimeout, "index-timeout", 0, "with --search-url: how long to wait for the index (0: 5 minutes or 1 ms per document, the longer)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "PostgreSQL, directly (default: the running dev system's)")
 	fs.StringVar(&o.BlobURL, "blob-url", "", "the document service's object storage (default: file://<data-dir>/blobs)")
 	fs.StringVar(&dataDir, "data-dir", "./var", "where docstream dev keeps dev.json and blobs")
 	fs.StringVar(&o.SearchURL, "search-url", "", "the search service (e.g. http://localhost:8003): wait until the documents are indexed")
+	fs.StringVarP(&output, "output", "o", outputText, "text or json")
+	config.NoEnv(fs)
+	return cmd
+}
+
+// newBenchIndexWaitCmd is `docstream bench index-wait`: the index build
+// rate of a corpus loaded before the change stream started (its snapshot
+// publishes every row as an "r" event), from this command's start.
+func newBenchIndexWaitCmd(e *env) *cobra.Command {
+	var (
+		searchURL string
+		documents int64
+		timeout   time.Duration
+		output    string
+	)
+	cmd := &cobra.Command{
+		Use:   "index-wait",
+		Short: "Wait until the search index holds --documents documents, with a progress line; report the build rate",
+		Long: `Poll the search service's index (the sum of /aggregations/status) until it holds --documents
+documents or --timeout passes, printing the rate and time left once a second, and report the
+build rate from this command's start. Start it with the system whose change stream snapshots an
+already loaded corpus ("docstream bench load" into a system started without the cdc target):
+a search service not answering yet counts as an empty index.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if documents <= 0 {
+				return fmt.Errorf("--documents must be > 0")
+			}
+			start := time.Now()
+			n, err := bench.WaitIndexed(cmd.Context(), strings.TrimRight(searchURL, "/"), documents, start.Add(timeout), e.stderr)
+			if err != nil {
+				return err
+			}
+			el := time.Since(start)
+			res := struct {
+				Indexed  int64         `json:"indexed"`
+				Wait     time.Duration `json:"wait_ns"`
+				Rate     float64       `json:"docs_per_s"`
+				TimedOut bool          `json:"timed_out,omitempty"`
+			}{n, el, float64(n) / el.Seconds(), n < documents}
+			if output == outputJSON {
+				return json.NewEncoder(e.stdout).Encode(res)
+			}
+			state := ""
+			if res.TimedOut {
+				state = " (gave up waiting)"
+			}
+			fmt.Fprintf(e.stdout, "indexed %d in %s (%.0f docs/s)%s\n", n, el.Round(time.Millisecond), res.Rate, state)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&searchURL, "search-url", "http://localhost:8003", "the search service")
+	fs.Int64Var(&documents, "documents", 0, "how many documents the index must hold")
+	fs.DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.StringVarP(&output, "output", "o", outputText, "text or json")
 	config.NoEnv(fs)
 	return cmd

@@ -7,6 +7,7 @@ package bench
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 )
@@ -49,6 +50,30 @@ type Doc struct {
 	Content   string
 	CreatedBy string
 	Status    string
+	// Owner is the principal key of the user who created it ("user:" +
+	// CreatedBy: the user whose token has that subject), and SharedWith
+	// the grantee of its one view share, if any ("" for 90 % of the
+	// corpus). So in --auth-mode=required one user may see ~0.11 % of the
+	// corpus: ~0.1 % as owner, ~0.01 % shared with them.
+	Owner      string
+	SharedWith string
+}
+
+// ShareShare is the share of the corpus that is shared with one other
+// user.
+const ShareShare = 0.10
+
+// UserSubject is the token subject of corpus user k (0 ≤ k < Creators),
+// the creator, owner or grantee of ~0.1 % of the corpus each.
+func UserSubject(k int) string { return fmt.Sprintf("user%d@bench.example", k) }
+
+// Readers is the document's readers column: its owner and grantee, sorted
+// as the document service keeps them.
+func (d Doc) Readers() []string {
+	if d.SharedWith == "" {
+		return []string{d.Owner}
+	}
+	return slices.Sorted(slices.Values([]string{d.Owner, d.SharedWith}))
 }
 
 // statuses and their shares: most documents are young.
@@ -108,12 +133,20 @@ func Document(i int) Doc {
 		}
 		x -= s.share
 	}
-	return Doc{
+	creator := r.IntN(Creators)
+	d := Doc{
 		Title:     strings.Join(title, " "),
 		Content:   strings.Join(words, " ") + ".",
-		CreatedBy: fmt.Sprintf("user%d@bench.example", r.IntN(Creators)),
+		CreatedBy: UserSubject(creator),
 		Status:    status,
+		Owner:     "user:" + UserSubject(creator),
 	}
+	// Drawn last, so the fields above are what they were before the corpus
+	// had owners.
+	if r.Float64() < ShareShare {
+		d.SharedWith = "user:" + UserSubject((creator+1+r.IntN(Creators-1))%Creators)
+	}
+	return d
 }
 
 // CreatedAt spreads documents over time, one a second from a fixed start,

@@ -11,8 +11,19 @@ import (
 func TestCorpusSharesAreAsDocumented(t *testing.T) {
 	const n = 20_000
 	count := map[string]int{}
+	sees := map[string]int{} // documents each reader key may view
+	shared := 0
 	for i := range n {
 		d := Document(i)
+		if d.Owner != "user:"+d.CreatedBy || d.SharedWith == d.Owner {
+			t.Fatalf("document %d: owner %q, created by %q, shared with %q", i, d.Owner, d.CreatedBy, d.SharedWith)
+		}
+		if d.SharedWith != "" {
+			shared++
+		}
+		for _, k := range d.Readers() {
+			sees[k]++
+		}
 		seen := map[string]bool{}
 		for _, w := range strings.Fields(strings.ToLower(d.Title + " " + strings.TrimSuffix(d.Content, "."))) {
 			if !seen[w] {
@@ -34,6 +45,21 @@ func TestCorpusSharesAreAsDocumented(t *testing.T) {
 		if got := share(w); got < 0.005 || got > 0.015 {
 			t.Errorf("common word %q in %.4f of documents, want ~0.01", w, got)
 		}
+	}
+	if got := float64(shared) / n; math.Abs(got-ShareShare) > 0.01 {
+		t.Errorf("%.3f of documents shared, want %.2f", got, ShareShare)
+	}
+	// One user sees ~0.11 % of the corpus (owner of 0.1 %, grantee of
+	// 0.01 %): the required-mode figures' caller.
+	if len(sees) != Creators {
+		t.Errorf("%d distinct readers, want %d", len(sees), Creators)
+	}
+	var most int
+	for _, c := range sees {
+		most = max(most, c)
+	}
+	if avg := float64(n) * (1 + ShareShare) / Creators; float64(most) > 3*avg {
+		t.Errorf("one user sees %d documents, the average %.0f", most, avg)
 	}
 	var rare float64
 	for _, w := range Rare {

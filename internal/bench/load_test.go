@@ -6,11 +6,14 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/docstream/docstream/internal/postgres"
 	"github.com/docstream/docstream/internal/testenv"
@@ -33,7 +36,7 @@ func TestLoadWritesRowsAndTheirContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Documents != 1234 || !strings.Contains(progress.String(), "loaded 1234/1234") {
+	if res.Documents != 1234 || !strings.Contains(progress.String(), "loaded 1234/1234 documents") {
 		t.Fatalf("%+v, progress %q", res, progress.String())
 	}
 	pool, err := postgres.Open(ctx, dbURL, 2)
@@ -46,23 +49,31 @@ func TestLoadWritesRowsAndTheirContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bucket.Close()
-	rows, err := pool.Query(ctx, `SELECT title, created_by, status, s3_key, content_size, content_sha256, created_at
-		FROM documents.documents ORDER BY created_at`)
+	rows, err := pool.Query(ctx, `SELECT title, created_by, status, s3_key, content_size, content_sha256, created_at, owner, readers,
+		(SELECT array_agg(grantee || ':' || level) FROM documents.shares WHERE document_id = d.id)
+		FROM documents.documents d ORDER BY created_at`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	i := 10
+	i, shares := 10, 0
 	for ; rows.Next(); i++ {
-		var title, by, status, key, sum string
+		var title, by, status, key, sum, owner string
 		var size int64
 		var at any
-		if err := rows.Scan(&title, &by, &status, &key, &size, &sum, &at); err != nil {
+		var readers, grants []string
+		if err := rows.Scan(&title, &by, &status, &key, &size, &sum, &at, &owner, &readers, &grants); err != nil {
 			t.Fatal(err)
 		}
 		d := Document(i)
-		if title != d.Title || by != d.CreatedBy || status != d.Status {
-			t.Fatalf("row %d: %q %q %q, want %+v", i, title, by, status, d)
+		if title != d.Title || by != d.CreatedBy || status != d.Status || owner != d.Owner || !slices.Equal(readers, d.Readers()) {
+			t.Fatalf("row %d: %q %q %q %q %v, want %+v", i, title, by, status, owner, readers, d)
+		}
+		if d.SharedWith != "" {
+			shares++
+		}
+		if want := []string{d.SharedWith + ":view"}; d.SharedWith != "" && !slices.Equal(grants, want) || d.SharedWith == "" && grants != nil {
+			t.Fatalf("row %d: shares %v, want one to %q", i, grants, d.SharedWith)
 		}
 		if i%100 == 0 {
 			b, err := bucket.ReadAll(ctx, key)
@@ -72,8 +83,8 @@ func TestLoadWritesRowsAndTheirContent(t *testing.T) {
 			}
 		}
 	}
-	if i != 10+1234 {
-		t.Fatalf("%d rows", i-10)
+	if i != 10+1234 || shares == 0 || res.Shares != shares {
+		t.Fatalf("%d rows, %d shared (the load counted %d)", i-10, shares, res.Shares)
 	}
 }
 
@@ -96,3 +107,31 @@ func TestLoadWaitsForTheIndex(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 }
+
+// BenchmarkLoad is the loader alone (no change stream, no indexer):
+// BENCH_DOCS corpus documents (default 20,000) into a fresh database and
+// file bucket, reported as docs/s and as the loader's own CPU per
+// document (PostgreSQL's COPY work is in its own processes): on a shared
+// machine the wall rate is whatever CPU share the loader gets, the CPU per
+// document what it would need of free cores.
+//
+//	BENCH_DOCS=100000 go test -run '^$' -bench Load -benchtime 1x ./internal/bench/
+func BenchmarkLoad(b *testing.B) {
+	docs := 20_000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_DOCS")); err == nil && v > 0 {
+		docs = v
+	}
+	for range b.N {
+		b.StopTimer()
+		dbURL, blobURL := testenv.Database(b), "file://"+filepath.ToSlash(b.TempDir())
+		b.StartTimer()
+		cpu0 := testenv.CPUTime()
+		res, err := Load(context.Background(), LoadOptions{DatabaseURL: dbURL, BlobURL: blobURL, Documents: docs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(res.LoadRate, "docs/s")
+		b.ReportMetric(float64((testenv.CPUTime()-cpu0).Microseconds())/float64(docs), "cpu_µs/doc")
+	}
+}
+

@@ -93,6 +93,90 @@ func TestSyncOfAMissingFileObjectFails(t *testing.T) {
 	}
 }
 
+// TestSyncAllSyncsTheBucketsFileSystem: SyncAll answers nil on a file
+// bucket whose directory exists and on a bucket without one, and fails
+// (rather than reporting content durable) once the directory is gone.
+func TestSyncAllSyncsTheBucketsFileSystem(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	b, err := Open(ctx, "file://"+filepath.ToSlash(base), "documents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.WriteAll(ctx, "a/content", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SyncAll(); err != nil {
+		t.Fatalf("SyncAll: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(base, "documents")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SyncAll(); err == nil {
+		t.Fatal("SyncAll of a removed bucket directory succeeded")
+	}
+	if err := Wrap(nil).SyncAll(); err != nil {
+		t.Fatalf("SyncAll without a directory: %v", err)
+	}
+}
+
+// TestWriteUnsyncedReadsBackThroughFileblob: an object the bulk writer
+// put in fileblob's layout reads back through gocloud like one gocloud
+// wrote (content, size, content type, MD5), is listed without its
+// sidecar, and is not overwritten by a second write.
+func TestWriteUnsyncedReadsBackThroughFileblob(t *testing.T) {
+	ctx := context.Background()
+	b, err := Open(ctx, "file://"+filepath.ToSlash(t.TempDir()), "documents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	data := []byte("party shall herein payment.")
+	if err := b.WriteUnsynced(ctx, "0196-bulk/content", data, "text/plain"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteAll(ctx, "0196-gocloud/content", data, &blob.WriterOptions{ContentType: "text/plain"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ReadAll(ctx, "0196-bulk/content")
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+	bulk, err := b.Attributes(ctx, "0196-bulk/content")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := b.Attributes(ctx, "0196-gocloud/content")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bulk.ContentType != "text/plain" || bulk.Size != want.Size || string(bulk.MD5) != string(want.MD5) || len(bulk.MD5) == 0 {
+		t.Fatalf("attributes %+v, gocloud's own %+v", bulk, want)
+	}
+	var keys []string
+	it := b.List(nil)
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, o.Key)
+	}
+	if fmt.Sprint(keys) != "[0196-bulk/content 0196-gocloud/content]" {
+		t.Fatalf("listed %v", keys)
+	}
+	if err := b.WriteUnsynced(ctx, "0196-bulk/content", []byte("other"), "text/plain"); err == nil {
+		t.Fatal("a second write of the same key succeeded")
+	}
+	if got, _ := b.ReadAll(ctx, "0196-bulk/content"); string(got) != string(data) {
+		t.Fatalf("overwritten: %q", got)
+	}
+}
+
 func TestBadURLsAreClearErrors(t *testing.T) {
 	for _, u := range []string{"ftp://x", "::nope", "gs"} {
 		if _, err := Open(context.Background(), u, "documents"); err == nil {
