@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/docstream/docstream/internal/postgres"
 	"github.com/docstream/docstream/internal/testenv"
@@ -134,4 +133,3 @@ func BenchmarkLoad(b *testing.B) {
 		b.ReportMetric(float64((testenv.CPUTime()-cpu0).Microseconds())/float64(docs), "cpu_µs/doc")
 	}
 }
-
