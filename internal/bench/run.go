@@ -176,6 +176,9 @@ type class struct {
 	tasks   []task
 	waitMin time.Duration
 	waitMax time.Duration
+	// paced: the wait counts from the task's start, so that a user runs
+	// a task every wait (a rate), not a wait after each (a think time).
+	paced   bool
 	onStart func(ctx context.Context, u *user)
 }
 
@@ -559,9 +562,13 @@ func (rn *runner) userLoop(ctx context.Context, c *class, seed uint64) {
 		c.onStart(ctx, u)
 	}
 	for ctx.Err() == nil {
+		started := time.Now()
 		c.pick(u.r).do(ctx, u)
 		if c.waitMax > 0 {
 			w := c.waitMin + time.Duration(u.r.Int64N(int64(c.waitMax-c.waitMin)+1))
+			if c.paced {
+				w -= time.Since(started)
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(w):
