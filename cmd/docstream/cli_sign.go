@@ -48,16 +48,17 @@ func newSignCmd(e *env) *cobra.Command {
 }
 
 func newSearchCmd(e *env) *cobra.Command {
-	var status, createdBy string
+	var status, createdBy, signing string
 	var from, size int
 	cmd := &cobra.Command{
 		Use:   "search [QUERY]",
-		Short: "Full-text search over documents (title, content), with --status/--created-by filters",
+		Short: "Full-text search over documents (title, content), with --status/--created-by/--signing-status filters",
 		Args:  cobra.MaximumNArgs(1),
 	}
 	cf := bindClientFlags(cmd)
 	cmd.Flags().StringVar(&status, "status", "", "only documents with this status")
 	cmd.Flags().StringVar(&createdBy, "created-by", "", "only documents by this author")
+	cmd.Flags().StringVar(&signing, "signing-status", "", "only documents whose newest signing request is in this state (draft, sent, in_progress, completed, declined, expired, cancelled)")
 	cmd.Flags().IntVar(&from, "from", 0, "hits to skip")
 	cmd.Flags().IntVar(&size, "size", 10, "hits to show")
 	config.NoEnv(cmd.Flags())
@@ -66,7 +67,7 @@ func newSearchCmd(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		q := api.SearchRequest{From: from, Size: size, Status: api.Status(status), CreatedBy: createdBy}
+		q := api.SearchRequest{From: from, Size: size, Status: api.Status(status), CreatedBy: createdBy, SigningStatus: api.RequestState(signing)}
 		if len(args) == 1 {
 			q.Query = args[0]
 		}

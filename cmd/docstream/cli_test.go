@@ -230,11 +230,11 @@ func TestSignAndSearch(t *testing.T) {
 	if !strings.Contains(out, "Ebrahim Emad <ebemad@client.com>") {
 		t.Fatalf("sign output %s", out)
 	}
-	out, _, err = cli(t, srv.URL, "search", "sales", "--status", "signed")
+	out, _, err = cli(t, srv.URL, "search", "sales", "--status", "signed", "--signing-status", "completed")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q := seen()[1].Query; q != "from=0&q=sales&size=10&status=signed" {
+	if q := seen()[1].Query; q != "from=0&q=sales&signing_status=completed&size=10&status=signed" {
 		t.Fatalf("search query %s", q)
 	}
 	if !strings.Contains(out, "1 found") || !strings.Contains(out, "<mark>Sales</mark> Agreement") {
