@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -106,7 +105,6 @@ type toolRun struct {
 	broken    string // why its stderr says the PDF is broken (brokenPDF), seen anywhere in it
 	truncated bool   // the output cap was reached and the tool stopped
 	err       error
-	cpuLimit  time.Duration // the CPU limit it ran under (0: none)
 }
 
 // tool runs path with args under the job's limits (prlimit), reading at
@@ -138,8 +136,7 @@ func tool(job Job, outCap int64, path string, args ...string) toolRun {
 	if err := cmd.Start(); err != nil {
 		return toolRun{err: err}
 	}
-	// Through prlimit, or inherited from the child's own RLIMIT_CPU.
-	r := toolRun{cpuLimit: job.Limits.CPU}
+	var r toolRun
 	r.out, err = io.ReadAll(io.LimitReader(stdout, outCap+1))
 	if int64(len(r.out)) > outCap {
 		r.out, r.truncated = r.out[:outCap], true
@@ -159,7 +156,9 @@ func tool(job Job, outCap int64, path string, args ...string) toolRun {
 }
 
 // toolFailure names why a tool failed; ok is false when it did not.
-func toolFailure(what string, r toolRun) (Result, bool) {
+// job's CPU limit is the tool's too: through prlimit, or inherited from the
+// child's own RLIMIT_CPU.
+func toolFailure(job Job, what string, r toolRun) (Result, bool) {
 	if r.err == nil {
 		// pdftoppm reports a page too large to rasterise under the memory
 		// limit with "Out of memory" and exit status 0, writing an empty
@@ -178,7 +177,7 @@ func toolFailure(what string, r toolRun) (Result, bool) {
 	switch {
 	case outOfMemory(r.stderr):
 		return failed(ReasonMemory, "%s: memory limit reached: %s", what, lastLine(r.stderr)), true
-	case ws.Signaled() && killedFromOutside(ws.Signal(), ee.ProcessState, r.cpuLimit):
+	case ws.Signaled() && killedFromOutside(ws.Signal(), ee.ProcessState, job.Limits.CPU):
 		return outsideKill(what, ws.Signal(), ee.ProcessState), true
 	case ws.Signaled() && (ws.Signal() == syscall.SIGXCPU || ws.Signal() == syscall.SIGKILL):
 		return failed(ReasonTimeout, "%s: CPU limit reached (%v)", what, ws.Signal()), true
@@ -249,7 +248,7 @@ func (s *toolStderr) String() string { return string(s.tail[max(0, len(s.tail)-s
 
 func extractPDF(job Job, t *text) Result {
 	info := tool(job, 64<<10, job.Tools.PDFInfo, job.Input)
-	if res, bad := toolFailure("pdfinfo", info); bad {
+	if res, bad := toolFailure(job, "pdfinfo", info); bad {
 		return res
 	}
 	m := pagesRe.FindSubmatch(info.out)
@@ -270,7 +269,7 @@ func extractPDF(job Job, t *text) Result {
 	// Without -q: poppler reports some broken structures only on stderr
 	// and then exits 0 as if the pages were empty (see brokenPDF).
 	txt := tool(job, t.cap, job.Tools.PDFToText, "-enc", "UTF-8", "-l", strconv.Itoa(n), job.Input, "-")
-	if r, bad := toolFailure("pdftotext", txt); bad {
+	if r, bad := toolFailure(job, "pdftotext", txt); bad {
 		return r
 	}
 	if why := txt.broken; why != "" {
@@ -284,7 +283,7 @@ func extractPDF(job Job, t *text) Result {
 	// The thumbnail: the first page scaled to ThumbSize on its longest side.
 	prefix := filepath.Join(job.OutDir, "thumb")
 	thumb := tool(job, 1<<10, job.Tools.PDFToPPM, "-q", "-png", "-f", "1", "-l", "1", "-scale-to", strconv.Itoa(thumbSize(job)), "-singlefile", job.Input, prefix)
-	if r, bad := toolFailure("pdftoppm", thumb); bad && (r.Reason == ReasonTimeout || r.Reason == ReasonMemory) {
+	if r, bad := toolFailure(job, "pdftoppm", thumb); bad && (r.Reason == ReasonTimeout || r.Reason == ReasonMemory) {
 		return r
 	}
 	// Image-only pages (scans): no text at all, so read them with OCR.
@@ -292,11 +291,11 @@ func extractPDF(job Job, t *text) Result {
 		for p := 1; p <= min(n, max(job.Limits.OCRPages, 1)) && !t.full(); p++ {
 			page := filepath.Join(job.OutDir, "page")
 			ras := tool(job, 1<<10, job.Tools.PDFToPPM, "-q", "-png", "-gray", "-r", "200", "-f", strconv.Itoa(p), "-l", strconv.Itoa(p), "-singlefile", job.Input, page)
-			if r, bad := toolFailure("pdftoppm", ras); bad {
+			if r, bad := toolFailure(job, "pdftoppm", ras); bad {
 				return r
 			}
 			ocr := tool(job, t.cap, job.Tools.Tesseract, page+".png", "stdout", "-l", languages(job), "--psm", "3")
-			if r, bad := toolFailure("tesseract", ocr); bad {
+			if r, bad := toolFailure(job, "tesseract", ocr); bad {
 				return r
 			}
 			t.WriteString(string(ocr.out))

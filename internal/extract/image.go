@@ -30,7 +30,7 @@ func extractImage(job Job, t *text) Result {
 	}
 	res := Result{Kind: kind, Pages: 1}
 	ocr := tool(job, t.cap, job.Tools.Tesseract, job.Input, "stdout", "-l", languages(job), "--psm", "3")
-	if r, bad := toolFailure("tesseract", ocr); bad {
+	if r, bad := toolFailure(job, "tesseract", ocr); bad {
 		return r
 	}
 	t.WriteString(string(ocr.out))
