@@ -318,8 +318,15 @@ func (e *Engine) publisher(work <-chan batch, errc chan<- error, inflight *atomi
 	// confirmer gives a batch's share back once it is done with it. A batch
 	// larger than the window (--cdc-max-batch above it) takes all of it.
 	window := semaphore.NewWeighted(publishWindow)
-	// Room for the window's batches; watermark-only batches take no room
-	// in the window and queue here.
+	// The batches sent and not yet confirmed, in order. Its capacity is a
+	// second bound beside the window, in batches: with batches of
+	// --cdc-max-batch (1,000) the window binds first (12 in flight); 64
+	// binds only when batches average under publishWindow/64 ≈ 190 events
+	// (a trickle of small transactions, which acks keep up with) or are
+	// watermark-only (no room in the window). The publisher then waits for
+	// the oldest batch's acks: 64 round trips in flight hide the bus's
+	// latency as well as the window does. A full queue is backpressure,
+	// never a deadlock: the confirmer drains it without the publisher.
 	sentq := make(chan sent, 64)
 	done := make(chan struct{})
 	go func() {
