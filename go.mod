@@ -50,7 +50,10 @@ require github.com/abadojack/whatlanggo v1.0.1
 
 require github.com/go-pdf/fpdf v0.9.0
 
-require github.com/yuin/goldmark v1.8.7
+require (
+	github.com/go-redis/redis_rate/v10 v10.0.1
+	github.com/yuin/goldmark v1.8.7
+)
 
 require (
 	github.com/bmatcuk/doublestar/v4 v4.10.4 // indirect

@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
 )
 
@@ -219,6 +220,16 @@ func decode(resp *http.Response, out any) error {
 		return fmt.Errorf("client: unexpected answer from %s %s: %w", resp.Request.Method, redact(resp.Request.URL), err)
 	}
 	return nil
+}
+
+// written calls a route that changes something, decodes its answer into
+// out and returns the answer's X-Commit-LSN.
+func (c *Client) written(ctx context.Context, method, path string, body, out any) (uint64, error) {
+	h, err := c.call(ctx, method, path, nil, body, out)
+	if err != nil {
+		return 0, err
+	}
+	return commitLSN(h, api.CommitLSNHeader), nil
 }
 
 // commitLSN reads X-Commit-LSN (0 when absent or malformed).

@@ -11,12 +11,23 @@ import (
 // service then moves the document to signed; the answer's
 // DocumentStatusUpdate says whether that is done (applied), still being
 // retried (pending) or refused (failed).
-func (c *Client) CreateSignature(ctx context.Context, req api.CreateSignatureRequest) (*api.Signature, error) {
-	var s api.Signature
-	if _, err := c.call(ctx, http.MethodPost, "/signatures", nil, req, &s); err != nil {
+func (c *Client) CreateSignature(ctx context.Context, req api.CreateSignatureRequest) (*WrittenSignature, error) {
+	var out WrittenSignature
+	var err error
+	if out.CommitLSN, err = c.written(ctx, http.MethodPost, "/signatures", req, &out.Signature); err != nil {
 		return nil, err
 	}
-	return &s, nil
+	return &out, nil
+}
+
+// WrittenSignature is a signature as POST /signatures answered it, with
+// the answer's X-Commit-LSN.
+type WrittenSignature struct {
+	api.Signature
+	// CommitLSN, as MinLSN of a search, shows the signature and, when
+	// DocumentStatusUpdate is "applied", the document's signed status; a
+	// pending update commits later, when the signature service retries it.
+	CommitLSN uint64 `json:"-"`
 }
 
 // GetSignature returns one signature (GET /signatures/{id}).

@@ -29,13 +29,7 @@ type WrittenInvitation struct {
 // documentID's current content (POST /documents/{id}/signing-requests;
 // needs own). Unless req.Draft, invitations go out at once.
 func (c *Client) CreateSigningRequest(ctx context.Context, documentID string, req api.CreateSigningRequest) (*WrittenSigningRequest, error) {
-	var out WrittenSigningRequest
-	h, err := c.call(ctx, http.MethodPost, idPath("documents", documentID, "signing-requests"), nil, req, &out.SigningRequest)
-	if err != nil {
-		return nil, err
-	}
-	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
-	return &out, nil
+	return c.writeSigningRequest(ctx, http.MethodPost, idPath("documents", documentID, "signing-requests"), req)
 }
 
 // DocumentSigningRequests lists a document's signing requests, newest
@@ -76,12 +70,28 @@ func (c *Client) ResendSigningRequest(ctx context.Context, id string) (*WrittenS
 }
 
 func (c *Client) requestOp(ctx context.Context, id, op string) (*WrittenSigningRequest, error) {
+	return c.writeSigningRequest(ctx, http.MethodPost, idPath("signing-requests", id, op), struct{}{})
+}
+
+// writeSigningRequest calls a route that changes a signing request and
+// answers it.
+func (c *Client) writeSigningRequest(ctx context.Context, method, path string, body any) (*WrittenSigningRequest, error) {
 	var out WrittenSigningRequest
-	h, err := c.call(ctx, http.MethodPost, idPath("signing-requests", id, op), nil, struct{}{}, &out.SigningRequest)
-	if err != nil {
+	var err error
+	if out.CommitLSN, err = c.written(ctx, method, path, body, &out.SigningRequest); err != nil {
 		return nil, err
 	}
-	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
+	return &out, nil
+}
+
+// writeInvitation calls a route that records a view of or an action on an
+// invitation and answers the invitation.
+func (c *Client) writeInvitation(ctx context.Context, method, path string, body any) (*WrittenInvitation, error) {
+	var out WrittenInvitation
+	var err error
+	if out.CommitLSN, err = c.written(ctx, method, path, body, &out.Invitation); err != nil {
+		return nil, err
+	}
 	return &out, nil
 }
 
@@ -94,37 +104,19 @@ func (c *Client) SigningCertificate(ctx context.Context, id string) (*Content, e
 // SigningInvitation is what a signed-in recipient's invitation shows, and
 // records that they viewed it (GET /signing-requests/{rid}/invitation).
 func (c *Client) SigningInvitation(ctx context.Context, id string) (*WrittenInvitation, error) {
-	var out WrittenInvitation
-	h, err := c.call(ctx, http.MethodGet, idPath("signing-requests", id, "invitation"), nil, nil, &out.Invitation)
-	if err != nil {
-		return nil, err
-	}
-	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
-	return &out, nil
+	return c.writeInvitation(ctx, http.MethodGet, idPath("signing-requests", id, "invitation"), nil)
 }
 
 // ActOnSigningRequest signs, approves or declines ("sign", "approve",
 // "decline") as the signed-in recipient whose verified email is on the
 // request (POST /signing-requests/{rid}/{action}).
 func (c *Client) ActOnSigningRequest(ctx context.Context, id, action string, req api.InvitationAction) (*WrittenInvitation, error) {
-	var out WrittenInvitation
-	h, err := c.call(ctx, http.MethodPost, idPath("signing-requests", id, url.PathEscape(action)), nil, req, &out.Invitation)
-	if err != nil {
-		return nil, err
-	}
-	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
-	return &out, nil
+	return c.writeInvitation(ctx, http.MethodPost, idPath("signing-requests", id, url.PathEscape(action)), req)
 }
 
 // ViewInvitation opens an invitation link's token (GET /invitations/{token}).
 func (c *Client) ViewInvitation(ctx context.Context, token string) (*WrittenInvitation, error) {
-	var out WrittenInvitation
-	h, err := c.call(ctx, http.MethodGet, idPath("invitations", token), nil, nil, &out.Invitation)
-	if err != nil {
-		return nil, err
-	}
-	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
-	return &out, nil
+	return c.writeInvitation(ctx, http.MethodGet, idPath("invitations", token), nil)
 }
 
 // InvitationContent streams the pinned content an invitation shows
@@ -136,13 +128,7 @@ func (c *Client) InvitationContent(ctx context.Context, token string) (*Content,
 // ActOnInvitation signs, approves or declines with an invitation token
 // (POST /invitations/{token}/{action}); the action uses the invitation up.
 func (c *Client) ActOnInvitation(ctx context.Context, token, action string, req api.InvitationAction) (*WrittenInvitation, error) {
-	var out WrittenInvitation
-	h, err := c.call(ctx, http.MethodPost, idPath("invitations", token, url.PathEscape(action)), nil, req, &out.Invitation)
-	if err != nil {
-		return nil, err
-	}
-	out.CommitLSN = commitLSN(h, api.CommitLSNHeader)
-	return &out, nil
+	return c.writeInvitation(ctx, http.MethodPost, idPath("invitations", token, url.PathEscape(action)), req)
 }
 
 // stream GETs path and returns the body to read.

@@ -72,7 +72,7 @@ func (c *Shared) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL for queries; may point at PgBouncer (transaction pooling)")
 	fs.StringVar(&c.DirectDatabaseURL, "direct-database-url", c.DirectDatabaseURL, "PostgreSQL URL reaching the server directly, for migrations (advisory lock) and WAL replication; default: --database-url")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "connections per process in the query pool (at least 1)")
-	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (cache and view analytics); empty: no cache, no analytics")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL (cache, view analytics, and the signing mail rate limit shared by every signature instance); empty: no cache, no analytics, and the signature target refuses to start")
 	fs.StringVar(&c.BlobURL, "blob-url", c.BlobURL, "object storage: file:///dir or s3://?endpoint=…&use_path_style=true; default: file://<data-dir>/blobs")
 	fs.StringVar(&c.BusURL, "bus-url", c.BusURL, "event bus: nats://host:port, kafka://host:port,…; default: NATS JetStream embedded in <data-dir>/nats")
 	fs.StringVar(&c.BusListen, "bus-listen", c.BusListen, "embedded NATS: address it also listens on so the CLI and other processes can attach (not 4222, to leave a standard NATS alone); empty: in-process only")

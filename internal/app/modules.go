@@ -113,7 +113,7 @@ func Modules() []*Module {
 		{
 			Name:     "signature",
 			Deps:     []string{"document"},
-			Needs:    []Resource{PGPool, BucketOf(signature.Bucket), BucketOf(document.Bucket), Auth},
+			Needs:    []Resource{PGPool, Redis, BucketOf(signature.Bucket), BucketOf(document.Bucket), Auth},
 			Flags:    func(c *Config, fs *pflag.FlagSet) { c.Signature.RegisterFlags(fs) },
 			Metrics:  signature.RegisterMetrics,
 			Validate: func(c *Config) error { return c.Signature.Validate() },
@@ -362,8 +362,17 @@ func startSignature(ctx context.Context, c *Config, r *Resources) error {
 	} else {
 		log.Warn("no --signing-smtp-url: signing mails, invitation links included, are written to standard error (development only)")
 	}
+	rdb, err := r.Redis()
+	if err != nil {
+		return err
+	}
+	if rdb == nil {
+		// The mail rate limit is counted in Redis so that every instance
+		// charges one count per principal.
+		return errors.New("the signature target counts signing mails per principal in Redis, shared by its instances: set --redis-url (REDIS_URL)")
+	}
 	cfg.Workflow = signature.NewWorkflow(svc, docs, notifier, signature.WorkflowOptions{
-		PublicURL: cfg.Signing.PublicURL, MailPerMinute: cfg.Signing.MailPerMinute})
+		PublicURL: cfg.Signing.PublicURL, MailPerMinute: cfg.Signing.MailPerMinute, Redis: rdb})
 	handler := signature.NewServer(svc, cfg, log)
 	r.Go("signature http", func(ctx context.Context) error { return httpx.Serve(ctx, ln, handler, log, c.Shared.HTTP) })
 	r.Go("signing scheduler", signature.NewScheduler(cfg.Workflow, cfg.Signing.Scheduler).Run)

@@ -82,7 +82,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Signing.PublicURL, "public-url", c.Signing.PublicURL, "public base URL of docstream (the gateway) that invitation links mailed to signing recipients start with")
 	fs.StringVar(&c.Signing.SMTPURL, "signing-smtp-url", c.Signing.SMTPURL, "SMTP server that signing invitations are sent through, smtp://[user:password@]host:port (empty: the log notifier writes each mail, links included, to standard error: for development only)")
 	fs.StringVar(&c.Signing.MailFrom, "signing-mail-from", c.Signing.MailFrom, "From address of signing mails")
-	fs.IntVar(&c.Signing.MailPerMinute, "signing-mail-per-minute", c.Signing.MailPerMinute, "invitation mails one principal (or client address) may cause per minute by creating, sending or resending signing requests (must be > 0)")
+	fs.IntVar(&c.Signing.MailPerMinute, "signing-mail-per-minute", c.Signing.MailPerMinute, "signing mails one principal (or client address) may cause per minute by sending or resending signing requests (a draft is counted when sent), counted in Redis and shared by every instance (must be > 0)")
 	fs.DurationVar(&c.Signing.Scheduler.Interval, "signing-scheduler-interval", c.Signing.Scheduler.Interval, "how often the signing scheduler polls its due-table for notifications, reminders, expiries and status updates (must be > 0)")
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/auth"
+	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/logging"
 	"github.com/docstream/docstream/internal/testenv"
 )
@@ -157,4 +158,179 @@ func TestAFailedCreateDoesNotSpendTheMailQuota(t *testing.T) {
 			t.Fatalf("%s: %d, want %d", c.what, got, c.want)
 		}
 	}
+}
+
+// mustLimited asserts a 429 rate_limited answer with a Retry-After of
+// 1..60 s.
+func mustLimited(t *testing.T, what string, resp *http.Response) {
+	t.Helper()
+	defer resp.Body.Close()
+	var body struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	after, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if resp.StatusCode != http.StatusTooManyRequests || body.Error.Code != "rate_limited" || err != nil || after < 1 || after > 60 {
+		t.Fatalf("%s: %d %q Retry-After %q, want 429 rate_limited with 1..60 s", what, resp.StatusCode, body.Error.Code, resp.Header.Get("Retry-After"))
+	}
+}
+
+// asAlice is a call by alice to instance in.
+func asAlice(t *testing.T, in *wfInstance, method, path string, body any) *http.Response {
+	t.Helper()
+	return testenv.Do(t, method, in.url+path, body, nil, testPrincipal, principalJSON(alice))
+}
+
+var twoSigners = api.CreateSigningRequest{Recipients: []api.RecipientInput{
+	{Email: "a@example.com", Role: api.RoleSigner}, {Email: "b@example.com", Role: api.RoleSigner}}}
+
+// The mail count is kept in Redis: two instances sharing one Redis charge
+// one count per principal, and an instance started later (a restart) does
+// not hand out a fresh allowance. With --signing-mail-per-minute 3, two
+// mails through instance A and two more through instance B are refused
+// with 429 and Retry-After, as is the same through a third instance.
+func TestTwoInstancesShareOneMailCount(t *testing.T) {
+	e := newEnv(t)
+	o := wfOptions{notifier: &LogNotifier{W: &testenv.SyncBuffer{}}, mailPerMinute: 3}
+	a, b := e.startWorkflowWith(t, o), e.startWorkflowWith(t, o)
+	d1, d2 := e.createDocument(t, "One", "1"), e.createDocument(t, "Two", "2")
+	if resp := asAlice(t, a, "POST", "/documents/"+d1.ID+"/signing-requests", twoSigners); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("2 mails through instance A: %d", resp.StatusCode)
+	}
+	mustLimited(t, "2 more mails through instance B (4 of 3)", asAlice(t, b, "POST", "/documents/"+d2.ID+"/signing-requests", twoSigners))
+	a.stop()
+	c := e.startWorkflowWith(t, o)
+	mustLimited(t, "2 more mails through an instance started since (4 of 3)", asAlice(t, c, "POST", "/documents/"+d2.ID+"/signing-requests", twoSigners))
+	var open int
+	if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM signing.signing_requests WHERE document_id = $1`, d2.ID).Scan(&open); err != nil || open != 0 {
+		t.Fatalf("requests on the refused document: %d %v, want 0", open, err)
+	}
+}
+
+// When Redis is down the limiter fails closed (see mailLimiter): a call
+// that would mail answers 503 and opens nothing; one that mails nobody (a
+// draft) goes through.
+func TestTheMailLimiterFailsClosedWithoutRedis(t *testing.T) {
+	e := newEnv(t)
+	r, err := localstack.StartRedis(t.Context(), testenv.TempDir(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := e.startWorkflowWith(t, wfOptions{notifier: &LogNotifier{W: &testenv.SyncBuffer{}}, redisURL: r.URL()})
+	d1, d2 := e.createDocument(t, "One", "1"), e.createDocument(t, "Two", "2")
+	if resp := asAlice(t, in, "POST", "/documents/"+d1.ID+"/signing-requests", twoSigners); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("with Redis up: %d", resp.StatusCode)
+	}
+	r.Stop()
+	if resp := asAlice(t, in, "POST", "/documents/"+d2.ID+"/signing-requests", twoSigners); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("with Redis down: %d, want 503", resp.StatusCode)
+	}
+	draft := twoSigners
+	draft.Draft = true
+	var req api.SigningRequest
+	if code := testenv.Do(t, "POST", in.url+"/documents/"+d2.ID+"/signing-requests", draft, &req, testPrincipal, principalJSON(alice)).StatusCode; code != http.StatusCreated {
+		t.Fatalf("a draft with Redis down: %d", code)
+	}
+	if resp := asAlice(t, in, "POST", "/signing-requests/"+req.ID+"/send", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("sending it with Redis down: %d, want 503", resp.StatusCode)
+	}
+	if got := in.request(t, req.ID); got.State != api.RequestDraft {
+		t.Fatalf("the refused send: request %s, want draft", got.State)
+	}
+}
+
+// A draft mails nobody: creating one charges nothing, sending it charges
+// its recipients once.
+func TestADraftIsChargedWhenSentNotWhenCreated(t *testing.T) {
+	e := newEnv(t)
+	in := e.startWorkflowWith(t, wfOptions{notifier: &LogNotifier{W: &testenv.SyncBuffer{}}, mailPerMinute: 2})
+	draft := twoSigners
+	draft.Draft = true
+	var ids []string
+	for _, title := range []string{"One", "Two"} {
+		d := e.createDocument(t, title, title)
+		var req api.SigningRequest
+		if code := testenv.Do(t, "POST", in.url+"/documents/"+d.ID+"/signing-requests", draft, &req, testPrincipal, principalJSON(alice)).StatusCode; code != http.StatusCreated {
+			t.Fatalf("draft %s (2 recipients, limit 2): %d", title, code)
+		}
+		ids = append(ids, req.ID)
+	}
+	if resp := asAlice(t, in, "POST", "/signing-requests/"+ids[0]+"/send", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sending the first draft (2 mails of 2): %d", resp.StatusCode)
+	}
+	mustLimited(t, "sending the second draft (4 mails of 2)", asAlice(t, in, "POST", "/signing-requests/"+ids[1]+"/send", nil))
+}
+
+// failWrites makes every insert into table whose column col equals val
+// fail, as a database fault after the mail quota was charged would; the
+// returned function lifts it.
+func failWrites(t *testing.T, e *env, table, col, val string) func() {
+	t.Helper()
+	fn := "fail_" + strings.ReplaceAll(table, ".", "_")
+	if _, err := e.pool.Exec(t.Context(), `CREATE FUNCTION `+fn+`() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.`+col+` = '`+val+`' THEN RAISE EXCEPTION 'injected fault'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER injected_fault BEFORE INSERT ON `+table+` FOR EACH ROW EXECUTE FUNCTION `+fn+`()`); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if _, err := e.pool.Exec(t.Context(), `DROP TRIGGER injected_fault ON `+table+`; DROP FUNCTION `+fn+`()`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A send or resend whose transaction fails mails nobody, so it gives the
+// quota it charged back: with a limit of 2, two failed sends of a draft
+// for 2 (4 mails were they kept) leave the whole quota to the send that
+// works; two failed resends for 1 leave room for two resends that work.
+func TestAFailedSendOrResendDoesNotSpendTheMailQuota(t *testing.T) {
+	e := newEnv(t)
+	in := e.startWorkflowWith(t, wfOptions{notifier: &LogNotifier{W: &testenv.SyncBuffer{}}, mailPerMinute: 2})
+	failed := func(what string, resp *http.Response) {
+		t.Helper()
+		resp.Body.Close()
+		if resp.StatusCode < 500 {
+			t.Fatalf("%s: %d, want the injected fault's 5xx (a 429 means an earlier failure kept its charge)", what, resp.StatusCode)
+		}
+	}
+
+	t.Run("send", func(t *testing.T) {
+		d := e.createDocument(t, "Draft", "draft")
+		draft := twoSigners
+		draft.Draft = true
+		var req api.SigningRequest
+		if code := testenv.Do(t, "POST", in.url+"/documents/"+d.ID+"/signing-requests", draft, &req, testPrincipal, principalJSON(alice)).StatusCode; code != http.StatusCreated {
+			t.Fatalf("draft: %d", code)
+		}
+		lift := failWrites(t, e, "signing.due", "kind", "doc_status")
+		failed("a send that fails", asAlice(t, in, "POST", "/signing-requests/"+req.ID+"/send", nil))
+		failed("a second send that fails", asAlice(t, in, "POST", "/signing-requests/"+req.ID+"/send", nil))
+		lift()
+		if resp := asAlice(t, in, "POST", "/signing-requests/"+req.ID+"/send", nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("the send that works (2 mails of 2): %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("resend", func(t *testing.T) {
+		// bob's own count: alice's is spent by the send above.
+		asBob := func(method, path string, body any, out any) *http.Response {
+			return testenv.Do(t, method, in.url+path, body, out, testPrincipal, principalJSON(bob))
+		}
+		d := e.createDocument(t, "Resent", "resent")
+		var req api.SigningRequest
+		if resp := asBob("POST", "/documents/"+d.ID+"/signing-requests",
+			api.CreateSigningRequest{Recipients: []api.RecipientInput{{Email: "c@example.com", Role: api.RoleSigner}}}, &req); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("create (1 mail of 2): %d", resp.StatusCode)
+		}
+		lift := failWrites(t, e, "audit.entries", "type", "signing_request.resent")
+		failed("a resend that fails", asBob("POST", "/signing-requests/"+req.ID+"/resend", nil, nil))
+		failed("a second resend that fails", asBob("POST", "/signing-requests/"+req.ID+"/resend", nil, nil))
+		lift()
+		if resp := asBob("POST", "/signing-requests/"+req.ID+"/resend", nil, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("the resend that works (2 mails of 2): %d", resp.StatusCode)
+		}
+		mustLimited(t, "one more resend (3 mails of 2)", asBob("POST", "/signing-requests/"+req.ID+"/resend", nil, nil))
+	})
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -442,52 +441,3 @@ func invitationMail(r *SigningRequest, rc *api.Recipient, title, link, prefix st
 	}
 	return Mail{To: []string{rc.Email}, Subject: fmt.Sprintf("%sPlease %s: %s", prefix, verb, title), Text: b.String()}
 }
-
-// limiter is a fixed-window counter per key: at most n units per window.
-type limiter struct {
-	mu     sync.Mutex
-	n      int
-	window time.Duration
-	start  time.Time
-	used   map[string]int
-	now    func() time.Time
-}
-
-func newLimiter(n int, window time.Duration) *limiter {
-	return &limiter{n: n, window: window, used: map[string]int{}, now: time.Now}
-}
-
-// allow charges units to key, or refuses them and says how long until the
-// window ends and the key's count starts again. refund gives the units
-// back (the change that would have sent the mails did not commit); once
-// the window has moved on it does nothing, the charge having gone with it.
-func (l *limiter) allow(key string, units int) (ok bool, retryAfter time.Duration, refund func()) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	if now.Sub(l.start) >= l.window {
-		l.start, l.used = now, map[string]int{}
-	}
-	if l.used[key]+units > l.n {
-		return false, l.start.Add(l.window).Sub(now), func() {}
-	}
-	l.used[key] += units
-	start := l.start
-	var once sync.Once
-	return true, 0, func() {
-		once.Do(func() {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			if l.start.Equal(start) {
-				l.used[key] = max(0, l.used[key]-units)
-			}
-		})
-	}
-}
-
-// retryAfter is the cause of a 429: httpx.RespondErr sends it as the
-// Retry-After header.
-type retryAfter time.Duration
-
-func (r retryAfter) Error() string             { return "retry after " + time.Duration(r).String() }
-func (r retryAfter) RetryAfter() time.Duration { return time.Duration(r) }

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 
 	"github.com/docstream/docstream/api"
@@ -78,6 +79,8 @@ type wfOptions struct {
 	// principal header.
 	required bool
 	log      *slog.Logger // nil: testLog()
+	// redisURL is the Redis of the mail counts (empty: the package's).
+	redisURL string
 }
 
 func (e *env) startWorkflowWith(t *testing.T, o wfOptions) *wfInstance {
@@ -106,7 +109,19 @@ func (e *env) startWorkflowWith(t *testing.T, o wfOptions) *wfInstance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wf := NewWorkflow(svc, docs, o.notifier, WorkflowOptions{PublicURL: "http://docs.test.invalid", MailPerMinute: o.mailPerMinute})
+	redisURL := o.redisURL
+	if redisURL == "" {
+		redisURL = testenv.Redis().URL()
+	}
+	ropts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(ropts)
+	// One count per test, shared by the test's instances (the package's
+	// tests share one Redis).
+	wf := NewWorkflow(svc, docs, o.notifier, WorkflowOptions{PublicURL: "http://docs.test.invalid", MailPerMinute: o.mailPerMinute,
+		Redis: rdb, MailKeyPrefix: mailKeyPrefix + e.dbURL + ":"})
 	cfg := DefaultConfig()
 	cfg.Workflow = wf
 	srv := httptest.NewServer(withTestPrincipal(NewServer(svc, cfg, log)))
@@ -124,6 +139,7 @@ func (e *env) startWorkflowWith(t *testing.T, o wfOptions) *wfInstance {
 			<-done
 			conn.Close()
 			docs.Close()
+			rdb.Close()
 		})
 	}}
 	t.Cleanup(in.stop)

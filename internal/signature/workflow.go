@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 	gcblob "gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
@@ -57,7 +58,7 @@ type Workflow struct {
 	content   ContentStore
 	notifier  Notifier
 	publicURL string
-	limiter   *limiter
+	limiter   *mailLimiter
 	log       *slog.Logger
 	kick      chan struct{} // wakes the scheduler after a commit that made a job due
 	now       func() time.Time
@@ -69,8 +70,13 @@ type WorkflowOptions struct {
 	// (--public-url), e.g. https://docs.example.com.
 	PublicURL string
 	// MailPerMinute bounds the mails one principal (or client address) may
-	// cause per minute by creating or resending requests.
+	// cause per minute by sending or resending requests.
 	MailPerMinute int
+	// Redis keeps the mail counts, shared by every instance (required).
+	Redis redis.UniversalClient
+	// MailKeyPrefix prefixes the counts' keys (empty: mailKeyPrefix);
+	// instances that share one count share it.
+	MailKeyPrefix string
 }
 
 // NewWorkflow returns the workflow over svc's database and document
@@ -80,10 +86,13 @@ func NewWorkflow(svc *Service, content ContentStore, n Notifier, opts WorkflowOp
 	if opts.MailPerMinute <= 0 {
 		opts.MailPerMinute = 30
 	}
+	if opts.MailKeyPrefix == "" {
+		opts.MailKeyPrefix = mailKeyPrefix
+	}
 	return &Workflow{
 		svc: svc, pool: svc.store.pool, content: content, notifier: n,
 		publicURL: strings.TrimRight(opts.PublicURL, "/"),
-		limiter:   newLimiter(opts.MailPerMinute, time.Minute),
+		limiter:   newMailLimiter(opts.Redis, opts.MailPerMinute, opts.MailKeyPrefix, svc.log),
 		log:       svc.log, kick: make(chan struct{}, 1), now: time.Now,
 	}
 }
@@ -156,9 +165,12 @@ func (w *Workflow) Create(ctx context.Context, docID string, body api.CreateSign
 	if err != nil {
 		return nil, err
 	}
-	refund, err := w.limit(ctx, m, len(in.recipients))
-	if err != nil {
-		return nil, err
+	// A draft mails nobody until it is sent: Send charges it then.
+	refund := func() {}
+	if !in.draft {
+		if refund, err = w.limit(ctx, m, len(in.recipients)); err != nil {
+			return nil, err
+		}
 	}
 	p := auth.FromContext(ctx)
 	id := mustV7()
@@ -1031,17 +1043,13 @@ func mustV7() string {
 }
 
 // limit charges n mails to the caller (principal key, else client
-// address), refusing with 429 past the rate.
+// address), refusing with 429 past the rate (see mailLimiter).
 func (w *Workflow) limit(ctx context.Context, m Meta, n int) (refund func(), err error) {
 	key := auth.FromContext(ctx).Key()
 	if key == "" {
 		key = "ip:" + m.IP
 	}
-	ok, after, refund := w.limiter.allow(key, n)
-	if !ok {
-		return refund, apperr.Wrap(apperr.RateLimited, retryAfter(after), "too many invitation mails: at most %d a minute; retry after the time in Retry-After", w.limiter.n)
-	}
-	return refund, nil
+	return w.limiter.charge(ctx, key, n)
 }
 
 // readAll reads an object of the documents bucket whole (a mail attachment).
