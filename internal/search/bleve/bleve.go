@@ -95,6 +95,7 @@ type Index struct {
 	created *createdColumns
 	// changes counts the batches applied (search.Generational).
 	changes atomic.Uint64
+	mem     bool // OpenMem's index (not scorch)
 }
 
 var _ search.Index = (*Index)(nil)
@@ -185,7 +186,7 @@ func OpenMem() (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Index{idx: idx, created: newCreatedColumns()}, nil
+	return &Index{idx: idx, created: newCreatedColumns(), mem: true}, nil
 }
 
 func newMapping() mapping.IndexMapping {
@@ -477,6 +478,13 @@ func (x *Index) AppliedLSN(ctx context.Context) (uint64, error) {
 // content, each fuzzy with Elasticsearch's AUTO edit distance, its prefix
 // length and its bound on expansions (query.go).
 func textQuery(text string) query.Query {
+	q, _ := textQueryTerms(text)
+	return q
+}
+
+// textQueryTerms is textQuery and the record of the terms its clauses
+// search, filled while Bleve builds the searchers.
+func textQueryTerms(text string) (query.Query, *automata) {
 	dfas := &automata{}
 	fields := anyOf{
 		newFuzzyMatch(fTitle, text, 2),
@@ -486,7 +494,7 @@ func textQuery(text string) query.Query {
 	for _, f := range fields {
 		f.(*fuzzyMatch).dfas = dfas
 	}
-	return fields
+	return fields, dfas
 }
 
 // live wraps q so tombstones never match. Only a query that matches
@@ -542,7 +550,8 @@ func term(field, value string) *query.TermQuery {
 
 // Search implements search.Index.
 func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
-	must := []query.Query{textQuery(q.Text)}
+	text, searched := textQueryTerms(q.Text)
+	must := []query.Query{text}
 	if q.Status != "" {
 		must = append(must, term(fStatus, q.Status))
 	}
@@ -557,10 +566,17 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 	// Bleve ranks by score only; topK breaks ties by created_at, newest
 	// first, reading it only for the hits that need it (topk.go).
 	req.SortBy([]string{"-_score"})
-	req.Highlight = bleve.NewHighlight()
-	req.Highlight.AddField(fTitle)
-	req.Highlight.AddField(fContent)
+	hl := bleve.NewHighlight()
+	hl.AddField(fTitle)
+	hl.AddField(fContent)
 	top := newTopK(req, q.From, q.Size, x.created)
+	if x.mem {
+		// The in-memory index's fuzzy searcher does not say which terms it
+		// expanded to: the searchers read term vectors for every hit.
+		req.Highlight = hl
+	} else {
+		top.highlight(hl, searched)
+	}
 	res, err := x.idx.SearchInContext(top.context(ctx), req)
 	if err != nil {
 		return search.Result{}, fmt.Errorf("bleve search: %w", err)

@@ -64,9 +64,33 @@ func newFuzzyMatch(field, text string, boost float64) *fuzzyMatch {
 // one (for an 8-letter term at distance 2) was 28 % of a selective
 // search's CPU, and Bleve builds it again for every field it is asked
 // to expand the term in: the multi-field match builds it once per term.
+//
+// They also record the terms each field's clause searched (the query
+// words and their expansions), so that term vectors for highlighting are
+// read for the page's hits only (topK.finish), not for every hit.
 type automata struct {
-	mu    sync.Mutex
-	built map[string]*levenshtein.DFA
+	mu       sync.Mutex
+	built    map[string]*levenshtein.DFA
+	searched map[string][]string // by field
+}
+
+func (a *automata) record(field string, terms ...string) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.searched == nil {
+		a.searched = map[string][]string{}
+	}
+	a.searched[field] = append(a.searched[field], terms...)
+}
+
+// terms returns the terms searched in field.
+func (a *automata) terms(field string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.searched[field]
 }
 
 // levBuilders are the parametric automata for distances 1 and 2 (what
@@ -231,6 +255,7 @@ func (q *fuzzyMatch) termSearcher(ctx context.Context, r index.IndexReader, term
 	boost := q.boost.Value()
 	fuzziness := autoFuzziness(term)
 	if fuzziness == 0 {
+		q.dfas.record(q.field, term)
 		return searcher.NewTermSearcher(ctx, r, term, q.field, boost, opts)
 	}
 	fr, ok := r.(index.IndexReaderFuzzy)
@@ -256,6 +281,7 @@ func (q *fuzzyMatch) termSearcher(ctx context.Context, r index.IndexReader, term
 		return searcher.NewMatchNoneSearcher(r)
 	}
 	if len(cands) == 1 && cands[0].term == term {
+		q.dfas.record(q.field, term)
 		return searcher.NewTermSearcher(ctx, r, term, q.field, boost, opts)
 	}
 	if len(cands) > MaxExpansions {
@@ -272,6 +298,7 @@ func (q *fuzzyMatch) termSearcher(ctx context.Context, r index.IndexReader, term
 	for i, c := range cands {
 		terms[i], dists[i] = c.term, c.dist
 	}
+	q.dfas.record(q.field, terms...)
 	return searcher.NewMultiTermSearcherBoosted(ctx, r, terms, q.field, boost, dists, opts, true)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -79,6 +80,7 @@ func TestTopKRanksAsBleveSortWould(t *testing.T) {
 		{Text: "document", Size: 10, Status: "created"},
 		{Text: bench.Common[3], Size: 20},
 		{Text: "sales agreement", From: 7, Size: 13},
+		{Text: bench.Typo(bench.Rare[5], rand.New(rand.NewPCG(1, 1))) + " documnt", Size: 20},
 		{Text: "test", From: 2990, Size: 20},
 		{Text: "nothingmatchesthis", Size: 10},
 		{Text: "test", Size: 100},
@@ -103,9 +105,13 @@ func TestTopKRanksAsBleveSortWould(t *testing.T) {
 		for _, h := range got.Hits {
 			gotIDs = append(gotIDs, h.ID)
 		}
-		for _, ref := range []query.Query{allOf(must), live(bleve.NewConjunctionQuery(oldMust...))} {
+		for k, ref := range []query.Query{allOf(must), live(bleve.NewConjunctionQuery(oldMust...))} {
 			req := bleve.NewSearchRequestOptions(ref, q.Size, q.From, false)
 			req.SortBy([]string{"-_score", "-" + fCreatedAt})
+			// Highlights as Bleve makes them from every hit's term vectors.
+			req.Highlight = bleve.NewHighlight()
+			req.Highlight.AddField(fTitle)
+			req.Highlight.AddField(fContent)
 			want, err := x.idx.Search(req)
 			if err != nil {
 				t.Fatal(err)
@@ -116,6 +122,16 @@ func TestTopKRanksAsBleveSortWould(t *testing.T) {
 			}
 			if got.Total != int64(want.Total) || !slices.Equal(gotIDs, wantIDs) {
 				t.Errorf("%+v: total %d, want %d\n got %v\nwant %v", q, got.Total, want.Total, gotIDs, wantIDs)
+				continue
+			}
+			for i, h := range got.Hits {
+				wantHL := map[string][]string{}
+				for f, frags := range want.Hits[i].Fragments {
+					wantHL[f] = frags
+				}
+				if k == 0 && !reflect.DeepEqual(h.Highlights, wantHL) {
+					t.Errorf("%+v: %s highlights %v, want %v", q, h.ID, h.Highlights, wantHL)
+				}
 			}
 		}
 	}
