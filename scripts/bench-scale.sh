@@ -19,8 +19,10 @@
 #      USER_K (~0.11 % of the corpus), pgbench on the list's SQL with that
 #      user's readers filter, EXPLAIN ANALYZE of it;
 #   5. stop and remove the data directory (KEEP=1 keeps it).
-# Every step is bounded in time. Results: $WORK/results.md (one line per
-# figure with its load average), raw JSON and logs beside it.
+# Every dev runs with the search result cache off (--search-cache-entries
+# 0): the search goals are uncached. Every step is bounded in time.
+# Results: $WORK/results.md (one line per figure with its load average),
+# raw JSON and logs beside it.
 #
 # Environment: DS (a docstream binary; default: built into $WORK), WORK
 # (default /tmp/bench-scale), PORT (first of the ten ports used, default
@@ -60,7 +62,8 @@ DEV_PID=
 start_dev() { # start_dev <log> <args...>: docstream dev in the background, not waiting
 	local log=$1
 	shift
-	"$DS" dev --data-dir "$DATA" --log-level warn --gateway-rate-limit 0 "${PORTS[@]}" "$@" >"$log" 2>&1 &
+	# The search goals are uncached: the result cache is off.
+	"$DS" dev --data-dir "$DATA" --log-level warn --gateway-rate-limit 0 --search-cache-entries 0 "${PORTS[@]}" "$@" >"$log" 2>&1 &
 	DEV_PID=$!
 }
 wait_ready() { # wait_ready <host:port>: its /health/ready answers 200 (at most 5 minutes); sets DB
@@ -101,11 +104,13 @@ bench() {
 	note "| $N | $name | $(jq -r '"\(.ok_per_s | floor) 2xx/s, p50 \(.ok_latency_ms.p50) ms, p99 \(.ok_latency_ms.p99) ms, errors \(.errors)"' "$OUT/$name.json") | $(load) |"
 }
 
-# pgbench_floor <name> <sql>: the same SQL by pgbench, 64 clients.
+# pgbench_floor <name> <sql> [pgbench args]: the same SQL by pgbench, 64
+# clients, prepared as the service's pgx prepares it.
 pgbench_floor() {
 	local name=$1
 	echo "$2" >"$OUT/$name.sql"
-	timeout 5m pgbench -n -M prepared -c 64 -j 2 -T "${DURATION%s}" -f "$OUT/$name.sql" "$DB" >"$OUT/$name.txt" 2>&1 || true
+	shift 2
+	timeout 5m pgbench -n -M prepared -c 64 -j 2 -T "${DURATION%s}" "$@" -f "$OUT/$name.sql" "$DB" >"$OUT/$name.txt" 2>&1 || true
 	note "| $N | $name | pgbench 64 clients: $(grep -o 'tps = [0-9.]*' "$OUT/$name.txt" | head -1), $(grep -o 'latency average = [0-9.]* ms' "$OUT/$name.txt") | $(load) |"
 }
 
@@ -166,10 +171,20 @@ for N in "${SIZES[@]}"; do
 	SEES=$(psql "$DB" -Atc "SELECT count(*) FROM documents.documents WHERE readers && ARRAY['$OWNER']")
 	note "| $N | user$USER_K@bench.example may view | $SEES documents | $(load) |"
 	bench list-required list --document-url "http://$DOC" -c 64 --token "$TOKEN"
-	REQUIRED_SQL="SELECT $COLUMNS FROM documents.documents WHERE readers && ARRAY['$OWNER']::text[] ORDER BY created_at DESC, id DESC LIMIT 101;"
-	pgbench_floor list-required-floor "$REQUIRED_SQL"
-	psql "$DB" -c "EXPLAIN (ANALYZE, BUFFERS) $REQUIRED_SQL" >"$OUT/list-required-explain.txt" 2>&1 || true
-	note "| $N | required list plan | $(grep -m1 -o 'Bitmap Heap Scan\|Index Scan Backward using [a-z_]*\|Seq Scan' "$OUT/list-required-explain.txt"), $(grep -o 'Execution Time: .*' "$OUT/list-required-explain.txt") | $(load) |"
+	# As the service sends it: the caller's keys a parameter of a prepared
+	# statement (pgbench -M prepared sends :owner as $1).
+	REQUIRED_SQL="SELECT $COLUMNS FROM documents.documents WHERE readers && ARRAY[:owner]::text[] ORDER BY created_at DESC, id DESC LIMIT 101;"
+	pgbench_floor list-required-floor "$REQUIRED_SQL" -D "owner=$OWNER"
+	QUOTED="'$OWNER'"
+	psql "$DB" -c "EXPLAIN (ANALYZE, BUFFERS) ${REQUIRED_SQL/:owner/$QUOTED}" >"$OUT/list-required-explain.txt" 2>&1 || true
+	# The plan a prepared statement may switch to after five executions
+	# (generic: the keys unknown when planned).
+	psql "$DB" >>"$OUT/list-required-explain.txt" 2>&1 <<-SQL || true
+		SET plan_cache_mode = force_generic_plan;
+		PREPARE required_list(text) AS ${REQUIRED_SQL/:owner/\$1}
+		EXPLAIN (ANALYZE, BUFFERS) EXECUTE required_list($QUOTED);
+	SQL
+	note "| $N | required list plan (with the key / generic) | $(grep -o 'Bitmap Heap Scan\|Index Scan Backward using [a-z_]*\|Seq Scan' "$OUT/list-required-explain.txt" | paste -sd /), $(grep -o 'Execution Time: .*' "$OUT/list-required-explain.txt" | paste -sd /) | $(load) |"
 	bench search-required-selective search --search-url "http://$SEARCH" -c 32 --token "$TOKEN"
 	bench search-required-test search --search-url "http://$SEARCH" -c 8 --query test --token "$TOKEN"
 	stop_dev
