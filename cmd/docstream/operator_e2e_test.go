@@ -75,7 +75,12 @@ func TestTheOperatorsShapeRidesOutEveryFailureUnderOneLoad(t *testing.T) {
 	t.Cleanup(nats.Stop)
 
 	env := []string{"AWS_ACCESS_KEY_ID=" + localstack.S3AccessKey, "AWS_SECRET_ACCESS_KEY=" + localstack.S3SecretKey}
-	common := []string{"--auth-mode", "open", "--database-url", bouncer.URL(), "--direct-database-url", pg.URL(),
+	// The document instances share one audit key (serve needs it).
+	keyFile := filepath.Join(dir, "audit.pem")
+	if _, _, err := cli(t, "", "audit", "keygen", "--out", keyFile); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--auth-mode", "open", "--audit-signing-key", keyFile, "--database-url", bouncer.URL(), "--direct-database-url", pg.URL(),
 		"--redis-url", rds.URL(), "--bus-url", nats.URL(), "--bus-replicas", "3",
 		"--bus-publish-timeout", "1s", "--bus-stall-timeout", "3s",
 		"--blob-url", "s3://ignored?endpoint=" + s3.Endpoint() + "&region=us-east-1&use_path_style=true"}

@@ -43,7 +43,7 @@ func newRootCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 		// The servers (internal/app).
 		newServeCmd, newDevCmd, newMigrateCmd, newConfigTableCmd,
 		// Operator tools.
-		newCDCCmd, newEventsCmd, newBenchCmd,
+		newCDCCmd, newEventsCmd, newBenchCmd, newAuditCmd,
 		// The user CLI.
 		newDocCmd, newSignCmd, newRequestCmd, newSearchCmd, newWatchCmd, newLoginCmd, newLogoutCmd, newTokenCmd, newAPIKeyCmd, newExtractCmd, newWebhookCmd, newVerifyCmd,
 	} {

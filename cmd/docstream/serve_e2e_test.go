@@ -113,7 +113,12 @@ func TestMicroservicesAcrossTwoProcesses(t *testing.T) {
 	// Open mode (serve's default is required): this test is about the
 	// microservices shape; B keeps the old --realtime-jwt-secret spelling,
 	// an alias of --auth-jwt-secret.
-	common := []string{"--auth-mode", "open", "--database-url", pg.URL(), "--redis-url", rds.URL(), "--bus-url", nats.URL(),
+	// serve needs the audit key for document and signature in every mode.
+	keyFile := filepath.Join(dir, "audit.pem")
+	if _, _, err := cli(t, "", "audit", "keygen", "--out", keyFile); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--auth-mode", "open", "--database-url", pg.URL(), "--redis-url", rds.URL(), "--bus-url", nats.URL(), "--audit-signing-key", keyFile,
 		"--blob-url", "file://" + filepath.ToSlash(filepath.Join(dir, "blobs"))}
 	a := startServe(t, "process A", append(common, "--targets", "document,cdc,indexer,search,extractor,webhooks", "--data-dir", filepath.Join(dir, "a"),
 		"--extractor-addr", addr["extractor-addr"], "--webhooks-addr", addr["webhooks-addr"],

@@ -129,10 +129,13 @@ func validateAuth(c *Config, chosen []*Module, in func(string) bool) error {
 	return nil
 }
 
-// setAuditKey loads --audit-signing-key into the audit package. Without
-// one, the targets that append audit entries (document, signature) write
-// unsigned heads, which verification reports; serve refuses that in
-// required mode, the production shape, where the trail is evidence.
+// setAuditKey loads --audit-signing-key into the audit package. The
+// targets that append audit entries (document, signature) refuse to run
+// without one, in every auth mode: their heads would be unsigned, and an
+// unsigned head verifies as invalid (nothing proves the newest entries
+// were not deleted), so every trail they wrote would be evidence of
+// nothing, and would stay invalid after a key is configured. dev
+// generates one in its data dir before it gets here.
 // --audit-verify-keys (the keys before a rotation) are published beside it.
 func setAuditKey(c *Config, in func(string) bool) error {
 	old, err := audit.LoadVerifyKeys(c.Shared.AuditVerifyKeys)
@@ -142,8 +145,8 @@ func setAuditKey(c *Config, in func(string) bool) error {
 	audit.SetVerifyKeys(old)
 	if c.Shared.AuditSigningKey == "" {
 		audit.SetSigner(nil)
-		if c.Auth.ModeOf() == auth.ModeRequired && (in("document") || in("signature")) {
-			return errors.New("--auth-mode=required: the document and signature targets sign the audit trail with --audit-signing-key (AUDIT_SIGNING_KEY), the same key in every instance: create one with `openssl genpkey -algorithm ed25519 -out audit.pem`")
+		if in("document") || in("signature") {
+			return errors.New("the document and signature targets sign the audit trail with --audit-signing-key (AUDIT_SIGNING_KEY), the same key in every instance: create one with `docstream audit keygen --out audit.pem` (or `openssl genpkey -algorithm ed25519 -out audit.pem`)")
 		}
 		return nil
 	}

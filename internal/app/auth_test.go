@@ -72,19 +72,22 @@ func TestRealtimeJWTFlagsAreAliases(t *testing.T) {
 }
 
 // The audit trail is evidence only when its head is signed by a key every
-// instance shares: serve in required mode refuses to run the targets that
-// append (document, signature) without --audit-signing-key, naming it; open
-// mode and the other targets start without one (heads unsigned).
-func TestRequiredModeNeedsTheAuditSigningKey(t *testing.T) {
+// instance shares: serve refuses to run the targets that append (document,
+// signature) without --audit-signing-key, in required and in open mode,
+// naming the flag and how to make a key; the other targets start without
+// one.
+func TestServeNeedsTheAuditSigningKeyInEveryMode(t *testing.T) {
 	secret := []string{"--auth-jwt-secret", strings.Repeat("s", 32)}
-	for _, targets := range []string{"all", "document", "signature"} {
-		c := parse(t, nil, append(secret, "--targets", targets)...)
-		c.Shared.AuditSigningKey = ""
-		if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--audit-signing-key") {
-			t.Fatalf("%s without a key: %v, want a refusal naming --audit-signing-key", targets, err)
+	for _, mode := range [][]string{secret, {"--auth-mode", "open"}} {
+		for _, targets := range []string{"all", "document", "signature"} {
+			c := parse(t, nil, append(mode, "--targets", targets)...)
+			c.Shared.AuditSigningKey = ""
+			if _, err := prepare(c); err == nil || !strings.Contains(err.Error(), "--audit-signing-key") || !strings.Contains(err.Error(), "docstream audit keygen") {
+				t.Fatalf("%v %s without a key: %v, want a refusal naming --audit-signing-key and docstream audit keygen", mode, targets, err)
+			}
 		}
 	}
-	for _, args := range [][]string{append(secret, "--targets", "cdc,indexer,search"), {"--auth-mode", "open"}} {
+	for _, args := range [][]string{append(secret, "--targets", "cdc,indexer,search"), {"--auth-mode", "open", "--targets", "cdc,indexer,search,realtime,gateway"}} {
 		c := parse(t, nil, args...)
 		c.Shared.AuditSigningKey = ""
 		if _, err := prepare(c); err != nil {

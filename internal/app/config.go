@@ -84,7 +84,7 @@ func (c *Shared) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.SearchURL, "search-url", c.SearchURL, "search index: http(s):// for Elasticsearch/OpenSearch; default: Bleve in <data-dir>/index")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "apply pending schema migrations at start")
-	fs.StringVar(&c.AuditSigningKey, "audit-signing-key", c.AuditSigningKey, "Ed25519 key that signs audit checkpoints, the same in every instance: a file holding it (PEM PKCS#8, e.g. openssl genpkey -algorithm ed25519; or ed25519:<base64 seed>) or the key itself; required by serve in --auth-mode=required for the document and signature targets; generated in <data-dir>/audit-signing.key by dev")
+	fs.StringVar(&c.AuditSigningKey, "audit-signing-key", c.AuditSigningKey, "Ed25519 key that signs audit checkpoints, the same in every instance: a file holding it (PEM PKCS#8, e.g. openssl genpkey -algorithm ed25519; or ed25519:<base64 seed>) or the key itself; required by serve for the document and signature targets in every auth mode (create one with docstream audit keygen); generated in <data-dir>/audit-signing.key by dev")
 	fs.StringVar(&c.AuditVerifyKeys, "audit-verify-keys", c.AuditVerifyKeys, "comma-separated keys that signed audit checkpoints before a key rotation, published at /.well-known/docstream-audit-keys so trails they signed still verify (never used to sign): each a file or the key itself, private (as --audit-signing-key takes it) or a PEM public key (openssl pkey -pubout)")
 	c.Admission.RegisterFlags(fs)
 	c.HTTP.RegisterFlags(fs)
