@@ -173,3 +173,34 @@ func TestADocumentInsertedBySQLVerifiesWithUnknownHistory(t *testing.T) {
 		t.Fatalf("verify after deleting the newest entry: %+v", res)
 	}
 }
+
+// Reading the trail of a document that has none writes its genesis only
+// for a caller who may read it: a stranger's GET (404) writes nothing.
+func TestAStrangersAuditReadWritesNothing(t *testing.T) {
+	e := newAccessEnv(t)
+	ctx := context.Background()
+	const id = "0190c5d4-0000-7000-8000-000000000002"
+	if _, err := e.pool.Exec(ctx, `INSERT INTO documents.documents (id, title, created_by, owner, readers) VALUES ($1, 'old', 'a@example.com', 'user:alice', '{user:alice}')`, id); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int) {
+		if err := e.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM audit.entries WHERE document_id = $1) + (SELECT count(*) FROM audit.heads WHERE document_id = $1)`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, path := range []string{"/audit", "/audit/verify"} {
+		if code, b := e.as(t, bob, "GET", "/documents/"+id+path, nil); code != http.StatusNotFound {
+			t.Fatalf("%s by a stranger: %d %s, want 404", path, code, b)
+		}
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("after a stranger's reads: %d audit rows, want 0", n)
+	}
+	if code, b := e.as(t, alice, "GET", "/documents/"+id+"/audit", nil); code != http.StatusOK {
+		t.Fatalf("by the owner: %d %s", code, b)
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("after the owner's read: %d audit rows, want the genesis entry and its head", n)
+	}
+}
