@@ -50,11 +50,22 @@ func TestOpsThroughTheGatewayOfARunningSystem(t *testing.T) {
 	var o api.Ops
 	// Generous: under the race detector on a loaded machine the engine
 	// confirms and the indexer applies at their own pace.
-	testenv.WaitForWithin(t, 5*time.Minute, "the write through CDC, the bus and the indexer", func() bool {
+	// Every service ready is waited for too: a target is started before
+	// its bus subscriptions are made (the webhooks fan-out reads its cursor
+	// first), and its readiness says so until they are.
+	allReady := func() bool {
+		for _, s := range o.Services {
+			if s.Ready != "ok" && s.Ready != "degraded" {
+				return false
+			}
+		}
+		return true
+	}
+	testenv.WaitForWithin(t, 5*time.Minute, "the write through CDC, the bus and the indexer, and every service ready", func() bool {
 		o = api.Ops{}
 		resp := testenv.Do(t, http.MethodGet, gw+"/ops", nil, &o)
 		return resp.StatusCode == http.StatusOK && o.CDC.ConfirmedLSN != nil && o.Bus.Position != nil && o.Bus.LSN != nil &&
-			o.Indexer.AppliedLSN != nil && o.Indexer.LagBytes != nil
+			o.Indexer.AppliedLSN != nil && o.Indexer.LagBytes != nil && allReady()
 	})
 	if o.CDC.Slot == "" || o.CDC.Active == nil || !*o.CDC.Active || o.CDC.SlotLagBytes == nil || o.CDC.EventsPublished == nil || *o.CDC.EventsPublished < 1 {
 		t.Fatalf("cdc %+v", o.CDC)
