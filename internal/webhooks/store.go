@@ -55,13 +55,23 @@ func nullable(s string) *string {
 	return &s
 }
 
-// Create inserts an endpoint.
+// startCursor starts the fan-out at the current WAL position unless it has
+// started already: nothing committed before it is fanned out.
+const startCursor = `INSERT INTO webhooks.cursor (name, commit_lsn)
+	VALUES ('fanout', (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint) ON CONFLICT (name) DO NOTHING`
+
+// Create inserts an endpoint, and starts the fan-out's cursor in the same
+// statement if no fan-out has: every change committed after the endpoint
+// is then fanned out, even when the fan-out itself starts later (a target
+// is serving its API before its fan-out has read the cursor; left to the
+// fan-out, the cursor would start after changes made in between).
 func (s *Store) Create(ctx context.Context, e *endpoint) (*endpoint, error) {
 	var reason *string
 	if !e.Enabled {
 		reason = nullable("disabled by its owner")
 	}
-	out, err := scanEndpoint(s.pool.QueryRow(ctx, `INSERT INTO webhooks.endpoints
+	out, err := scanEndpoint(s.pool.QueryRow(ctx, `WITH cursor AS (`+startCursor+`)
+		INSERT INTO webhooks.endpoints
 		(id, url, events, description, document_id, created_by, enabled, disabled_reason, owner, owner_keys, unrestricted, secret_enc)
 		VALUES ($1, $2, $3, $4, $5::uuid, $6, $7, $8, $9, $10, $11, $12) RETURNING `+endpointColumns,
 		e.ID, e.URL, e.Events, e.Description, nullable(e.DocumentID), nullable(e.CreatedBy), e.Enabled, reason,
@@ -395,8 +405,7 @@ func (s *Store) FanOut(ctx context.Context, events []storedEvent, perPartition b
 // position on first use: a new deployment delivers what is committed from
 // now on, not the bus's whole history.
 func (s *Store) Cursor(ctx context.Context) (uint64, error) {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO webhooks.cursor (name, commit_lsn)
-		VALUES ('fanout', (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint) ON CONFLICT (name) DO NOTHING`); err != nil {
+	if _, err := s.pool.Exec(ctx, startCursor); err != nil {
 		return 0, postgres.Error(err, "fan-out cursor")
 	}
 	var c int64
