@@ -89,9 +89,9 @@ func ensureS3Bucket(ctx context.Context, b *blob.Bucket, name string) error {
 
 // Ping checks that the bucket answers (readiness). A file bucket is its
 // directory: gocloud's fileblob answers IsAccessible by listing it, which
-// reads every entry (one per document), so at a million documents each
-// probe allocated ~1.6 GB and the process grew to 13 GB under the
-// probes of a running system; a stat answers the same question.
+// reads every entry (one per document): at a million documents the
+// listings held 1.64 GB of a 1.79 GB heap in a running system's probes
+// and the process grew to 13 GB; a stat answers the same question.
 func (b *Bucket) Ping(ctx context.Context) error {
 	if b.dir != "" {
 		fi, err := os.Stat(b.dir)

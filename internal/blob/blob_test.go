@@ -357,7 +357,7 @@ func TestSyncOnAClosedBucketFails(t *testing.T) {
 
 // TestPingOfAFileBucketDoesNotReadItsDirectory: readiness probes run every
 // few seconds, and a file bucket holds a directory per document. Ping
-// must not list it (fileblob's IsAccessible did: ~1.6 GB per probe at a
+// must not list it (fileblob's IsAccessible did: 1.64 GB of the heap at a
 // million documents), so its allocations do not grow with the entries;
 // it still fails once the directory is gone.
 func TestPingOfAFileBucketDoesNotReadItsDirectory(t *testing.T) {

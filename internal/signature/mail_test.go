@@ -32,19 +32,6 @@ func TestInvitationMailsAreRateLimitedPerPrincipalAndAddress(t *testing.T) {
 		}
 		return testenv.Do(t, "POST", in.url+"/documents/"+docID+"/signing-requests", two, nil, h...)
 	}
-	limited := func(what string, resp *http.Response) {
-		t.Helper()
-		var body struct {
-			Error struct {
-				Code string `json:"code"`
-			} `json:"error"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		after, err := strconv.Atoi(resp.Header.Get("Retry-After"))
-		if resp.StatusCode != http.StatusTooManyRequests || body.Error.Code != "rate_limited" || err != nil || after < 1 || after > 60 {
-			t.Fatalf("%s: %d %q Retry-After %q, want 429 rate_limited with 1..60 s", what, resp.StatusCode, body.Error.Code, resp.Header.Get("Retry-After"))
-		}
-	}
 	d1, d2, d3, d4 := e.createDocument(t, "One", "1"), e.createDocument(t, "Two", "2"), e.createDocument(t, "Three", "3"), e.createDocument(t, "Four", "4")
 
 	resp := create(&alice, d1.ID)
@@ -53,8 +40,8 @@ func TestInvitationMailsAreRateLimitedPerPrincipalAndAddress(t *testing.T) {
 	}
 	var req api.SigningRequest
 	_ = json.NewDecoder(resp.Body).Decode(&req)
-	limited("alice's second request (4 mails)", create(&alice, d2.ID))
-	limited("alice's resend (4 mails)", testenv.Do(t, "POST", in.url+"/signing-requests/"+req.ID+"/resend", nil, nil, testPrincipal, principalJSON(alice)))
+	mustLimited(t, "alice's second request (4 mails)", create(&alice, d2.ID))
+	mustLimited(t, "alice's resend (4 mails)", testenv.Do(t, "POST", in.url+"/signing-requests/"+req.ID+"/resend", nil, nil, testPrincipal, principalJSON(alice)))
 	// The refused create opened nothing: bob, counted apart, opens one on
 	// the same document.
 	if resp := create(&bob, d2.ID); resp.StatusCode != http.StatusCreated {
@@ -64,7 +51,7 @@ func TestInvitationMailsAreRateLimitedPerPrincipalAndAddress(t *testing.T) {
 	if resp := create(nil, d3.ID); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("an anonymous request: %d", resp.StatusCode)
 	}
-	limited("a second anonymous request from the same address", create(nil, d4.ID))
+	mustLimited(t, "a second anonymous request from the same address", create(nil, d4.ID))
 	// The refused resend queued no mail: only the first invitations were sent.
 	testenv.WaitFor(t, "the scheduler to drain", func() bool {
 		var n int
