@@ -51,6 +51,10 @@ type Options struct {
 	// API key), so a system in required mode can be measured with its
 	// verification and permission filter in the path; "": none.
 	Token string
+	// OpsURL is a gateway whose GET /ops is read once a second while the
+	// run measures, and after it until the indexer has caught up: the
+	// change stream's backlog goes in the report. "": not read.
+	OpsURL string
 }
 
 // Report is a run's result: only 2xx answers count as throughput; every
@@ -68,6 +72,7 @@ type Report struct {
 	Latency    Latency            `json:"latency_ms"`    // every answer
 	LatencyOK  Latency            `json:"ok_latency_ms"` // 2xx answers only
 	Endpoints  []EndpointReport   `json:"endpoints"`
+	Lag        *LagReport         `json:"lag,omitempty"` // when Options.OpsURL is set
 	endpoints  map[string]*series `json:"-"`
 }
 
@@ -213,6 +218,7 @@ type runner struct {
 	ids    []string
 	cursor atomic.Value // string: a list cursor to page on
 	watch  *watchState  // the watch scenario's subscribers
+	lag    *lagSampler  // nil unless Options.OpsURL
 }
 
 // send does one request and records it under name. The latency is
@@ -448,6 +454,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		users = 1
 	}
 	var wg sync.WaitGroup
+	if o.OpsURL != "" {
+		rn.lag = newLagSampler(o.OpsURL, o.Token, client)
+	}
+	lagCtx, stopLag := context.WithCancel(ctx)
+	defer stopLag()
+	var lagDone sync.WaitGroup
+	startLag := func() {
+		if rn.lag != nil {
+			lagDone.Add(1)
+			go func() { defer lagDone.Done(); rn.lag.run(lagCtx) }()
+		}
+	}
 	started := time.Now()
 	if o.Rate > 0 {
 		wg.Add(1)
@@ -471,6 +489,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		warm = nil
 		rn.startMeasuring()
 		measureStart = time.Now()
+		startLag()
 	}
 	var end <-chan time.Time
 	if measureStart != (time.Time{}) && o.Duration > 0 {
@@ -486,6 +505,7 @@ loop:
 		case <-warm:
 			rn.startMeasuring()
 			measureStart = time.Now()
+			startLag()
 			if o.Duration > 0 {
 				end = time.After(o.Duration)
 			}
@@ -506,10 +526,17 @@ loop:
 	elapsed := time.Since(measureStart)
 	stop()
 	wg.Wait()
+	stopLag()
+	lagDone.Wait()
 	if o.Progress != nil {
 		fmt.Fprintln(o.Progress)
 	}
-	return rn.report(elapsed), nil
+	rep := rn.report(elapsed)
+	if rn.lag != nil {
+		rn.lag.catchUp(ctx, time.Now())
+		rep.Lag = rn.lag.report()
+	}
+	return rep, nil
 }
 
 func (rn *runner) startMeasuring() {
@@ -675,8 +702,12 @@ func (rn *runner) progress(started, measureStart time.Time) {
 	if measuring {
 		phase = "measuring " + time.Since(measureStart).Round(time.Second).String()
 	}
-	fmt.Fprintf(rn.o.Progress, "\r[%4s] %-16s 2xx/s %7d  errors/s %5d  p50 %7.2f ms  p99 %8.2f ms   ",
-		time.Since(started).Round(time.Second), phase, ok, bad, float64(p50)/1000, float64(p99)/1000)
+	lag := ""
+	if rn.lag != nil {
+		lag = rn.lag.progress()
+	}
+	fmt.Fprintf(rn.o.Progress, "\r[%4s] %-16s 2xx/s %7d  errors/s %5d  p50 %7.2f ms  p99 %8.2f ms%s   ",
+		time.Since(started).Round(time.Second), phase, ok, bad, float64(p50)/1000, float64(p99)/1000, lag)
 }
 
 func (rn *runner) report(elapsed time.Duration) *Report {
@@ -717,6 +748,9 @@ func (rep *Report) Text(w io.Writer) {
 		row(e.Name, e.Requests, e.Throughput, e.LatencyOK, e.Latency, e.Errors)
 	}
 	row("total", rep.Requests, rep.Throughput, rep.LatencyOK, rep.Latency, rep.Errors)
+	if rep.Lag != nil {
+		rep.Lag.Text(w)
+	}
 }
 
 func errorList(errs map[string]int64) string {
