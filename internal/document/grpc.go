@@ -115,5 +115,6 @@ func toProto(d *Document) *pb.DocumentResponse {
 		Id: d.ID, Title: d.Title, Status: string(d.Status), CreatedBy: d.CreatedBy,
 		ContentType: d.ContentType, ContentSize: d.ContentSize, S3Key: d.S3Key,
 		CreatedAt: d.CreatedAt.String(), UpdatedAt: d.UpdatedAt.String(), Version: d.Version, Owner: d.Owner,
+		SigningStatus: string(d.SigningStatus),
 	}
 }

@@ -3,8 +3,10 @@ package document
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -12,6 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/internal/logging"
 	pb "github.com/docstream/docstream/proto/documentpb"
 )
@@ -42,7 +45,7 @@ func TestGRPCDocumentServiceWithAGeneratedClient(t *testing.T) {
 
 	got, err := c.GetDocument(ctx, &pb.GetDocumentRequest{DocumentId: d.ID})
 	if err != nil || got.Id != d.ID || got.Title != "Over gRPC" || got.Status != "created" || got.Version != 1 ||
-		got.ContentSize != 5 || got.S3Key != d.S3Key || got.CreatedAt != d.CreatedAt.String() {
+		got.ContentSize != 5 || got.S3Key != d.S3Key || got.CreatedAt != d.CreatedAt.String() || got.SigningStatus != "" {
 		t.Fatalf("GetDocument: %v %v", got, err)
 	}
 	ex, err := c.DocumentExists(ctx, &pb.DocumentExistsRequest{DocumentId: d.ID})
@@ -106,6 +109,34 @@ func TestGRPCDocumentServiceWithAGeneratedClient(t *testing.T) {
 	h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: "document.DocumentService"})
 	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: %v %v", h, err)
+	}
+}
+
+// A document's signing_status reaches gRPC callers as it reaches REST ones:
+// empty before the document ever had a signing request, the newest
+// request's state after (migration 00021's trigger sets it in the
+// request's transaction).
+func TestGRPCCarriesTheSigningStatus(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c := pb.NewDocumentServiceClient(grpcClient(t, e))
+	d := e.create(t, "Lease", "terms")
+	if got, err := c.GetDocument(ctx, &pb.GetDocumentRequest{DocumentId: d.ID}); err != nil || got.SigningStatus != "" {
+		t.Fatalf("before any signing request: %v %v", got, err)
+	}
+	if _, err := e.pool.Exec(ctx, `INSERT INTO signing.signing_requests (id, document_id, created_by, state, content_sha256, content_key, document_version)
+		VALUES ($1, $2::uuid, 'ann@example.com', 'sent', $3, $2::text || '/content', 1)`, uuid.NewString(), d.ID, strings.Repeat("a", 64)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetDocument(ctx, &pb.GetDocumentRequest{DocumentId: d.ID})
+	if err != nil || got.SigningStatus != string(api.RequestSent) || got.Version != d.Version+1 {
+		t.Fatalf("with a sent request: %v %v, want signing_status sent at version %d", got, err, d.Version+1)
+	}
+	// UpdateDocumentStatus answers the same document, so the signature
+	// service's status moves see it too.
+	up, err := c.UpdateDocumentStatus(ctx, &pb.UpdateDocumentStatusRequest{DocumentId: d.ID, Status: "sent"})
+	if err != nil || up.SigningStatus != string(api.RequestSent) {
+		t.Fatalf("UpdateDocumentStatus: %v %v", up, err)
 	}
 }
 

@@ -243,7 +243,11 @@ type DocumentResponse struct {
 	Version     int32                  `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
 	// The creator's principal key; empty when created anonymously.
 	// (docstream addition.)
-	Owner         string `protobuf:"bytes,11,opt,name=owner,proto3" json:"owner,omitempty"`
+	Owner string `protobuf:"bytes,11,opt,name=owner,proto3" json:"owner,omitempty"`
+	// The state of the document's newest signing request (draft, sent,
+	// in_progress, completed, declined, expired, cancelled); empty when it
+	// never had one. (docstream addition.)
+	SigningStatus string `protobuf:"bytes,12,opt,name=signing_status,json=signingStatus,proto3" json:"signing_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -355,6 +359,13 @@ func (x *DocumentResponse) GetOwner() string {
 	return ""
 }
 
+func (x *DocumentResponse) GetSigningStatus() string {
+	if x != nil {
+		return x.SigningStatus
+	}
+	return ""
+}
+
 var File_document_proto protoreflect.FileDescriptor
 
 const file_document_proto_rawDesc = "" +
@@ -373,7 +384,7 @@ const file_document_proto_rawDesc = "" +
 	"\x16DocumentExistsResponse\x12\x16\n" +
 	"\x06exists\x18\x01 \x01(\bR\x06exists\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x16\n" +
-	"\x06levels\x18\x03 \x03(\tR\x06levels\"\xba\x02\n" +
+	"\x06levels\x18\x03 \x03(\tR\x06levels\"\xe1\x02\n" +
 	"\x10DocumentResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12\x16\n" +
@@ -389,7 +400,8 @@ const file_document_proto_rawDesc = "" +
 	"updated_at\x18\t \x01(\tR\tupdatedAt\x12\x18\n" +
 	"\aversion\x18\n" +
 	" \x01(\x05R\aversion\x12\x14\n" +
-	"\x05owner\x18\v \x01(\tR\x05owner2\x8a\x02\n" +
+	"\x05owner\x18\v \x01(\tR\x05owner\x12%\n" +
+	"\x0esigning_status\x18\f \x01(\tR\rsigningStatus2\x8a\x02\n" +
 	"\x0fDocumentService\x12Y\n" +
 	"\x14UpdateDocumentStatus\x12%.document.UpdateDocumentStatusRequest\x1a\x1a.document.DocumentResponse\x12G\n" +
 	"\vGetDocument\x12\x1c.document.GetDocumentRequest\x1a\x1a.document.DocumentResponse\x12S\n" +
