@@ -184,6 +184,24 @@ func TestEachModuleAsksOnlyForWhatItDeclares(t *testing.T) {
 	}
 }
 
+// The signature target counts signing mails per principal in Redis so
+// that every instance charges one count: without --redis-url it refuses to
+// start, naming the flag and why. The check is made
+// when the target starts, not in prepare: serve's default targets include
+// signature and --redis-url has no default, so a check in prepare would
+// refuse every configuration without Redis, the prepare tests' included.
+func TestTheSignatureTargetRefusesToStartWithoutRedis(t *testing.T) {
+	c := testConfig(t)
+	c.Targets, c.Shared.RedisURL = "signature", ""
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := Run(ctx, c, logging.Discard(), func(*System) { t.Error("the signature target started without Redis") })
+	if err == nil || !strings.Contains(err.Error(), "--redis-url") || !strings.Contains(err.Error(), "signing mails per principal") ||
+		!strings.Contains(err.Error(), "shared by its instances") {
+		t.Fatalf("Run: %v, want a refusal naming --redis-url and the mail limit shared by the instances", err)
+	}
+}
+
 // testConfig is every module on free loopback ports over the test
 // database and Redis, with data in a temp dir.
 var slotSeq atomic.Int64
