@@ -2,7 +2,7 @@ package search
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"slices"
 	"sync"
 
@@ -11,7 +11,8 @@ import (
 )
 
 // cacheLookups counts searches by what the result cache did: hit, miss,
-// or bypass (no generation to key by, or a stale min_lsn wait).
+// or bypass (no generation or key to store it under, or a stale min_lsn
+// wait).
 var cacheLookups = promauto.NewCounterVec(prometheus.CounterOpts{
 	Name: "docstream_search_cache_lookups_total",
 	Help: "Searches by what the result cache did: hit, miss or bypass.",
@@ -75,12 +76,23 @@ func generationOf(ctx context.Context, idx Index) (generation, error) {
 	return g, nil
 }
 
-// cacheKey is the query in a form that differs whenever the query does
-// (%#v quotes every string and names every field, new ones included); the
-// reader keys are sorted, so the same caller always has the same key.
-func cacheKey(q Query) string {
-	q.Access.Readers = slices.Sorted(slices.Values(q.Access.Readers))
-	return fmt.Sprintf("%#v", q)
+// cacheKey is the query as JSON: every exported field, a new one
+// included, encoded by value (a pointer as what it points to, never its
+// address, so equal queries built separately share one entry). The reader
+// keys are sorted and deduplicated, and an empty list is none, so the same
+// caller always has the same key. ok is false for a query that cannot be
+// encoded (none can today): it bypasses the cache.
+func cacheKey(q Query) (key string, ok bool) {
+	readers := slices.Compact(slices.Sorted(slices.Values(q.Access.Readers)))
+	if len(readers) == 0 {
+		readers = nil
+	}
+	q.Access.Readers = readers
+	b, err := json.Marshal(q)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
 }
 
 func (c *resultCache) get(g generation, key string) (Result, bool) {
@@ -124,7 +136,11 @@ func (c *resultCache) search(ctx context.Context, idx Index, q Query) (Result, e
 		cacheLookups.WithLabelValues("bypass").Inc() // no generation to key by
 		return idx.Search(ctx, q)
 	}
-	key := cacheKey(q)
+	key, ok := cacheKey(q)
+	if !ok {
+		cacheLookups.WithLabelValues("bypass").Inc() // no key to store it under
+		return idx.Search(ctx, q)
+	}
 	if r, ok := c.get(g, key); ok {
 		cacheLookups.WithLabelValues("hit").Inc()
 		return r, nil

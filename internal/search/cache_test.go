@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -71,7 +72,7 @@ func TestTheResultCacheServesOnlyTheGenerationItWasFilledIn(t *testing.T) {
 	}
 
 	// A result computed in an older generation does not replace the cache.
-	c.put(generation{lsn: 10}, cacheKey(q), Result{Total: 99})
+	c.put(generation{lsn: 10}, mustKey(cacheKey(q)), Result{Total: 99})
 	if ask(q) != 7 {
 		t.Fatal("a late result from an older generation was served")
 	}
@@ -98,4 +99,85 @@ func TestTheResultCacheIsBounded(t *testing.T) {
 	if newResultCache(0) != nil {
 		t.Fatal("0 entries must disable the cache")
 	}
+}
+
+// Two equal queries built separately (their reader lists separate slices,
+// in any order, with repeats) share one cache entry; two that differ in
+// any one field, filters, page and caller alike, do not. Every field of
+// Query and Access has a case here, so a field added later without one
+// fails this test.
+func TestEqualQueriesShareOneCacheEntryAndAnyDifferenceHasItsOwn(t *testing.T) {
+	ctx := context.Background()
+	build := func() Query {
+		return Query{Text: "lease", Status: "sent", CreatedBy: "ann@example.com", SigningStatus: "in_progress",
+			From: 10, Size: 5, Access: ReadersOf([]string{"user:alice", "group:legal"})}
+	}
+	x := &countingIndex{lsn: 10}
+	c := newResultCache(100)
+	for _, q := range []Query{build(), build(), func() Query {
+		q := build()
+		q.Access.Readers = []string{"group:legal", "user:alice", "group:legal"}
+		return q
+	}()} {
+		if _, err := c.search(ctx, x, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if x.searches != 1 || len(c.entries) != 1 {
+		t.Fatalf("three equal queries: %d searches, %d entries; want 1 and 1", x.searches, len(c.entries))
+	}
+	// A caller who may see nothing has one key, its keys nil or empty.
+	none, empty := build(), build()
+	none.Access, empty.Access = ReadersOf(nil), ReadersOf([]string{})
+	if mustKey(cacheKey(none)) != mustKey(cacheKey(empty)) {
+		t.Fatal("no reader keys, nil or empty, have two cache keys")
+	}
+
+	cases := []struct {
+		field  string
+		change func(*Query)
+	}{
+		{"Text", func(q *Query) { q.Text = "leases" }},
+		{"Status", func(q *Query) { q.Status = "signed" }},
+		{"Status", func(q *Query) { q.Status = "" }},
+		{"CreatedBy", func(q *Query) { q.CreatedBy = "bob@example.com" }},
+		{"SigningStatus", func(q *Query) { q.SigningStatus = "declined" }},
+		{"SigningStatus", func(q *Query) { q.SigningStatus = "" }},
+		{"From", func(q *Query) { q.From = 0 }},
+		{"Size", func(q *Query) { q.Size = 50 }},
+		{"Restricted", func(q *Query) { q.Access = Everything }},
+		{"Readers", func(q *Query) { q.Access.Readers = []string{"user:bob", "group:legal"} }},
+		{"Readers", func(q *Query) { q.Access.Readers = []string{"user:alice"} }},
+		{"Readers", func(q *Query) { q.Access.Readers = nil }},
+	}
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		covered[tc.field] = true
+		q := build()
+		tc.change(&q)
+		before := x.searches
+		if _, err := c.search(ctx, x, q); err != nil {
+			t.Fatal(err)
+		}
+		if x.searches != before+1 {
+			t.Errorf("a query differing in %s (%+v) was answered from another query's entry", tc.field, q)
+		}
+	}
+	for _, typ := range []reflect.Type{reflect.TypeFor[Query](), reflect.TypeFor[Access]()} {
+		for i := range typ.NumField() {
+			if f := typ.Field(i); f.Name != "Access" && !covered[f.Name] {
+				t.Errorf("%s.%s has no case: add one showing that a query differing in it is cached apart", typ.Name(), f.Name)
+			}
+		}
+	}
+	if want := 1 + len(cases); len(c.entries) != want {
+		t.Fatalf("%d entries, want %d", len(c.entries), want)
+	}
+}
+
+func mustKey(key string, ok bool) string {
+	if !ok {
+		panic("cacheKey refused a query")
+	}
+	return key
 }
