@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/docstream/docstream/api"
+	"github.com/docstream/docstream/apperr"
 	"github.com/docstream/docstream/internal/auth"
 	"github.com/docstream/docstream/internal/localstack"
 	"github.com/docstream/docstream/internal/logging"
@@ -248,6 +249,71 @@ func TestADraftIsChargedWhenSentNotWhenCreated(t *testing.T) {
 		t.Fatalf("sending the first draft (2 mails of 2): %d", resp.StatusCode)
 	}
 	mustLimited(t, "sending the second draft (4 mails of 2)", asAlice(t, in, "POST", "/signing-requests/"+ids[1]+"/send", nil))
+}
+
+// A request with more recipients than --signing-mail-per-minute could
+// never be sent (the limit allows the minute's mails at once, no more): it
+// is 422 naming recipients, not a 429 to retry. Nothing is written (no
+// request row) and no quota is spent (the next request gets the whole
+// minute's). A draft that large is created (it mails nobody) but its send
+// is the same 422 and leaves it a draft. The answer does not depend on
+// Redis: with it down the request is still 422, not 503.
+func TestMoreRecipientsThanTheMinutesMailsIs422(t *testing.T) {
+	e := newEnv(t)
+	r, err := localstack.StartRedis(t.Context(), testenv.TempDir(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := e.startWorkflowWith(t, wfOptions{notifier: &LogNotifier{W: &testenv.SyncBuffer{}}, mailPerMinute: 2, redisURL: r.URL()})
+	three := api.CreateSigningRequest{Recipients: []api.RecipientInput{
+		{Email: "a@example.com", Role: api.RoleSigner}, {Email: "b@example.com", Role: api.RoleApprover, Order: 2},
+		{Email: "c@example.com", Role: api.RoleCC}}}
+	tooMany := func(what string, resp *http.Response) {
+		t.Helper()
+		defer resp.Body.Close()
+		var er apperr.Body
+		_ = json.NewDecoder(resp.Body).Decode(&er)
+		if resp.StatusCode != http.StatusUnprocessableEntity || er.Error.Code != "validation" ||
+			len(er.Error.Details) != 1 || er.Error.Details[0].Field != "recipients" || !strings.Contains(er.Error.Message, "--signing-mail-per-minute") {
+			t.Fatalf("%s: %d %+v, want 422 validation naming recipients and --signing-mail-per-minute", what, resp.StatusCode, er.Error)
+		}
+	}
+	requests := func(docID string) int {
+		var n int
+		if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM signing.signing_requests WHERE document_id = $1`, docID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	d1, d2, d3, d4, d5 := e.createDocument(t, "One", "1"), e.createDocument(t, "Two", "2"), e.createDocument(t, "Three", "3"),
+		e.createDocument(t, "Four", "4"), e.createDocument(t, "Five", "5")
+
+	tooMany("3 recipients, 2 mails a minute", asAlice(t, in, "POST", "/documents/"+d1.ID+"/signing-requests", three))
+	if n := requests(d1.ID); n != 0 {
+		t.Fatalf("the refused request left %d request rows", n)
+	}
+	draft := three
+	draft.Draft = true
+	var req api.SigningRequest
+	if code := testenv.Do(t, "POST", in.url+"/documents/"+d2.ID+"/signing-requests", draft, &req, testPrincipal, principalJSON(alice)).StatusCode; code != http.StatusCreated {
+		t.Fatalf("a draft for 3 (mails nobody): %d", code)
+	}
+	tooMany("sending the draft for 3", asAlice(t, in, "POST", "/signing-requests/"+req.ID+"/send", nil))
+	if got := in.request(t, req.ID); got.State != api.RequestDraft {
+		t.Fatalf("the refused send: request %s, want draft", got.State)
+	}
+	// Neither refusal spent any of alice's 2: a request for 2 goes
+	// through, and then the limit is reached (so the 201 is not vacuous).
+	if resp := asAlice(t, in, "POST", "/documents/"+d3.ID+"/signing-requests", twoSigners); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("a request for 2 after the refusals (2 mails of 2): %d", resp.StatusCode)
+	}
+	mustLimited(t, "one more request (4 mails of 2)", asAlice(t, in, "POST", "/documents/"+d4.ID+"/signing-requests", twoSigners))
+
+	r.Stop()
+	tooMany("3 recipients with Redis down", asAlice(t, in, "POST", "/documents/"+d5.ID+"/signing-requests", three))
+	if n := requests(d5.ID); n != 0 {
+		t.Fatalf("the refused request left %d request rows", n)
+	}
 }
 
 // failWrites makes every insert into table whose column col equals val

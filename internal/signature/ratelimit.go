@@ -2,6 +2,7 @@ package signature
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -40,13 +41,22 @@ func newMailLimiter(rdb redis.UniversalClient, perMinute int, prefix string, log
 	return &mailLimiter{rl: redis_rate.NewLimiter(rdb), limit: redis_rate.PerMinute(perMinute), prefix: prefix, log: log}
 }
 
-// charge takes n mails from key's allowance, or refuses them (429 with
-// the wait in Retry-After; 503 when Redis is unreachable). refund gives
+// charge takes n mails from key's allowance, or refuses them (422 naming
+// recipients when n exceeds the whole minute's allowance, checked before
+// Redis is asked; 429 with the wait in Retry-After; 503 when Redis is
+// unreachable). refund gives
 // them back when the change that would have sent them did not commit.
 func (l *mailLimiter) charge(ctx context.Context, key string, n int) (refund func(), err error) {
 	noop := func() {}
 	if n <= 0 {
 		return noop, nil
+	}
+	if n > l.limit.Burst {
+		// Never allowed at once, however long the caller waits: the
+		// request is invalid, not early, whatever Redis holds or whether
+		// it answers, and asking it would charge nothing anyway.
+		return noop, apperr.Fields(apperr.FieldError{Field: "recipients",
+			Message: fmt.Sprintf("%d recipients, more than the %d mails --signing-mail-per-minute allows at once: such a request could never be sent", n, l.limit.Burst)})
 	}
 	k := l.prefix + key
 	res, err := l.rl.AllowN(ctx, k, l.limit, n)
@@ -54,12 +64,7 @@ func (l *mailLimiter) charge(ctx context.Context, key string, n int) (refund fun
 		return noop, apperr.Wrap(apperr.Unavailable, err, "the mail rate limiter (Redis) is unavailable: no signing mail can be sent now; retry later")
 	}
 	if res.Allowed == 0 {
-		wait := res.RetryAfter
-		if n > l.limit.Burst {
-			// Never allowed at once, however long the caller waits.
-			return noop, apperr.Fields(apperr.FieldError{Field: "recipients", Message: "more recipients than --signing-mail-per-minute allows in one request"})
-		}
-		return noop, apperr.Wrap(apperr.RateLimited, retryAfter(wait),
+		return noop, apperr.Wrap(apperr.RateLimited, retryAfter(res.RetryAfter),
 			"too many signing mails: at most %d a minute; retry after the time in Retry-After", l.limit.Rate)
 	}
 	return func() {
