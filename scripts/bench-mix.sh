@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# bench-mix.sh: the reference's Locust mix through the gateway at rising user
+# counts (300 is the reference's published setting; the higher steps find
+# the saturation throughput), then a sustained create run with the change
+# stream's backlog at its end (issue 16). Figures go to docs/benchmarks.md.
+#
+#   scripts/bench-mix.sh [users ...]        # default: 300 1000 1500 2000
+#
+# One fresh `docstream dev` (open mode, default admission, gateway rate
+# limit off, search result cache on as shipped) for the whole ladder, so
+# the corpus is what the mix itself creates, as in the reference's run; a
+# second fresh one for the create run. Each step: DURATION measured after
+# WARMUP, `docstream bench -o json` kept, one results line with the load
+# average. Traffic to loopback only, every step bounded in time.
+#
+# Environment: DS (a docstream binary; default: built into $WORK), WORK
+# (default /tmp/bench-mix), PORT (first of the ports used, default 29000),
+# DURATION / WARMUP (default 60s / 10s), CREATE_USERS (default 32), KEEP.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+WORK=${WORK:-/tmp/bench-mix}
+PORT=${PORT:-29000}
+DURATION=${DURATION:-60s}
+WARMUP=${WARMUP:-10s}
+CREATE_USERS=${CREATE_USERS:-32}
+USERS=("$@")
+[ ${#USERS[@]} -gt 0 ] || USERS=(300 1000 1500 2000)
+mkdir -p "$WORK"
+if [ -z "${DS:-}" ]; then
+	DS=$WORK/docstream
+	go build -o "$DS" ./cmd/docstream
+fi
+RESULTS=$WORK/results.md
+GW=127.0.0.1:$PORT
+PORTS=(--gateway-addr "$GW" --gateway-admin-addr "127.0.0.1:$((PORT + 1))"
+	--signature-addr "127.0.0.1:$((PORT + 2))" --search-addr "127.0.0.1:$((PORT + 3))" --realtime-addr "127.0.0.1:$((PORT + 4))"
+	--document-addr "127.0.0.1:$((PORT + 5))" --document-grpc-addr "127.0.0.1:$((PORT + 51))" --signature-document-grpc "127.0.0.1:$((PORT + 51))"
+	--indexer-addr "127.0.0.1:$((PORT + 6))" --extractor-addr "127.0.0.1:$((PORT + 7))" --webhooks-addr "127.0.0.1:$((PORT + 8))"
+	--cdc-addr "127.0.0.1:$((PORT + 83))" --bus-listen "127.0.0.1:$((PORT + 250))")
+
+load() { uptime | sed 's/.*load average: //'; }
+note() { echo "$*" | tee -a "$RESULTS"; }
+
+DEV_PID=
+DATA=
+start_dev() { # start_dev <name>: a fresh docstream dev, ready
+	DATA=$WORK/data-$1
+	rm -rf "$DATA"
+	"$DS" dev --data-dir "$DATA" --log-level warn --gateway-rate-limit 0 "${PORTS[@]}" >"$WORK/dev-$1.log" 2>&1 &
+	DEV_PID=$!
+	for _ in $(seq 1500); do
+		curl -fs -o /dev/null "http://$GW/health/ready" && curl -fs -o /dev/null "http://127.0.0.1:$((PORT + 3))/health/ready" && return 0
+		kill -0 "$DEV_PID" 2>/dev/null || { echo "docstream dev exited" >&2; return 1; }
+		sleep 0.2
+	done
+	echo "not ready after 5 minutes" >&2
+	return 1
+}
+stop_dev() {
+	[ -n "$DEV_PID" ] || return 0
+	kill -INT "$DEV_PID" 2>/dev/null || true
+	for _ in $(seq 300); do kill -0 "$DEV_PID" 2>/dev/null || break; sleep 0.2; done
+	kill -KILL "$DEV_PID" 2>/dev/null || true
+	wait "$DEV_PID" 2>/dev/null || true
+	DEV_PID=
+	[ -n "${KEEP:-}" ] || [ -z "$DATA" ] || rm -rf "$DATA"
+}
+trap stop_dev EXIT
+
+# bench <name> <args...>: one bounded run through the gateway.
+bench() {
+	local name=$1
+	shift
+	timeout 10m "$DS" bench "$@" --server "http://$GW" --warmup "$WARMUP" -T "$DURATION" -o json >"$WORK/$name.json" 2>"$WORK/$name.log" || {
+		note "| $name | failed: $(tail -1 "$WORK/$name.log") | $(load) |"
+		return 0
+	}
+	note "| $name | $(jq -r '"\(.ok_per_s | floor) 2xx/s, p50 \(.ok_latency_ms.p50) ms, p99 \(.ok_latency_ms.p99) ms, every answer p99 \(.latency_ms.p99) ms, errors \(.errors)" + (if .lag then ", backlog at the end: CDC \(.lag.cdc_slot_lag_bytes.end) B, indexer \(.lag.indexer_lag_bytes.end) B / \(.lag.indexer_pending.end) msgs (largest \(.lag.indexer_pending.max)), caught up \(.lag.caught_up_s // "no") s" else "" end)' "$WORK/$name.json") | $(load) |"
+}
+
+note ""
+note "## bench-mix $(date -u +%FT%TZ) on $(nproc) cores, $(git rev-parse --short HEAD)"
+note "| run | figure | load average (1, 5, 15 min) at its end |"
+note "|---|---|---|"
+start_dev mix
+for U in "${USERS[@]}"; do
+	bench "reference-mix-$U" reference-mix -c "$U"
+done
+stop_dev
+
+start_dev create
+bench "create-$CREATE_USERS" create -c "$CREATE_USERS"
+stop_dev
