@@ -39,6 +39,9 @@ type ClassLimit struct {
 	MaxWait time.Duration
 }
 
+// minDefaultQueue is the least default queue of a class.
+const minDefaultQueue = 64
+
 // AdmissionConfig holds the per-class bounds each service applies to its
 // routes (the same bounds in every service; each service counts its own).
 type AdmissionConfig struct {
@@ -52,12 +55,16 @@ type AdmissionConfig struct {
 // per core keep the cores busy without stretching each search; reads and
 // writes mostly wait on PostgreSQL (and writes on fsync), so they get more
 // slots, still below the default query pool. A shed answer never waits
-// longer than the class's max wait.
+// longer than the class's max wait. The queue holds at least
+// minDefaultQueue: a client's 64 connections are concurrency, not
+// overload, and wait their turn rather than being shed for the queue's
+// length (issue 16; with 4 × 4 search slots on 2 cores, 32 connections
+// were shed).
 func (c *AdmissionConfig) RegisterFlags(fs *pflag.FlagSet) {
 	cores := runtime.GOMAXPROCS(0)
 	class := func(l *ClassLimit, name string, perCore int, what string) {
 		fs.IntVar(&l.Limit, "admission-"+name+"-limit", perCore*cores, fmt.Sprintf("requests of the %s class (%s) served at once by each service (default %d per core); 0: no bound", name, what, perCore))
-		fs.IntVar(&l.Queue, "admission-"+name+"-queue", 4*perCore*cores, "requests of the "+name+" class waiting for a slot, beyond which they are shed (503 + Retry-After) at once (default 4 × the limit)")
+		fs.IntVar(&l.Queue, "admission-"+name+"-queue", max(4*perCore*cores, minDefaultQueue), fmt.Sprintf("requests of the %s class waiting for a slot, beyond which they are shed (503 + Retry-After) at once (default 4 × the limit, at least %d)", name, minDefaultQueue))
 		fs.DurationVar(&l.MaxWait, "admission-"+name+"-max-wait", 100*time.Millisecond, "longest a "+name+" request waits for a slot before it is shed")
 	}
 	class(&c.Read, "read", 8, "GETs of documents and signatures")
