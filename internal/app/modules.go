@@ -279,14 +279,27 @@ func startDocument(ctx context.Context, c *Config, r *Resources) error {
 	svc.SetLocalCache(local)
 	views := svc.Views()
 	r.Go("document views", func(ctx context.Context) error { return views.Run(ctx, cfg.ViewsFlush) })
+	// Content journalled before a crash is checked against its blob (and
+	// the blob rewritten where a power loss lost it) before the service
+	// answers anything. Recovery runs even with the journal now off: the
+	// entries of an earlier run still need it.
+	svc.SetContentJournal(cfg.ContentJournalMax)
+	journal := svc.Journal()
+	if _, err := journal.Recover(ctx); err != nil {
+		return err
+	}
+	r.Go("document content journal", func(ctx context.Context) error { return journal.Run(ctx, document.JournalFlushEvery) })
 	// Closers run after every component stopped (the HTTP server drained)
-	// and before Redis closes (opened earlier, closed later): the views
-	// counted last are flushed.
+	// and before Redis and PostgreSQL close (opened earlier, closed later):
+	// the views counted last are flushed, and the journal's last entries.
 	r.OnClose(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := views.Flush(ctx); err != nil {
 			return fmt.Errorf("document views: last flush: %w", err)
+		}
+		if err := journal.Flush(ctx); err != nil {
+			return fmt.Errorf("document content journal: last flush: %w", err)
 		}
 		return nil
 	})

@@ -41,6 +41,26 @@ func (b *Bucket) Sync(key string) error {
 	return b.sync.sync(filepath.Join(b.dir, filepath.FromSlash(key)))
 }
 
+// SyncKeys makes the objects at keys durable at once, as one batch of
+// Sync's group commit run by the caller (the content journal's flusher,
+// which has a batch already and no request waiting on it): every file,
+// sidecar and directory of the batch synced once, in parallel. Nothing on
+// S3. A failure of any of them fails the whole batch (see Sync).
+func (b *Bucket) SyncKeys(keys []string) error {
+	if b.sync == nil || len(keys) == 0 {
+		return nil
+	}
+	batch := make([]*syncReq, len(keys))
+	for i, k := range keys {
+		batch[i] = &syncReq{path: filepath.Join(b.dir, filepath.FromSlash(k))}
+	}
+	return b.sync.flush(batch)
+}
+
+// NeedsSync says whether writes to the bucket are durable only after Sync
+// (a file bucket): S3 acknowledges a write once it is durable.
+func (b *Bucket) NeedsSync() bool { return b.sync != nil }
+
 // SetFsync replaces the function that syncs one path (fsync of the file or
 // directory by default): tests count and fail syncs through it. It must be
 // called before the bucket is used.

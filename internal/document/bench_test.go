@@ -143,8 +143,33 @@ func BenchmarkFloorBareHTTPHandler(b *testing.B) {
 	runParallel(b, func() error { return get(srv.URL) })
 }
 
+// BenchmarkCreateDocument1KiB is a create whose content is synced before
+// its commit (no content journal: --document-content-journal-max 0).
 func BenchmarkCreateDocument1KiB(b *testing.B) {
+	benchCreate(b, newEnv(&testing.T{}))
+}
+
+// A create whose content is journalled with its row (the default), the
+// journal's flusher syncing the blobs in the background as in production.
+func BenchmarkCreateDocument1KiBJournal(b *testing.B) {
 	e := newEnv(&testing.T{})
+	e.svc.SetContentJournal(64 << 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	var flusher sync.WaitGroup
+	flusher.Go(func() { _ = e.svc.Journal().Run(ctx, JournalFlushEvery) })
+	b.Cleanup(func() { cancel(); flusher.Wait() })
+	benchCreate(b, e)
+}
+
+// The ceiling of any way of making content durable other than its own
+// fsyncs: the create with its blob's fsyncs skipped (not durable).
+func BenchmarkCreateDocument1KiBNoBlobSync(b *testing.B) {
+	e := newEnv(&testing.T{})
+	e.bucket.SetFsync(func(string) error { return nil })
+	benchCreate(b, e)
+}
+
+func benchCreate(b *testing.B, e *env) {
 	body, _ := json.Marshal(map[string]string{"title": "Benchmark", "content": strings.Repeat("x", 1024), "created_by": "bench@company.com"})
 	runParallel(b, func() error {
 		resp, err := benchClient.Post(e.srv.URL+"/documents", "application/json", bytes.NewReader(body))

@@ -35,7 +35,7 @@ func TestAnUncertainCreateFailureKeepsCommittedContent(t *testing.T) {
 
 	committed := upload()
 	if _, _, err := e.svc.store.Insert(ctx, &Document{ID: committed.ID, Title: "t", ContentType: committed.ContentType, ContentSize: committed.Size,
-		S3Key: committed.Key, Status: StatusCreated, CreatedBy: "a@company.com", ContentSHA256: committed.SHA256}); err != nil {
+		S3Key: committed.Key, Status: StatusCreated, CreatedBy: "a@company.com", ContentSHA256: committed.SHA256}, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.svc.discardUnlessCommitted(ctx, committed, context.Canceled)

@@ -37,6 +37,11 @@ type Config struct {
 	// ViewsFlush is how often views counted in memory are added to Redis:
 	// the most a kill -9 can lose.
 	ViewsFlush time.Duration
+	// ContentJournalMax is the largest content a create makes durable
+	// through the content journal (a copy committed with its row, its
+	// blob synced in the background: Journal) instead of its blob's own
+	// fsyncs before the commit; 0: none. File buckets only.
+	ContentJournalMax int64
 	// Sweep removes objects of the bucket no row owns.
 	Sweep blob.SweepConfig
 	// Admission bounds in-flight requests per route class (nil: none); it
@@ -48,20 +53,26 @@ type Config struct {
 	Auth *auth.Authenticator
 }
 
+// maxContentJournal bounds --document-content-journal-max: every journalled
+// byte is written twice to the WAL-backed table and held in memory per
+// request, which only small content is worth.
+const maxContentJournal = 1 << 20
+
 // DefaultConfig is the document service's configuration when nothing is
 // set: the one place its defaults are written (the flags show them).
 func DefaultConfig() Config {
 	return Config{
-		Addr:             ":8005",
-		GRPCAddr:         ":50051",
-		CacheTTL:         300 * time.Second,
-		MaxUpload:        httpx.DefaultMaxUpload,
-		TrustedProxies:   httpx.MustPrefixes("127.0.0.1,::1"),
-		CacheInvalidator: true,
-		LocalCacheSize:   10_000,
-		LocalCacheMaxLag: 3 * time.Second,
-		ViewsFlush:       time.Second,
-		Sweep:            blob.DefaultSweepConfig(),
+		Addr:              ":8005",
+		GRPCAddr:          ":50051",
+		CacheTTL:          300 * time.Second,
+		MaxUpload:         httpx.DefaultMaxUpload,
+		TrustedProxies:    httpx.MustPrefixes("127.0.0.1,::1"),
+		CacheInvalidator:  true,
+		LocalCacheSize:    10_000,
+		LocalCacheMaxLag:  3 * time.Second,
+		ViewsFlush:        time.Second,
+		ContentJournalMax: 64 << 10,
+		Sweep:             blob.DefaultSweepConfig(),
 	}
 }
 
@@ -76,6 +87,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.LocalCacheSize, "document-local-cache-size", c.LocalCacheSize, "documents kept in the in-process cache in front of Redis, coherent by the change stream (needs it as --document-cache-invalidator does; 0: no in-process cache)")
 	fs.DurationVar(&c.LocalCacheMaxLag, "document-local-cache-max-lag", c.LocalCacheMaxLag, "bypass (and empty) the in-process cache while its change-stream evidence is older than this: the longest a change made through another instance can go unseen if the stream breaks (must be > the CDC watermark interval)")
 	fs.DurationVar(&c.ViewsFlush, "document-views-flush", c.ViewsFlush, "how often views counted in memory are added to Redis; a kill -9 loses at most this much of views (must be > 0)")
+	fs.Int64Var(&c.ContentJournalMax, "document-content-journal-max", c.ContentJournalMax, "content of up to this many bytes is made durable by a copy committed with its row in PostgreSQL (its file blob synced in the background and checked at start) instead of the blob's own fsyncs before the 201; file:// buckets only (0: always sync the blob first; at most 1048576)")
 	fs.Var(&c.TrustedProxies, "document-trusted-proxies", "peers (CIDRs) whose X-Forwarded-For is trusted for the viewer's address")
 	c.Sweep.RegisterFlags(fs, "document")
 }
@@ -97,6 +109,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ViewsFlush <= 0 {
 		return fmt.Errorf("document: --document-views-flush must be > 0, got %v", c.ViewsFlush)
+	}
+	if c.ContentJournalMax < 0 || c.ContentJournalMax > maxContentJournal {
+		return fmt.Errorf("document: --document-content-journal-max must be 0-%d, got %d", maxContentJournal, c.ContentJournalMax)
 	}
 	return c.Sweep.Validate("document")
 }

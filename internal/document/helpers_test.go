@@ -32,6 +32,8 @@ type env struct {
 	pool   *pgxpool.Pool
 	rdb    *redis.Client
 	bucket *blobstore.Bucket
+	dbURL  string
+	blobs  string // the bucket's directory
 }
 
 func newEnv(t *testing.T) *env {
@@ -39,6 +41,13 @@ func newEnv(t *testing.T) *env {
 }
 
 func newEnvWith(t *testing.T, dbURL string, cfg Config) *env {
+	t.Helper()
+	return newEnvAt(t, dbURL, t.TempDir(), cfg)
+}
+
+// newEnvAt is a service over dbURL and the bucket under blobDir: a second
+// instance of another env's service, or the same one restarted.
+func newEnvAt(t *testing.T, dbURL, blobDir string, cfg Config) *env {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, dbURL, 20)
@@ -49,7 +58,7 @@ func newEnvWith(t *testing.T, dbURL string, cfg Config) *env {
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis().Addr(), DialTimeout: 250 * time.Millisecond,
 		ReadTimeout: 250 * time.Millisecond, WriteTimeout: 250 * time.Millisecond, MaxRetries: 1})
 	t.Cleanup(func() { rdb.Close() })
-	bucket, err := blobstore.Open(ctx, "file://"+filepath.ToSlash(t.TempDir()), Bucket)
+	bucket, err := blobstore.Open(ctx, "file://"+filepath.ToSlash(blobDir), Bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +70,7 @@ func newEnvWith(t *testing.T, dbURL string, cfg Config) *env {
 	svc := NewService(NewStore(pool), bucket, NewCache(rdb, time.Minute, log), log)
 	srv := httptest.NewServer(NewServer(svc, cfg, log))
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, svc: svc, pool: pool, rdb: rdb, bucket: bucket}
+	return &env{srv: srv, svc: svc, pool: pool, rdb: rdb, bucket: bucket, dbURL: dbURL, blobs: blobDir}
 }
 
 // do sends a request to the service (see testenv.Do).

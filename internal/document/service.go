@@ -2,6 +2,7 @@ package document
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -37,6 +38,9 @@ type Service struct {
 	views *Views            // view counts, batched to Redis
 	log   *slog.Logger
 	mode  auth.Mode // required: access control applies (zero: open)
+	// journalMax is the largest content journalled instead of synced
+	// before the commit (0: none; see SetContentJournal).
+	journalMax int64
 }
 
 // NewService wires the use cases, in open mode until SetMode says
@@ -49,6 +53,19 @@ func NewService(store *Store, blobs *blobstore.Bucket, cache *Cache, log *slog.L
 // SetLocalCache puts l in front of the Redis cache before the service is
 // used (l must be run: LocalCache.Run).
 func (s *Service) SetLocalCache(l *LocalCache) { s.local = l }
+
+// SetContentJournal makes content of up to max bytes durable through the
+// content journal (see Journal) instead of its blob's fsyncs, on a file
+// bucket (S3 acknowledges only durable writes: nothing to journal); 0
+// turns it off. It must be called before the service is used, and the
+// service's Journal must then be recovered before the service answers and
+// run while it does.
+func (s *Service) SetContentJournal(max int64) {
+	if !s.blobs.NeedsSync() {
+		max = 0
+	}
+	s.journalMax = max
+}
 
 // Views is the service's view counter, to run and to flush at shutdown.
 func (s *Service) Views() *Views { return s.views }
@@ -89,10 +106,15 @@ func (s *Service) Create(ctx context.Context, in CreateInput, content io.Reader,
 type Upload struct {
 	ID, Key, ContentType, SHA256 string
 	Size                         int64
+	// journal is the content when its blob was written without an fsync:
+	// Commit journals it with the row, which makes it durable.
+	journal []byte
 }
 
-// Upload streams content into the bucket, hashing and counting as it goes,
-// detecting the content type from the first bytes when none is given.
+// Upload stores content in the bucket, hashing and counting it, detecting
+// the content type from the first bytes when none is given. Content of up
+// to the journal's bound is read whole and written without waiting for an
+// fsync (Commit journals it); larger content is streamed and synced.
 func (s *Service) Upload(ctx context.Context, contentType string, content io.Reader, limit int64) (*Upload, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -111,6 +133,31 @@ func (s *Service) Upload(ctx context.Context, contentType string, content io.Rea
 		head, _ := br.Peek(512)
 		u.ContentType = DetectContentType(head)
 	}
+	var r io.Reader = br
+	if max := min(s.journalMax, limit); max > 0 {
+		head, err := io.ReadAll(io.LimitReader(br, max+1))
+		if err != nil {
+			return nil, readError(err)
+		}
+		if int64(len(head)) <= max {
+			// New key, no reader until the row commits: the direct write
+			// (no temporary file, no rename) is enough, and a power loss
+			// that tears it is what the journal repairs.
+			if err := s.blobs.WriteUnsynced(ctx, u.Key, head, u.ContentType); err != nil {
+				s.Discard(ctx, u)
+				return nil, apperr.Wrap(apperr.Unavailable, err, "object storage unavailable")
+			}
+			sum := sha256.Sum256(head)
+			u.Size, u.SHA256, u.journal = int64(len(head)), hex.EncodeToString(sum[:]), head
+			return u, nil
+		}
+		r = io.MultiReader(bytes.NewReader(head), br)
+	}
+	return s.stream(ctx, u, r, limit)
+}
+
+// stream writes content to u's key as it arrives and syncs it.
+func (s *Service) stream(ctx context.Context, u *Upload, content io.Reader, limit int64) (*Upload, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w, err := s.blobs.NewWriter(wctx, u.Key, &blob.WriterOptions{ContentType: u.ContentType})
@@ -118,23 +165,14 @@ func (s *Service) Upload(ctx context.Context, contentType string, content io.Rea
 		return nil, apperr.Wrap(apperr.Unavailable, err, "object storage unavailable")
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(br, limit+1))
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(content, limit+1))
 	if err == nil && n > limit {
 		err = apperr.E(apperr.TooLarge, "content is larger than %d bytes", limit)
 	}
 	if err != nil {
 		cancel() // a cancelled writer discards what it wrote
 		_ = w.Close()
-		var ae *apperr.Error
-		var tooLarge *http.MaxBytesError
-		switch {
-		case errors.As(err, &ae):
-			return nil, err
-		case errors.As(err, &tooLarge):
-			return nil, apperr.E(apperr.TooLarge, "request body is larger than %d bytes", tooLarge.Limit)
-		default:
-			return nil, apperr.Wrap(apperr.Invalid, err, "reading content failed: %v", err)
-		}
+		return nil, readError(err)
 	}
 	if err := w.Close(); err != nil {
 		return nil, apperr.Wrap(apperr.Unavailable, err, "object storage unavailable")
@@ -146,6 +184,20 @@ func (s *Service) Upload(ctx context.Context, contentType string, content io.Rea
 	}
 	u.Size, u.SHA256 = n, hex.EncodeToString(h.Sum(nil))
 	return u, nil
+}
+
+// readError is the answer to a failure reading a create's content.
+func readError(err error) error {
+	var ae *apperr.Error
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return err
+	case errors.As(err, &tooLarge):
+		return apperr.E(apperr.TooLarge, "request body is larger than %d bytes", tooLarge.Limit)
+	default:
+		return apperr.Wrap(apperr.Invalid, err, "reading content failed: %v", err)
+	}
 }
 
 // Commit validates in and inserts the document row for u in one statement.
@@ -164,13 +216,20 @@ func (s *Service) Commit(ctx context.Context, u *Upload, in CreateInput) (*Creat
 	d := &Document{ID: u.ID, Title: in.Title, ContentType: u.ContentType,
 		ContentSize: u.Size, S3Key: u.Key, Status: StatusCreated, CreatedBy: in.CreatedBy, ContentSHA256: u.SHA256,
 		Owner: in.owner}
+	// Journalled content becomes durable with the row (one commit); the
+	// row and its journal entry commit or fail together, so a failure
+	// discardUnlessCommitted settles leaves no entry behind either.
+	var j *journalEntry
+	if u.journal != nil {
+		j = &journalEntry{Key: u.Key, SHA256: u.SHA256, ContentType: u.ContentType, Bytes: u.journal}
+	}
 	var out *Document
 	var lsn uint64
 	var replayed bool
 	if in.IdempotencyKey == "" {
-		out, lsn, err = s.store.Insert(ctx, d)
+		out, lsn, err = s.store.Insert(ctx, d, j)
 	} else {
-		out, replayed, lsn, err = s.store.InsertOnce(ctx, d, createKey(in, u))
+		out, replayed, lsn, err = s.store.InsertOnce(ctx, d, createKey(in, u), j)
 	}
 	if err != nil {
 		s.discardUnlessCommitted(ctx, u, err)

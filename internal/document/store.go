@@ -62,12 +62,13 @@ func scanRecord(row pgx.Row) (*Record, error) {
 	return &r, nil
 }
 
-// Insert stores a new row and its audit entry (document.created) and
-// returns it with the WAL insert position after its commit. Both
-// statements go in one batch, which PostgreSQL runs as one implicit
-// transaction (one CDC event: the audit is not captured): one round trip,
-// as before the audit.
-func (s *Store) Insert(ctx context.Context, d *Document) (*Document, uint64, error) {
+// Insert stores a new row, its audit entry (document.created) and, when j
+// is not nil, its content's journal entry, and returns the row with the
+// WAL insert position after its commit. The statements go in one batch,
+// which PostgreSQL runs as one implicit transaction (one CDC event: the
+// audit and the journal are not captured): one round trip, as before the
+// audit.
+func (s *Store) Insert(ctx context.Context, d *Document, j *journalEntry) (*Document, uint64, error) {
 	sql, args, err := createdEntry(ctx, d)
 	if err != nil {
 		return nil, 0, err
@@ -80,6 +81,9 @@ func (s *Store) Insert(ctx context.Context, d *Document) (*Document, uint64, err
 		return err
 	})
 	b.Queue(sql, args...)
+	if j != nil {
+		b.Queue(insertJournalSQL, j.Key, j.SHA256, j.ContentType, j.Bytes)
+	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, 0, postgres.Error(err, "insert document")
 	}
@@ -97,9 +101,9 @@ func createdEntry(ctx context.Context, d *Document) (string, []any, error) {
 
 // InsertOnce is Insert under an idempotency key, in one transaction with
 // the key's record: when the key already answered the same request, it
-// returns that answer's document and replayed true, and inserts nothing
-// (see postgres.ClaimIdempotencyKey for the other outcomes).
-func (s *Store) InsertOnce(ctx context.Context, d *Document, k postgres.IdempotencyKey) (out *Document, replayed bool, lsn uint64, err error) {
+// returns that answer's document and replayed true, and inserts nothing,
+// not even j (see postgres.ClaimIdempotencyKey for the other outcomes).
+func (s *Store) InsertOnce(ctx context.Context, d *Document, k postgres.IdempotencyKey, j *journalEntry) (out *Document, replayed bool, lsn uint64, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		first, err := postgres.ClaimIdempotencyKey(ctx, tx, k)
 		if err != nil {
@@ -115,6 +119,11 @@ func (s *Store) InsertOnce(ctx context.Context, d *Document, k postgres.Idempote
 		}
 		if out, err = insert(ctx, tx, d); err != nil {
 			return err
+		}
+		if j != nil {
+			if _, err := tx.Exec(ctx, insertJournalSQL, j.Key, j.SHA256, j.ContentType, j.Bytes); err != nil {
+				return postgres.Error(err, "journal content of document "+d.ID)
+			}
 		}
 		resp, err := json.Marshal(out)
 		if err != nil {
@@ -306,6 +315,15 @@ func deleteRow(ctx context.Context, tx pgx.Tx, id string) (*Document, error) {
 	if err != nil {
 		return nil, postgres.Error(err, "document "+id)
 	}
+	// A journal entry lives only as long as its document: left behind, the
+	// flusher would find its blob removed and write it back from here.
+	// Deleting it waits for a flusher holding it, so the blob is removed
+	// (after this commits) only once no flusher writes or syncs it.
+	if d.S3Key != "" {
+		if _, err := tx.Exec(ctx, `DELETE FROM documents.content_journal WHERE key = $1`, d.S3Key); err != nil {
+			return nil, postgres.Error(err, "journal of document "+id)
+		}
+	}
 	err = record(ctx, tx, id, audit.TypeDeleted, map[string]any{"title": d.Title, "status": string(d.Status),
 		"version": d.Version, "content_sha256": d.ContentSHA256})
 	return d, err
@@ -473,6 +491,57 @@ RETURNING d.access_version`, id).Scan(&ch.AccessVersion)
 	}
 	ch.LSN = postgres.WALPosition(ctx, s.pool)
 	return nil
+}
+
+// journalEntry is content kept in documents.content_journal until its
+// blob is known durable (see Journal).
+type journalEntry struct {
+	Key, SHA256, ContentType string
+	Bytes                    []byte // nil when read back without them
+}
+
+const insertJournalSQL = `INSERT INTO documents.content_journal (key, sha256, content_type, bytes) VALUES ($1, $2, $3, $4)`
+
+// settleJournal takes up to limit journal entries that no
+// other settler holds (with their bytes if withBytes), calls settle to make
+// their blobs durable and deletes them, in one transaction; it returns how
+// many it settled. When settle fails nothing is deleted. The entries stay
+// locked while settle runs: a delete of their document waits, so its blob
+// is not removed while settle rewrites or syncs it, and two instances never
+// settle the same entry at once.
+func (s *Store) settleJournal(ctx context.Context, limit int, withBytes bool, settle func([]journalEntry) error) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT key, sha256, content_type, CASE WHEN $2 THEN bytes END
+			FROM documents.content_journal LIMIT $1 FOR UPDATE SKIP LOCKED`, limit, withBytes)
+		if err != nil {
+			return postgres.Error(err, "content journal")
+		}
+		entries, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (journalEntry, error) {
+			var e journalEntry
+			err := row.Scan(&e.Key, &e.SHA256, &e.ContentType, &e.Bytes)
+			return e, err
+		})
+		if err != nil {
+			return postgres.Error(err, "content journal")
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		if err := settle(entries); err != nil {
+			return err
+		}
+		keys := make([]string, len(entries))
+		for i, e := range entries {
+			keys[i] = e.Key
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM documents.content_journal WHERE key = ANY($1)`, keys); err != nil {
+			return postgres.Error(err, "content journal")
+		}
+		n = len(entries)
+		return nil
+	})
+	return n, err
 }
 
 // Ping checks the database (readiness).
