@@ -26,8 +26,9 @@ type LagReport struct {
 	// IndexerPending is the indexer's bus backlog, in messages.
 	IndexerPending LagFigure `json:"indexer_pending"`
 	// CaughtUpSeconds: from the run's end until two samples in a row saw
-	// no indexer backlog (lag 0, nothing pending) and no new event
-	// published; absent when that did not happen within the wait.
+	// the indexer's bus backlog empty (nothing pending, nothing delivered
+	// and unacknowledged) and no new event published; absent when that did
+	// not happen within the wait.
 	CaughtUpSeconds *float64 `json:"caught_up_s,omitempty"`
 	// Error says why the figures are missing or stopped (e.g. --ops-url
 	// is a service, not a gateway, or the token is not an admin's).
@@ -161,8 +162,12 @@ func (s *lagSampler) catchUp(ctx context.Context, end time.Time) {
 	for ctx.Err() == nil {
 		o, err := s.fetch(ctx)
 		if err == nil {
-			idle := o.Indexer.LagBytes != nil && *o.Indexer.LagBytes == 0 &&
-				(o.Indexer.Pending == nil || *o.Indexer.Pending == 0) &&
+			// The indexer's bus backlog, not its lag in WAL bytes: the CDC
+			// engine confirms WAL that carries no document change (audit,
+			// outbox, journal rows), which the indexer has nothing to apply
+			// for, so the byte lag can stay above 0 with nothing to do.
+			c, ok := o.Bus.Consumers["indexer"]
+			idle := ok && c.Pending == 0 && c.AckPending == 0 &&
 				prevPublished != nil && o.CDC.EventsPublished != nil && *o.CDC.EventsPublished == *prevPublished
 			prevPublished = o.CDC.EventsPublished
 			if idle {

@@ -36,7 +36,8 @@ func TestACreateRunReportsTheBacklogAndWhenTheIndexerCaughtUp(t *testing.T) {
 		lag, pending, published := uint64(backlog*1000), float64(backlog), float64(drained.Load())
 		slot := float64(backlog * 500)
 		_ = json.NewEncoder(w).Encode(api.Ops{CDC: api.OpsCDC{SlotLagBytes: &slot, EventsPublished: &published},
-			Indexer: api.OpsIndexer{LagBytes: &lag, Pending: &pending}})
+			Indexer: api.OpsIndexer{LagBytes: &lag, Pending: &pending},
+			Bus:     api.OpsBus{Consumers: map[string]api.OpsConsumer{"indexer": {Pending: pending}}}})
 		return true
 	})
 	o := f.options("create")
