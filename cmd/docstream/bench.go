@@ -38,6 +38,7 @@ Scenarios:
   reference-mix  the reference's Locust mix: DocumentUser and SearchUser in equal numbers, waiting
                  1–3 s and 0.5–2 s between requests (list 5, create 3, search 2, sign 1; search 10, list 1)
   get            GET /documents/{id} over the first 1,000 documents (100 are created if there are fewer)
+  stats          GET /documents/{id}/stats over the same documents
   create         POST /documents with 1 KiB of content
   search         the selective mix (a 0.1 % corpus word with a typo and a status filter, or a 1 % word),
                  or --query

@@ -20,7 +20,7 @@ import (
 )
 
 // Scenarios `docstream bench` runs.
-var Scenarios = []string{"reference-mix", "get", "create", "search", "list", "sign", "watch"}
+var Scenarios = []string{"reference-mix", "get", "stats", "create", "search", "list", "sign", "watch"}
 
 // Options configure Run.
 type Options struct {
@@ -369,6 +369,11 @@ func (rn *runner) classes() ([]*class, error) {
 			id := rn.randomID(u.r)
 			return rn.send(ctx, "GET /documents/{id}", http.MethodGet, rn.o.DocumentURL+"/documents/"+id, nil, nil)
 		}}}}}, nil
+	case "stats":
+		return []*class{{name: "stats", tasks: []task{{"stats", 1, func(ctx context.Context, u *user) int {
+			id := rn.randomID(u.r)
+			return rn.send(ctx, "GET /documents/{id}/stats", http.MethodGet, rn.o.DocumentURL+"/documents/"+id+"/stats", nil, nil)
+		}}}}}, nil
 	case "create":
 		return []*class{{name: "create", tasks: []task{{"create", 1, func(ctx context.Context, u *user) int {
 			i := u.r.IntN(1 << 30)
@@ -552,9 +557,9 @@ func (rn *runner) authorize(req *http.Request) {
 	}
 }
 
-// setup gives get and sign documents to work on (not measured).
+// setup gives get, stats and sign documents to work on (not measured).
 func (rn *runner) setup(ctx context.Context) error {
-	if rn.o.Scenario != "get" && rn.o.Scenario != "sign" {
+	if rn.o.Scenario != "get" && rn.o.Scenario != "stats" && rn.o.Scenario != "sign" {
 		return nil
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rn.o.DocumentURL+"/documents?limit=1000", nil)

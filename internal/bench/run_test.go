@@ -38,6 +38,9 @@ func newFakeSystem(t *testing.T, h func(w http.ResponseWriter, r *http.Request) 
 		key := r.Method + " " + r.URL.Path
 		if strings.HasPrefix(r.URL.Path, "/documents/") {
 			key = r.Method + " /documents/{id}"
+			if strings.HasSuffix(r.URL.Path, "/stats") {
+				key += "/stats"
+			}
 		}
 		if strings.HasPrefix(r.URL.Path, "/ws/") {
 			f.mu.Unlock()
@@ -66,6 +69,8 @@ func newFakeSystem(t *testing.T, h func(w http.ResponseWriter, r *http.Request) 
 			fmt.Fprint(w, `[{"id":"a"},{"id":"b"}]`)
 		case "GET /documents/{id}":
 			fmt.Fprint(w, `{"id":"a"}`)
+		case "GET /documents/{id}/stats":
+			fmt.Fprint(w, `{"document_id":"a","views":1}`)
 		case "PATCH /documents/{id}":
 			var b struct{ Title string }
 			_ = json.NewDecoder(r.Body).Decode(&b)
@@ -103,6 +108,7 @@ func TestEveryScenarioRuns(t *testing.T) {
 	want := map[string][]string{
 		"reference-mix": {"GET /documents", "POST /documents", "GET /search"},
 		"get":           {"GET /documents/{id}"},
+		"stats":         {"GET /documents/{id}/stats"},
 		"create":        {"POST /documents"},
 		"search":        {"GET /search"},
 		"list":          {"GET /documents"},
