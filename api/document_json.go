@@ -88,6 +88,14 @@ func (t Time) appendJSON(b []byte) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonSafe is the ASCII bytes appendJSONString copies as they are.
+var jsonSafe = func() (safe [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		safe[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return safe
+}()
+
 // appendJSONString is encoding/json's string encoding with HTML escaping
 // (json.Marshal's and json.Encoder's default): <, >, & and control
 // characters as \u00XX (\b \f \n \r \t \" \\ short), invalid UTF-8 as
@@ -97,11 +105,11 @@ func appendJSONString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonSafe[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '\\', '"':

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
@@ -353,6 +354,41 @@ func TestListBodyIsEncodingJSON(t *testing.T) {
 		}
 		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("Content-Type %q", ct)
+		}
+	}
+}
+
+// parseTimestamptz reads what pgx reads, in every time zone's offset form,
+// and declines the forms it leaves to pgx.
+func TestParseTimestamptzIsPgx(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, tc := range []struct{ zone, at string }{
+		{"UTC", "2025-11-20 01:46:31.657647+00"}, {"UTC", "2025-11-20 01:46:31.6+00"}, {"UTC", "2024-02-29 23:59:59+00"},
+		{"Asia/Kathmandu", "2025-11-20 01:46:31.000001+00"}, {"America/St_Johns", "2025-07-01 12:00:00.5+00"},
+		{"Europe/Amsterdam", "1900-06-01 12:00:00.123+00"}, {"Pacific/Kiritimati", "0001-06-01 00:00:00+00"}, {"America/Caracas", "1900-01-01 00:00:00.999999+00"},
+	} {
+		var text string
+		var want time.Time
+		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SELECT set_config('TimeZone', $1, true)", tc.zone); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, "SELECT $1::timestamptz::text, $1::timestamptz", tc.at).Scan(&text, &want)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := parseTimestamptz([]byte(text))
+		if !ok || !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("%s in %s: parseTimestamptz(%q) = %v, %v; pgx read %v", tc.at, tc.zone, text, got, ok, want)
+		}
+	}
+	for _, s := range []string{"10000-01-01 00:00:00+00", "0044-03-15 12:00:00+00 BC", "infinity", "-infinity",
+		"2025-02-30 00:00:00+00", "2025-11-20 01:46:31.1234567+00", "2025-11-20 01:46:31.+00", "2025-11-20T01:46:31+00",
+		"2025-11-20 01:46:31+0", "2025-11-20 01:46:31+00:3", "Thu Nov 20 01:46:31 2025 UTC", ""} {
+		if got, ok := parseTimestamptz([]byte(s)); ok {
+			t.Errorf("parseTimestamptz(%q) = %v, want it left to pgx", s, got)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,26 +44,33 @@ func scanInto(row pgx.Row, d *Document) error {
 		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256, &d.Owner, &d.SigningStatus)
 }
 
-// scanText is scan's fast path for the list's hundred rows: it reads
+// pageText is scan's fast path for the list's hundred rows: it reads the
 // columns' text-format values (QueryExecModeExec asks for text) straight
-// from the row, its strings cut from one allocation, without pgx's
-// per-column scan plans. It reports false, having set nothing that
-// matters, for anything it does not read exactly as pgx would (a NULL,
-// a binary value, a timestamp not in the ISO form, a number that does not
-// parse), and the caller scans that row with pgx, which decides it as
-// before. TestListBodyIsEncodingJSON checks both paths agree.
-func scanText(rows pgx.Rows, d *Document) bool {
+// from each row, without pgx's per-column scan plans, and the page's
+// strings are cut from one allocation (fill). scan reports false, having
+// set nothing, for a row it does not read exactly as pgx would (a NULL, a
+// binary value, a timestamp not in the ISO form, a number that does not
+// parse): the caller scans that row with pgx, which decides it as before.
+// TestListBodyIsEncodingJSON checks both paths agree.
+type pageText struct {
+	buf  []byte      // every string column of every row scanned, in order
+	docs []*Document // the rows whose strings are in buf, to fill
+	lens [][len(textColumns)]int
+}
+
+// textColumns are the string columns of columns, by position.
+var textColumns = [...]int{0, 1, 2, 4, 5, 6, 10, 11, 12}
+
+func (p *pageText) scan(rows pgx.Rows, d *Document) bool {
 	raw := rows.RawValues()
 	fields := rows.FieldDescriptions()
 	if len(raw) != 13 || len(fields) != 13 {
 		return false
 	}
-	n := 0
 	for i, v := range raw {
 		if v == nil || fields[i].Format != pgx.TextFormatCode {
 			return false
 		}
-		n += len(v)
 	}
 	size, err := strconv.ParseInt(string(raw[3]), 10, 64)
 	if err != nil {
@@ -82,25 +88,37 @@ func scanText(rows pgx.Rows, d *Document) bool {
 	if !ok {
 		return false
 	}
-	var all strings.Builder
-	all.Grow(n)
-	for _, v := range raw {
-		all.Write(v)
+	if p.buf == nil {
+		p.buf = make([]byte, 0, 32<<10)
 	}
-	s := all.String()
-	str := func(i int) string {
-		v := s[:len(raw[i])]
-		s = s[len(raw[i]):]
-		return v
+	for _, c := range textColumns {
+		p.buf = append(p.buf, raw[c]...)
 	}
-	d.ID, d.Title, d.ContentType = str(0), str(1), str(2)
-	_ = str(3)
-	d.S3Key, d.Status, d.CreatedBy = str(4), Status(str(5)), str(6)
-	_, _, _ = str(7), str(8), str(9)
-	d.ContentSHA256, d.Owner, d.SigningStatus = str(10), str(11), api.RequestState(str(12))
 	d.ContentSize, d.Version = size, int32(version)
 	d.CreatedAt.Time, d.UpdatedAt.Time = created, updated
+	lens := [len(textColumns)]int{}
+	for i, c := range textColumns {
+		lens[i] = len(raw[c])
+	}
+	p.docs = append(p.docs, d)
+	p.lens = append(p.lens, lens)
 	return true
+}
+
+// fill sets the string fields of the rows scan read, from one string.
+func (p *pageText) fill() {
+	s := string(p.buf)
+	for i, d := range p.docs {
+		l := p.lens[i]
+		cut := func(n int) string {
+			v := s[:n]
+			s = s[n:]
+			return v
+		}
+		d.ID, d.Title, d.ContentType, d.S3Key = cut(l[0]), cut(l[1]), cut(l[2]), cut(l[3])
+		d.Status, d.CreatedBy, d.ContentSHA256 = Status(cut(l[4])), cut(l[5]), cut(l[6])
+		d.Owner, d.SigningStatus = cut(l[7]), api.RequestState(cut(l[8]))
+	}
 }
 
 // parseTimestamptz reads PostgreSQL's ISO text form of a timestamptz,
@@ -347,16 +365,18 @@ func (s *Store) List(ctx context.Context, lq ListQuery) (*Page, error) {
 	page := &Page{Documents: []*Document{}}
 	page.Documents = make([]*Document, 0, lq.Limit+1)
 	docs := make([]Document, 0, lq.Limit+1) // one allocation for the page's rows
+	var text pageText
 	for rows.Next() {
 		docs = append(docs, Document{})
 		d := &docs[len(docs)-1]
-		if !scanText(rows, d) {
+		if !text.scan(rows, d) {
 			if err := scanInto(rows, d); err != nil {
 				return nil, postgres.Error(err, "list documents")
 			}
 		}
 		page.Documents = append(page.Documents, d)
 	}
+	text.fill()
 	if err := rows.Err(); err != nil {
 		return nil, postgres.Error(err, "list documents")
 	}
