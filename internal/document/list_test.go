@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -389,6 +391,24 @@ func TestParseTimestamptzIsPgx(t *testing.T) {
 		"2025-11-20 01:46:31+0", "2025-11-20 01:46:31+00:3", "Thu Nov 20 01:46:31 2025 UTC", ""} {
 		if got, ok := parseTimestamptz([]byte(s)); ok {
 			t.Errorf("parseTimestamptz(%q) = %v, want it left to pgx", s, got)
+		}
+	}
+}
+
+func TestParseIntIsStrconv(t *testing.T) {
+	for _, s := range []string{"0", "-0", "7", "-7", "2147483647", "2147483648", "-2147483648", "-2147483649",
+		"9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+		"99999999999999999999", "", "-", "+1", "1a", " 1"} {
+		for _, bits := range []int{32, 64} {
+			lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+			if bits == 32 {
+				lo, hi = math.MinInt32, math.MaxInt32
+			}
+			want, err := strconv.ParseInt(s, 10, bits)
+			got, ok := parseInt([]byte(s), lo, hi)
+			if ok && (err != nil || got != want) || !ok && err == nil && s != "+1" {
+				t.Errorf("parseInt(%q, %d bits) = %d, %v; strconv: %d, %v", s, bits, got, ok, want, err)
+			}
 		}
 	}
 }

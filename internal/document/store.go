@@ -4,7 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,9 +54,26 @@ func scanInto(row pgx.Row, d *Document) error {
 // parse): the caller scans that row with pgx, which decides it as before.
 // TestListBodyIsEncodingJSON checks both paths agree.
 type pageText struct {
-	buf  []byte      // every string column of every row scanned, in order
+	buf  *[]byte     // every string column of every row scanned, in order
 	docs []*Document // the rows whose strings are in buf, to fill
-	lens [][len(textColumns)]int
+	lens [][len(textColumns)]int32
+}
+
+// pageBuffers hold pageText's bytes between pages (fill copies them out).
+var pageBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+
+func newPageText(rows int) *pageText {
+	return &pageText{buf: pageBuffers.Get().(*[]byte), docs: make([]*Document, 0, rows), lens: make([][len(textColumns)]int32, 0, rows)}
+}
+
+// release returns the buffer, unless a page of long rows grew it past
+// what a page usually needs.
+func (p *pageText) release() {
+	if cap(*p.buf) <= 256<<10 {
+		*p.buf = (*p.buf)[:0]
+		pageBuffers.Put(p.buf)
+	}
+	p.buf = nil
 }
 
 // textColumns are the string columns of columns, by position.
@@ -72,12 +90,12 @@ func (p *pageText) scan(rows pgx.Rows, d *Document) bool {
 			return false
 		}
 	}
-	size, err := strconv.ParseInt(string(raw[3]), 10, 64)
-	if err != nil {
+	size, ok := parseInt(raw[3], math.MinInt64, math.MaxInt64)
+	if !ok {
 		return false
 	}
-	version, err := strconv.ParseInt(string(raw[9]), 10, 32)
-	if err != nil {
+	version, ok := parseInt(raw[9], math.MinInt32, math.MaxInt32)
+	if !ok {
 		return false
 	}
 	created, ok := parseTimestamptz(raw[7])
@@ -88,17 +106,16 @@ func (p *pageText) scan(rows pgx.Rows, d *Document) bool {
 	if !ok {
 		return false
 	}
-	if p.buf == nil {
-		p.buf = make([]byte, 0, 32<<10)
-	}
+	buf := *p.buf
 	for _, c := range textColumns {
-		p.buf = append(p.buf, raw[c]...)
+		buf = append(buf, raw[c]...)
 	}
+	*p.buf = buf
 	d.ContentSize, d.Version = size, int32(version)
 	d.CreatedAt.Time, d.UpdatedAt.Time = created, updated
-	lens := [len(textColumns)]int{}
+	var lens [len(textColumns)]int32
 	for i, c := range textColumns {
-		lens[i] = len(raw[c])
+		lens[i] = int32(len(raw[c]))
 	}
 	p.docs = append(p.docs, d)
 	p.lens = append(p.lens, lens)
@@ -107,10 +124,10 @@ func (p *pageText) scan(rows pgx.Rows, d *Document) bool {
 
 // fill sets the string fields of the rows scan read, from one string.
 func (p *pageText) fill() {
-	s := string(p.buf)
+	s := string(*p.buf)
 	for i, d := range p.docs {
 		l := p.lens[i]
-		cut := func(n int) string {
+		cut := func(n int32) string {
 			v := s[:n]
 			s = s[n:]
 			return v
@@ -119,6 +136,45 @@ func (p *pageText) fill() {
 		d.Status, d.CreatedBy, d.ContentSHA256 = Status(cut(l[4])), cut(l[5]), cut(l[6])
 		d.Owner, d.SigningStatus = cut(l[7]), api.RequestState(cut(l[8]))
 	}
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// parseInt reads a decimal integer in [lo, hi] as strconv.ParseInt
+// would, without converting b to a string.
+func parseInt(b []byte, lo, hi int64) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	switch {
+	case neg && n <= uint64(-lo):
+		return -int64(n), true
+	case !neg && n <= uint64(hi):
+		return int64(n), true
+	}
+	return 0, false
 }
 
 // parseTimestamptz reads PostgreSQL's ISO text form of a timestamptz,
@@ -186,10 +242,10 @@ func parseTimestamptz(b []byte) (time.Time, bool) {
 	if rest[0] == '-' {
 		off = -off
 	}
-	t := time.Date(year, time.Month(month), day, hour, min, sec, nsec, time.UTC)
-	if t.Day() != day { // 31 February
+	if day > 28 && day > daysIn(month, year) { // 31 February
 		return time.Time{}, false
 	}
+	t := time.Date(year, time.Month(month), day, hour, min, sec, nsec, time.UTC)
 	return t.Add(-time.Duration(off) * time.Second), true
 }
 
@@ -365,7 +421,8 @@ func (s *Store) List(ctx context.Context, lq ListQuery) (*Page, error) {
 	page := &Page{Documents: []*Document{}}
 	page.Documents = make([]*Document, 0, lq.Limit+1)
 	docs := make([]Document, 0, lq.Limit+1) // one allocation for the page's rows
-	var text pageText
+	text := newPageText(lq.Limit + 1)
+	defer text.release()
 	for rows.Next() {
 		docs = append(docs, Document{})
 		d := &docs[len(docs)-1]
