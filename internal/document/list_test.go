@@ -289,11 +289,11 @@ func planNodes(t *testing.T, raw []byte) string {
 }
 
 // The list's page is written by api.AppendDocumentsJSON from rows read by
-// scanText, both fast paths of issue 16: its body must be, byte for byte,
+// pageText, both fast paths of issue 16: its body must be, byte for byte,
 // what json.Encoder wrote of the rows pgx scans. The session's time zone
 // is Europe/Amsterdam, whose offsets in 1900 had seconds (+00:19:32);
 // the rows hold every fraction length, NULLs that coalesce, hostile
-// titles, and timestamps scanText leaves to pgx (year 10000, BC).
+// titles, and timestamps pageText leaves to pgx (year 10000, BC).
 func TestListBodyIsEncodingJSON(t *testing.T) {
 	u, err := url.Parse(testDB(t))
 	if err != nil {
