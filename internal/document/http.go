@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
@@ -281,25 +280,9 @@ func (s *Server) handleList() http.Handler {
 			w.Header().Set(NextCursorHeader, next)
 			w.Header().Set("Link", "<"+nextLink(r, next)+`>; rel="next"`)
 		}
-		// The bytes json.Encoder wrote (tests hold AppendJSON to it),
-		// without its reflection: a page is a hundred documents.
-		buf := listBuffers.Get().(*[]byte)
-		body := append(api.AppendDocumentsJSON((*buf)[:0], page.Documents), '\n')
-		w.Header()["Content-Type"] = jsonContentType
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(body)
-		if cap(body) <= maxPooledListBuffer {
-			*buf = body
-			listBuffers.Put(buf)
-		}
+		httpx.Respond(w, http.StatusOK, page.Documents)
 	})
 }
-
-// listBuffers hold the list's encoded pages between requests (a page of
-// 100 is about 40 KB); one grown by an unusually long page is let go.
-var listBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
-
-const maxPooledListBuffer = 256 << 10
 
 // nextLink is this request's path and query with cursor set to next (and
 // skip dropped: the cursor already says where the page starts).

@@ -6,18 +6,13 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
-	"math"
-	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/docstream/docstream/api"
 	"github.com/docstream/docstream/apperr"
@@ -286,129 +281,4 @@ func planNodes(t *testing.T, raw []byte) string {
 	}
 	walk(top[0].Plan)
 	return strings.Join(out, " > ")
-}
-
-// The list's page is written by api.AppendDocumentsJSON from rows read by
-// pageText, both fast paths of issue 16: its body must be, byte for byte,
-// what json.Encoder wrote of the rows pgx scans. The session's time zone
-// is Europe/Amsterdam, whose offsets in 1900 had seconds (+00:19:32);
-// the rows hold every fraction length, NULLs that coalesce, hostile
-// titles, and timestamps pageText leaves to pgx (year 10000, BC).
-func TestListBodyIsEncodingJSON(t *testing.T) {
-	u, err := url.Parse(testDB(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("timezone", "Europe/Amsterdam")
-	u.RawQuery = q.Encode()
-	e := newEnvWith(t, u.String(), noProxies())
-	ctx := context.Background()
-	ats := []string{"2025-11-20 01:46:31.657647+00", "2025-11-20 01:46:31.6+00", "2025-11-20 01:46:31.65+00",
-		"2025-11-20 01:46:31.657+00", "2025-11-20 01:46:31.6576+00", "2025-11-20 01:46:31.65764+00",
-		"2025-11-20 01:46:31+00", "1900-06-01 12:00:00.000001+00", "0001-01-01 00:00:00+00", "10000-01-01 00:00:00+00",
-		"0044-03-15 12:00:00+00 BC", "2024-02-29 23:59:59.999999+00", "1937-06-30 23:59:59+00"}
-	for i, at := range ats {
-		title := fmt.Sprintf("%d <b>&\"quotes\"\\ \u2028 ✓ \x01 %s", i, at)
-		if _, err := e.pool.Exec(ctx, `INSERT INTO documents.documents (id, title, content_type, content_size, s3_key,
-				status, created_by, created_at, updated_at, version, content_sha256, owner, signing_status)
-			VALUES (gen_random_uuid(), $1, CASE WHEN $2 % 2 = 0 THEN 'text/html' END, CASE WHEN $2 % 3 = 0 THEN $2 * 1000 END,
-				CASE WHEN $2 % 4 = 0 THEN 'k/content' END, 'created', 'a@b.co', $3::timestamptz,
-				$3::timestamptz + interval '1 microsecond', CASE WHEN $2 % 5 = 0 THEN $2 END,
-				CASE WHEN $2 % 2 = 1 THEN repeat('a', 64) END, CASE WHEN $2 % 3 = 1 THEN 'user:x' END,
-				CASE WHEN $2 % 4 = 1 THEN 'sent' END)`, title, i, at); err != nil {
-			t.Fatalf("insert %s: %v", at, err)
-		}
-	}
-	for _, sort := range api.ListSorts {
-		var want []*Document
-		rows, err := e.pool.Query(ctx, `SELECT `+columns+` FROM documents.documents ORDER BY `+
-			sortKeys[sort].column+map[bool]string{true: " DESC", false: " ASC"}[sortKeys[sort].desc]+`, id`+
-			map[bool]string{true: " DESC", false: " ASC"}[sortKeys[sort].desc])
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			d, err := scan(rows)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, d)
-		}
-		if rows.Close(); rows.Err() != nil {
-			t.Fatal(rows.Err())
-		}
-		var wantBody strings.Builder
-		if err := json.NewEncoder(&wantBody).Encode(want); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.Get(e.srv.URL + "/documents?limit=100&sort=" + url.QueryEscape(string(sort)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if body := string(raw); body != wantBody.String() {
-			t.Errorf("sort %s: body\n%s\nwant (json.Encoder of pgx's scan)\n%s", sort, body, wantBody.String())
-		}
-		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-			t.Errorf("Content-Type %q", ct)
-		}
-	}
-}
-
-// parseTimestamptz reads what pgx reads, in every time zone's offset form,
-// and declines the forms it leaves to pgx.
-func TestParseTimestamptzIsPgx(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	for _, tc := range []struct{ zone, at string }{
-		{"UTC", "2025-11-20 01:46:31.657647+00"}, {"UTC", "2025-11-20 01:46:31.6+00"}, {"UTC", "2024-02-29 23:59:59+00"},
-		{"Asia/Kathmandu", "2025-11-20 01:46:31.000001+00"}, {"America/St_Johns", "2025-07-01 12:00:00.5+00"},
-		{"Europe/Amsterdam", "1900-06-01 12:00:00.123+00"}, {"Pacific/Kiritimati", "0001-06-01 00:00:00+00"}, {"America/Caracas", "1900-01-01 00:00:00.999999+00"},
-	} {
-		var text string
-		var want time.Time
-		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SELECT set_config('TimeZone', $1, true)", tc.zone); err != nil {
-				return err
-			}
-			return tx.QueryRow(ctx, "SELECT $1::timestamptz::text, $1::timestamptz", tc.at).Scan(&text, &want)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, ok := parseTimestamptz([]byte(text))
-		if !ok || !got.Equal(want) || got.Location() != time.UTC {
-			t.Errorf("%s in %s: parseTimestamptz(%q) = %v, %v; pgx read %v", tc.at, tc.zone, text, got, ok, want)
-		}
-	}
-	for _, s := range []string{"10000-01-01 00:00:00+00", "0044-03-15 12:00:00+00 BC", "infinity", "-infinity",
-		"2025-02-30 00:00:00+00", "2025-11-20 01:46:31.1234567+00", "2025-11-20 01:46:31.+00", "2025-11-20T01:46:31+00",
-		"2025-11-20 01:46:31+0", "2025-11-20 01:46:31+00:3", "Thu Nov 20 01:46:31 2025 UTC", ""} {
-		if got, ok := parseTimestamptz([]byte(s)); ok {
-			t.Errorf("parseTimestamptz(%q) = %v, want it left to pgx", s, got)
-		}
-	}
-}
-
-func TestParseIntIsStrconv(t *testing.T) {
-	for _, s := range []string{"0", "-0", "7", "-7", "2147483647", "2147483648", "-2147483648", "-2147483649",
-		"9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
-		"99999999999999999999", "", "-", "+1", "1a", " 1"} {
-		for _, bits := range []int{32, 64} {
-			lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
-			if bits == 32 {
-				lo, hi = math.MinInt32, math.MaxInt32
-			}
-			want, err := strconv.ParseInt(s, 10, bits)
-			got, ok := parseInt([]byte(s), lo, hi)
-			if ok && (err != nil || got != want) || !ok && err == nil && s != "+1" {
-				t.Errorf("parseInt(%q, %d bits) = %d, %v; strconv: %d, %v", s, bits, got, ok, want, err)
-			}
-		}
-	}
 }

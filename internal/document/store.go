@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
-	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,219 +31,12 @@ const columns = `id, title, coalesce(content_type, ''), coalesce(content_size, 0
 
 func scan(row pgx.Row) (*Document, error) {
 	var d Document
-	if err := scanInto(row, &d); err != nil {
+	err := row.Scan(&d.ID, &d.Title, &d.ContentType, &d.ContentSize, &d.S3Key, &d.Status,
+		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256, &d.Owner, &d.SigningStatus)
+	if err != nil {
 		return nil, err
 	}
 	return &d, nil
-}
-
-func scanInto(row pgx.Row, d *Document) error {
-	return row.Scan(&d.ID, &d.Title, &d.ContentType, &d.ContentSize, &d.S3Key, &d.Status,
-		&d.CreatedBy, &d.CreatedAt.Time, &d.UpdatedAt.Time, &d.Version, &d.ContentSHA256, &d.Owner, &d.SigningStatus)
-}
-
-// pageText is scan's fast path for the list's hundred rows: it reads the
-// columns' text-format values (QueryExecModeExec asks for text) straight
-// from each row, without pgx's per-column scan plans, and the page's
-// strings are cut from one allocation (fill). scan reports false, having
-// set nothing, for a row it does not read exactly as pgx would (a NULL, a
-// binary value, a timestamp not in the ISO form, a number that does not
-// parse): the caller scans that row with pgx, which decides it as before.
-// TestListBodyIsEncodingJSON checks both paths agree.
-type pageText struct {
-	buf  *[]byte     // every string column of every row scanned, in order
-	docs []*Document // the rows whose strings are in buf, to fill
-	lens [][len(textColumns)]int32
-}
-
-// pageBuffers hold pageText's bytes between pages (fill copies them out).
-var pageBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
-
-func newPageText(rows int) *pageText {
-	return &pageText{buf: pageBuffers.Get().(*[]byte), docs: make([]*Document, 0, rows), lens: make([][len(textColumns)]int32, 0, rows)}
-}
-
-// release returns the buffer, unless a page of long rows grew it past
-// what a page usually needs.
-func (p *pageText) release() {
-	if cap(*p.buf) <= 256<<10 {
-		*p.buf = (*p.buf)[:0]
-		pageBuffers.Put(p.buf)
-	}
-	p.buf = nil
-}
-
-// textColumns are the string columns of columns, by position.
-var textColumns = [...]int{0, 1, 2, 4, 5, 6, 10, 11, 12}
-
-func (p *pageText) scan(rows pgx.Rows, d *Document) bool {
-	raw := rows.RawValues()
-	fields := rows.FieldDescriptions()
-	if len(raw) != 13 || len(fields) != 13 {
-		return false
-	}
-	for i, v := range raw {
-		if v == nil || fields[i].Format != pgx.TextFormatCode {
-			return false
-		}
-	}
-	size, ok := parseInt(raw[3], math.MinInt64, math.MaxInt64)
-	if !ok {
-		return false
-	}
-	version, ok := parseInt(raw[9], math.MinInt32, math.MaxInt32)
-	if !ok {
-		return false
-	}
-	created, ok := parseTimestamptz(raw[7])
-	if !ok {
-		return false
-	}
-	updated, ok := parseTimestamptz(raw[8])
-	if !ok {
-		return false
-	}
-	buf := *p.buf
-	for _, c := range textColumns {
-		buf = append(buf, raw[c]...)
-	}
-	*p.buf = buf
-	d.ContentSize, d.Version = size, int32(version)
-	d.CreatedAt.Time, d.UpdatedAt.Time = created, updated
-	var lens [len(textColumns)]int32
-	for i, c := range textColumns {
-		lens[i] = int32(len(raw[c]))
-	}
-	p.docs = append(p.docs, d)
-	p.lens = append(p.lens, lens)
-	return true
-}
-
-// fill sets the string fields of the rows scan read, from one string.
-func (p *pageText) fill() {
-	s := string(*p.buf)
-	for i, d := range p.docs {
-		l := p.lens[i]
-		cut := func(n int32) string {
-			v := s[:n]
-			s = s[n:]
-			return v
-		}
-		d.ID, d.Title, d.ContentType, d.S3Key = cut(l[0]), cut(l[1]), cut(l[2]), cut(l[3])
-		d.Status, d.CreatedBy, d.ContentSHA256 = Status(cut(l[4])), cut(l[5]), cut(l[6])
-		d.Owner, d.SigningStatus = cut(l[7]), api.RequestState(cut(l[8]))
-	}
-}
-
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
-
-// parseInt reads a decimal integer in [lo, hi] as strconv.ParseInt
-// would, without converting b to a string.
-func parseInt(b []byte, lo, hi int64) (int64, bool) {
-	neg := len(b) > 0 && b[0] == '-'
-	if neg {
-		b = b[1:]
-	}
-	if len(b) == 0 || len(b) > 19 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	switch {
-	case neg && n <= uint64(-lo):
-		return -int64(n), true
-	case !neg && n <= uint64(hi):
-		return int64(n), true
-	}
-	return 0, false
-}
-
-// parseTimestamptz reads PostgreSQL's ISO text form of a timestamptz,
-// "2025-11-20 01:46:31.657647+00" (the fraction optional, the offset
-// ±HH[:MM[:SS]]), in UTC; false for any other form (another DateStyle,
-// infinity, BC, a year past 9999).
-func parseTimestamptz(b []byte) (time.Time, bool) {
-	if len(b) < 22 || b[4] != '-' || b[7] != '-' || b[10] != ' ' || b[13] != ':' || b[16] != ':' {
-		return time.Time{}, false
-	}
-	num := func(s []byte) (int, bool) {
-		n := 0
-		for _, c := range s {
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n, true
-	}
-	year, ok1 := num(b[0:4])
-	month, ok2 := num(b[5:7])
-	day, ok3 := num(b[8:10])
-	hour, ok4 := num(b[11:13])
-	min, ok5 := num(b[14:16])
-	sec, ok6 := num(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 59 {
-		return time.Time{}, false
-	}
-	rest := b[19:]
-	nsec := 0
-	if rest[0] == '.' {
-		i := 1
-		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-			i++
-		}
-		if i == 1 || i > 7 {
-			return time.Time{}, false
-		}
-		f, _ := num(rest[1:i])
-		for range 7 - i {
-			f *= 10
-		}
-		nsec = f * 1000
-		rest = rest[i:]
-	}
-	// The offset: ±HH, ±HH:MM or ±HH:MM:SS.
-	if len(rest) != 3 && len(rest) != 6 && len(rest) != 9 || (rest[0] != '+' && rest[0] != '-') {
-		return time.Time{}, false
-	}
-	off := 0
-	for i := 1; i < len(rest); i += 3 {
-		if i > 1 && rest[i-1] != ':' {
-			return time.Time{}, false
-		}
-		v, ok := num(rest[i : i+2])
-		if !ok {
-			return time.Time{}, false
-		}
-		off = off*60 + v
-	}
-	for i := len(rest); i < 9; i += 3 {
-		off *= 60
-	}
-	if rest[0] == '-' {
-		off = -off
-	}
-	if day > 28 && day > daysIn(month, year) { // 31 February
-		return time.Time{}, false
-	}
-	t := time.Date(year, time.Month(month), day, hour, min, sec, nsec, time.UTC)
-	return t.Add(-time.Duration(off) * time.Second), true
 }
 
 // recordColumns are columns, the readers and the access version, and the
@@ -419,21 +209,13 @@ func (s *Store) List(ctx context.Context, lq ListQuery) (*Page, error) {
 	}
 	defer rows.Close()
 	page := &Page{Documents: []*Document{}}
-	page.Documents = make([]*Document, 0, lq.Limit+1)
-	docs := make([]Document, 0, lq.Limit+1) // one allocation for the page's rows
-	text := newPageText(lq.Limit + 1)
-	defer text.release()
 	for rows.Next() {
-		docs = append(docs, Document{})
-		d := &docs[len(docs)-1]
-		if !text.scan(rows, d) {
-			if err := scanInto(rows, d); err != nil {
-				return nil, postgres.Error(err, "list documents")
-			}
+		d, err := scan(rows)
+		if err != nil {
+			return nil, postgres.Error(err, "list documents")
 		}
 		page.Documents = append(page.Documents, d)
 	}
-	text.fill()
 	if err := rows.Err(); err != nil {
 		return nil, postgres.Error(err, "list documents")
 	}
