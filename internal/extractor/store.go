@@ -295,15 +295,15 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 // Settled reports whether the extraction of document id's current content
 // has ended (done, failed, unsupported, skipped; or the document has no
-// content to extract), with the WAL insert position read in the same
-// statement: at or past the commit of the row it saw, so a search with
+// content to extract), with the WAL insert position (postgres.WALPositionSQL)
+// read in the same statement: at or past the commit of the row it saw, so a search with
 // that min_lsn sees the indexer's handling of it. A row of older content
 // (replaced since) is not settled. NotFound when the document does not
 // exist.
 func (s *Store) Settled(ctx context.Context, id string) (bool, uint64, error) {
 	var docSHA, rowSHA, status *string
 	var lsn string
-	err := s.pool.QueryRow(ctx, `SELECT d.content_sha256, x.content_sha256, x.status, pg_current_wal_insert_lsn()::text
+	err := s.pool.QueryRow(ctx, `SELECT d.content_sha256, x.content_sha256, x.status, `+postgres.WALPositionSQL+`::text
 		FROM documents.documents d LEFT JOIN documents.extractions x ON x.document_id = d.id
 		WHERE d.id = $1`, id).Scan(&docSHA, &rowSHA, &status, &lsn)
 	if errors.Is(err, pgx.ErrNoRows) {

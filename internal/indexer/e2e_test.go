@@ -22,6 +22,7 @@ import (
 	"github.com/docstream/docstream/internal/cdc/cdctest"
 	"github.com/docstream/docstream/internal/indexer"
 	"github.com/docstream/docstream/internal/logging"
+	"github.com/docstream/docstream/internal/postgres"
 	"github.com/docstream/docstream/internal/search"
 	"github.com/docstream/docstream/internal/search/bleve"
 	"github.com/docstream/docstream/internal/testenv"
@@ -113,7 +114,8 @@ func (s *stack) exec(t testing.TB, sql string, args ...any) uint64 {
 func (s *stack) walLSN(t testing.TB) uint64 {
 	t.Helper()
 	var lsn uint64
-	if err := s.Pool.QueryRow(context.Background(), "SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint").Scan(&lsn); err != nil {
+	// As a write's X-Commit-LSN is read (postgres.WALPositionSQL).
+	if err := s.Pool.QueryRow(context.Background(), "SELECT ("+postgres.WALPositionSQL+" - '0/0')::bigint").Scan(&lsn); err != nil {
 		t.Fatal(err)
 	}
 	return lsn

@@ -56,15 +56,33 @@ func ExistingIDs(ctx context.Context, pool *pgxpool.Pool, table string, ids []st
 	return out, nil
 }
 
-// WALPosition is the current WAL insert position as a number ("16/B374D848"
-// → 0x16B374D848). Read after a commit returned, it is at or past that
-// commit's record, so whatever has applied the change stream up to it has
-// applied the commit: the X-Commit-LSN a write answers with, which search
-// takes as min_lsn. 0 when it cannot be read (read-your-writes then does
-// not wait).
+// WALPositionSQL is the current WAL insert position as the change stream
+// can reach it: pg_current_wal_insert_lsn(), except that a position just
+// past a page header is given as the page boundary before it. When the
+// last record ends exactly at a WAL page boundary, the insert position
+// has already skipped the next page's header (24 bytes; 40 at the start of
+// a segment), but that commit's end LSN, the one CDC carries and the
+// indexer applies, is the boundary: an X-Commit-LSN 24 bytes above it
+// would keep a read-your-writes wait stale until some later WAL arrived
+// (about one commit in a thousand; found when a migration shifted a test's
+// delete onto a boundary). No record can end at those offsets (a record
+// continued onto a page ends past its header), so nothing later is
+// skipped.
+const WALPositionSQL = `(SELECT CASE
+	WHEN o.file_offset = 40 THEN p.l - 40
+	WHEN o.file_offset % 8192 = 24 THEN p.l - 24
+	ELSE p.l END
+	FROM (SELECT pg_current_wal_insert_lsn() AS l) p, pg_walfile_name_offset(p.l) o)`
+
+// WALPosition is the current WAL insert position (WALPositionSQL) as a
+// number ("16/B374D848" → 0x16B374D848). Read after a commit returned, it
+// is at or past that commit's end, so whatever has applied the change
+// stream up to it has applied the commit: the X-Commit-LSN a write
+// answers with, which search takes as min_lsn. 0 when it cannot be read
+// (read-your-writes then does not wait).
 func WALPosition(ctx context.Context, pool *pgxpool.Pool) uint64 {
 	var lsn string
-	if err := pool.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
+	if err := pool.QueryRow(ctx, "SELECT "+WALPositionSQL+"::text").Scan(&lsn); err != nil {
 		return 0
 	}
 	return ParseLSN(lsn)
