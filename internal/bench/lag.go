@@ -94,36 +94,48 @@ func (s *lagSampler) fetch(ctx context.Context) (*api.Ops, error) {
 }
 
 // run samples once a second until ctx ends; the first failure stops it
-// (one error, not one a second) and is reported.
+// (one error, not one a second) and is reported. A read cut short by the
+// end of the run is not one: sample takes the end's figure.
 func (s *lagSampler) run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for {
-		o, err := s.fetch(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		s.mu.Lock()
-		if err != nil {
-			s.rep.Error = err.Error()
-			s.mu.Unlock()
-			return
-		}
-		s.rep.Samples++
-		s.rep.CDCSlotLagBytes.add(o.CDC.SlotLagBytes)
-		if o.Indexer.LagBytes != nil {
-			v := float64(*o.Indexer.LagBytes)
-			s.rep.IndexerLagBytes.add(&v)
-		}
-		s.rep.IndexerPending.add(o.Indexer.Pending)
-		s.latest = o
-		s.mu.Unlock()
+	for s.sample(ctx) {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// sample reads GET /ops once and records it; false when sampling is over
+// (ctx ended, or this or an earlier read failed).
+func (s *lagSampler) sample(ctx context.Context) bool {
+	s.mu.Lock()
+	failed := s.rep.Error != ""
+	s.mu.Unlock()
+	if failed {
+		return false
+	}
+	o, err := s.fetch(ctx)
+	if ctx.Err() != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.rep.Error = err.Error()
+		return false
+	}
+	s.rep.Samples++
+	s.rep.CDCSlotLagBytes.add(o.CDC.SlotLagBytes)
+	if o.Indexer.LagBytes != nil {
+		v := float64(*o.Indexer.LagBytes)
+		s.rep.IndexerLagBytes.add(&v)
+	}
+	s.rep.IndexerPending.add(o.Indexer.Pending)
+	s.latest = o
+	return true
 }
 
 // progress is the latest sample for the progress line ("" before one).

@@ -538,7 +538,11 @@ loop:
 	}
 	rep := rn.report(elapsed)
 	if rn.lag != nil {
-		rn.lag.catchUp(ctx, time.Now())
+		// The backlog at the end: read now that the load has stopped
+		// (the last read of the run may have been cut short by it).
+		end := time.Now()
+		rn.lag.sample(ctx)
+		rn.lag.catchUp(ctx, end)
 		rep.Lag = rn.lag.report()
 	}
 	return rep, nil
