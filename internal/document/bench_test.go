@@ -61,9 +61,18 @@ func (l *latencies) report(b *testing.B) {
 }
 
 func runParallel(b *testing.B, op func() error) {
+	runParallelAt(b, benchParallelism, op)
+}
+
+// runParallelAt runs op from parallelism × GOMAXPROCS clients and reports
+// latency percentiles, req/s and cpu-µs/req: this process's user+system
+// time per op (server and client; PostgreSQL is another process), which
+// compares across machine load where wall time does not.
+func runParallelAt(b *testing.B, parallelism int, op func() error) {
 	var lat latencies
-	b.SetParallelism(benchParallelism)
+	b.SetParallelism(parallelism)
 	b.ResetTimer()
+	cpu0 := testenv.CPUTime()
 	b.RunParallel(func(pb *testing.PB) {
 		var mine []time.Duration
 		for pb.Next() {
@@ -78,6 +87,7 @@ func runParallel(b *testing.B, op func() error) {
 	})
 	b.StopTimer()
 	lat.report(b)
+	b.ReportMetric(float64((testenv.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
 }
 
 func get(url string) error {

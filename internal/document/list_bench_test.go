@@ -5,17 +5,13 @@ import (
 	"net/url"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/docstream/docstream/internal/testenv"
 )
 
 // BenchmarkListCPU serves GET /documents (pages of 100, as `docstream bench
 // list` asks: half first pages, half the page after a cursor seen earlier)
 // over 5,000 documents shaped as `docstream bench load` writes them, at 64
-// concurrent clients. Its figure is cpu-µs/req: this process's user+system
-// time per request (server and client; PostgreSQL is another process),
-// which compares across machine load where wall time does not. Issue 16.
+// concurrent clients. Its figure is cpu-µs/req (see runParallelAt).
+// Issue 16.
 func BenchmarkListCPU(b *testing.B) {
 	e := newEnv(&testing.T{})
 	ctx := context.Background()
@@ -44,27 +40,10 @@ func BenchmarkListCPU(b *testing.B) {
 	}
 	next := first + "&cursor=" + url.QueryEscape(cursor)
 	var n atomic.Uint64
-	var lat latencies
-	b.SetParallelism(32) // 64 clients on 2 cores
-	b.ResetTimer()
-	cpu0 := testenv.CPUTime()
-	b.RunParallel(func(pb *testing.PB) {
-		var mine []time.Duration
-		for pb.Next() {
-			u := first
-			if n.Add(1)%2 == 0 {
-				u = next
-			}
-			start := time.Now()
-			if err := get(u); err != nil {
-				b.Error(err)
-				return
-			}
-			mine = append(mine, time.Since(start))
+	runParallelAt(b, 32, func() error { // 64 clients on 2 cores
+		if n.Add(1)%2 == 0 {
+			return get(next)
 		}
-		lat.add(mine)
+		return get(first)
 	})
-	b.StopTimer()
-	lat.report(b)
-	b.ReportMetric(float64((testenv.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
 }
