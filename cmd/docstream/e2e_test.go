@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,6 +80,9 @@ type devSystem struct {
 	exited   chan error
 	bin      string
 	args     []string
+	// rebind gives every listen flag a new free port (nil on a restart,
+	// which keeps its ports): see launch.
+	rebind func(t *testing.T)
 }
 
 var (
@@ -103,30 +107,35 @@ func startDev(t *testing.T, extra ...string) *devSystem {
 			d.targets[strings.TrimSpace(n)] = true
 		}
 	}
-	args := []string{"dev", "--data-dir", d.dataDir}
+	var listen []string
 	for _, line := range strings.Split(string(help), "\n") {
-		m := flagRE.FindStringSubmatch(line)
-		if m == nil || !(strings.HasSuffix(m[1], "-addr") || m[1] == "bus-listen") {
-			continue
+		if m := flagRE.FindStringSubmatch(line); m != nil && (strings.HasSuffix(m[1], "-addr") || m[1] == "bus-listen") {
+			listen = append(listen, m[1])
 		}
-		port, err := localstack.FreePort()
-		if err != nil {
-			t.Fatal(err)
+	}
+	d.bin = bin
+	d.rebind = func(t *testing.T) {
+		args := []string{"dev", "--data-dir", d.dataDir}
+		for _, f := range listen {
+			port, err := localstack.FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.addrs[f] = fmt.Sprintf("127.0.0.1:%d", port)
+			args = append(args, "--"+f, d.addrs[f])
 		}
-		d.addrs[m[1]] = fmt.Sprintf("127.0.0.1:%d", port)
-		args = append(args, "--"+m[1], d.addrs[m[1]])
+		if a, ok := d.addrs["document-grpc-addr"]; ok {
+			args = append(args, "--signature-document-grpc", a)
+		}
+		d.args = append(args, extra...)
+		d.gateway, d.document, d.sig = "http://"+d.addrs["gateway-addr"], "http://"+d.addrs["document-addr"], "http://"+d.addrs["signature-addr"]
 	}
-	if a, ok := d.addrs["document-grpc-addr"]; ok {
-		args = append(args, "--signature-document-grpc", a)
-	}
-	args = append(args, extra...)
+	d.rebind(t)
 	for _, f := range []string{"gateway-addr", "gateway-admin-addr", "document-addr", "signature-addr", "realtime-addr"} {
 		if d.addrs[f] == "" {
 			t.Fatalf("dev has no --%s flag; flags found: %v", f, d.addrs)
 		}
 	}
-	d.gateway, d.document, d.sig = "http://"+d.addrs["gateway-addr"], "http://"+d.addrs["document-addr"], "http://"+d.addrs["signature-addr"]
-	d.bin, d.args = bin, args
 	d.launch(t)
 	return d
 }
@@ -136,13 +145,39 @@ func startDev(t *testing.T, extra ...string) *devSystem {
 func (d *devSystem) restart(t *testing.T) *devSystem {
 	t.Helper()
 	n := *d
-	n.cmd, n.output, n.exited = nil, &testenv.SyncBuffer{}, make(chan error, 1)
+	n.cmd, n.output, n.exited, n.rebind = nil, &testenv.SyncBuffer{}, make(chan error, 1), nil
 	n.launch(t)
 	return &n
 }
 
-// launch starts the process and waits until it is ready.
+// launch starts the process and waits until it is ready. A first start
+// whose port was taken in the moment between FreePort's check and dev's
+// bind (another test process picked the same one: seen in CI) is tried
+// again on new ports, up to three times.
 func (d *devSystem) launch(t *testing.T) {
+	t.Helper()
+	for try := 1; ; try++ {
+		err := d.start(t)
+		if err == nil {
+			break
+		}
+		if d.rebind == nil || try == 3 || !strings.Contains(d.output.String(), "address already in use") {
+			t.Fatalf("docstream dev exited before it was ready: %v\n%s", err, d.output.String())
+		}
+		t.Logf("docstream dev could not bind a port (try %d), starting again on new ports:\n%s", try, d.output.String())
+		d.output, d.exited = &testenv.SyncBuffer{}, make(chan error, 1)
+		d.rebind(t)
+	}
+	gwc := newClient(t, d.gateway)
+	testenv.WaitFor(t, "the gateway is ready", func() bool {
+		_, err := gwc.Ready(context.Background())
+		return err == nil
+	})
+}
+
+// start starts the process and waits until it says it is ready; the
+// process's exit error when it exits first.
+func (d *devSystem) start(t *testing.T) error {
 	t.Helper()
 	bin, args := d.bin, d.args
 	d.cmd = exec.Command(bin, args...)
@@ -181,17 +216,17 @@ func (d *devSystem) launch(t *testing.T) {
 	})
 	select {
 	case <-ready:
+		return nil
 	case err := <-d.exited:
 		d.exited <- err
-		t.Fatalf("docstream dev exited before it was ready: %v\n%s", err, d.output.String())
+		if err == nil {
+			err = errors.New("exit status 0")
+		}
+		return err
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("docstream dev not ready after 2 minutes\n%s", d.output.String())
+		return nil
 	}
-	gwc := newClient(t, d.gateway)
-	testenv.WaitFor(t, "the gateway is ready", func() bool {
-		_, err := gwc.Ready(context.Background())
-		return err == nil
-	})
 }
 
 // newClient is the public client of the API at base.
