@@ -31,21 +31,16 @@ fi
 RESULTS=$WORK/results.md
 DOC=127.0.0.1:$((PORT + 5))
 
-load() { uptime | sed 's/.*load average: //'; }
-note() { echo "$*" | tee -a "$RESULTS"; }
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 DEV_PID=
 DATA=
-stop_dev() {
-	[ -n "$DEV_PID" ] || return 0
-	kill -INT "$DEV_PID" 2>/dev/null || true
-	for _ in $(seq 300); do kill -0 "$DEV_PID" 2>/dev/null || break; sleep 0.2; done
-	kill -KILL "$DEV_PID" 2>/dev/null || true
-	wait "$DEV_PID" 2>/dev/null || true
-	DEV_PID=
+stop() { # stop: docstream dev stopped, its data directory removed (KEEP=1 keeps it)
+	stop_dev
 	[ -n "${KEEP:-}" ] || [ -z "$DATA" ] || rm -rf "$DATA"
 }
-trap stop_dev EXIT
+trap stop EXIT
 
 note ""
 note "## bench-flat $(date -u +%FT%TZ) on $(nproc) cores, $(git rev-parse --short HEAD)"
@@ -59,11 +54,7 @@ for N in "${SIZES[@]}"; do
 	"$DS" dev --data-dir "$DATA" --log-level warn --targets document --document-addr "$DOC" \
 		--gateway-addr "127.0.0.1:$PORT" --document-grpc-addr "127.0.0.1:$((PORT + 51))" >"$OUT/dev.log" 2>&1 &
 	DEV_PID=$!
-	for _ in $(seq 1500); do
-		curl -fs -o /dev/null "http://$DOC/health/ready" && break
-		kill -0 "$DEV_PID" 2>/dev/null || { echo "docstream dev exited" >&2; exit 1; }
-		sleep 0.2
-	done
+	wait_http "$DOC"
 	timeout 60m "$DS" bench load --documents "$N" --data-dir "$DATA" -o json >"$OUT/load.json" 2>"$OUT/load.log"
 	note "| $N | corpus load | $(jq -r '"\(.load_docs_per_s | floor) docs/s (\(.documents) documents)"' "$OUT/load.json") | $(load) |"
 	for s in list get stats; do
@@ -73,5 +64,5 @@ for N in "${SIZES[@]}"; do
 		}
 		note "| $N | $s | $(jq -r '"\(.ok_per_s | floor) 2xx/s, p50 \(.ok_latency_ms.p50) ms, p99 \(.ok_latency_ms.p99) ms, errors \(.errors)"' "$OUT/$s.json") | $(load) |"
 	done
-	stop_dev
+	stop
 done

@@ -39,8 +39,8 @@ PORTS=(--gateway-addr "$GW" --gateway-admin-addr "127.0.0.1:$((PORT + 1))"
 	--indexer-addr "127.0.0.1:$((PORT + 6))" --extractor-addr "127.0.0.1:$((PORT + 7))" --webhooks-addr "127.0.0.1:$((PORT + 8))"
 	--cdc-addr "127.0.0.1:$((PORT + 83))" --bus-listen "127.0.0.1:$((PORT + 250))")
 
-load() { uptime | sed 's/.*load average: //'; }
-note() { echo "$*" | tee -a "$RESULTS"; }
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 DEV_PID=
 DATA=
@@ -49,24 +49,13 @@ start_dev() { # start_dev <name>: a fresh docstream dev, ready
 	rm -rf "$DATA"
 	"$DS" dev --data-dir "$DATA" --log-level warn --gateway-rate-limit 0 "${PORTS[@]}" >"$WORK/dev-$1.log" 2>&1 &
 	DEV_PID=$!
-	for _ in $(seq 1500); do
-		curl -fs -o /dev/null "http://$GW/health/ready" && curl -fs -o /dev/null "http://127.0.0.1:$((PORT + 3))/health/ready" && return 0
-		kill -0 "$DEV_PID" 2>/dev/null || { echo "docstream dev exited" >&2; return 1; }
-		sleep 0.2
-	done
-	echo "not ready after 5 minutes" >&2
-	return 1
+	wait_http "$GW" && wait_http "127.0.0.1:$((PORT + 3))"
 }
-stop_dev() {
-	[ -n "$DEV_PID" ] || return 0
-	kill -INT "$DEV_PID" 2>/dev/null || true
-	for _ in $(seq 300); do kill -0 "$DEV_PID" 2>/dev/null || break; sleep 0.2; done
-	kill -KILL "$DEV_PID" 2>/dev/null || true
-	wait "$DEV_PID" 2>/dev/null || true
-	DEV_PID=
+stop() { # stop: docstream dev stopped, its data directory removed (KEEP=1 keeps it)
+	stop_dev
 	[ -n "${KEEP:-}" ] || [ -z "$DATA" ] || rm -rf "$DATA"
 }
-trap stop_dev EXIT
+trap stop EXIT
 
 # bench <name> <args...>: one bounded run through the gateway.
 bench() {
@@ -87,8 +76,8 @@ start_dev mix
 for U in "${USERS[@]}"; do
 	bench "reference-mix-$U" reference-mix -c "$U"
 done
-stop_dev
+stop
 
 start_dev create
 bench "create-$CREATE_USERS" create -c "$CREATE_USERS"
-stop_dev
+stop

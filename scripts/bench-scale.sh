@@ -55,8 +55,8 @@ PORTS=(--gateway-addr "127.0.0.1:$PORT" --gateway-admin-addr "127.0.0.1:$((PORT 
 	--indexer-addr "127.0.0.1:$((PORT + 6))" --extractor-addr "127.0.0.1:$((PORT + 7))" --webhooks-addr "127.0.0.1:$((PORT + 8))"
 	--cdc-addr "127.0.0.1:$((PORT + 83))" --bus-listen "127.0.0.1:$((PORT + 250))")
 
-load() { uptime | sed 's/.*load average: //'; }
-note() { echo "$*" | tee -a "$RESULTS"; }
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 DEV_PID=
 start_dev() { # start_dev <log> <args...>: docstream dev in the background, not waiting
@@ -66,23 +66,8 @@ start_dev() { # start_dev <log> <args...>: docstream dev in the background, not 
 	"$DS" dev --data-dir "$DATA" --log-level warn --gateway-rate-limit 0 --search-cache-entries 0 "${PORTS[@]}" "$@" >"$log" 2>&1 &
 	DEV_PID=$!
 }
-wait_ready() { # wait_ready <host:port>: its /health/ready answers 200 (at most 5 minutes); sets DB
-	for _ in $(seq 1500); do
-		# Each start of dev's local PostgreSQL takes a new port.
-		curl -fs -o /dev/null "http://$1/health/ready" && DB=$(jq -r .database_url "$DATA/dev.json") && return 0
-		kill -0 "$DEV_PID" 2>/dev/null || { echo "docstream dev exited" >&2; return 1; }
-		sleep 0.2
-	done
-	echo "$1 not ready after 5 minutes" >&2
-	return 1
-}
-stop_dev() {
-	[ -n "$DEV_PID" ] || return 0
-	kill -INT "$DEV_PID" 2>/dev/null || true
-	for _ in $(seq 300); do kill -0 "$DEV_PID" 2>/dev/null || break; sleep 0.2; done
-	kill -KILL "$DEV_PID" 2>/dev/null || true
-	wait "$DEV_PID" 2>/dev/null || true
-	DEV_PID=
+wait_ready() { # wait_ready <host:port>: ready; sets DB (each start of dev's PostgreSQL takes a new port)
+	wait_http "$1" && DB=$(jq -r .database_url "$DATA/dev.json")
 }
 FLOOR_PID=
 cleanup() {
