@@ -58,7 +58,7 @@ for N in "${SIZES[@]}"; do
 	timeout 60m "$DS" bench load --documents "$N" --data-dir "$DATA" -o json >"$OUT/load.json" 2>"$OUT/load.log"
 	note "| $N | corpus load | $(jq -r '"\(.load_docs_per_s | floor) docs/s (\(.documents) documents)"' "$OUT/load.json") | $(load) |"
 	for s in list get stats; do
-		timeout 10m "$DS" bench "$s" --document-url "http://$DOC" --ops-url= -c 64 --warmup "$WARMUP" -T "$DURATION" -o json >"$OUT/$s.json" 2>"$OUT/$s.log" || {
+		timeout 10m "$DS" bench "$s" --document-url "http://$DOC" -c 64 --warmup "$WARMUP" -T "$DURATION" -o json >"$OUT/$s.json" 2>"$OUT/$s.log" || {
 			note "| $N | $s | failed: $(tail -1 "$OUT/$s.log") | $(load) |"
 			continue
 		}
