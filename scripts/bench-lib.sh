@@ -30,3 +30,14 @@ stop_dev() {
 	wait "$DEV_PID" 2>/dev/null || true
 	DEV_PID=
 }
+
+# dev_ports: PORTS, the listen flags of every docstream dev target on ports
+# from $PORT on (gateway $PORT, search +3, document +5, …), the same layout
+# in every script.
+dev_ports() {
+	PORTS=(--gateway-addr "127.0.0.1:$PORT" --gateway-admin-addr "127.0.0.1:$((PORT + 1))"
+		--signature-addr "127.0.0.1:$((PORT + 2))" --search-addr "127.0.0.1:$((PORT + 3))" --realtime-addr "127.0.0.1:$((PORT + 4))"
+		--document-addr "127.0.0.1:$((PORT + 5))" --document-grpc-addr "127.0.0.1:$((PORT + 51))" --signature-document-grpc "127.0.0.1:$((PORT + 51))"
+		--indexer-addr "127.0.0.1:$((PORT + 6))" --extractor-addr "127.0.0.1:$((PORT + 7))" --webhooks-addr "127.0.0.1:$((PORT + 8))"
+		--cdc-addr "127.0.0.1:$((PORT + 83))" --bus-listen "127.0.0.1:$((PORT + 250))")
+}

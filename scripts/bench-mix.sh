@@ -33,14 +33,10 @@ if [ -z "${DS:-}" ]; then
 fi
 RESULTS=$WORK/results.md
 GW=127.0.0.1:$PORT
-PORTS=(--gateway-addr "$GW" --gateway-admin-addr "127.0.0.1:$((PORT + 1))"
-	--signature-addr "127.0.0.1:$((PORT + 2))" --search-addr "127.0.0.1:$((PORT + 3))" --realtime-addr "127.0.0.1:$((PORT + 4))"
-	--document-addr "127.0.0.1:$((PORT + 5))" --document-grpc-addr "127.0.0.1:$((PORT + 51))" --signature-document-grpc "127.0.0.1:$((PORT + 51))"
-	--indexer-addr "127.0.0.1:$((PORT + 6))" --extractor-addr "127.0.0.1:$((PORT + 7))" --webhooks-addr "127.0.0.1:$((PORT + 8))"
-	--cdc-addr "127.0.0.1:$((PORT + 83))" --bus-listen "127.0.0.1:$((PORT + 250))")
-
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
+dev_ports
+
 
 DEV_PID=
 DATA=

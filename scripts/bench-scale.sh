@@ -49,14 +49,10 @@ RESULTS=$WORK/results.md
 DOC=127.0.0.1:$((PORT + 5))
 SEARCH=127.0.0.1:$((PORT + 3))
 FLOOR=127.0.0.1:$((PORT + 9))
-PORTS=(--gateway-addr "127.0.0.1:$PORT" --gateway-admin-addr "127.0.0.1:$((PORT + 1))"
-	--signature-addr "127.0.0.1:$((PORT + 2))" --search-addr "$SEARCH" --realtime-addr "127.0.0.1:$((PORT + 4))"
-	--document-addr "$DOC" --document-grpc-addr "127.0.0.1:$((PORT + 51))" --signature-document-grpc "127.0.0.1:$((PORT + 51))"
-	--indexer-addr "127.0.0.1:$((PORT + 6))" --extractor-addr "127.0.0.1:$((PORT + 7))" --webhooks-addr "127.0.0.1:$((PORT + 8))"
-	--cdc-addr "127.0.0.1:$((PORT + 83))" --bus-listen "127.0.0.1:$((PORT + 250))")
-
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
+dev_ports
+
 
 DEV_PID=
 start_dev() { # start_dev <log> <args...>: docstream dev in the background, not waiting
