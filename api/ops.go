@@ -57,6 +57,9 @@ type OpsBus struct {
 	Consumers map[string]OpsConsumer `json:"consumers,omitempty"`
 }
 
+// IndexerConsumer is the search indexer's name among OpsBus.Consumers.
+const IndexerConsumer = "indexer"
+
 // OpsConsumer is one bus consumer's backlog.
 type OpsConsumer struct {
 	Pending    float64 `json:"pending"`

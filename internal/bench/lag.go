@@ -178,7 +178,7 @@ func (s *lagSampler) catchUp(ctx context.Context, end time.Time) {
 			// engine confirms WAL that carries no document change (audit,
 			// outbox, journal rows), which the indexer has nothing to apply
 			// for, so the byte lag can stay above 0 with nothing to do.
-			c, ok := o.Bus.Consumers["indexer"]
+			c, ok := o.Bus.Consumers[api.IndexerConsumer]
 			idle := ok && c.Pending == 0 && c.AckPending == 0 &&
 				prevPublished != nil && o.CDC.EventsPublished != nil && *o.CDC.EventsPublished == *prevPublished
 			prevPublished = o.CDC.EventsPublished

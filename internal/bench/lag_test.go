@@ -37,7 +37,7 @@ func TestACreateRunReportsTheBacklogAndWhenTheIndexerCaughtUp(t *testing.T) {
 		slot := float64(backlog * 500)
 		_ = json.NewEncoder(w).Encode(api.Ops{CDC: api.OpsCDC{SlotLagBytes: &slot, EventsPublished: &published},
 			Indexer: api.OpsIndexer{LagBytes: &lag, Pending: &pending},
-			Bus:     api.OpsBus{Consumers: map[string]api.OpsConsumer{"indexer": {Pending: pending}}}})
+			Bus:     api.OpsBus{Consumers: map[string]api.OpsConsumer{api.IndexerConsumer: {Pending: pending}}}})
 		return true
 	})
 	o := f.options("create")

@@ -64,7 +64,7 @@ const (
 	cdcModule       = "cdc"
 	indexerModule   = "indexer"
 	realtimeModule  = "realtime"
-	indexerConsumer = "indexer"
+	indexerConsumer = api.IndexerConsumer
 )
 
 // Ops gathers the view; it keeps the previous sample of each service's
