@@ -266,15 +266,19 @@ func localUpstreams(c *Config) map[string][]string {
 
 // opsTargets are every module's first HTTP address, in module-table
 // order, for GET /ops (internal/ops): the module table's listen addresses
-// dialled on this host, as the gateway's built-in upstreams are.
+// dialled on this host, as the gateway's built-in upstreams are. The
+// modules this process runs (c.Targets) are Local: their metrics are this
+// process's registry.
 func opsTargets(c *Config) []ops.Target {
+	chosen, _ := Choose(c.Targets) // prepare refused a bad list before the gateway starts
 	var out []ops.Target
 	for _, m := range Modules() {
 		for _, p := range m.Ports(c) {
 			// The gateway's own figures are on its admin port (its
 			// proxy port has no /metrics); without one it is left out.
 			if p.HTTP && (m.Name != "gateway" || p.Name == "gateway-admin") {
-				out = append(out, ops.Target{Name: m.Name, URL: "http://" + loopbackDial(p.Addr)})
+				local := slices.ContainsFunc(chosen, func(x *Module) bool { return x.Name == m.Name })
+				out = append(out, ops.Target{Name: m.Name, URL: "http://" + loopbackDial(p.Addr), Local: local})
 				break
 			}
 		}
