@@ -388,3 +388,27 @@ func TestPingOfAFileBucketDoesNotReadItsDirectory(t *testing.T) {
 		t.Fatal("Ping of a removed bucket directory succeeded")
 	}
 }
+
+// A WriteUnsynced that fails leaves no sidecar without its object: a
+// sidecar alone is a file no listing shows, so no sweeper would remove it.
+// (The content file is written first; here it cannot be, as a directory
+// holds its name.)
+func TestAFailedWriteUnsyncedLeavesNoLoneSidecar(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := Open(ctx, "file://"+filepath.ToSlash(dir), "documents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	path := filepath.Join(dir, "documents", "0196-bulk", "content")
+	if err := os.MkdirAll(path, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteUnsynced(ctx, "0196-bulk/content", []byte("x"), "text/plain"); err == nil {
+		t.Fatal("WriteUnsynced over a directory succeeded")
+	}
+	if _, err := os.Stat(path + ".attrs"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a sidecar was left without its object: %v", err)
+	}
+}

@@ -266,10 +266,13 @@ func (b *Bucket) WriteUnsynced(ctx context.Context, key string, data []byte, con
 	if err != nil {
 		return err
 	}
-	if err := writeNew(path+attrsExt, attrs); err != nil {
+	// The file before its sidecar: a crash between the two leaves an
+	// object the bucket lists (and the orphan sweeper can delete), where a
+	// sidecar alone would be a file no listing shows.
+	if err := writeNew(path, data); err != nil {
 		return err
 	}
-	return writeNew(path, data)
+	return writeNew(path+attrsExt, attrs)
 }
 
 // fileAttrs is the part of fileblob's sidecar (its xattrs) that a new
