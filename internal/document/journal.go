@@ -80,7 +80,7 @@ func (j *Journal) Flush(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			j.log.WarnContext(ctx, "content journal: syncing a batch failed; rewriting its blobs from the journal", "err", err)
 			n, err = j.store.settleJournal(ctx, journalBatch, true, func(entries []journalEntry) error {
-				if err := j.rewrite(ctx, entries); err != nil {
+				if _, err := j.rewrite(ctx, entries); err != nil {
 					return err
 				}
 				return j.sync(entries)
@@ -105,10 +105,11 @@ func (j *Journal) Recover(ctx context.Context) (rewritten int, err error) {
 					bad = append(bad, e)
 				}
 			}
-			if err := j.rewrite(ctx, bad); err != nil {
+			n, err := j.rewrite(ctx, bad)
+			rewritten += n
+			if err != nil {
 				return err
 			}
-			rewritten += len(bad)
 			return j.sync(entries)
 		})
 		if err != nil {
@@ -149,13 +150,24 @@ func (j *Journal) sync(entries []journalEntry) error {
 // rewrite writes each entry's blob again from the entry, replacing what
 // is there at once (fileblob's temporary file and rename): a reader sees
 // the old bytes or the new, which are the same bytes when the old were
-// whole.
-func (j *Journal) rewrite(ctx context.Context, entries []journalEntry) error {
+// whole. An entry whose bytes are not those its sha256 names (a damaged
+// or tampered row) is not written: that would put bytes the document
+// never had behind its content_sha256. It is logged and settled with the
+// rest (its blob stays as it is; the entry cannot repair it). It returns
+// how many blobs it wrote.
+func (j *Journal) rewrite(ctx context.Context, entries []journalEntry) (written int, err error) {
 	var errs []error
 	for _, e := range entries {
+		if sum := sha256.Sum256(e.Bytes); hex.EncodeToString(sum[:]) != e.SHA256 {
+			j.log.ErrorContext(ctx, "content journal: an entry's bytes do not match its sha256; its blob is not rewritten from it",
+				"key", e.Key, "sha256", e.SHA256, "bytes_sha256", hex.EncodeToString(sum[:]), "bytes", len(e.Bytes))
+			continue
+		}
 		if err := j.blobs.WriteAll(ctx, e.Key, e.Bytes, &blob.WriterOptions{ContentType: e.ContentType}); err != nil {
 			errs = append(errs, fmt.Errorf("rewrite %s: %w", e.Key, err))
+			continue
 		}
+		written++
 	}
-	return errors.Join(errs...)
+	return written, errors.Join(errs...)
 }

@@ -143,6 +143,32 @@ func TestRecoveryRestoresJournalledContentAPowerLossLost(t *testing.T) {
 	}
 }
 
+// A journal entry whose bytes are not those its sha256 names is never
+// written over a blob: recovery leaves the blob (here torn) as it is, and
+// the document's content is not replaced by bytes it never had.
+func TestRecoveryNeverWritesAnEntryWhoseBytesDoNotMatchItsSum(t *testing.T) {
+	e, _ := journalEnv(t, testDB(t))
+	content := strings.Repeat("the terms of the agreement, ", 40)
+	d := e.create(t, "Journalled", content)
+	if err := os.Truncate(e.contentPath(d.ID), 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(context.Background(), `UPDATE documents.content_journal SET bytes = 'forged' WHERE key = $1`, ContentKey(d.ID)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.svc.Journal().Recover(context.Background())
+	if err != nil || n != 0 {
+		t.Fatalf("recover: rewrote %d (%v); want 0 and no error", n, err)
+	}
+	got, err := os.ReadFile(e.contentPath(d.ID))
+	if err != nil || string(got) != content[:100] {
+		t.Fatalf("blob after recovery: %q, %v; want the torn 100 bytes left as they were", got, err)
+	}
+	if j := e.journalled(t); len(j) != 0 {
+		t.Errorf("%d journal entries left after recovery", len(j))
+	}
+}
+
 // Recovery leaves a whole blob as it is: it syncs it and deletes the entry.
 func TestRecoveryKeepsAWholeBlob(t *testing.T) {
 	e, l := journalEnv(t, testDB(t))
