@@ -108,8 +108,8 @@ type statusErr struct{ code int }
 func (e *statusErr) Error() string { return http.StatusText(e.code) }
 
 func BenchmarkGetDocumentCacheHit(b *testing.B) {
-	e := newEnv(&testing.T{})
-	d := e.create(&testing.T{}, "Benchmark document", strings.Repeat("x", 1024))
+	e := newEnv(b)
+	d := e.create(b, "Benchmark document", strings.Repeat("x", 1024))
 	url := e.srv.URL + "/documents/" + d.ID
 	if err := get(url); err != nil { // warm the cache
 		b.Fatal(err)
@@ -121,7 +121,7 @@ func BenchmarkGetDocumentCacheHit(b *testing.B) {
 // docstream dev: no Redis round trip, the answer's bytes cached.
 func BenchmarkGetDocumentLocalCacheHit(b *testing.B) {
 	p := cdctest.Start(b)
-	e := newEnvWith(&testing.T{}, p.URL, noProxies())
+	e := newEnvWith(b, p.URL, noProxies())
 	l := NewLocalCache(1000, 3*time.Second, logging.Discard())
 	e.svc.SetLocalCache(l)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -130,7 +130,7 @@ func BenchmarkGetDocumentLocalCacheHit(b *testing.B) {
 	for !l.fresh(time.Now()) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	d := e.create(&testing.T{}, "Benchmark document", strings.Repeat("x", 1024))
+	d := e.create(b, "Benchmark document", strings.Repeat("x", 1024))
 	url := e.srv.URL + "/documents/" + d.ID
 	for l.get(d.ID, 0) == nil { // fill it once the create's event has passed
 		if err := get(url); err != nil {
@@ -142,8 +142,8 @@ func BenchmarkGetDocumentLocalCacheHit(b *testing.B) {
 }
 
 func BenchmarkFloorBareHTTPHandler(b *testing.B) {
-	e := newEnv(&testing.T{})
-	d := e.create(&testing.T{}, "Benchmark document", strings.Repeat("x", 1024))
+	e := newEnv(b)
+	d := e.create(b, "Benchmark document", strings.Repeat("x", 1024))
 	body, _ := json.Marshal(d)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -156,13 +156,13 @@ func BenchmarkFloorBareHTTPHandler(b *testing.B) {
 // BenchmarkCreateDocument1KiB is a create whose content is synced before
 // its commit (no content journal: --document-content-journal-max 0).
 func BenchmarkCreateDocument1KiB(b *testing.B) {
-	benchCreate(b, newEnv(&testing.T{}))
+	benchCreate(b, newEnv(b))
 }
 
 // A create whose content is journalled with its row (the default), the
 // journal's flusher syncing the blobs in the background as in production.
 func BenchmarkCreateDocument1KiBJournal(b *testing.B) {
-	e := newEnv(&testing.T{})
+	e := newEnv(b)
 	e.svc.SetContentJournal(64 << 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	var flusher sync.WaitGroup
@@ -174,7 +174,7 @@ func BenchmarkCreateDocument1KiBJournal(b *testing.B) {
 // The ceiling of any way of making content durable other than its own
 // fsyncs: the create with its blob's fsyncs skipped (not durable).
 func BenchmarkCreateDocument1KiBNoBlobSync(b *testing.B) {
-	e := newEnv(&testing.T{})
+	e := newEnv(b)
 	e.bucket.SetFsync(func(string) error { return nil })
 	benchCreate(b, e)
 }
@@ -198,7 +198,7 @@ func benchCreate(b *testing.B, e *env) {
 // The floor for POST: one INSERT of the same row shape per commit, from the
 // same pool settings, no HTTP, no blob, no hashing.
 func BenchmarkFloorRawInsertCommit(b *testing.B) {
-	e := newEnv(&testing.T{})
+	e := newEnv(b)
 	ctx := context.Background()
 	runParallel(b, func() error {
 		id, _ := uuid.NewV7()
@@ -247,9 +247,9 @@ func BenchmarkFloorPgbenchInsert(b *testing.B) {
 // The floor under a Redis cache hit (the in-process cache bypassed): one
 // GET round trip and the entry's decoding, as Cache.Get does, without HTTP.
 func BenchmarkFloorRedisPipelineRoundTrip(b *testing.B) {
-	e := newEnv(&testing.T{})
+	e := newEnv(b)
 	ctx := context.Background()
-	d := e.create(&testing.T{}, "Benchmark document", strings.Repeat("x", 1024))
+	d := e.create(b, "Benchmark document", strings.Repeat("x", 1024))
 	if err := get(e.srv.URL + "/documents/" + d.ID); err != nil { // cache it
 		b.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func BenchmarkFloorRedisPipelineRoundTrip(b *testing.B) {
 // service's access decisions, not token verification, which the auth
 // package benchmarks), in mode m.
 func benchAccessEnv(b *testing.B, m auth.Mode, p auth.Principal) *env {
-	e := newEnv(&testing.T{})
+	e := newEnv(b)
 	e.svc.SetMode(m)
 	h := NewServer(e.svc, noProxies(), logging.Discard())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -285,7 +285,7 @@ func BenchmarkAccessGetCacheHit(b *testing.B) {
 	for _, m := range []auth.Mode{auth.ModeOpen, auth.ModeRequired} {
 		b.Run(string(m), func(b *testing.B) {
 			e := benchAccessEnv(b, m, benchOwner)
-			d := e.create(&testing.T{}, "Benchmark document", strings.Repeat("x", 1024))
+			d := e.create(b, "Benchmark document", strings.Repeat("x", 1024))
 			url := e.srv.URL + "/documents/" + d.ID
 			if err := get(url); err != nil { // warm the cache
 				b.Fatal(err)

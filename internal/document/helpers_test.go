@@ -36,18 +36,18 @@ type env struct {
 	blobs  string // the bucket's directory
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	return newEnvWith(t, testenv.Database(t), noProxies())
 }
 
-func newEnvWith(t *testing.T, dbURL string, cfg Config) *env {
+func newEnvWith(t testing.TB, dbURL string, cfg Config) *env {
 	t.Helper()
 	return newEnvAt(t, dbURL, t.TempDir(), cfg)
 }
 
 // newEnvAt is a service over dbURL and the bucket under blobDir: a second
 // instance of another env's service, or the same one restarted.
-func newEnvAt(t *testing.T, dbURL, blobDir string, cfg Config) *env {
+func newEnvAt(t testing.TB, dbURL, blobDir string, cfg Config) *env {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, dbURL, 20)
@@ -74,12 +74,12 @@ func newEnvAt(t *testing.T, dbURL, blobDir string, cfg Config) *env {
 }
 
 // do sends a request to the service (see testenv.Do).
-func (e *env) do(t *testing.T, method, path string, body any, out any, header ...string) *http.Response {
+func (e *env) do(t testing.TB, method, path string, body any, out any, header ...string) *http.Response {
 	t.Helper()
 	return testenv.Do(t, method, e.srv.URL+path, body, out, header...)
 }
 
-func (e *env) create(t *testing.T, title, content string) Document {
+func (e *env) create(t testing.TB, title, content string) Document {
 	t.Helper()
 	var d Document
 	resp := e.do(t, "POST", "/documents", map[string]any{"title": title, "content": content, "created_by": "john.doe@company.com"}, &d)

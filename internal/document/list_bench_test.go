@@ -13,7 +13,7 @@ import (
 // concurrent clients. Its figure is cpu-µs/req (see runParallelAt).
 // Issue 16.
 func BenchmarkListCPU(b *testing.B) {
-	e := newEnv(&testing.T{})
+	e := newEnv(b)
 	ctx := context.Background()
 	if _, err := e.pool.Exec(ctx, `INSERT INTO documents.documents (id, title, content_type, content_size, s3_key,
 			status, created_by, created_at, updated_at, version, content_sha256, owner, readers)
