@@ -67,10 +67,12 @@ func ExistingIDs(ctx context.Context, pool *pgxpool.Pool, table string, ids []st
 // (about one commit in a thousand; found when a migration shifted a test's
 // delete onto a boundary). No record can end at those offsets (a record
 // continued onto a page ends past its header), so nothing later is
-// skipped.
+// skipped. The page size is the server's wal_block_size (8 KiB unless
+// PostgreSQL was built otherwise); the header sizes are those of every
+// 64-bit build.
 const WALPositionSQL = `(SELECT CASE
 	WHEN o.file_offset = 40 THEN p.l - 40
-	WHEN o.file_offset % 8192 = 24 THEN p.l - 24
+	WHEN o.file_offset % current_setting('wal_block_size')::int = 24 THEN p.l - 24
 	ELSE p.l END
 	FROM (SELECT pg_current_wal_insert_lsn() AS l) p, pg_walfile_name_offset(p.l) o)`
 
