@@ -181,3 +181,16 @@ func mustKey(key string, ok bool) string {
 	}
 	return key
 }
+
+// BenchmarkCacheKey is the cost the result cache adds to every search for
+// its key (issue 16): a selective query of a caller with a few reader keys.
+func BenchmarkCacheKey(b *testing.B) {
+	q := Query{Text: "lease agreemnt", Status: "sent", Size: 10,
+		Access: ReadersOf([]string{"user:alice", "group:legal", "email:alice@example.com"})}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := cacheKey(q); !ok {
+			b.Fatal("no key")
+		}
+	}
+}
