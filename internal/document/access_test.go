@@ -330,7 +330,7 @@ func TestARevokedShareIsRefusedAtOnceWithTheCacheWarm(t *testing.T) {
 	// A readers-only change moves neither version nor updated_at.
 	var now Document
 	e.do(t, "GET", "/documents/"+d.ID, nil, &now, testPrincipal, principalHeader(alice))
-	if now.Version != d.Version || !now.UpdatedAt.Equal(d.UpdatedAt.Time) {
+	if now.Version != d.Version || !now.UpdatedAt.Time.Equal(d.UpdatedAt.Time) {
 		t.Fatalf("a share changed the document: version %d→%d, updated_at %v→%v", d.Version, now.Version, d.UpdatedAt, now.UpdatedAt)
 	}
 

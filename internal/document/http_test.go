@@ -216,7 +216,7 @@ func TestPatchVersionsInvalidatesAndFollowsTheStateMachine(t *testing.T) {
 	if resp.StatusCode != 200 || u.Version != 2 || u.Title != "Final" || u.Status != StatusSent || resp.Header.Get("ETag") != `"2"` {
 		t.Fatalf("patch: %d %+v", resp.StatusCode, u)
 	}
-	if !u.UpdatedAt.After(d.UpdatedAt.Time) {
+	if !u.UpdatedAt.Time.After(d.UpdatedAt.Time) {
 		t.Errorf("updated_at not advanced by the trigger: %v -> %v", d.UpdatedAt, u.UpdatedAt)
 	}
 	var got Document

@@ -132,11 +132,11 @@ func TestListFiltersByStatusCreatorAndTimeWithTheCursor(t *testing.T) {
 	after, before := base.Add(2*time.Hour), base.Add(7*time.Hour)
 	check("status=signed", func(d Document) bool { return d.Status == StatusSigned })
 	check("created_by=b@company.com", func(d Document) bool { return d.CreatedBy == "b@company.com" })
-	check("created_after="+after.Format(time.RFC3339), func(d Document) bool { return d.CreatedAt.After(after) })
-	check("created_before="+url.QueryEscape(before.Format(time.RFC3339)), func(d Document) bool { return d.CreatedAt.Before(before) })
+	check("created_after="+after.Format(time.RFC3339), func(d Document) bool { return d.CreatedAt.Time.After(after) })
+	check("created_before="+url.QueryEscape(before.Format(time.RFC3339)), func(d Document) bool { return d.CreatedAt.Time.Before(before) })
 	check("status=created&created_by=a@company.com&created_after="+after.Format(time.RFC3339)+"&created_before="+before.Format(time.RFC3339),
 		func(d Document) bool {
-			return d.Status == StatusCreated && d.CreatedBy == "a@company.com" && d.CreatedAt.After(after) && d.CreatedAt.Before(before)
+			return d.Status == StatusCreated && d.CreatedBy == "a@company.com" && d.CreatedAt.Time.After(after) && d.CreatedAt.Time.Before(before)
 		})
 }
 
