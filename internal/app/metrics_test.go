@@ -35,7 +35,7 @@ func TestAProcessExportsOnlyItsTargetsMetrics(t *testing.T) {
 			[]string{"docstream_document_", "docstream_indexer_", "docstream_realtime_", "docstream_signature_", "docstream_audit_", "grpc_server_"}},
 		{"document", []string{"docstream_document_redis_up", "docstream_document_cache_invalidator_failing", "docstream_audit_checkpoint_sign_seconds"},
 			[]string{"docstream_cdc_", "docstream_indexer_", "docstream_realtime_", "docstream_signature_"}},
-		{"realtime", []string{"docstream_realtime_connections"},
+		{"realtime", []string{"docstream_realtime_connections", "docstream_realtime_fanout_seconds"},
 			[]string{"docstream_cdc_", "docstream_document_", "docstream_indexer_", "docstream_signature_", "docstream_audit_"}},
 	}
 	db := testenv.Database(t)

@@ -30,9 +30,10 @@ type client struct {
 	// 1008; any other failure (PostgreSQL out of reach) keeps it.
 	recheck func(context.Context) error
 
-	// queue holds encoded messages for the writer. Live fan-out only ever
-	// tries to send (never blocks); a replay blocks on it.
-	queue chan []byte
+	// queue holds the events waiting for the writer, one delivery each
+	// (its encoded messages). Live fan-out only ever tries to send (never
+	// blocks); a replay blocks on it.
+	queue chan *delivery
 	// control carries replies to the client's own pings; one at a time is
 	// enough.
 	control chan []byte
@@ -73,7 +74,7 @@ func newClient(h *Hub, ws *websocket.Conn, doc string, expires time.Time) *clien
 		ws:      ws,
 		doc:     doc,
 		expires: expires,
-		queue:   make(chan []byte, h.opts.QueueSize),
+		queue:   make(chan *delivery, h.opts.QueueSize),
 		control: make(chan []byte, 1),
 		kicked:  make(chan struct{}),
 		wake:    make(chan struct{}, 1),
@@ -92,21 +93,22 @@ func (c *client) kick(why closeCode) {
 	})
 }
 
-// deliver queues a live event without blocking; nothing once the client
-// is kicked (a revoked subscriber gets nothing after the revocation).
-func (c *client) deliver(ev Event) {
-	if ev.Position != 0 && ev.Position <= c.skip || c.isKicked() {
-		return
+// deliver queues d, the live event at position pos, without blocking;
+// nothing once the client is kicked (a revoked subscriber gets nothing
+// after the revocation). It reports whether d was queued: the writer, or
+// finish, will call d.done.
+func (c *client) deliver(pos uint64, d *delivery) bool {
+	if pos != 0 && pos <= c.skip || c.isKicked() {
+		return false
 	}
-	for _, f := range ev.Frames {
-		select {
-		case c.queue <- f:
-		default:
-			c.overflow()
-			return
-		}
+	select {
+	case c.queue <- d:
+	default:
+		c.overflow()
+		return false
 	}
 	c.poke()
+	return true
 }
 
 func (c *client) isKicked() bool {
@@ -204,7 +206,18 @@ func (c *client) finish() {
 		_ = c.ws.Close(c.why.code, c.why.reason)
 	}
 	c.bg.Wait()
-	close(c.finished)
+	// What is still queued will never be written: the fan-out of those
+	// events is done with this connection. Nothing is queued from now on
+	// (Dispatch no longer sees the client; deliver refuses a kicked one).
+	for {
+		select {
+		case d := <-c.queue:
+			d.done()
+		default:
+			close(c.finished)
+			return
+		}
+	}
 }
 
 // background runs f aside, unless the connection has ended; finish waits
@@ -252,42 +265,59 @@ func (c *client) poke() {
 
 // write writes queued frames (replies to pings first) until none is left.
 func (c *client) write() {
-	o := c.h.opts
 	for {
-		var frame []byte
 		select {
-		case frame = <-c.control:
+		case f := <-c.control:
+			if !c.writeFrame(f) {
+				return
+			}
+			continue
 		default:
-			select {
-			case frame = <-c.queue:
-			default:
-				c.writing.Store(false)
-				// A frame queued after the look and before the Store
-				// found the writer running and did not start one.
-				if len(c.control) == 0 && len(c.queue) == 0 || !c.writing.CompareAndSwap(false, true) {
-					return
+		}
+		select {
+		case d := <-c.queue:
+			ok := true
+			for _, f := range d.frames {
+				if ok = c.writeFrame(f); !ok {
+					break
 				}
-				continue
+			}
+			d.done()
+			if !ok {
+				return
+			}
+		default:
+			c.writing.Store(false)
+			// A frame queued after the look and before the Store
+			// found the writer running and did not start one.
+			if len(c.control) == 0 && len(c.queue) == 0 || !c.writing.CompareAndSwap(false, true) {
+				return
 			}
 		}
-		if c.isKicked() {
-			// A kick (a revocation above all) wins over frames still
-			// queued. The writer stays "running": none is needed again.
-			return
-		}
-		wctx, cancel := context.WithTimeout(context.Background(), o.WriteTimeout)
-		err := c.ws.Write(wctx, websocket.MessageText, frame)
-		cancel()
-		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				reaped.Inc()
-			}
-			c.kick(closeCode{code: websocket.StatusGoingAway, now: true})
-			return
-		}
-		c.sent.Add(1)
-		messagesSent.Inc()
 	}
+}
+
+// writeFrame writes one frame. It returns false when the connection is
+// kicked, after which the writer stays "running" (none is needed again):
+// a kick (a revocation above all) wins over frames still queued, and a
+// failed write kicks.
+func (c *client) writeFrame(frame []byte) bool {
+	if c.isKicked() {
+		return false
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), c.h.opts.WriteTimeout)
+	err := c.ws.Write(wctx, websocket.MessageText, frame)
+	cancel()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			reaped.Inc()
+		}
+		c.kick(closeCode{code: websocket.StatusGoingAway, now: true})
+		return false
+	}
+	c.sent.Add(1)
+	messagesSent.Inc()
+	return true
 }
 
 // readLoop handles what the client sends: {"type":"ping"} is answered with

@@ -41,7 +41,7 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Addr, "realtime-addr", c.Addr, "realtime WebSocket service listen address")
 	fs.StringVar(&c.Origins, "realtime-allowed-origins", c.Origins, "comma-separated browser origin patterns allowed to connect (empty: any; credentials are never cookies)")
-	fs.IntVar(&c.Hub.QueueSize, "realtime-queue-size", c.Hub.QueueSize, "messages queued per connection before a slow client is closed with 1013 (at least 1)")
+	fs.IntVar(&c.Hub.QueueSize, "realtime-queue-size", c.Hub.QueueSize, "events queued per connection before a slow client is closed with 1013 (at least 1)")
 	fs.DurationVar(&c.Hub.WriteTimeout, "realtime-write-timeout", c.Hub.WriteTimeout, "longest a write to one client may block before it is dropped (must be > 0)")
 	fs.DurationVar(&c.Hub.PingInterval, "realtime-ping-interval", c.Hub.PingInterval, "how often each client is pinged (must be > 0)")
 	fs.DurationVar(&c.Hub.PongTimeout, "realtime-pong-timeout", c.Hub.PongTimeout, "how long a ping waits for its pong before the connection is dropped as dead (must be > 0)")

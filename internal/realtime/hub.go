@@ -85,8 +85,9 @@ type Options struct {
 	// Bus is consumed by Consume and read by replays (?since=). Without it
 	// the hub only fans out what Dispatch is given, and ?since= is refused.
 	Bus bus.Bus
-	// QueueSize is how many messages may wait for one connection before it
-	// is closed with 1013
+	// QueueSize is how many events may wait for one connection before it
+	// is closed with 1013 (an event is one message or, rarely, two: a
+	// status and a title changed together).
 	QueueSize int
 	// WriteTimeout bounds one write to a client; a client
 	// that does not take a message in that time is dropped.
@@ -177,6 +178,7 @@ func (h *Hub) Dispatch(ev Event) {
 	if !ours(ev.Topic) {
 		return
 	}
+	start := time.Now()
 	h.consumer.observe(ev)
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -205,17 +207,19 @@ func (h *Hub) Dispatch(ev Event) {
 	if len(ev.Frames) == 0 {
 		return
 	}
+	d := liveDelivery(ev, start)
+	n := 0
 	for c := range h.docs[ev.DocumentID] {
-		if c.inReplay {
-			continue
+		if !c.inReplay && c.deliver(ev.Position, d) {
+			n++
 		}
-		c.deliver(ev)
 	}
 	for c := range h.list {
-		if !c.inReplay && c.wants(ev) {
-			c.deliver(ev)
+		if !c.inReplay && c.wants(ev) && c.deliver(ev.Position, d) {
+			n++
 		}
 	}
+	d.launched(n)
 }
 
 // subscribe adds c to its document. A client reconnecting after since is
@@ -344,6 +348,6 @@ var registerMetrics sync.Once
 // to call more than once.
 func RegisterMetrics() {
 	registerMetrics.Do(func() {
-		prometheus.MustRegister(connectionsGauge, documentsGauge, listGauge, queueDrops, reaped, messagesSent, revoked, eventsConsumed)
+		prometheus.MustRegister(connectionsGauge, documentsGauge, listGauge, queueDrops, reaped, messagesSent, revoked, eventsConsumed, fanoutSeconds)
 	})
 }

@@ -120,7 +120,7 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 	})
 
 	for caughtUp := false; !caughtUp; {
-		var frames [][]byte
+		var out *delivery
 		select {
 		case <-ctx.Done():
 			return nil
@@ -146,7 +146,7 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 						st.readers, st.hasReaders = ev.Readers, true
 					}
 					if c.viewer.mayViewEvent(ev) && (ev.HasReaders || !st.hasReaders || c.viewer.mayView(st.readers)) {
-						frames = ev.Frames
+						out = &delivery{frames: ev.Frames}
 					}
 				}
 				caughtUp = st.known && st.seen >= st.boundary
@@ -157,7 +157,7 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 			caughtUp = c.rs.known && c.rs.seen >= c.rs.boundary
 			c.mu.Unlock()
 		}
-		if !c.send(ctx, frames) {
+		if out != nil && !c.send(ctx, out) {
 			return nil
 		}
 	}
@@ -172,12 +172,12 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 	// until the buffer is momentarily empty.
 	for {
 		c.mu.Lock()
-		frames := c.takeBufferedLocked()
+		buffered := c.takeBufferedLocked()
 		c.mu.Unlock()
-		if len(frames) == 0 {
+		if len(buffered) == 0 {
 			break
 		}
-		if !c.send(ctx, frames) {
+		if !c.send(ctx, buffered...) {
 			return nil
 		}
 	}
@@ -188,9 +188,9 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 	defer c.h.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, f := range c.takeBufferedLocked() {
+	for _, d := range c.takeBufferedLocked() {
 		select {
-		case c.queue <- f:
+		case c.queue <- d:
 		default:
 			c.overflow() // kicks once; the rest is dropped with the connection
 		}
@@ -203,12 +203,12 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 	return nil
 }
 
-// send queues frames, waiting for room; false when the client is kicked or
-// ctx is done.
-func (c *client) send(ctx context.Context, frames [][]byte) bool {
-	for _, f := range frames {
+// send queues deliveries, waiting for room; false when the client is
+// kicked or ctx is done.
+func (c *client) send(ctx context.Context, ds ...*delivery) bool {
+	for _, d := range ds {
 		select {
-		case c.queue <- f:
+		case c.queue <- d:
 			c.poke()
 		case <-c.kicked:
 			return false
@@ -220,14 +220,15 @@ func (c *client) send(ctx context.Context, frames [][]byte) bool {
 }
 
 // takeBufferedLocked empties the buffer of live events, keeping what the
-// replay did not already send (positions after skip).
-func (c *client) takeBufferedLocked() [][]byte {
-	var frames [][]byte
+// replay did not already send (positions after skip). Their fan-out was
+// observed without this client (it was in replay): they are not timed.
+func (c *client) takeBufferedLocked() []*delivery {
+	var out []*delivery
 	for _, ev := range c.rs.buf {
 		if ev.Position > c.skip {
-			frames = append(frames, ev.Frames...)
+			out = append(out, &delivery{frames: ev.Frames})
 		}
 	}
 	c.rs.buf = nil
-	return frames
+	return out
 }
