@@ -3,7 +3,6 @@ package realtime
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +57,10 @@ type client struct {
 
 	// writing: a writer goroutine is running (poke).
 	writing atomic.Bool
+	// writeTimer bounds the write in progress (WriteTimeout): armed
+	// before each write and stopped after, by the one running writer;
+	// made at the first write.
+	writeTimer *time.Timer
 	// bgMu guards ended and timers; bg counts what runs aside (writer,
 	// pings, rechecks, replay), which finish waits for.
 	bgMu       sync.Mutex
@@ -305,19 +308,36 @@ func (c *client) writeFrame(frame []byte) bool {
 	if c.isKicked() {
 		return false
 	}
-	wctx, cancel := context.WithTimeout(context.Background(), c.h.opts.WriteTimeout)
-	err := c.ws.Write(wctx, websocket.MessageText, frame)
-	cancel()
+	// One timer per connection, re-armed per write, rather than a
+	// context with a deadline per write: that allocated a context, a
+	// timer and the library's AfterFunc registration for every frame,
+	// 10,000 of each per event fanned out to 10,000 subscribers. A write
+	// blocked past the timeout is ended by the kick closing the
+	// connection, as the context's deadline did.
+	if c.writeTimer == nil {
+		c.writeTimer = time.AfterFunc(c.h.opts.WriteTimeout, c.writeTimedOut)
+	} else {
+		c.writeTimer.Reset(c.h.opts.WriteTimeout)
+	}
+	err := c.ws.Write(context.Background(), websocket.MessageText, frame)
+	c.writeTimer.Stop()
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			reaped.Inc()
-		}
 		c.kick(closeCode{code: websocket.StatusGoingAway, now: true})
 		return false
 	}
 	c.sent.Add(1)
 	messagesSent.Inc()
 	return true
+}
+
+// writeTimedOut drops a client that has not taken a frame within the
+// write timeout. Closing the connection here ends the blocked write even
+// when the client was kicked before (a full queue): finish's close
+// handshake would wait behind that write.
+func (c *client) writeTimedOut() {
+	reaped.Inc()
+	c.kick(closeCode{code: websocket.StatusGoingAway, now: true})
+	_ = c.ws.CloseNow()
 }
 
 // readLoop handles what the client sends: {"type":"ping"} is answered with
