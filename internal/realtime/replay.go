@@ -145,7 +145,7 @@ func (c *client) replay(ctx context.Context, since uint64) error {
 					if ev.HasReaders {
 						st.readers, st.hasReaders = ev.Readers, true
 					}
-					if c.viewer.mayViewEvent(ev) && (ev.HasReaders || !st.hasReaders || c.viewer.mayView(st.readers)) {
+					if len(ev.Frames) > 0 && c.viewer.mayViewEvent(ev) && (ev.HasReaders || !st.hasReaders || c.viewer.mayView(st.readers)) {
 						out = &delivery{frames: ev.Frames}
 					}
 				}
