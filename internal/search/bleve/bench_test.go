@@ -31,8 +31,11 @@ import (
 //
 //	rare:     a 0.1 % word with a typo (fuzzy), size 10, one filter
 //	common:   a 1 % word, size 20
+//	common+status: the same with a filter matching 40 % of documents
+//	common+creator: the same with a filter matching 0.1 % (created_by)
 //	test:     a word in 95 % of documents, size 20
 //	document: a word in 99 % of titles, size 10
+//	test+status, document+status: with a filter matching 40 % and 2 %
 //
 //	BENCH_DOCS=100000 go test -run '^$' -bench SearchCorpus -benchtime 200x ./internal/search/bleve/
 //
@@ -63,8 +66,16 @@ func BenchmarkSearchCorpus(b *testing.B) {
 		{"common", 32, func(r *rand.Rand) search.Query {
 			return search.Query{Text: bench.Common[r.IntN(len(bench.Common))], Size: 20}
 		}},
+		{"common+status", 32, func(r *rand.Rand) search.Query {
+			return search.Query{Text: bench.Common[r.IntN(len(bench.Common))], Status: "created", Size: 20}
+		}},
+		{"common+creator", 32, func(r *rand.Rand) search.Query {
+			return search.Query{Text: bench.Common[r.IntN(len(bench.Common))], CreatedBy: "user7@bench.example", Size: 20}
+		}},
 		{"test", 8, func(*rand.Rand) search.Query { return search.Query{Text: "test", Size: 20} }},
+		{"test+status", 8, func(*rand.Rand) search.Query { return search.Query{Text: "test", Status: "created", Size: 20} }},
 		{"document", 8, func(*rand.Rand) search.Query { return search.Query{Text: "document", Size: 10} }},
+		{"document+status", 8, func(*rand.Rand) search.Query { return search.Query{Text: "document", Status: "archived", Size: 10} }},
 	}
 	for _, c := range classes {
 		for _, conns := range []int{1, c.conns} {

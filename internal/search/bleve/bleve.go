@@ -518,8 +518,9 @@ func live(q query.Query) query.Query {
 // sees a handful of documents. In a conjunction the rarest clause drives
 // (bleve orders conjuncts by their posting-list sizes) and the others skip
 // ahead to its documents, so the cost follows what the caller may see.
-// Boost 0 keeps the clause out of scores and the query norm: a visible
-// document ranks as it would unrestricted.
+// Its terms are filterTerms and the disjunction has boost 0, which keeps
+// the clause out of scores and the query norm: a visible document ranks
+// as it would unrestricted.
 func restrict(q query.Query, acc search.Access) query.Query {
 	if !acc.Restricted {
 		return q
@@ -529,9 +530,7 @@ func restrict(q query.Query, acc search.Access) query.Query {
 	}
 	readers := make([]query.Query, 0, len(acc.Readers))
 	for _, k := range acc.Readers {
-		t := term(fReaders, k)
-		t.SetBoost(0)
-		readers = append(readers, t)
+		readers = append(readers, filterTerm{fReaders, k})
 	}
 	var filter query.Query = readers[0]
 	if len(readers) > 1 {
@@ -542,24 +541,21 @@ func restrict(q query.Query, acc search.Access) query.Query {
 	return bleve.NewConjunctionQuery(q, filter)
 }
 
-func term(field, value string) *query.TermQuery {
-	q := bleve.NewTermQuery(value)
-	q.SetField(field)
-	return q
-}
-
 // Search implements search.Index.
 func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
 	text, searched := textQueryTerms(q.Text)
+	// The filters select and do not score (Elasticsearch's filter
+	// context): every hit holds the same filter terms, so their scores
+	// were one constant added to all, and the order is the text's alone.
 	must := []query.Query{text}
 	if q.Status != "" {
-		must = append(must, term(fStatus, q.Status))
+		must = append(must, filterTerm{fStatus, q.Status})
 	}
 	if q.CreatedBy != "" {
-		must = append(must, term(fCreatedBy, q.CreatedBy))
+		must = append(must, filterTerm{fCreatedBy, q.CreatedBy})
 	}
 	if q.SigningStatus != "" {
-		must = append(must, term(fSigningStatus, q.SigningStatus))
+		must = append(must, filterTerm{fSigningStatus, q.SigningStatus})
 	}
 	req := bleve.NewSearchRequestOptions(restrict(allOf(must), q.Access), q.Size, q.From, false)
 	req.Fields = storedFields

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
+	bsearch "github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
 	index "github.com/blevesearch/bleve_index_api"
 
@@ -41,6 +42,14 @@ func corpusIndex(t *testing.T, n int, created func(i int) time.Time) *Index {
 		ops = ops[k:]
 	}
 	return x
+}
+
+// term is a scoring term clause, as Search built its filters before
+// filterTerm.
+func term(field, value string) *query.TermQuery {
+	q := bleve.NewTermQuery(value)
+	q.SetField(field)
+	return q
 }
 
 // TestTopKRanksAsBleveSortWould compares every page with Bleve's own
@@ -85,6 +94,12 @@ func TestTopKRanksAsBleveSortWould(t *testing.T) {
 		{Text: "nothingmatchesthis", Size: 10},
 		{Text: "test", Size: 100},
 		{Text: "test", From: 500, Size: 100},
+		// Filters, which select without scoring: the order is the one
+		// the scoring term clauses of before gave.
+		{Text: bench.Typo(bench.Rare[9], rand.New(rand.NewPCG(2, 2))), Status: "created", Size: 10},
+		{Text: bench.Common[3], Status: "created", Size: 20},
+		{Text: "test", Status: "signed", From: 20, Size: 20},
+		{Text: "document", CreatedBy: bench.Document(42).CreatedBy, Size: 20},
 	}
 	for _, q := range queries {
 		got, err := x.Search(context.Background(), q)
@@ -94,6 +109,9 @@ func TestTopKRanksAsBleveSortWould(t *testing.T) {
 		must := []query.Query{textQuery(q.Text)}
 		if q.Status != "" {
 			must = append(must, term(fStatus, q.Status))
+		}
+		if q.CreatedBy != "" {
+			must = append(must, term(fCreatedBy, q.CreatedBy))
 		}
 		// The query as Search built it before anyOf and allOf: Bleve's
 		// disjunction of all three fields, a conjunction even of one
@@ -134,6 +152,65 @@ func TestTopKRanksAsBleveSortWould(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestFiltersSelectWithoutScoring: a filtered search's hits are the
+// unfiltered search's hits holding the filter's value, each with the
+// score it has unfiltered; and the filter's searcher is not an
+// index.Optimizable, so scorch's conjunction optimisation (which makes
+// zap walk every posting of each clause) never takes a query holding one.
+func TestFiltersSelectWithoutScoring(t *testing.T) {
+	x := corpusIndex(t, 3000, bench.CreatedAt)
+	for _, q := range []search.Query{
+		{Text: bench.Common[3], Status: "created"},
+		{Text: "test", Status: "signed"},
+		{Text: "sales agreement", CreatedBy: bench.Document(42).CreatedBy},
+	} {
+		filtered, err := x.Search(context.Background(), search.Query{Text: q.Text, Status: q.Status, CreatedBy: q.CreatedBy, Size: 3000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := x.Search(context.Background(), search.Query{Text: q.Text, Size: 3000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		score := map[string]float64{}
+		want := 0
+		for _, h := range all.Hits {
+			if (q.Status == "" || h.Status == q.Status) && (q.CreatedBy == "" || h.CreatedBy == q.CreatedBy) {
+				score[h.ID] = h.Score
+				want++
+			}
+		}
+		if len(filtered.Hits) != want || want == 0 {
+			t.Fatalf("%+v: %d hits, want %d (of %d unfiltered)", q, len(filtered.Hits), want, len(all.Hits))
+		}
+		for _, h := range filtered.Hits {
+			if s, ok := score[h.ID]; !ok || h.Score != s {
+				t.Fatalf("%+v: %s scores %v filtered, %v unfiltered (present: %v)", q, h.ID, h.Score, s, ok)
+			}
+		}
+	}
+	adv, err := x.idx.Advanced()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := adv.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s, err := filterTerm{fStatus, "created"}.Searcher(context.Background(), r, x.idx.Mapping(), bsearch.SearcherOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, ok := s.(index.Optimizable); ok {
+		t.Fatalf("the filter's searcher %T is an index.Optimizable", s)
+	}
+	if s.Count() == 0 {
+		t.Fatal("the filter matches nothing: the test checks nothing")
 	}
 }
 
