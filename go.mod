@@ -52,7 +52,6 @@ require github.com/go-pdf/fpdf v0.9.0
 
 require (
 	github.com/go-redis/redis_rate/v10 v10.0.1
-	github.com/synadia-io/orbit.go/jetstreamext v0.3.2
 	github.com/yuin/goldmark v1.8.7
 )
 
@@ -63,7 +62,6 @@ require (
 	github.com/gorilla/securecookie v1.1.2 // indirect
 	github.com/muhlemmer/gu v0.3.1 // indirect
 	github.com/muhlemmer/httpforwarded v0.1.0 // indirect
-	github.com/synadia-io/orbit.go/natsext v0.1.3 // indirect
 	github.com/zitadel/schema v1.3.2 // indirect
 	golang.org/x/oauth2 v0.38.0 // indirect
 )

@@ -81,8 +81,6 @@ func StartEmbedded(ctx context.Context, eo EmbeddedOptions) (*Bus, error) {
 		return nil, fmt.Errorf("nats: embedded server: %w", err)
 	}
 	eo.Options.defaults()
-	// The embedded server is 2.14+: its streams take fast-ingest batches.
-	eo.Options.batchPublish = true
 	// NoLog keeps the server off stderr; its warnings and errors (a full
 	// disk, a corrupt store) still belong in the process's log.
 	ns.SetLoggerV2(serverLogger{eo.Log.With("logger", "nats-server")}, false, false, false)

@@ -60,11 +60,6 @@ type Options struct {
 	// and reported stalled (default 30s). See watch.go.
 	StallAfter time.Duration
 	Log        *slog.Logger
-
-	// batchPublish makes the streams this client creates or reconciles
-	// allow fast-ingest batches (set for the embedded server, whose version
-	// is known; see fast.go).
-	batchPublish bool
 }
 
 func (o *Options) defaults() {
@@ -213,19 +208,11 @@ func (b *Bus) Publish(ctx context.Context, msgs ...bus.Message) error {
 // batch while the previous one is still being stored: the CDC engine does,
 // to keep JetStream busy between batches.
 //
-// On the embedded server, a call of at least fastMin messages of one
-// stream goes out as one fast-ingest batch, acked once rather than message
-// by message (fast.go); anything else (an external server, a watermark),
-// one JetStream publish per message. wait means the same on both paths.
-//
 // The CDC engine calls this for every captured row, so the per-message work
 // is kept small: the stream is looked up once per run of one topic, and the
 // headers (the message's, its key and its JetStream message ID) are built
 // straight into one header map over one backing slice.
 func (b *Bus) PublishAsync(ctx context.Context, msgs ...bus.Message) (wait func(context.Context) error, err error) {
-	if b.fastIngest(ctx, msgs) {
-		return b.publishFast(ctx, msgs)
-	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var checked string // the topic whose stream is known to exist
 	for _, m := range msgs {
@@ -235,7 +222,23 @@ func (b *Bus) PublishAsync(ctx context.Context, msgs ...bus.Message) (wait func(
 			}
 			checked = m.Topic
 		}
-		f, err := b.js.PublishMsgAsync(natsMsg(m))
+		n := len(m.Headers) + 2
+		vals := make([]string, 0, n)
+		h := make(natsgo.Header, n)
+		set := func(k, v string) {
+			vals = append(vals, v)
+			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
+		for k, v := range m.Headers {
+			set(k, v)
+		}
+		if len(m.Key) > 0 {
+			set(HeaderKey, string(m.Key))
+		}
+		if id := MsgID(m); id != "" {
+			set(jetstream.MsgIDHeader, id) // what jetstream.WithMsgID sets
+		}
+		f, err := b.js.PublishMsgAsync(&natsgo.Msg{Subject: m.Topic, Data: m.Value, Header: h})
 		if err != nil {
 			return nil, fmt.Errorf("nats: publish %s: %w", m.Topic, err)
 		}
@@ -256,28 +259,6 @@ func (b *Bus) PublishAsync(ctx context.Context, msgs ...bus.Message) (wait func(
 		}
 		return nil
 	}, nil
-}
-
-// natsMsg is m as a NATS message: its headers, its key and its JetStream
-// message ID built straight into one header map over one backing slice.
-func natsMsg(m bus.Message) *natsgo.Msg {
-	n := len(m.Headers) + 2
-	vals := make([]string, 0, n)
-	h := make(natsgo.Header, n)
-	set := func(k, v string) {
-		vals = append(vals, v)
-		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
-	}
-	for k, v := range m.Headers {
-		set(k, v)
-	}
-	if len(m.Key) > 0 {
-		set(HeaderKey, string(m.Key))
-	}
-	if id := MsgID(m); id != "" {
-		set(jetstream.MsgIDHeader, id) // what jetstream.WithMsgID sets
-	}
-	return &natsgo.Msg{Subject: m.Topic, Data: m.Value, Header: h}
 }
 
 // GroupCaughtUp reports whether the durable consumer of group on topic has

@@ -21,11 +21,7 @@ import (
 //   - the duplicate window: raised to Options.Duplicates when shorter (it
 //     is what drops a change re-published after a crash), never lowered;
 //   - replicas: raised to Options.Replicas (--bus-replicas), never lowered:
-//     a stream an operator scaled up stays scaled up;
-//   - allow-batched, on the embedded server only (whose version, 2.14+, is
-//     known): set, so the CDC engine's batches go out as fast-ingest
-//     batches with one ack each (fast.go). On an external server it is the
-//     operator's, and the bus publishes message by message either way.
+//     a stream an operator scaled up stays scaled up.
 //
 // Every other setting is the operator's and is kept; a difference with what
 // docstream would have created (storage, retention) is logged as a warning.
@@ -43,8 +39,6 @@ func (b *Bus) wantStream(name, subjects string) jetstream.StreamConfig {
 		Duplicates:  b.opts.Duplicates,
 		Replicas:    b.opts.Replicas,
 		AllowDirect: true, // cheap GetMsg for StartAfterLSN's search
-		// One ack per batch for the CDC engine's publishes (fast.go).
-		AllowBatchPublish: b.opts.batchPublish,
 	}
 }
 
@@ -64,10 +58,6 @@ func reconcile(have, want jetstream.StreamConfig) (cfg jetstream.StreamConfig, c
 	if !cfg.AllowDirect {
 		cfg.AllowDirect = true
 		changed = append(changed, "allow_direct false -> true")
-	}
-	if want.AllowBatchPublish && !cfg.AllowBatchPublish {
-		cfg.AllowBatchPublish = true
-		changed = append(changed, "allow_batched false -> true")
 	}
 	switch {
 	case cfg.Duplicates < want.Duplicates:
