@@ -98,12 +98,7 @@ func TestSyncOfAMissingFileObjectFails(t *testing.T) {
 // (rather than reporting content durable) once the directory is gone.
 func TestSyncAllSyncsTheBucketsFileSystem(t *testing.T) {
 	ctx := context.Background()
-	base := t.TempDir()
-	b, err := Open(ctx, "file://"+filepath.ToSlash(base), "documents")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, base := fileBucket(t)
 	if err := b.WriteAll(ctx, "a/content", []byte("x"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -127,11 +122,7 @@ func TestSyncAllSyncsTheBucketsFileSystem(t *testing.T) {
 // sidecar, and is not overwritten by a second write.
 func TestWriteUnsyncedReadsBackThroughFileblob(t *testing.T) {
 	ctx := context.Background()
-	b, err := Open(ctx, "file://"+filepath.ToSlash(t.TempDir()), "documents")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, _ := fileBucket(t)
 	data := []byte("party shall herein payment.")
 	if err := b.WriteUnsynced(ctx, "0196-bulk/content", data, "text/plain"); err != nil {
 		t.Fatal(err)
@@ -362,12 +353,7 @@ func TestSyncOnAClosedBucketFails(t *testing.T) {
 // it still fails once the directory is gone.
 func TestPingOfAFileBucketDoesNotReadItsDirectory(t *testing.T) {
 	ctx := context.Background()
-	base := t.TempDir()
-	b, err := Open(ctx, "file://"+filepath.ToSlash(base), "documents")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, base := fileBucket(t)
 	for i := range 5000 {
 		if err := os.Mkdir(filepath.Join(base, "documents", fmt.Sprintf("doc-%05d", i)), 0o755); err != nil {
 			t.Fatal(err)
@@ -395,12 +381,7 @@ func TestPingOfAFileBucketDoesNotReadItsDirectory(t *testing.T) {
 // holds its name.)
 func TestAFailedWriteUnsyncedLeavesNoLoneSidecar(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	b, err := Open(ctx, "file://"+filepath.ToSlash(dir), "documents")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, dir := fileBucket(t)
 	path := filepath.Join(dir, "documents", "0196-bulk", "content")
 	if err := os.MkdirAll(path, 0o777); err != nil {
 		t.Fatal(err)
@@ -411,4 +392,17 @@ func TestAFailedWriteUnsyncedLeavesNoLoneSidecar(t *testing.T) {
 	if _, err := os.Stat(path + ".attrs"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a sidecar was left without its object: %v", err)
 	}
+}
+
+// fileBucket is a "documents" bucket in a file:// directory of its own,
+// closed when the test ends; dir is the directory.
+func fileBucket(t *testing.T) (b *Bucket, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	b, err := Open(context.Background(), "file://"+filepath.ToSlash(dir), "documents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, dir
 }

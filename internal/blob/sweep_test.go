@@ -104,12 +104,7 @@ func TestSweepS3BucketOnVersityGateway(t *testing.T) {
 // with the sweep, for those left by an older version or a crash).
 func TestDeleteLeavesNoEmptyDirectories(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	b, err := Open(ctx, "file://"+filepath.ToSlash(dir), "documents")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, dir := fileBucket(t)
 	for _, k := range []string{owned + "/content", owned + "/text", orphan + "/content"} {
 		if err := b.WriteAll(ctx, k, []byte("x"), nil); err != nil {
 			t.Fatal(err)

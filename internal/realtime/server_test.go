@@ -386,14 +386,11 @@ func TestClientPingGetsPong(t *testing.T) {
 // 20 s read wait (with a minute it never did), and longer than the few
 // round trips of the normal client between the slow one's socket filling
 // and its queue overflowing, so the cut-off is the queue's.
-func TestSlowClientIsCutOffWhileOthersKeepReceiving(t *testing.T) {
-	s := startServer(t, serverOpts{hub: Options{QueueSize: 8, WriteTimeout: 5 * time.Second}, sendBuffer: 4096})
-	doc := uuid.NewString()
-	slow := s.dial(t, doc, "", 4096)
-	normal := s.dial(t, doc, "", 0)
-	testenv.WaitFor(t, "subscribers", func() bool { return s.hub.Connections() == 2 })
-	drops := testutil.ToFloat64(queueDrops)
-
+// dispatchUntilCutOff dispatches title events to doc, reading each on
+// normal, until one of doc's two subscribers (the one that never reads) is
+// cut off, and returns the last event's LSN.
+func dispatchUntilCutOff(t *testing.T, s *testServer, doc string, normal *websocket.Conn) uint64 {
+	t.Helper()
 	var n uint64
 	for s.hub.Connections() == 2 {
 		n++
@@ -405,6 +402,18 @@ func TestSlowClientIsCutOffWhileOthersKeepReceiving(t *testing.T) {
 			t.Fatalf("normal client got lsn %d, want %d", m.LSN, n)
 		}
 	}
+	return n
+}
+
+func TestSlowClientIsCutOffWhileOthersKeepReceiving(t *testing.T) {
+	s := startServer(t, serverOpts{hub: Options{QueueSize: 8, WriteTimeout: 5 * time.Second}, sendBuffer: 4096})
+	doc := uuid.NewString()
+	slow := s.dial(t, doc, "", 4096)
+	normal := s.dial(t, doc, "", 0)
+	testenv.WaitFor(t, "subscribers", func() bool { return s.hub.Connections() == 2 })
+	drops := testutil.ToFloat64(queueDrops)
+
+	n := dispatchUntilCutOff(t, s, doc, normal)
 	if got := testutil.ToFloat64(queueDrops) - drops; got != 1 {
 		t.Fatalf("queue drops %v, want 1", got)
 	}

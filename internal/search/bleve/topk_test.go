@@ -192,15 +192,7 @@ func TestFiltersSelectWithoutScoring(t *testing.T) {
 			}
 		}
 	}
-	adv, err := x.idx.Advanced()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := adv.Reader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := reader(t, x)
 	s, err := filterTerm{fStatus, "created"}.Searcher(context.Background(), r, x.idx.Mapping(), bsearch.SearcherOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -260,15 +252,7 @@ func TestFuzzyExpansionIsBoundedAndKeepsThePrefix(t *testing.T) {
 // terms at the same distances as the index's fuzzy dictionary.
 func TestSharedAutomatonExpandsAsTheIndexDoes(t *testing.T) {
 	x := corpusIndex(t, 3000, bench.CreatedAt)
-	adv, err := x.idx.Advanced()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := adv.Reader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := reader(t, x)
 	fr := r.(index.IndexReaderFuzzy)
 	rng := rand.New(rand.NewPCG(3, 3))
 	terms := []string{"test", "tset", "document", "documnet", "agrement", "user1", "paymnt", "term", bench.Common[1]}
@@ -298,4 +282,19 @@ func TestSharedAutomatonExpandsAsTheIndexDoes(t *testing.T) {
 	if expanded < len(terms) {
 		t.Fatalf("only %d terms expanded in all: the test compares empty sets", expanded)
 	}
+}
+
+// reader is a reader of x's index, closed when the test ends.
+func reader(t *testing.T, x *Index) index.IndexReader {
+	t.Helper()
+	adv, err := x.idx.Advanced()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := adv.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
