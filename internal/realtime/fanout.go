@@ -38,9 +38,8 @@ var fanoutSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 // one atomic add when its write is done.
 type delivery struct {
 	frames [][]byte
-	// timed: this delivery's fan-out is observed (a live one; replayed
-	// and buffered ones are not). start is when Dispatch began.
-	timed bool
+	// start is when Dispatch began; zero for a delivery whose fan-out
+	// is not observed (replayed and buffered ones).
 	start time.Time
 	// pending is the number of subscribers Dispatch queued the delivery
 	// to (added once, when it is done with all of them: launched) less
@@ -52,7 +51,7 @@ type delivery struct {
 
 // liveDelivery is the delivery of ev's frames dispatched at start.
 func liveDelivery(ev Event, start time.Time) *delivery {
-	return &delivery{frames: ev.Frames, timed: true, start: start}
+	return &delivery{frames: ev.Frames, start: start}
 }
 
 // launched records that d was queued to n subscribers.
@@ -65,7 +64,7 @@ func (d *delivery) launched(n int) {
 // done records that one subscriber is done with d: its write returned, or
 // its connection ended before the write.
 func (d *delivery) done() {
-	if d.timed && d.pending.Add(-1) == 0 {
+	if !d.start.IsZero() && d.pending.Add(-1) == 0 {
 		d.observe()
 	}
 }
