@@ -33,7 +33,10 @@ func TestWALPositionAtAPageBoundaryIsTheRecordsEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const page = 8192
+	var page uint64 // wal_block_size, as WALPositionSQL reads it
+	if err := pool.QueryRow(ctx, "SELECT current_setting('wal_block_size')::bigint").Scan(&page); err != nil {
+		t.Fatal(err)
+	}
 	// Another session's WAL (autovacuum, a checkpoint) may land between
 	// the reads: try again until one message ends on the boundary.
 	for try := 0; try < 50; try++ {
