@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -109,5 +110,27 @@ func TestALocalTargetThatDoesNotAnswerIsUnreachable(t *testing.T) {
 	v := o.Gather(context.Background())
 	if s := v.Services[0]; s.Ready != "unreachable" || !strings.Contains(s.Error, "health/ready") || s.Requests != nil {
 		t.Fatalf("%+v", s)
+	}
+}
+
+// A collector of the process's registry that fails is shown on the local
+// modules as their error, and the families it did gather are still read
+// (as promhttp serves them).
+func TestALocalCollectorErrorIsShownAndTheRestRead(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	requests(reg, "document", 3)
+	var none atomic.Int64
+	doc := module(t, reg, &none)
+	gatherer := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		fams, _ := reg.Gather()
+		return fams, errors.New("collector broke")
+	})
+	v := New(Config{Gatherer: gatherer, Targets: []Target{{Name: "document", URL: doc.URL, Local: true}}}).Gather(context.Background())
+	s := v.Services[0]
+	if s.Ready != "ok" || !strings.Contains(s.Error, "collector broke") {
+		t.Fatalf("ready %q, error %q; want ok and the collector's error", s.Ready, s.Error)
+	}
+	if s.Requests == nil || *s.Requests != 3 {
+		t.Fatalf("requests %v, want 3 from the families gathered", s.Requests)
 	}
 }
